@@ -1,0 +1,199 @@
+//! Who is calling (server side only): a `session` cookie or an `Authorization:
+//! Bearer` token, each checked against the account's current `auth_version`, and
+//! the CSRF rule for cookie-authenticated writes.
+
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use leptos::prelude::*;
+use leptos_axum::ResponseOptions;
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use crate::api::ApiError;
+use engine::{Engine, User};
+
+/// What the session cookie stands for once signed in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionAuth {
+    pub user_id: String,
+    pub auth_version: i64,
+    /// The token cookie-authenticated writes must echo (`_csrf`).
+    pub csrf: String,
+}
+
+pub const SESSION_AUTH_KEY: &str = "auth";
+
+/// How the caller proved who it is.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Session { csrf: String },
+    Bearer,
+}
+
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    pub credential: Credential,
+}
+
+pub fn engine() -> Result<Engine, ApiError> {
+    use_context::<Engine>().ok_or_else(|| ApiError::new("engine missing from context"))
+}
+
+pub fn set_status(status: u16) {
+    if let (Some(opts), Ok(status)) = (
+        use_context::<ResponseOptions>(),
+        StatusCode::from_u16(status),
+    ) {
+        opts.set_status(status);
+    }
+}
+
+fn parts() -> Result<Parts, ApiError> {
+    use_context::<Parts>().ok_or_else(|| ApiError::new("request missing from context"))
+}
+
+async fn session() -> Result<Session, ApiError> {
+    leptos_axum::extract::<Session>()
+        .await
+        .map_err(|e| ApiError::new(format!("session layer missing: {e}")))
+}
+
+/// The caller, or 401.
+pub async fn caller() -> Result<Caller, ApiError> {
+    signed_in()
+        .await?
+        .ok_or_else(|| engine::Error::Unauthenticated.into())
+}
+
+/// The caller, or `None` for a visitor (or a stale credential).
+pub async fn signed_in() -> Result<Option<Caller>, ApiError> {
+    let engine = engine()?;
+    let parts = parts()?;
+    let session = session().await?;
+    Ok(identify(&engine, &parts.headers, &session).await?)
+}
+
+/// Resolves the credential a request carries. A bearer token wins over the cookie
+/// when both are sent, and an invalid one is an error rather than a visitor. A
+/// session whose account moved on (password changed, account deleted) is deleted.
+pub async fn identify(
+    engine: &Engine,
+    headers: &HeaderMap,
+    session: &Session,
+) -> Result<Option<Caller>, engine::Error> {
+    if let Some(token) = bearer_token(headers) {
+        let claims = engine.tokens.verify(token)?;
+        let user = engine.accounts.authenticate(&claims.sub, claims.ver).await?;
+        return Ok(Some(Caller {
+            user,
+            credential: Credential::Bearer,
+        }));
+    }
+    let auth: Option<SessionAuth> = session
+        .get(SESSION_AUTH_KEY)
+        .await
+        .map_err(|e| engine::Error::Internal(format!("session: {e}")))?;
+    let Some(auth) = auth else {
+        return Ok(None);
+    };
+    match engine
+        .accounts
+        .authenticate(&auth.user_id, auth.auth_version)
+        .await
+    {
+        Ok(user) => Ok(Some(Caller {
+            user,
+            credential: Credential::Session { csrf: auth.csrf },
+        })),
+        Err(engine::Error::Unauthenticated) => {
+            let _ = session.flush().await;
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// The caller, checked for a write: a cookie-authenticated caller must present
+/// the session's CSRF token, in the `_csrf` query parameter, the `X-CSRF-Token`
+/// header or (for HTML forms) the `csrf` argument; else 403.
+pub async fn writer(form_csrf: Option<&str>) -> Result<Caller, ApiError> {
+    let caller = caller().await?;
+    if let Credential::Session { csrf } = &caller.credential {
+        let parts = parts()?;
+        let sent = form_csrf
+            .map(str::to_string)
+            .or_else(|| csrf_from_request(&parts));
+        if !sent.is_some_and(|sent| constant_time_eq(sent.as_bytes(), csrf.as_bytes())) {
+            set_status(403);
+            return Err(ApiError::new("missing or invalid CSRF token"));
+        }
+    }
+    Ok(caller)
+}
+
+/// Signs `user` in on this request's session: a fresh session id (so an id fixed
+/// before login is worthless) and a fresh CSRF token.
+pub async fn start_session(user: &User) -> Result<SessionAuth, ApiError> {
+    let session = session().await?;
+    let internal = |e: tower_sessions::session::Error| {
+        ApiError::from(engine::Error::Internal(format!("session: {e}")))
+    };
+    session.cycle_id().await.map_err(internal)?;
+    let auth = SessionAuth {
+        user_id: user.id.0.clone(),
+        auth_version: user.auth_version,
+        csrf: engine::random_hex(16),
+    };
+    session
+        .insert(SESSION_AUTH_KEY, &auth)
+        .await
+        .map_err(internal)?;
+    Ok(auth)
+}
+
+/// Ends the session: deleted on the server, cookie cleared.
+pub async fn end_session() -> Result<(), ApiError> {
+    session()
+        .await?
+        .flush()
+        .await
+        .map_err(|e| ApiError::from(engine::Error::Internal(format!("session: {e}"))))
+}
+
+/// The address the login throttle counts failures against.
+pub fn client_address() -> String {
+    parts()
+        .map(|p| client_address_of(&p.extensions))
+        .unwrap_or_else(|_| "local".to_string())
+}
+
+/// The peer's IP address as the server saw it ("local" when served without a
+/// socket, as in tests).
+pub fn client_address_of(extensions: &axum::http::Extensions) -> String {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip().to_string())
+        .unwrap_or_else(|| "local".to_string())
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn csrf_from_request(parts: &Parts) -> Option<String> {
+    if let Some(value) = parts.headers.get("x-csrf-token") {
+        return value.to_str().ok().map(str::to_string);
+    }
+    let query = parts.uri.query()?;
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == "_csrf").then(|| value.to_string())
+    })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,12 @@
+//! Server functions: the myLightning REST API at its fixed paths, and the calls the
+//! pages make. The types here are shared by the server and the WASM bundle.
+
+#[cfg(feature = "ssr")]
+pub mod auth;
+mod error;
+pub mod mylightning;
+pub mod session;
+
+pub use error::{ApiError, ErrorBody};
+#[cfg(feature = "ssr")]
+pub use error::http_status;

@@ -1,0 +1,5 @@
+//! Pieces several pages share.
+
+mod field;
+
+pub use field::Field;

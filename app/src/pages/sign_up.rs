@@ -1,0 +1,28 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use super::{field_error, form_error};
+use crate::api::session::SignUp;
+use crate::components::Field;
+
+#[component]
+pub fn SignUpPage() -> impl IntoView {
+    let action = ServerAction::<SignUp>::new();
+    view! {
+        <Title text="Create an account · Ampere" />
+        <section class="card narrow">
+            <h1>"Create an account"</h1>
+            <ActionForm action=action attr:class="form">
+                <Field label="Username" name="username" autocomplete="username"
+                    error=field_error(action, "username") />
+                <p class="hint">"3 to 32 letters, digits, '-', '_' or '.'"</p>
+                <Field label="Password" name="password" kind="password"
+                    autocomplete="new-password" error=field_error(action, "password") />
+                <p class="hint">"8 to 64 characters with a digit, a lower and an upper case letter"</p>
+                <p class="form-error" role="alert">{move || form_error(action).get()}</p>
+                <button type="submit" disabled=move || action.pending().get()>"Create account"</button>
+            </ActionForm>
+            <p>"Already have an account? " <a href="/signin">"Sign in"</a></p>
+        </section>
+    }
+}

@@ -1,0 +1,299 @@
+//! Accounts: who may sign in and with what. Owns the username and password rules,
+//! argon2id hashing (bounded so a login storm cannot starve the server) and the
+//! login throttle. It never logs or returns a password or a hash.
+
+use std::sync::{Arc, OnceLock};
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde::Serialize;
+use sqlx::Row;
+use tokio::sync::Semaphore;
+
+use crate::error::on_unique_violation;
+use crate::throttle::LoginThrottle;
+use crate::{now_ms, Database, Error, Result};
+
+/// A user's id: a random UUID, stable for the account's life.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct UserId(pub String);
+
+/// A valid username: 3 to 32 letters, digits, `-`, `_` or `.`. Unique ignoring case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self> {
+        let name = raw.trim();
+        let len = name.chars().count();
+        if !(3..=32).contains(&len) {
+            return Err(Error::invalid(
+                "username",
+                "username must be 3 to 32 characters long",
+            ));
+        }
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(Error::invalid(
+                "username",
+                "username may contain only letters, digits, '-', '_' and '.'",
+            ));
+        }
+        Ok(Username(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form the uniqueness constraint compares.
+    fn key(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+}
+
+/// Checks the LN-Markets password rule: 8 to 64 characters with a digit, a lower
+/// case and an upper case letter.
+pub fn check_password_rule(password: &str) -> Result<()> {
+    let len = password.chars().count();
+    let ok = (8..=64).contains(&len)
+        && password.chars().any(|c| c.is_ascii_digit())
+        && password.chars().any(|c| c.is_lowercase())
+        && password.chars().any(|c| c.is_uppercase());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "password",
+            "password must be 8 to 64 characters with a digit, a lower case and an upper case letter",
+        ))
+    }
+}
+
+/// An argon2id PHC string. Deliberately neither `Serialize` nor `Display`.
+struct PasswordHash(String);
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordHash(..)")
+    }
+}
+
+/// A signed-up user as the APIs show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub is_admin: bool,
+    /// Grows with every password change; credentials issued under an older
+    /// version no longer authenticate.
+    pub auth_version: i64,
+    pub created_at_ms: i64,
+}
+
+/// Longest input the engine accepts for free text fields such as the e-mail.
+const MAX_EMAIL_LEN: usize = 254;
+
+#[derive(Clone)]
+pub struct Accounts {
+    db: Database,
+    throttle: LoginThrottle,
+    /// One permit per core: argon2 work waits here instead of piling up threads.
+    hashing: Arc<Semaphore>,
+}
+
+impl Accounts {
+    pub fn new(db: Database, throttle: LoginThrottle) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Accounts {
+            db,
+            throttle,
+            hashing: Arc::new(Semaphore::new(cores)),
+        }
+    }
+
+    pub fn throttle(&self) -> &LoginThrottle {
+        &self.throttle
+    }
+
+    /// Creates an account. The database's unique index decides a race between two
+    /// sign-ups of the same name: exactly one wins, the other gets `UsernameTaken`.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: &str,
+        email: Option<&str>,
+    ) -> Result<User> {
+        let username = Username::parse(username)?;
+        check_password_rule(password)?;
+        let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
+            Some(e) if e.len() > MAX_EMAIL_LEN || !e.contains('@') => {
+                return Err(Error::invalid("email", "email address is not valid"))
+            }
+            other => other.map(str::to_string),
+        };
+        let hash = self.hash(password).await?;
+        let user = User {
+            id: UserId(uuid::Uuid::new_v4().to_string()),
+            username: username.as_str().to_string(),
+            email,
+            display_name: None,
+            is_admin: false,
+            auth_version: 0,
+            created_at_ms: now_ms(),
+        };
+        sqlx::query(
+            "INSERT INTO users (id, username, username_key, email, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&user.id.0)
+        .bind(&user.username)
+        .bind(username.key())
+        .bind(&user.email)
+        .bind(&hash.0)
+        .bind(user.created_at_ms)
+        .execute(self.db.pool())
+        .await
+        .map_err(|e| on_unique_violation(e, Error::UsernameTaken))?;
+        Ok(user)
+    }
+
+    /// Checks a username and password. The throttle is asked first, so a client
+    /// that keeps failing costs no argon2 work; an unknown user costs the same
+    /// hashing time as a known one, so timing does not reveal who exists.
+    pub async fn login(&self, username: &str, password: &str, client: &str) -> Result<User> {
+        let key = username.trim().to_ascii_lowercase();
+        self.throttle.check(&key, client)?;
+        if password.len() > 256 || key.len() > 64 {
+            self.throttle.record_failure(&key, client);
+            return Err(Error::InvalidCredentials);
+        }
+        let found = self.find_with_hash(&key).await?;
+        let verified = match &found {
+            Some((_, hash)) => self.verify(password, hash).await?,
+            None => {
+                self.verify(password, dummy_hash()).await?;
+                false
+            }
+        };
+        match found {
+            Some((user, _)) if verified => {
+                self.throttle.record_success(&key);
+                Ok(user)
+            }
+            _ => {
+                self.throttle.record_failure(&key, client);
+                Err(Error::InvalidCredentials)
+            }
+        }
+    }
+
+    /// The account with this id, if it still exists.
+    pub async fn get(&self, id: &str) -> Result<Option<User>> {
+        let row = sqlx::query(&format!("{USER_COLUMNS} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await?;
+        row.map(|r| user_from_row(&r)).transpose()
+    }
+
+    /// The account `id` when `auth_version` is still its current version: how a
+    /// session or a token issued earlier is checked on every request.
+    pub async fn authenticate(&self, id: &str, auth_version: i64) -> Result<User> {
+        match self.get(id).await? {
+            Some(user) if user.auth_version == auth_version => Ok(user),
+            _ => Err(Error::Unauthenticated),
+        }
+    }
+
+    async fn find_with_hash(&self, key: &str) -> Result<Option<(User, PasswordHash)>> {
+        let row = sqlx::query(&format!(
+            "SELECT id, username, email, display_name, is_admin, auth_version, created_at, \
+             password_hash FROM users WHERE username_key = $1"
+        ))
+        .bind(key)
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.map(|r| Ok((user_from_row(&r)?, PasswordHash(r.try_get("password_hash")?))))
+            .transpose()
+    }
+
+    async fn hash(&self, password: &str) -> Result<PasswordHash> {
+        let password = password.to_owned();
+        self.hashing_work(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            argon2()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| PasswordHash(h.to_string()))
+                .map_err(|e| Error::Internal(format!("argon2: {e}")))
+        })
+        .await
+    }
+
+    async fn verify(&self, password: &str, hash: &PasswordHash) -> Result<bool> {
+        let password = password.to_owned();
+        let hash = hash.0.clone();
+        self.hashing_work(move || {
+            let parsed = argon2::PasswordHash::new(&hash)
+                .map_err(|e| Error::Internal(format!("stored hash: {e}")))?;
+            Ok(argon2()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok())
+        })
+        .await
+    }
+
+    /// Runs argon2 on the blocking pool, at most one job per core at a time.
+    async fn hashing_work<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| Error::Internal("hashing pool closed".into()))?;
+        tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|e| Error::Internal(format!("hashing task: {e}")))?
+    }
+}
+
+const USER_COLUMNS: &str =
+    "SELECT id, username, email, display_name, is_admin, auth_version, created_at FROM users";
+
+fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User> {
+    Ok(User {
+        id: UserId(row.try_get("id")?),
+        username: row.try_get("username")?,
+        email: row.try_get("email")?,
+        display_name: row.try_get("display_name")?,
+        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        auth_version: row.try_get("auth_version")?,
+        created_at_ms: row.try_get("created_at")?,
+    })
+}
+
+/// argon2id with the OWASP minimum: 19 MiB of memory, 2 passes, 1 lane.
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// A hash of a password nobody knows, verified when the username does not exist.
+fn dummy_hash() -> &'static PasswordHash {
+    static DUMMY: OnceLock<PasswordHash> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        PasswordHash(
+            argon2()
+                .hash_password(uuid::Uuid::new_v4().as_bytes(), &salt)
+                .expect("hashing a random password")
+                .to_string(),
+        )
+    })
+}

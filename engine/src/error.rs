@@ -1,0 +1,69 @@
+//! The engine's one error type. Client mistakes carry a message fit to show the
+//! user; storage failures keep their cause for the log and never reach a client.
+
+use std::time::Duration;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A field of the request is not acceptable; `field` names it for the UI.
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("username is already taken")]
+    UsernameTaken,
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("too many failed attempts, retry in {} s", retry_after.as_secs().max(1))]
+    Throttled { retry_after: Duration },
+    #[error("not found")]
+    NotFound,
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The request field this error is about, if any (shown next to that field).
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Error::Invalid { field, .. } => Some(field),
+            Error::UsernameTaken => Some("username"),
+            Error::InvalidCredentials => Some("password"),
+            _ => None,
+        }
+    }
+
+    /// True when the cause is on the server side: logged, and answered with a
+    /// generic message.
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            Error::Database(_) | Error::Migration(_) | Error::Internal(_)
+        )
+    }
+}
+
+/// Maps a unique-constraint violation to the client error naming the field; every
+/// other database error stays internal.
+pub(crate) fn on_unique_violation(err: sqlx::Error, taken: Error) -> Error {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => taken,
+        _ => Error::Database(err),
+    }
+}

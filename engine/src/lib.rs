@@ -1,0 +1,58 @@
+//! Ampere's domain: accounts and authentication, money and the ledger, Lightning
+//! nodes, storage. It knows nothing of HTTP or Leptos, so it compiles fast and is
+//! tested on its own against both databases.
+
+pub mod accounts;
+pub mod error;
+pub mod storage;
+pub mod throttle;
+pub mod tokens;
+
+pub use accounts::{Accounts, User, UserId, Username};
+pub use error::{Error, Result};
+pub use storage::{Backend, Database};
+pub use throttle::LoginThrottle;
+pub use tokens::{Claims, Tokens};
+
+/// The engine's services, cheap to clone, shared by every request handler.
+#[derive(Clone)]
+pub struct Engine {
+    pub db: Database,
+    pub accounts: Accounts,
+    pub tokens: Tokens,
+}
+
+impl Engine {
+    /// Opens the database at `url` (running its migrations) and builds the services.
+    pub async fn open(url: &str, limits: throttle::Limits) -> Result<Self> {
+        let db = Database::connect(url).await?;
+        Self::with_database(db, limits).await
+    }
+
+    pub async fn with_database(db: Database, limits: throttle::Limits) -> Result<Self> {
+        let tokens = Tokens::load(&db).await?;
+        let accounts = Accounts::new(db.clone(), LoginThrottle::new(limits));
+        Ok(Self {
+            db,
+            accounts,
+            tokens,
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch: how the storage records instants.
+pub fn now_ms() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// `bytes` random bytes from the operating system, as hex: tokens and secrets.
+pub fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    hex::encode(buf)
+}

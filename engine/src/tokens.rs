@@ -1,0 +1,77 @@
+//! Bearer tokens: HS256 JWTs signed with a key the server makes on first start and
+//! keeps in the database (so every process on one database accepts the others'
+//! tokens). A token names its user and the `auth_version` it was issued under.
+
+use jsonwebtoken::{decode, encode, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::{now_ms, Database, Error, Result, User};
+
+/// How long a token issued at login stays valid.
+pub const TOKEN_LIFETIME_SECS: i64 = 7 * 24 * 3600;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    pub usr: String,
+    /// The user's `auth_version` at issue.
+    pub ver: i64,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl Tokens {
+    /// Loads the signing key, making it on the very first start. `ON CONFLICT DO
+    /// NOTHING` lets two processes starting together agree on one key.
+    pub async fn load(db: &Database) -> Result<Self> {
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value) VALUES ('jwt', $1) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(crate::random_hex(32))
+        .execute(db.pool())
+        .await?;
+        let stored: String = sqlx::query("SELECT value FROM server_secrets WHERE name = 'jwt'")
+            .fetch_one(db.pool())
+            .await?
+            .try_get("value")?;
+        let key = hex::decode(stored).map_err(|e| Error::Internal(format!("jwt key: {e}")))?;
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.leeway = 0;
+        Ok(Tokens {
+            encoding: EncodingKey::from_secret(&key),
+            decoding: DecodingKey::from_secret(&key),
+            validation,
+        })
+    }
+
+    pub fn issue(&self, user: &User) -> Result<String> {
+        let iat = now_ms() / 1000;
+        let claims = Claims {
+            sub: user.id.0.clone(),
+            usr: user.username.clone(),
+            ver: user.auth_version,
+            iat,
+            exp: iat + TOKEN_LIFETIME_SECS,
+        };
+        encode(&Header::default(), &claims, &self.encoding)
+            .map_err(|e| Error::Internal(format!("jwt: {e}")))
+    }
+
+    /// The claims of a token this server signed and that has not expired. Whether
+    /// its user and version are still current is `Accounts::authenticate`'s call.
+    pub fn verify(&self, token: &str) -> Result<Claims> {
+        decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|_| Error::Unauthenticated)
+    }
+}

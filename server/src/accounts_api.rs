@@ -1,0 +1,184 @@
+//! The account API of `specs/lnbits-users-accounts-api.txt` at `/api/v1/auth`:
+//! register, log in for a bearer token, and read the current user. Errors answer
+//! in that API's own format, `{"detail": "..."}`.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use crate::AppState;
+use app::api::auth::{client_address_of, identify};
+use app::api::http_status;
+use engine::{Engine, User};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/auth", get(current_user).post(login))
+        .route("/api/v1/auth/register", post(register))
+}
+
+#[derive(Debug, Deserialize)]
+struct RegisterRequest {
+    username: String,
+    password: String,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+#[derive(Debug, Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct UserResponse {
+    id: String,
+    username: String,
+    email: Option<String>,
+    display_name: Option<String>,
+    is_admin: bool,
+    created_at: String,
+}
+
+impl From<User> for UserResponse {
+    fn from(user: User) -> Self {
+        let created = time::OffsetDateTime::from_unix_timestamp_nanos(
+            user.created_at_ms as i128 * 1_000_000,
+        )
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        UserResponse {
+            id: user.id.0,
+            username: user.username,
+            email: user.email,
+            display_name: user.display_name,
+            is_admin: user.is_admin,
+            created_at: created
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// `POST /api/v1/auth/register`: 201 with a bearer token.
+async fn register(
+    State(engine): State<Engine>,
+    Body(req): Body<RegisterRequest>,
+) -> Result<(StatusCode, Json<TokenResponse>), DetailError> {
+    let user = engine
+        .accounts
+        .register(&req.username, &req.password, req.email.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(bearer(&engine, &user)?)))
+}
+
+/// `POST /api/v1/auth`: 200 with a bearer token.
+async fn login(
+    State(engine): State<Engine>,
+    extensions: axum::http::Extensions,
+    Body(req): Body<LoginRequest>,
+) -> Result<Json<TokenResponse>, DetailError> {
+    let user = engine
+        .accounts
+        .login(&req.username, &req.password, &client_address_of(&extensions))
+        .await?;
+    Ok(Json(bearer(&engine, &user)?))
+}
+
+/// `GET /api/v1/auth`: the user of the bearer token (or session cookie).
+async fn current_user(
+    State(engine): State<Engine>,
+    headers: HeaderMap,
+    session: Session,
+) -> Result<Json<UserResponse>, DetailError> {
+    match identify(&engine, &headers, &session).await? {
+        Some(caller) => Ok(Json(caller.user.into())),
+        None => Err(engine::Error::Unauthenticated.into()),
+    }
+}
+
+fn bearer(engine: &Engine, user: &User) -> Result<TokenResponse, DetailError> {
+    Ok(TokenResponse {
+        access_token: engine.tokens.issue(user)?,
+        token_type: "bearer",
+    })
+}
+
+/// A JSON body whose rejection (malformed JSON, wrong type, missing field, wrong
+/// content type) answers 400 in this API's format instead of axum's plain text.
+struct Body<T>(T);
+
+impl<S, T> FromRequest<S> for Body<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = DetailError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(DetailError {
+                status: StatusCode::BAD_REQUEST,
+                detail: rejection.body_text(),
+                retry_after: None,
+            }),
+        }
+    }
+}
+
+/// An error answered as `{"detail": "..."}` with its status.
+#[derive(Debug)]
+pub struct DetailError {
+    status: StatusCode,
+    detail: String,
+    retry_after: Option<u64>,
+}
+
+impl From<engine::Error> for DetailError {
+    fn from(err: engine::Error) -> Self {
+        let status = http_status(&err);
+        let retry_after = match &err {
+            engine::Error::Throttled { retry_after } => Some(retry_after.as_secs().max(1)),
+            _ => None,
+        };
+        let detail = if err.is_internal() {
+            tracing::error!(error = ?err, "request failed");
+            "internal error".to_string()
+        } else {
+            err.to_string()
+        };
+        DetailError {
+            status,
+            detail,
+            retry_after,
+        }
+    }
+}
+
+impl IntoResponse for DetailError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(serde_json::json!({ "detail": self.detail })),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,191 @@
+//! The Ampere server: configuration, start-up and shutdown, and the axum router
+//! that joins the Leptos app, its server functions and the REST APIs.
+
+mod accounts_api;
+mod config;
+mod sessions;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{FromRef, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::trace::TraceLayer;
+use tower_sessions::SessionManagerLayer;
+
+use app::{shell, App};
+use engine::Engine;
+
+pub use config::{Config, LogFormat};
+pub use sessions::Sessions;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
+    #[error("session store: {0}")]
+    Sessions(#[from] sqlx::Error),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What every handler can reach.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub engine: Engine,
+}
+
+pub fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub fn leptos_options(config: &Config) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("ampere")
+        .site_root(config.site_root.to_string_lossy().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(config.listen)
+        .build()
+}
+
+/// The whole application. Tests drive it with `oneshot`; only `run` binds a port.
+pub fn app(state: AppState, sessions: SessionManagerLayer<Sessions>) -> Router {
+    let routes = generate_route_list(App);
+    let engine = state.engine.clone();
+    let options = state.leptos_options.clone();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(accounts_api::router())
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(engine.clone()),
+            move || shell(options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(sessions)
+        .layer(middleware::from_fn(same_origin_writes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Opens the storage, serves until SIGINT or SIGTERM, lets in-flight requests
+/// finish, then closes the databases cleanly.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let url = config.database_url();
+    let engine = Engine::open(&url, Default::default()).await?;
+    let sessions = Sessions::open(&url).await?;
+    let sweeper = sessions.spawn_expiry_sweep();
+    let state = AppState {
+        leptos_options: leptos_options(&config),
+        engine: engine.clone(),
+    };
+    let router = app(state, sessions.layer(config.secure_cookies));
+
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    tracing::info!(
+        listen = %config.listen,
+        public_url = %config.public_url(),
+        backend = ?engine.db.backend(),
+        "ampere listening"
+    );
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+
+    tracing::info!("shutting down: closing the databases");
+    sweeper.abort();
+    sessions.close().await;
+    engine.db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("signal received: finishing in-flight requests");
+}
+
+/// `GET /healthz`: 200 when the database answers, 503 otherwise.
+async fn healthz(State(engine): State<Engine>) -> Response {
+    let probe = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query("SELECT 1").execute(engine.db.pool()),
+    )
+    .await;
+    match probe {
+        Ok(Ok(_)) => Json(serde_json::json!({ "status": "ok" })).into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "unavailable" })),
+        )
+            .into_response(),
+    }
+}
+
+/// Refuses a state-changing request that a browser sent from another site
+/// (its `Origin` names a host other than this one): cookies are SameSite=Lax,
+/// and this also covers log-in CSRF and same-site subdomains.
+async fn same_origin_writes(request: Request, next: Next) -> Response {
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if !safe {
+        if let Some(origin) = request.headers().get(header::ORIGIN) {
+            let host = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok());
+            let origin_host = origin
+                .to_str()
+                .ok()
+                .and_then(|o| o.split_once("://").map(|(_, rest)| rest));
+            if origin_host.is_none() || origin_host != host {
+                return (
+                    StatusCode::FORBIDDEN,
+                    Json(serde_json::json!({
+                        "error": { "message": "cross-origin request refused" }
+                    })),
+                )
+                    .into_response();
+            }
+        }
+    }
+    next.run(request).await
+}

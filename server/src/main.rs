@@ -1,0 +1,19 @@
+//! `ampere`: the Ampere server. Serves the web app, its WASM bundle and the REST
+//! APIs from one process.
+//!
+//! Run `ampere --help` for the flags; each has an environment variable too.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let config = server::Config::parse();
+    server::init_logging(&config);
+    match server::run(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "ampere stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

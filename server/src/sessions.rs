@@ -1,0 +1,143 @@
+//! Session storage: tower-sessions' sqlx store in the application's database,
+//! behind a short-lived in-process cache so that an authenticated request does not
+//! cost a database read. A cached entry lives `CACHE_TTL`: a session deleted by
+//! another process sharing the database stops working at most that long after; in
+//! this process, deletion is immediate.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
+
+use crate::StartError;
+use engine::Backend;
+
+/// How long a session lasts without use.
+const IDLE_LIFETIME: time::Duration = time::Duration::days(7);
+const CACHE_TTL: Duration = Duration::from_secs(2);
+const CACHE_CAPACITY: u64 = 100_000;
+
+/// The session store: the backend's sqlx store with the cache in front.
+#[derive(Debug, Clone)]
+pub struct Sessions {
+    backend: SqlxStore,
+    cache: moka::future::Cache<Id, Record>,
+}
+
+#[derive(Debug, Clone)]
+enum SqlxStore {
+    /// The store and its pool, kept to close it at shutdown.
+    Sqlite(SqliteStore, sqlx::SqlitePool),
+    Postgres(PostgresStore, sqlx::PgPool),
+}
+
+impl Sessions {
+    /// Opens the store's own pool on `url` and creates its table when absent.
+    pub async fn open(url: &str) -> Result<Self, StartError> {
+        let backend = match Backend::from_url(url)? {
+            Backend::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)?
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(10));
+                let pool = sqlx::SqlitePool::connect_with(options).await?;
+                let store = SqliteStore::new(pool.clone());
+                store.migrate().await?;
+                SqlxStore::Sqlite(store, pool)
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(url).await?;
+                let store = PostgresStore::new(pool.clone());
+                store.migrate().await?;
+                SqlxStore::Postgres(store, pool)
+            }
+        };
+        let cache = moka::future::Cache::builder()
+            .max_capacity(CACHE_CAPACITY)
+            .time_to_live(CACHE_TTL)
+            .build();
+        Ok(Sessions { backend, cache })
+    }
+
+    /// The layer that gives every request its `Session`: cookie `session`,
+    /// HttpOnly, SameSite=Lax, Secure when asked, expiring after a week unused.
+    pub fn layer(&self, secure: bool) -> SessionManagerLayer<Sessions> {
+        SessionManagerLayer::new(self.clone())
+            .with_name("session")
+            .with_http_only(true)
+            .with_same_site(SameSite::Lax)
+            .with_secure(secure)
+            .with_expiry(Expiry::OnInactivity(IDLE_LIFETIME))
+    }
+
+    /// Deletes expired sessions from the database every hour, until the server stops.
+    pub fn spawn_expiry_sweep(&self) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                let swept = match &store.backend {
+                    SqlxStore::Sqlite(s, _) => s.delete_expired().await,
+                    SqlxStore::Postgres(s, _) => s.delete_expired().await,
+                };
+                if let Err(err) = swept {
+                    tracing::warn!(error = %err, "deleting expired sessions failed");
+                }
+            }
+        })
+    }
+
+    pub async fn close(&self) {
+        match &self.backend {
+            SqlxStore::Sqlite(_, pool) => pool.close().await,
+            SqlxStore::Postgres(_, pool) => pool.close().await,
+        }
+    }
+
+    fn store(&self) -> &dyn SessionStore {
+        match &self.backend {
+            SqlxStore::Sqlite(s, _) => s,
+            SqlxStore::Postgres(s, _) => s,
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for Sessions {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        self.store().create(record).await?;
+        self.cache.insert(record.id, record.clone()).await;
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        self.store().save(record).await?;
+        self.cache.insert(record.id, record.clone()).await;
+        Ok(())
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        if let Some(record) = self.cache.get(id).await {
+            if record.expiry_date > time::OffsetDateTime::now_utc() {
+                return Ok(Some(record));
+            }
+        }
+        let record = self.store().load(id).await?;
+        if let Some(record) = &record {
+            self.cache.insert(*id, record.clone()).await;
+        }
+        Ok(record)
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.cache.invalidate(id).await;
+        self.store().delete(id).await
+    }
+}
