@@ -53,6 +53,34 @@ pub fn init_logging(config: &Config) {
     }
 }
 
+/// The engine and the session store over one database.
+pub struct Services {
+    pub engine: Engine,
+    pub sessions: Sessions,
+}
+
+impl Services {
+    pub async fn open(url: &str, limits: engine::throttle::Limits) -> Result<Self, StartError> {
+        Ok(Services {
+            engine: Engine::open(url, limits).await?,
+            sessions: Sessions::open(url).await?,
+        })
+    }
+
+    pub fn router(&self, leptos_options: LeptosOptions, secure_cookies: bool) -> Router {
+        let state = AppState {
+            leptos_options,
+            engine: self.engine.clone(),
+        };
+        app(state, self.sessions.layer(secure_cookies))
+    }
+
+    pub async fn close(&self) {
+        self.sessions.close().await;
+        self.engine.db.close().await;
+    }
+}
+
 pub fn leptos_options(config: &Config) -> LeptosOptions {
     LeptosOptions::builder()
         .output_name("ampere")
@@ -87,21 +115,15 @@ pub fn app(state: AppState, sessions: SessionManagerLayer<Sessions>) -> Router {
 /// finish, then closes the databases cleanly.
 pub async fn run(config: Config) -> Result<(), StartError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let url = config.database_url();
-    let engine = Engine::open(&url, Default::default()).await?;
-    let sessions = Sessions::open(&url).await?;
-    let sweeper = sessions.spawn_expiry_sweep();
-    let state = AppState {
-        leptos_options: leptos_options(&config),
-        engine: engine.clone(),
-    };
-    let router = app(state, sessions.layer(config.secure_cookies));
+    let services = Services::open(&config.database_url(), Default::default()).await?;
+    let sweeper = services.sessions.spawn_expiry_sweep();
+    let router = services.router(leptos_options(&config), config.secure_cookies);
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(
         listen = %config.listen,
         public_url = %config.public_url(),
-        backend = ?engine.db.backend(),
+        backend = ?services.engine.db.backend(),
         "ampere listening"
     );
     axum::serve(
@@ -113,8 +135,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 
     tracing::info!("shutting down: closing the databases");
     sweeper.abort();
-    sessions.close().await;
-    engine.db.close().await;
+    services.close().await;
     tracing::info!("stopped");
     Ok(())
 }

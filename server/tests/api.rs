@@ -1,0 +1,381 @@
+//! The HTTP APIs of issue 2, driven through the router without a socket, on
+//! SQLite and on PostgreSQL: accounts (`/api/v1/auth`), myLightning sessions
+//! (`/rest/v1/login|logout|ping`), bad input, throttling, cross-origin writes.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use engine::throttle::Limits;
+use server::Services;
+
+macro_rules! on_both_databases {
+    ($($story:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $story() {
+                let db = testdb::sqlite();
+                super::$story(super::Server::open(&db.url).await).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $story() {
+                super::$story(super::Server::open(&testdb::postgres()).await).await;
+            })*
+        }
+    };
+}
+
+on_both_databases!(
+    register_returns_a_bearer_token_that_reads_the_user,
+    login_with_the_account_api_returns_a_token,
+    mylightning_login_sets_a_session_cookie_that_ping_accepts,
+    logout_deletes_the_session_on_the_server,
+    each_login_rotates_the_session_id,
+    malformed_account_requests_get_400_json_and_write_nothing,
+    malformed_mylightning_requests_get_400_json,
+    duplicate_usernames_get_409_ignoring_case,
+    unknown_users_and_wrong_passwords_get_401,
+    repeated_failures_get_429_with_retry_after,
+    cross_origin_writes_are_refused,
+    health_and_pages_answer,
+);
+
+const PASSWORD: &str = "Correct-horse-7";
+
+struct Server {
+    router: Router,
+    services: Services,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Value,
+    text: String,
+}
+
+impl Server {
+    async fn open(url: &str) -> Self {
+        let limits = Limits {
+            per_username: 3,
+            per_client: 50,
+            window: Duration::from_secs(60),
+        };
+        let services = Services::open(url, limits).await.expect("services open");
+        let options = leptos::config::LeptosOptions::builder()
+            .output_name("ampere")
+            .build();
+        Server {
+            router: services.router(options, false),
+            services,
+        }
+    }
+
+    async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    async fn post_json(&self, path: &str, body: &str, cookie: Option<&str>) -> Reply {
+        let mut request = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        self.send(request.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    async fn get(&self, path: &str, auth: Auth<'_>) -> Reply {
+        let request = match auth {
+            Auth::None => Request::get(path),
+            Auth::Cookie(c) => Request::get(path).header(header::COOKIE, c),
+            Auth::Bearer(t) => Request::get(path).header(header::AUTHORIZATION, format!("Bearer {t}")),
+        };
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    async fn register(&self, username: &str) -> String {
+        let reply = self
+            .post_json(
+                "/api/v1/auth/register",
+                &json!({"username": username, "password": PASSWORD}).to_string(),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        reply.body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// Logs in through myLightning and returns the `session=...` cookie pair.
+    async fn session_login(&self, username: &str, cookie: Option<&str>) -> String {
+        let reply = self
+            .post_json(
+                "/rest/v1/login",
+                &json!({"username": username, "password": PASSWORD}).to_string(),
+                cookie,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        session_cookie(&reply).expect("login sets the session cookie")
+    }
+
+    async fn user_count(&self) -> i64 {
+        use sqlx::Row;
+        sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(self.services.engine.db.pool())
+            .await
+            .unwrap()
+            .get("n")
+    }
+}
+
+enum Auth<'a> {
+    None,
+    Cookie(&'a str),
+    Bearer(&'a str),
+}
+
+fn session_cookie(reply: &Reply) -> Option<String> {
+    reply
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("session="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+}
+
+async fn register_returns_a_bearer_token_that_reads_the_user(server: Server) {
+    let token = server.register("alice").await;
+    let me = server.get("/api/v1/auth", Auth::Bearer(&token)).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text);
+    assert_eq!(me.body["username"], "alice");
+    assert_eq!(me.body["is_admin"], false);
+    assert!(me.body["id"].as_str().unwrap().len() >= 32);
+    assert!(me.body["created_at"].as_str().unwrap().ends_with('Z'));
+    assert!(me.body.get("password_hash").is_none());
+
+    // A bearer token also answers the myLightning ping.
+    assert_eq!(server.get("/rest/v1/ping", Auth::Bearer(&token)).await.status, StatusCode::OK);
+    let forged = format!("{token}x");
+    assert_eq!(server.get("/api/v1/auth", Auth::Bearer(&forged)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(server.get("/api/v1/auth", Auth::None).await.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn login_with_the_account_api_returns_a_token(server: Server) {
+    server.register("Bob").await;
+    let reply = server
+        .post_json("/api/v1/auth", &json!({"username": "bob", "password": PASSWORD}).to_string(), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["token_type"], "bearer");
+    let token = reply.body["access_token"].as_str().unwrap();
+    let me = server.get("/api/v1/auth", Auth::Bearer(token)).await;
+    assert_eq!(me.body["username"], "Bob");
+}
+
+async fn mylightning_login_sets_a_session_cookie_that_ping_accepts(server: Server) {
+    server.register("carol").await;
+    let reply = server
+        .post_json("/rest/v1/login", &json!({"username": "carol", "password": PASSWORD}).to_string(), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["username"], "carol");
+    assert_eq!(reply.body["_csrf"].as_str().unwrap().len(), 32);
+    let set_cookie = reply.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+    assert!(set_cookie.starts_with("session="), "{set_cookie}");
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    assert!(!set_cookie.contains("Secure"), "{set_cookie}");
+    let cookie = session_cookie(&reply).unwrap();
+
+    let ping = server.get("/rest/v1/ping", Auth::Cookie(&cookie)).await;
+    assert_eq!(ping.status, StatusCode::OK, "{}", ping.text);
+    // The same cookie reads the current user on the account API too.
+    let me = server.get("/api/v1/auth", Auth::Cookie(&cookie)).await;
+    assert_eq!(me.body["username"], "carol");
+
+    let anonymous = server.get("/rest/v1/ping", Auth::None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert!(anonymous.body["error"]["message"].is_string(), "{}", anonymous.text);
+    let forged = server.get("/rest/v1/ping", Auth::Cookie("session=AAAAAAAAAAAAAAAAAAAAAA")).await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn logout_deletes_the_session_on_the_server(server: Server) {
+    server.register("dave").await;
+    let cookie = server.session_login("dave", None).await;
+    let reply = server
+        .send(
+            Request::post("/rest/v1/logout")
+                .header(header::COOKIE, &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    // The old cookie, replayed, no longer works: the session is gone server side.
+    let ping = server.get("/rest/v1/ping", Auth::Cookie(&cookie)).await;
+    assert_eq!(ping.status, StatusCode::UNAUTHORIZED);
+    // Logging out without a session still answers 200.
+    let again = server
+        .send(Request::post("/rest/v1/logout").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+}
+
+async fn each_login_rotates_the_session_id(server: Server) {
+    server.register("erin").await;
+    let first = server.session_login("erin", None).await;
+    let second = server.session_login("erin", Some(&first)).await;
+    assert_ne!(first, second);
+    assert_eq!(server.get("/rest/v1/ping", Auth::Cookie(&second)).await.status, StatusCode::OK);
+    assert_eq!(
+        server.get("/rest/v1/ping", Auth::Cookie(&first)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn malformed_account_requests_get_400_json_and_write_nothing(server: Server) {
+    let long = "x".repeat(100_000);
+    let cases = [
+        ("/api/v1/auth/register", "{not json".to_string()),
+        ("/api/v1/auth/register", json!({"username": 5, "password": PASSWORD}).to_string()),
+        ("/api/v1/auth/register", json!({"username": "frank"}).to_string()),
+        ("/api/v1/auth/register", json!({"password": PASSWORD}).to_string()),
+        ("/api/v1/auth/register", json!({"username": long, "password": PASSWORD}).to_string()),
+        ("/api/v1/auth/register", json!({"username": "frank", "password": long}).to_string()),
+        ("/api/v1/auth/register", json!({"username": "frank", "password": "weak"}).to_string()),
+        ("/api/v1/auth/register", json!({"username": "fr ank", "password": PASSWORD}).to_string()),
+        ("/api/v1/auth/register", json!({"username": "frank", "password": PASSWORD, "email": "nope"}).to_string()),
+        ("/api/v1/auth/register", "[]".to_string()),
+        ("/api/v1/auth", "null".to_string()),
+        ("/api/v1/auth", json!({"username": ["a"], "password": PASSWORD}).to_string()),
+    ];
+    for (path, body) in cases {
+        let reply = server.post_json(path, &body, None).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path} {body:.80}: {}", reply.text);
+        assert!(reply.body["detail"].is_string(), "{path} {body:.80}: {}", reply.text);
+    }
+    // Without a JSON content type.
+    let reply = server
+        .send(
+            Request::post("/api/v1/auth/register")
+                .body(Body::from(json!({"username": "frank", "password": PASSWORD}).to_string()))
+                .unwrap(),
+        )
+        .await;
+    assert!(reply.status.is_client_error(), "{}", reply.text);
+    assert!(reply.body["detail"].is_string());
+    assert_eq!(server.user_count().await, 0);
+}
+
+async fn malformed_mylightning_requests_get_400_json(server: Server) {
+    for body in [
+        "{not json".to_string(),
+        json!({"username": "x"}).to_string(),
+        json!({"username": 1, "password": 2}).to_string(),
+        String::new(),
+    ] {
+        let reply = server.post_json("/rest/v1/login", &body, None).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body:?}: {}", reply.text);
+        assert!(reply.body["error"]["message"].is_string(), "{body:?}: {}", reply.text);
+        assert!(session_cookie(&reply).is_none());
+    }
+    let overlong = json!({"username": "x".repeat(50_000), "password": PASSWORD}).to_string();
+    let reply = server.post_json("/rest/v1/login", &overlong, None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text);
+}
+
+async fn duplicate_usernames_get_409_ignoring_case(server: Server) {
+    server.register("grace").await;
+    let reply = server
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"username": "GRACE", "password": PASSWORD}).to_string(),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.text);
+    assert_eq!(reply.body["detail"], "username is already taken");
+    assert_eq!(server.user_count().await, 1);
+}
+
+async fn unknown_users_and_wrong_passwords_get_401(server: Server) {
+    server.register("heidi").await;
+    for (username, password) in [("heidi", "Wrong-horse-7"), ("nobody", PASSWORD)] {
+        let body = json!({"username": username, "password": password}).to_string();
+        let account = server.post_json("/api/v1/auth", &body, None).await;
+        assert_eq!(account.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(account.body["detail"], "invalid username or password");
+        let session = server.post_json("/rest/v1/login", &body, None).await;
+        assert_eq!(session.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(session.body["error"]["message"], "invalid username or password");
+        assert!(session_cookie(&session).is_none());
+    }
+}
+
+async fn repeated_failures_get_429_with_retry_after(server: Server) {
+    server.register("ivan").await;
+    let wrong = json!({"username": "ivan", "password": "Wrong-horse-7"}).to_string();
+    for _ in 0..3 {
+        let reply = server.post_json("/rest/v1/login", &wrong, None).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    let right = json!({"username": "ivan", "password": PASSWORD}).to_string();
+    for path in ["/rest/v1/login", "/api/v1/auth"] {
+        let reply = server.post_json(path, &right, None).await;
+        assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{path}: {}", reply.text);
+        let retry: u64 = reply.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+    }
+}
+
+async fn cross_origin_writes_are_refused(server: Server) {
+    server.register("judy").await;
+    let body = json!({"username": "judy", "password": PASSWORD}).to_string();
+    let request = |origin: &str| {
+        Request::post("/rest/v1/login")
+            .header(header::HOST, "wallet.example")
+            .header(header::ORIGIN, origin)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.clone()))
+            .unwrap()
+    };
+    let evil = server.send(request("https://evil.example")).await;
+    assert_eq!(evil.status, StatusCode::FORBIDDEN);
+    assert!(session_cookie(&evil).is_none());
+    let same = server.send(request("http://wallet.example")).await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.text);
+}
+
+async fn health_and_pages_answer(server: Server) {
+    let health = server.get("/healthz", Auth::None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.body["status"], "ok");
+
+    let page = server.get("/signin", Auth::None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("<form"), "{}", page.text);
+    assert!(page.text.contains("name=\"password\""));
+
+    let missing = server.get("/no/such/page", Auth::None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
