@@ -1,0 +1,208 @@
+//! `bench`: a load generator for a running Ampere server. Each scenario runs
+//! `--concurrency` workers for `--seconds` over keep-alive HTTP/1.1 connections and
+//! prints requests/s with p50 and p99 latencies.
+//!
+//! `scripts/bench` starts a fresh server and runs this against it; to load your
+//! own server: `cargo run --release -p bench -- --url http://127.0.0.1:3000`.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::{header, Method, Request, StatusCode};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+
+#[derive(Parser, Debug, Clone)]
+struct Args {
+    /// The server to load.
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// Simultaneous workers, each with its own account and connection.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// How long each scenario runs.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Scenarios to run, in order.
+    #[arg(long, value_delimiter = ',', default_value = "login,ping")]
+    scenarios: Vec<String>,
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+const PASSWORD: &str = "Bench-password-1";
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(args.concurrency * 2)
+        .build_http();
+    let tag = std::process::id();
+    let users: Vec<String> = (0..args.concurrency).map(|i| format!("bench{tag}-{i}")).collect();
+    for user in &users {
+        let body = json!({"username": user, "password": PASSWORD}).to_string();
+        let (status, _, text) = send(&client, Method::POST, &format!("{}/api/v1/auth/register", args.url), None, Some(body)).await;
+        if status != StatusCode::CREATED {
+            eprintln!("could not register {user}: {status} {text}");
+            std::process::exit(1);
+        }
+    }
+    println!(
+        "{:<10} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "scenario", "requests", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    for scenario in &args.scenarios {
+        let report = match scenario.as_str() {
+            "login" => run(&args, &users, &client, Scenario::Login).await,
+            "ping" => run(&args, &users, &client, Scenario::Ping).await,
+            other => {
+                eprintln!("unknown scenario {other}");
+                std::process::exit(2);
+            }
+        };
+        report.print(scenario);
+    }
+}
+
+/// One kind of request a worker repeats.
+#[derive(Clone, Copy)]
+enum Scenario {
+    /// `POST /rest/v1/login`: a full argon2id verification each time.
+    Login,
+    /// `GET /rest/v1/ping` with the session cookie of one login.
+    Ping,
+}
+
+impl Scenario {
+    /// Per-worker setup: the session cookie the requests carry, if any.
+    async fn prepare(self, client: &HttpClient, url: &str, user: &str) -> Option<String> {
+        match self {
+            Scenario::Login => None,
+            Scenario::Ping => login(client, url, user).await,
+        }
+    }
+
+    async fn once(self, client: &HttpClient, url: &str, user: &str, cookie: Option<&str>) -> bool {
+        match self {
+            Scenario::Login => login(client, url, user).await.is_some(),
+            Scenario::Ping => {
+                let uri = format!("{url}/rest/v1/ping");
+                send(client, Method::GET, &uri, cookie, None).await.0 == StatusCode::OK
+            }
+        }
+    }
+}
+
+async fn login(client: &HttpClient, url: &str, user: &str) -> Option<String> {
+    let body = json!({"username": user, "password": PASSWORD}).to_string();
+    let (status, cookie, _) = send(client, Method::POST, &format!("{url}/rest/v1/login"), None, Some(body)).await;
+    (status == StatusCode::OK).then_some(cookie).flatten()
+}
+
+/// Sends one request; answers the status, the `session` cookie if one was set, and the body.
+async fn send(
+    client: &HttpClient,
+    method: Method,
+    uri: &str,
+    cookie: Option<&str>,
+    json_body: Option<String>,
+) -> (StatusCode, Option<String>, String) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    if json_body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    let request = request
+        .body(Full::new(Bytes::from(json_body.unwrap_or_default())))
+        .expect("request");
+    match client.request(request).await {
+        Ok(response) => {
+            let status = response.status();
+            let cookie = response
+                .headers()
+                .get_all(header::SET_COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|v| v.starts_with("session="))
+                .and_then(|v| v.split(';').next())
+                .map(str::to_string);
+            let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            (status, cookie, String::from_utf8_lossy(&body).into_owned())
+        }
+        Err(err) => (StatusCode::SERVICE_UNAVAILABLE, None, err.to_string()),
+    }
+}
+
+struct Report {
+    latencies_us: Vec<u64>,
+    errors: u64,
+    elapsed: Duration,
+}
+
+impl Report {
+    fn print(mut self, name: &str) {
+        self.latencies_us.sort_unstable();
+        let count = self.latencies_us.len();
+        let pct = |p: f64| {
+            if count == 0 {
+                0.0
+            } else {
+                self.latencies_us[((count as f64 * p) as usize).min(count - 1)] as f64 / 1000.0
+            }
+        };
+        println!(
+            "{:<10} {:>10} {:>10.0} {:>10.2} {:>10.2} {:>8}",
+            name,
+            count,
+            count as f64 / self.elapsed.as_secs_f64(),
+            pct(0.50),
+            pct(0.99),
+            self.errors
+        );
+    }
+}
+
+async fn run(args: &Args, users: &[String], client: &HttpClient, scenario: Scenario) -> Report {
+    let deadline = Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let workers: Vec<_> = users
+        .iter()
+        .cloned()
+        .map(|user| {
+            let client = client.clone();
+            let url = args.url.clone();
+            tokio::spawn(async move {
+                let cookie = scenario.prepare(&client, &url, &user).await;
+                let mut latencies = Vec::with_capacity(1 << 16);
+                let mut errors = 0u64;
+                while started.elapsed() < deadline {
+                    let t = Instant::now();
+                    if scenario.once(&client, &url, &user, cookie.as_deref()).await {
+                        latencies.push(t.elapsed().as_micros() as u64);
+                    } else {
+                        errors += 1;
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut report = Report {
+        latencies_us: Vec::new(),
+        errors: 0,
+        elapsed: Duration::ZERO,
+    };
+    for worker in workers {
+        let (latencies, errors) = worker.await.expect("worker");
+        report.latencies_us.extend(latencies);
+        report.errors += errors;
+    }
+    report.elapsed = started.elapsed();
+    report
+}
