@@ -4,12 +4,14 @@
 
 pub mod accounts;
 pub mod error;
+pub mod money;
 pub mod storage;
 pub mod throttle;
 pub mod tokens;
 
 pub use accounts::{Accounts, User, UserId, Username};
 pub use error::{Error, Result};
+pub use money::{Denomination, Msat};
 pub use storage::{Backend, Database};
 pub use throttle::LoginThrottle;
 pub use tokens::{Claims, Tokens};
