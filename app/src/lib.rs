@@ -8,7 +8,7 @@ mod pages;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::StaticSegment;
+use leptos_router::{SsrMode, StaticSegment};
 
 use pages::{HomePage, NotFound, SignInPage, SignUpPage};
 
@@ -45,7 +45,9 @@ pub fn App() -> impl IntoView {
             </header>
             <main>
                 <Routes fallback=NotFound>
-                    <Route path=StaticSegment("") view=HomePage />
+                    // In order: the page's data is in the HTML itself, so it reads
+                    // complete without JavaScript (out-of-order streaming needs JS).
+                    <Route path=StaticSegment("") view=HomePage ssr=SsrMode::InOrder />
                     <Route path=StaticSegment("signin") view=SignInPage />
                     <Route path=StaticSegment("signup") view=SignUpPage />
                 </Routes>

@@ -40,10 +40,21 @@ pub fn engine() -> Result<Engine, ApiError> {
     use_context::<Engine>().ok_or_else(|| ApiError::new("engine missing from context"))
 }
 
-pub fn set_status(status: u16) {
-    if let (Some(opts), Ok(status)) = (
+/// Sets the response status of the running server function. A plain HTML form
+/// post (JavaScript off) keeps the framework's redirect back to the form, which
+/// carries the error in its URL; a status here would replace that redirect.
+pub fn set_status(status: impl TryInto<StatusCode>) {
+    let form_post = use_context::<Parts>().is_some_and(|parts| {
+        parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+    });
+    if let (false, Some(opts), Ok(status)) = (
+        form_post,
         use_context::<ResponseOptions>(),
-        StatusCode::from_u16(status),
+        status.try_into(),
     ) {
         opts.set_status(status);
     }

@@ -65,8 +65,8 @@ impl From<engine::Error> for ApiError {
         use axum::http::{header, HeaderValue};
         use engine::Error::*;
         let status = http_status(&err);
+        crate::api::auth::set_status(status);
         if let Some(opts) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
-            opts.set_status(status);
             if let Throttled { retry_after } = &err {
                 let secs = retry_after.as_secs().max(1).to_string();
                 opts.insert_header(
