@@ -42,10 +42,19 @@ async fn main() {
         .pool_max_idle_per_host(args.concurrency * 2)
         .build_http();
     let tag = std::process::id();
-    let users: Vec<String> = (0..args.concurrency).map(|i| format!("bench{tag}-{i}")).collect();
+    let users: Vec<String> = (0..args.concurrency)
+        .map(|i| format!("bench{tag}-{i}"))
+        .collect();
     for user in &users {
         let body = json!({"username": user, "password": PASSWORD}).to_string();
-        let (status, _, text) = send(&client, Method::POST, &format!("{}/api/v1/auth/register", args.url), None, Some(body)).await;
+        let (status, _, text) = send(
+            &client,
+            Method::POST,
+            &format!("{}/api/v1/auth/register", args.url),
+            None,
+            Some(body),
+        )
+        .await;
         if status != StatusCode::CREATED {
             eprintln!("could not register {user}: {status} {text}");
             std::process::exit(1);
@@ -99,7 +108,14 @@ impl Scenario {
 
 async fn login(client: &HttpClient, url: &str, user: &str) -> Option<String> {
     let body = json!({"username": user, "password": PASSWORD}).to_string();
-    let (status, cookie, _) = send(client, Method::POST, &format!("{url}/rest/v1/login"), None, Some(body)).await;
+    let (status, cookie, _) = send(
+        client,
+        Method::POST,
+        &format!("{url}/rest/v1/login"),
+        None,
+        Some(body),
+    )
+    .await;
     (status == StatusCode::OK).then_some(cookie).flatten()
 }
 
@@ -132,7 +148,12 @@ async fn send(
                 .find(|v| v.starts_with("session="))
                 .and_then(|v| v.split(';').next())
                 .map(str::to_string);
-            let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             (status, cookie, String::from_utf8_lossy(&body).into_owned())
         }
         Err(err) => (StatusCode::SERVICE_UNAVAILABLE, None, err.to_string()),

@@ -211,15 +211,20 @@ impl Accounts {
     }
 
     async fn find_with_hash(&self, key: &str) -> Result<Option<(User, PasswordHash)>> {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(
             "SELECT id, username, email, display_name, is_admin, auth_version, created_at, \
-             password_hash FROM users WHERE username_key = $1"
-        ))
+             password_hash FROM users WHERE username_key = $1",
+        )
         .bind(key)
         .fetch_optional(self.db.pool())
         .await?;
-        row.map(|r| Ok((user_from_row(&r)?, PasswordHash(r.try_get("password_hash")?))))
-            .transpose()
+        row.map(|r| {
+            Ok((
+                user_from_row(&r)?,
+                PasswordHash(r.try_get("password_hash")?),
+            ))
+        })
+        .transpose()
     }
 
     async fn hash(&self, password: &str) -> Result<PasswordHash> {

@@ -180,7 +180,11 @@ mod tests {
             (Denomination::Sat, "0", 0),
         ];
         for (unit, text, msat) in cases {
-            assert_eq!(unit.parse_amount("amount", text).unwrap(), Msat(msat), "{text} {unit:?}");
+            assert_eq!(
+                unit.parse_amount("amount", text).unwrap(),
+                Msat(msat),
+                "{text} {unit:?}"
+            );
         }
     }
 
@@ -211,7 +215,11 @@ mod tests {
         for unit in Denomination::ALL {
             for msat in [0, 1, 999, 1000, 123_456_789, MAX_MONEY.0] {
                 let text = unit.format(Msat(msat));
-                assert_eq!(unit.parse_amount("amount", &text).unwrap(), Msat(msat), "{text}");
+                assert_eq!(
+                    unit.parse_amount("amount", &text).unwrap(),
+                    Msat(msat),
+                    "{text}"
+                );
             }
         }
         assert_eq!(Denomination::Btc.format(Msat(150_000_000)), "0.0015");

@@ -149,7 +149,9 @@ mod tests {
         }
         match throttle.check("alice", "5.6.7.8") {
             Err(Error::Throttled { retry_after }) => {
-                assert!(retry_after > Duration::from_secs(50) && retry_after <= Duration::from_secs(60))
+                assert!(
+                    retry_after > Duration::from_secs(50) && retry_after <= Duration::from_secs(60)
+                )
             }
             other => panic!("expected throttled, got {other:?}"),
         }

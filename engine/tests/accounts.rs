@@ -38,7 +38,9 @@ on_both_databases!(
 const PASSWORD: &str = "Correct-horse-7";
 
 async fn engine(url: &str) -> Engine {
-    Engine::open(url, Limits::default()).await.expect("engine opens")
+    Engine::open(url, Limits::default())
+        .await
+        .expect("engine opens")
 }
 
 async fn user_count(engine: &Engine) -> i64 {
@@ -59,7 +61,11 @@ async fn alice_signs_up_and_logs_in_with_any_case_of_her_name(url: &str) {
         .unwrap();
     assert_eq!(alice.username, "Alice");
     assert_eq!(alice.email.as_deref(), Some("alice@example.com"));
-    let again = engine.accounts.login("aLiCe", PASSWORD, "1.1.1.1").await.unwrap();
+    let again = engine
+        .accounts
+        .login("aLiCe", PASSWORD, "1.1.1.1")
+        .await
+        .unwrap();
     assert_eq!(again.id, alice.id);
     let fetched = engine.accounts.get(&alice.id.0).await.unwrap().unwrap();
     assert_eq!(fetched.username, "Alice");
@@ -68,7 +74,11 @@ async fn alice_signs_up_and_logs_in_with_any_case_of_her_name(url: &str) {
 
 async fn a_second_alice_is_refused_whatever_the_case(url: &str) {
     let engine = engine(url).await;
-    engine.accounts.register("alice", PASSWORD, None).await.unwrap();
+    engine
+        .accounts
+        .register("alice", PASSWORD, None)
+        .await
+        .unwrap();
     let err = engine
         .accounts
         .register("ALICE", PASSWORD, None)
@@ -100,20 +110,36 @@ async fn bad_sign_ups_are_refused_and_write_nothing(url: &str) {
             .register(username, password, email)
             .await
             .unwrap_err();
-        assert_eq!(err.field(), Some(field), "{username:?}/{password:?}: {err:?}");
+        assert_eq!(
+            err.field(),
+            Some(field),
+            "{username:?}/{password:?}: {err:?}"
+        );
     }
     assert_eq!(user_count(&engine).await, 0);
     // The longest acceptable values pass.
     let name = "b".repeat(32);
     let password = format!("Aa1{}", "x".repeat(61));
-    engine.accounts.register(&name, &password, None).await.unwrap();
+    engine
+        .accounts
+        .register(&name, &password, None)
+        .await
+        .unwrap();
     assert_eq!(user_count(&engine).await, 1);
 }
 
 async fn a_wrong_password_is_refused(url: &str) {
     let engine = engine(url).await;
-    engine.accounts.register("carol", PASSWORD, None).await.unwrap();
-    for (username, password) in [("carol", "Wrong-horse-7"), ("nobody", PASSWORD), ("carol", "")] {
+    engine
+        .accounts
+        .register("carol", PASSWORD, None)
+        .await
+        .unwrap();
+    for (username, password) in [
+        ("carol", "Wrong-horse-7"),
+        ("nobody", PASSWORD),
+        ("carol", ""),
+    ] {
         let err = engine
             .accounts
             .login(username, password, "2.2.2.2")
@@ -149,12 +175,24 @@ async fn repeated_failures_are_throttled_even_with_the_right_password(url: &str)
         window: Duration::from_secs(60),
     };
     let engine = Engine::open(url, limits).await.unwrap();
-    engine.accounts.register("erin", PASSWORD, None).await.unwrap();
+    engine
+        .accounts
+        .register("erin", PASSWORD, None)
+        .await
+        .unwrap();
     for _ in 0..3 {
-        let err = engine.accounts.login("erin", "Wrong-1a", "3.3.3.3").await.unwrap_err();
+        let err = engine
+            .accounts
+            .login("erin", "Wrong-1a", "3.3.3.3")
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::InvalidCredentials));
     }
-    let err = engine.accounts.login("ERIN", PASSWORD, "4.4.4.4").await.unwrap_err();
+    let err = engine
+        .accounts
+        .login("ERIN", PASSWORD, "4.4.4.4")
+        .await
+        .unwrap_err();
     match err {
         Error::Throttled { retry_after } => assert!(retry_after > Duration::from_secs(30)),
         other => panic!("expected throttled, got {other:?}"),
@@ -163,21 +201,35 @@ async fn repeated_failures_are_throttled_even_with_the_right_password(url: &str)
 
 async fn a_token_authenticates_until_tampered_or_its_version_moves_on(url: &str) {
     let engine = engine(url).await;
-    let frank = engine.accounts.register("frank", PASSWORD, None).await.unwrap();
+    let frank = engine
+        .accounts
+        .register("frank", PASSWORD, None)
+        .await
+        .unwrap();
     let token = engine.tokens.issue(&frank).unwrap();
     let claims = engine.tokens.verify(&token).unwrap();
     assert_eq!(claims.sub, frank.id.0);
-    let user = engine.accounts.authenticate(&claims.sub, claims.ver).await.unwrap();
+    let user = engine
+        .accounts
+        .authenticate(&claims.sub, claims.ver)
+        .await
+        .unwrap();
     assert_eq!(user.username, "frank");
 
     let mut tampered = token.clone();
     tampered.pop();
     tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
-    assert!(matches!(engine.tokens.verify(&tampered), Err(Error::Unauthenticated)));
+    assert!(matches!(
+        engine.tokens.verify(&tampered),
+        Err(Error::Unauthenticated)
+    ));
 
     // A credential issued under another version no longer authenticates.
     assert!(matches!(
-        engine.accounts.authenticate(&claims.sub, claims.ver + 1).await,
+        engine
+            .accounts
+            .authenticate(&claims.sub, claims.ver + 1)
+            .await,
         Err(Error::Unauthenticated)
     ));
     assert!(matches!(
@@ -189,7 +241,11 @@ async fn a_token_authenticates_until_tampered_or_its_version_moves_on(url: &str)
 async fn two_engines_on_one_database_share_the_signing_key(url: &str) {
     let first = engine(url).await;
     let second = engine(url).await;
-    let grace = first.accounts.register("grace", PASSWORD, None).await.unwrap();
+    let grace = first
+        .accounts
+        .register("grace", PASSWORD, None)
+        .await
+        .unwrap();
     let token = first.tokens.issue(&grace).unwrap();
     assert_eq!(second.tokens.verify(&token).unwrap().sub, grace.id.0);
 }

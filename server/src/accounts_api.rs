@@ -54,10 +54,9 @@ struct UserResponse {
 
 impl From<User> for UserResponse {
     fn from(user: User) -> Self {
-        let created = time::OffsetDateTime::from_unix_timestamp_nanos(
-            user.created_at_ms as i128 * 1_000_000,
-        )
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let created =
+            time::OffsetDateTime::from_unix_timestamp_nanos(user.created_at_ms as i128 * 1_000_000)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         UserResponse {
             id: user.id.0,
             username: user.username,
@@ -91,7 +90,11 @@ async fn login(
 ) -> Result<Json<TokenResponse>, DetailError> {
     let user = engine
         .accounts
-        .login(&req.username, &req.password, &client_address_of(&extensions))
+        .login(
+            &req.username,
+            &req.password,
+            &client_address_of(&extensions),
+        )
         .await?;
     Ok(Json(bearer(&engine, &user)?))
 }

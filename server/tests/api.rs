@@ -106,7 +106,9 @@ impl Server {
         let request = match auth {
             Auth::None => Request::get(path),
             Auth::Cookie(c) => Request::get(path).header(header::COOKIE, c),
-            Auth::Bearer(t) => Request::get(path).header(header::AUTHORIZATION, format!("Bearer {t}")),
+            Auth::Bearer(t) => {
+                Request::get(path).header(header::AUTHORIZATION, format!("Bearer {t}"))
+            }
         };
         self.send(request.body(Body::empty()).unwrap()).await
     }
@@ -173,16 +175,35 @@ async fn register_returns_a_bearer_token_that_reads_the_user(server: Server) {
     assert!(me.body.get("password_hash").is_none());
 
     // A bearer token also answers the myLightning ping.
-    assert_eq!(server.get("/rest/v1/ping", Auth::Bearer(&token)).await.status, StatusCode::OK);
+    assert_eq!(
+        server
+            .get("/rest/v1/ping", Auth::Bearer(&token))
+            .await
+            .status,
+        StatusCode::OK
+    );
     let forged = format!("{token}x");
-    assert_eq!(server.get("/api/v1/auth", Auth::Bearer(&forged)).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(server.get("/api/v1/auth", Auth::None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        server
+            .get("/api/v1/auth", Auth::Bearer(&forged))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server.get("/api/v1/auth", Auth::None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 async fn login_with_the_account_api_returns_a_token(server: Server) {
     server.register("Bob").await;
     let reply = server
-        .post_json("/api/v1/auth", &json!({"username": "bob", "password": PASSWORD}).to_string(), None)
+        .post_json(
+            "/api/v1/auth",
+            &json!({"username": "bob", "password": PASSWORD}).to_string(),
+            None,
+        )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.body["token_type"], "bearer");
@@ -194,12 +215,21 @@ async fn login_with_the_account_api_returns_a_token(server: Server) {
 async fn mylightning_login_sets_a_session_cookie_that_ping_accepts(server: Server) {
     server.register("carol").await;
     let reply = server
-        .post_json("/rest/v1/login", &json!({"username": "carol", "password": PASSWORD}).to_string(), None)
+        .post_json(
+            "/rest/v1/login",
+            &json!({"username": "carol", "password": PASSWORD}).to_string(),
+            None,
+        )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.body["username"], "carol");
     assert_eq!(reply.body["_csrf"].as_str().unwrap().len(), 32);
-    let set_cookie = reply.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+    let set_cookie = reply
+        .headers
+        .get(header::SET_COOKIE)
+        .unwrap()
+        .to_str()
+        .unwrap();
     assert!(set_cookie.starts_with("session="), "{set_cookie}");
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
     assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
@@ -214,8 +244,17 @@ async fn mylightning_login_sets_a_session_cookie_that_ping_accepts(server: Serve
 
     let anonymous = server.get("/rest/v1/ping", Auth::None).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
-    assert!(anonymous.body["error"]["message"].is_string(), "{}", anonymous.text);
-    let forged = server.get("/rest/v1/ping", Auth::Cookie("session=AAAAAAAAAAAAAAAAAAAAAA")).await;
+    assert!(
+        anonymous.body["error"]["message"].is_string(),
+        "{}",
+        anonymous.text
+    );
+    let forged = server
+        .get(
+            "/rest/v1/ping",
+            Auth::Cookie("session=AAAAAAAAAAAAAAAAAAAAAA"),
+        )
+        .await;
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -236,7 +275,11 @@ async fn logout_deletes_the_session_on_the_server(server: Server) {
     assert_eq!(ping.status, StatusCode::UNAUTHORIZED);
     // Logging out without a session still answers 200.
     let again = server
-        .send(Request::post("/rest/v1/logout").body(Body::empty()).unwrap())
+        .send(
+            Request::post("/rest/v1/logout")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await;
     assert_eq!(again.status, StatusCode::OK);
 }
@@ -246,9 +289,18 @@ async fn each_login_rotates_the_session_id(server: Server) {
     let first = server.session_login("erin", None).await;
     let second = server.session_login("erin", Some(&first)).await;
     assert_ne!(first, second);
-    assert_eq!(server.get("/rest/v1/ping", Auth::Cookie(&second)).await.status, StatusCode::OK);
     assert_eq!(
-        server.get("/rest/v1/ping", Auth::Cookie(&first)).await.status,
+        server
+            .get("/rest/v1/ping", Auth::Cookie(&second))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        server
+            .get("/rest/v1/ping", Auth::Cookie(&first))
+            .await
+            .status,
         StatusCode::UNAUTHORIZED
     );
 }
@@ -257,28 +309,66 @@ async fn malformed_account_requests_get_400_json_and_write_nothing(server: Serve
     let long = "x".repeat(100_000);
     let cases = [
         ("/api/v1/auth/register", "{not json".to_string()),
-        ("/api/v1/auth/register", json!({"username": 5, "password": PASSWORD}).to_string()),
-        ("/api/v1/auth/register", json!({"username": "frank"}).to_string()),
-        ("/api/v1/auth/register", json!({"password": PASSWORD}).to_string()),
-        ("/api/v1/auth/register", json!({"username": long, "password": PASSWORD}).to_string()),
-        ("/api/v1/auth/register", json!({"username": "frank", "password": long}).to_string()),
-        ("/api/v1/auth/register", json!({"username": "frank", "password": "weak"}).to_string()),
-        ("/api/v1/auth/register", json!({"username": "fr ank", "password": PASSWORD}).to_string()),
-        ("/api/v1/auth/register", json!({"username": "frank", "password": PASSWORD, "email": "nope"}).to_string()),
+        (
+            "/api/v1/auth/register",
+            json!({"username": 5, "password": PASSWORD}).to_string(),
+        ),
+        (
+            "/api/v1/auth/register",
+            json!({"username": "frank"}).to_string(),
+        ),
+        (
+            "/api/v1/auth/register",
+            json!({"password": PASSWORD}).to_string(),
+        ),
+        (
+            "/api/v1/auth/register",
+            json!({"username": long, "password": PASSWORD}).to_string(),
+        ),
+        (
+            "/api/v1/auth/register",
+            json!({"username": "frank", "password": long}).to_string(),
+        ),
+        (
+            "/api/v1/auth/register",
+            json!({"username": "frank", "password": "weak"}).to_string(),
+        ),
+        (
+            "/api/v1/auth/register",
+            json!({"username": "fr ank", "password": PASSWORD}).to_string(),
+        ),
+        (
+            "/api/v1/auth/register",
+            json!({"username": "frank", "password": PASSWORD, "email": "nope"}).to_string(),
+        ),
         ("/api/v1/auth/register", "[]".to_string()),
         ("/api/v1/auth", "null".to_string()),
-        ("/api/v1/auth", json!({"username": ["a"], "password": PASSWORD}).to_string()),
+        (
+            "/api/v1/auth",
+            json!({"username": ["a"], "password": PASSWORD}).to_string(),
+        ),
     ];
     for (path, body) in cases {
         let reply = server.post_json(path, &body, None).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path} {body:.80}: {}", reply.text);
-        assert!(reply.body["detail"].is_string(), "{path} {body:.80}: {}", reply.text);
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{path} {body:.80}: {}",
+            reply.text
+        );
+        assert!(
+            reply.body["detail"].is_string(),
+            "{path} {body:.80}: {}",
+            reply.text
+        );
     }
     // Without a JSON content type.
     let reply = server
         .send(
             Request::post("/api/v1/auth/register")
-                .body(Body::from(json!({"username": "frank", "password": PASSWORD}).to_string()))
+                .body(Body::from(
+                    json!({"username": "frank", "password": PASSWORD}).to_string(),
+                ))
                 .unwrap(),
         )
         .await;
@@ -295,8 +385,17 @@ async fn malformed_mylightning_requests_get_400_json(server: Server) {
         String::new(),
     ] {
         let reply = server.post_json("/rest/v1/login", &body, None).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body:?}: {}", reply.text);
-        assert!(reply.body["error"]["message"].is_string(), "{body:?}: {}", reply.text);
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{body:?}: {}",
+            reply.text
+        );
+        assert!(
+            reply.body["error"]["message"].is_string(),
+            "{body:?}: {}",
+            reply.text
+        );
         assert!(session_cookie(&reply).is_none());
     }
     let overlong = json!({"username": "x".repeat(50_000), "password": PASSWORD}).to_string();
@@ -327,7 +426,10 @@ async fn unknown_users_and_wrong_passwords_get_401(server: Server) {
         assert_eq!(account.body["detail"], "invalid username or password");
         let session = server.post_json("/rest/v1/login", &body, None).await;
         assert_eq!(session.status, StatusCode::UNAUTHORIZED);
-        assert_eq!(session.body["error"]["message"], "invalid username or password");
+        assert_eq!(
+            session.body["error"]["message"],
+            "invalid username or password"
+        );
         assert!(session_cookie(&session).is_none());
     }
 }
@@ -342,8 +444,17 @@ async fn repeated_failures_get_429_with_retry_after(server: Server) {
     let right = json!({"username": "ivan", "password": PASSWORD}).to_string();
     for path in ["/rest/v1/login", "/api/v1/auth"] {
         let reply = server.post_json(path, &right, None).await;
-        assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{path}: {}", reply.text);
-        let retry: u64 = reply.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+        assert_eq!(
+            reply.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{path}: {}",
+            reply.text
+        );
+        let retry: u64 = reply.headers[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((1..=60).contains(&retry), "{retry}");
     }
 }

@@ -95,7 +95,10 @@ pub async fn identify(
 ) -> Result<Option<Caller>, engine::Error> {
     if let Some(token) = bearer_token(headers) {
         let claims = engine.tokens.verify(token)?;
-        let user = engine.accounts.authenticate(&claims.sub, claims.ver).await?;
+        let user = engine
+            .accounts
+            .authenticate(&claims.sub, claims.ver)
+            .await?;
         return Ok(Some(Caller {
             user,
             credential: Credential::Bearer,

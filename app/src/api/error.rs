@@ -2,9 +2,9 @@
 //! `{"error":{"message":"..."}}` (plus `field` when one input caused it, so the UI
 //! can show the message next to that input).
 
-use serde::{Deserialize, Serialize};
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{}", error.message)]

@@ -7,6 +7,6 @@ mod error;
 pub mod mylightning;
 pub mod session;
 
-pub use error::{ApiError, ErrorBody};
 #[cfg(feature = "ssr")]
 pub use error::http_status;
+pub use error::{ApiError, ErrorBody};

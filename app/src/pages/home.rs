@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::session::{me, SignedInUser, SignOut};
+use crate::api::session::{me, SignOut, SignedInUser};
 
 /// The landing page: the signed-in user's start page, or a welcome for visitors.
 #[component]
