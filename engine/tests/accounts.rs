@@ -5,26 +5,8 @@ use std::time::Duration;
 use engine::throttle::Limits;
 use engine::{Engine, Error};
 
-/// Runs each story once on SQLite and once on PostgreSQL.
-macro_rules! on_both_databases {
-    ($($story:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $story() {
-                let db = testdb::sqlite();
-                super::$story(&db.url).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $story() {
-                super::$story(&testdb::postgres()).await;
-            })*
-        }
-    };
-}
-
-on_both_databases!(
+testdb::on_both_databases!(
+    database_url;
     alice_signs_up_and_logs_in_with_any_case_of_her_name,
     a_second_alice_is_refused_whatever_the_case,
     bad_sign_ups_are_refused_and_write_nothing,
@@ -36,6 +18,11 @@ on_both_databases!(
 );
 
 const PASSWORD: &str = "Correct-horse-7";
+
+/// The stories open their own engines (some open two), so they take the URL.
+async fn database_url(url: &str) -> String {
+    url.to_string()
+}
 
 async fn engine(url: &str) -> Engine {
     Engine::open(url, Limits::default())
@@ -52,7 +39,8 @@ async fn user_count(engine: &Engine) -> i64 {
         .get("n")
 }
 
-async fn alice_signs_up_and_logs_in_with_any_case_of_her_name(url: &str) {
+async fn alice_signs_up_and_logs_in_with_any_case_of_her_name(url: String) {
+    let url = url.as_str();
     let engine = engine(url).await;
     let alice = engine
         .accounts
@@ -72,7 +60,8 @@ async fn alice_signs_up_and_logs_in_with_any_case_of_her_name(url: &str) {
     assert!(!fetched.is_admin);
 }
 
-async fn a_second_alice_is_refused_whatever_the_case(url: &str) {
+async fn a_second_alice_is_refused_whatever_the_case(url: String) {
+    let url = url.as_str();
     let engine = engine(url).await;
     engine
         .accounts
@@ -88,7 +77,8 @@ async fn a_second_alice_is_refused_whatever_the_case(url: &str) {
     assert_eq!(user_count(&engine).await, 1);
 }
 
-async fn bad_sign_ups_are_refused_and_write_nothing(url: &str) {
+async fn bad_sign_ups_are_refused_and_write_nothing(url: String) {
+    let url = url.as_str();
     let engine = engine(url).await;
     let long_name = "a".repeat(33);
     let long_password = format!("Aa1{}", "x".repeat(62));
@@ -128,7 +118,8 @@ async fn bad_sign_ups_are_refused_and_write_nothing(url: &str) {
     assert_eq!(user_count(&engine).await, 1);
 }
 
-async fn a_wrong_password_is_refused(url: &str) {
+async fn a_wrong_password_is_refused(url: String) {
+    let url = url.as_str();
     let engine = engine(url).await;
     engine
         .accounts
@@ -149,7 +140,8 @@ async fn a_wrong_password_is_refused(url: &str) {
     }
 }
 
-async fn concurrent_sign_ups_of_one_name_let_exactly_one_win(url: &str) {
+async fn concurrent_sign_ups_of_one_name_let_exactly_one_win(url: String) {
+    let url = url.as_str();
     let engine = engine(url).await;
     let attempts = (0..8).map(|i| {
         let engine = engine.clone();
@@ -168,7 +160,8 @@ async fn concurrent_sign_ups_of_one_name_let_exactly_one_win(url: &str) {
     assert_eq!(user_count(&engine).await, 1);
 }
 
-async fn repeated_failures_are_throttled_even_with_the_right_password(url: &str) {
+async fn repeated_failures_are_throttled_even_with_the_right_password(url: String) {
+    let url = url.as_str();
     let limits = Limits {
         per_username: 3,
         per_client: 100,
@@ -199,7 +192,8 @@ async fn repeated_failures_are_throttled_even_with_the_right_password(url: &str)
     }
 }
 
-async fn a_token_authenticates_until_tampered_or_its_version_moves_on(url: &str) {
+async fn a_token_authenticates_until_tampered_or_its_version_moves_on(url: String) {
+    let url = url.as_str();
     let engine = engine(url).await;
     let frank = engine
         .accounts
@@ -238,7 +232,8 @@ async fn a_token_authenticates_until_tampered_or_its_version_moves_on(url: &str)
     ));
 }
 
-async fn two_engines_on_one_database_share_the_signing_key(url: &str) {
+async fn two_engines_on_one_database_share_the_signing_key(url: String) {
+    let url = url.as_str();
     let first = engine(url).await;
     let second = engine(url).await;
     let grace = first

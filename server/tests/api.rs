@@ -14,25 +14,8 @@ use tower::ServiceExt;
 use engine::throttle::Limits;
 use server::Services;
 
-macro_rules! on_both_databases {
-    ($($story:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $story() {
-                let db = testdb::sqlite();
-                super::$story(super::Server::open(&db.url).await).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $story() {
-                super::$story(super::Server::open(&testdb::postgres()).await).await;
-            })*
-        }
-    };
-}
-
-on_both_databases!(
+testdb::on_both_databases!(
+    open_server;
     register_returns_a_bearer_token_that_reads_the_user,
     login_with_the_account_api_returns_a_token,
     mylightning_login_sets_a_session_cookie_that_ping_accepts,
@@ -48,6 +31,10 @@ on_both_databases!(
 );
 
 const PASSWORD: &str = "Correct-horse-7";
+
+async fn open_server(url: &str) -> Server {
+    Server::open(url).await
+}
 
 struct Server {
     router: Router,

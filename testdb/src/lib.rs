@@ -154,3 +154,25 @@ fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free loopback port")
 }
+
+/// Runs each story once on SQLite and once on PostgreSQL, as `sqlite::story` and
+/// `postgres::story`. `open` names an `async fn(&str) -> T` of the calling module, turning a database URL
+/// into what the stories take (`async fn story(T)`).
+#[macro_export]
+macro_rules! on_both_databases {
+    ($open:ident; $($story:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $story() {
+                let db = $crate::sqlite();
+                super::$story(super::$open(&db.url).await).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $story() {
+                super::$story(super::$open(&$crate::postgres()).await).await;
+            })*
+        }
+    };
+}
