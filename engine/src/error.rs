@@ -23,6 +23,26 @@ pub enum Error {
     Throttled { retry_after: Duration },
     #[error("not found")]
     NotFound,
+    // Refusals of a wallet operation: the request was well formed, the network or
+    // the ledger says no. Nothing was changed.
+    #[error("insufficient funds")]
+    InsufficientFunds,
+    #[error("insufficient on-chain funds")]
+    InsufficientOnchainFunds,
+    #[error("no route to the destination")]
+    NoRoute,
+    #[error("route fee of {fee_msat} msat exceeds the fee limit of {limit_msat} msat")]
+    FeeLimitExceeded { fee_msat: i64, limit_msat: i64 },
+    #[error("invoice expired")]
+    InvoiceExpired,
+    #[error("invoice already paid")]
+    AlreadyPaid,
+    #[error("unknown alias")]
+    UnknownAlias,
+    #[error("channel not found")]
+    ChannelNotFound,
+    #[error("unknown node")]
+    UnknownNode,
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("migration error")]
@@ -47,6 +67,23 @@ impl Error {
             Error::InvalidCredentials => Some("password"),
             _ => None,
         }
+    }
+
+    /// True for a refusal of a wallet operation (myLightning answers these with 200
+    /// and an error body, as the original server did).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Error::InsufficientFunds
+                | Error::InsufficientOnchainFunds
+                | Error::NoRoute
+                | Error::FeeLimitExceeded { .. }
+                | Error::InvoiceExpired
+                | Error::AlreadyPaid
+                | Error::UnknownAlias
+                | Error::ChannelNotFound
+                | Error::UnknownNode
+        )
     }
 
     /// True when the cause is on the server side: logged, and answered with a

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod error;
 pub mod money;
+pub mod simnet;
 pub mod storage;
 pub mod throttle;
 pub mod tokens;

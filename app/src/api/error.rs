@@ -99,6 +99,16 @@ pub fn http_status(err: &engine::Error) -> axum::http::StatusCode {
         InvalidCredentials | Unauthenticated => StatusCode::UNAUTHORIZED,
         Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         NotFound => StatusCode::NOT_FOUND,
+        // Refusals: the myLightning API answers them with 200 and an error body.
+        InsufficientFunds
+        | InsufficientOnchainFunds
+        | NoRoute
+        | FeeLimitExceeded { .. }
+        | InvoiceExpired
+        | AlreadyPaid
+        | UnknownAlias
+        | ChannelNotFound
+        | UnknownNode => StatusCode::OK,
         Database(_) | Migration(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

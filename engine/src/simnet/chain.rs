@@ -1,0 +1,209 @@
+//! The simulated chain: blocks mined on demand or on a timer, on-chain wallets,
+//! and the faucet that brings coins into the network.
+
+use sqlx::{AnyConnection, Row};
+
+use super::{channels, EventKind, Simnet};
+use crate::{now_ms, Error, Msat, Result};
+
+/// Most a single faucet call hands out.
+pub const FAUCET_MAX: Msat = Msat::from_sat(10 * 100_000_000);
+/// Most blocks one `mine` call produces.
+pub const MINE_MAX: i64 = 1000;
+
+impl Simnet {
+    pub async fn tip_height(&self) -> Result<i64> {
+        tip(&mut *self.db.pool().acquire().await?).await
+    }
+
+    /// Sends `amount` to an address of the network. It counts once mined.
+    pub async fn faucet(&self, address: &str, amount: Msat) -> Result<String> {
+        if amount.0 <= 0 || !amount.is_whole_sat() || amount > FAUCET_MAX {
+            return Err(Error::invalid(
+                "sats",
+                format!("sats must be a whole number from 1 to {}", FAUCET_MAX.sat()),
+            ));
+        }
+        let node: String = sqlx::query("SELECT pubkey FROM nodes WHERE address = $1")
+            .bind(address.trim())
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or_else(|| Error::invalid("address", "no node of this network has that address"))?
+            .try_get("pubkey")?;
+        let txid = crate::random_hex(32);
+        sqlx::query(
+            "INSERT INTO chain_txs (txid, node, amount_msat, kind, height, created_at) \
+             VALUES ($1, $2, $3, 'faucet', NULL, $4)",
+        )
+        .bind(&txid)
+        .bind(&node)
+        .bind(amount.0)
+        .bind(now_ms())
+        .execute(self.db.pool())
+        .await?;
+        Ok(txid)
+    }
+
+    /// Mines `count` blocks, one transaction each: confirms pending receipts and
+    /// moves channels along their states. Returns the new tip.
+    pub async fn mine(&self, count: i64) -> Result<i64> {
+        if !(1..=MINE_MAX).contains(&count) {
+            return Err(Error::invalid(
+                "blocks",
+                format!("blocks must be from 1 to {MINE_MAX}"),
+            ));
+        }
+        let mut height = 0;
+        for _ in 0..count {
+            let mut tx = self.db.begin_write().await?;
+            height = tip(&mut tx).await? + 1;
+            sqlx::query("INSERT INTO blocks (height, hash, mined_at) VALUES ($1, $2, $3)")
+                .bind(height)
+                .bind(crate::random_hex(32))
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+            let receipts = confirm_pending(&mut tx, height).await?;
+            let changed = channels::on_block(&mut tx, height, &self.config).await?;
+            tx.commit().await?;
+
+            for (node, txid, amount) in receipts {
+                self.emit(
+                    vec![node],
+                    EventKind::OnchainReceived {
+                        txid,
+                        amount_msat: amount,
+                    },
+                );
+            }
+            for change in changed {
+                self.emit(
+                    vec![change.opener, change.peer],
+                    EventKind::ChannelChanged {
+                        channel_point: change.point,
+                        state: change.state.as_str().to_string(),
+                    },
+                );
+            }
+            self.emit(vec![], EventKind::BlockMined { height });
+        }
+        Ok(height)
+    }
+
+    /// Mines a block every `interval` until the server stops.
+    pub fn spawn_miner(&self, interval: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let simnet = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(interval);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if let Err(err) = simnet.mine(1).await {
+                    tracing::warn!(error = %err, "mining a block failed");
+                }
+            }
+        })
+    }
+}
+
+pub(crate) async fn tip(conn: &mut AnyConnection) -> Result<i64> {
+    let row = sqlx::query("SELECT MAX(height) AS h FROM blocks")
+        .fetch_one(conn)
+        .await?;
+    Ok(row.try_get::<Option<i64>, _>("h")?.unwrap_or(0))
+}
+
+/// Records a receipt that is already confirmed and credits it.
+pub(crate) async fn credit_confirmed(
+    conn: &mut AnyConnection,
+    node: &str,
+    amount: Msat,
+    kind: &str,
+    height: i64,
+) -> Result<String> {
+    let txid = crate::random_hex(32);
+    sqlx::query(
+        "INSERT INTO chain_txs (txid, node, amount_msat, kind, height, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&txid)
+    .bind(node)
+    .bind(amount.0)
+    .bind(kind)
+    .bind(height)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE nodes SET onchain_msat = onchain_msat + $1 WHERE pubkey = $2")
+        .bind(amount.0)
+        .bind(node)
+        .execute(&mut *conn)
+        .await?;
+    Ok(txid)
+}
+
+/// Takes `amount` from a node's confirmed funds for a transaction that will be
+/// mined in the next block. Refused, changing nothing, when the funds are short.
+pub(crate) async fn spend(
+    conn: &mut AnyConnection,
+    node: &str,
+    amount: Msat,
+    kind: &str,
+) -> Result<String> {
+    let taken = sqlx::query(
+        "UPDATE nodes SET onchain_msat = onchain_msat - $1 \
+         WHERE pubkey = $2 AND onchain_msat >= $1",
+    )
+    .bind(amount.0)
+    .bind(node)
+    .execute(&mut *conn)
+    .await?;
+    if taken.rows_affected() != 1 {
+        return Err(Error::InsufficientOnchainFunds);
+    }
+    let txid = crate::random_hex(32);
+    sqlx::query(
+        "INSERT INTO chain_txs (txid, node, amount_msat, kind, height, created_at) \
+         VALUES ($1, $2, $3, $4, NULL, $5)",
+    )
+    .bind(&txid)
+    .bind(node)
+    .bind(-amount.0)
+    .bind(kind)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(txid)
+}
+
+/// Confirms every pending transaction in block `height`, crediting receipts.
+async fn confirm_pending(
+    conn: &mut AnyConnection,
+    height: i64,
+) -> Result<Vec<(String, String, i64)>> {
+    let pending = sqlx::query(
+        "SELECT id, txid, node, amount_msat FROM chain_txs WHERE height IS NULL ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut receipts = Vec::new();
+    for row in pending {
+        let id: i64 = row.try_get("id")?;
+        let node: String = row.try_get("node")?;
+        let amount: i64 = row.try_get("amount_msat")?;
+        sqlx::query("UPDATE chain_txs SET height = $1 WHERE id = $2")
+            .bind(height)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        if amount > 0 {
+            sqlx::query("UPDATE nodes SET onchain_msat = onchain_msat + $1 WHERE pubkey = $2")
+                .bind(amount)
+                .bind(&node)
+                .execute(&mut *conn)
+                .await?;
+            receipts.push((node, row.try_get("txid")?, amount));
+        }
+    }
+    Ok(receipts)
+}

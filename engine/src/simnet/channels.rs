@@ -1,0 +1,334 @@
+//! Channels between nodes: opened from the opener's on-chain funds, open after
+//! enough confirmations, closed cooperatively (one block) or by force (a delay),
+//! paying each side its balance on chain. The hub answers a new channel with one
+//! of its own back, like a liquidity provider.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use super::{chain, EventKind, Simnet, SimnetConfig, HUB_ALIAS};
+use crate::{now_ms, Error, Msat, Result};
+
+pub const MIN_CAPACITY: Msat = Msat::from_sat(20_000);
+pub const MAX_CAPACITY: Msat = Msat::from_sat(10 * 100_000_000);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelState {
+    PendingOpen,
+    Open,
+    Closing,
+    ForceClosing,
+    Closed,
+}
+
+impl ChannelState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelState::PendingOpen => "pending_open",
+            ChannelState::Open => "open",
+            ChannelState::Closing => "closing",
+            ChannelState::ForceClosing => "force_closing",
+            ChannelState::Closed => "closed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "pending_open" => ChannelState::PendingOpen,
+            "open" => ChannelState::Open,
+            "closing" => ChannelState::Closing,
+            "force_closing" => ChannelState::ForceClosing,
+            "closed" => ChannelState::Closed,
+            other => return Err(Error::Internal(format!("channel state {other}"))),
+        })
+    }
+}
+
+/// A channel seen from one of its two nodes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Channel {
+    pub point: String,
+    pub remote: String,
+    pub capacity: Msat,
+    pub local: Msat,
+    pub remote_balance: Msat,
+    pub state: ChannelState,
+    /// Blocks until a pending state ends (0 when none).
+    pub blocks_left: i64,
+    pub initiator: bool,
+}
+
+impl Channel {
+    /// The state as myLightning showed it: `Open`, `Pending (N blocks)`,
+    /// `Closing`, `Forced Closing (N blocks)`, `Closed`.
+    pub fn display_state(&self) -> String {
+        match self.state {
+            ChannelState::PendingOpen => format!("Pending ({} blocks)", self.blocks_left),
+            ChannelState::Open => "Open".into(),
+            ChannelState::Closing => "Closing".into(),
+            ChannelState::ForceClosing => format!("Forced Closing ({} blocks)", self.blocks_left),
+            ChannelState::Closed => "Closed".into(),
+        }
+    }
+}
+
+/// A channel that changed state in a block.
+pub(crate) struct Change {
+    pub point: String,
+    pub opener: String,
+    pub peer: String,
+    pub state: ChannelState,
+}
+
+impl Simnet {
+    /// Opens a channel of `capacity` from `opener` to `peer`, funded from the
+    /// opener's confirmed on-chain funds. It is open `open_confirmations` blocks
+    /// after the funding is mined.
+    pub async fn open_channel(&self, opener: &str, peer: &str, capacity: Msat) -> Result<Channel> {
+        if !capacity.is_whole_sat() || capacity < MIN_CAPACITY || capacity > MAX_CAPACITY {
+            return Err(Error::invalid(
+                "amount",
+                format!(
+                    "channel capacity must be a whole number of sats from {} to {}",
+                    MIN_CAPACITY.sat(),
+                    MAX_CAPACITY.sat()
+                ),
+            ));
+        }
+        if opener == peer {
+            return Err(Error::invalid(
+                "remotenode",
+                "a node cannot open a channel to itself",
+            ));
+        }
+        self.node(peer).await?;
+        let mut tx = self.db.begin_write().await?;
+        let channel = open_in(&mut tx, opener, peer, capacity, &self.config).await?;
+        tx.commit().await?;
+        self.emit(
+            vec![opener.to_string(), peer.to_string()],
+            EventKind::ChannelChanged {
+                channel_point: channel.point.clone(),
+                state: channel.state.as_str().into(),
+            },
+        );
+        Ok(channel)
+    }
+
+    /// Closes an open channel of `node`: cooperatively in the next block, or by
+    /// force after `force_close_delay` blocks.
+    pub async fn close_channel(&self, node: &str, point: &str, force: bool) -> Result<Channel> {
+        let mut tx = self.db.begin_write().await?;
+        let height = chain::tip(&mut tx).await?;
+        let (state, ready) = if force {
+            (
+                ChannelState::ForceClosing,
+                height + self.config.force_close_delay,
+            )
+        } else {
+            (ChannelState::Closing, height + 1)
+        };
+        let updated = sqlx::query(
+            "UPDATE channels SET state = $1, ready_height = $2 \
+             WHERE point = $3 AND (opener = $4 OR peer = $4) AND state = 'open'",
+        )
+        .bind(state.as_str())
+        .bind(ready)
+        .bind(point.trim())
+        .bind(node)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(Error::ChannelNotFound);
+        }
+        let channel = channel_of(&mut tx, node, point.trim(), height).await?;
+        tx.commit().await?;
+        self.emit(
+            vec![node.to_string(), channel.remote.clone()],
+            EventKind::ChannelChanged {
+                channel_point: channel.point.clone(),
+                state: state.as_str().into(),
+            },
+        );
+        Ok(channel)
+    }
+
+    /// The channels of `node`, newest first, closed ones included.
+    pub async fn channels(&self, node: &str) -> Result<Vec<Channel>> {
+        let mut conn = self.db.pool().acquire().await?;
+        let height = chain::tip(&mut conn).await?;
+        let rows = sqlx::query(&format!(
+            "{CHANNEL_COLUMNS} WHERE opener = $1 OR peer = $1 ORDER BY created_at DESC, point"
+        ))
+        .bind(node)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|r| channel_from_row(r, node, height))
+            .collect()
+    }
+}
+
+const CHANNEL_COLUMNS: &str = "SELECT point, opener, peer, capacity_msat, opener_msat, \
+     peer_msat, state, ready_height FROM channels";
+
+fn channel_from_row(row: &sqlx::any::AnyRow, node: &str, height: i64) -> Result<Channel> {
+    let opener: String = row.try_get("opener")?;
+    let peer: String = row.try_get("peer")?;
+    let initiator = opener == node;
+    let (local, remote_balance) = {
+        let o = Msat(row.try_get("opener_msat")?);
+        let p = Msat(row.try_get("peer_msat")?);
+        if initiator {
+            (o, p)
+        } else {
+            (p, o)
+        }
+    };
+    let ready: Option<i64> = row.try_get("ready_height")?;
+    Ok(Channel {
+        point: row.try_get("point")?,
+        remote: if initiator { peer } else { opener },
+        capacity: Msat(row.try_get("capacity_msat")?),
+        local,
+        remote_balance,
+        state: ChannelState::parse(&row.try_get::<String, _>("state")?)?,
+        blocks_left: ready.map_or(0, |r| (r - height).max(0)),
+        initiator,
+    })
+}
+
+async fn channel_of(
+    conn: &mut AnyConnection,
+    node: &str,
+    point: &str,
+    height: i64,
+) -> Result<Channel> {
+    let row = sqlx::query(&format!("{CHANNEL_COLUMNS} WHERE point = $1"))
+        .bind(point)
+        .fetch_one(&mut *conn)
+        .await?;
+    channel_from_row(&row, node, height)
+}
+
+async fn open_in(
+    conn: &mut AnyConnection,
+    opener: &str,
+    peer: &str,
+    capacity: Msat,
+    config: &SimnetConfig,
+) -> Result<Channel> {
+    let txid = chain::spend(conn, opener, capacity, "channel_open").await?;
+    let height = chain::tip(conn).await?;
+    let point = format!("{txid}:0");
+    sqlx::query(
+        "INSERT INTO channels (point, opener, peer, capacity_msat, opener_msat, peer_msat, \
+         state, ready_height, created_at) VALUES ($1, $2, $3, $4, $4, 0, 'pending_open', $5, $6)",
+    )
+    .bind(&point)
+    .bind(opener)
+    .bind(peer)
+    .bind(capacity.0)
+    .bind(height + config.open_confirmations)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    channel_of(conn, opener, &point, height).await
+}
+
+/// Moves channels along in block `height`: pending ones open, closing ones pay
+/// out. When a node's channel to the hub opens, the hub opens one back.
+pub(crate) async fn on_block(
+    conn: &mut AnyConnection,
+    height: i64,
+    config: &SimnetConfig,
+) -> Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    let due = sqlx::query(
+        "SELECT point, opener, peer, opener_msat, peer_msat, state FROM channels \
+         WHERE state IN ('pending_open', 'closing', 'force_closing') AND ready_height <= $1 \
+         ORDER BY point",
+    )
+    .bind(height)
+    .fetch_all(&mut *conn)
+    .await?;
+    let hub: String = sqlx::query("SELECT pubkey FROM nodes WHERE user_id IS NULL AND alias = $1")
+        .bind(HUB_ALIAS)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("pubkey")?;
+    for row in due {
+        let point: String = row.try_get("point")?;
+        let opener: String = row.try_get("opener")?;
+        let peer: String = row.try_get("peer")?;
+        let state = ChannelState::parse(&row.try_get::<String, _>("state")?)?;
+        let next = if state == ChannelState::PendingOpen {
+            ChannelState::Open
+        } else {
+            ChannelState::Closed
+        };
+        sqlx::query("UPDATE channels SET state = $1, ready_height = NULL WHERE point = $2")
+            .bind(next.as_str())
+            .bind(&point)
+            .execute(&mut *conn)
+            .await?;
+        if next == ChannelState::Closed {
+            for (node, column) in [(&opener, "opener_msat"), (&peer, "peer_msat")] {
+                let amount = Msat(row.try_get(column)?);
+                if amount.0 > 0 {
+                    chain::credit_confirmed(conn, node, amount, "channel_close", height).await?;
+                }
+            }
+        }
+        if next == ChannelState::Open && peer == hub && opener != hub {
+            if let Some(change) = hub_opens_back(conn, &hub, &opener, &row, config).await? {
+                changes.push(change);
+            }
+        }
+        changes.push(Change {
+            point,
+            opener,
+            peer,
+            state: next,
+        });
+    }
+    Ok(changes)
+}
+
+/// The hub's answer to a new channel: one of the same (or the configured)
+/// capacity back, unless it already has one to that node or lacks the funds.
+async fn hub_opens_back(
+    conn: &mut AnyConnection,
+    hub: &str,
+    node: &str,
+    row: &sqlx::any::AnyRow,
+    config: &SimnetConfig,
+) -> Result<Option<Change>> {
+    let existing = sqlx::query(
+        "SELECT point FROM channels WHERE opener = $1 AND peer = $2 AND state <> 'closed'",
+    )
+    .bind(hub)
+    .bind(node)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if existing.is_some() {
+        return Ok(None);
+    }
+    let capacity = config.hub_channel_capacity.unwrap_or(Msat(
+        row.try_get::<i64, _>("opener_msat")? + row.try_get::<i64, _>("peer_msat")?,
+    ));
+    match open_in(conn, hub, node, capacity, config).await {
+        Ok(channel) => Ok(Some(Change {
+            point: channel.point,
+            opener: hub.to_string(),
+            peer: node.to_string(),
+            state: ChannelState::PendingOpen,
+        })),
+        Err(Error::InsufficientOnchainFunds) => {
+            tracing::warn!("the hub lacks on-chain funds to open a channel back");
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
+}

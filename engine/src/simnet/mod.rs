@@ -1,0 +1,360 @@
+//! The simulated Lightning network: every node of this server in one regtest-like
+//! network inside the process and its database. It owns the nodes and their keys,
+//! the chain (blocks, on-chain wallets), channels, invoices, routing and payments.
+//!
+//! Every money movement is one database transaction whose conditions are in its
+//! SQL (`... WHERE onchain_msat >= $1`), so concurrent requests cannot overdraw,
+//! and the whole network's funds are conserved: minted = on-chain + unconfirmed
+//! receipts + the capacity of channels not yet closed.
+
+mod chain;
+mod channels;
+pub mod invoice;
+pub mod keys;
+mod payments;
+mod router;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+use tokio::sync::broadcast;
+
+use crate::{now_ms, Database, Error, Msat, Result};
+pub use channels::{Channel, ChannelState};
+pub use keys::{parse_node_id, NodeKey};
+pub use payments::{PayRequest, Payment};
+
+/// The alias of the server's own routing node, in every account's address book.
+pub const HUB_ALIAS: &str = "hub";
+
+#[derive(Debug, Clone)]
+pub struct SimnetConfig {
+    /// Blocks after the funding block before a channel is open (the funding block
+    /// counts as the first).
+    pub open_confirmations: i64,
+    /// Blocks a force close waits before its funds are spendable.
+    pub force_close_delay: i64,
+    /// Capacity of the channel the hub opens back to a new peer; `None` mirrors
+    /// the peer's channel.
+    pub hub_channel_capacity: Option<Msat>,
+    /// Fund each new account and open its hub channel at sign-up.
+    pub demo: bool,
+    pub demo_funds: Msat,
+    pub demo_channel: Msat,
+    /// Forwarding fee every routing node charges: base plus parts per million.
+    pub fee_base: Msat,
+    pub fee_ppm: i64,
+    pub invoice_expiry: Duration,
+    /// What the hub's wallet holds when the network is created.
+    pub hub_genesis: Msat,
+}
+
+impl Default for SimnetConfig {
+    fn default() -> Self {
+        SimnetConfig {
+            open_confirmations: 3,
+            force_close_delay: 6,
+            hub_channel_capacity: None,
+            demo: false,
+            demo_funds: Msat::from_sat(1_000_000),
+            demo_channel: Msat::from_sat(500_000),
+            fee_base: Msat(1000),
+            fee_ppm: 100,
+            invoice_expiry: invoice::DEFAULT_EXPIRY,
+            hub_genesis: Msat::from_sat(1_000 * 100_000_000),
+        }
+    }
+}
+
+/// Something that happened on the network, for the live updates of the nodes
+/// it concerns (an empty `nodes` concerns everyone).
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    #[serde(skip)]
+    pub nodes: Vec<String>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    InvoiceSettled {
+        payment_hash: String,
+        amount_msat: i64,
+    },
+    PaymentSent {
+        payment_hash: String,
+        amount_msat: i64,
+        fee_msat: i64,
+    },
+    PaymentFailed {
+        payment_hash: String,
+        reason: String,
+    },
+    ChannelChanged {
+        channel_point: String,
+        state: String,
+    },
+    BlockMined {
+        height: i64,
+    },
+    OnchainReceived {
+        txid: String,
+        amount_msat: i64,
+    },
+}
+
+/// A node as the wallet shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub pubkey: String,
+    pub alias: String,
+    pub address: String,
+    pub user_id: Option<String>,
+    /// Confirmed on-chain funds.
+    pub onchain: Msat,
+}
+
+#[derive(Clone)]
+pub struct Simnet {
+    db: Database,
+    config: SimnetConfig,
+    events: broadcast::Sender<Event>,
+}
+
+impl Simnet {
+    /// Opens the network on `db`, creating the hub (with its genesis funds) on the
+    /// very first start and a node for any account that lacks one.
+    pub async fn start(db: Database, config: SimnetConfig) -> Result<Self> {
+        let (events, _) = broadcast::channel(1024);
+        let simnet = Simnet { db, config, events };
+        simnet.ensure_hub().await?;
+        simnet.backfill_account_nodes().await?;
+        Ok(simnet)
+    }
+
+    pub fn config(&self) -> &SimnetConfig {
+        &self.config
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, nodes: Vec<String>, kind: EventKind) {
+        // No subscriber is fine: nobody is watching.
+        let _ = self.events.send(Event { nodes, kind });
+    }
+
+    async fn ensure_hub(&self) -> Result<()> {
+        let mut tx = self.db.begin_write().await?;
+        let exists = sqlx::query("SELECT pubkey FROM nodes WHERE user_id IS NULL AND alias = $1")
+            .bind(HUB_ALIAS)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            let key = NodeKey::generate();
+            insert_node(&mut tx, &key, None, HUB_ALIAS).await?;
+            sqlx::query("INSERT INTO blocks (height, hash, mined_at) VALUES (0, $1, $2)")
+                .bind(crate::random_hex(32))
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+            chain::credit_confirmed(
+                &mut tx,
+                &key.pubkey_hex(),
+                self.config.hub_genesis,
+                "genesis",
+                0,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn backfill_account_nodes(&self) -> Result<()> {
+        let orphans = sqlx::query(
+            "SELECT u.id, u.username FROM users u LEFT JOIN nodes n ON n.user_id = u.id \
+             WHERE n.pubkey IS NULL",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        for row in orphans {
+            let mut tx = self.db.begin_write().await?;
+            create_account_node(
+                &mut tx,
+                &row.try_get::<String, _>("id")?,
+                &row.try_get::<String, _>("username")?,
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    pub async fn hub(&self) -> Result<Node> {
+        let row = sqlx::query(&format!(
+            "{NODE_COLUMNS} WHERE user_id IS NULL AND alias = $1"
+        ))
+        .bind(HUB_ALIAS)
+        .fetch_one(self.db.pool())
+        .await?;
+        node_from_row(&row)
+    }
+
+    pub async fn node_of_user(&self, user_id: &str) -> Result<Node> {
+        let row = sqlx::query(&format!("{NODE_COLUMNS} WHERE user_id = $1"))
+            .bind(user_id)
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or(Error::UnknownNode)?;
+        node_from_row(&row)
+    }
+
+    pub async fn node(&self, pubkey: &str) -> Result<Node> {
+        let row = sqlx::query(&format!("{NODE_COLUMNS} WHERE pubkey = $1"))
+            .bind(pubkey)
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or(Error::UnknownNode)?;
+        node_from_row(&row)
+    }
+
+    async fn key(&self, pubkey: &str) -> Result<NodeKey> {
+        let stored: String = sqlx::query("SELECT secret_key FROM nodes WHERE pubkey = $1")
+            .bind(pubkey)
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or(Error::UnknownNode)?
+            .try_get("secret_key")?;
+        NodeKey::from_stored(&stored)
+    }
+
+    /// Issues a signed invoice of `node` and records it, unpaid.
+    pub async fn create_invoice(
+        &self,
+        node: &str,
+        amount: Option<Msat>,
+        memo: &str,
+    ) -> Result<invoice::Issued> {
+        if let Some(amount) = amount {
+            if amount.0 <= 0 {
+                return Err(Error::invalid("amount", "amount must be positive"));
+            }
+        }
+        let key = self.key(node).await?;
+        let issued = invoice::issue(&key, amount, memo, self.config.invoice_expiry)?;
+        sqlx::query(
+            "INSERT INTO invoices (payment_hash, node, bolt11, amount_msat, memo, preimage, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&issued.payment_hash)
+        .bind(node)
+        .bind(&issued.bolt11)
+        .bind(amount.map(|a| a.0))
+        .bind(memo)
+        .bind(&issued.preimage)
+        .bind(issued.created_at_ms)
+        .bind(issued.expires_at_ms)
+        .execute(self.db.pool())
+        .await?;
+        Ok(issued)
+    }
+
+    /// The whole network's books: what was minted, and where it is now. The two
+    /// are equal at every commit.
+    pub async fn audit(&self) -> Result<Audit> {
+        let sum = |sql: &'static str| async move {
+            let row = sqlx::query(sql).fetch_one(self.db.pool()).await?;
+            Ok::<i64, Error>(row.try_get::<Option<i64>, _>(0)?.unwrap_or(0))
+        };
+        Ok(Audit {
+            minted: Msat(sum("SELECT CAST(SUM(amount_msat) AS BIGINT) FROM chain_txs WHERE kind IN ('genesis', 'faucet')").await?),
+            onchain: Msat(sum("SELECT CAST(SUM(onchain_msat) AS BIGINT) FROM nodes").await?),
+            unconfirmed: Msat(sum("SELECT CAST(SUM(amount_msat) AS BIGINT) FROM chain_txs WHERE height IS NULL AND amount_msat > 0").await?),
+            in_channels: Msat(sum("SELECT CAST(SUM(capacity_msat) AS BIGINT) FROM channels WHERE state <> 'closed'").await?),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Audit {
+    pub minted: Msat,
+    pub onchain: Msat,
+    pub unconfirmed: Msat,
+    pub in_channels: Msat,
+}
+
+impl Audit {
+    pub fn balanced(&self) -> bool {
+        self.minted.0 == self.onchain.0 + self.unconfirmed.0 + self.in_channels.0
+    }
+}
+
+const NODE_COLUMNS: &str = "SELECT pubkey, alias, address, user_id, onchain_msat FROM nodes";
+
+fn node_from_row(row: &sqlx::any::AnyRow) -> Result<Node> {
+    Ok(Node {
+        pubkey: row.try_get("pubkey")?,
+        alias: row.try_get("alias")?,
+        address: row.try_get("address")?,
+        user_id: row.try_get("user_id")?,
+        onchain: Msat(row.try_get("onchain_msat")?),
+    })
+}
+
+async fn insert_node(
+    conn: &mut AnyConnection,
+    key: &NodeKey,
+    user_id: Option<&str>,
+    alias: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO nodes (pubkey, user_id, alias, secret_key, address, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(key.pubkey_hex())
+    .bind(user_id)
+    .bind(alias)
+    .bind(key.to_stored())
+    .bind(key.address())
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Gives a new account its node (alias: the username) and puts the hub in its
+/// address book. Runs inside the sign-up transaction.
+pub(crate) async fn create_account_node(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    username: &str,
+) -> Result<String> {
+    let key = NodeKey::generate();
+    insert_node(conn, &key, Some(user_id), username).await?;
+    let hub: Option<String> =
+        sqlx::query("SELECT pubkey FROM nodes WHERE user_id IS NULL AND alias = $1")
+            .bind(HUB_ALIAS)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| r.try_get("pubkey"))
+            .transpose()?;
+    if let Some(hub) = hub {
+        sqlx::query(
+            "INSERT INTO addressbook (user_id, alias, alias_key, pubkey, host, created_at) \
+             VALUES ($1, $2, $2, $3, NULL, $4)",
+        )
+        .bind(user_id)
+        .bind(HUB_ALIAS)
+        .bind(hub)
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(key.pubkey_hex())
+}

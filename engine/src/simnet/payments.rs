@@ -1,0 +1,274 @@
+//! Paying an invoice: decode and check it, find a route, then move the money in
+//! one transaction: the invoice settles (at most once) and every hop moves, or
+//! nothing does.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use super::invoice::{self, Decoded};
+use super::router::{self, Edge, FeePolicy};
+use super::{EventKind, Simnet};
+use crate::{now_ms, Error, Msat, Result};
+
+/// A payment to make.
+#[derive(Debug, Clone)]
+pub struct PayRequest {
+    /// The paying node.
+    pub payer: String,
+    /// The invoice as the user gave it (a `lightning:` prefix and an `@host:port`
+    /// suffix are fine).
+    pub invoice: String,
+    /// Required for an amountless invoice; must match the invoice's amount if set.
+    pub amount: Option<Msat>,
+    /// Most the payer accepts to pay in routing fees; default: 10 sat + 1 %.
+    pub fee_limit: Option<Msat>,
+}
+
+/// A payment that went through.
+#[derive(Debug, Clone, Serialize)]
+pub struct Payment {
+    pub payment_hash: String,
+    pub destination: String,
+    pub amount: Msat,
+    pub fee: Msat,
+    pub preimage: String,
+    pub memo: String,
+}
+
+/// The default fee limit: 10 sat plus 1 % of the amount.
+pub fn default_fee_limit(amount: Msat) -> Msat {
+    Msat(10_000 + amount.0 / 100)
+}
+
+impl Simnet {
+    pub async fn pay(&self, request: PayRequest) -> Result<Payment> {
+        let decoded = invoice::decode(&request.invoice)?;
+        match self.pay_decoded(&request, &decoded).await {
+            Ok(payment) => {
+                self.emit(
+                    vec![request.payer.clone()],
+                    EventKind::PaymentSent {
+                        payment_hash: payment.payment_hash.clone(),
+                        amount_msat: payment.amount.0,
+                        fee_msat: payment.fee.0,
+                    },
+                );
+                self.emit(
+                    vec![payment.destination.clone()],
+                    EventKind::InvoiceSettled {
+                        payment_hash: payment.payment_hash.clone(),
+                        amount_msat: payment.amount.0,
+                    },
+                );
+                Ok(payment)
+            }
+            Err(err) => {
+                if err.is_refusal() {
+                    self.emit(
+                        vec![request.payer.clone()],
+                        EventKind::PaymentFailed {
+                            payment_hash: decoded.payment_hash.clone(),
+                            reason: err.to_string(),
+                        },
+                    );
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn pay_decoded(&self, request: &PayRequest, invoice: &Decoded) -> Result<Payment> {
+        let amount = match (invoice.amount, request.amount) {
+            (Some(fixed), None) => fixed,
+            (Some(fixed), Some(given)) if given == fixed => fixed,
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "amount",
+                    "the invoice names its amount; leave the amount out or give the same",
+                ))
+            }
+            (None, Some(given)) => given,
+            (None, None) => {
+                return Err(Error::invalid(
+                    "amount",
+                    "this invoice has no amount: say how much to pay",
+                ))
+            }
+        };
+        if amount.0 <= 0 {
+            return Err(Error::invalid("amount", "amount must be positive"));
+        }
+        if invoice.expires_at_ms <= now_ms() {
+            return Err(Error::InvoiceExpired);
+        }
+        if invoice.payee == request.payer {
+            return Err(Error::invalid("invoiceid", "this invoice is your own"));
+        }
+        let fee_limit = request
+            .fee_limit
+            .unwrap_or_else(|| default_fee_limit(amount));
+        if fee_limit.0 < 0 {
+            return Err(Error::invalid(
+                "fee_limit",
+                "fee limit must not be negative",
+            ));
+        }
+
+        let mut tx = self.db.begin_write().await?;
+        // An invoice of a node outside this network cannot be reached.
+        let known: Option<String> =
+            sqlx::query("SELECT memo FROM invoices WHERE payment_hash = $1 AND node = $2")
+                .bind(&invoice.payment_hash)
+                .bind(&invoice.payee)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("memo"))
+                .transpose()?;
+        if known.is_none() {
+            return Err(Error::NoRoute);
+        }
+        settle_invoice(&mut tx, invoice, amount).await?;
+        let edges = open_edges(&mut tx).await?;
+        let fees = FeePolicy {
+            base: self.config.fee_base,
+            ppm: self.config.fee_ppm,
+        };
+        let route = router::find(&edges, &request.payer, &invoice.payee, amount, fees)
+            .ok_or_else(|| no_route_reason(&edges, &request.payer, amount))?;
+        if route.fee > fee_limit {
+            return Err(Error::FeeLimitExceeded {
+                fee_msat: route.fee.0,
+                limit_msat: fee_limit.0,
+            });
+        }
+        // Hops in channel order, so concurrent payments lock rows in one order.
+        let mut hops = route.hops.clone();
+        hops.sort_by(|a, b| a.point.cmp(&b.point));
+        for hop in &hops {
+            move_over_channel(&mut tx, &hop.point, &hop.from, hop.amount).await?;
+        }
+        let preimage: String = sqlx::query("SELECT preimage FROM invoices WHERE payment_hash = $1")
+            .bind(&invoice.payment_hash)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("preimage")?;
+        sqlx::query(
+            "INSERT INTO payments (node, payment_hash, destination, amount_msat, fee_msat, memo, \
+             preimage, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&request.payer)
+        .bind(&invoice.payment_hash)
+        .bind(&invoice.payee)
+        .bind(amount.0)
+        .bind(route.fee.0)
+        .bind(&invoice.memo)
+        .bind(&preimage)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Payment {
+            payment_hash: invoice.payment_hash.clone(),
+            destination: invoice.payee.clone(),
+            amount,
+            fee: route.fee,
+            preimage,
+            memo: invoice.memo.clone(),
+        })
+    }
+}
+
+/// Marks the invoice paid, once: the UPDATE requires it unpaid and unexpired, so
+/// of two concurrent payers exactly one gets the row.
+async fn settle_invoice(conn: &mut AnyConnection, invoice: &Decoded, amount: Msat) -> Result<()> {
+    let now = now_ms();
+    let settled = sqlx::query(
+        "UPDATE invoices SET settled_at = $1, received_msat = $2 \
+         WHERE payment_hash = $3 AND settled_at IS NULL AND expires_at > $1",
+    )
+    .bind(now)
+    .bind(amount.0)
+    .bind(&invoice.payment_hash)
+    .execute(&mut *conn)
+    .await?;
+    if settled.rows_affected() == 1 {
+        return Ok(());
+    }
+    let row = sqlx::query("SELECT settled_at FROM invoices WHERE payment_hash = $1")
+        .bind(&invoice.payment_hash)
+        .fetch_one(&mut *conn)
+        .await?;
+    if row.try_get::<Option<i64>, _>("settled_at")?.is_some() {
+        Err(Error::AlreadyPaid)
+    } else {
+        Err(Error::InvoiceExpired)
+    }
+}
+
+async fn open_edges(conn: &mut AnyConnection) -> Result<Vec<Edge>> {
+    let rows = sqlx::query(
+        "SELECT point, opener, peer, opener_msat, peer_msat FROM channels WHERE state = 'open'",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Edge {
+                point: r.try_get("point")?,
+                opener: r.try_get("opener")?,
+                peer: r.try_get("peer")?,
+                opener_balance: Msat(r.try_get("opener_msat")?),
+                peer_balance: Msat(r.try_get("peer_msat")?),
+            })
+        })
+        .collect()
+}
+
+/// Why no route was found: the payer's own channels cannot carry the amount
+/// (insufficient funds), or the network offers no path.
+fn no_route_reason(edges: &[Edge], payer: &str, amount: Msat) -> Error {
+    let spendable: i64 = edges
+        .iter()
+        .map(|e| {
+            if e.opener == payer {
+                e.opener_balance.0
+            } else if e.peer == payer {
+                e.peer_balance.0
+            } else {
+                0
+            }
+        })
+        .sum();
+    if spendable < amount.0 {
+        Error::InsufficientFunds
+    } else {
+        Error::NoRoute
+    }
+}
+
+/// Moves `amount` over an open channel from `from` to the other side. The
+/// condition in the SQL refuses it if `from`'s balance is short.
+async fn move_over_channel(
+    conn: &mut AnyConnection,
+    point: &str,
+    from: &str,
+    amount: Msat,
+) -> Result<()> {
+    let moved = sqlx::query(
+        "UPDATE channels SET \
+           opener_msat = CASE WHEN opener = $2 THEN opener_msat - $3 ELSE opener_msat + $3 END, \
+           peer_msat   = CASE WHEN opener = $2 THEN peer_msat + $3 ELSE peer_msat - $3 END \
+         WHERE point = $1 AND state = 'open' AND ( \
+           (opener = $2 AND opener_msat >= $3) OR (peer = $2 AND peer_msat >= $3))",
+    )
+    .bind(point)
+    .bind(from)
+    .bind(amount.0)
+    .execute(conn)
+    .await?;
+    if moved.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(Error::InsufficientFunds)
+    }
+}

@@ -1,0 +1,210 @@
+//! The payment path finder: the cheapest path from payer to payee over open
+//! channels, each hop with enough balance on the sending side for what it must
+//! forward (the payee's amount plus the fees of the hops after it).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use crate::Msat;
+
+/// Longest path a payment may take.
+pub const MAX_HOPS: usize = 20;
+
+/// An open channel as the router sees it.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    pub point: String,
+    pub opener: String,
+    pub peer: String,
+    pub opener_balance: Msat,
+    pub peer_balance: Msat,
+}
+
+impl Edge {
+    /// What `from` can send over this channel, if it is one of its ends.
+    fn sendable_by(&self, from: &str) -> Option<(Msat, &str)> {
+        if self.opener == from {
+            Some((self.opener_balance, &self.peer))
+        } else if self.peer == from {
+            Some((self.peer_balance, &self.opener))
+        } else {
+            None
+        }
+    }
+}
+
+/// One step of a route: `amount` moves over channel `point` from `from` to `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    pub point: String,
+    pub from: String,
+    pub to: String,
+    pub amount: Msat,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// From the payer to the payee.
+    pub hops: Vec<Hop>,
+    pub fee: Msat,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FeePolicy {
+    pub base: Msat,
+    pub ppm: i64,
+}
+
+impl FeePolicy {
+    fn fee(&self, forwarded: Msat) -> Msat {
+        Msat(self.base.0 + (forwarded.0 as i128 * self.ppm as i128 / 1_000_000) as i64)
+    }
+}
+
+/// Searches backwards from the payee: `need[n]` is what node `n` must receive
+/// for the payee to get `amount`; the payer adds no fee of its own.
+pub fn find(
+    edges: &[Edge],
+    payer: &str,
+    payee: &str,
+    amount: Msat,
+    fees: FeePolicy,
+) -> Option<Route> {
+    let mut into: HashMap<&str, Vec<&Edge>> = HashMap::new();
+    for edge in edges {
+        into.entry(edge.peer.as_str()).or_default().push(edge);
+        into.entry(edge.opener.as_str()).or_default().push(edge);
+    }
+    // node -> (need, hops to payee, next hop)
+    let mut best: HashMap<&str, (Msat, usize, Option<(&Edge, &str)>)> = HashMap::new();
+    let mut queue = BinaryHeap::new();
+    best.insert(payee, (amount, 0, None));
+    queue.push(Reverse((amount, payee)));
+    while let Some(Reverse((need, node))) = queue.pop() {
+        if best.get(node).is_some_and(|(n, _, _)| *n < need) {
+            continue;
+        }
+        if node == payer {
+            break;
+        }
+        let hops = best[node].1;
+        if hops >= MAX_HOPS {
+            continue;
+        }
+        for edge in into.get(node).into_iter().flatten() {
+            let from = if edge.opener == node {
+                edge.peer.as_str()
+            } else {
+                edge.opener.as_str()
+            };
+            let Some((balance, to)) = edge.sendable_by(from) else {
+                continue;
+            };
+            if to != node || balance < need || from == payee {
+                continue;
+            }
+            let from_needs = if from == payer {
+                need
+            } else {
+                Msat(need.0 + fees.fee(need).0)
+            };
+            if best.get(from).is_none_or(|(n, _, _)| from_needs < *n) {
+                best.insert(from, (from_needs, hops + 1, Some((edge, node))));
+                queue.push(Reverse((from_needs, from)));
+            }
+        }
+    }
+    let (total, _, _) = *best.get(payer)?;
+    let mut hops = Vec::new();
+    let mut at = payer;
+    while at != payee {
+        let (_, _, next) = best[at];
+        let (edge, to) = next?;
+        hops.push(Hop {
+            point: edge.point.clone(),
+            from: at.to_string(),
+            to: to.to_string(),
+            amount: best[to].0,
+        });
+        at = to;
+    }
+    Some(Route {
+        hops,
+        fee: Msat(total.0 - amount.0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge(point: &str, opener: &str, peer: &str, o: i64, p: i64) -> Edge {
+        Edge {
+            point: point.into(),
+            opener: opener.into(),
+            peer: peer.into(),
+            opener_balance: Msat(o),
+            peer_balance: Msat(p),
+        }
+    }
+
+    const FEES: FeePolicy = FeePolicy {
+        base: Msat(1000),
+        ppm: 100,
+    };
+
+    #[test]
+    fn alice_pays_bob_through_the_hub_and_the_hub_earns_its_fee() {
+        let edges = [
+            edge("a", "alice", "hub", 500_000_000, 0),
+            edge("b", "hub", "bob", 500_000_000, 0),
+        ];
+        let route = find(&edges, "alice", "bob", Msat(10_000_000), FEES).unwrap();
+        assert_eq!(route.fee, Msat(1000 + 1000));
+        assert_eq!(route.hops.len(), 2);
+        assert_eq!(route.hops[0].amount, Msat(10_002_000));
+        assert_eq!(route.hops[0].from, "alice");
+        assert_eq!(route.hops[1].amount, Msat(10_000_000));
+        assert_eq!(route.hops[1].to, "bob");
+    }
+
+    #[test]
+    fn a_direct_channel_costs_nothing_and_liquidity_limits_the_path() {
+        let edges = [
+            edge("a", "alice", "bob", 5_000, 0),
+            edge("b", "bob", "alice", 9_000, 0),
+        ];
+        let direct = find(&edges, "alice", "bob", Msat(5_000), FEES).unwrap();
+        assert_eq!(direct.fee, Msat(0));
+        assert!(find(&edges, "alice", "bob", Msat(5_001), FEES).is_none());
+        // Bob's side of his own channel can pay Alice.
+        assert_eq!(
+            find(&edges, "bob", "alice", Msat(9_000), FEES)
+                .unwrap()
+                .hops[0]
+                .point,
+            "b"
+        );
+    }
+
+    #[test]
+    fn no_path_means_no_route() {
+        let edges = [edge("a", "alice", "hub", 1_000_000, 0)];
+        assert!(find(&edges, "alice", "carol", Msat(1), FEES).is_none());
+        assert!(find(&[], "alice", "bob", Msat(1), FEES).is_none());
+    }
+
+    #[test]
+    fn the_cheaper_of_two_paths_wins() {
+        let edges = [
+            edge("long1", "alice", "x", 1_000_000_000, 0),
+            edge("long2", "x", "y", 1_000_000_000, 0),
+            edge("long3", "y", "bob", 1_000_000_000, 0),
+            edge("short1", "alice", "hub", 1_000_000_000, 0),
+            edge("short2", "hub", "bob", 1_000_000_000, 0),
+        ];
+        let route = find(&edges, "alice", "bob", Msat(1_000_000), FEES).unwrap();
+        assert_eq!(route.hops.len(), 2);
+        assert_eq!(route.hops[0].point, "short1");
+    }
+}
