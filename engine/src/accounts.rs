@@ -120,8 +120,9 @@ impl Accounts {
         &self.throttle
     }
 
-    /// Creates an account. The database's unique index decides a race between two
-    /// sign-ups of the same name: exactly one wins, the other gets `UsernameTaken`.
+    /// Creates an account and its Lightning node. The database's unique index
+    /// decides a race between two sign-ups of the same name: exactly one wins, the
+    /// other gets `UsernameTaken`. (Call `Engine::register`, which adds demo funding.)
     pub async fn register(
         &self,
         username: &str,
@@ -146,6 +147,7 @@ impl Accounts {
             auth_version: 0,
             created_at_ms: now_ms(),
         };
+        let mut tx = self.db.begin_write().await?;
         sqlx::query(
             "INSERT INTO users (id, username, username_key, email, password_hash, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -156,9 +158,11 @@ impl Accounts {
         .bind(&user.email)
         .bind(&hash.0)
         .bind(user.created_at_ms)
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await
         .map_err(|e| on_unique_violation(e, Error::UsernameTaken))?;
+        crate::simnet::create_account_node(&mut tx, &user.id.0, &user.username).await?;
+        tx.commit().await?;
         Ok(user)
     }
 

@@ -17,29 +17,52 @@ pub use storage::{Backend, Database};
 pub use throttle::LoginThrottle;
 pub use tokens::{Claims, Tokens};
 
+/// How the engine behaves; every field has a sensible default.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub throttle: throttle::Limits,
+    pub simnet: simnet::SimnetConfig,
+}
+
 /// The engine's services, cheap to clone, shared by every request handler.
 #[derive(Clone)]
 pub struct Engine {
     pub db: Database,
     pub accounts: Accounts,
     pub tokens: Tokens,
+    pub simnet: simnet::Simnet,
 }
 
 impl Engine {
     /// Opens the database at `url` (running its migrations) and builds the services.
-    pub async fn open(url: &str, limits: throttle::Limits) -> Result<Self> {
+    pub async fn open(url: &str, settings: Settings) -> Result<Self> {
         let db = Database::connect(url).await?;
-        Self::with_database(db, limits).await
-    }
-
-    pub async fn with_database(db: Database, limits: throttle::Limits) -> Result<Self> {
         let tokens = Tokens::load(&db).await?;
-        let accounts = Accounts::new(db.clone(), LoginThrottle::new(limits));
+        let accounts = Accounts::new(db.clone(), LoginThrottle::new(settings.throttle));
+        let simnet = simnet::Simnet::start(db.clone(), settings.simnet).await?;
         Ok(Self {
             db,
             accounts,
             tokens,
+            simnet,
         })
+    }
+
+    /// Signs a new account up: the account and its node in one transaction; in
+    /// demo mode its wallet is then funded and its hub channel opened.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: &str,
+        email: Option<&str>,
+    ) -> Result<User> {
+        let user = self.accounts.register(username, password, email).await?;
+        if self.simnet.config().demo {
+            if let Err(err) = self.simnet.demo_setup(&user.id.0).await {
+                tracing::warn!(error = %err, "demo funding of a new account failed");
+            }
+        }
+        Ok(user)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use engine::throttle::Limits;
-use engine::{Engine, Error};
+use engine::{Engine, Error, Settings};
 
 testdb::on_both_databases!(
     database_url;
@@ -25,7 +25,7 @@ async fn database_url(url: &str) -> String {
 }
 
 async fn engine(url: &str) -> Engine {
-    Engine::open(url, Limits::default())
+    Engine::open(url, Settings::default())
         .await
         .expect("engine opens")
 }
@@ -167,7 +167,11 @@ async fn repeated_failures_are_throttled_even_with_the_right_password(url: Strin
         per_client: 100,
         window: Duration::from_secs(60),
     };
-    let engine = Engine::open(url, limits).await.unwrap();
+    let settings = Settings {
+        throttle: limits,
+        ..Settings::default()
+    };
+    let engine = Engine::open(url, settings).await.unwrap();
     engine
         .accounts
         .register("erin", PASSWORD, None)

@@ -76,7 +76,6 @@ async fn register(
     Body(req): Body<RegisterRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), DetailError> {
     let user = engine
-        .accounts
         .register(&req.username, &req.password, req.email.as_deref())
         .await?;
     Ok((StatusCode::CREATED, Json(bearer(&engine, &user)?)))

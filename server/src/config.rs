@@ -38,6 +38,28 @@ pub struct Config {
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
 
+    /// Seconds between mined blocks on the simnet; 0 mines only on demand.
+    #[arg(long, env = "AMPERE_BLOCK_INTERVAL", default_value_t = 10)]
+    pub block_interval: u64,
+
+    /// Let any signed-in user mine blocks and use the faucet
+    /// (`POST /api/v1/simnet/mine`, `POST /api/v1/simnet/faucet`).
+    #[arg(long, env = "AMPERE_SIMNET_DEV")]
+    pub simnet_dev: bool,
+
+    /// Fund each new account's wallet and open its hub channel at sign-up.
+    #[arg(long, env = "AMPERE_DEMO")]
+    pub demo: bool,
+
+    /// Blocks a force-closed channel waits before paying out.
+    #[arg(long, env = "AMPERE_FORCE_CLOSE_DELAY", default_value_t = 6)]
+    pub force_close_delay: i64,
+
+    /// Capacity in sats of the channel the hub opens back to a new peer; 0
+    /// mirrors the peer's channel.
+    #[arg(long, env = "AMPERE_HUB_CHANNEL_SATS", default_value_t = 0)]
+    pub hub_channel_sats: i64,
+
     /// Log filter, e.g. `info` or `server=debug,tower_http=debug`.
     #[arg(long, env = "AMPERE_LOG", default_value = "info")]
     pub log: String,
@@ -61,6 +83,20 @@ impl Config {
                 self.data_dir.join("ampere.db").display()
             )
         })
+    }
+
+    pub fn engine_settings(&self) -> engine::Settings {
+        let simnet = engine::simnet::SimnetConfig {
+            demo: self.demo,
+            force_close_delay: self.force_close_delay.max(1),
+            hub_channel_capacity: (self.hub_channel_sats > 0)
+                .then(|| engine::Msat::from_sat(self.hub_channel_sats)),
+            ..Default::default()
+        };
+        engine::Settings {
+            simnet,
+            ..Default::default()
+        }
     }
 
     pub fn public_url(&self) -> String {

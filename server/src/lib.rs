@@ -62,9 +62,9 @@ pub struct Services {
 }
 
 impl Services {
-    pub async fn open(url: &str, limits: engine::throttle::Limits) -> Result<Self, StartError> {
+    pub async fn open(url: &str, settings: engine::Settings) -> Result<Self, StartError> {
         Ok(Services {
-            engine: Engine::open(url, limits).await?,
+            engine: Engine::open(url, settings).await?,
             sessions: Sessions::open(url).await?,
         })
     }
@@ -117,8 +117,14 @@ pub fn app(state: AppState, sessions: SessionManagerLayer<Sessions>) -> Router {
 /// finish, then closes the databases cleanly.
 pub async fn run(config: Config) -> Result<(), StartError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let services = Services::open(&config.database_url(), Default::default()).await?;
+    let services = Services::open(&config.database_url(), config.engine_settings()).await?;
     let sweeper = services.sessions.spawn_expiry_sweep();
+    let miner = (config.block_interval > 0).then(|| {
+        services
+            .engine
+            .simnet
+            .spawn_miner(Duration::from_secs(config.block_interval))
+    });
     let router = services.router(leptos_options(&config), config.secure_cookies);
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -137,6 +143,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 
     tracing::info!("shutting down: closing the databases");
     sweeper.abort();
+    if let Some(miner) = miner {
+        miner.abort();
+    }
     services.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -55,7 +55,11 @@ impl Server {
             per_client: 50,
             window: Duration::from_secs(60),
         };
-        let services = Services::open(url, limits).await.expect("services open");
+        let settings = engine::Settings {
+            throttle: limits,
+            ..Default::default()
+        };
+        let services = Services::open(url, settings).await.expect("services open");
         let options = leptos::config::LeptosOptions::builder()
             .output_name("ampere")
             .build();

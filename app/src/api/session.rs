@@ -30,7 +30,7 @@ pub async fn me() -> Result<Option<SignedInUser>, ApiError> {
 pub async fn sign_up(username: String, password: String) -> Result<(), ApiError> {
     use crate::api::auth;
     let engine = auth::engine()?;
-    let user = engine.accounts.register(&username, &password, None).await?;
+    let user = engine.register(&username, &password, None).await?;
     auth::start_session(&user).await?;
     leptos_axum::redirect("/");
     Ok(())

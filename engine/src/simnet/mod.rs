@@ -265,6 +265,27 @@ impl Simnet {
         Ok(issued)
     }
 
+    /// Demo mode: funds a new account's wallet (confirmed at once) and opens its
+    /// channel to the hub, open after the usual confirmations.
+    pub async fn demo_setup(&self, user_id: &str) -> Result<()> {
+        let node = self.node_of_user(user_id).await?;
+        let hub = self.hub().await?;
+        let mut tx = self.db.begin_write().await?;
+        let height = chain::tip(&mut tx).await?;
+        chain::credit_confirmed(
+            &mut tx,
+            &node.pubkey,
+            self.config.demo_funds,
+            "faucet",
+            height,
+        )
+        .await?;
+        tx.commit().await?;
+        self.open_channel(&node.pubkey, &hub.pubkey, self.config.demo_channel)
+            .await?;
+        Ok(())
+    }
+
     /// The whole network's books: what was minted, and where it is now. The two
     /// are equal at every commit.
     pub async fn audit(&self) -> Result<Audit> {

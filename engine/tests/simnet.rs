@@ -1,0 +1,454 @@
+//! The simulated network on both databases: nodes, chain, channels and payments,
+//! the races a custodial wallet must survive, and conservation of funds.
+
+use std::time::Duration;
+
+use engine::simnet::{invoice, NodeKey, PayRequest, SimnetConfig};
+use engine::{Engine, Error, Msat, Settings};
+
+testdb::on_both_databases!(
+    open_engine;
+    every_account_gets_a_node_and_finds_the_hub_in_its_address_book,
+    alice_opens_a_channel_to_the_hub_and_pays_bob_through_it,
+    fifty_concurrent_payments_spend_one_balance_only_as_far_as_it_goes,
+    one_invoice_paid_by_two_accounts_at_once_settles_once,
+    refused_payments_change_nothing,
+    channels_close_cooperatively_and_by_force,
+    the_faucet_and_the_miner_refuse_nonsense,
+);
+
+const PASSWORD: &str = "Correct-horse-7";
+const CHANNEL: Msat = Msat::from_sat(1_000_000);
+
+async fn open_engine(url: &str) -> Engine {
+    let settings = Settings {
+        simnet: SimnetConfig {
+            force_close_delay: 4,
+            ..SimnetConfig::default()
+        },
+        ..Settings::default()
+    };
+    Engine::open(url, settings).await.expect("engine opens")
+}
+
+/// Signs `name` up and returns its node's pubkey.
+async fn node_of(engine: &Engine, name: &str) -> String {
+    let user = engine.register(name, PASSWORD, None).await.unwrap();
+    engine.simnet.node_of_user(&user.id.0).await.unwrap().pubkey
+}
+
+/// Funds the node, opens a channel to the hub and waits until the hub's channel
+/// back is open too, so the node can both pay and be paid.
+async fn connect_to_hub(engine: &Engine, node: &str) {
+    let simnet = &engine.simnet;
+    let address = simnet.node(node).await.unwrap().address;
+    simnet
+        .faucet(&address, Msat::from_sat(2_000_000))
+        .await
+        .unwrap();
+    simnet.mine(1).await.unwrap();
+    let hub = simnet.hub().await.unwrap().pubkey;
+    simnet.open_channel(node, &hub, CHANNEL).await.unwrap();
+    simnet.mine(3).await.unwrap();
+    simnet.mine(3).await.unwrap();
+}
+
+async fn assert_conserved(engine: &Engine) {
+    let audit = engine.simnet.audit().await.unwrap();
+    assert!(audit.balanced(), "funds not conserved: {audit:?}");
+}
+
+fn spendable(channels: &[engine::simnet::Channel]) -> Msat {
+    Msat(
+        channels
+            .iter()
+            .filter(|c| c.state == engine::simnet::ChannelState::Open)
+            .map(|c| c.local.0)
+            .sum(),
+    )
+}
+
+async fn every_account_gets_a_node_and_finds_the_hub_in_its_address_book(engine: Engine) {
+    use sqlx::Row;
+    let alice = node_of(&engine, "alice").await;
+    let node = engine.simnet.node(&alice).await.unwrap();
+    assert_eq!(node.alias, "alice");
+    assert!(node.address.starts_with("bcrt1q"));
+    assert_eq!(node.onchain, Msat(0));
+    let hub = engine.simnet.hub().await.unwrap();
+    let row = sqlx::query("SELECT pubkey FROM addressbook WHERE user_id = $1 AND alias = 'hub'")
+        .bind(node.user_id.unwrap())
+        .fetch_one(engine.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(row.get::<String, _>("pubkey"), hub.pubkey);
+    assert_conserved(&engine).await;
+}
+
+async fn alice_opens_a_channel_to_the_hub_and_pays_bob_through_it(engine: Engine) {
+    let simnet = &engine.simnet;
+    let alice = node_of(&engine, "alice").await;
+    let bob = node_of(&engine, "bob").await;
+
+    let address = simnet.node(&alice).await.unwrap().address;
+    simnet
+        .faucet(&address, Msat::from_sat(2_000_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        simnet.node(&alice).await.unwrap().onchain,
+        Msat(0),
+        "unconfirmed yet"
+    );
+    simnet.mine(1).await.unwrap();
+    assert_eq!(
+        simnet.node(&alice).await.unwrap().onchain,
+        Msat::from_sat(2_000_000)
+    );
+
+    let hub = simnet.hub().await.unwrap().pubkey;
+    let channel = simnet.open_channel(&alice, &hub, CHANNEL).await.unwrap();
+    assert_eq!(channel.display_state(), "Pending (3 blocks)");
+    assert_eq!(
+        simnet.node(&alice).await.unwrap().onchain,
+        Msat::from_sat(1_000_000)
+    );
+    simnet.mine(2).await.unwrap();
+    assert_eq!(
+        simnet.channels(&alice).await.unwrap()[0].display_state(),
+        "Pending (1 blocks)"
+    );
+    simnet.mine(1).await.unwrap();
+    let channels = simnet.channels(&alice).await.unwrap();
+    assert_eq!(channels.len(), 2, "the hub opened one back: {channels:?}");
+    assert!(channels
+        .iter()
+        .any(|c| c.display_state() == "Open" && c.initiator));
+    assert_conserved(&engine).await;
+
+    connect_to_hub(&engine, &bob).await;
+    let issued = simnet
+        .create_invoice(&bob, Some(Msat::from_sat(10_000)), "lunch")
+        .await
+        .unwrap();
+    let paid = simnet
+        .pay(PayRequest {
+            payer: alice.clone(),
+            invoice: issued.bolt11.clone(),
+            amount: None,
+            fee_limit: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(paid.amount, Msat::from_sat(10_000));
+    assert_eq!(
+        paid.fee,
+        Msat(1000 + 1000),
+        "the hub's base fee and 100 ppm"
+    );
+    assert_eq!(paid.destination, bob);
+    assert_eq!(
+        spendable(&simnet.channels(&alice).await.unwrap()),
+        Msat(CHANNEL.0 - 10_000_000 - 2000)
+    );
+    // Bob's hub channel (opened by the hub) now holds his 10,000 sat on his side.
+    assert_eq!(
+        spendable(&simnet.channels(&bob).await.unwrap()),
+        Msat(CHANNEL.0 + 10_000_000)
+    );
+    assert_conserved(&engine).await;
+}
+
+async fn fifty_concurrent_payments_spend_one_balance_only_as_far_as_it_goes(engine: Engine) {
+    let simnet = &engine.simnet;
+    let alice = node_of(&engine, "alice").await;
+    let bob = node_of(&engine, "bob").await;
+    connect_to_hub(&engine, &alice).await;
+    connect_to_hub(&engine, &bob).await;
+    // Each payment is 30,000 sat + 4 sat fee: 1,000,000 sat cover 33 of them.
+    let price = Msat::from_sat(30_000);
+    let mut invoices = Vec::new();
+    for i in 0..50 {
+        invoices.push(
+            simnet
+                .create_invoice(&bob, Some(price), &format!("#{i}"))
+                .await
+                .unwrap()
+                .bolt11,
+        );
+    }
+    let attempts = invoices.into_iter().map(|bolt11| {
+        let simnet = simnet.clone();
+        let payer = alice.clone();
+        tokio::spawn(async move {
+            simnet
+                .pay(PayRequest {
+                    payer,
+                    invoice: bolt11,
+                    amount: None,
+                    fee_limit: None,
+                })
+                .await
+        })
+    });
+    let (mut paid, mut refused) = (0, 0);
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(_) => paid += 1,
+            Err(Error::InsufficientFunds) => refused += 1,
+            Err(other) => panic!("unexpected: {other:?}"),
+        }
+    }
+    let fee = Msat(1000 + price.0 * 100 / 1_000_000);
+    let affordable = CHANNEL.0 / (price.0 + fee.0);
+    assert_eq!(paid, affordable, "refused {refused}");
+    let left = spendable(&simnet.channels(&alice).await.unwrap());
+    assert_eq!(left, Msat(CHANNEL.0 - paid * (price.0 + fee.0)));
+    assert!(left.0 >= 0);
+    assert_conserved(&engine).await;
+}
+
+async fn one_invoice_paid_by_two_accounts_at_once_settles_once(engine: Engine) {
+    let simnet = &engine.simnet;
+    let alice = node_of(&engine, "alice").await;
+    let bob = node_of(&engine, "bob").await;
+    let carol = node_of(&engine, "carol").await;
+    for node in [&alice, &bob, &carol] {
+        connect_to_hub(&engine, node).await;
+    }
+    for round in 0..5 {
+        let issued = simnet
+            .create_invoice(
+                &carol,
+                Some(Msat::from_sat(5_000)),
+                &format!("round {round}"),
+            )
+            .await
+            .unwrap();
+        let pay = |payer: String| {
+            let simnet = simnet.clone();
+            let invoice = issued.bolt11.clone();
+            tokio::spawn(async move {
+                simnet
+                    .pay(PayRequest {
+                        payer,
+                        invoice,
+                        amount: None,
+                        fee_limit: None,
+                    })
+                    .await
+            })
+        };
+        let alice_balance = spendable(&simnet.channels(&alice).await.unwrap());
+        let bob_balance = spendable(&simnet.channels(&bob).await.unwrap());
+        let (a, b) = (pay(alice.clone()), pay(bob.clone()));
+        let results = [a.await.unwrap(), b.await.unwrap()];
+        let wins = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(wins, 1, "{results:?}");
+        assert!(
+            results.iter().any(|r| matches!(r, Err(Error::AlreadyPaid))),
+            "{results:?}"
+        );
+        let loser_kept = if results[0].is_ok() {
+            spendable(&simnet.channels(&bob).await.unwrap()) == bob_balance
+        } else {
+            spendable(&simnet.channels(&alice).await.unwrap()) == alice_balance
+        };
+        assert!(loser_kept, "the refused payer must keep its money");
+    }
+    assert_conserved(&engine).await;
+}
+
+async fn refused_payments_change_nothing(engine: Engine) {
+    let simnet = &engine.simnet;
+    let alice = node_of(&engine, "alice").await;
+    let bob = node_of(&engine, "bob").await;
+    connect_to_hub(&engine, &alice).await;
+    connect_to_hub(&engine, &bob).await;
+    let before = spendable(&simnet.channels(&alice).await.unwrap());
+    let pay = |invoice: String, amount: Option<Msat>, fee_limit: Option<Msat>| {
+        simnet.pay(PayRequest {
+            payer: alice.clone(),
+            invoice,
+            amount,
+            fee_limit,
+        })
+    };
+
+    // Too much for alice's channel.
+    let big = simnet
+        .create_invoice(&bob, Some(Msat::from_sat(5_000_000)), "big")
+        .await
+        .unwrap();
+    assert!(matches!(
+        pay(big.bolt11, None, None).await,
+        Err(Error::InsufficientFunds)
+    ));
+    // A fee limit below the hub's fee.
+    let small = simnet
+        .create_invoice(&bob, Some(Msat::from_sat(1_000)), "small")
+        .await
+        .unwrap();
+    assert!(matches!(
+        pay(small.bolt11.clone(), None, Some(Msat(500))).await,
+        Err(Error::FeeLimitExceeded { .. })
+    ));
+    // Amountless without an amount, and a fixed amount contradicted.
+    let open = simnet
+        .create_invoice(&bob, None, "any amount")
+        .await
+        .unwrap();
+    assert_eq!(
+        pay(open.bolt11.clone(), None, None)
+            .await
+            .unwrap_err()
+            .field(),
+        Some("amount")
+    );
+    assert_eq!(
+        pay(small.bolt11.clone(), Some(Msat::from_sat(2)), None)
+            .await
+            .unwrap_err()
+            .field(),
+        Some("amount")
+    );
+    // An invoice of a node outside this network.
+    let stranger = NodeKey::generate();
+    let outside = invoice::issue(&stranger, Some(Msat(1000)), "", Duration::from_secs(60)).unwrap();
+    assert!(matches!(
+        pay(outside.bolt11, None, None).await,
+        Err(Error::NoRoute)
+    ));
+    // Malformed, and one's own invoice.
+    assert_eq!(
+        pay("lnbcrt1garbage".into(), None, None)
+            .await
+            .unwrap_err()
+            .field(),
+        Some("invoiceid")
+    );
+    let own = simnet
+        .create_invoice(&alice, Some(Msat(1000)), "mine")
+        .await
+        .unwrap();
+    assert_eq!(
+        pay(own.bolt11, None, None).await.unwrap_err().field(),
+        Some("invoiceid")
+    );
+    assert_eq!(spendable(&simnet.channels(&alice).await.unwrap()), before);
+
+    // Paid once, then refused.
+    pay(open.bolt11.clone(), Some(Msat::from_sat(100)), None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        pay(open.bolt11, Some(Msat::from_sat(100)), None).await,
+        Err(Error::AlreadyPaid)
+    ));
+
+    // Negative, zero and overlong input never reach the ledger.
+    assert!(simnet
+        .create_invoice(&bob, Some(Msat(0)), "")
+        .await
+        .is_err());
+    assert!(simnet
+        .create_invoice(&bob, Some(Msat(-5)), "")
+        .await
+        .is_err());
+    assert!(simnet
+        .create_invoice(&bob, None, &"m".repeat(300))
+        .await
+        .is_err());
+    assert_conserved(&engine).await;
+}
+
+async fn channels_close_cooperatively_and_by_force(engine: Engine) {
+    let simnet = &engine.simnet;
+    let alice = node_of(&engine, "alice").await;
+    connect_to_hub(&engine, &alice).await;
+    let channels = simnet.channels(&alice).await.unwrap();
+    let mine = channels.iter().find(|c| c.initiator).unwrap().point.clone();
+    let theirs = channels
+        .iter()
+        .find(|c| !c.initiator)
+        .unwrap()
+        .point
+        .clone();
+    let onchain = simnet.node(&alice).await.unwrap().onchain;
+
+    // Unknown or foreign channels are not found.
+    assert!(matches!(
+        simnet.close_channel(&alice, "ab:0", false).await,
+        Err(Error::ChannelNotFound)
+    ));
+    let bob = node_of(&engine, "bob").await;
+    assert!(matches!(
+        simnet.close_channel(&bob, &mine, false).await,
+        Err(Error::ChannelNotFound)
+    ));
+
+    let closing = simnet.close_channel(&alice, &mine, false).await.unwrap();
+    assert_eq!(closing.display_state(), "Closing");
+    assert!(matches!(
+        simnet.close_channel(&alice, &mine, false).await,
+        Err(Error::ChannelNotFound)
+    ));
+    simnet.mine(1).await.unwrap();
+    assert_eq!(
+        simnet.node(&alice).await.unwrap().onchain,
+        Msat(onchain.0 + CHANNEL.0)
+    );
+
+    let forced = simnet.close_channel(&alice, &theirs, true).await.unwrap();
+    assert_eq!(forced.display_state(), "Forced Closing (4 blocks)");
+    simnet.mine(3).await.unwrap();
+    let still = simnet.channels(&alice).await.unwrap();
+    assert!(still
+        .iter()
+        .any(|c| c.display_state() == "Forced Closing (1 blocks)"));
+    simnet.mine(1).await.unwrap();
+    // Alice had nothing on her side of the hub's channel: her wallet is unchanged.
+    assert_eq!(
+        simnet.node(&alice).await.unwrap().onchain,
+        Msat(onchain.0 + CHANNEL.0)
+    );
+    assert_conserved(&engine).await;
+}
+
+async fn the_faucet_and_the_miner_refuse_nonsense(engine: Engine) {
+    let simnet = &engine.simnet;
+    let alice = node_of(&engine, "alice").await;
+    let address = simnet.node(&alice).await.unwrap().address;
+    for amount in [
+        Msat(0),
+        Msat(-1000),
+        Msat(1500),
+        Msat::from_sat(2_000_000_000),
+    ] {
+        assert!(simnet.faucet(&address, amount).await.is_err(), "{amount:?}");
+    }
+    assert!(simnet
+        .faucet("bcrt1qnotanaddressofours", Msat::from_sat(1))
+        .await
+        .is_err());
+    assert!(simnet.mine(0).await.is_err());
+    assert!(simnet.mine(100_000).await.is_err());
+    let hub = simnet.hub().await.unwrap().pubkey;
+    assert!(matches!(
+        simnet.open_channel(&alice, &hub, CHANNEL).await,
+        Err(Error::InsufficientOnchainFunds)
+    ));
+    assert!(simnet.open_channel(&alice, &alice, CHANNEL).await.is_err());
+    assert!(simnet
+        .open_channel(&alice, &hub, Msat::from_sat(10))
+        .await
+        .is_err());
+    assert!(matches!(
+        simnet
+            .open_channel(&alice, &NodeKey::generate().pubkey_hex(), CHANNEL)
+            .await,
+        Err(Error::UnknownNode)
+    ));
+    assert!(simnet.channels(&alice).await.unwrap().is_empty());
+    assert_conserved(&engine).await;
+}
