@@ -93,6 +93,10 @@ pub struct User {
     /// version no longer authenticate.
     pub auth_version: i64,
     pub created_at_ms: i64,
+    /// The unit the wallet shows and takes amounts in.
+    pub denomination: crate::Denomination,
+    /// Payments made with the session cookie must repeat the password.
+    pub recheck_password: bool,
 }
 
 /// Longest input the engine accepts for free text fields such as the e-mail.
@@ -146,6 +150,8 @@ impl Accounts {
             is_admin: false,
             auth_version: 0,
             created_at_ms: now_ms(),
+            denomination: crate::Denomination::Sat,
+            recheck_password: true,
         };
         let mut tx = self.db.begin_write().await?;
         sqlx::query(
@@ -214,10 +220,46 @@ impl Accounts {
         }
     }
 
+    /// Checks the password of a signed-in user again, as payments made with the
+    /// session cookie require. Counts as a login attempt for the throttle.
+    pub async fn recheck(&self, user: &User, password: &str, client: &str) -> Result<()> {
+        let key = user.username.to_ascii_lowercase();
+        self.throttle.check(&key, client)?;
+        let (_, hash) = self
+            .find_with_hash(&key)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        if password.len() <= 256 && self.verify(password, &hash).await? {
+            Ok(())
+        } else {
+            self.throttle.record_failure(&key, client);
+            Err(Error::invalid("password", "password is not correct"))
+        }
+    }
+
+    /// Changes the wallet settings of `user`; `None` leaves a setting as it is.
+    pub async fn update_settings(
+        &self,
+        user: &User,
+        denomination: Option<crate::Denomination>,
+        recheck_password: Option<bool>,
+    ) -> Result<User> {
+        sqlx::query(
+            "UPDATE users SET denomination = COALESCE($1, denomination), \
+             recheck_password = COALESCE($2, recheck_password) WHERE id = $3",
+        )
+        .bind(denomination.map(|d| d.as_str()))
+        .bind(recheck_password.map(i64::from))
+        .bind(&user.id.0)
+        .execute(self.db.pool())
+        .await?;
+        self.get(&user.id.0).await?.ok_or(Error::Unauthenticated)
+    }
+
     async fn find_with_hash(&self, key: &str) -> Result<Option<(User, PasswordHash)>> {
         let row = sqlx::query(
             "SELECT id, username, email, display_name, is_admin, auth_version, created_at, \
-             password_hash FROM users WHERE username_key = $1",
+             denomination, recheck_password, password_hash FROM users WHERE username_key = $1",
         )
         .bind(key)
         .fetch_optional(self.db.pool())
@@ -272,8 +314,8 @@ impl Accounts {
     }
 }
 
-const USER_COLUMNS: &str =
-    "SELECT id, username, email, display_name, is_admin, auth_version, created_at FROM users";
+const USER_COLUMNS: &str = "SELECT id, username, email, display_name, is_admin, auth_version, \
+     created_at, denomination, recheck_password FROM users";
 
 fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User> {
     Ok(User {
@@ -284,6 +326,8 @@ fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User> {
         is_admin: row.try_get::<i64, _>("is_admin")? != 0,
         auth_version: row.try_get("auth_version")?,
         created_at_ms: row.try_get("created_at")?,
+        denomination: crate::Denomination::parse(&row.try_get::<String, _>("denomination")?)?,
+        recheck_password: row.try_get::<i64, _>("recheck_password")? != 0,
     })
 }
 

@@ -9,6 +9,7 @@ pub mod simnet;
 pub mod storage;
 pub mod throttle;
 pub mod tokens;
+pub mod wallet;
 
 pub use accounts::{Accounts, User, UserId, Username};
 pub use error::{Error, Result};
@@ -31,6 +32,7 @@ pub struct Engine {
     pub accounts: Accounts,
     pub tokens: Tokens,
     pub simnet: simnet::Simnet,
+    pub wallet: wallet::Wallet,
 }
 
 impl Engine {
@@ -40,11 +42,13 @@ impl Engine {
         let tokens = Tokens::load(&db).await?;
         let accounts = Accounts::new(db.clone(), LoginThrottle::new(settings.throttle));
         let simnet = simnet::Simnet::start(db.clone(), settings.simnet).await?;
+        let wallet = wallet::Wallet::new(db.clone(), simnet.clone());
         Ok(Self {
             db,
             accounts,
             tokens,
             simnet,
+            wallet,
         })
     }
 

@@ -1,0 +1,322 @@
+//! The wallet as an account sees it: its node's balances, channels, history and
+//! address book, and payments by invoice or by alias. It turns an account into
+//! its node and leaves the network's rules to the simnet.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::simnet::{self, invoice, Channel, ChannelState, Node, PayRequest, Payment, Simnet};
+use crate::{now_ms, Database, Error, Msat, Result, User};
+
+/// Everything `getalldata` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    pub node: Node,
+    /// Confirmed on-chain plus the local side of every channel not yet closed.
+    pub total: Msat,
+    /// The local side of open channels: what can be paid now.
+    pub lightning: Msat,
+    pub blockheight: i64,
+    pub channels: Vec<Channel>,
+    pub transactions: Vec<Transaction>,
+    pub addressbook: Vec<Contact>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Transaction {
+    /// `sent`, `received`, `onchain_received`, `onchain_sent`.
+    pub kind: &'static str,
+    pub amount: Msat,
+    pub fee: Msat,
+    pub memo: String,
+    pub time_ms: i64,
+    /// `succeeded`, or `confirmed` / `unconfirmed` on chain.
+    pub status: &'static str,
+    /// Payment hash or txid.
+    pub reference: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Contact {
+    pub alias: String,
+    pub pubkey: String,
+    pub host: Option<String>,
+}
+
+/// Most history entries `getalldata` returns.
+const HISTORY_LIMIT: i64 = 200;
+
+#[derive(Clone)]
+pub struct Wallet {
+    db: Database,
+    simnet: Simnet,
+}
+
+impl Wallet {
+    pub fn new(db: Database, simnet: Simnet) -> Self {
+        Wallet { db, simnet }
+    }
+
+    pub async fn node(&self, user: &User) -> Result<Node> {
+        self.simnet.node_of_user(&user.id.0).await
+    }
+
+    pub async fn overview(&self, user: &User) -> Result<Overview> {
+        let node = self.node(user).await?;
+        let channels = self.simnet.channels(&node.pubkey).await?;
+        let in_channels: i64 = channels
+            .iter()
+            .filter(|c| c.state != ChannelState::Closed)
+            .map(|c| c.local.0)
+            .sum();
+        let lightning: i64 = channels
+            .iter()
+            .filter(|c| c.state == ChannelState::Open)
+            .map(|c| c.local.0)
+            .sum();
+        Ok(Overview {
+            total: Msat(node.onchain.0 + in_channels),
+            lightning: Msat(lightning),
+            blockheight: self.simnet.tip_height().await?,
+            transactions: self.history(&node.pubkey).await?,
+            addressbook: self.contacts(user).await?,
+            channels,
+            node,
+        })
+    }
+
+    async fn history(&self, node: &str) -> Result<Vec<Transaction>> {
+        let mut entries = Vec::new();
+        let sent = sqlx::query(
+            "SELECT payment_hash, amount_msat, fee_msat, memo, created_at FROM payments \
+             WHERE node = $1 ORDER BY created_at DESC LIMIT $2",
+        )
+        .bind(node)
+        .bind(HISTORY_LIMIT)
+        .fetch_all(self.db.pool())
+        .await?;
+        for r in sent {
+            entries.push(Transaction {
+                kind: "sent",
+                amount: Msat(r.try_get("amount_msat")?),
+                fee: Msat(r.try_get("fee_msat")?),
+                memo: r.try_get("memo")?,
+                time_ms: r.try_get("created_at")?,
+                status: "succeeded",
+                reference: r.try_get("payment_hash")?,
+            });
+        }
+        let received = sqlx::query(
+            "SELECT payment_hash, received_msat, memo, settled_at FROM invoices \
+             WHERE node = $1 AND settled_at IS NOT NULL ORDER BY settled_at DESC LIMIT $2",
+        )
+        .bind(node)
+        .bind(HISTORY_LIMIT)
+        .fetch_all(self.db.pool())
+        .await?;
+        for r in received {
+            entries.push(Transaction {
+                kind: "received",
+                amount: Msat(r.try_get("received_msat")?),
+                fee: Msat::ZERO,
+                memo: r.try_get("memo")?,
+                time_ms: r.try_get("settled_at")?,
+                status: "succeeded",
+                reference: r.try_get("payment_hash")?,
+            });
+        }
+        let onchain = sqlx::query(
+            "SELECT txid, amount_msat, kind, height, created_at FROM chain_txs \
+             WHERE node = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(node)
+        .bind(HISTORY_LIMIT)
+        .fetch_all(self.db.pool())
+        .await?;
+        for r in onchain {
+            let amount: i64 = r.try_get("amount_msat")?;
+            let kind: String = r.try_get("kind")?;
+            entries.push(Transaction {
+                kind: if amount >= 0 { "onchain_received" } else { "onchain_sent" },
+                amount: Msat(amount.abs()),
+                fee: Msat::ZERO,
+                memo: kind.replace('_', " "),
+                time_ms: r.try_get("created_at")?,
+                status: if r.try_get::<Option<i64>, _>("height")?.is_some() {
+                    "confirmed"
+                } else {
+                    "unconfirmed"
+                },
+                reference: r.try_get("txid")?,
+            });
+        }
+        entries.sort_by(|a, b| b.time_ms.cmp(&a.time_ms));
+        entries.truncate(HISTORY_LIMIT as usize);
+        Ok(entries)
+    }
+
+    pub async fn contacts(&self, user: &User) -> Result<Vec<Contact>> {
+        let rows = sqlx::query(
+            "SELECT alias, pubkey, host FROM addressbook WHERE user_id = $1 ORDER BY alias_key",
+        )
+        .bind(&user.id.0)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Contact {
+                    alias: r.try_get("alias")?,
+                    pubkey: r.try_get("pubkey")?,
+                    host: r.try_get("host")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds a payee under `alias`. Saving the same payee again under its alias is
+    /// fine; another payee under a taken alias is refused.
+    pub async fn add_contact(&self, user: &User, alias: &str, pubkey: &str, host: Option<&str>) -> Result<Contact> {
+        let alias = check_alias(alias)?;
+        let pubkey = simnet::parse_node_id(pubkey)?;
+        let host = host.map(str::trim).filter(|h| !h.is_empty());
+        if host.is_some_and(|h| h.len() > 255) {
+            return Err(Error::invalid("host", "host is too long"));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO addressbook (user_id, alias, alias_key, pubkey, host, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, alias_key) DO NOTHING",
+        )
+        .bind(&user.id.0)
+        .bind(&alias)
+        .bind(alias.to_lowercase())
+        .bind(&pubkey)
+        .bind(host)
+        .bind(now_ms())
+        .execute(self.db.pool())
+        .await?;
+        if inserted.rows_affected() == 0 {
+            let existing = self.contact(user, &alias).await?;
+            if existing.pubkey != pubkey {
+                return Err(Error::invalid("alias", "that alias already names another payee"));
+            }
+        }
+        self.contact(user, &alias).await
+    }
+
+    pub async fn remove_contact(&self, user: &User, alias: &str) -> Result<()> {
+        let removed = sqlx::query("DELETE FROM addressbook WHERE user_id = $1 AND alias_key = $2")
+            .bind(&user.id.0)
+            .bind(alias.trim().to_lowercase())
+            .execute(self.db.pool())
+            .await?;
+        if removed.rows_affected() == 0 {
+            return Err(Error::UnknownAlias);
+        }
+        Ok(())
+    }
+
+    async fn contact(&self, user: &User, alias: &str) -> Result<Contact> {
+        let row = sqlx::query(
+            "SELECT alias, pubkey, host FROM addressbook WHERE user_id = $1 AND alias_key = $2",
+        )
+        .bind(&user.id.0)
+        .bind(alias.trim().to_lowercase())
+        .fetch_optional(self.db.pool())
+        .await?
+        .ok_or(Error::UnknownAlias)?;
+        Ok(Contact {
+            alias: row.try_get("alias")?,
+            pubkey: row.try_get("pubkey")?,
+            host: row.try_get("host")?,
+        })
+    }
+
+    pub async fn create_invoice(&self, user: &User, amount: Option<Msat>, memo: &str) -> Result<invoice::Issued> {
+        let node = self.node(user).await?;
+        self.simnet.create_invoice(&node.pubkey, amount, memo).await
+    }
+
+    /// Pays an invoice; with `alias`, saves its payee in the address book. The
+    /// alias is checked before paying, so a bad alias pays nothing.
+    pub async fn send(
+        &self,
+        user: &User,
+        invoice_text: &str,
+        amount: Option<Msat>,
+        alias: Option<&str>,
+    ) -> Result<Payment> {
+        let alias = alias.map(str::trim).filter(|a| !a.is_empty());
+        let decoded = invoice::decode(invoice_text)?;
+        if let Some(alias) = alias {
+            check_alias(alias)?;
+            if let Ok(existing) = self.contact(user, alias).await {
+                if existing.pubkey != decoded.payee {
+                    return Err(Error::invalid("alias", "that alias already names another payee"));
+                }
+            }
+        }
+        let node = self.node(user).await?;
+        let payment = self
+            .simnet
+            .pay(PayRequest {
+                payer: node.pubkey,
+                invoice: invoice_text.to_string(),
+                amount,
+                fee_limit: None,
+            })
+            .await?;
+        if let Some(alias) = alias {
+            // The money has moved: report the payment even if saving the alias
+            // loses a race, rather than an error that would invite paying again.
+            let host = invoice_text.trim().split_once('@').map(|(_, host)| host);
+            if let Err(err) = self.add_contact(user, alias, &payment.destination, host).await {
+                tracing::warn!(error = %err, "saving the payee's alias failed");
+            }
+        }
+        Ok(payment)
+    }
+
+    /// QuickPay: pays the address-book entry `alias` with a fresh invoice from
+    /// its node.
+    pub async fn quickpay(&self, user: &User, alias: &str, amount: Msat, memo: &str) -> Result<Payment> {
+        if amount.0 <= 0 {
+            return Err(Error::invalid("amount", "amount must be positive"));
+        }
+        invoice::check_memo(memo)?;
+        let contact = self.contact(user, alias).await?;
+        let payee = match self.simnet.node(&contact.pubkey).await {
+            Ok(node) => node,
+            Err(Error::UnknownNode) => return Err(Error::NoRoute),
+            Err(err) => return Err(err),
+        };
+        let issued = self.simnet.create_invoice(&payee.pubkey, Some(amount), memo).await?;
+        let node = self.node(user).await?;
+        self.simnet
+            .pay(PayRequest {
+                payer: node.pubkey,
+                invoice: issued.bolt11,
+                amount: None,
+                fee_limit: None,
+            })
+            .await
+    }
+}
+
+/// An address-book alias: 1 to 32 letters, digits, spaces, `-`, `_` or `.`.
+fn check_alias(alias: &str) -> Result<String> {
+    let alias = alias.trim();
+    let len = alias.chars().count();
+    if len == 0 || len > 32 {
+        return Err(Error::invalid("alias", "alias must be 1 to 32 characters"));
+    }
+    if !alias
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.'))
+    {
+        return Err(Error::invalid(
+            "alias",
+            "alias may contain only letters, digits, spaces, '-', '_' and '.'",
+        ));
+    }
+    Ok(alias.to_string())
+}
