@@ -137,7 +137,11 @@ impl Wallet {
             let amount: i64 = r.try_get("amount_msat")?;
             let kind: String = r.try_get("kind")?;
             entries.push(Transaction {
-                kind: if amount >= 0 { "onchain_received" } else { "onchain_sent" },
+                kind: if amount >= 0 {
+                    "onchain_received"
+                } else {
+                    "onchain_sent"
+                },
                 amount: Msat(amount.abs()),
                 fee: Msat::ZERO,
                 memo: kind.replace('_', " "),
@@ -175,7 +179,13 @@ impl Wallet {
 
     /// Adds a payee under `alias`. Saving the same payee again under its alias is
     /// fine; another payee under a taken alias is refused.
-    pub async fn add_contact(&self, user: &User, alias: &str, pubkey: &str, host: Option<&str>) -> Result<Contact> {
+    pub async fn add_contact(
+        &self,
+        user: &User,
+        alias: &str,
+        pubkey: &str,
+        host: Option<&str>,
+    ) -> Result<Contact> {
         let alias = check_alias(alias)?;
         let pubkey = simnet::parse_node_id(pubkey)?;
         let host = host.map(str::trim).filter(|h| !h.is_empty());
@@ -197,7 +207,10 @@ impl Wallet {
         if inserted.rows_affected() == 0 {
             let existing = self.contact(user, &alias).await?;
             if existing.pubkey != pubkey {
-                return Err(Error::invalid("alias", "that alias already names another payee"));
+                return Err(Error::invalid(
+                    "alias",
+                    "that alias already names another payee",
+                ));
             }
         }
         self.contact(user, &alias).await
@@ -231,7 +244,12 @@ impl Wallet {
         })
     }
 
-    pub async fn create_invoice(&self, user: &User, amount: Option<Msat>, memo: &str) -> Result<invoice::Issued> {
+    pub async fn create_invoice(
+        &self,
+        user: &User,
+        amount: Option<Msat>,
+        memo: &str,
+    ) -> Result<invoice::Issued> {
         let node = self.node(user).await?;
         self.simnet.create_invoice(&node.pubkey, amount, memo).await
     }
@@ -251,7 +269,10 @@ impl Wallet {
             check_alias(alias)?;
             if let Ok(existing) = self.contact(user, alias).await {
                 if existing.pubkey != decoded.payee {
-                    return Err(Error::invalid("alias", "that alias already names another payee"));
+                    return Err(Error::invalid(
+                        "alias",
+                        "that alias already names another payee",
+                    ));
                 }
             }
         }
@@ -269,7 +290,10 @@ impl Wallet {
             // The money has moved: report the payment even if saving the alias
             // loses a race, rather than an error that would invite paying again.
             let host = invoice_text.trim().split_once('@').map(|(_, host)| host);
-            if let Err(err) = self.add_contact(user, alias, &payment.destination, host).await {
+            if let Err(err) = self
+                .add_contact(user, alias, &payment.destination, host)
+                .await
+            {
                 tracing::warn!(error = %err, "saving the payee's alias failed");
             }
         }
@@ -278,7 +302,13 @@ impl Wallet {
 
     /// QuickPay: pays the address-book entry `alias` with a fresh invoice from
     /// its node.
-    pub async fn quickpay(&self, user: &User, alias: &str, amount: Msat, memo: &str) -> Result<Payment> {
+    pub async fn quickpay(
+        &self,
+        user: &User,
+        alias: &str,
+        amount: Msat,
+        memo: &str,
+    ) -> Result<Payment> {
         if amount.0 <= 0 {
             return Err(Error::invalid("amount", "amount must be positive"));
         }
@@ -289,7 +319,10 @@ impl Wallet {
             Err(Error::UnknownNode) => return Err(Error::NoRoute),
             Err(err) => return Err(err),
         };
-        let issued = self.simnet.create_invoice(&payee.pubkey, Some(amount), memo).await?;
+        let issued = self
+            .simnet
+            .create_invoice(&payee.pubkey, Some(amount), memo)
+            .await?;
         let node = self.node(user).await?;
         self.simnet
             .pay(PayRequest {

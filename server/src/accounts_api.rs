@@ -119,7 +119,7 @@ fn bearer(engine: &Engine, user: &User) -> Result<TokenResponse, DetailError> {
 
 /// A JSON body whose rejection (malformed JSON, wrong type, missing field, wrong
 /// content type) answers 400 in this API's format instead of axum's plain text.
-struct Body<T>(T);
+pub(crate) struct Body<T>(pub T);
 
 impl<S, T> FromRequest<S> for Body<T>
 where
@@ -146,6 +146,16 @@ pub struct DetailError {
     status: StatusCode,
     detail: String,
     retry_after: Option<u64>,
+}
+
+impl DetailError {
+    pub fn new(status: StatusCode, detail: &str) -> Self {
+        DetailError {
+            status,
+            detail: detail.to_string(),
+            retry_after: None,
+        }
+    }
 }
 
 impl From<engine::Error> for DetailError {

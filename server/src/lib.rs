@@ -4,6 +4,7 @@
 mod accounts_api;
 mod config;
 mod sessions;
+mod wallet_api;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::trace::TraceLayer;
 use tower_sessions::SessionManagerLayer;
 
+use app::api::auth::PublicUrl;
 use app::{shell, App};
 use engine::Engine;
 
@@ -41,6 +43,9 @@ pub enum StartError {
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub engine: Engine,
+    pub public_url: PublicUrl,
+    /// Whether the simnet's mine and faucet endpoints are served.
+    pub simnet_dev: bool,
 }
 
 pub fn init_logging(config: &Config) {
@@ -52,6 +57,25 @@ pub fn init_logging(config: &Config) {
     match config.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// How the site is served: the parts of the configuration the router needs.
+pub struct Site {
+    pub leptos_options: LeptosOptions,
+    pub public_url: String,
+    pub secure_cookies: bool,
+    pub simnet_dev: bool,
+}
+
+impl Site {
+    pub fn from_config(config: &Config) -> Self {
+        Site {
+            leptos_options: leptos_options(config),
+            public_url: config.public_url(),
+            secure_cookies: config.secure_cookies,
+            simnet_dev: config.simnet_dev,
+        }
     }
 }
 
@@ -69,12 +93,14 @@ impl Services {
         })
     }
 
-    pub fn router(&self, leptos_options: LeptosOptions, secure_cookies: bool) -> Router {
+    pub fn router(&self, site: Site) -> Router {
         let state = AppState {
-            leptos_options,
+            leptos_options: site.leptos_options,
             engine: self.engine.clone(),
+            public_url: PublicUrl(site.public_url),
+            simnet_dev: site.simnet_dev,
         };
-        app(state, self.sessions.layer(secure_cookies))
+        app(state, self.sessions.layer(site.secure_cookies))
     }
 
     pub async fn close(&self) {
@@ -96,14 +122,19 @@ pub fn leptos_options(config: &Config) -> LeptosOptions {
 pub fn app(state: AppState, sessions: SessionManagerLayer<Sessions>) -> Router {
     let routes = generate_route_list(App);
     let engine = state.engine.clone();
+    let public_url = state.public_url.clone();
     let options = state.leptos_options.clone();
     Router::new()
         .route("/healthz", get(healthz))
         .merge(accounts_api::router())
+        .merge(wallet_api::router())
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(engine.clone()),
+            move || {
+                provide_context(engine.clone());
+                provide_context(public_url.clone());
+            },
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
@@ -125,7 +156,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .simnet
             .spawn_miner(Duration::from_secs(config.block_interval))
     });
-    let router = services.router(leptos_options(&config), config.secure_cookies);
+    let router = services.router(Site::from_config(&config));
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(

@@ -2,17 +2,13 @@
 //! SQLite and on PostgreSQL: accounts (`/api/v1/auth`), myLightning sessions
 //! (`/rest/v1/login|logout|ping`), bad input, throttling, cross-origin writes.
 
-use std::time::Duration;
+mod common;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
-use serde_json::{json, Value};
-use tower::ServiceExt;
+use serde_json::json;
 
-use engine::throttle::Limits;
-use server::Services;
+use common::{session_cookie, Auth, Server, PASSWORD};
 
 testdb::on_both_databases!(
     open_server;
@@ -30,129 +26,8 @@ testdb::on_both_databases!(
     health_and_pages_answer,
 );
 
-const PASSWORD: &str = "Correct-horse-7";
-
 async fn open_server(url: &str) -> Server {
     Server::open(url).await
-}
-
-struct Server {
-    router: Router,
-    services: Services,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Value,
-    text: String,
-}
-
-impl Server {
-    async fn open(url: &str) -> Self {
-        let limits = Limits {
-            per_username: 3,
-            per_client: 50,
-            window: Duration::from_secs(60),
-        };
-        let settings = engine::Settings {
-            throttle: limits,
-            ..Default::default()
-        };
-        let services = Services::open(url, settings).await.expect("services open");
-        let options = leptos::config::LeptosOptions::builder()
-            .output_name("ampere")
-            .build();
-        Server {
-            router: services.router(options, false),
-            services,
-        }
-    }
-
-    async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8_lossy(&bytes).to_string();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
-    }
-
-    async fn post_json(&self, path: &str, body: &str, cookie: Option<&str>) -> Reply {
-        let mut request = Request::post(path).header(header::CONTENT_TYPE, "application/json");
-        if let Some(cookie) = cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        self.send(request.body(Body::from(body.to_string())).unwrap())
-            .await
-    }
-
-    async fn get(&self, path: &str, auth: Auth<'_>) -> Reply {
-        let request = match auth {
-            Auth::None => Request::get(path),
-            Auth::Cookie(c) => Request::get(path).header(header::COOKIE, c),
-            Auth::Bearer(t) => {
-                Request::get(path).header(header::AUTHORIZATION, format!("Bearer {t}"))
-            }
-        };
-        self.send(request.body(Body::empty()).unwrap()).await
-    }
-
-    async fn register(&self, username: &str) -> String {
-        let reply = self
-            .post_json(
-                "/api/v1/auth/register",
-                &json!({"username": username, "password": PASSWORD}).to_string(),
-                None,
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-        reply.body["access_token"].as_str().unwrap().to_string()
-    }
-
-    /// Logs in through myLightning and returns the `session=...` cookie pair.
-    async fn session_login(&self, username: &str, cookie: Option<&str>) -> String {
-        let reply = self
-            .post_json(
-                "/rest/v1/login",
-                &json!({"username": username, "password": PASSWORD}).to_string(),
-                cookie,
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-        session_cookie(&reply).expect("login sets the session cookie")
-    }
-
-    async fn user_count(&self) -> i64 {
-        use sqlx::Row;
-        sqlx::query("SELECT COUNT(*) AS n FROM users")
-            .fetch_one(self.services.engine.db.pool())
-            .await
-            .unwrap()
-            .get("n")
-    }
-}
-
-enum Auth<'a> {
-    None,
-    Cookie(&'a str),
-    Bearer(&'a str),
-}
-
-fn session_cookie(reply: &Reply) -> Option<String> {
-    reply
-        .headers
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("session="))
-        .map(|v| v.split(';').next().unwrap().to_string())
 }
 
 async fn register_returns_a_bearer_token_that_reads_the_user(server: Server) {

@@ -36,6 +36,44 @@ pub struct Caller {
     pub credential: Credential,
 }
 
+/// The URL people and wallets reach this server at (`--public-url`).
+#[derive(Debug, Clone)]
+pub struct PublicUrl(pub String);
+
+impl PublicUrl {
+    /// `host:port` of the URL, the port filled in from the scheme when absent.
+    pub fn host_port(&self) -> String {
+        let (scheme, rest) = self.0.split_once("://").unwrap_or(("http", &self.0));
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            authority.to_string()
+        } else {
+            let port = if scheme == "https" { 443 } else { 80 };
+            format!("{authority}:{port}")
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.host_port()
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(80)
+    }
+}
+
+pub fn public_host_port() -> String {
+    use_context::<PublicUrl>()
+        .map(|u| u.host_port())
+        .unwrap_or_else(|| "127.0.0.1:3000".into())
+}
+
+pub fn public_port() -> u16 {
+    use_context::<PublicUrl>().map_or(3000, |u| u.port())
+}
+
 pub fn engine() -> Result<Engine, ApiError> {
     use_context::<Engine>().ok_or_else(|| ApiError::new("engine missing from context"))
 }
@@ -133,17 +171,51 @@ pub async fn identify(
 /// header or (for HTML forms) the `csrf` argument; else 403.
 pub async fn writer(form_csrf: Option<&str>) -> Result<Caller, ApiError> {
     let caller = caller().await?;
-    if let Credential::Session { csrf } = &caller.credential {
-        let parts = parts()?;
-        let sent = form_csrf
-            .map(str::to_string)
-            .or_else(|| csrf_from_request(&parts));
-        if !sent.is_some_and(|sent| constant_time_eq(sent.as_bytes(), csrf.as_bytes())) {
-            set_status(403);
-            return Err(ApiError::new("missing or invalid CSRF token"));
-        }
+    if !csrf_ok(&caller, &parts()?, form_csrf) {
+        set_status(403);
+        return Err(ApiError::new("missing or invalid CSRF token"));
     }
     Ok(caller)
+}
+
+/// Whether a write may go ahead: always for a bearer token; for the session
+/// cookie, only with the session's CSRF token (form field, `X-CSRF-Token` header
+/// or `_csrf` query parameter).
+pub fn csrf_ok(caller: &Caller, parts: &Parts, form_csrf: Option<&str>) -> bool {
+    match &caller.credential {
+        Credential::Bearer => true,
+        Credential::Session { csrf } => form_csrf
+            .map(str::to_string)
+            .or_else(|| csrf_from_request(parts))
+            .is_some_and(|sent| constant_time_eq(sent.as_bytes(), csrf.as_bytes())),
+    }
+}
+
+/// The caller, checked for a money movement: a write (CSRF for cookies) and, for
+/// a cookie-authenticated caller whose account asks for it, the password again.
+/// A bearer token is its own credential and skips the re-check.
+pub async fn payer(password: Option<&str>) -> Result<Caller, ApiError> {
+    let caller = writer(None).await?;
+    if caller.user.recheck_password {
+        recheck(&caller, password).await?;
+    }
+    Ok(caller)
+}
+
+/// Checks the password of a cookie-authenticated caller again (bearer callers
+/// pass: the token is the credential).
+pub async fn recheck(caller: &Caller, password: Option<&str>) -> Result<(), ApiError> {
+    if matches!(caller.credential, Credential::Bearer) {
+        return Ok(());
+    }
+    let Some(password) = password.filter(|p| !p.is_empty()) else {
+        return Err(engine::Error::invalid("password", "enter your password to confirm").into());
+    };
+    engine()?
+        .accounts
+        .recheck(&caller.user, password, &client_address())
+        .await?;
+    Ok(())
 }
 
 /// Signs `user` in on this request's session: a fresh session id (so an id fixed

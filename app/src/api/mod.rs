@@ -1,12 +1,14 @@
 //! Server functions: the myLightning REST API at its fixed paths, and the calls the
 //! pages make. The types here are shared by the server and the WASM bundle.
 
+mod amount;
 #[cfg(feature = "ssr")]
 pub mod auth;
 mod error;
 pub mod mylightning;
 pub mod session;
 
+pub use amount::Amount;
 #[cfg(feature = "ssr")]
 pub use error::http_status;
 pub use error::{ApiError, ErrorBody};

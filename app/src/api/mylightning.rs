@@ -1,11 +1,18 @@
 //! The myLightning wallet API (`specs/mylightning-rest-v1.txt`) at `/rest/v1`:
-//! JSON bodies named after the spec's fields, the session cookie `session`.
+//! JSON bodies named after the spec's fields, the session cookie `session` (or a
+//! bearer token). Amounts are decimals in the account's denomination.
+//!
+//! Errors are `{"error":{"message":"..."}}`: 401 without a valid credential, 403
+//! without the CSRF token on a cookie-authenticated write, 400 for a malformed
+//! request, and 200 for a refusal (insufficient funds, no route, ...), as the
+//! original server answered. Every response type carries `error`, so a client
+//! reads a refusal as data.
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::{GetUrl, Json, PostUrl};
 use serde::{Deserialize, Serialize};
 
-use crate::api::ApiError;
+use crate::api::{Amount, ApiError, ErrorBody};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoginResponse {
@@ -17,6 +24,114 @@ pub struct LoginResponse {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Empty {}
+
+/// `GenericResponse`, with what the operation did when it succeeded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GenericResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+    /// For payments: the payment hash, amount, fee and preimage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentView>,
+    /// For channel operations: the channel as it now is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<ChannelView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentView {
+    pub payment_hash: String,
+    pub destination: String,
+    pub amount: Amount,
+    pub fee: Amount,
+    pub preimage: String,
+    pub memo: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateInvoiceResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_request: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_hash: Option<String>,
+    /// Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Balances {
+    pub btcfunds: Amount,
+    pub lntfunds: Amount,
+    /// Confirmed on-chain funds (an addition to the spec).
+    pub onchainfunds: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Info {
+    #[serde(rename = "nodeId")]
+    pub node_id: String,
+    pub alias: String,
+    pub port: u16,
+    pub synchronized: bool,
+    pub blockheight: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelView {
+    /// The remote node's public key.
+    pub node: String,
+    pub channel: String,
+    pub state: String,
+    pub balance: Amount,
+    pub capacity: Amount,
+    pub channelpoint: String,
+    pub remote_balance: Amount,
+    pub initiator: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransactionView {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub amount: Amount,
+    pub fee: Amount,
+    pub memo: String,
+    /// Unix seconds.
+    pub time: i64,
+    pub status: String,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactView {
+    pub alias: String,
+    #[serde(rename = "nodeId")]
+    pub node_id: String,
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataResponse {
+    pub address: String,
+    pub balances: Balances,
+    pub info: Info,
+    pub channels: Vec<ChannelView>,
+    pub transactions: Vec<TransactionView>,
+    pub addressbook: Vec<ContactView>,
+    #[serde(rename = "_csrf")]
+    pub csrf: String,
+    pub denomination: String,
+    pub recheck_password: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingsResponse {
+    pub denomination: String,
+    pub recheck_password: bool,
+}
 
 /// `POST /rest/v1/login {username, password}`: 200 and a fresh `session` cookie, or
 /// 401 (429 with `Retry-After` after repeated failures).
@@ -48,4 +163,251 @@ pub async fn logout() -> Result<Empty, ApiError> {
 pub async fn ping() -> Result<Empty, ApiError> {
     crate::api::auth::caller().await?;
     Ok(Empty {})
+}
+
+/// `GET /rest/v1/getalldata`: the node, balances, channels, history (newest
+/// first), address book and the CSRF token.
+#[server(prefix = "/rest/v1", endpoint = "getalldata", input = GetUrl)]
+pub async fn get_all_data() -> Result<DataResponse, ApiError> {
+    use crate::api::auth::{self, Credential};
+    let caller = auth::caller().await?;
+    let engine = auth::engine()?;
+    let overview = engine.wallet.overview(&caller.user).await?;
+    let unit = caller.user.denomination;
+    let amount = |m: engine::Msat| Amount(unit.format(m));
+    Ok(DataResponse {
+        address: overview.node.address.clone(),
+        balances: Balances {
+            btcfunds: amount(overview.total),
+            lntfunds: amount(overview.lightning),
+            onchainfunds: amount(overview.node.onchain),
+        },
+        info: Info {
+            node_id: overview.node.pubkey.clone(),
+            alias: overview.node.alias.clone(),
+            port: auth::public_port(),
+            synchronized: true,
+            blockheight: overview.blockheight,
+        },
+        channels: overview
+            .channels
+            .iter()
+            .map(|c| channel_view(c, unit))
+            .collect(),
+        transactions: overview
+            .transactions
+            .into_iter()
+            .map(|t| TransactionView {
+                kind: t.kind.to_string(),
+                amount: amount(t.amount),
+                fee: amount(t.fee),
+                memo: t.memo,
+                time: t.time_ms / 1000,
+                status: t.status.to_string(),
+                id: t.reference,
+            })
+            .collect(),
+        addressbook: overview
+            .addressbook
+            .into_iter()
+            .map(|c| ContactView {
+                alias: c.alias,
+                node_id: c.pubkey,
+                host: c.host,
+            })
+            .collect(),
+        csrf: match caller.credential {
+            Credential::Session { csrf } => csrf,
+            Credential::Bearer => String::new(),
+        },
+        denomination: unit.as_str().to_string(),
+        recheck_password: caller.user.recheck_password,
+    })
+}
+
+/// `POST /rest/v1/createinvoice {amount, memo, quickpay}`: a signed BOLT11
+/// invoice of the caller's node; with `quickpay: true`, `"<bolt11>@<host>:<port>"`.
+#[server(prefix = "/rest/v1", endpoint = "createinvoice", input = Json)]
+pub async fn create_invoice(
+    amount: Option<Amount>,
+    memo: Option<String>,
+    quickpay: Option<bool>,
+) -> Result<CreateInvoiceResponse, ApiError> {
+    use crate::api::auth;
+    let caller = auth::writer(None).await?;
+    let engine = auth::engine()?;
+    let amount = match amount {
+        Some(a) => Some(caller.user.denomination.parse_amount("amount", &a.0)?),
+        None => None,
+    };
+    let issued = engine
+        .wallet
+        .create_invoice(&caller.user, amount, memo.as_deref().unwrap_or_default())
+        .await?;
+    let payment_request = if quickpay.unwrap_or(false) {
+        format!("{}@{}", issued.bolt11, auth::public_host_port())
+    } else {
+        issued.bolt11
+    };
+    Ok(CreateInvoiceResponse {
+        payment_request: Some(payment_request),
+        payment_hash: Some(issued.payment_hash),
+        expires_at: Some(issued.expires_at_ms / 1000),
+        error: None,
+    })
+}
+
+/// `POST /rest/v1/sendinvoice {invoiceid, alias}`: pays a BOLT11 invoice
+/// (`lightning:` prefix and `@host:port` suffix accepted); with `alias`, saves the
+/// payee in the address book. `amount` pays an amountless invoice.
+#[server(prefix = "/rest/v1", endpoint = "sendinvoice", input = Json)]
+pub async fn send_invoice(
+    invoiceid: String,
+    alias: Option<String>,
+    amount: Option<Amount>,
+    password: Option<String>,
+) -> Result<GenericResponse, ApiError> {
+    use crate::api::auth;
+    let caller = auth::payer(password.as_deref()).await?;
+    let engine = auth::engine()?;
+    let unit = caller.user.denomination;
+    let amount = match amount {
+        Some(a) => Some(unit.parse_amount("amount", &a.0)?),
+        None => None,
+    };
+    let payment = engine
+        .wallet
+        .send(&caller.user, &invoiceid, amount, alias.as_deref())
+        .await?;
+    Ok(GenericResponse {
+        payment: Some(payment_view(&payment, unit)),
+        ..Default::default()
+    })
+}
+
+/// `POST /rest/v1/quickpay {dest, amount, memo}`: pays the address-book entry
+/// `dest` with a fresh invoice from its node.
+#[server(prefix = "/rest/v1", endpoint = "quickpay", input = Json)]
+pub async fn quick_pay(
+    dest: String,
+    amount: Amount,
+    memo: Option<String>,
+    password: Option<String>,
+) -> Result<GenericResponse, ApiError> {
+    use crate::api::auth;
+    let caller = auth::payer(password.as_deref()).await?;
+    let engine = auth::engine()?;
+    let unit = caller.user.denomination;
+    let amount = unit.parse_amount("amount", &amount.0)?;
+    let payment = engine
+        .wallet
+        .quickpay(
+            &caller.user,
+            &dest,
+            amount,
+            memo.as_deref().unwrap_or_default(),
+        )
+        .await?;
+    Ok(GenericResponse {
+        payment: Some(payment_view(&payment, unit)),
+        ..Default::default()
+    })
+}
+
+/// `POST /rest/v1/openchannel {remotenode, amount}`: opens a channel of capacity
+/// `amount` to `remotenode` (a pubkey, optionally `@host:port`).
+#[server(prefix = "/rest/v1", endpoint = "openchannel", input = Json)]
+pub async fn open_channel(remotenode: String, amount: Amount) -> Result<GenericResponse, ApiError> {
+    use crate::api::auth;
+    let caller = auth::writer(None).await?;
+    let engine = auth::engine()?;
+    let unit = caller.user.denomination;
+    let capacity = unit.parse_amount("amount", &amount.0)?;
+    let peer = engine::simnet::parse_node_id(&remotenode)?;
+    let node = engine.wallet.node(&caller.user).await?;
+    let channel = engine
+        .simnet
+        .open_channel(&node.pubkey, &peer, capacity)
+        .await?;
+    Ok(GenericResponse {
+        channel: Some(channel_view(&channel, unit)),
+        ..Default::default()
+    })
+}
+
+/// `POST /rest/v1/closechannel {channelpoint, force}`: closes cooperatively, or
+/// by force with `force: true`.
+#[server(prefix = "/rest/v1", endpoint = "closechannel", input = Json)]
+pub async fn close_channel(
+    channelpoint: String,
+    force: Option<bool>,
+    password: Option<String>,
+) -> Result<GenericResponse, ApiError> {
+    use crate::api::auth;
+    let caller = auth::payer(password.as_deref()).await?;
+    let engine = auth::engine()?;
+    let node = engine.wallet.node(&caller.user).await?;
+    let channel = engine
+        .simnet
+        .close_channel(&node.pubkey, &channelpoint, force.unwrap_or(false))
+        .await?;
+    Ok(GenericResponse {
+        channel: Some(channel_view(&channel, caller.user.denomination)),
+        ..Default::default()
+    })
+}
+
+/// `POST /rest/v1/settings {denomination, recheck_password}`: the account's
+/// wallet settings; a field left out keeps its value.
+#[server(prefix = "/rest/v1", endpoint = "settings", input = Json)]
+pub async fn update_settings(
+    denomination: Option<String>,
+    recheck_password: Option<bool>,
+    password: Option<String>,
+) -> Result<SettingsResponse, ApiError> {
+    use crate::api::auth;
+    let caller = auth::writer(None).await?;
+    let engine = auth::engine()?;
+    let denomination = denomination
+        .as_deref()
+        .map(engine::Denomination::parse)
+        .transpose()?;
+    // Turning the password check off is itself guarded by the password.
+    if recheck_password == Some(false) && caller.user.recheck_password {
+        auth::recheck(&caller, password.as_deref()).await?;
+    }
+    let user = engine
+        .accounts
+        .update_settings(&caller.user, denomination, recheck_password)
+        .await?;
+    Ok(SettingsResponse {
+        denomination: user.denomination.as_str().to_string(),
+        recheck_password: user.recheck_password,
+    })
+}
+
+#[cfg(feature = "ssr")]
+fn channel_view(channel: &engine::simnet::Channel, unit: engine::Denomination) -> ChannelView {
+    ChannelView {
+        node: channel.remote.clone(),
+        channel: channel.point.clone(),
+        state: channel.display_state(),
+        balance: Amount(unit.format(channel.local)),
+        capacity: Amount(unit.format(channel.capacity)),
+        channelpoint: channel.point.clone(),
+        remote_balance: Amount(unit.format(channel.remote_balance)),
+        initiator: channel.initiator,
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn payment_view(payment: &engine::simnet::Payment, unit: engine::Denomination) -> PaymentView {
+    PaymentView {
+        payment_hash: payment.payment_hash.clone(),
+        destination: payment.destination.clone(),
+        amount: Amount(unit.format(payment.amount)),
+        fee: Amount(unit.format(payment.fee)),
+        preimage: payment.preimage.clone(),
+        memo: payment.memo.clone(),
+    }
 }

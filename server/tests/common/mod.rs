@@ -1,0 +1,144 @@
+//! What the HTTP test suites share: a server built on a throwaway database and
+//! driven through its router without a socket, and readable replies.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use engine::throttle::Limits;
+use server::{Services, Site};
+
+pub const PASSWORD: &str = "Correct-horse-7";
+
+pub struct Server {
+    pub router: Router,
+    pub services: Services,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+    pub bytes: Vec<u8>,
+    pub text: String,
+}
+
+impl Server {
+    pub async fn open(url: &str) -> Self {
+        let limits = Limits {
+            per_username: 3,
+            per_client: 50,
+            window: Duration::from_secs(60),
+        };
+        let settings = engine::Settings {
+            throttle: limits,
+            ..Default::default()
+        };
+        let services = Services::open(url, settings).await.expect("services open");
+        let site = Site {
+            leptos_options: leptos::config::LeptosOptions::builder()
+                .output_name("ampere")
+                .build(),
+            public_url: "https://wallet.example:8443".into(),
+            secure_cookies: false,
+            simnet_dev: true,
+        };
+        Server {
+            router: services.router(site),
+            services,
+        }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            bytes: bytes.to_vec(),
+            text,
+        }
+    }
+
+    pub async fn post_json(&self, path: &str, body: &str, cookie: Option<&str>) -> Reply {
+        let mut request = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        self.send(request.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    pub async fn get(&self, path: &str, auth: Auth<'_>) -> Reply {
+        let request = match auth {
+            Auth::None => Request::get(path),
+            Auth::Cookie(c) => Request::get(path).header(header::COOKIE, c),
+            Auth::Bearer(t) => {
+                Request::get(path).header(header::AUTHORIZATION, format!("Bearer {t}"))
+            }
+        };
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    pub async fn register(&self, username: &str) -> String {
+        let reply = self
+            .post_json(
+                "/api/v1/auth/register",
+                &json!({"username": username, "password": PASSWORD}).to_string(),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        reply.body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// Logs in through myLightning and returns the `session=...` cookie pair.
+    pub async fn session_login(&self, username: &str, cookie: Option<&str>) -> String {
+        let reply = self
+            .post_json(
+                "/rest/v1/login",
+                &json!({"username": username, "password": PASSWORD}).to_string(),
+                cookie,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        session_cookie(&reply).expect("login sets the session cookie")
+    }
+
+    pub async fn user_count(&self) -> i64 {
+        use sqlx::Row;
+        sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(self.services.engine.db.pool())
+            .await
+            .unwrap()
+            .get("n")
+    }
+}
+
+pub enum Auth<'a> {
+    None,
+    Cookie(&'a str),
+    Bearer(&'a str),
+}
+
+pub fn session_cookie(reply: &Reply) -> Option<String> {
+    reply
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("session="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+}
