@@ -55,6 +55,19 @@ setup_test() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
+  setup_venv
+}
+
+# The Python venv the tests use (an independent BOLT11 decoder), as
+# scripts/test-requirements.txt pins it; remade only when that file changes.
+setup_venv() {
+  local stamp="$ROOT/.venv/.ampere-requirements"
+  if ! cmp -s "$ROOT/scripts/test-requirements.txt" "$stamp" 2>/dev/null; then
+    say "making the test venv (.venv)"
+    python3 -m venv "$ROOT/.venv"
+    "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check -r "$ROOT/scripts/test-requirements.txt"
+    cp "$ROOT/scripts/test-requirements.txt" "$stamp"
+  fi
 }
 
 build_release() {

@@ -32,6 +32,11 @@ pub struct Reply {
 
 impl Server {
     pub async fn open(url: &str) -> Self {
+        Self::open_with(url, true).await
+    }
+
+    /// A server with the simnet's developer endpoints on or off.
+    pub async fn open_with(url: &str, simnet_dev: bool) -> Self {
         let limits = Limits {
             per_username: 3,
             per_client: 50,
@@ -48,7 +53,7 @@ impl Server {
                 .build(),
             public_url: "https://wallet.example:8443".into(),
             secure_cookies: false,
-            simnet_dev: true,
+            simnet_dev,
         };
         Server {
             router: services.router(site),
