@@ -26,8 +26,8 @@ struct Args {
     /// How long each scenario runs.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
-    /// Scenarios to run, in order.
-    #[arg(long, value_delimiter = ',', default_value = "login,ping")]
+    /// Scenarios to run, in order: login, ping, invoice, pay.
+    #[arg(long, value_delimiter = ',', default_value = "login,ping,invoice,pay")]
     scenarios: Vec<String>,
 }
 
@@ -60,14 +60,17 @@ async fn main() {
             std::process::exit(1);
         }
     }
+    let pair = Pair::connect(&client, &args.url, tag).await;
     println!(
         "{:<10} {:>10} {:>10} {:>10} {:>10} {:>8}",
         "scenario", "requests", "req/s", "p50 ms", "p99 ms", "errors"
     );
     for scenario in &args.scenarios {
         let report = match scenario.as_str() {
-            "login" => run(&args, &users, &client, Scenario::Login).await,
-            "ping" => run(&args, &users, &client, Scenario::Ping).await,
+            "login" => run(&args, &users, &client, Scenario::Login, &pair).await,
+            "ping" => run(&args, &users, &client, Scenario::Ping, &pair).await,
+            "invoice" => run(&args, &users, &client, Scenario::Invoice, &pair).await,
+            "pay" => run(&args, &users, &client, Scenario::Pay, &pair).await,
             other => {
                 eprintln!("unknown scenario {other}");
                 std::process::exit(2);
@@ -84,19 +87,33 @@ enum Scenario {
     Login,
     /// `GET /rest/v1/ping` with the session cookie of one login.
     Ping,
+    /// `POST /rest/v1/createinvoice` by the payee, with its bearer token.
+    Invoice,
+    /// The payee creates an invoice and the payer pays it (`sendinvoice`), both
+    /// with bearer tokens: one operation.
+    Pay,
 }
 
 impl Scenario {
     /// Per-worker setup: the session cookie the requests carry, if any.
     async fn prepare(self, client: &HttpClient, url: &str, user: &str) -> Option<String> {
         match self {
-            Scenario::Login => None,
+            Scenario::Login | Scenario::Invoice | Scenario::Pay => None,
             Scenario::Ping => login(client, url, user).await,
         }
     }
 
-    async fn once(self, client: &HttpClient, url: &str, user: &str, cookie: Option<&str>) -> bool {
+    async fn once(self, client: &HttpClient, url: &str, user: &str, cookie: Option<&str>, pair: &Pair) -> bool {
         match self {
+            Scenario::Invoice => create_invoice(client, url, &pair.payee).await.is_some(),
+            Scenario::Pay => {
+                let Some(invoice) = create_invoice(client, url, &pair.payee).await else {
+                    return false;
+                };
+                let body = json!({"invoiceid": invoice}).to_string();
+                let (status, _, text) = send_bearer(client, &format!("{url}/rest/v1/sendinvoice"), &pair.payer, body).await;
+                status == StatusCode::OK && !text.contains("\"error\"")
+            }
             Scenario::Login => login(client, url, user).await.is_some(),
             Scenario::Ping => {
                 let uri = format!("{url}/rest/v1/ping");
@@ -104,6 +121,69 @@ impl Scenario {
             }
         }
     }
+}
+
+/// Two accounts with bearer tokens, each with an open channel to the hub (made
+/// with the simnet's developer endpoints: run the server with `--simnet-dev`).
+#[derive(Clone)]
+struct Pair {
+    payer: String,
+    payee: String,
+}
+
+impl Pair {
+    async fn connect(client: &HttpClient, url: &str, tag: u32) -> Pair {
+        let mut tokens = Vec::new();
+        for role in ["payer", "payee"] {
+            let name = format!("bench{tag}-{role}");
+            let body = json!({"username": name, "password": PASSWORD}).to_string();
+            let (_, _, text) = send(client, Method::POST, &format!("{url}/api/v1/auth/register"), None, Some(body)).await;
+            let token = serde_json::from_str::<serde_json::Value>(&text).ok()
+                .and_then(|v| v["access_token"].as_str().map(str::to_string))
+                .unwrap_or_else(|| fail(&format!("registering {name}: {text}")));
+            tokens.push(token);
+        }
+        for token in &tokens {
+            let (_, _, text) = send_get_bearer(client, &format!("{url}/rest/v1/getalldata"), token).await;
+            let data: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let address = data["address"].as_str().unwrap_or_default().to_string();
+            let hub = data["addressbook"][0]["nodeId"].as_str().unwrap_or_default().to_string();
+            for (path, body) in [
+                ("/api/v1/simnet/faucet", json!({"address": address, "sats": 200_000_000})),
+                ("/api/v1/simnet/mine", json!({"blocks": 1})),
+                ("/rest/v1/openchannel", json!({"remotenode": hub, "amount": 100_000_000})),
+                ("/api/v1/simnet/mine", json!({"blocks": 6})),
+            ] {
+                let (status, _, text) = send_bearer(client, &format!("{url}{path}"), token, body.to_string()).await;
+                if status != StatusCode::OK || text.contains("\"error\"") {
+                    fail(&format!("{path}: {status} {text} (is the server running with --simnet-dev?)"));
+                }
+            }
+        }
+        Pair { payer: tokens.remove(0), payee: tokens.remove(0) }
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("{message}");
+    std::process::exit(1);
+}
+
+async fn create_invoice(client: &HttpClient, url: &str, token: &str) -> Option<String> {
+    let body = json!({"amount": 1, "memo": "bench"}).to_string();
+    let (status, _, text) = send_bearer(client, &format!("{url}/rest/v1/createinvoice"), token, body).await;
+    if status != StatusCode::OK {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Value>(&text).ok()?["payment_request"].as_str().map(str::to_string)
+}
+
+async fn send_bearer(client: &HttpClient, uri: &str, token: &str, body: String) -> (StatusCode, Option<String>, String) {
+    request(client, Method::POST, uri, Some(token), None, Some(body)).await
+}
+
+async fn send_get_bearer(client: &HttpClient, uri: &str, token: &str) -> (StatusCode, Option<String>, String) {
+    request(client, Method::GET, uri, Some(token), None, None).await
 }
 
 async fn login(client: &HttpClient, url: &str, user: &str) -> Option<String> {
@@ -119,7 +199,6 @@ async fn login(client: &HttpClient, url: &str, user: &str) -> Option<String> {
     (status == StatusCode::OK).then_some(cookie).flatten()
 }
 
-/// Sends one request; answers the status, the `session` cookie if one was set, and the body.
 async fn send(
     client: &HttpClient,
     method: Method,
@@ -127,7 +206,22 @@ async fn send(
     cookie: Option<&str>,
     json_body: Option<String>,
 ) -> (StatusCode, Option<String>, String) {
+    request(client, method, uri, None, cookie, json_body).await
+}
+
+/// Sends one request; answers the status, the `session` cookie if one was set, and the body.
+async fn request(
+    client: &HttpClient,
+    method: Method,
+    uri: &str,
+    bearer: Option<&str>,
+    cookie: Option<&str>,
+    json_body: Option<String>,
+) -> (StatusCode, Option<String>, String) {
     let mut request = Request::builder().method(method).uri(uri);
+    if let Some(token) = bearer {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
     if let Some(cookie) = cookie {
         request = request.header(header::COOKIE, cookie);
     }
@@ -189,7 +283,7 @@ impl Report {
     }
 }
 
-async fn run(args: &Args, users: &[String], client: &HttpClient, scenario: Scenario) -> Report {
+async fn run(args: &Args, users: &[String], client: &HttpClient, scenario: Scenario, pair: &Pair) -> Report {
     let deadline = Duration::from_secs(args.seconds);
     let started = Instant::now();
     let workers: Vec<_> = users
@@ -198,13 +292,14 @@ async fn run(args: &Args, users: &[String], client: &HttpClient, scenario: Scena
         .map(|user| {
             let client = client.clone();
             let url = args.url.clone();
+            let pair = pair.clone();
             tokio::spawn(async move {
                 let cookie = scenario.prepare(&client, &url, &user).await;
                 let mut latencies = Vec::with_capacity(1 << 16);
                 let mut errors = 0u64;
                 while started.elapsed() < deadline {
                     let t = Instant::now();
-                    if scenario.once(&client, &url, &user, cookie.as_deref()).await {
+                    if scenario.once(&client, &url, &user, cookie.as_deref(), &pair).await {
                         latencies.push(t.elapsed().as_micros() as u64);
                     } else {
                         errors += 1;
