@@ -103,7 +103,14 @@ impl Scenario {
         }
     }
 
-    async fn once(self, client: &HttpClient, url: &str, user: &str, cookie: Option<&str>, pair: &Pair) -> bool {
+    async fn once(
+        self,
+        client: &HttpClient,
+        url: &str,
+        user: &str,
+        cookie: Option<&str>,
+        pair: &Pair,
+    ) -> bool {
         match self {
             Scenario::Invoice => create_invoice(client, url, &pair.payee).await.is_some(),
             Scenario::Pay => {
@@ -111,7 +118,13 @@ impl Scenario {
                     return false;
                 };
                 let body = json!({"invoiceid": invoice}).to_string();
-                let (status, _, text) = send_bearer(client, &format!("{url}/rest/v1/sendinvoice"), &pair.payer, body).await;
+                let (status, _, text) = send_bearer(
+                    client,
+                    &format!("{url}/rest/v1/sendinvoice"),
+                    &pair.payer,
+                    body,
+                )
+                .await;
                 status == StatusCode::OK && !text.contains("\"error\"")
             }
             Scenario::Login => login(client, url, user).await.is_some(),
@@ -137,30 +150,54 @@ impl Pair {
         for role in ["payer", "payee"] {
             let name = format!("bench{tag}-{role}");
             let body = json!({"username": name, "password": PASSWORD}).to_string();
-            let (_, _, text) = send(client, Method::POST, &format!("{url}/api/v1/auth/register"), None, Some(body)).await;
-            let token = serde_json::from_str::<serde_json::Value>(&text).ok()
+            let (_, _, text) = send(
+                client,
+                Method::POST,
+                &format!("{url}/api/v1/auth/register"),
+                None,
+                Some(body),
+            )
+            .await;
+            let token = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
                 .and_then(|v| v["access_token"].as_str().map(str::to_string))
                 .unwrap_or_else(|| fail(&format!("registering {name}: {text}")));
             tokens.push(token);
         }
         for token in &tokens {
-            let (_, _, text) = send_get_bearer(client, &format!("{url}/rest/v1/getalldata"), token).await;
+            let (_, _, text) =
+                send_get_bearer(client, &format!("{url}/rest/v1/getalldata"), token).await;
             let data: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
             let address = data["address"].as_str().unwrap_or_default().to_string();
-            let hub = data["addressbook"][0]["nodeId"].as_str().unwrap_or_default().to_string();
+            let hub = data["addressbook"][0]["nodeId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             for (path, body) in [
-                ("/api/v1/simnet/faucet", json!({"address": address, "sats": 200_000_000})),
+                (
+                    "/api/v1/simnet/faucet",
+                    json!({"address": address, "sats": 200_000_000}),
+                ),
                 ("/api/v1/simnet/mine", json!({"blocks": 1})),
-                ("/rest/v1/openchannel", json!({"remotenode": hub, "amount": 100_000_000})),
+                (
+                    "/rest/v1/openchannel",
+                    json!({"remotenode": hub, "amount": 100_000_000}),
+                ),
                 ("/api/v1/simnet/mine", json!({"blocks": 6})),
             ] {
-                let (status, _, text) = send_bearer(client, &format!("{url}{path}"), token, body.to_string()).await;
+                let (status, _, text) =
+                    send_bearer(client, &format!("{url}{path}"), token, body.to_string()).await;
                 if status != StatusCode::OK || text.contains("\"error\"") {
-                    fail(&format!("{path}: {status} {text} (is the server running with --simnet-dev?)"));
+                    fail(&format!(
+                        "{path}: {status} {text} (is the server running with --simnet-dev?)"
+                    ));
                 }
             }
         }
-        Pair { payer: tokens.remove(0), payee: tokens.remove(0) }
+        Pair {
+            payer: tokens.remove(0),
+            payee: tokens.remove(0),
+        }
     }
 }
 
@@ -171,18 +208,30 @@ fn fail(message: &str) -> ! {
 
 async fn create_invoice(client: &HttpClient, url: &str, token: &str) -> Option<String> {
     let body = json!({"amount": 1, "memo": "bench"}).to_string();
-    let (status, _, text) = send_bearer(client, &format!("{url}/rest/v1/createinvoice"), token, body).await;
+    let (status, _, text) =
+        send_bearer(client, &format!("{url}/rest/v1/createinvoice"), token, body).await;
     if status != StatusCode::OK {
         return None;
     }
-    serde_json::from_str::<serde_json::Value>(&text).ok()?["payment_request"].as_str().map(str::to_string)
+    serde_json::from_str::<serde_json::Value>(&text).ok()?["payment_request"]
+        .as_str()
+        .map(str::to_string)
 }
 
-async fn send_bearer(client: &HttpClient, uri: &str, token: &str, body: String) -> (StatusCode, Option<String>, String) {
+async fn send_bearer(
+    client: &HttpClient,
+    uri: &str,
+    token: &str,
+    body: String,
+) -> (StatusCode, Option<String>, String) {
     request(client, Method::POST, uri, Some(token), None, Some(body)).await
 }
 
-async fn send_get_bearer(client: &HttpClient, uri: &str, token: &str) -> (StatusCode, Option<String>, String) {
+async fn send_get_bearer(
+    client: &HttpClient,
+    uri: &str,
+    token: &str,
+) -> (StatusCode, Option<String>, String) {
     request(client, Method::GET, uri, Some(token), None, None).await
 }
 
@@ -283,7 +332,13 @@ impl Report {
     }
 }
 
-async fn run(args: &Args, users: &[String], client: &HttpClient, scenario: Scenario, pair: &Pair) -> Report {
+async fn run(
+    args: &Args,
+    users: &[String],
+    client: &HttpClient,
+    scenario: Scenario,
+    pair: &Pair,
+) -> Report {
     let deadline = Duration::from_secs(args.seconds);
     let started = Instant::now();
     let workers: Vec<_> = users
@@ -299,7 +354,10 @@ async fn run(args: &Args, users: &[String], client: &HttpClient, scenario: Scena
                 let mut errors = 0u64;
                 while started.elapsed() < deadline {
                     let t = Instant::now();
-                    if scenario.once(&client, &url, &user, cookie.as_deref(), &pair).await {
+                    if scenario
+                        .once(&client, &url, &user, cookie.as_deref(), &pair)
+                        .await
+                    {
                         latencies.push(t.elapsed().as_micros() as u64);
                     } else {
                         errors += 1;

@@ -153,22 +153,28 @@ impl Accounts {
             denomination: crate::Denomination::Sat,
             recheck_password: true,
         };
-        let mut tx = self.db.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO users (id, username, username_key, email, password_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&user.id.0)
-        .bind(&user.username)
-        .bind(username.key())
-        .bind(&user.email)
-        .bind(&hash.0)
-        .bind(user.created_at_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| on_unique_violation(e, Error::UsernameTaken))?;
-        crate::simnet::create_account_node(&mut tx, &user.id.0, &user.username).await?;
-        tx.commit().await?;
+        let (new, key) = (user.clone(), username.key());
+        self.db
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO users (id, username, username_key, email, password_hash, \
+                         created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&new.id.0)
+                    .bind(&new.username)
+                    .bind(key)
+                    .bind(&new.email)
+                    .bind(&hash.0)
+                    .bind(new.created_at_ms)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| on_unique_violation(e, Error::UsernameTaken))?;
+                    crate::simnet::create_account_node(conn, &new.id.0, &new.username).await?;
+                    Ok(())
+                })
+            })
+            .await?;
         Ok(user)
     }
 
@@ -244,15 +250,17 @@ impl Accounts {
         denomination: Option<crate::Denomination>,
         recheck_password: Option<bool>,
     ) -> Result<User> {
-        sqlx::query(
-            "UPDATE users SET denomination = COALESCE($1, denomination), \
-             recheck_password = COALESCE($2, recheck_password) WHERE id = $3",
-        )
-        .bind(denomination.map(|d| d.as_str()))
-        .bind(recheck_password.map(i64::from))
-        .bind(&user.id.0)
-        .execute(self.db.pool())
-        .await?;
+        self.db
+            .execute(
+                sqlx::query(
+                    "UPDATE users SET denomination = COALESCE($1, denomination), \
+                     recheck_password = COALESCE($2, recheck_password) WHERE id = $3",
+                )
+                .bind(denomination.map(|d| d.as_str()))
+                .bind(recheck_password.map(i64::from))
+                .bind(user.id.0.clone()),
+            )
+            .await?;
         self.get(&user.id.0).await?.ok_or(Error::Unauthenticated)
     }
 

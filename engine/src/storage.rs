@@ -1,14 +1,36 @@
 //! The database: one sqlx pool over SQLite (the embedded default) or PostgreSQL
 //! (to scale out), picked once from the URL's scheme. Queries are written once, with
 //! `$1` placeholders that both accept; each backend has its own migrations folder.
+//!
+//! Every write goes through [`Database::write`]: one writer task runs the writes
+//! of this process one after another and commits them in groups (group commit).
+//! Each write runs in its own savepoint, so a refused write changes nothing while
+//! the others in its group commit; a write's caller hears back only once its group
+//! is durably committed. One writer also means SQLite writers never wait on each
+//! other's locks, and one `fsync` serves a whole group.
 
+use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor, Transaction};
+use sqlx::{AnyConnection, AnyPool, Executor};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::{Error, Result};
+
+/// A statement whose SQL and binds it owns, ready to run as a write.
+pub type Statement = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments<'static>>;
+
+/// Most writes committed together.
+const MAX_GROUP: usize = 128;
+
+/// Hands a write's outcome to its caller once the group's commit is known.
+type Deliver = Box<dyn FnOnce(Result<()>) + Send>;
+/// A write as the writer task runs it: whether it succeeded, and its delivery.
+type Job = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, (bool, Deliver)> + Send>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -34,6 +56,7 @@ impl Backend {
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    writer: mpsc::Sender<Job>,
 }
 
 impl Database {
@@ -71,7 +94,13 @@ impl Database {
                     .await?
             }
         };
-        let db = Database { pool, backend };
+        let (writer, jobs) = mpsc::channel(4096);
+        tokio::spawn(write_groups(pool.clone(), backend, jobs));
+        let db = Database {
+            pool,
+            backend,
+            writer,
+        };
         db.migrate().await?;
         Ok(db)
     }
@@ -100,14 +129,49 @@ impl Database {
         &self.pool
     }
 
-    /// Starts a transaction that will write. On SQLite it takes the write lock at
-    /// once (`BEGIN IMMEDIATE`), so two writers queue instead of failing with
-    /// SQLITE_BUSY when a read lock is upgraded.
-    pub async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+    /// Runs `op` as one atomic write and answers once it is durably committed.
+    /// If `op` fails, nothing it did is kept. `op` runs on the writer task with a
+    /// connection already inside a transaction: it must not begin or commit one.
+    pub async fn write<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn| {
+            Box::pin(async move {
+                match op(conn).await {
+                    Ok(value) => (
+                        true,
+                        Box::new(move |committed: Result<()>| {
+                            let _ = answer.send(committed.map(|()| value));
+                        }) as Deliver,
+                    ),
+                    Err(err) => (
+                        false,
+                        Box::new(move |_| {
+                            let _ = answer.send(Err(err));
+                        }) as Deliver,
+                    ),
+                }
+            })
+        });
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| Error::Internal("the database writer has stopped".into()))?;
+        answered
+            .await
+            .map_err(|_| Error::Internal("the database writer dropped a write".into()))?
+    }
+
+    /// Runs one statement as a write (see [`Database::write`]); answers how many
+    /// rows it changed. Its binds must be owned values.
+    pub async fn execute(&self, statement: Statement) -> Result<u64> {
+        self.write(move |conn| {
+            Box::pin(async move { Ok(statement.execute(conn).await?.rows_affected()) })
         })
+        .await
     }
 
     /// Waits for in-flight queries and closes every connection (SQLite checkpoints
@@ -115,4 +179,67 @@ impl Database {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The writer task: takes the writes waiting (up to `MAX_GROUP`), runs each in a
+/// savepoint of one transaction, commits, then answers each caller.
+async fn write_groups(pool: AnyPool, backend: Backend, mut jobs: mpsc::Receiver<Job>) {
+    let begin = match backend {
+        // Take the write lock at once, so the session store's writes queue
+        // behind ours instead of failing on a lock upgrade.
+        Backend::Sqlite => "BEGIN IMMEDIATE",
+        Backend::Postgres => "BEGIN",
+    };
+    while let Some(first) = jobs.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut delivers = Vec::with_capacity(group.len());
+        let outcome = run_group(&pool, begin, group, &mut delivers).await;
+        let message = outcome.as_ref().err().map(|e| e.to_string());
+        if let Some(message) = &message {
+            tracing::error!(error = %message, "a group of writes failed to commit");
+        }
+        for deliver in delivers {
+            deliver(match &message {
+                None => Ok(()),
+                Some(m) => Err(Error::Internal(format!("commit failed: {m}"))),
+            });
+        }
+    }
+}
+
+async fn run_group(
+    pool: &AnyPool,
+    begin: &str,
+    group: Vec<Job>,
+    delivers: &mut Vec<Deliver>,
+) -> std::result::Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    conn.execute(begin).await?;
+    for job in group {
+        conn.execute("SAVEPOINT write").await?;
+        let ran = AssertUnwindSafe(job(&mut conn)).catch_unwind().await;
+        let (ok, deliver) = match ran {
+            Ok(done) => done,
+            Err(_) => {
+                tracing::error!("a write panicked; its changes are rolled back");
+                (false, Box::new(|_| {}) as Deliver)
+            }
+        };
+        if !ok {
+            conn.execute("ROLLBACK TO SAVEPOINT write").await?;
+        }
+        conn.execute("RELEASE SAVEPOINT write").await?;
+        delivers.push(deliver);
+    }
+    if let Err(err) = conn.execute("COMMIT").await {
+        let _ = conn.execute("ROLLBACK").await;
+        return Err(err);
+    }
+    Ok(())
 }

@@ -33,12 +33,13 @@ impl Tokens {
     /// Loads the signing key, making it on the very first start. `ON CONFLICT DO
     /// NOTHING` lets two processes starting together agree on one key.
     pub async fn load(db: &Database) -> Result<Self> {
-        sqlx::query(
-            "INSERT INTO server_secrets (name, value) VALUES ('jwt', $1) \
-             ON CONFLICT (name) DO NOTHING",
+        db.execute(
+            sqlx::query(
+                "INSERT INTO server_secrets (name, value) VALUES ('jwt', $1) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(crate::random_hex(32)),
         )
-        .bind(crate::random_hex(32))
-        .execute(db.pool())
         .await?;
         let stored: String = sqlx::query("SELECT value FROM server_secrets WHERE name = 'jwt'")
             .fetch_one(db.pool())

@@ -192,19 +192,22 @@ impl Wallet {
         if host.is_some_and(|h| h.len() > 255) {
             return Err(Error::invalid("host", "host is too long"));
         }
-        let inserted = sqlx::query(
-            "INSERT INTO addressbook (user_id, alias, alias_key, pubkey, host, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, alias_key) DO NOTHING",
-        )
-        .bind(&user.id.0)
-        .bind(&alias)
-        .bind(alias.to_lowercase())
-        .bind(&pubkey)
-        .bind(host)
-        .bind(now_ms())
-        .execute(self.db.pool())
-        .await?;
-        if inserted.rows_affected() == 0 {
+        let inserted = self
+            .db
+            .execute(
+                sqlx::query(
+                    "INSERT INTO addressbook (user_id, alias, alias_key, pubkey, host, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, alias_key) DO NOTHING",
+                )
+                .bind(user.id.0.clone())
+                .bind(alias.clone())
+                .bind(alias.to_lowercase())
+                .bind(pubkey.clone())
+                .bind(host.map(str::to_string))
+                .bind(now_ms()),
+            )
+            .await?;
+        if inserted == 0 {
             let existing = self.contact(user, &alias).await?;
             if existing.pubkey != pubkey {
                 return Err(Error::invalid(
@@ -217,12 +220,15 @@ impl Wallet {
     }
 
     pub async fn remove_contact(&self, user: &User, alias: &str) -> Result<()> {
-        let removed = sqlx::query("DELETE FROM addressbook WHERE user_id = $1 AND alias_key = $2")
-            .bind(&user.id.0)
-            .bind(alias.trim().to_lowercase())
-            .execute(self.db.pool())
+        let removed = self
+            .db
+            .execute(
+                sqlx::query("DELETE FROM addressbook WHERE user_id = $1 AND alias_key = $2")
+                    .bind(user.id.0.clone())
+                    .bind(alias.trim().to_lowercase()),
+            )
             .await?;
-        if removed.rows_affected() == 0 {
+        if removed == 0 {
             return Err(Error::UnknownAlias);
         }
         Ok(())

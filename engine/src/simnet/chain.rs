@@ -31,16 +31,18 @@ impl Simnet {
             .ok_or_else(|| Error::invalid("address", "no node of this network has that address"))?
             .try_get("pubkey")?;
         let txid = crate::random_hex(32);
-        sqlx::query(
-            "INSERT INTO chain_txs (txid, node, amount_msat, kind, height, created_at) \
-             VALUES ($1, $2, $3, 'faucet', NULL, $4)",
-        )
-        .bind(&txid)
-        .bind(&node)
-        .bind(amount.0)
-        .bind(now_ms())
-        .execute(self.db.pool())
-        .await?;
+        self.db
+            .execute(
+                sqlx::query(
+                    "INSERT INTO chain_txs (txid, node, amount_msat, kind, height, created_at) \
+                     VALUES ($1, $2, $3, 'faucet', NULL, $4)",
+                )
+                .bind(txid.clone())
+                .bind(node)
+                .bind(amount.0)
+                .bind(now_ms()),
+            )
+            .await?;
         Ok(txid)
     }
 
@@ -55,17 +57,27 @@ impl Simnet {
         }
         let mut height = 0;
         for _ in 0..count {
-            let mut tx = self.db.begin_write().await?;
-            height = tip(&mut tx).await? + 1;
-            sqlx::query("INSERT INTO blocks (height, hash, mined_at) VALUES ($1, $2, $3)")
-                .bind(height)
-                .bind(crate::random_hex(32))
-                .bind(now_ms())
-                .execute(&mut *tx)
+            let config = self.config.clone();
+            let (mined, receipts, changed) = self
+                .db
+                .write(move |conn| {
+                    Box::pin(async move {
+                        let height = tip(conn).await? + 1;
+                        sqlx::query(
+                            "INSERT INTO blocks (height, hash, mined_at) VALUES ($1, $2, $3)",
+                        )
+                        .bind(height)
+                        .bind(crate::random_hex(32))
+                        .bind(now_ms())
+                        .execute(&mut *conn)
+                        .await?;
+                        let receipts = confirm_pending(conn, height).await?;
+                        let changed = channels::on_block(conn, height, &config).await?;
+                        Ok((height, receipts, changed))
+                    })
+                })
                 .await?;
-            let receipts = confirm_pending(&mut tx, height).await?;
-            let changed = channels::on_block(&mut tx, height, &self.config).await?;
-            tx.commit().await?;
+            height = mined;
 
             for (node, txid, amount) in receipts {
                 self.emit(

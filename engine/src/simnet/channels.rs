@@ -103,9 +103,13 @@ impl Simnet {
             ));
         }
         self.node(peer).await?;
-        let mut tx = self.db.begin_write().await?;
-        let channel = open_in(&mut tx, opener, peer, capacity, &self.config).await?;
-        tx.commit().await?;
+        let (config, from, to) = (self.config.clone(), opener.to_string(), peer.to_string());
+        let channel = self
+            .db
+            .write(move |conn| {
+                Box::pin(async move { open_in(conn, &from, &to, capacity, &config).await })
+            })
+            .await?;
         self.emit(
             vec![opener.to_string(), peer.to_string()],
             EventKind::ChannelChanged {
@@ -119,31 +123,35 @@ impl Simnet {
     /// Closes an open channel of `node`: cooperatively in the next block, or by
     /// force after `force_close_delay` blocks.
     pub async fn close_channel(&self, node: &str, point: &str, force: bool) -> Result<Channel> {
-        let mut tx = self.db.begin_write().await?;
-        let height = chain::tip(&mut tx).await?;
-        let (state, ready) = if force {
-            (
-                ChannelState::ForceClosing,
-                height + self.config.force_close_delay,
-            )
-        } else {
-            (ChannelState::Closing, height + 1)
-        };
-        let updated = sqlx::query(
-            "UPDATE channels SET state = $1, ready_height = $2 \
-             WHERE point = $3 AND (opener = $4 OR peer = $4) AND state = 'open'",
-        )
-        .bind(state.as_str())
-        .bind(ready)
-        .bind(point.trim())
-        .bind(node)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() != 1 {
-            return Err(Error::ChannelNotFound);
-        }
-        let channel = channel_of(&mut tx, node, point.trim(), height).await?;
-        tx.commit().await?;
+        let delay = self.config.force_close_delay;
+        let (node_id, point_id) = (node.to_string(), point.trim().to_string());
+        let (channel, state) = self
+            .db
+            .write(move |conn| {
+                Box::pin(async move {
+                    let height = chain::tip(conn).await?;
+                    let (state, ready) = if force {
+                        (ChannelState::ForceClosing, height + delay)
+                    } else {
+                        (ChannelState::Closing, height + 1)
+                    };
+                    let updated = sqlx::query(
+                        "UPDATE channels SET state = $1, ready_height = $2 \
+                         WHERE point = $3 AND (opener = $4 OR peer = $4) AND state = 'open'",
+                    )
+                    .bind(state.as_str())
+                    .bind(ready)
+                    .bind(&point_id)
+                    .bind(&node_id)
+                    .execute(&mut *conn)
+                    .await?;
+                    if updated.rows_affected() != 1 {
+                        return Err(Error::ChannelNotFound);
+                    }
+                    Ok((channel_of(conn, &node_id, &point_id, height).await?, state))
+                })
+            })
+            .await?;
         self.emit(
             vec![node.to_string(), channel.remote.clone()],
             EventKind::ChannelChanged {

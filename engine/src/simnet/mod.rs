@@ -149,31 +149,34 @@ impl Simnet {
     }
 
     async fn ensure_hub(&self) -> Result<()> {
-        let mut tx = self.db.begin_write().await?;
-        let exists = sqlx::query("SELECT pubkey FROM nodes WHERE user_id IS NULL AND alias = $1")
-            .bind(HUB_ALIAS)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if !exists {
-            let key = NodeKey::generate();
-            insert_node(&mut tx, &key, None, HUB_ALIAS).await?;
-            sqlx::query("INSERT INTO blocks (height, hash, mined_at) VALUES (0, $1, $2)")
-                .bind(crate::random_hex(32))
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
-            chain::credit_confirmed(
-                &mut tx,
-                &key.pubkey_hex(),
-                self.config.hub_genesis,
-                "genesis",
-                0,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let genesis = self.config.hub_genesis;
+        self.db
+            .write(move |conn| {
+                Box::pin(async move {
+                    let exists = sqlx::query(
+                        "SELECT pubkey FROM nodes WHERE user_id IS NULL AND alias = $1",
+                    )
+                    .bind(HUB_ALIAS)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .is_some();
+                    if !exists {
+                        let key = NodeKey::generate();
+                        insert_node(conn, &key, None, HUB_ALIAS).await?;
+                        sqlx::query(
+                            "INSERT INTO blocks (height, hash, mined_at) VALUES (0, $1, $2)",
+                        )
+                        .bind(crate::random_hex(32))
+                        .bind(now_ms())
+                        .execute(&mut *conn)
+                        .await?;
+                        chain::credit_confirmed(conn, &key.pubkey_hex(), genesis, "genesis", 0)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn backfill_account_nodes(&self) -> Result<()> {
@@ -184,14 +187,15 @@ impl Simnet {
         .fetch_all(self.db.pool())
         .await?;
         for row in orphans {
-            let mut tx = self.db.begin_write().await?;
-            create_account_node(
-                &mut tx,
-                &row.try_get::<String, _>("id")?,
-                &row.try_get::<String, _>("username")?,
-            )
-            .await?;
-            tx.commit().await?;
+            let id: String = row.try_get("id")?;
+            let username: String = row.try_get("username")?;
+            self.db
+                .write(move |conn| {
+                    Box::pin(
+                        async move { create_account_node(conn, &id, &username).await.map(|_| ()) },
+                    )
+                })
+                .await?;
         }
         Ok(())
     }
@@ -248,20 +252,22 @@ impl Simnet {
         }
         let key = self.key(node).await?;
         let issued = invoice::issue(&key, amount, memo, self.config.invoice_expiry)?;
-        sqlx::query(
-            "INSERT INTO invoices (payment_hash, node, bolt11, amount_msat, memo, preimage, \
-             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&issued.payment_hash)
-        .bind(node)
-        .bind(&issued.bolt11)
-        .bind(amount.map(|a| a.0))
-        .bind(memo)
-        .bind(&issued.preimage)
-        .bind(issued.created_at_ms)
-        .bind(issued.expires_at_ms)
-        .execute(self.db.pool())
-        .await?;
+        self.db
+            .execute(
+                sqlx::query(
+                    "INSERT INTO invoices (payment_hash, node, bolt11, amount_msat, memo, \
+                     preimage, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(issued.payment_hash.clone())
+                .bind(node.to_string())
+                .bind(issued.bolt11.clone())
+                .bind(amount.map(|a| a.0))
+                .bind(memo.to_string())
+                .bind(issued.preimage.clone())
+                .bind(issued.created_at_ms)
+                .bind(issued.expires_at_ms),
+            )
+            .await?;
         Ok(issued)
     }
 
@@ -270,17 +276,16 @@ impl Simnet {
     pub async fn demo_setup(&self, user_id: &str) -> Result<()> {
         let node = self.node_of_user(user_id).await?;
         let hub = self.hub().await?;
-        let mut tx = self.db.begin_write().await?;
-        let height = chain::tip(&mut tx).await?;
-        chain::credit_confirmed(
-            &mut tx,
-            &node.pubkey,
-            self.config.demo_funds,
-            "faucet",
-            height,
-        )
-        .await?;
-        tx.commit().await?;
+        let (pubkey, funds) = (node.pubkey.clone(), self.config.demo_funds);
+        self.db
+            .write(move |conn| {
+                Box::pin(async move {
+                    let height = chain::tip(conn).await?;
+                    chain::credit_confirmed(conn, &pubkey, funds, "faucet", height).await?;
+                    Ok(())
+                })
+            })
+            .await?;
         self.open_channel(&node.pubkey, &hub.pubkey, self.config.demo_channel)
             .await?;
         Ok(())

@@ -114,68 +114,86 @@ impl Simnet {
             ));
         }
 
-        let mut tx = self.db.begin_write().await?;
-        // An invoice of a node outside this network cannot be reached.
-        let known: Option<String> =
-            sqlx::query("SELECT memo FROM invoices WHERE payment_hash = $1 AND node = $2")
-                .bind(&invoice.payment_hash)
-                .bind(&invoice.payee)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get("memo"))
-                .transpose()?;
-        if known.is_none() {
-            return Err(Error::NoRoute);
-        }
-        settle_invoice(&mut tx, invoice, amount).await?;
-        let edges = open_edges(&mut tx).await?;
         let fees = FeePolicy {
             base: self.config.fee_base,
             ppm: self.config.fee_ppm,
         };
-        let route = router::find(&edges, &request.payer, &invoice.payee, amount, fees)
-            .ok_or_else(|| no_route_reason(&edges, &request.payer, amount))?;
-        if route.fee > fee_limit {
-            return Err(Error::FeeLimitExceeded {
-                fee_msat: route.fee.0,
-                limit_msat: fee_limit.0,
-            });
-        }
-        // Hops in channel order, so concurrent payments lock rows in one order.
-        let mut hops = route.hops.clone();
-        hops.sort_by(|a, b| a.point.cmp(&b.point));
-        for hop in &hops {
-            move_over_channel(&mut tx, &hop.point, &hop.from, hop.amount).await?;
-        }
-        let preimage: String = sqlx::query("SELECT preimage FROM invoices WHERE payment_hash = $1")
-            .bind(&invoice.payment_hash)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("preimage")?;
-        sqlx::query(
-            "INSERT INTO payments (node, payment_hash, destination, amount_msat, fee_msat, memo, \
-             preimage, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&request.payer)
-        .bind(&invoice.payment_hash)
-        .bind(&invoice.payee)
-        .bind(amount.0)
-        .bind(route.fee.0)
-        .bind(&invoice.memo)
-        .bind(&preimage)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Payment {
-            payment_hash: invoice.payment_hash.clone(),
-            destination: invoice.payee.clone(),
-            amount,
-            fee: route.fee,
-            preimage,
-            memo: invoice.memo.clone(),
-        })
+        let (payer, invoice) = (request.payer.clone(), invoice.clone());
+        self.db
+            .write(move |conn| {
+                Box::pin(settle_over_route(
+                    conn, payer, invoice, amount, fee_limit, fees,
+                ))
+            })
+            .await
     }
+}
+
+/// The payment's one write: settles the invoice, finds the route and moves every
+/// hop, records the payment. Any refusal rolls all of it back.
+async fn settle_over_route(
+    conn: &mut AnyConnection,
+    payer: String,
+    invoice: Decoded,
+    amount: Msat,
+    fee_limit: Msat,
+    fees: FeePolicy,
+) -> Result<Payment> {
+    // An invoice of a node outside this network cannot be reached.
+    let known: Option<String> =
+        sqlx::query("SELECT memo FROM invoices WHERE payment_hash = $1 AND node = $2")
+            .bind(&invoice.payment_hash)
+            .bind(&invoice.payee)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| r.try_get("memo"))
+            .transpose()?;
+    if known.is_none() {
+        return Err(Error::NoRoute);
+    }
+    settle_invoice(conn, &invoice, amount).await?;
+    let edges = open_edges(conn).await?;
+    let route = router::find(&edges, &payer, &invoice.payee, amount, fees)
+        .ok_or_else(|| no_route_reason(&edges, &payer, amount))?;
+    if route.fee > fee_limit {
+        return Err(Error::FeeLimitExceeded {
+            fee_msat: route.fee.0,
+            limit_msat: fee_limit.0,
+        });
+    }
+    // Hops in channel order, so concurrent payments lock rows in one order.
+    let mut hops = route.hops.clone();
+    hops.sort_by(|a, b| a.point.cmp(&b.point));
+    for hop in &hops {
+        move_over_channel(conn, &hop.point, &hop.from, hop.amount).await?;
+    }
+    let preimage: String = sqlx::query("SELECT preimage FROM invoices WHERE payment_hash = $1")
+        .bind(&invoice.payment_hash)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("preimage")?;
+    sqlx::query(
+        "INSERT INTO payments (node, payment_hash, destination, amount_msat, fee_msat, memo, \
+         preimage, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&payer)
+    .bind(&invoice.payment_hash)
+    .bind(&invoice.payee)
+    .bind(amount.0)
+    .bind(route.fee.0)
+    .bind(&invoice.memo)
+    .bind(&preimage)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(Payment {
+        payment_hash: invoice.payment_hash.clone(),
+        destination: invoice.payee.clone(),
+        amount,
+        fee: route.fee,
+        preimage,
+        memo: invoice.memo.clone(),
+    })
 }
 
 /// Marks the invoice paid, once: the UPDATE requires it unpaid and unexpired, so
