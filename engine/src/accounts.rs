@@ -102,10 +102,16 @@ pub struct User {
 /// Longest input the engine accepts for free text fields such as the e-mail.
 const MAX_EMAIL_LEN: usize = 254;
 
+/// How long an authenticated account is remembered between requests. A change
+/// made by another process (a new password, other settings) shows within this.
+const CURRENT_USER_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Clone)]
 pub struct Accounts {
     db: Database,
     throttle: LoginThrottle,
+    /// Accounts by id, so that authenticating a request rarely reads the database.
+    current: moka::future::Cache<String, User>,
     /// One permit per core: argon2 work waits here instead of piling up threads.
     hashing: Arc<Semaphore>,
 }
@@ -116,6 +122,10 @@ impl Accounts {
         Accounts {
             db,
             throttle,
+            current: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(CURRENT_USER_TTL)
+                .build(),
             hashing: Arc::new(Semaphore::new(cores)),
         }
     }
@@ -220,7 +230,17 @@ impl Accounts {
     /// The account `id` when `auth_version` is still its current version: how a
     /// session or a token issued earlier is checked on every request.
     pub async fn authenticate(&self, id: &str, auth_version: i64) -> Result<User> {
-        match self.get(id).await? {
+        let user = match self.current.get(id).await {
+            Some(user) => Some(user),
+            None => {
+                let user = self.get(id).await?;
+                if let Some(user) = &user {
+                    self.current.insert(id.to_string(), user.clone()).await;
+                }
+                user
+            }
+        };
+        match user {
             Some(user) if user.auth_version == auth_version => Ok(user),
             _ => Err(Error::Unauthenticated),
         }
@@ -261,6 +281,7 @@ impl Accounts {
                 .bind(user.id.0.clone()),
             )
             .await?;
+        self.current.invalidate(&user.id.0).await;
         self.get(&user.id.0).await?.ok_or(Error::Unauthenticated)
     }
 

@@ -61,6 +61,11 @@ impl Wallet {
         self.simnet.node_of_user(&user.id.0).await
     }
 
+    /// The pubkey of the account's node (cached: it never changes).
+    pub async fn node_id(&self, user: &User) -> Result<String> {
+        self.simnet.node_id_of_user(&user.id.0).await
+    }
+
     pub async fn overview(&self, user: &User) -> Result<Overview> {
         let node = self.node(user).await?;
         let channels = self.simnet.channels(&node.pubkey).await?;
@@ -256,8 +261,8 @@ impl Wallet {
         amount: Option<Msat>,
         memo: &str,
     ) -> Result<invoice::Issued> {
-        let node = self.node(user).await?;
-        self.simnet.create_invoice(&node.pubkey, amount, memo).await
+        let node = self.node_id(user).await?;
+        self.simnet.create_invoice(&node, amount, memo).await
     }
 
     /// Pays an invoice; with `alias`, saves its payee in the address book. The
@@ -282,11 +287,11 @@ impl Wallet {
                 }
             }
         }
-        let node = self.node(user).await?;
+        let payer = self.node_id(user).await?;
         let payment = self
             .simnet
             .pay(PayRequest {
-                payer: node.pubkey,
+                payer,
                 invoice: invoice_text.to_string(),
                 amount,
                 fee_limit: None,
@@ -329,10 +334,10 @@ impl Wallet {
             .simnet
             .create_invoice(&payee.pubkey, Some(amount), memo)
             .await?;
-        let node = self.node(user).await?;
+        let payer = self.node_id(user).await?;
         self.simnet
             .pay(PayRequest {
-                payer: node.pubkey,
+                payer,
                 invoice: issued.bolt11,
                 amount: None,
                 fee_limit: None,

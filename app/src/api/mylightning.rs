@@ -324,11 +324,8 @@ pub async fn open_channel(remotenode: String, amount: Amount) -> Result<GenericR
     let unit = caller.user.denomination;
     let capacity = unit.parse_amount("amount", &amount.0)?;
     let peer = engine::simnet::parse_node_id(&remotenode)?;
-    let node = engine.wallet.node(&caller.user).await?;
-    let channel = engine
-        .simnet
-        .open_channel(&node.pubkey, &peer, capacity)
-        .await?;
+    let node = engine.wallet.node_id(&caller.user).await?;
+    let channel = engine.simnet.open_channel(&node, &peer, capacity).await?;
     Ok(GenericResponse {
         channel: Some(channel_view(&channel, unit)),
         ..Default::default()
@@ -346,10 +343,10 @@ pub async fn close_channel(
     use crate::api::auth;
     let caller = auth::payer(password.as_deref()).await?;
     let engine = auth::engine()?;
-    let node = engine.wallet.node(&caller.user).await?;
+    let node = engine.wallet.node_id(&caller.user).await?;
     let channel = engine
         .simnet
-        .close_channel(&node.pubkey, &channelpoint, force.unwrap_or(false))
+        .close_channel(&node, &channelpoint, force.unwrap_or(false))
         .await?;
     Ok(GenericResponse {
         channel: Some(channel_view(&channel, caller.user.denomination)),

@@ -6,6 +6,7 @@ use bitcoin::{Address, CompressedPublicKey, Network};
 
 use crate::{Error, Result};
 
+#[derive(Clone)]
 pub struct NodeKey {
     secret: SecretKey,
 }

@@ -122,6 +122,10 @@ pub struct Simnet {
     db: Database,
     config: SimnetConfig,
     events: broadcast::Sender<Event>,
+    /// Node pubkeys by account, and signing keys by pubkey: neither ever changes,
+    /// so they are read from the database once.
+    node_ids: moka::future::Cache<String, String>,
+    keys: moka::future::Cache<String, NodeKey>,
 }
 
 impl Simnet {
@@ -129,7 +133,13 @@ impl Simnet {
     /// very first start and a node for any account that lacks one.
     pub async fn start(db: Database, config: SimnetConfig) -> Result<Self> {
         let (events, _) = broadcast::channel(1024);
-        let simnet = Simnet { db, config, events };
+        let simnet = Simnet {
+            db,
+            config,
+            events,
+            node_ids: moka::future::Cache::new(100_000),
+            keys: moka::future::Cache::new(100_000),
+        };
         simnet.ensure_hub().await?;
         simnet.backfill_account_nodes().await?;
         Ok(simnet)
@@ -228,14 +238,34 @@ impl Simnet {
         node_from_row(&row)
     }
 
+    /// The pubkey of the account's node.
+    pub async fn node_id_of_user(&self, user_id: &str) -> Result<String> {
+        if let Some(id) = self.node_ids.get(user_id).await {
+            return Ok(id);
+        }
+        let id: String = sqlx::query("SELECT pubkey FROM nodes WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or(Error::UnknownNode)?
+            .try_get("pubkey")?;
+        self.node_ids.insert(user_id.to_string(), id.clone()).await;
+        Ok(id)
+    }
+
     async fn key(&self, pubkey: &str) -> Result<NodeKey> {
+        if let Some(key) = self.keys.get(pubkey).await {
+            return Ok(key);
+        }
         let stored: String = sqlx::query("SELECT secret_key FROM nodes WHERE pubkey = $1")
             .bind(pubkey)
             .fetch_optional(self.db.pool())
             .await?
             .ok_or(Error::UnknownNode)?
             .try_get("secret_key")?;
-        NodeKey::from_stored(&stored)
+        let key = NodeKey::from_stored(&stored)?;
+        self.keys.insert(pubkey.to_string(), key.clone()).await;
+        Ok(key)
     }
 
     /// Issues a signed invoice of `node` and records it, unpaid.
