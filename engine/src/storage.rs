@@ -221,8 +221,13 @@ async fn run_group(
 ) -> std::result::Result<(), sqlx::Error> {
     let mut conn = pool.acquire().await?;
     conn.execute(begin).await?;
+    // A write alone in its group needs no savepoint: on failure the whole
+    // transaction is rolled back instead.
+    let alone = group.len() == 1;
     for job in group {
-        conn.execute("SAVEPOINT write").await?;
+        if !alone {
+            conn.execute("SAVEPOINT write").await?;
+        }
         let ran = AssertUnwindSafe(job(&mut conn)).catch_unwind().await;
         let (ok, deliver) = match ran {
             Ok(done) => done,
@@ -231,11 +236,18 @@ async fn run_group(
                 (false, Box::new(|_| {}) as Deliver)
             }
         };
+        delivers.push(deliver);
+        if alone {
+            if !ok {
+                conn.execute("ROLLBACK").await?;
+                return Ok(());
+            }
+            break;
+        }
         if !ok {
             conn.execute("ROLLBACK TO SAVEPOINT write").await?;
         }
         conn.execute("RELEASE SAVEPOINT write").await?;
-        delivers.push(deliver);
     }
     if let Err(err) = conn.execute("COMMIT").await {
         let _ = conn.execute("ROLLBACK").await;

@@ -5,7 +5,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use bitcoin::hashes::{sha256, Hash};
-use bitcoin::secp256k1::Secp256k1;
 use lightning_invoice::{Bolt11Invoice, Currency, InvoiceBuilder, PaymentSecret};
 
 use super::keys::NodeKey;
@@ -57,9 +56,8 @@ pub fn issue(key: &NodeKey, amount: Option<Msat>, memo: &str, expiry: Duration) 
     if let Some(amount) = amount {
         builder = builder.amount_milli_satoshis(amount.0 as u64);
     }
-    let secp = Secp256k1::signing_only();
     let invoice = builder
-        .build_signed(|hash| secp.sign_ecdsa_recoverable(hash, key.secret()))
+        .build_signed(|hash| super::keys::secp().sign_ecdsa_recoverable(hash, key.secret()))
         .map_err(|e| Error::Internal(format!("invoice: {e}")))?;
     let created = invoice.duration_since_epoch();
     Ok(Issued {

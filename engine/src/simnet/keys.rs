@@ -1,10 +1,19 @@
 //! A node's identity: a secp256k1 key pair. The secret is stored (hex) and used to
 //! sign; it has no `Debug`, `Display` or `Serialize` that could leak it.
 
-use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
+use std::sync::OnceLock;
+
+use bitcoin::secp256k1::{All, PublicKey, Secp256k1, SecretKey};
 use bitcoin::{Address, CompressedPublicKey, Network};
 
 use crate::{Error, Result};
+
+/// One secp256k1 context for the process: making one per signature costs more
+/// than the signature.
+pub(crate) fn secp() -> &'static Secp256k1<All> {
+    static SECP: OnceLock<Secp256k1<All>> = OnceLock::new();
+    SECP.get_or_init(Secp256k1::new)
+}
 
 #[derive(Clone)]
 pub struct NodeKey {
@@ -19,7 +28,7 @@ impl std::fmt::Debug for NodeKey {
 
 impl NodeKey {
     pub fn generate() -> Self {
-        let (secret, _) = Secp256k1::new().generate_keypair(&mut rand::thread_rng());
+        let (secret, _) = secp().generate_keypair(&mut rand::thread_rng());
         NodeKey { secret }
     }
 
@@ -41,7 +50,7 @@ impl NodeKey {
     }
 
     pub fn pubkey(&self) -> PublicKey {
-        self.secret.public_key(&Secp256k1::signing_only())
+        self.secret.public_key(secp())
     }
 
     pub fn pubkey_hex(&self) -> String {

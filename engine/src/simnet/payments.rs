@@ -139,19 +139,7 @@ async fn settle_over_route(
     fee_limit: Msat,
     fees: FeePolicy,
 ) -> Result<Payment> {
-    // An invoice of a node outside this network cannot be reached.
-    let known: Option<String> =
-        sqlx::query("SELECT memo FROM invoices WHERE payment_hash = $1 AND node = $2")
-            .bind(&invoice.payment_hash)
-            .bind(&invoice.payee)
-            .fetch_optional(&mut *conn)
-            .await?
-            .map(|r| r.try_get("memo"))
-            .transpose()?;
-    if known.is_none() {
-        return Err(Error::NoRoute);
-    }
-    settle_invoice(conn, &invoice, amount).await?;
+    let preimage = settle_invoice(conn, &invoice, amount).await?;
     let edges = open_edges(conn).await?;
     let route = router::find(&edges, &payer, &invoice.payee, amount, fees)
         .ok_or_else(|| no_route_reason(&edges, &payer, amount))?;
@@ -167,11 +155,6 @@ async fn settle_over_route(
     for hop in &hops {
         move_over_channel(conn, &hop.point, &hop.from, hop.amount).await?;
     }
-    let preimage: String = sqlx::query("SELECT preimage FROM invoices WHERE payment_hash = $1")
-        .bind(&invoice.payment_hash)
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get("preimage")?;
     sqlx::query(
         "INSERT INTO payments (node, payment_hash, destination, amount_msat, fee_msat, memo, \
          preimage, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -196,30 +179,40 @@ async fn settle_over_route(
     })
 }
 
-/// Marks the invoice paid, once: the UPDATE requires it unpaid and unexpired, so
-/// of two concurrent payers exactly one gets the row.
-async fn settle_invoice(conn: &mut AnyConnection, invoice: &Decoded, amount: Msat) -> Result<()> {
+/// Marks the invoice paid, once, and answers its preimage: the UPDATE requires it
+/// unpaid and unexpired, so of two concurrent payers exactly one gets the row.
+/// An invoice this network never issued cannot be reached: no route.
+async fn settle_invoice(
+    conn: &mut AnyConnection,
+    invoice: &Decoded,
+    amount: Msat,
+) -> Result<String> {
     let now = now_ms();
     let settled = sqlx::query(
         "UPDATE invoices SET settled_at = $1, received_msat = $2 \
-         WHERE payment_hash = $3 AND settled_at IS NULL AND expires_at > $1",
+         WHERE payment_hash = $3 AND node = $4 AND settled_at IS NULL AND expires_at > $1 \
+         RETURNING preimage",
     )
     .bind(now)
     .bind(amount.0)
     .bind(&invoice.payment_hash)
-    .execute(&mut *conn)
+    .bind(&invoice.payee)
+    .fetch_optional(&mut *conn)
     .await?;
-    if settled.rows_affected() == 1 {
-        return Ok(());
+    if let Some(row) = settled {
+        return Ok(row.try_get("preimage")?);
     }
-    let row = sqlx::query("SELECT settled_at FROM invoices WHERE payment_hash = $1")
+    let row = sqlx::query("SELECT settled_at FROM invoices WHERE payment_hash = $1 AND node = $2")
         .bind(&invoice.payment_hash)
-        .fetch_one(&mut *conn)
+        .bind(&invoice.payee)
+        .fetch_optional(&mut *conn)
         .await?;
-    if row.try_get::<Option<i64>, _>("settled_at")?.is_some() {
-        Err(Error::AlreadyPaid)
-    } else {
-        Err(Error::InvoiceExpired)
+    match row {
+        None => Err(Error::NoRoute),
+        Some(row) if row.try_get::<Option<i64>, _>("settled_at")?.is_some() => {
+            Err(Error::AlreadyPaid)
+        }
+        Some(_) => Err(Error::InvoiceExpired),
     }
 }
 
