@@ -288,15 +288,13 @@ impl Wallet {
             }
         }
         let payer = self.node_id(user).await?;
-        let payment = self
-            .simnet
-            .pay(PayRequest {
-                payer,
-                invoice: invoice_text.to_string(),
-                amount,
-                fee_limit: None,
-            })
-            .await?;
+        let request = PayRequest {
+            payer,
+            invoice: invoice_text.to_string(),
+            amount,
+            fee_limit: None,
+        };
+        let payment = self.simnet.pay_decoded(&request, &decoded).await?;
         if let Some(alias) = alias {
             // The money has moved: report the payment even if saving the alias
             // loses a race, rather than an error that would invite paying again.

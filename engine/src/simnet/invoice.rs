@@ -46,7 +46,10 @@ pub fn issue(key: &NodeKey, amount: Option<Msat>, memo: &str, expiry: Duration) 
     let preimage: [u8; 32] = rand::random();
     let secret: [u8; 32] = rand::random();
     let payment_hash = sha256::Hash::hash(&preimage);
+    // The payee's key travels in the invoice (`n`): a payer verifies the signature
+    // against it instead of recovering the key, which costs far more.
     let mut builder = InvoiceBuilder::new(Currency::Regtest)
+        .payee_pub_key(key.pubkey())
         .description(memo.to_string())
         .payment_hash(payment_hash)
         .payment_secret(PaymentSecret(secret))

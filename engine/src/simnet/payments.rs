@@ -41,9 +41,15 @@ pub fn default_fee_limit(amount: Msat) -> Msat {
 }
 
 impl Simnet {
+    /// Pays `request.invoice`, decoding it first.
     pub async fn pay(&self, request: PayRequest) -> Result<Payment> {
         let decoded = invoice::decode(&request.invoice)?;
-        match self.pay_decoded(&request, &decoded).await {
+        self.pay_decoded(&request, &decoded).await
+    }
+
+    /// Pays an invoice the caller has already decoded (and so checked).
+    pub async fn pay_decoded(&self, request: &PayRequest, decoded: &Decoded) -> Result<Payment> {
+        match self.settle(request, decoded).await {
             Ok(payment) => {
                 self.emit(
                     vec![request.payer.clone()],
@@ -77,7 +83,7 @@ impl Simnet {
         }
     }
 
-    async fn pay_decoded(&self, request: &PayRequest, invoice: &Decoded) -> Result<Payment> {
+    async fn settle(&self, request: &PayRequest, invoice: &Decoded) -> Result<Payment> {
         let amount = match (invoice.amount, request.amount) {
             (Some(fixed), None) => fixed,
             (Some(fixed), Some(given)) if given == fixed => fixed,
