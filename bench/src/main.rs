@@ -35,7 +35,9 @@ type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 const PASSWORD: &str = "Bench-password-1";
 
-#[tokio::main]
+// One thread: the load generator shares the machine with the server and should
+// cost it as little CPU as possible.
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = Args::parse();
     let client: HttpClient = Client::builder(TokioExecutor::new())

@@ -220,14 +220,21 @@ async fn run_group(
     delivers: &mut Vec<Deliver>,
 ) -> std::result::Result<(), sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    conn.execute(begin).await?;
-    // A write alone in its group needs no savepoint: on failure the whole
-    // transaction is rolled back instead.
+    // Each write runs in savepoint `write`. The savepoint statements ride along
+    // with their neighbours in one round trip ("RELEASE ...; SAVEPOINT ..."): on
+    // SQLite every round trip is a hand-off to sqlx's worker thread.
     let alone = group.len() == 1;
-    for job in group {
-        if !alone {
-            conn.execute("SAVEPOINT write").await?;
+    conn.execute(
+        if alone {
+            begin.to_string()
+        } else {
+            format!("{begin}; SAVEPOINT write")
         }
+        .as_str(),
+    )
+    .await?;
+    let last = group.len() - 1;
+    for (i, job) in group.into_iter().enumerate() {
         let ran = AssertUnwindSafe(job(&mut conn)).catch_unwind().await;
         let (ok, deliver) = match ran {
             Ok(done) => done,
@@ -237,21 +244,21 @@ async fn run_group(
             }
         };
         delivers.push(deliver);
-        if alone {
-            if !ok {
-                conn.execute("ROLLBACK").await?;
-                return Ok(());
+        let next = match (alone, ok, i == last) {
+            // A lone write needs no savepoint: its transaction is its undo.
+            (true, true, _) => "COMMIT",
+            (true, false, _) => "ROLLBACK",
+            (false, true, false) => "RELEASE SAVEPOINT write; SAVEPOINT write",
+            (false, false, false) => {
+                "ROLLBACK TO SAVEPOINT write; RELEASE SAVEPOINT write; SAVEPOINT write"
             }
-            break;
+            (false, true, true) => "RELEASE SAVEPOINT write; COMMIT",
+            (false, false, true) => "ROLLBACK TO SAVEPOINT write; RELEASE SAVEPOINT write; COMMIT",
+        };
+        if let Err(err) = conn.execute(next).await {
+            let _ = conn.execute("ROLLBACK").await;
+            return Err(err);
         }
-        if !ok {
-            conn.execute("ROLLBACK TO SAVEPOINT write").await?;
-        }
-        conn.execute("RELEASE SAVEPOINT write").await?;
-    }
-    if let Err(err) = conn.execute("COMMIT").await {
-        let _ = conn.execute("ROLLBACK").await;
-        return Err(err);
     }
     Ok(())
 }

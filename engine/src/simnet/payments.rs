@@ -155,12 +155,7 @@ async fn settle_over_route(
             limit_msat: fee_limit.0,
         });
     }
-    // Hops in channel order, so concurrent payments lock rows in one order.
-    let mut hops = route.hops.clone();
-    hops.sort_by(|a, b| a.point.cmp(&b.point));
-    for hop in &hops {
-        move_over_channel(conn, &hop.point, &hop.from, hop.amount).await?;
-    }
+    move_along(conn, &route.hops).await?;
     sqlx::query(
         "INSERT INTO payments (node, payment_hash, destination, amount_msat, fee_msat, memo, \
          preimage, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -263,27 +258,38 @@ fn no_route_reason(edges: &[Edge], payer: &str, amount: Msat) -> Error {
     }
 }
 
-/// Moves `amount` over an open channel from `from` to the other side. The
-/// condition in the SQL refuses it if `from`'s balance is short.
-async fn move_over_channel(
-    conn: &mut AnyConnection,
-    point: &str,
-    from: &str,
-    amount: Msat,
-) -> Result<()> {
-    let moved = sqlx::query(
-        "UPDATE channels SET \
-           opener_msat = CASE WHEN opener = $2 THEN opener_msat - $3 ELSE opener_msat + $3 END, \
-           peer_msat   = CASE WHEN opener = $2 THEN peer_msat + $3 ELSE peer_msat - $3 END \
-         WHERE point = $1 AND state = 'open' AND ( \
-           (opener = $2 AND opener_msat >= $3) OR (peer = $2 AND peer_msat >= $3))",
-    )
-    .bind(point)
-    .bind(from)
-    .bind(amount.0)
-    .execute(conn)
-    .await?;
-    if moved.rows_affected() == 1 {
+/// Moves every hop's amount over its channel from the sending side to the other,
+/// in one statement. Each row's condition refuses it if the sender's balance is
+/// short; unless every hop's row changed, the payment is refused.
+async fn move_along(conn: &mut AnyConnection, hops: &[router::Hop]) -> Result<()> {
+    let mut opener_delta = String::new();
+    let mut peer_delta = String::new();
+    let mut condition = Vec::new();
+    for i in 0..hops.len() {
+        let (point, from, amount) = (3 * i + 1, 3 * i + 2, 3 * i + 3);
+        opener_delta.push_str(&format!(
+            " WHEN ${point} THEN CASE WHEN opener = ${from} THEN -${amount} ELSE ${amount} END"
+        ));
+        peer_delta.push_str(&format!(
+            " WHEN ${point} THEN CASE WHEN opener = ${from} THEN ${amount} ELSE -${amount} END"
+        ));
+        condition.push(format!(
+            "(point = ${point} AND ((opener = ${from} AND opener_msat >= ${amount}) \
+             OR (peer = ${from} AND peer_msat >= ${amount})))"
+        ));
+    }
+    let sql = format!(
+        "UPDATE channels SET opener_msat = opener_msat + CASE point{opener_delta} END, \
+         peer_msat = peer_msat + CASE point{peer_delta} END \
+         WHERE state = 'open' AND ({})",
+        condition.join(" OR ")
+    );
+    let mut query = sqlx::query(&sql);
+    for hop in hops {
+        query = query.bind(&hop.point).bind(&hop.from).bind(hop.amount.0);
+    }
+    let moved = query.execute(conn).await?;
+    if moved.rows_affected() == hops.len() as u64 {
         Ok(())
     } else {
         Err(Error::InsufficientFunds)
