@@ -54,6 +54,7 @@ impl Backend {
 
 #[derive(Clone)]
 pub struct Database {
+    url: String,
     pool: AnyPool,
     backend: Backend,
     writer: mpsc::Sender<Job>,
@@ -97,6 +98,7 @@ impl Database {
         let (writer, jobs) = mpsc::channel(4096);
         tokio::spawn(write_groups(pool.clone(), backend, jobs));
         let db = Database {
+            url: url.to_string(),
             pool,
             backend,
             writer,
@@ -119,6 +121,11 @@ impl Database {
             }
         }
         Ok(())
+    }
+
+    /// The URL this database was opened with (it may hold a password: never log it).
+    pub fn url(&self) -> String {
+        self.url.clone()
     }
 
     pub fn backend(&self) -> Backend {

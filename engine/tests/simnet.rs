@@ -15,12 +15,19 @@ testdb::on_both_databases!(
     refused_payments_change_nothing,
     channels_close_cooperatively_and_by_force,
     the_faucet_and_the_miner_refuse_nonsense,
+    two_servers_on_one_database_never_overdraw,
 );
 
 const PASSWORD: &str = "Correct-horse-7";
 const CHANNEL: Msat = Msat::from_sat(1_000_000);
 
 async fn open_engine(url: &str) -> Engine {
+    Engine::open(url, test_settings())
+        .await
+        .expect("engine opens")
+}
+
+fn test_settings() -> Settings {
     let settings = Settings {
         simnet: SimnetConfig {
             force_close_delay: 4,
@@ -28,7 +35,7 @@ async fn open_engine(url: &str) -> Engine {
         },
         ..Settings::default()
     };
-    Engine::open(url, settings).await.expect("engine opens")
+    settings
 }
 
 /// Signs `name` up and returns its node's pubkey.
@@ -451,4 +458,51 @@ async fn the_faucet_and_the_miner_refuse_nonsense(engine: Engine) {
     ));
     assert!(simnet.channels(&alice).await.unwrap().is_empty());
     assert_conserved(&engine).await;
+}
+
+async fn two_servers_on_one_database_never_overdraw(first: Engine) {
+    // A second engine on the same database stands for a second server process:
+    // each remembers the channel graph, and each sees the other's payments late.
+    let second = Engine::open(&first.db.url(), test_settings())
+        .await
+        .unwrap();
+    let alice = node_of(&first, "alice").await;
+    let bob = node_of(&first, "bob").await;
+    connect_to_hub(&first, &alice).await;
+    connect_to_hub(&first, &bob).await;
+    let pay = |engine: &Engine, sat: i64| {
+        let engine = engine.clone();
+        let (alice, bob) = (alice.clone(), bob.clone());
+        async move {
+            let issued = engine
+                .simnet
+                .create_invoice(&bob, Some(Msat::from_sat(sat)), "")
+                .await
+                .unwrap();
+            engine
+                .simnet
+                .pay(PayRequest {
+                    payer: alice,
+                    invoice: issued.bolt11,
+                    amount: None,
+                    fee_limit: None,
+                })
+                .await
+        }
+    };
+    // Both learn the graph; then the second spends most of Alice's channel.
+    pay(&first, 1_000).await.unwrap();
+    pay(&second, 1_000).await.unwrap();
+    pay(&second, 900_000).await.unwrap();
+    // The first still remembers 998,000 sat: its SQL refuses 200,000 all the same.
+    assert!(matches!(
+        pay(&first, 200_000).await,
+        Err(Error::InsufficientFunds)
+    ));
+    // And it pays what is really there, on a fresh graph.
+    pay(&first, 50_000).await.unwrap();
+    let left = spendable(&first.simnet.channels(&alice).await.unwrap());
+    let fees = 4 * 1000 + (1_000 + 1_000 + 900_000 + 50_000) * 100 / 1_000; // msat
+    assert_eq!(left, Msat(CHANNEL.0 - (952_000 * 1000 + fees)));
+    assert_conserved(&first).await;
 }

@@ -57,7 +57,7 @@ impl Simnet {
         }
         let mut height = 0;
         for _ in 0..count {
-            let config = self.config.clone();
+            let (config, graph) = (self.config.clone(), self.graph.clone());
             let (mined, receipts, changed) = self
                 .db
                 .write(move |conn| {
@@ -73,6 +73,9 @@ impl Simnet {
                         .await?;
                         let receipts = confirm_pending(conn, height).await?;
                         let changed = channels::on_block(conn, height, &config).await?;
+                        if !changed.is_empty() {
+                            graph.invalidate();
+                        }
                         Ok((height, receipts, changed))
                     })
                 })

@@ -123,7 +123,7 @@ impl Simnet {
     /// Closes an open channel of `node`: cooperatively in the next block, or by
     /// force after `force_close_delay` blocks.
     pub async fn close_channel(&self, node: &str, point: &str, force: bool) -> Result<Channel> {
-        let delay = self.config.force_close_delay;
+        let (delay, graph) = (self.config.force_close_delay, self.graph.clone());
         let (node_id, point_id) = (node.to_string(), point.trim().to_string());
         let (channel, state) = self
             .db
@@ -148,6 +148,7 @@ impl Simnet {
                     if updated.rows_affected() != 1 {
                         return Err(Error::ChannelNotFound);
                     }
+                    graph.invalidate();
                     Ok((channel_of(conn, &node_id, &point_id, height).await?, state))
                 })
             })

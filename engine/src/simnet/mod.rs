@@ -126,6 +126,7 @@ pub struct Simnet {
     /// so they are read from the database once.
     node_ids: moka::future::Cache<String, String>,
     keys: moka::future::Cache<String, NodeKey>,
+    graph: router::Graph,
 }
 
 impl Simnet {
@@ -139,6 +140,7 @@ impl Simnet {
             events,
             node_ids: moka::future::Cache::new(100_000),
             keys: moka::future::Cache::new(100_000),
+            graph: router::Graph::default(),
         };
         simnet.ensure_hub().await?;
         simnet.backfill_account_nodes().await?;

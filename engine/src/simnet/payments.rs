@@ -124,14 +124,28 @@ impl Simnet {
             base: self.config.fee_base,
             ppm: self.config.fee_ppm,
         };
-        let (payer, invoice) = (request.payer.clone(), invoice.clone());
-        self.db
-            .write(move |conn| {
-                Box::pin(settle_over_route(
-                    conn, payer, invoice, amount, fee_limit, fees,
-                ))
-            })
-            .await
+        // A refusal computed on the remembered graph may be stale (another
+        // process moved money, a commit failed): try once more on a fresh one.
+        for attempt in 0..2 {
+            let cached = self.graph.is_warm();
+            let (payer, invoice, graph) =
+                (request.payer.clone(), invoice.clone(), self.graph.clone());
+            let outcome = self
+                .db
+                .write(move |conn| {
+                    Box::pin(settle_over_route(
+                        conn, payer, invoice, amount, fee_limit, fees, graph,
+                    ))
+                })
+                .await;
+            match outcome {
+                Err(Error::InsufficientFunds | Error::NoRoute) if cached && attempt == 0 => {
+                    self.graph.invalidate();
+                }
+                other => return other,
+            }
+        }
+        unreachable!("the second attempt returns")
     }
 }
 
@@ -144,9 +158,17 @@ async fn settle_over_route(
     amount: Msat,
     fee_limit: Msat,
     fees: FeePolicy,
+    graph: router::Graph,
 ) -> Result<Payment> {
     let preimage = settle_invoice(conn, &invoice, amount).await?;
-    let edges = open_edges(conn).await?;
+    let edges = match graph.snapshot() {
+        Some(edges) => edges,
+        None => {
+            let edges = open_edges(conn).await?;
+            graph.store(edges.clone());
+            edges
+        }
+    };
     let route = router::find(&edges, &payer, &invoice.payee, amount, fees)
         .ok_or_else(|| no_route_reason(&edges, &payer, amount))?;
     if route.fee > fee_limit {
@@ -156,6 +178,7 @@ async fn settle_over_route(
         });
     }
     move_along(conn, &route.hops).await?;
+    graph.apply(&route.hops);
     sqlx::query(
         "INSERT INTO payments (node, payment_hash, destination, amount_msat, fee_msat, memo, \
          preimage, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -4,6 +4,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use crate::Msat;
 
@@ -29,6 +30,50 @@ impl Edge {
             Some((self.peer_balance, &self.opener))
         } else {
             None
+        }
+    }
+}
+
+/// The open channels as the router last saw them, kept between payments so a
+/// payment need not read them all: moved along by each payment's hops, dropped
+/// whenever a channel opens or closes. Only ever a hint: every hop's SQL
+/// condition checks the real balance, and a refusal on a stale graph is retried
+/// on a fresh one.
+#[derive(Clone, Default)]
+pub struct Graph(Arc<Mutex<Option<Vec<Edge>>>>);
+
+impl Graph {
+    pub fn snapshot(&self) -> Option<Vec<Edge>> {
+        self.0.lock().expect("graph lock").clone()
+    }
+
+    /// Whether a payment would route on the remembered graph.
+    pub fn is_warm(&self) -> bool {
+        self.0.lock().expect("graph lock").is_some()
+    }
+
+    pub fn store(&self, edges: Vec<Edge>) {
+        *self.0.lock().expect("graph lock") = Some(edges);
+    }
+
+    pub fn invalidate(&self) {
+        *self.0.lock().expect("graph lock") = None;
+    }
+
+    /// Moves each hop's amount from its sender to the other side.
+    pub fn apply(&self, hops: &[Hop]) {
+        let mut graph = self.0.lock().expect("graph lock");
+        let Some(edges) = graph.as_mut() else { return };
+        for hop in hops {
+            if let Some(edge) = edges.iter_mut().find(|e| e.point == hop.point) {
+                let (from, to) = if edge.opener == hop.from {
+                    (&mut edge.opener_balance, &mut edge.peer_balance)
+                } else {
+                    (&mut edge.peer_balance, &mut edge.opener_balance)
+                };
+                from.0 -= hop.amount.0;
+                to.0 += hop.amount.0;
+            }
         }
     }
 }
