@@ -96,7 +96,7 @@ impl Database {
             }
         };
         let (writer, jobs) = mpsc::channel(4096);
-        tokio::spawn(write_groups(pool.clone(), backend, jobs));
+        spawn_writer(pool.clone(), backend, jobs)?;
         let db = Database {
             url: url.to_string(),
             pool,
@@ -188,6 +188,21 @@ impl Database {
     }
 }
 
+/// Runs the writer on a thread of its own: its many short waits on the database
+/// are answered at once instead of queueing behind request handlers for the
+/// server's worker threads. The thread ends when the last `Database` is dropped.
+fn spawn_writer(pool: AnyPool, backend: Backend, jobs: mpsc::Receiver<Job>) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("writer runtime: {e}")))?;
+    std::thread::Builder::new()
+        .name("ampere-writer".into())
+        .spawn(move || runtime.block_on(write_groups(pool, backend, jobs)))
+        .map_err(|e| Error::Internal(format!("writer thread: {e}")))?;
+    Ok(())
+}
+
 /// The writer task: takes the writes waiting (up to `MAX_GROUP`), runs each in a
 /// savepoint of one transaction, commits, then answers each caller.
 async fn write_groups(pool: AnyPool, backend: Backend, mut jobs: mpsc::Receiver<Job>) {
@@ -206,7 +221,14 @@ async fn write_groups(pool: AnyPool, backend: Backend, mut jobs: mpsc::Receiver<
             }
         }
         let mut delivers = Vec::with_capacity(group.len());
+        let size = group.len();
+        let started = std::time::Instant::now();
         let outcome = run_group(&pool, begin, group, &mut delivers).await;
+        tracing::debug!(
+            size,
+            micros = started.elapsed().as_micros() as u64,
+            "write group"
+        );
         let message = outcome.as_ref().err().map(|e| e.to_string());
         if let Some(message) = &message {
             tracing::error!(error = %message, "a group of writes failed to commit");

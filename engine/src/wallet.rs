@@ -273,6 +273,7 @@ impl Wallet {
         invoice_text: &str,
         amount: Option<Msat>,
         alias: Option<&str>,
+        fee_limit: Option<Msat>,
     ) -> Result<Payment> {
         let alias = alias.map(str::trim).filter(|a| !a.is_empty());
         let decoded = invoice::decode(invoice_text)?;
@@ -292,7 +293,7 @@ impl Wallet {
             payer,
             invoice: invoice_text.to_string(),
             amount,
-            fee_limit: None,
+            fee_limit,
         };
         let payment = self.simnet.pay_decoded(&request, &decoded).await?;
         if let Some(alias) = alias {
@@ -317,6 +318,7 @@ impl Wallet {
         alias: &str,
         amount: Msat,
         memo: &str,
+        fee_limit: Option<Msat>,
     ) -> Result<Payment> {
         if amount.0 <= 0 {
             return Err(Error::invalid("amount", "amount must be positive"));
@@ -338,7 +340,7 @@ impl Wallet {
                 payer,
                 invoice: issued.bolt11,
                 amount: None,
-                fee_limit: None,
+                fee_limit,
             })
             .await
     }

@@ -16,6 +16,8 @@ testdb::on_both_databases!(
     channels_close_cooperatively_and_by_force,
     the_faucet_and_the_miner_refuse_nonsense,
     two_servers_on_one_database_never_overdraw,
+    an_expired_invoice_is_refused,
+    demo_mode_funds_and_connects_a_new_account,
 );
 
 const PASSWORD: &str = "Correct-horse-7";
@@ -505,4 +507,76 @@ async fn two_servers_on_one_database_never_overdraw(first: Engine) {
     let fees = 4 * 1000 + (1_000 + 1_000 + 900_000 + 50_000) * 100 / 1_000; // msat
     assert_eq!(left, Msat(CHANNEL.0 - (952_000 * 1000 + fees)));
     assert_conserved(&first).await;
+}
+
+async fn an_expired_invoice_is_refused(engine: Engine) {
+    let alice = node_of(&engine, "alice").await;
+    let bob = node_of(&engine, "bob").await;
+    connect_to_hub(&engine, &alice).await;
+    connect_to_hub(&engine, &bob).await;
+    // Signed by Bob's node, recorded as his, but with a one-second life.
+    let short = Engine::open(
+        &engine.db.url(),
+        Settings {
+            simnet: SimnetConfig {
+                invoice_expiry: Duration::from_secs(1),
+                ..SimnetConfig::default()
+            },
+            ..Settings::default()
+        },
+    )
+    .await
+    .unwrap();
+    let issued = short
+        .simnet
+        .create_invoice(&bob, Some(Msat::from_sat(10)), "soon gone")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = spendable(&engine.simnet.channels(&alice).await.unwrap());
+    let refused = engine
+        .simnet
+        .pay(PayRequest {
+            payer: alice.clone(),
+            invoice: issued.bolt11,
+            amount: None,
+            fee_limit: None,
+        })
+        .await;
+    assert!(matches!(refused, Err(Error::InvoiceExpired)), "{refused:?}");
+    assert_eq!(
+        spendable(&engine.simnet.channels(&alice).await.unwrap()),
+        before
+    );
+    assert_conserved(&engine).await;
+}
+
+async fn demo_mode_funds_and_connects_a_new_account(engine: Engine) {
+    let demo = Engine::open(
+        &engine.db.url(),
+        Settings {
+            simnet: SimnetConfig {
+                demo: true,
+                ..SimnetConfig::default()
+            },
+            ..Settings::default()
+        },
+    )
+    .await
+    .unwrap();
+    let dana = node_of(&demo, "dana").await;
+    let channels = demo.simnet.channels(&dana).await.unwrap();
+    assert_eq!(channels.len(), 1);
+    assert_eq!(channels[0].display_state(), "Pending (3 blocks)");
+    assert_eq!(channels[0].capacity, demo.simnet.config().demo_channel);
+    assert_eq!(
+        demo.simnet.node(&dana).await.unwrap().onchain,
+        Msat(demo.simnet.config().demo_funds.0 - demo.simnet.config().demo_channel.0)
+    );
+    demo.simnet.mine(3).await.unwrap();
+    demo.simnet.mine(3).await.unwrap();
+    let channels = demo.simnet.channels(&dana).await.unwrap();
+    assert_eq!(channels.len(), 2, "the hub opened one back");
+    assert!(channels.iter().all(|c| c.display_state() == "Open"));
+    assert_conserved(&demo).await;
 }

@@ -448,6 +448,19 @@ async fn refusals_answer_200_with_a_message_and_change_nothing(server: Server) {
         .as_str()
         .unwrap()
         .to_string();
+    let capped = bearer(
+        &server,
+        &alice,
+        "/rest/v1/sendinvoice",
+        json!({"invoiceid": small, "fee_limit": 0.5}),
+    )
+    .await;
+    assert_eq!(capped.status, StatusCode::OK);
+    assert_eq!(
+        capped.body["error"]["message"], "route fee of 1001 msat exceeds the fee limit of 500 msat",
+        "{}",
+        capped.text
+    );
     assert!(bearer(
         &server,
         &alice,
@@ -576,15 +589,12 @@ async fn bad_amounts_and_invoices_get_400_and_change_nothing(server: Server) {
         .as_str()
         .unwrap()
         .to_string();
-    let reply = bearer(
-        &server,
-        &alice,
-        "/rest/v1/sendinvoice",
-        json!({"invoiceid": invoice, "alias": "<script>alert(1)</script>"}),
-    )
-    .await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
-    assert_eq!(reply.body["error"]["field"], "alias");
+    for alias in ["<script>alert(1)</script>".to_string(), "a".repeat(33)] {
+        let body = json!({"invoiceid": invoice, "alias": alias});
+        let reply = bearer(&server, &alice, "/rest/v1/sendinvoice", body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+        assert_eq!(reply.body["error"]["field"], "alias");
+    }
     // An unknown but well-formed node id.
     let unknown = engine::simnet::NodeKey::generate().pubkey_hex();
     let reply = bearer(

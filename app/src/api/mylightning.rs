@@ -259,12 +259,14 @@ pub async fn create_invoice(
 
 /// `POST /rest/v1/sendinvoice {invoiceid, alias}`: pays a BOLT11 invoice
 /// (`lightning:` prefix and `@host:port` suffix accepted); with `alias`, saves the
-/// payee in the address book. `amount` pays an amountless invoice.
+/// payee in the address book. `amount` pays an amountless invoice; `fee_limit`
+/// caps the routing fee (default: 10 sat + 1 %).
 #[server(prefix = "/rest/v1", endpoint = "sendinvoice", input = Json)]
 pub async fn send_invoice(
     invoiceid: String,
     alias: Option<String>,
     amount: Option<Amount>,
+    fee_limit: Option<Amount>,
     password: Option<String>,
 ) -> Result<GenericResponse, ApiError> {
     use crate::api::auth;
@@ -275,9 +277,18 @@ pub async fn send_invoice(
         Some(a) => Some(unit.parse_amount("amount", &a.0)?),
         None => None,
     };
+    let fee_limit = fee_limit
+        .map(|f| unit.parse_amount("fee_limit", &f.0))
+        .transpose()?;
     let payment = engine
         .wallet
-        .send(&caller.user, &invoiceid, amount, alias.as_deref())
+        .send(
+            &caller.user,
+            &invoiceid,
+            amount,
+            alias.as_deref(),
+            fee_limit,
+        )
         .await?;
     Ok(GenericResponse {
         payment: Some(payment_view(&payment, unit)),
@@ -292,6 +303,7 @@ pub async fn quick_pay(
     dest: String,
     amount: Amount,
     memo: Option<String>,
+    fee_limit: Option<Amount>,
     password: Option<String>,
 ) -> Result<GenericResponse, ApiError> {
     use crate::api::auth;
@@ -299,6 +311,9 @@ pub async fn quick_pay(
     let engine = auth::engine()?;
     let unit = caller.user.denomination;
     let amount = unit.parse_amount("amount", &amount.0)?;
+    let fee_limit = fee_limit
+        .map(|f| unit.parse_amount("fee_limit", &f.0))
+        .transpose()?;
     let payment = engine
         .wallet
         .quickpay(
@@ -306,6 +321,7 @@ pub async fn quick_pay(
             &dest,
             amount,
             memo.as_deref().unwrap_or_default(),
+            fee_limit,
         )
         .await?;
     Ok(GenericResponse {
