@@ -159,7 +159,7 @@ impl Wallet {
                 reference: r.try_get("txid")?,
             });
         }
-        entries.sort_by(|a, b| b.time_ms.cmp(&a.time_ms));
+        entries.sort_by_key(|t| std::cmp::Reverse(t.time_ms));
         entries.truncate(HISTORY_LIMIT as usize);
         Ok(entries)
     }

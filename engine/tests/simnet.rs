@@ -30,14 +30,13 @@ async fn open_engine(url: &str) -> Engine {
 }
 
 fn test_settings() -> Settings {
-    let settings = Settings {
+    Settings {
         simnet: SimnetConfig {
             force_close_delay: 4,
             ..SimnetConfig::default()
         },
         ..Settings::default()
-    };
-    settings
+    }
 }
 
 /// Signs `name` up and returns its node's pubkey.

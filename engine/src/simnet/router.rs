@@ -106,6 +106,9 @@ impl FeePolicy {
     }
 }
 
+/// What a node must receive, its hops to the payee, and its next hop there.
+type Best<'a> = (Msat, usize, Option<(&'a Edge, &'a str)>);
+
 /// Searches backwards from the payee: `need[n]` is what node `n` must receive
 /// for the payee to get `amount`; the payer adds no fee of its own.
 pub fn find(
@@ -120,8 +123,7 @@ pub fn find(
         into.entry(edge.peer.as_str()).or_default().push(edge);
         into.entry(edge.opener.as_str()).or_default().push(edge);
     }
-    // node -> (need, hops to payee, next hop)
-    let mut best: HashMap<&str, (Msat, usize, Option<(&Edge, &str)>)> = HashMap::new();
+    let mut best: HashMap<&str, Best> = HashMap::new();
     let mut queue = BinaryHeap::new();
     best.insert(payee, (amount, 0, None));
     queue.push(Reverse((amount, payee)));
