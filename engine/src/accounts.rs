@@ -263,6 +263,50 @@ impl Accounts {
         }
     }
 
+    /// Replaces the password after checking the current one. The account's
+    /// `auth_version` moves on, so every session and token issued before stops
+    /// working (here at once; in other processes within `CURRENT_USER_TTL`).
+    pub async fn change_password(
+        &self,
+        user: &User,
+        old_password: &str,
+        new_password: &str,
+        client: &str,
+    ) -> Result<User> {
+        let key = user.username.to_ascii_lowercase();
+        self.throttle.check(&key, client)?;
+        let (_, hash) = self
+            .find_with_hash(&key)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        if old_password.len() > 256 || !self.verify(old_password, &hash).await? {
+            self.throttle.record_failure(&key, client);
+            return Err(Error::invalid(
+                "old_password",
+                "current password is not correct",
+            ));
+        }
+        check_password_rule(new_password).map_err(|_| {
+            Error::invalid(
+                "new_password",
+                "password must be 8 to 64 characters with a digit, a lower case and an upper case letter",
+            )
+        })?;
+        let new_hash = self.hash(new_password).await?;
+        self.db
+            .execute(
+                sqlx::query(
+                    "UPDATE users SET password_hash = $1, auth_version = auth_version + 1 \
+                     WHERE id = $2",
+                )
+                .bind(new_hash.0)
+                .bind(user.id.0.clone()),
+            )
+            .await?;
+        self.current.invalidate(&user.id.0).await;
+        self.get(&user.id.0).await?.ok_or(Error::Unauthenticated)
+    }
+
     /// Changes the wallet settings of `user`; `None` leaves a setting as it is.
     pub async fn update_settings(
         &self,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use crate::AppState;
-use app::api::auth::{client_address_of, identify};
+use app::api::auth::{client_address_of, csrf_ok, identify};
 use app::api::http_status;
 use engine::{Engine, User};
 
@@ -20,6 +20,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/auth", get(current_user).post(login))
         .route("/api/v1/auth/register", post(register))
+        .route(
+            "/api/v1/auth/update-password",
+            axum::routing::put(update_password),
+        )
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +112,42 @@ async fn current_user(
         Some(caller) => Ok(Json(caller.user.into())),
         None => Err(engine::Error::Unauthenticated.into()),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct UpdatePasswordRequest {
+    old_password: String,
+    new_password: String,
+}
+
+/// `PUT /api/v1/auth/update-password`: every session and token of the account,
+/// this one included, stops working; log in again with the new password.
+async fn update_password(
+    State(engine): State<Engine>,
+    parts: axum::http::request::Parts,
+    session: Session,
+    Body(req): Body<UpdatePasswordRequest>,
+) -> Result<Json<serde_json::Value>, DetailError> {
+    let Some(caller) = identify(&engine, &parts.headers, &session).await? else {
+        return Err(engine::Error::Unauthenticated.into());
+    };
+    if !csrf_ok(&caller, &parts, None) {
+        return Err(DetailError::new(
+            StatusCode::FORBIDDEN,
+            "missing or invalid CSRF token",
+        ));
+    }
+    engine
+        .accounts
+        .change_password(
+            &caller.user,
+            &req.old_password,
+            &req.new_password,
+            &client_address_of(&parts.extensions),
+        )
+        .await?;
+    let _ = session.flush().await;
+    Ok(Json(serde_json::json!({ "detail": "Password updated" })))
 }
 
 fn bearer(engine: &Engine, user: &User) -> Result<TokenResponse, DetailError> {

@@ -24,6 +24,7 @@ testdb::on_both_databases!(
     repeated_failures_get_429_with_retry_after,
     cross_origin_writes_are_refused,
     health_and_pages_answer,
+    a_password_change_revokes_every_session_and_token,
 );
 
 async fn open_server(url: &str) -> Server {
@@ -355,4 +356,62 @@ async fn health_and_pages_answer(server: Server) {
 
     let missing = server.get("/no/such/page", Auth::None).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+async fn a_password_change_revokes_every_session_and_token(server: Server) {
+    let token = server.register("lena").await;
+    let cookie = server.session_login("lena", None).await;
+    let change = |old: &str, new: &str, auth: &str| {
+        Request::put("/api/v1/auth/update-password")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {auth}"))
+            .body(Body::from(
+                json!({"old_password": old, "new_password": new}).to_string(),
+            ))
+            .unwrap()
+    };
+    let wrong = server
+        .send(change("Wrong-horse-7", "Battery-staple-9", &token))
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text);
+    let weak = server.send(change(PASSWORD, "weak", &token)).await;
+    assert_eq!(weak.status, StatusCode::BAD_REQUEST, "{}", weak.text);
+    // Nothing changed yet: both credentials still work.
+    assert_eq!(
+        server
+            .get("/rest/v1/ping", Auth::Cookie(&cookie))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let changed = server
+        .send(change(PASSWORD, "Battery-staple-9", &token))
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    assert_eq!(changed.body["detail"], "Password updated");
+    assert_eq!(
+        server
+            .get("/api/v1/auth", Auth::Bearer(&token))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server
+            .get("/rest/v1/ping", Auth::Cookie(&cookie))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let old = json!({"username": "lena", "password": PASSWORD}).to_string();
+    assert_eq!(
+        server.post_json("/api/v1/auth", &old, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let new = json!({"username": "lena", "password": "Battery-staple-9"}).to_string();
+    assert_eq!(
+        server.post_json("/api/v1/auth", &new, None).await.status,
+        StatusCode::OK
+    );
 }
