@@ -273,19 +273,14 @@ impl Accounts {
         new_password: &str,
         client: &str,
     ) -> Result<User> {
-        let key = user.username.to_ascii_lowercase();
-        self.throttle.check(&key, client)?;
-        let (_, hash) = self
-            .find_with_hash(&key)
-            .await?
-            .ok_or(Error::Unauthenticated)?;
-        if old_password.len() > 256 || !self.verify(old_password, &hash).await? {
-            self.throttle.record_failure(&key, client);
-            return Err(Error::invalid(
-                "old_password",
-                "current password is not correct",
-            ));
-        }
+        self.recheck(user, old_password, client)
+            .await
+            .map_err(|err| match err {
+                Error::Invalid { .. } => {
+                    Error::invalid("old_password", "current password is not correct")
+                }
+                other => other,
+            })?;
         check_password_rule(new_password).map_err(|_| {
             Error::invalid(
                 "new_password",

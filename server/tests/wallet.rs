@@ -88,6 +88,15 @@ async fn bearer(server: &Server, account: &Account, path: &str, body: Value) -> 
         .await
 }
 
+/// A new invoice of `account`: its `payment_request`.
+async fn invoice(server: &Server, account: &Account, body: Value) -> String {
+    let reply = call(server, account, "/rest/v1/createinvoice", body).await;
+    let request = reply.body["payment_request"].as_str();
+    request
+        .unwrap_or_else(|| panic!("no invoice: {}", reply.text))
+        .to_string()
+}
+
 async fn get_all_data(server: &Server, account: &Account) -> Value {
     let reply = server
         .get("/rest/v1/getalldata", common::Auth::Cookie(&account.cookie))
@@ -400,17 +409,7 @@ async fn refusals_answer_200_with_a_message_and_change_nothing(server: Server) {
     connect(&server, &bob).await;
     let before = get_all_data(&server, &alice).await["balances"].clone();
 
-    let big = call(
-        &server,
-        &bob,
-        "/rest/v1/createinvoice",
-        json!({"amount": 5_000_000}),
-    )
-    .await
-    .body["payment_request"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let big = invoice(&server, &bob, json!({"amount": 5_000_000})).await;
     let cases = [
         (
             "/rest/v1/sendinvoice",
@@ -437,17 +436,7 @@ async fn refusals_answer_200_with_a_message_and_change_nothing(server: Server) {
             reply.text
         );
     }
-    let small = call(
-        &server,
-        &bob,
-        "/rest/v1/createinvoice",
-        json!({"amount": 10}),
-    )
-    .await
-    .body["payment_request"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let small = invoice(&server, &bob, json!({"amount": 10})).await;
     let capped = bearer(
         &server,
         &alice,
@@ -578,17 +567,7 @@ async fn bad_amounts_and_invoices_get_400_and_change_nothing(server: Server) {
         );
     }
     // A payee alias that is not acceptable is refused before anything is paid.
-    let invoice = call(
-        &server,
-        &bob,
-        "/rest/v1/createinvoice",
-        json!({"amount": 10}),
-    )
-    .await
-    .body["payment_request"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let invoice = invoice(&server, &bob, json!({"amount": 10})).await;
     for alias in ["<script>alert(1)</script>".to_string(), "a".repeat(33)] {
         let body = json!({"invoiceid": invoice, "alias": alias});
         let reply = bearer(&server, &alice, "/rest/v1/sendinvoice", body).await;
@@ -692,17 +671,7 @@ async fn denominations_change_how_amounts_read_and_write(server: Server) {
 
 async fn qr_images_are_png_and_read_back_exactly(server: Server) {
     let alice = sign_up(&server, "alice").await;
-    let invoice = call(
-        &server,
-        &alice,
-        "/rest/v1/createinvoice",
-        json!({"amount": 1234, "memo": "qr"}),
-    )
-    .await
-    .body["payment_request"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let invoice = invoice(&server, &alice, json!({"amount": 1234, "memo": "qr"})).await;
     let path = format!("/rest/v1/getqrimage?inputcode={invoice}");
     let reply = server.get(&path, common::Auth::Cookie(&alice.cookie)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
