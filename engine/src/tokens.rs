@@ -22,8 +22,11 @@ pub struct Claims {
     pub exp: i64,
 }
 
+/// Cheap to clone: every request handler gets a copy of the engine.
 #[derive(Clone)]
-pub struct Tokens {
+pub struct Tokens(std::sync::Arc<Keys>);
+
+struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -48,11 +51,11 @@ impl Tokens {
         let key = hex::decode(stored).map_err(|e| Error::Internal(format!("jwt key: {e}")))?;
         let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.leeway = 0;
-        Ok(Tokens {
+        Ok(Tokens(std::sync::Arc::new(Keys {
             encoding: EncodingKey::from_secret(&key),
             decoding: DecodingKey::from_secret(&key),
             validation,
-        })
+        })))
     }
 
     pub fn issue(&self, user: &User) -> Result<String> {
@@ -64,14 +67,14 @@ impl Tokens {
             iat,
             exp: iat + TOKEN_LIFETIME_SECS,
         };
-        encode(&Header::default(), &claims, &self.encoding)
+        encode(&Header::default(), &claims, &self.0.encoding)
             .map_err(|e| Error::Internal(format!("jwt: {e}")))
     }
 
     /// The claims of a token this server signed and that has not expired. Whether
     /// its user and version are still current is `Accounts::authenticate`'s call.
     pub fn verify(&self, token: &str) -> Result<Claims> {
-        decode::<Claims>(token, &self.decoding, &self.validation)
+        decode::<Claims>(token, &self.0.decoding, &self.0.validation)
             .map(|data| data.claims)
             .map_err(|_| Error::Unauthenticated)
     }
