@@ -76,9 +76,12 @@ impl Database {
                     .max_connections(8)
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
+                            // Checkpoints run in the background (see
+                            // `spawn_checkpointer`), not inside the writer's commits.
                             conn.execute(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA wal_autocheckpoint = 0;",
                             )
                             .await?;
                             Ok(())
@@ -97,6 +100,9 @@ impl Database {
         };
         let (writer, jobs) = mpsc::channel(4096);
         spawn_writer(pool.clone(), backend, jobs)?;
+        if backend == Backend::Sqlite {
+            spawn_checkpointer(pool.clone());
+        }
         let db = Database {
             url: url.to_string(),
             pool,
@@ -186,6 +192,23 @@ impl Database {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Copies the SQLite log back into the database file every second, beside the
+/// writer rather than inside one of its commits (a passive checkpoint never
+/// blocks a writer). Stops when the pool closes.
+fn spawn_checkpointer(pool: AnyPool) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        while !pool.is_closed() {
+            every.tick().await;
+            if let Err(err) = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+                if !pool.is_closed() {
+                    tracing::warn!(error = %err, "checkpointing the SQLite log failed");
+                }
+            }
+        }
+    });
 }
 
 /// Runs the writer on a thread of its own: its many short waits on the database
