@@ -139,7 +139,10 @@ pub fn app(state: AppState, sessions: SessionManagerLayer<Sessions>) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(sessions)
-        .layer(middleware::from_fn(same_origin_writes))
+        .layer(middleware::from_fn_with_state(
+            state.public_url.clone(),
+            same_origin_writes,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -221,10 +224,15 @@ async fn healthz(State(engine): State<Engine>) -> Response {
     }
 }
 
-/// Refuses a state-changing request that a browser sent from another site
-/// (its `Origin` names a host other than this one): cookies are SameSite=Lax,
-/// and this also covers log-in CSRF and same-site subdomains.
-async fn same_origin_writes(request: Request, next: Next) -> Response {
+/// Refuses a state-changing request that a browser sent from another site: its
+/// `Origin` names neither the host it was sent to nor the public URL's host.
+/// Cookies are SameSite=Lax already; this also covers log-in CSRF and same-site
+/// subdomains.
+async fn same_origin_writes(
+    State(public_url): State<PublicUrl>,
+    request: Request,
+    next: Next,
+) -> Response {
     let safe = matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
@@ -239,7 +247,11 @@ async fn same_origin_writes(request: Request, next: Next) -> Response {
                 .to_str()
                 .ok()
                 .and_then(|o| o.split_once("://").map(|(_, rest)| rest));
-            if origin_host.is_none() || origin_host != host {
+            let public = public_url
+                .0
+                .split_once("://")
+                .and_then(|(_, rest)| rest.split('/').next());
+            if origin_host.is_none() || (origin_host != host && origin_host != public) {
                 return (
                     StatusCode::FORBIDDEN,
                     Json(serde_json::json!({

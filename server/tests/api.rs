@@ -342,6 +342,18 @@ async fn cross_origin_writes_are_refused(server: Server) {
     assert!(session_cookie(&evil).is_none());
     let same = server.send(request("http://wallet.example")).await;
     assert_eq!(same.status, StatusCode::OK, "{}", same.text);
+    // Behind a proxy the Host differs, but the public URL's host is this site.
+    let proxied = server
+        .send(
+            Request::post("/rest/v1/login")
+                .header(header::HOST, "127.0.0.1:3000")
+                .header(header::ORIGIN, "https://wallet.example:8443")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.clone()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(proxied.status, StatusCode::OK, "{}", proxied.text);
 }
 
 async fn health_and_pages_answer(server: Server) {
