@@ -146,7 +146,11 @@ impl Accounts {
         let username = Username::parse(username)?;
         check_password_rule(password)?;
         let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
-            Some(e) if e.len() > MAX_EMAIL_LEN || !e.contains('@') => {
+            Some(e)
+                if e.len() > MAX_EMAIL_LEN
+                    || !e.contains('@')
+                    || e.chars().any(char::is_control) =>
+            {
                 return Err(Error::invalid("email", "email address is not valid"))
             }
             other => other.map(str::to_string),
@@ -193,9 +197,8 @@ impl Accounts {
     /// hashing time as a known one, so timing does not reveal who exists.
     pub async fn login(&self, username: &str, password: &str, client: &str) -> Result<User> {
         let key = username.trim().to_ascii_lowercase();
-        self.throttle.check(&key, client)?;
-        if password.len() > 256 || key.len() > 64 {
-            self.throttle.record_failure(&key, client);
+        self.throttle.begin(&key, client)?;
+        if password.len() > 256 || key.len() > 64 || key.chars().any(char::is_control) {
             return Err(Error::InvalidCredentials);
         }
         let found = self.find_with_hash(&key).await?;
@@ -208,13 +211,10 @@ impl Accounts {
         };
         match found {
             Some((user, _)) if verified => {
-                self.throttle.record_success(&key);
+                self.throttle.succeeded(&key, client);
                 Ok(user)
             }
-            _ => {
-                self.throttle.record_failure(&key, client);
-                Err(Error::InvalidCredentials)
-            }
+            _ => Err(Error::InvalidCredentials),
         }
     }
 
@@ -249,16 +249,18 @@ impl Accounts {
     /// Checks the password of a signed-in user again, as payments made with the
     /// session cookie require. Counts as a login attempt for the throttle.
     pub async fn recheck(&self, user: &User, password: &str, client: &str) -> Result<()> {
-        let key = user.username.to_ascii_lowercase();
-        self.throttle.check(&key, client)?;
+        // Counted apart from anonymous logins, so nobody can lock a signed-in
+        // user out of paying by failing logins under their name.
+        let key = format!("recheck:{}", user.id.0);
+        self.throttle.begin(&key, client)?;
         let (_, hash) = self
-            .find_with_hash(&key)
+            .find_with_hash(&user.username.to_ascii_lowercase())
             .await?
             .ok_or(Error::Unauthenticated)?;
         if password.len() <= 256 && self.verify(password, &hash).await? {
+            self.throttle.succeeded(&key, client);
             Ok(())
         } else {
-            self.throttle.record_failure(&key, client);
             Err(Error::invalid("password", "password is not correct"))
         }
     }
@@ -371,14 +373,20 @@ impl Accounts {
         &self,
         job: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let _permit = self
+        // The permit travels with the job: a caller that goes away does not free
+        // it while the hashing still runs.
+        let permit = self
             .hashing
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| Error::Internal("hashing pool closed".into()))?;
-        tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|e| Error::Internal(format!("hashing task: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job()
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("hashing task: {e}")))?
     }
 }
 

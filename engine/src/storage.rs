@@ -235,9 +235,15 @@ async fn write_groups(pool: AnyPool, backend: Backend, mut jobs: mpsc::Receiver<
         Backend::Sqlite => "BEGIN IMMEDIATE",
         Backend::Postgres => "BEGIN",
     };
+    // On PostgreSQL a group would hold the row locks of all its writes until its
+    // commit, and two processes' groups could then deadlock: commit one by one.
+    let max_group = match backend {
+        Backend::Sqlite => MAX_GROUP,
+        Backend::Postgres => 1,
+    };
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
+        while group.len() < max_group {
             match jobs.try_recv() {
                 Ok(job) => group.push(job),
                 Err(_) => break,
@@ -272,6 +278,20 @@ async fn run_group(
     delivers: &mut Vec<Deliver>,
 ) -> std::result::Result<(), sqlx::Error> {
     let mut conn = pool.acquire().await?;
+    let outcome = run_group_on(&mut conn, begin, group, delivers).await;
+    if outcome.is_err() {
+        // Its transaction state is unknown: do not hand it to anyone else.
+        conn.close_on_drop();
+    }
+    outcome
+}
+
+async fn run_group_on(
+    conn: &mut AnyConnection,
+    begin: &str,
+    group: Vec<Job>,
+    delivers: &mut Vec<Deliver>,
+) -> std::result::Result<(), sqlx::Error> {
     // Each write runs in savepoint `write`. The savepoint statements ride along
     // with their neighbours in one round trip ("RELEASE ...; SAVEPOINT ..."): on
     // SQLite every round trip is a hand-off to sqlx's worker thread.
@@ -287,7 +307,7 @@ async fn run_group(
     .await?;
     let last = group.len() - 1;
     for (i, job) in group.into_iter().enumerate() {
-        let ran = AssertUnwindSafe(job(&mut conn)).catch_unwind().await;
+        let ran = AssertUnwindSafe(job(conn)).catch_unwind().await;
         let (ok, deliver) = match ran {
             Ok(done) => done,
             Err(_) => {

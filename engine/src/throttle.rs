@@ -51,12 +51,15 @@ impl LoginThrottle {
         }
     }
 
-    /// Refuses with `Throttled` (carrying how long to wait) when either the
-    /// username or the client has used up its failures.
-    pub fn check(&self, username_key: &str, client: &str) -> Result<()> {
+    /// Starts an attempt: refuses with `Throttled` (carrying how long to wait)
+    /// when the username or the client has used up its failures, else counts the
+    /// attempt as a failure at once, in the same step. Parallel guesses are all
+    /// counted before any of them is checked, and an attempt whose caller goes
+    /// away mid-way still counts. [`succeeded`](Self::succeeded) takes it back.
+    pub fn begin(&self, username_key: &str, client: &str) -> Result<()> {
         let now = Instant::now();
-        let mut failures = self.failures.lock().expect("throttle lock");
         let window = self.limits.window;
+        let mut failures = self.failures.lock().expect("throttle lock");
         let wait = [
             retry_after(
                 failures.by_username.get_mut(username_key),
@@ -74,16 +77,9 @@ impl LoginThrottle {
         .into_iter()
         .flatten()
         .max();
-        match wait {
-            Some(retry_after) => Err(Error::Throttled { retry_after }),
-            None => Ok(()),
+        if let Some(retry_after) = wait {
+            return Err(Error::Throttled { retry_after });
         }
-    }
-
-    pub fn record_failure(&self, username_key: &str, client: &str) {
-        let now = Instant::now();
-        let window = self.limits.window;
-        let mut failures = self.failures.lock().expect("throttle lock");
         if failures.by_username.len() + failures.by_client.len() > SWEEP_AT {
             let live = |times: &mut Vec<Instant>| {
                 times.retain(|t| now.duration_since(*t) < window);
@@ -102,16 +98,17 @@ impl LoginThrottle {
             .entry(client.to_string())
             .or_default()
             .push(now);
+        Ok(())
     }
 
-    /// A successful login clears the username's failures (not the client's: one
-    /// address guessing many accounts stays counted).
-    pub fn record_success(&self, username_key: &str) {
-        self.failures
-            .lock()
-            .expect("throttle lock")
-            .by_username
-            .remove(username_key);
+    /// The attempt succeeded: the username's failures are cleared, and the client
+    /// loses only this attempt (one address guessing many accounts stays counted).
+    pub fn succeeded(&self, username_key: &str, client: &str) {
+        let mut failures = self.failures.lock().expect("throttle lock");
+        failures.by_username.remove(username_key);
+        if let Some(times) = failures.by_client.get_mut(client) {
+            times.pop();
+        }
     }
 }
 
@@ -144,10 +141,9 @@ mod tests {
             window: Duration::from_secs(60),
         });
         for _ in 0..3 {
-            throttle.check("alice", "1.2.3.4").unwrap();
-            throttle.record_failure("alice", "1.2.3.4");
+            throttle.begin("alice", "1.2.3.4").unwrap();
         }
-        match throttle.check("alice", "5.6.7.8") {
+        match throttle.begin("alice", "5.6.7.8") {
             Err(Error::Throttled { retry_after }) => {
                 assert!(
                     retry_after > Duration::from_secs(50) && retry_after <= Duration::from_secs(60)
@@ -155,9 +151,10 @@ mod tests {
             }
             other => panic!("expected throttled, got {other:?}"),
         }
-        assert!(throttle.check("bob", "1.2.3.4").is_ok());
-        throttle.record_success("alice");
-        assert!(throttle.check("alice", "1.2.3.4").is_ok());
+        throttle.begin("bob", "1.2.3.4").unwrap();
+        throttle.succeeded("bob", "1.2.3.4");
+        throttle.succeeded("alice", "1.2.3.4");
+        assert!(throttle.begin("alice", "1.2.3.4").is_ok());
     }
 
     #[test]
@@ -168,13 +165,13 @@ mod tests {
             window: Duration::from_secs(60),
         });
         for i in 0..4 {
-            throttle.record_failure(&format!("user{i}"), "9.9.9.9");
+            throttle.begin(&format!("user{i}"), "9.9.9.9").unwrap();
         }
         assert!(matches!(
-            throttle.check("someone-else", "9.9.9.9"),
+            throttle.begin("someone-else", "9.9.9.9"),
             Err(Error::Throttled { .. })
         ));
-        assert!(throttle.check("someone-else", "1.1.1.1").is_ok());
+        assert!(throttle.begin("someone-else", "1.1.1.1").is_ok());
     }
 
     #[test]
@@ -184,9 +181,9 @@ mod tests {
             per_client: 1,
             window: Duration::from_millis(50),
         });
-        throttle.record_failure("carol", "2.2.2.2");
-        assert!(throttle.check("carol", "2.2.2.2").is_err());
+        throttle.begin("carol", "2.2.2.2").unwrap();
+        assert!(throttle.begin("carol", "2.2.2.2").is_err());
         std::thread::sleep(Duration::from_millis(60));
-        assert!(throttle.check("carol", "2.2.2.2").is_ok());
+        assert!(throttle.begin("carol", "2.2.2.2").is_ok());
     }
 }

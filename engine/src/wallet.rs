@@ -194,8 +194,11 @@ impl Wallet {
         let alias = check_alias(alias)?;
         let pubkey = simnet::parse_node_id(pubkey)?;
         let host = host.map(str::trim).filter(|h| !h.is_empty());
-        if host.is_some_and(|h| h.len() > 255) {
-            return Err(Error::invalid("host", "host is too long"));
+        if host.is_some_and(|h| h.len() > 255 || h.chars().any(char::is_control)) {
+            return Err(Error::invalid(
+                "host",
+                "host must be at most 255 plain characters",
+            ));
         }
         let inserted = self
             .db
@@ -225,6 +228,9 @@ impl Wallet {
     }
 
     pub async fn remove_contact(&self, user: &User, alias: &str) -> Result<()> {
+        if alias.chars().any(char::is_control) {
+            return Err(Error::UnknownAlias);
+        }
         let removed = self
             .db
             .execute(
@@ -240,6 +246,10 @@ impl Wallet {
     }
 
     async fn contact(&self, user: &User, alias: &str) -> Result<Contact> {
+        // PostgreSQL refuses NUL in text; no alias holds a control character.
+        if alias.chars().any(char::is_control) {
+            return Err(Error::UnknownAlias);
+        }
         let row = sqlx::query(
             "SELECT alias, pubkey, host FROM addressbook WHERE user_id = $1 AND alias_key = $2",
         )
@@ -299,12 +309,25 @@ impl Wallet {
         if let Some(alias) = alias {
             // The money has moved: report the payment even if saving the alias
             // loses a race, rather than an error that would invite paying again.
-            let host = invoice_text.trim().split_once('@').map(|(_, host)| host);
-            if let Err(err) = self
-                .add_contact(user, alias, &payment.destination, host)
-                .await
-            {
-                tracing::warn!(error = %err, "saving the payee's alias failed");
+            // Saved on a task of its own, so a caller that goes away still gets it.
+            let host = invoice_text
+                .trim()
+                .split_once('@')
+                .map(|(_, host)| host.to_string());
+            let (wallet, user, alias, payee) = (
+                self.clone(),
+                user.clone(),
+                alias.to_string(),
+                payment.destination.clone(),
+            );
+            let saved = tokio::spawn(async move {
+                wallet
+                    .add_contact(&user, &alias, &payee, host.as_deref())
+                    .await
+            })
+            .await;
+            if !matches!(saved, Ok(Ok(_))) {
+                tracing::warn!("saving the payee's alias failed");
             }
         }
         Ok(payment)

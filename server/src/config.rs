@@ -22,7 +22,7 @@ pub struct Config {
 
     /// Database URL: `sqlite://...` or `postgres://...`. Default: SQLite in the
     /// data directory.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// The URL people and wallets reach this server at, used in links, LNURLs and

@@ -137,7 +137,8 @@ impl SessionStore for Sessions {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.store().delete(id).await?;
         self.cache.invalidate(id).await;
-        self.store().delete(id).await
+        Ok(())
     }
 }

@@ -299,6 +299,19 @@ async fn unknown_users_and_wrong_passwords_get_401(server: Server) {
         );
         assert!(session_cookie(&session).is_none());
     }
+    // A script that sends `Accept: text/html` still gets the real status.
+    let html = server
+        .send(
+            Request::post("/rest/v1/login")
+                .header(header::ACCEPT, "text/html")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    json!({"username": "heidi", "password": "nope"}).to_string(),
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(html.status, StatusCode::UNAUTHORIZED, "{}", html.text);
 }
 
 async fn repeated_failures_get_429_with_retry_after(server: Server) {

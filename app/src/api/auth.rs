@@ -83,11 +83,17 @@ pub fn engine() -> Result<Engine, ApiError> {
 /// carries the error in its URL; a status here would replace that redirect.
 pub fn set_status(status: impl TryInto<StatusCode>) {
     let form_post = use_context::<Parts>().is_some_and(|parts| {
-        parts
-            .headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/html"))
+        let header_has = |name, text: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains(text))
+        };
+        // What the framework redirects: a browser's form post, which has a Referer.
+        header_has(header::ACCEPT, "text/html")
+            && header_has(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            && parts.headers.contains_key(header::REFERER)
     });
     if let (false, Some(opts), Ok(status)) = (
         form_post,
@@ -154,10 +160,13 @@ pub async fn identify(
         .authenticate(&auth.user_id, auth.auth_version)
         .await
     {
-        Ok(user) => Ok(Some(Caller {
-            user,
-            credential: Credential::Session { csrf: auth.csrf },
-        })),
+        Ok(user) => {
+            renew(session).await;
+            Ok(Some(Caller {
+                user,
+                credential: Credential::Session { csrf: auth.csrf },
+            }))
+        }
         Err(engine::Error::Unauthenticated) => {
             let _ = session.flush().await;
             Ok(None)
@@ -165,6 +174,19 @@ pub async fn identify(
         Err(err) => Err(err),
     }
 }
+
+/// Keeps a used session alive: the store only pushes a session's expiry when the
+/// session changes, so a session in use is touched once a day.
+async fn renew(session: &Session) {
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    let now = engine::now_ms();
+    let renewed: Option<i64> = session.get(RENEWED_KEY).await.ok().flatten();
+    if renewed.is_none_or(|at| now - at > DAY_MS) {
+        let _ = session.insert(RENEWED_KEY, now).await;
+    }
+}
+
+const RENEWED_KEY: &str = "renewed_at";
 
 /// The caller, checked for a write: a cookie-authenticated caller must present
 /// the session's CSRF token, in the `_csrf` query parameter, the `X-CSRF-Token`
@@ -233,6 +255,10 @@ pub async fn start_session(user: &User) -> Result<SessionAuth, ApiError> {
     };
     session
         .insert(SESSION_AUTH_KEY, &auth)
+        .await
+        .map_err(internal)?;
+    session
+        .insert(RENEWED_KEY, engine::now_ms())
         .await
         .map_err(internal)?;
     Ok(auth)

@@ -24,8 +24,15 @@ impl Simnet {
                 format!("sats must be a whole number from 1 to {}", FAUCET_MAX.sat()),
             ));
         }
+        let address = address.trim();
+        if address.chars().any(char::is_control) || address.len() > 100 {
+            return Err(Error::invalid(
+                "address",
+                "no node of this network has that address",
+            ));
+        }
         let node: String = sqlx::query("SELECT pubkey FROM nodes WHERE address = $1")
-            .bind(address.trim())
+            .bind(address)
             .fetch_optional(self.db.pool())
             .await?
             .ok_or_else(|| Error::invalid("address", "no node of this network has that address"))?

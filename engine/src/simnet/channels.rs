@@ -123,6 +123,9 @@ impl Simnet {
     /// Closes an open channel of `node`: cooperatively in the next block, or by
     /// force after `force_close_delay` blocks.
     pub async fn close_channel(&self, node: &str, point: &str, force: bool) -> Result<Channel> {
+        if point.chars().any(char::is_control) || point.len() > 200 {
+            return Err(Error::ChannelNotFound);
+        }
         let (delay, graph) = (self.config.force_close_delay, self.graph.clone());
         let (node_id, point_id) = (node.to_string(), point.trim().to_string());
         let (channel, state) = self

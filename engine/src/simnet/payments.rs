@@ -47,8 +47,16 @@ impl Simnet {
         self.pay_decoded(&request, &decoded).await
     }
 
-    /// Pays an invoice the caller has already decoded (and so checked).
+    /// Pays an invoice the caller has already decoded (and so checked). The
+    /// payment and its events run to the end even if the caller goes away.
     pub async fn pay_decoded(&self, request: &PayRequest, decoded: &Decoded) -> Result<Payment> {
+        let (simnet, request, decoded) = (self.clone(), request.clone(), decoded.clone());
+        tokio::spawn(async move { simnet.pay_and_tell(&request, &decoded).await })
+            .await
+            .map_err(|e| Error::Internal(format!("payment task: {e}")))?
+    }
+
+    async fn pay_and_tell(&self, request: &PayRequest, decoded: &Decoded) -> Result<Payment> {
         match self.settle(request, decoded).await {
             Ok(payment) => {
                 self.emit(
@@ -139,8 +147,15 @@ impl Simnet {
                 })
                 .await;
             match outcome {
-                Err(Error::InsufficientFunds | Error::NoRoute) if cached && attempt == 0 => {
+                Err(Error::InsufficientFunds | Error::NoRoute | Error::FeeLimitExceeded { .. })
+                    if cached && attempt == 0 =>
+                {
                     self.graph.invalidate();
+                }
+                Err(err) if err.is_internal() => {
+                    // The commit may have failed after the graph moved along.
+                    self.graph.invalidate();
+                    return Err(err);
                 }
                 other => return other,
             }
@@ -307,6 +322,20 @@ async fn move_along(conn: &mut AnyConnection, hops: &[router::Hop]) -> Result<()
          WHERE state = 'open' AND ({})",
         condition.join(" OR ")
     );
+    if conn.backend_name() == "PostgreSQL" {
+        // Lock the channels in one order (by point), so two payments over the
+        // same channels wait for each other instead of deadlocking.
+        let points: Vec<String> = (1..=hops.len()).map(|i| format!("${i}")).collect();
+        let lock = format!(
+            "SELECT point FROM channels WHERE point IN ({}) ORDER BY point FOR UPDATE",
+            points.join(", ")
+        );
+        let mut query = sqlx::query(&lock);
+        for hop in hops {
+            query = query.bind(&hop.point);
+        }
+        query.fetch_all(&mut *conn).await?;
+    }
     let mut query = sqlx::query(&sql);
     for hop in hops {
         query = query.bind(&hop.point).bind(&hop.from).bind(hop.amount.0);

@@ -5,6 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::Msat;
 
@@ -36,24 +37,37 @@ impl Edge {
 
 /// The open channels as the router last saw them, kept between payments so a
 /// payment need not read them all: moved along by each payment's hops, dropped
-/// whenever a channel opens or closes. Only ever a hint: every hop's SQL
-/// condition checks the real balance, and a refusal on a stale graph is retried
-/// on a fresh one.
+/// whenever a channel opens or closes, a write fails, or `GRAPH_TTL` passes (so
+/// what other processes did shows soon). Only ever a hint: every hop's SQL
+/// condition checks the real balance, and a refusal on a remembered graph is
+/// retried on a fresh one.
 #[derive(Clone, Default)]
-pub struct Graph(Arc<Mutex<Option<Vec<Edge>>>>);
+pub struct Graph(Arc<Mutex<Option<Remembered>>>);
+
+/// When the edges were read, and the edges.
+type Remembered = (Instant, Vec<Edge>);
+
+const GRAPH_TTL: Duration = Duration::from_secs(2);
 
 impl Graph {
     pub fn snapshot(&self) -> Option<Vec<Edge>> {
-        self.0.lock().expect("graph lock").clone()
+        let graph = self.0.lock().expect("graph lock");
+        graph
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < GRAPH_TTL)
+            .map(|(_, edges)| edges.clone())
     }
 
     /// Whether a payment would route on the remembered graph.
     pub fn is_warm(&self) -> bool {
-        self.0.lock().expect("graph lock").is_some()
+        let graph = self.0.lock().expect("graph lock");
+        graph
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < GRAPH_TTL)
     }
 
     pub fn store(&self, edges: Vec<Edge>) {
-        *self.0.lock().expect("graph lock") = Some(edges);
+        *self.0.lock().expect("graph lock") = Some((Instant::now(), edges));
     }
 
     pub fn invalidate(&self) {
@@ -63,7 +77,9 @@ impl Graph {
     /// Moves each hop's amount from its sender to the other side.
     pub fn apply(&self, hops: &[Hop]) {
         let mut graph = self.0.lock().expect("graph lock");
-        let Some(edges) = graph.as_mut() else { return };
+        let Some((_, edges)) = graph.as_mut() else {
+            return;
+        };
         for hop in hops {
             if let Some(edge) = edges.iter_mut().find(|e| e.point == hop.point) {
                 let (from, to) = if edge.opener == hop.from {
