@@ -15,6 +15,7 @@ testdb::on_both_databases!(
     repeated_failures_are_throttled_even_with_the_right_password,
     a_token_authenticates_until_tampered_or_its_version_moves_on,
     two_engines_on_one_database_share_the_signing_key,
+    parallel_guesses_are_all_counted_by_the_throttle,
 );
 
 const PASSWORD: &str = "Correct-horse-7";
@@ -247,4 +248,38 @@ async fn two_engines_on_one_database_share_the_signing_key(url: String) {
         .unwrap();
     let token = first.tokens.issue(&grace).unwrap();
     assert_eq!(second.tokens.verify(&token).unwrap().sub, grace.id.0);
+}
+
+async fn parallel_guesses_are_all_counted_by_the_throttle(url: String) {
+    let settings = Settings {
+        throttle: Limits {
+            per_username: 3,
+            per_client: 1000,
+            window: Duration::from_secs(60),
+        },
+        ..Settings::default()
+    };
+    let engine = Engine::open(&url, settings).await.unwrap();
+    engine.register("mallory", PASSWORD, None).await.unwrap();
+    let guesses = (0..20).map(|i| {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine
+                .accounts
+                .login("mallory", &format!("Guess-{i}-aA"), "6.6.6.6")
+                .await
+        })
+    });
+    let mut checked = 0;
+    for guess in guesses {
+        match guess.await.unwrap() {
+            Err(Error::InvalidCredentials) => checked += 1,
+            Err(Error::Throttled { .. }) => {}
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+    assert_eq!(
+        checked, 3,
+        "only the allowed number of guesses reach the password check"
+    );
 }

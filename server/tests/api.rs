@@ -286,7 +286,11 @@ async fn duplicate_usernames_get_409_ignoring_case(server: Server) {
 
 async fn unknown_users_and_wrong_passwords_get_401(server: Server) {
     server.register("heidi").await;
-    for (username, password) in [("heidi", "Wrong-horse-7"), ("nobody", PASSWORD)] {
+    for (username, password) in [
+        ("heidi", "Wrong-horse-7"),
+        ("nobody", PASSWORD),
+        ("hei\u{0}di", PASSWORD),
+    ] {
         let body = json!({"username": username, "password": password}).to_string();
         let account = server.post_json("/api/v1/auth", &body, None).await;
         assert_eq!(account.status, StatusCode::UNAUTHORIZED);

@@ -426,6 +426,17 @@ async fn refusals_answer_200_with_a_message_and_change_nothing(server: Server) {
             json!({"channelpoint": "00:0"}),
             "channel not found",
         ),
+        // PostgreSQL refuses NUL in text: the answer must still be the refusal.
+        (
+            "/rest/v1/closechannel",
+            json!({"channelpoint": "ab\u{0}:0"}),
+            "channel not found",
+        ),
+        (
+            "/rest/v1/quickpay",
+            json!({"dest": "bob\u{0}", "amount": 10}),
+            "unknown alias",
+        ),
     ];
     for (path, body, message) in cases {
         let reply = bearer(&server, &alice, path, body).await;
