@@ -24,7 +24,7 @@ export default defineConfig({
     screenshot: 'only-on-failure',
   },
   webServer: {
-    command: `${process.env.AMPERE_BIN} --log warn`,
+    command: `${process.env.AMPERE_BIN} --log warn --simnet-dev --block-interval 0`,
     url: `${baseURL}/healthz`,
     reuseExistingServer: false,
     timeout: 60_000,

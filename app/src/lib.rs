@@ -4,6 +4,7 @@
 pub mod api;
 mod components;
 mod pages;
+pub mod qr;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};

@@ -20,6 +20,7 @@ use tower_sessions::Session;
 use crate::accounts_api::{Body, DetailError};
 use crate::AppState;
 use app::api::auth::{csrf_ok, identify, Caller};
+use app::qr::for_qr;
 use engine::{Engine, Msat};
 
 /// Longest text `getqrimage` encodes (a QR code holds at most 4,296 characters).
@@ -97,27 +98,6 @@ async fn qr_image(
         )
             .into_response(),
         Err(message) => my_error(StatusCode::BAD_REQUEST, &message),
-    }
-}
-
-/// Upper-cases what wallets accept in either case (BOLT11, LNURL, bech32
-/// addresses, with or without a `lightning:` scheme), so the QR code can use its
-/// compact alphanumeric mode. Anything else is encoded as given.
-pub fn for_qr(text: &str) -> String {
-    let lower = text.to_ascii_lowercase();
-    let body = lower.strip_prefix("lightning:").unwrap_or(&lower);
-    let bech32_like = [
-        "lnbc", "lntb", "lntbs", "lnsb", "lnbcrt", "lnurl", "bc1", "tb1", "bcrt1",
-    ]
-    .iter()
-    .any(|p| body.starts_with(p))
-        && body
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '@' || c == ':' || c == '.');
-    if bech32_like && !text.contains('@') {
-        text.to_ascii_uppercase()
-    } else {
-        text.to_string()
     }
 }
 
@@ -239,19 +219,4 @@ async fn faucet(
         .ok_or_else(|| engine::Error::invalid("sats", "sats is too large"))?;
     let txid = state.engine.simnet.faucet(&request.address, amount).await?;
     Ok(Json(serde_json::json!({ "txid": txid })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::for_qr;
-
-    #[test]
-    fn invoices_and_addresses_are_upper_cased_other_text_is_kept() {
-        assert_eq!(for_qr("lnbcrt10n1abc"), "LNBCRT10N1ABC");
-        assert_eq!(for_qr("lightning:lnbcrt10n1abc"), "LIGHTNING:LNBCRT10N1ABC");
-        assert_eq!(for_qr("lnurl1dp68gurn8ghj7"), "LNURL1DP68GURN8GHJ7");
-        assert_eq!(for_qr("bcrt1qxyz"), "BCRT1QXYZ");
-        assert_eq!(for_qr("hello world"), "hello world");
-        assert_eq!(for_qr("https://example.com/a"), "https://example.com/a");
-    }
 }

@@ -371,15 +371,17 @@ pub async fn close_channel(
 }
 
 /// `POST /rest/v1/settings {denomination, recheck_password}`: the account's
-/// wallet settings; a field left out keeps its value.
+/// wallet settings; a field left out keeps its value. The CSRF token may also
+/// come in the body as `_csrf` (the pages send it there).
 #[server(prefix = "/rest/v1", endpoint = "settings", input = Json)]
 pub async fn update_settings(
     denomination: Option<String>,
     recheck_password: Option<bool>,
     password: Option<String>,
+    _csrf: Option<String>,
 ) -> Result<SettingsResponse, ApiError> {
     use crate::api::auth;
-    let caller = auth::writer(None).await?;
+    let caller = auth::writer(_csrf.as_deref()).await?;
     let engine = auth::engine()?;
     let denomination = denomination
         .as_deref()

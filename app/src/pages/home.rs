@@ -1,6 +1,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use crate::api::mylightning::{get_all_data, DataResponse, UpdateSettings};
 use crate::api::session::{me, SignOut, SignedInUser};
 
 /// The landing page: the signed-in user's start page, or a welcome for visitors.
@@ -27,12 +28,12 @@ fn SignedIn(me: SignedInUser) -> impl IntoView {
     view! {
         <section class="card">
             <h1>"Welcome, " <span data-testid="username">{me.username}</span></h1>
-            <p>"Your wallet opens here soon: balances, channels and invoices."</p>
             <ActionForm action=sign_out>
                 <input type="hidden" name="csrf" value=me.csrf />
                 <button type="submit" class="secondary">"Sign out"</button>
             </ActionForm>
         </section>
+        <Dashboard />
     }
 }
 
@@ -45,6 +46,84 @@ fn Welcome() -> impl IntoView {
                 <a class="button" href="/signup">"Create an account"</a>
                 <a class="button secondary" href="/signin">"Sign in"</a>
             </p>
+        </section>
+    }
+}
+
+/// Balances, the node and its receive address, in the account's denomination.
+#[component]
+fn Dashboard() -> impl IntoView {
+    let settings = ServerAction::<UpdateSettings>::new();
+    let data = Resource::new_blocking(move || settings.version().get(), |_| get_all_data());
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading your wallet…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(data) => view! { <Overview data settings /> }.into_any(),
+                    Err(err) => view! { <p class="form-error" role="alert">{err.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Overview(data: DataResponse, settings: ServerAction<UpdateSettings>) -> impl IntoView {
+    let unit = data.denomination.clone();
+    let qr = crate::qr::svg(&data.address).unwrap_or_default();
+    let balance = |label: &'static str, id: &'static str, amount: String| {
+        let unit = unit.clone();
+        view! {
+            <div class="balance">
+                <span class="label">{label}</span>
+                <span class="amount" data-testid=id>{amount}</span>
+                <span class="unit">{unit}</span>
+            </div>
+        }
+    };
+    let csrf = data.csrf.clone();
+    let choose = move |ev: leptos::ev::Event| {
+        settings.dispatch(UpdateSettings {
+            denomination: Some(event_target_value(&ev)),
+            recheck_password: None,
+            password: None,
+            _csrf: Some(csrf.clone()),
+        });
+    };
+    let current = data.denomination.clone();
+    view! {
+        <section class="card">
+            <h2>"Balances"</h2>
+            <div class="balances">
+                {balance("Total", "balance-total", data.balances.btcfunds.0.clone())}
+                {balance("Lightning", "balance-lightning", data.balances.lntfunds.0.clone())}
+                {balance("On chain", "balance-onchain", data.balances.onchainfunds.0.clone())}
+            </div>
+            <label class="inline">
+                "Show amounts in "
+                <select on:change=choose aria-label="Denomination">
+                    {["sat", "btc", "mbtc", "bits"]
+                        .into_iter()
+                        .map(|d| view! { <option value=d selected=current == d>{d}</option> })
+                        .collect_view()}
+                </select>
+            </label>
+        </section>
+        <section class="card">
+            <h2>"Your node"</h2>
+            <dl class="facts">
+                <dt>"Alias"</dt>
+                <dd>{data.info.alias.clone()}</dd>
+                <dt>"Node id"</dt>
+                <dd><code class="wrap" data-testid="node-id">{data.info.node_id.clone()}</code></dd>
+                <dt>"Block height"</dt>
+                <dd data-testid="blockheight">{data.info.blockheight}</dd>
+            </dl>
+        </section>
+        <section class="card">
+            <h2>"Receive on chain"</h2>
+            <div class="qr" inner_html=qr role="img" aria-label="QR code of the address"></div>
+            <code class="wrap" data-testid="address">{data.address.clone()}</code>
         </section>
     }
 }
