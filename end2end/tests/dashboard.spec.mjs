@@ -32,3 +32,28 @@ test('a funded account sees its balances and switches the denomination', async (
   expect(after.denomination).toBe('btc');
   expect(after.balances.onchainfunds).toBe(0.01234567);
 });
+
+test('a person asks for a payment and gets an invoice to show, copy or download', async ({ page }) => {
+  const name = `recv-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  await page.goto('/signup');
+  await expect(page.locator('body[data-hydrated]')).toBeAttached();
+  await page.getByLabel('Username').fill(name);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page.getByTestId('balance-total')).toHaveText('0');
+
+  await page.getByLabel('Amount (sat)').fill('-5');
+  await page.getByRole('button', { name: 'Create invoice' }).click();
+  await expect(page.locator('#receive-amount-error')).toContainText('negative');
+
+  await page.getByLabel('Amount (sat)').fill('2500');
+  await page.getByLabel('Memo').fill('coffee & <cake>');
+  await page.getByRole('button', { name: 'Create invoice' }).click();
+  const invoice = page.getByTestId('invoice');
+  await expect(invoice).toHaveText(/^lnbcrt25u1/);
+  await expect(page.locator('.invoice .qr svg')).toBeVisible();
+  await expect(page.getByRole('link', { name: 'Open in a wallet' })).toHaveAttribute('href', `lightning:${await invoice.textContent()}`);
+  const png = await page.request.get(await page.getByRole('link', { name: 'Download PNG' }).getAttribute('href'));
+  expect(png.status()).toBe(200);
+  expect(png.headers()['content-type']).toBe('image/png');
+});

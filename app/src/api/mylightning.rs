@@ -227,14 +227,16 @@ pub async fn get_all_data() -> Result<DataResponse, ApiError> {
 
 /// `POST /rest/v1/createinvoice {amount, memo, quickpay}`: a signed BOLT11
 /// invoice of the caller's node; with `quickpay: true`, `"<bolt11>@<host>:<port>"`.
+/// The CSRF token may also come in the body as `_csrf` (the pages send it there).
 #[server(prefix = "/rest/v1", endpoint = "createinvoice", input = Json)]
 pub async fn create_invoice(
     amount: Option<Amount>,
     memo: Option<String>,
     quickpay: Option<bool>,
+    _csrf: Option<String>,
 ) -> Result<CreateInvoiceResponse, ApiError> {
     use crate::api::auth;
-    let caller = auth::writer(None).await?;
+    let caller = auth::writer(_csrf.as_deref()).await?;
     let engine = auth::engine()?;
     let amount = match amount {
         Some(a) => Some(caller.user.denomination.parse_amount("amount", &a.0)?),

@@ -1,8 +1,9 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::mylightning::{get_all_data, DataResponse, UpdateSettings};
+use crate::api::mylightning::{get_all_data, CreateInvoice, DataResponse, UpdateSettings};
 use crate::api::session::{me, SignOut, SignedInUser};
+use crate::api::Amount;
 
 /// The landing page: the signed-in user's start page, or a welcome for visitors.
 #[component]
@@ -120,10 +121,98 @@ fn Overview(data: DataResponse, settings: ServerAction<UpdateSettings>) -> impl 
                 <dd data-testid="blockheight">{data.info.blockheight}</dd>
             </dl>
         </section>
+        <ReceiveCard unit=data.denomination.clone() csrf=data.csrf.clone() />
         <section class="card">
             <h2>"Receive on chain"</h2>
             <div class="qr" inner_html=qr role="img" aria-label="QR code of the address"></div>
             <code class="wrap" data-testid="address">{data.address.clone()}</code>
+        </section>
+    }
+}
+
+/// Asks for a Lightning payment: amount and memo give a signed invoice, shown as
+/// a QR code, text to copy, a `lightning:` link and a PNG to download.
+#[component]
+fn ReceiveCard(unit: String, csrf: String) -> impl IntoView {
+    let create = ServerAction::<CreateInvoice>::new();
+    let (amount, set_amount) = signal(String::new());
+    let (memo, set_memo) = signal(String::new());
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let amount = amount.get_untracked();
+        create.dispatch(CreateInvoice {
+            amount: (!amount.trim().is_empty()).then(|| Amount(amount.trim().to_string())),
+            memo: Some(memo.get_untracked()),
+            quickpay: None,
+            _csrf: Some(csrf.clone()),
+        });
+    };
+    let field_error = move |field: &'static str| {
+        create.value().with(|v| match v {
+            Some(Err(err)) => err.message_for(field).map(str::to_string),
+            Some(Ok(reply)) => reply
+                .error
+                .as_ref()
+                .filter(|e| e.field.as_deref() == Some(field))
+                .map(|e| e.message.clone()),
+            None => None,
+        })
+    };
+    let other_error = move || {
+        create.value().with(|v| match v {
+            Some(Err(err)) if err.error.field.is_none() => Some(err.error.message.clone()),
+            Some(Ok(reply)) => reply
+                .error
+                .as_ref()
+                .filter(|e| e.field.is_none())
+                .map(|e| e.message.clone()),
+            _ => None,
+        })
+    };
+    let invoice = move || {
+        create.value().with(|v| {
+            v.as_ref()
+                .and_then(|r| r.as_ref().ok())
+                .and_then(|r| r.payment_request.clone())
+        })
+    };
+    view! {
+        <section class="card">
+            <h2>"Receive over Lightning"</h2>
+            <form class="form" on:submit=submit>
+                <div class="field">
+                    <label for="receive-amount">{format!("Amount ({unit})")}</label>
+                    <input id="receive-amount" name="amount" inputmode="decimal" autocomplete="off"
+                        placeholder="any amount"
+                        aria-describedby="receive-amount-error"
+                        on:input=move |ev| set_amount.set(event_target_value(&ev)) />
+                    <p class="field-error" id="receive-amount-error" role="alert">{move || field_error("amount")}</p>
+                </div>
+                <div class="field">
+                    <label for="receive-memo">"Memo"</label>
+                    <input id="receive-memo" name="memo" maxlength="256" autocomplete="off"
+                        aria-describedby="receive-memo-error"
+                        on:input=move |ev| set_memo.set(event_target_value(&ev)) />
+                    <p class="field-error" id="receive-memo-error" role="alert">{move || field_error("memo")}</p>
+                </div>
+                <p class="form-error" role="alert">{other_error}</p>
+                <button type="submit" disabled=move || create.pending().get()>"Create invoice"</button>
+            </form>
+            {move || invoice().map(|bolt11| {
+                let qr = crate::qr::svg(&bolt11).unwrap_or_default();
+                let png = format!("/rest/v1/getqrimage?inputcode={bolt11}");
+                let link = format!("lightning:{bolt11}");
+                view! {
+                    <div class="invoice">
+                        <div class="qr" inner_html=qr role="img" aria-label="QR code of the invoice"></div>
+                        <code class="wrap" data-testid="invoice">{bolt11.clone()}</code>
+                        <p class="actions">
+                            <a class="button" href=link>"Open in a wallet"</a>
+                            <a class="button secondary" href=png download="invoice.png">"Download PNG"</a>
+                        </p>
+                    </div>
+                }
+            })}
         </section>
     }
 }
