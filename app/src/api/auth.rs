@@ -216,8 +216,8 @@ pub fn csrf_ok(caller: &Caller, parts: &Parts, form_csrf: Option<&str>) -> bool 
 /// The caller, checked for a money movement: a write (CSRF for cookies) and, for
 /// a cookie-authenticated caller whose account asks for it, the password again.
 /// A bearer token is its own credential and skips the re-check.
-pub async fn payer(password: Option<&str>) -> Result<Caller, ApiError> {
-    let caller = writer(None).await?;
+pub async fn payer(password: Option<&str>, form_csrf: Option<&str>) -> Result<Caller, ApiError> {
+    let caller = writer(form_csrf).await?;
     if caller.user.recheck_password {
         recheck(&caller, password).await?;
     }

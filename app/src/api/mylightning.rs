@@ -270,9 +270,10 @@ pub async fn send_invoice(
     amount: Option<Amount>,
     fee_limit: Option<Amount>,
     password: Option<String>,
+    _csrf: Option<String>,
 ) -> Result<GenericResponse, ApiError> {
     use crate::api::auth;
-    let caller = auth::payer(password.as_deref()).await?;
+    let caller = auth::payer(password.as_deref(), _csrf.as_deref()).await?;
     let engine = auth::engine()?;
     let unit = caller.user.denomination;
     let amount = match amount {
@@ -298,6 +299,35 @@ pub async fn send_invoice(
     })
 }
 
+/// What an invoice asks for, read before paying it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecodedInvoice {
+    /// In the account's denomination; `None` for an amountless invoice.
+    pub amount: Option<Amount>,
+    pub memo: String,
+    pub payee: String,
+    pub payment_hash: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// `POST /rest/v1/decodeinvoice {invoiceid}` (an addition to the spec): the
+/// invoice's amount, memo, payee and expiry, with its signature checked.
+#[server(prefix = "/rest/v1", endpoint = "decodeinvoice", input = Json)]
+pub async fn decode_invoice(invoiceid: String) -> Result<DecodedInvoice, ApiError> {
+    use crate::api::auth;
+    let caller = auth::caller().await?;
+    let decoded = engine::simnet::invoice::decode(&invoiceid)?;
+    let unit = caller.user.denomination;
+    Ok(DecodedInvoice {
+        amount: decoded.amount.map(|a| Amount(unit.format(a))),
+        memo: decoded.memo,
+        payee: decoded.payee,
+        payment_hash: decoded.payment_hash,
+        expires_at: decoded.expires_at_ms / 1000,
+    })
+}
+
 /// `POST /rest/v1/quickpay {dest, amount, memo}`: pays the address-book entry
 /// `dest` with a fresh invoice from its node.
 #[server(prefix = "/rest/v1", endpoint = "quickpay", input = Json)]
@@ -309,7 +339,7 @@ pub async fn quick_pay(
     password: Option<String>,
 ) -> Result<GenericResponse, ApiError> {
     use crate::api::auth;
-    let caller = auth::payer(password.as_deref()).await?;
+    let caller = auth::payer(password.as_deref(), None).await?;
     let engine = auth::engine()?;
     let unit = caller.user.denomination;
     let amount = unit.parse_amount("amount", &amount.0)?;
@@ -359,7 +389,7 @@ pub async fn close_channel(
     password: Option<String>,
 ) -> Result<GenericResponse, ApiError> {
     use crate::api::auth;
-    let caller = auth::payer(password.as_deref()).await?;
+    let caller = auth::payer(password.as_deref(), None).await?;
     let engine = auth::engine()?;
     let node = engine.wallet.node_id(&caller.user).await?;
     let channel = engine

@@ -1,7 +1,9 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::mylightning::{get_all_data, CreateInvoice, DataResponse, UpdateSettings};
+use crate::api::mylightning::{
+    get_all_data, CreateInvoice, DataResponse, DecodeInvoice, SendInvoice, UpdateSettings,
+};
 use crate::api::session::{me, SignOut, SignedInUser};
 use crate::api::Amount;
 
@@ -54,13 +56,19 @@ fn Welcome() -> impl IntoView {
 /// Balances, the node and its receive address, in the account's denomination.
 #[component]
 fn Dashboard() -> impl IntoView {
+    // The actions live here, outside the part that re-renders when the data is
+    // fetched again, so their results stay on screen.
     let settings = ServerAction::<UpdateSettings>::new();
-    let data = Resource::new_blocking(move || settings.version().get(), |_| get_all_data());
+    let send = Send::new();
+    let data = Resource::new_blocking(
+        move || (settings.version().get(), send.pay.version().get()),
+        |_| get_all_data(),
+    );
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading your wallet…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(data) => view! { <Overview data settings /> }.into_any(),
+                    Ok(data) => view! { <Overview data settings send /> }.into_any(),
                     Err(err) => view! { <p class="form-error" role="alert">{err.to_string()}</p> }.into_any(),
                 }
             })}
@@ -69,7 +77,11 @@ fn Dashboard() -> impl IntoView {
 }
 
 #[component]
-fn Overview(data: DataResponse, settings: ServerAction<UpdateSettings>) -> impl IntoView {
+fn Overview(
+    data: DataResponse,
+    settings: ServerAction<UpdateSettings>,
+    send: Send,
+) -> impl IntoView {
     let unit = data.denomination.clone();
     let qr = crate::qr::svg(&data.address).unwrap_or_default();
     let balance = |label: &'static str, id: &'static str, amount: String| {
@@ -121,6 +133,8 @@ fn Overview(data: DataResponse, settings: ServerAction<UpdateSettings>) -> impl 
                 <dd data-testid="blockheight">{data.info.blockheight}</dd>
             </dl>
         </section>
+        <SendCard send unit=data.denomination.clone() csrf=data.csrf.clone()
+            recheck=data.recheck_password />
         <ReceiveCard unit=data.denomination.clone() csrf=data.csrf.clone() />
         <section class="card">
             <h2>"Receive on chain"</h2>
@@ -212,6 +226,136 @@ fn ReceiveCard(unit: String, csrf: String) -> impl IntoView {
                         </p>
                     </div>
                 }
+            })}
+        </section>
+    }
+}
+
+/// The state of paying an invoice: what was pasted, its decoding, the payment.
+#[derive(Clone, Copy)]
+struct Send {
+    invoice: RwSignal<String>,
+    amount: RwSignal<String>,
+    password: RwSignal<String>,
+    decode: ServerAction<DecodeInvoice>,
+    pay: ServerAction<SendInvoice>,
+}
+
+impl Send {
+    fn new() -> Self {
+        Send {
+            invoice: RwSignal::new(String::new()),
+            amount: RwSignal::new(String::new()),
+            password: RwSignal::new(String::new()),
+            decode: ServerAction::new(),
+            pay: ServerAction::new(),
+        }
+    }
+}
+
+/// Pays an invoice: paste it, read what it asks for, confirm. A paid invoice
+/// cannot be submitted again.
+#[component]
+fn SendCard(send: Send, unit: String, csrf: String, recheck: bool) -> impl IntoView {
+    let review = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        send.decode.dispatch(DecodeInvoice {
+            invoiceid: send.invoice.get_untracked(),
+        });
+    };
+    let decoded = move || send.decode.value().get().and_then(|r| r.ok());
+    let decode_error = move || match send.decode.value().get() {
+        Some(Err(err)) => Some(err.error.message),
+        _ => None,
+    };
+    let paid = move || {
+        send.pay
+            .value()
+            .get()
+            .and_then(|r| r.ok())
+            .and_then(|r| r.payment)
+            .filter(|p| decoded().is_some_and(|d| d.payment_hash == p.payment_hash))
+    };
+    let pay_error = move |field: Option<&'static str>| match send.pay.value().get() {
+        Some(Err(err)) if err.error.field.as_deref() == field => Some(err.error.message),
+        Some(Ok(reply)) => reply
+            .error
+            .filter(|e| e.field.as_deref() == field)
+            .map(|e| e.message),
+        _ => None,
+    };
+    let confirm = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if send.pay.pending().get_untracked() || paid().is_some() {
+            return;
+        }
+        let amount = send.amount.get_untracked();
+        send.pay.dispatch(SendInvoice {
+            invoiceid: send.invoice.get_untracked(),
+            alias: None,
+            amount: (!amount.trim().is_empty()).then(|| Amount(amount.trim().to_string())),
+            fee_limit: None,
+            password: recheck.then(|| send.password.get_untracked()),
+            _csrf: Some(csrf.clone()),
+        });
+    };
+    let unit_label = unit.clone();
+    view! {
+        <section class="card">
+            <h2>"Send over Lightning"</h2>
+            <form class="form" on:submit=review>
+                <div class="field">
+                    <label for="send-invoice">"Invoice"</label>
+                    <input id="send-invoice" autocomplete="off" spellcheck="false"
+                        placeholder="lnbcrt…" aria-describedby="send-invoice-error"
+                        prop:value=move || send.invoice.get()
+                        on:input=move |ev| send.invoice.set(event_target_value(&ev)) />
+                    <p class="field-error" id="send-invoice-error" role="alert">{decode_error}</p>
+                </div>
+                <button type="submit" class="secondary">"Review"</button>
+            </form>
+            {move || decoded().map(|d| {
+                let unit = unit_label.clone();
+                let amountless = d.amount.is_none();
+                view! {
+                    <form class="form review" on:submit=confirm.clone()>
+                        <dl class="facts">
+                            <dt>"Amount"</dt>
+                            <dd data-testid="send-amount">
+                                {d.amount.clone().map(|a| format!("{} {unit}", a.0)).unwrap_or_else(|| "any amount".into())}
+                            </dd>
+                            <dt>"Memo"</dt>
+                            <dd data-testid="send-memo">{d.memo.clone()}</dd>
+                            <dt>"Payee"</dt>
+                            <dd><code class="wrap">{d.payee.clone()}</code></dd>
+                        </dl>
+                        <Show when=move || amountless>
+                            <div class="field">
+                                <label for="send-amount-input">{format!("Amount to pay ({})", unit.clone())}</label>
+                                <input id="send-amount-input" inputmode="decimal" autocomplete="off"
+                                    on:input=move |ev| send.amount.set(event_target_value(&ev)) />
+                                <p class="field-error" role="alert">{move || pay_error(Some("amount"))}</p>
+                            </div>
+                        </Show>
+                        <Show when=move || recheck>
+                            <div class="field">
+                                <label for="send-password">"Your password"</label>
+                                <input id="send-password" type="password" autocomplete="current-password"
+                                    on:input=move |ev| send.password.set(event_target_value(&ev)) />
+                                <p class="field-error" role="alert">{move || pay_error(Some("password"))}</p>
+                            </div>
+                        </Show>
+                        <p class="form-error" role="alert">{move || pay_error(None)}</p>
+                        <button type="submit" disabled=move || send.pay.pending().get() || paid().is_some()>
+                            "Pay"
+                        </button>
+                    </form>
+                }
+            })}
+            {move || paid().map(|p| view! {
+                <p class="success" role="status" data-testid="send-result">
+                    {format!("Paid {} {} (fee {})", p.amount.0, unit.clone(), p.fee.0)}
+                </p>
             })}
         </section>
     }
