@@ -22,6 +22,7 @@ testdb::on_both_databases!(
     invoices_decode_with_an_independent_bolt11_decoder,
     live_events_tell_bob_his_invoice_is_paid,
     simnet_developer_endpoints_are_404_unless_enabled,
+    an_invoice_is_read_before_it_is_paid,
 );
 
 async fn open_server(url: &str) -> Server {
@@ -905,4 +906,46 @@ async fn simnet_developer_endpoints_are_404_unless_enabled(server: Server) {
         );
     }
     assert_eq!(plain.services.engine.simnet.tip_height().await.unwrap(), 0);
+}
+
+async fn an_invoice_is_read_before_it_is_paid(server: Server) {
+    let alice = sign_up(&server, "alice").await;
+    let bob = sign_up(&server, "bob").await;
+    let request = invoice(&server, &bob, json!({"amount": 1500, "memo": "tea"})).await;
+    call(
+        &server,
+        &alice,
+        "/rest/v1/settings",
+        json!({"denomination": "mbtc"}),
+    )
+    .await;
+    let read = call(
+        &server,
+        &alice,
+        "/rest/v1/decodeinvoice",
+        json!({"invoiceid": request}),
+    )
+    .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+    assert_eq!(read.body["amount"], json!(0.015));
+    assert_eq!(read.body["memo"], "tea");
+    assert_eq!(read.body["payee"], bob.node.as_str());
+    assert!(read.body["expires_at"].as_i64().unwrap() > 1_700_000_000);
+    let bad = call(
+        &server,
+        &alice,
+        "/rest/v1/decodeinvoice",
+        json!({"invoiceid": "lnbcrt1nope"}),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["error"]["field"], "invoiceid");
+    let anonymous = server
+        .post_json(
+            "/rest/v1/decodeinvoice",
+            &json!({"invoiceid": request}).to_string(),
+            None,
+        )
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 }
