@@ -1,8 +1,10 @@
-//! QR codes of payment strings, shared by the server (PNG in `getqrimage`) and
-//! the pages (SVG drawn in place).
+//! QR codes of payment strings, drawn on the server: as PNG by `getqrimage`, and
+//! as SVG for the pages through [`qr_svg`] (so the WASM bundle carries no QR
+//! encoder).
 
-use qrcode::render::svg;
-use qrcode::{EcLevel, QrCode};
+use leptos::prelude::*;
+
+use crate::api::ApiError;
 
 /// Upper-cases what wallets accept in either case (BOLT11, LNURL, bech32
 /// addresses, with or without a `lightning:` scheme), so the QR code can use its
@@ -25,7 +27,10 @@ pub fn for_qr(text: &str) -> String {
 
 /// An SVG drawing of the QR code of `text` (upper-cased as [`for_qr`] says), or
 /// `None` when the text is too long for a QR code.
+#[cfg(feature = "ssr")]
 pub fn svg(text: &str) -> Option<String> {
+    use qrcode::render::svg;
+    use qrcode::{EcLevel, QrCode};
     let code = QrCode::with_error_correction_level(for_qr(text).as_bytes(), EcLevel::M).ok()?;
     Some(
         code.render::<svg::Color>()
@@ -35,7 +40,14 @@ pub fn svg(text: &str) -> Option<String> {
     )
 }
 
-#[cfg(test)]
+/// The SVG of a QR code of `text`, for a signed-in page.
+#[server(prefix = "/api/ui", endpoint = "qr")]
+pub async fn qr_svg(text: String) -> Result<String, ApiError> {
+    crate::api::auth::caller().await?;
+    svg(&text).ok_or_else(|| engine::Error::invalid("text", "too long for a QR code").into())
+}
+
+#[cfg(all(test, feature = "ssr"))]
 mod tests {
     use super::*;
 

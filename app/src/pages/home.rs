@@ -83,7 +83,7 @@ fn Overview(
     send: Send,
 ) -> impl IntoView {
     let unit = data.denomination.clone();
-    let qr = crate::qr::svg(&data.address).unwrap_or_default();
+    let address = data.address.clone();
     let balance = |label: &'static str, id: &'static str, amount: String| {
         let unit = unit.clone();
         view! {
@@ -138,7 +138,7 @@ fn Overview(
         <ReceiveCard unit=data.denomination.clone() csrf=data.csrf.clone() />
         <section class="card">
             <h2>"Receive on chain"</h2>
-            <div class="qr" inner_html=qr role="img" aria-label="QR code of the address"></div>
+            <QrCode text=address label="QR code of the address" />
             <code class="wrap" data-testid="address">{data.address.clone()}</code>
         </section>
     }
@@ -213,12 +213,11 @@ fn ReceiveCard(unit: String, csrf: String) -> impl IntoView {
                 <button type="submit" disabled=move || create.pending().get()>"Create invoice"</button>
             </form>
             {move || invoice().map(|bolt11| {
-                let qr = crate::qr::svg(&bolt11).unwrap_or_default();
                 let png = format!("/rest/v1/getqrimage?inputcode={bolt11}");
                 let link = format!("lightning:{bolt11}");
                 view! {
                     <div class="invoice">
-                        <div class="qr" inner_html=qr role="img" aria-label="QR code of the invoice"></div>
+                        <QrCode text=bolt11.clone() label="QR code of the invoice" />
                         <code class="wrap" data-testid="invoice">{bolt11.clone()}</code>
                         <p class="actions">
                             <a class="button" href=link>"Open in a wallet"</a>
@@ -358,5 +357,19 @@ fn SendCard(send: Send, unit: String, csrf: String, recheck: bool) -> impl IntoV
                 </p>
             })}
         </section>
+    }
+}
+
+/// A QR code drawn by the server as SVG.
+#[component]
+fn QrCode(text: String, label: &'static str) -> impl IntoView {
+    let drawing = Resource::new(move || text.clone(), crate::qr::qr_svg);
+    view! {
+        <Suspense fallback=|| view! { <div class="qr loading">"…"</div> }>
+            {move || Suspend::new(async move {
+                let svg = drawing.await.unwrap_or_default();
+                view! { <div class="qr" inner_html=svg role="img" aria-label=label></div> }
+            })}
+        </Suspense>
     }
 }
