@@ -21,8 +21,6 @@ pub enum Error {
     Unauthenticated,
     #[error("too many failed attempts, retry in {} s", retry_after.as_secs().max(1))]
     Throttled { retry_after: Duration },
-    #[error("not found")]
-    NotFound,
     // Refusals of a wallet operation: the request was well formed, the network or
     // the ledger says no. Nothing was changed.
     #[error("insufficient funds")]

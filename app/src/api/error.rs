@@ -98,7 +98,6 @@ pub fn http_status(err: &engine::Error) -> axum::http::StatusCode {
         UsernameTaken => StatusCode::CONFLICT,
         InvalidCredentials | Unauthenticated => StatusCode::UNAUTHORIZED,
         Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-        NotFound => StatusCode::NOT_FOUND,
         // Refusals: the myLightning API answers them with 200 and an error body.
         InsufficientFunds
         | InsufficientOnchainFunds

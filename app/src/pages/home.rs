@@ -1,6 +1,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use super::action_error;
 use crate::api::mylightning::{
     get_all_data, CreateInvoice, DataResponse, DecodeInvoice, SendInvoice, UpdateSettings,
 };
@@ -161,28 +162,6 @@ fn ReceiveCard(unit: String, csrf: String) -> impl IntoView {
             _csrf: Some(csrf.clone()),
         });
     };
-    let field_error = move |field: &'static str| {
-        create.value().with(|v| match v {
-            Some(Err(err)) => err.message_for(field).map(str::to_string),
-            Some(Ok(reply)) => reply
-                .error
-                .as_ref()
-                .filter(|e| e.field.as_deref() == Some(field))
-                .map(|e| e.message.clone()),
-            None => None,
-        })
-    };
-    let other_error = move || {
-        create.value().with(|v| match v {
-            Some(Err(err)) if err.error.field.is_none() => Some(err.error.message.clone()),
-            Some(Ok(reply)) => reply
-                .error
-                .as_ref()
-                .filter(|e| e.field.is_none())
-                .map(|e| e.message.clone()),
-            _ => None,
-        })
-    };
     let invoice = move || {
         create.value().with(|v| {
             v.as_ref()
@@ -200,16 +179,16 @@ fn ReceiveCard(unit: String, csrf: String) -> impl IntoView {
                         placeholder="any amount"
                         aria-describedby="receive-amount-error"
                         on:input=move |ev| set_amount.set(event_target_value(&ev)) />
-                    <p class="field-error" id="receive-amount-error" role="alert">{move || field_error("amount")}</p>
+                    <p class="field-error" id="receive-amount-error" role="alert">{move || action_error(create, Some("amount")).get()}</p>
                 </div>
                 <div class="field">
                     <label for="receive-memo">"Memo"</label>
                     <input id="receive-memo" name="memo" maxlength="256" autocomplete="off"
                         aria-describedby="receive-memo-error"
                         on:input=move |ev| set_memo.set(event_target_value(&ev)) />
-                    <p class="field-error" id="receive-memo-error" role="alert">{move || field_error("memo")}</p>
+                    <p class="field-error" id="receive-memo-error" role="alert">{move || action_error(create, Some("memo")).get()}</p>
                 </div>
-                <p class="form-error" role="alert">{other_error}</p>
+                <p class="form-error" role="alert">{move || action_error(create, None).get()}</p>
                 <button type="submit" disabled=move || create.pending().get()>"Create invoice"</button>
             </form>
             {move || invoice().map(|bolt11| {
@@ -275,14 +254,6 @@ fn SendCard(send: Send, unit: String, csrf: String, recheck: bool) -> impl IntoV
             .and_then(|r| r.payment)
             .filter(|p| decoded().is_some_and(|d| d.payment_hash == p.payment_hash))
     };
-    let pay_error = move |field: Option<&'static str>| match send.pay.value().get() {
-        Some(Err(err)) if err.error.field.as_deref() == field => Some(err.error.message),
-        Some(Ok(reply)) => reply
-            .error
-            .filter(|e| e.field.as_deref() == field)
-            .map(|e| e.message),
-        _ => None,
-    };
     let confirm = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if send.pay.pending().get_untracked() || paid().is_some() {
@@ -333,7 +304,7 @@ fn SendCard(send: Send, unit: String, csrf: String, recheck: bool) -> impl IntoV
                                 <label for="send-amount-input">{format!("Amount to pay ({})", unit.clone())}</label>
                                 <input id="send-amount-input" inputmode="decimal" autocomplete="off"
                                     on:input=move |ev| send.amount.set(event_target_value(&ev)) />
-                                <p class="field-error" role="alert">{move || pay_error(Some("amount"))}</p>
+                                <p class="field-error" role="alert">{move || action_error(send.pay, Some("amount")).get()}</p>
                             </div>
                         </Show>
                         <Show when=move || recheck>
@@ -341,10 +312,10 @@ fn SendCard(send: Send, unit: String, csrf: String, recheck: bool) -> impl IntoV
                                 <label for="send-password">"Your password"</label>
                                 <input id="send-password" type="password" autocomplete="current-password"
                                     on:input=move |ev| send.password.set(event_target_value(&ev)) />
-                                <p class="field-error" role="alert">{move || pay_error(Some("password"))}</p>
+                                <p class="field-error" role="alert">{move || action_error(send.pay, Some("password")).get()}</p>
                             </div>
                         </Show>
-                        <p class="form-error" role="alert">{move || pay_error(None)}</p>
+                        <p class="form-error" role="alert">{move || action_error(send.pay, None).get()}</p>
                         <button type="submit" disabled=move || send.pay.pending().get() || paid().is_some()>
                             "Pay"
                         </button>

@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use super::{field_error, form_error};
+use super::action_error;
 use crate::api::session::SignUp;
 use crate::components::Field;
 
@@ -14,12 +14,12 @@ pub fn SignUpPage() -> impl IntoView {
             <h1>"Create an account"</h1>
             <ActionForm action=action attr:class="form">
                 <Field label="Username" name="username" autocomplete="username"
-                    error=field_error(action, "username") />
+                    error=action_error(action, Some("username")) />
                 <p class="hint">"3 to 32 letters, digits, '-', '_' or '.'"</p>
                 <Field label="Password" name="password" kind="password"
-                    autocomplete="new-password" error=field_error(action, "password") />
+                    autocomplete="new-password" error=action_error(action, Some("password")) />
                 <p class="hint">"8 to 64 characters with a digit, a lower and an upper case letter"</p>
-                <p class="form-error" role="alert">{move || form_error(action).get()}</p>
+                <p class="form-error" role="alert">{move || action_error(action, None).get()}</p>
                 <button type="submit" disabled=move || action.pending().get()>"Create account"</button>
             </ActionForm>
             <p>"Already have an account? " <a href="/signin">"Sign in"</a></p>
