@@ -11,7 +11,11 @@ use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title}
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, StaticSegment};
 
-use pages::{HomePage, NotFound, SignInPage, SignUpPage};
+use components::Live;
+use pages::{
+    ChannelsPage, ContactsPage, HistoryPage, HomePage, NotFound, ReceivePage, SendPage,
+    SettingsPage, SignInPage, SignUpPage,
+};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -34,12 +38,15 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    Live::provide();
     view! {
         <Stylesheet id="leptos" href="/pkg/ampere.css" />
         <Title text="Ampere" />
         <Meta name="color-scheme" content="light dark" />
         <Link rel="manifest" href="/manifest.webmanifest" />
         <Link rel="icon" href="/icon.svg" />
+        <Link rel="apple-touch-icon" href="/icon-192.png" />
+        <Meta name="theme-color" content="#6b3fd4" />
         <Router>
             <header class="topbar">
                 <a href="/" class="brand">"⚡ Ampere"</a>
@@ -49,6 +56,12 @@ pub fn App() -> impl IntoView {
                     // In order: the page's data is in the HTML itself, so it reads
                     // complete without JavaScript (out-of-order streaming needs JS).
                     <Route path=StaticSegment("") view=HomePage ssr=SsrMode::InOrder />
+                    <Route path=StaticSegment("receive") view=ReceivePage ssr=SsrMode::InOrder />
+                    <Route path=StaticSegment("send") view=SendPage ssr=SsrMode::InOrder />
+                    <Route path=StaticSegment("channels") view=ChannelsPage ssr=SsrMode::InOrder />
+                    <Route path=StaticSegment("contacts") view=ContactsPage ssr=SsrMode::InOrder />
+                    <Route path=StaticSegment("history") view=HistoryPage ssr=SsrMode::InOrder />
+                    <Route path=StaticSegment("settings") view=SettingsPage ssr=SsrMode::InOrder />
                     <Route path=StaticSegment("signin") view=SignInPage />
                     <Route path=StaticSegment("signup") view=SignUpPage />
                 </Routes>

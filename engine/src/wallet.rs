@@ -44,7 +44,107 @@ pub struct Contact {
 }
 
 /// Most history entries `getalldata` returns.
-const HISTORY_LIMIT: i64 = 200;
+const HISTORY_LIMIT: usize = 200;
+
+/// Which transactions a history view shows. Empty fields select everything.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    /// `sent`, `received` or `onchain` (either direction on chain).
+    pub kind: Option<String>,
+    /// Unix milliseconds, inclusive.
+    pub from_ms: Option<i64>,
+    /// Unix milliseconds, exclusive.
+    pub to_ms: Option<i64>,
+    /// Matched against the memo, ignoring case.
+    pub search: Option<String>,
+}
+
+impl HistoryFilter {
+    /// Reads a filter from query text: `kind` as above, `from` and `to` as
+    /// `YYYY-MM-DD` days in UTC (both included), `search` as given. Empty values
+    /// select everything.
+    pub fn parse(kind: &str, from: &str, to: &str, search: &str) -> Result<Self> {
+        let kind = kind.trim();
+        if !["", "sent", "received", "onchain"].contains(&kind) {
+            return Err(Error::invalid(
+                "type",
+                "type must be sent, received or onchain",
+            ));
+        }
+        let day = |field: &'static str, text: &str| -> Result<Option<i64>> {
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            day_start_ms(text).map(Some).ok_or_else(|| {
+                Error::invalid(field, format!("{field} must be a date like 2026-01-31"))
+            })
+        };
+        const DAY_MS: i64 = 86_400_000;
+        let from_ms = day("from", from)?;
+        let to_ms = day("to", to)?.map(|start| start + DAY_MS);
+        if let (Some(from), Some(to)) = (from_ms, to_ms) {
+            if from >= to {
+                return Err(Error::invalid("to", "to must not be before from"));
+            }
+        }
+        if search.chars().count() > 256 || search.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "q",
+                "search must be at most 256 plain characters",
+            ));
+        }
+        Ok(HistoryFilter {
+            kind: (!kind.is_empty()).then(|| kind.to_string()),
+            from_ms,
+            to_ms,
+            search: Some(search.to_string()).filter(|s| !s.trim().is_empty()),
+        })
+    }
+
+    fn wants(&self, kind: &str) -> bool {
+        match self.kind.as_deref() {
+            None | Some("") => true,
+            Some(wanted) => kind == wanted,
+        }
+    }
+}
+
+/// The first millisecond of a `YYYY-MM-DD` day in UTC (proleptic Gregorian).
+fn day_start_ms(text: &str) -> Option<i64> {
+    let mut parts = text.splitn(3, '-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let (y, m, d): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in_month = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m) || d < 1 || d > days_in_month[(m - 1) as usize] {
+        return None;
+    }
+    // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400_000)
+}
 
 #[derive(Clone)]
 pub struct Wallet {
@@ -83,84 +183,136 @@ impl Wallet {
             total: Msat(node.onchain.0 + in_channels),
             lightning: Msat(lightning),
             blockheight: self.simnet.tip_height().await?,
-            transactions: self.history(&node.pubkey).await?,
+            transactions: self
+                .history_of_node(&node.pubkey, &HistoryFilter::default(), HISTORY_LIMIT)
+                .await?,
             addressbook: self.contacts(user).await?,
             channels,
             node,
         })
     }
 
-    async fn history(&self, node: &str) -> Result<Vec<Transaction>> {
+    /// The account's transactions that pass `filter`, newest first, at most `limit`.
+    pub async fn history(
+        &self,
+        user: &User,
+        filter: &HistoryFilter,
+        limit: usize,
+    ) -> Result<Vec<Transaction>> {
+        let node = self.node_id(user).await?;
+        self.history_of_node(&node, filter, limit).await
+    }
+
+    async fn history_of_node(
+        &self,
+        node: &str,
+        filter: &HistoryFilter,
+        limit: usize,
+    ) -> Result<Vec<Transaction>> {
+        // The memo search runs here rather than in SQL: the same case folding on
+        // both backends (SQLite's LIKE folds ASCII only, PostgreSQL's none).
+        let search = filter
+            .search
+            .as_deref()
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty());
+        let from = filter.from_ms.unwrap_or(i64::MIN);
+        let to = filter.to_ms.unwrap_or(i64::MAX);
+        // Without a search each table needs at most `limit` rows; with one, the
+        // rows are read until `limit` match.
+        let rows = if search.is_some() {
+            i64::MAX
+        } else {
+            limit as i64
+        };
         let mut entries = Vec::new();
-        let sent = sqlx::query(
-            "SELECT payment_hash, amount_msat, fee_msat, memo, created_at FROM payments \
-             WHERE node = $1 ORDER BY created_at DESC LIMIT $2",
-        )
-        .bind(node)
-        .bind(HISTORY_LIMIT)
-        .fetch_all(self.db.pool())
-        .await?;
-        for r in sent {
-            entries.push(Transaction {
-                kind: "sent",
-                amount: Msat(r.try_get("amount_msat")?),
-                fee: Msat(r.try_get("fee_msat")?),
-                memo: r.try_get("memo")?,
-                time_ms: r.try_get("created_at")?,
-                status: "succeeded",
-                reference: r.try_get("payment_hash")?,
-            });
+        if filter.wants("sent") {
+            let sent = sqlx::query(
+                "SELECT payment_hash, amount_msat, fee_msat, memo, created_at FROM payments \
+                 WHERE node = $1 AND created_at >= $2 AND created_at < $3 \
+                 ORDER BY created_at DESC LIMIT $4",
+            )
+            .bind(node)
+            .bind(from)
+            .bind(to)
+            .bind(rows)
+            .fetch_all(self.db.pool())
+            .await?;
+            for r in sent {
+                entries.push(Transaction {
+                    kind: "sent",
+                    amount: Msat(r.try_get("amount_msat")?),
+                    fee: Msat(r.try_get("fee_msat")?),
+                    memo: r.try_get("memo")?,
+                    time_ms: r.try_get("created_at")?,
+                    status: "succeeded",
+                    reference: r.try_get("payment_hash")?,
+                });
+            }
         }
-        let received = sqlx::query(
-            "SELECT payment_hash, received_msat, memo, settled_at FROM invoices \
-             WHERE node = $1 AND settled_at IS NOT NULL ORDER BY settled_at DESC LIMIT $2",
-        )
-        .bind(node)
-        .bind(HISTORY_LIMIT)
-        .fetch_all(self.db.pool())
-        .await?;
-        for r in received {
-            entries.push(Transaction {
-                kind: "received",
-                amount: Msat(r.try_get("received_msat")?),
-                fee: Msat::ZERO,
-                memo: r.try_get("memo")?,
-                time_ms: r.try_get("settled_at")?,
-                status: "succeeded",
-                reference: r.try_get("payment_hash")?,
-            });
+        if filter.wants("received") {
+            let received = sqlx::query(
+                "SELECT payment_hash, received_msat, memo, settled_at FROM invoices \
+                 WHERE node = $1 AND settled_at IS NOT NULL AND settled_at >= $2 AND settled_at < $3 \
+                 ORDER BY settled_at DESC LIMIT $4",
+            )
+            .bind(node)
+            .bind(from)
+            .bind(to)
+            .bind(rows)
+            .fetch_all(self.db.pool())
+            .await?;
+            for r in received {
+                entries.push(Transaction {
+                    kind: "received",
+                    amount: Msat(r.try_get("received_msat")?),
+                    fee: Msat::ZERO,
+                    memo: r.try_get("memo")?,
+                    time_ms: r.try_get("settled_at")?,
+                    status: "succeeded",
+                    reference: r.try_get("payment_hash")?,
+                });
+            }
         }
-        let onchain = sqlx::query(
-            "SELECT txid, amount_msat, kind, height, created_at FROM chain_txs \
-             WHERE node = $1 ORDER BY id DESC LIMIT $2",
-        )
-        .bind(node)
-        .bind(HISTORY_LIMIT)
-        .fetch_all(self.db.pool())
-        .await?;
-        for r in onchain {
-            let amount: i64 = r.try_get("amount_msat")?;
-            let kind: String = r.try_get("kind")?;
-            entries.push(Transaction {
-                kind: if amount >= 0 {
-                    "onchain_received"
-                } else {
-                    "onchain_sent"
-                },
-                amount: Msat(amount.abs()),
-                fee: Msat::ZERO,
-                memo: kind.replace('_', " "),
-                time_ms: r.try_get("created_at")?,
-                status: if r.try_get::<Option<i64>, _>("height")?.is_some() {
-                    "confirmed"
-                } else {
-                    "unconfirmed"
-                },
-                reference: r.try_get("txid")?,
-            });
+        if filter.wants("onchain") {
+            let onchain = sqlx::query(
+                "SELECT txid, amount_msat, kind, height, created_at FROM chain_txs \
+                 WHERE node = $1 AND created_at >= $2 AND created_at < $3 \
+                 ORDER BY id DESC LIMIT $4",
+            )
+            .bind(node)
+            .bind(from)
+            .bind(to)
+            .bind(rows)
+            .fetch_all(self.db.pool())
+            .await?;
+            for r in onchain {
+                let amount: i64 = r.try_get("amount_msat")?;
+                let kind: String = r.try_get("kind")?;
+                entries.push(Transaction {
+                    kind: if amount >= 0 {
+                        "onchain_received"
+                    } else {
+                        "onchain_sent"
+                    },
+                    amount: Msat(amount.abs()),
+                    fee: Msat::ZERO,
+                    memo: kind.replace('_', " "),
+                    time_ms: r.try_get("created_at")?,
+                    status: if r.try_get::<Option<i64>, _>("height")?.is_some() {
+                        "confirmed"
+                    } else {
+                        "unconfirmed"
+                    },
+                    reference: r.try_get("txid")?,
+                });
+            }
+        }
+        if let Some(search) = &search {
+            entries.retain(|t| t.memo.to_lowercase().contains(search.as_str()));
         }
         entries.sort_by_key(|t| std::cmp::Reverse(t.time_ms));
-        entries.truncate(HISTORY_LIMIT as usize);
+        entries.truncate(limit);
         Ok(entries)
     }
 
@@ -386,4 +538,45 @@ fn check_alias(alias: &str) -> Result<String> {
         ));
     }
     Ok(alias.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_read_as_utc_midnight() {
+        assert_eq!(day_start_ms("1970-01-01"), Some(0));
+        assert_eq!(day_start_ms("2026-11-22"), Some(1_795_305_600_000));
+        assert_eq!(day_start_ms("2024-02-29"), Some(1_709_164_800_000));
+        for bad in [
+            "2023-02-29",
+            "2026-13-01",
+            "2026-00-10",
+            "26-01-01",
+            "2026-1-1",
+            "x",
+        ] {
+            assert_eq!(day_start_ms(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_history_filter_covers_whole_days_and_refuses_nonsense() {
+        let filter = HistoryFilter::parse("sent", "2026-11-01", "2026-11-01", " tea ").unwrap();
+        assert_eq!(filter.kind.as_deref(), Some("sent"));
+        assert_eq!(filter.to_ms.unwrap() - filter.from_ms.unwrap(), 86_400_000);
+        assert!(filter.wants("sent") && !filter.wants("received"));
+        let everything = HistoryFilter::parse("", "", "", "").unwrap();
+        assert!(everything.wants("onchain") && everything.search.is_none());
+        for (kind, from, to, field) in [
+            ("gift", "", "", "type"),
+            ("", "yesterday", "", "from"),
+            ("", "", "2026-02-30", "to"),
+            ("", "2026-11-02", "2026-11-01", "to"),
+        ] {
+            let err = HistoryFilter::parse(kind, from, to, "").unwrap_err();
+            assert_eq!(err.field(), Some(field), "{kind} {from} {to}");
+        }
+    }
 }

@@ -123,6 +123,7 @@ pub fn app(state: AppState, sessions: SessionManagerLayer<Sessions>) -> Router {
     let routes = generate_route_list(App);
     let engine = state.engine.clone();
     let public_url = state.public_url.clone();
+    let simnet_dev = SimnetDev(state.simnet_dev);
     let options = state.leptos_options.clone();
     Router::new()
         .route("/healthz", get(healthz))
@@ -134,6 +135,7 @@ pub fn app(state: AppState, sessions: SessionManagerLayer<Sessions>) -> Router {
             move || {
                 provide_context(engine.clone());
                 provide_context(public_url.clone());
+                provide_context(simnet_dev);
             },
             move || shell(options.clone()),
         )

@@ -1,12 +1,14 @@
 //! The parts of the wallet API that are not JSON calls: `GET /rest/v1/getqrimage`
-//! (a PNG), `GET /rest/v1/events` (server-sent events), and the simnet's
-//! developer endpoints `POST /api/v1/simnet/mine|faucet` (404 unless enabled).
+//! (a PNG), `GET /rest/v1/events` (server-sent events), `GET
+//! /rest/v1/history.csv` (a download) and `POST /rest/v1/scanqr` (a photo in,
+//! the text of its QR code out).
 
 use std::convert::Infallible;
 use std::io::Cursor;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{header, request::Parts, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -17,11 +19,17 @@ use serde::Deserialize;
 use tokio_stream::wrappers::BroadcastStream;
 use tower_sessions::Session;
 
-use crate::accounts_api::{Body, DetailError};
 use crate::AppState;
-use app::api::auth::{csrf_ok, identify, Caller};
+use app::api::auth::{identify, Caller};
 use app::qr::for_qr;
-use engine::{Engine, Msat};
+use engine::wallet::HistoryFilter;
+use engine::Engine;
+
+/// Largest photo `scanqr` reads: a phone camera's JPEG fits.
+const PHOTO_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// Most rows a CSV export holds.
+const CSV_MAX_ROWS: usize = 100_000;
 
 /// Longest text `getqrimage` encodes (a QR code holds at most 4,296 characters).
 const QR_MAX_CHARS: usize = 2000;
@@ -30,8 +38,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/rest/v1/getqrimage", get(qr_image))
         .route("/rest/v1/events", get(events))
-        .route("/api/v1/simnet/mine", post(mine))
-        .route("/api/v1/simnet/faucet", post(faucet))
+        .route("/rest/v1/history.csv", get(history_csv))
+        .route(
+            "/rest/v1/scanqr",
+            post(scan_qr).layer(DefaultBodyLimit::max(PHOTO_MAX_BYTES)),
+        )
 }
 
 /// The caller of an axum handler, or 401 in the myLightning error format.
@@ -159,64 +170,152 @@ fn event_stream(
 }
 
 #[derive(Deserialize)]
-struct MineRequest {
-    blocks: i64,
+struct HistoryQuery {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    q: String,
 }
 
-#[derive(Deserialize)]
-struct FaucetRequest {
-    address: String,
-    sats: i64,
-}
-
-/// A signed-in developer on a server started with `--simnet-dev`; 404 otherwise.
-async fn developer(
-    state: &AppState,
-    parts: &Parts,
-    session: &Session,
-) -> Result<Caller, DetailError> {
-    if !state.simnet_dev {
-        return Err(DetailError::new(StatusCode::NOT_FOUND, "not found"));
-    }
-    let caller = match identify(&state.engine, &parts.headers, session).await? {
-        Some(caller) => caller,
-        None => return Err(engine::Error::Unauthenticated.into()),
+/// `GET /rest/v1/history.csv?type=&from=&to=&q=`: the caller's transactions that
+/// pass the filter (the history page's), newest first, as a CSV download with
+/// amounts in the account's denomination.
+async fn history_csv(
+    State(engine): State<Engine>,
+    parts: Parts,
+    session: Session,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let caller = match caller(&engine, &parts, &session).await {
+        Ok(caller) => caller,
+        Err(response) => return response,
     };
-    if !csrf_ok(&caller, parts, None) {
-        return Err(DetailError::new(
-            StatusCode::FORBIDDEN,
-            "missing or invalid CSRF token",
-        ));
+    let Ok(Query(query)) = query else {
+        return my_error(StatusCode::BAD_REQUEST, "invalid query");
+    };
+    let filter = match HistoryFilter::parse(&query.kind, &query.from, &query.to, &query.q) {
+        Ok(filter) => filter,
+        Err(err) => return my_error(StatusCode::BAD_REQUEST, &err.to_string()),
+    };
+    let transactions = match engine
+        .wallet
+        .history(&caller.user, &filter, CSV_MAX_ROWS)
+        .await
+    {
+        Ok(transactions) => transactions,
+        Err(err) => {
+            tracing::error!(error = ?err, "history export failed");
+            return my_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
+    };
+    let unit = caller.user.denomination;
+    let mut csv = String::from("time,type,amount,fee,unit,memo,status,id\r\n");
+    for t in &transactions {
+        let row = [
+            utc_timestamp(t.time_ms),
+            t.kind.to_string(),
+            unit.format(t.amount),
+            unit.format(t.fee),
+            unit.as_str().to_string(),
+            t.memo.clone(),
+            t.status.to_string(),
+            t.reference.clone(),
+        ];
+        let cells: Vec<String> = row.iter().map(|cell| csv_cell(cell)).collect();
+        csv.push_str(&cells.join(","));
+        csv.push_str("\r\n");
     }
-    Ok(caller)
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"ampere-history.csv\"",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        csv,
+    )
+        .into_response()
 }
 
-/// `POST /api/v1/simnet/mine {"blocks": N}` → `{"height": H}`.
-async fn mine(
-    State(state): State<AppState>,
-    parts: Parts,
-    session: Session,
-    Body(request): Body<MineRequest>,
-) -> Result<Json<serde_json::Value>, DetailError> {
-    developer(&state, &parts, &session).await?;
-    let height = state.engine.simnet.mine(request.blocks).await?;
-    Ok(Json(serde_json::json!({ "height": height })))
+/// One CSV field (RFC 4180 quoting). A memo that a spreadsheet would run as a
+/// formula (`=`, `+`, `-`, `@`, tab, CR) gets a leading `'`, so it reads as text.
+fn csv_cell(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
 }
 
-/// `POST /api/v1/simnet/faucet {"address": "...", "sats": N}` → `{"txid": ...}`,
-/// confirmed in the next block.
-async fn faucet(
-    State(state): State<AppState>,
+/// `2026-11-22T03:25:11Z` for a Unix time in milliseconds.
+fn utc_timestamp(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                t.year(),
+                t.month() as u8,
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// `POST /rest/v1/scanqr` with a photo (PNG, JPEG or WebP) as the body:
+/// `{"text": "..."}`, the content of the QR code in it. For browsers that cannot
+/// read QR codes themselves (no `BarcodeDetector`).
+async fn scan_qr(
+    State(engine): State<Engine>,
     parts: Parts,
     session: Session,
-    Body(request): Body<FaucetRequest>,
-) -> Result<Json<serde_json::Value>, DetailError> {
-    developer(&state, &parts, &session).await?;
-    let amount = request
-        .sats
-        .checked_mul(1000)
-        .map(Msat)
-        .ok_or_else(|| engine::Error::invalid("sats", "sats is too large"))?;
-    let txid = state.engine.simnet.faucet(&request.address, amount).await?;
-    Ok(Json(serde_json::json!({ "txid": txid })))
+    photo: Bytes,
+) -> Response {
+    if let Err(response) = caller(&engine, &parts, &session).await {
+        return response;
+    }
+    if photo.is_empty() {
+        return my_error(StatusCode::BAD_REQUEST, "send a photo as the request body");
+    }
+    match tokio::task::spawn_blocking(move || read_qr(&photo)).await {
+        Ok(Ok(text)) => Json(serde_json::json!({ "text": text })).into_response(),
+        Ok(Err(message)) => my_error(StatusCode::BAD_REQUEST, message),
+        Err(_) => my_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    }
+}
+
+/// The text of the first QR code found in the photo.
+fn read_qr(photo: &[u8]) -> Result<String, &'static str> {
+    let image =
+        image::load_from_memory(photo).map_err(|_| "the photo is not a PNG, JPEG or WebP image")?;
+    // A phone photo has far more pixels than finding a QR code needs.
+    let image = if image.width().max(image.height()) > 1600 {
+        image.thumbnail(1600, 1600)
+    } else {
+        image
+    };
+    let grey = image.to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(
+        grey.width() as usize,
+        grey.height() as usize,
+        |x, y| grey.get_pixel(x as u32, y as u32).0[0],
+    );
+    prepared
+        .detect_grids()
+        .iter()
+        .find_map(|grid| grid.decode().ok().map(|(_, text)| text))
+        .ok_or("no QR code found in the photo")
 }

@@ -7,6 +7,7 @@ pub mod auth;
 mod error;
 pub mod mylightning;
 pub mod session;
+pub mod simnet;
 
 pub use amount::Amount;
 #[cfg(feature = "ssr")]

@@ -196,16 +196,8 @@ pub async fn get_all_data() -> Result<DataResponse, ApiError> {
             .collect(),
         transactions: overview
             .transactions
-            .into_iter()
-            .map(|t| TransactionView {
-                kind: t.kind.to_string(),
-                amount: amount(t.amount),
-                fee: amount(t.fee),
-                memo: t.memo,
-                time: t.time_ms / 1000,
-                status: t.status.to_string(),
-                id: t.reference,
-            })
+            .iter()
+            .map(|t| transaction_view(t, unit))
             .collect(),
         addressbook: overview
             .addressbook
@@ -337,9 +329,10 @@ pub async fn quick_pay(
     memo: Option<String>,
     fee_limit: Option<Amount>,
     password: Option<String>,
+    _csrf: Option<String>,
 ) -> Result<GenericResponse, ApiError> {
     use crate::api::auth;
-    let caller = auth::payer(password.as_deref(), None).await?;
+    let caller = auth::payer(password.as_deref(), _csrf.as_deref()).await?;
     let engine = auth::engine()?;
     let unit = caller.user.denomination;
     let amount = unit.parse_amount("amount", &amount.0)?;
@@ -365,9 +358,13 @@ pub async fn quick_pay(
 /// `POST /rest/v1/openchannel {remotenode, amount}`: opens a channel of capacity
 /// `amount` to `remotenode` (a pubkey, optionally `@host:port`).
 #[server(prefix = "/rest/v1", endpoint = "openchannel", input = Json)]
-pub async fn open_channel(remotenode: String, amount: Amount) -> Result<GenericResponse, ApiError> {
+pub async fn open_channel(
+    remotenode: String,
+    amount: Amount,
+    _csrf: Option<String>,
+) -> Result<GenericResponse, ApiError> {
     use crate::api::auth;
-    let caller = auth::writer(None).await?;
+    let caller = auth::writer(_csrf.as_deref()).await?;
     let engine = auth::engine()?;
     let unit = caller.user.denomination;
     let capacity = unit.parse_amount("amount", &amount.0)?;
@@ -387,9 +384,10 @@ pub async fn close_channel(
     channelpoint: String,
     force: Option<bool>,
     password: Option<String>,
+    _csrf: Option<String>,
 ) -> Result<GenericResponse, ApiError> {
     use crate::api::auth;
-    let caller = auth::payer(password.as_deref(), None).await?;
+    let caller = auth::payer(password.as_deref(), _csrf.as_deref()).await?;
     let engine = auth::engine()?;
     let node = engine.wallet.node_id(&caller.user).await?;
     let channel = engine
@@ -400,6 +398,71 @@ pub async fn close_channel(
         channel: Some(channel_view(&channel, caller.user.denomination)),
         ..Default::default()
     })
+}
+
+/// `POST /rest/v1/addcontact {alias, node_id, host}` (an addition to the spec):
+/// saves a payee in the address book under `alias`.
+#[server(prefix = "/rest/v1", endpoint = "addcontact", input = Json)]
+pub async fn add_contact(
+    alias: String,
+    node_id: String,
+    host: Option<String>,
+    _csrf: Option<String>,
+) -> Result<ContactView, ApiError> {
+    use crate::api::auth;
+    let caller = auth::writer(_csrf.as_deref()).await?;
+    let contact = auth::engine()?
+        .wallet
+        .add_contact(&caller.user, &alias, &node_id, host.as_deref())
+        .await?;
+    Ok(ContactView {
+        alias: contact.alias,
+        node_id: contact.pubkey,
+        host: contact.host,
+    })
+}
+
+/// `POST /rest/v1/removecontact {alias}` (an addition to the spec): removes an
+/// address-book entry.
+#[server(prefix = "/rest/v1", endpoint = "removecontact", input = Json)]
+pub async fn remove_contact(alias: String, _csrf: Option<String>) -> Result<Empty, ApiError> {
+    use crate::api::auth;
+    let caller = auth::writer(_csrf.as_deref()).await?;
+    auth::engine()?
+        .wallet
+        .remove_contact(&caller.user, &alias)
+        .await?;
+    Ok(Empty {})
+}
+
+/// Most transactions one history page lists (the CSV export has them all).
+pub const HISTORY_PAGE: usize = 500;
+
+/// `GET /rest/v1/history?type=&from=&to=&q=` (an addition to the spec): the
+/// transactions of type `sent`, `received` or `onchain`, between the days `from`
+/// and `to` (`YYYY-MM-DD`, UTC, both included), whose memo contains `q`, newest
+/// first. `/rest/v1/history.csv` takes the same filter.
+#[server(prefix = "/rest/v1", endpoint = "history", input = GetUrl)]
+pub async fn history(
+    #[server(default)]
+    #[server(rename = "type")]
+    kind: String,
+    #[server(default)] from: String,
+    #[server(default)] to: String,
+    #[server(default)] q: String,
+) -> Result<Vec<TransactionView>, ApiError> {
+    use crate::api::auth;
+    let caller = auth::caller().await?;
+    let filter = engine::wallet::HistoryFilter::parse(&kind, &from, &to, &q)?;
+    let transactions = auth::engine()?
+        .wallet
+        .history(&caller.user, &filter, HISTORY_PAGE)
+        .await?;
+    let unit = caller.user.denomination;
+    Ok(transactions
+        .iter()
+        .map(|t| transaction_view(t, unit))
+        .collect())
 }
 
 /// `POST /rest/v1/settings {denomination, recheck_password}`: the account's
@@ -444,6 +507,22 @@ fn channel_view(channel: &engine::simnet::Channel, unit: engine::Denomination) -
         channelpoint: channel.point.clone(),
         remote_balance: Amount(unit.format(channel.remote_balance)),
         initiator: channel.initiator,
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn transaction_view(
+    t: &engine::wallet::Transaction,
+    unit: engine::Denomination,
+) -> TransactionView {
+    TransactionView {
+        kind: t.kind.to_string(),
+        amount: Amount(unit.format(t.amount)),
+        fee: Amount(unit.format(t.fee)),
+        memo: t.memo.clone(),
+        time: t.time_ms / 1000,
+        status: t.status.to_string(),
+        id: t.reference.clone(),
     }
 }
 

@@ -6,23 +6,34 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::ApiError;
 
-/// The signed-in user as the pages show them.
+/// The signed-in account as the pages need it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SignedInUser {
+pub struct Account {
     pub username: String,
     pub csrf: String,
+    /// The unit amounts are read and written in: `sat`, `btc`, `mbtc`, `bits`.
+    pub denomination: String,
+    /// Whether payments ask for the password again.
+    pub recheck_password: bool,
+    /// Whether the server offers the simnet faucet and miner (`--simnet-dev`).
+    pub simnet_dev: bool,
 }
 
-/// The signed-in user, or `None` for a visitor.
+/// The signed-in account, or `None` for a visitor.
 #[server(prefix = "/api/ui", endpoint = "me")]
-pub async fn me() -> Result<Option<SignedInUser>, ApiError> {
+pub async fn me() -> Result<Option<Account>, ApiError> {
     use crate::api::auth::{signed_in, Credential};
-    Ok(signed_in().await?.map(|caller| SignedInUser {
+    use crate::api::simnet::SimnetDev;
+    let simnet_dev = use_context::<SimnetDev>().is_some_and(|dev| dev.0);
+    Ok(signed_in().await?.map(|caller| Account {
         username: caller.user.username,
         csrf: match caller.credential {
             Credential::Session { csrf } => csrf,
             Credential::Bearer => String::new(),
         },
+        denomination: caller.user.denomination.as_str().to_string(),
+        recheck_password: caller.user.recheck_password,
+        simnet_dev,
     }))
 }
 
@@ -55,5 +66,29 @@ pub async fn sign_out(csrf: String) -> Result<(), ApiError> {
     auth::writer(Some(&csrf)).await?;
     auth::end_session().await?;
     leptos_axum::redirect("/signin");
+    Ok(())
+}
+
+/// Replaces the password. Every other session and token of the account stops
+/// working; this browser gets a fresh session and stays signed in.
+#[server(prefix = "/api/ui", endpoint = "change_password")]
+pub async fn change_password(
+    old_password: String,
+    new_password: String,
+    csrf: String,
+) -> Result<(), ApiError> {
+    use crate::api::auth;
+    let caller = auth::writer(Some(&csrf)).await?;
+    let engine = auth::engine()?;
+    let user = engine
+        .accounts
+        .change_password(
+            &caller.user,
+            &old_password,
+            &new_password,
+            &auth::client_address(),
+        )
+        .await?;
+    auth::start_session(&user).await?;
     Ok(())
 }

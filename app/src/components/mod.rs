@@ -1,5 +1,19 @@
-//! Pieces several pages share.
+//! Pieces the pages share.
 
+mod account;
+mod clock;
+mod copy;
 mod field;
+mod live;
+mod qr;
+mod scanner;
+mod simnet;
 
+pub use account::{wallet_data, ErrorCard, SignOutButton, SignedIn, WithData};
+pub use clock::now_seconds;
+pub use copy::CopyButton;
 pub use field::Field;
+pub use live::Live;
+pub use qr::QrCode;
+pub use scanner::Scanner;
+pub use simnet::SimnetTools;

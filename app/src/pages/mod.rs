@@ -1,16 +1,31 @@
 //! One file per page.
 
+mod channels;
+mod contacts;
+mod history;
 mod home;
 mod not_found;
+mod receive;
+mod send;
+mod settings;
 mod sign_in;
 mod sign_up;
 
+pub use channels::ChannelsPage;
+pub use contacts::ContactsPage;
+pub use history::HistoryPage;
 pub use home::HomePage;
 pub use not_found::NotFound;
+pub use receive::ReceivePage;
+pub use send::SendPage;
+pub use settings::SettingsPage;
 pub use sign_in::SignInPage;
 pub use sign_up::SignUpPage;
 
-use crate::api::mylightning::{CreateInvoiceResponse, GenericResponse};
+use crate::api::mylightning::{
+    ContactView, CreateInvoiceResponse, DecodedInvoice, Empty, GenericResponse, SettingsResponse,
+};
+use crate::api::simnet::{Funded, Mined};
 use crate::api::{ApiError, ErrorBody};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
@@ -24,6 +39,12 @@ pub trait Refusal {
 }
 
 impl Refusal for () {}
+impl Refusal for SettingsResponse {}
+impl Refusal for DecodedInvoice {}
+impl Refusal for ContactView {}
+impl Refusal for Empty {}
+impl Refusal for Mined {}
+impl Refusal for Funded {}
 
 impl Refusal for CreateInvoiceResponse {
     fn refusal(&self) -> Option<&ErrorBody> {
@@ -39,7 +60,36 @@ impl Refusal for GenericResponse {
 
 /// The message of the action's last failure or refusal when `field` caused it;
 /// with `None`, when no single field did (shown for the whole form).
-fn action_error<S>(action: ServerAction<S>, field: Option<&'static str>) -> Signal<Option<String>>
+pub(crate) fn action_error<S>(
+    action: ServerAction<S>,
+    field: Option<&'static str>,
+) -> Signal<Option<String>>
+where
+    S: ServerFn<Error = ApiError> + Clone + Send + Sync + 'static,
+    S::Output: Refusal + Send + Sync + 'static,
+{
+    last_error(action, move |caused_by| caused_by == field)
+}
+
+/// The message of the action's last failure or refusal unless one of the form's
+/// `fields` caused it (those show beside their input): nothing is left unsaid.
+pub(crate) fn form_error<S>(
+    action: ServerAction<S>,
+    fields: &'static [&'static str],
+) -> Signal<Option<String>>
+where
+    S: ServerFn<Error = ApiError> + Clone + Send + Sync + 'static,
+    S::Output: Refusal + Send + Sync + 'static,
+{
+    last_error(action, move |caused_by| {
+        caused_by.is_none_or(|field| !fields.contains(&field))
+    })
+}
+
+fn last_error<S>(
+    action: ServerAction<S>,
+    shows: impl Fn(Option<&str>) -> bool + Send + Sync + 'static,
+) -> Signal<Option<String>>
 where
     S: ServerFn<Error = ApiError> + Clone + Send + Sync + 'static,
     S::Output: Refusal + Send + Sync + 'static,
@@ -51,7 +101,7 @@ where
                 Some(Ok(reply)) => reply.refusal(),
                 None => None,
             }?;
-            (body.field.as_deref() == field).then(|| body.message.clone())
+            shows(body.field.as_deref()).then(|| body.message.clone())
         })
     })
 }

@@ -1,0 +1,58 @@
+//! The simnet's developer calls, served only when the server runs with
+//! `--simnet-dev`: test coins from the faucet and blocks on demand. Scripts and
+//! tests call them; the dashboard shows them as buttons.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+use serde::{Deserialize, Serialize};
+
+use crate::api::ApiError;
+
+/// Whether the server runs with `--simnet-dev`, provided by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct SimnetDev(pub bool);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mined {
+    pub height: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Funded {
+    pub txid: String,
+}
+
+/// `POST /api/v1/simnet/mine {"blocks": N}` → `{"height": H}`.
+#[server(prefix = "/api/v1/simnet", endpoint = "mine", input = Json)]
+pub async fn mine(blocks: i64, _csrf: Option<String>) -> Result<Mined, ApiError> {
+    developer(_csrf.as_deref()).await?;
+    let height = crate::api::auth::engine()?.simnet.mine(blocks).await?;
+    Ok(Mined { height })
+}
+
+/// `POST /api/v1/simnet/faucet {"address": "...", "sats": N}` → `{"txid": ...}`,
+/// confirmed in the next block.
+#[server(prefix = "/api/v1/simnet", endpoint = "faucet", input = Json)]
+pub async fn faucet(address: String, sats: i64, _csrf: Option<String>) -> Result<Funded, ApiError> {
+    developer(_csrf.as_deref()).await?;
+    let amount = sats
+        .checked_mul(1000)
+        .map(engine::Msat)
+        .ok_or_else(|| engine::Error::invalid("sats", "sats is too large"))?;
+    let txid = crate::api::auth::engine()?
+        .simnet
+        .faucet(&address, amount)
+        .await?;
+    Ok(Funded { txid })
+}
+
+/// A signed-in writer on a server started with `--simnet-dev`; 404 otherwise.
+#[cfg(feature = "ssr")]
+async fn developer(csrf: Option<&str>) -> Result<(), ApiError> {
+    use crate::api::auth;
+    if !use_context::<SimnetDev>().is_some_and(|dev| dev.0) {
+        auth::set_status(404);
+        return Err(ApiError::new("not found"));
+    }
+    auth::writer(csrf).await.map(drop)
+}

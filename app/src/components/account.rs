@@ -1,0 +1,118 @@
+//! The frame of every wallet page: the signed-in account (or a way to sign in),
+//! the navigation, and the wallet's data kept fresh by the live updates.
+
+use leptos::prelude::*;
+use leptos_router::components::A;
+
+use super::Live;
+use crate::api::mylightning::{get_all_data, DataResponse};
+use crate::api::session::{me, Account, SignOut};
+use crate::api::ApiError;
+
+/// Renders `page` for the signed-in account, or `visitor` (by default, a link to
+/// sign in) for everyone else.
+#[component]
+pub fn SignedIn(
+    page: fn(Account) -> AnyView,
+    #[prop(optional)] visitor: Option<fn() -> AnyView>,
+) -> impl IntoView {
+    let me = Resource::new_blocking(|| (), |_| me());
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match me.await {
+                    Ok(Some(account)) => {
+                        Live::get().connect();
+                        view! {
+                            <WalletNav csrf=account.csrf.clone() />
+                            {page(account)}
+                        }
+                            .into_any()
+                    }
+                    Ok(None) => visitor.map_or_else(|| view! { <SignedOut /> }.into_any(), |v| v()),
+                    Err(err) => view! { <ErrorCard err /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn SignedOut() -> impl IntoView {
+    view! {
+        <section class="card narrow">
+            <h1>"You are signed out"</h1>
+            <p class="actions">
+                <a class="button" href="/signin">"Sign in"</a>
+                <a class="button secondary" href="/signup">"Create an account"</a>
+            </p>
+        </section>
+    }
+}
+
+/// A failure to load a page's data, where the data would be.
+#[component]
+pub fn ErrorCard(err: ApiError) -> impl IntoView {
+    view! { <p class="form-error card" role="alert">{err.to_string()}</p> }
+}
+
+#[component]
+fn WalletNav(csrf: String) -> impl IntoView {
+    let links = [
+        ("/", "Dashboard"),
+        ("/receive", "Receive"),
+        ("/send", "Send"),
+        ("/channels", "Channels"),
+        ("/contacts", "Contacts"),
+        ("/history", "History"),
+        ("/settings", "Settings"),
+    ];
+    view! {
+        <nav class="wallet-nav" aria-label="Wallet">
+            <ul>
+                {links
+                    .into_iter()
+                    .map(|(href, label)| view! { <li><A href=href exact=true>{label}</A></li> })
+                    .collect_view()}
+            </ul>
+            <SignOutButton csrf />
+        </nav>
+    }
+}
+
+/// Ends the session (a form, so it also works without JavaScript).
+#[component]
+pub fn SignOutButton(csrf: String) -> impl IntoView {
+    let sign_out = ServerAction::<SignOut>::new();
+    view! {
+        <ActionForm action=sign_out attr:class="sign-out">
+            <input type="hidden" name="csrf" value=csrf />
+            <button type="submit" class="secondary">"Sign out"</button>
+        </ActionForm>
+    }
+}
+
+/// The wallet's `getalldata`, read again whenever something happens to it.
+pub fn wallet_data() -> Resource<Result<DataResponse, ApiError>> {
+    let live = Live::get();
+    Resource::new_blocking(move || live.version.get(), |_| get_all_data())
+}
+
+/// Shows `render` of the wallet's data; while it is read again, the previous
+/// figures stay on screen.
+#[component]
+pub fn WithData(
+    data: Resource<Result<DataResponse, ApiError>>,
+    render: fn(DataResponse) -> AnyView,
+) -> impl IntoView {
+    view! {
+        <Transition fallback=|| view! { <p class="loading">"Loading your wallet…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(data) => render(data),
+                    Err(err) => view! { <ErrorCard err /> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}

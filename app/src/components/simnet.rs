@@ -1,0 +1,52 @@
+use leptos::prelude::*;
+
+use crate::api::simnet::{Faucet, Mine};
+use crate::pages::action_error;
+
+/// Test coins and blocks on demand, shown when the server runs with
+/// `--simnet-dev`.
+#[component]
+pub fn SimnetTools(address: String, csrf: String) -> impl IntoView {
+    let faucet = ServerAction::<Faucet>::new();
+    let mine = ServerAction::<Mine>::new();
+    let fund = {
+        let csrf = csrf.clone();
+        move |_| {
+            faucet.dispatch(Faucet {
+                address: address.clone(),
+                sats: 1_000_000,
+                _csrf: Some(csrf.clone()),
+            });
+        }
+    };
+    let blocks = move |count: i64| {
+        let csrf = csrf.clone();
+        move |_| {
+            mine.dispatch(Mine {
+                blocks: count,
+                _csrf: Some(csrf.clone()),
+            });
+        }
+    };
+    let busy = move || faucet.pending().get() || mine.pending().get();
+    view! {
+        <section class="card">
+            <h2>"Simnet"</h2>
+            <p class="hint">"Test coins and blocks, for this development server only."</p>
+            <p class="actions">
+                <button type="button" class="secondary" disabled=busy on:click=fund>
+                    "Get 1,000,000 test sats"
+                </button>
+                <button type="button" class="secondary" disabled=busy on:click=blocks(1)>"Mine 1 block"</button>
+                <button type="button" class="secondary" disabled=busy on:click=blocks(6)>"Mine 6 blocks"</button>
+            </p>
+            <p role="status" class="hint">
+                {move || faucet.value().get().and_then(|r| r.ok()).map(|_| "Coins sent: they count once a block is mined.")}
+                {move || mine.value().get().and_then(|r| r.ok()).map(|m| format!(" Block height {}.", m.height))}
+            </p>
+            <p class="form-error" role="alert">
+                {move || action_error(faucet, None).get().or_else(|| action_error(mine, None).get())}
+            </p>
+        </section>
+    }
+}

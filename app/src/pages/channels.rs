@@ -1,0 +1,258 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use super::{action_error, form_error};
+use crate::api::mylightning::{ChannelView, CloseChannel, DataResponse, OpenChannel};
+use crate::api::session::Account;
+use crate::api::Amount;
+use crate::components::{wallet_data, Field, Live, SignedIn, SimnetTools, WithData};
+
+#[component]
+pub fn ChannelsPage() -> impl IntoView {
+    view! {
+        <Title text="Channels · Ampere" />
+        <SignedIn page=|account| view! { <Channels account /> }.into_any() />
+    }
+}
+
+/// What the channel rows need beyond their channel.
+#[derive(Clone)]
+struct ChannelsState {
+    close: ServerAction<CloseChannel>,
+    account: Account,
+}
+
+/// The node's channels with their state and balances, opening one to a peer
+/// (the hub first) and closing one, cooperatively or by force. States move on
+/// live as blocks are mined.
+#[component]
+fn Channels(account: Account) -> impl IntoView {
+    let data = wallet_data();
+    let close = ServerAction::<CloseChannel>::new();
+    let live = Live::get();
+    Effect::new(move |_| {
+        if close.version().get() > 0 {
+            live.refresh();
+        }
+    });
+    provide_context(ChannelsState {
+        close,
+        account: account.clone(),
+    });
+    view! {
+        <h1>"Channels"</h1>
+        <WithData data render=|data| view! { <ChannelList data /> }.into_any() />
+        <p class="form-error" role="alert">{move || form_error(close, &["password"]).get()}</p>
+        <OpenChannelCard account=account.clone() data />
+        {account.simnet_dev.then(|| view! {
+            <WithData data render=|data| view! {
+                <SimnetTools address=data.address csrf=data.csrf />
+            }.into_any() />
+        })}
+    }
+}
+
+#[component]
+fn ChannelList(data: DataResponse) -> impl IntoView {
+    let channels: Vec<ChannelView> = data
+        .channels
+        .into_iter()
+        .filter(|c| c.state != "Closed")
+        .collect();
+    if channels.is_empty() {
+        return view! { <p class="card empty">"No channels yet. Open one to the hub below."</p> }
+            .into_any();
+    }
+    let unit = data.denomination;
+    let names = data.addressbook;
+    view! {
+        <ul class="list" aria-label="Channels">
+            {channels.into_iter().map(|channel| {
+                let peer = names.iter().find(|c| c.node_id == channel.node).map(|c| c.alias.clone());
+                view! { <ChannelRow channel peer unit=unit.clone() /> }
+            }).collect_view()}
+        </ul>
+    }
+    .into_any()
+}
+
+#[component]
+fn ChannelRow(channel: ChannelView, peer: Option<String>, unit: String) -> impl IntoView {
+    let ChannelsState { close, account } = expect_context::<ChannelsState>();
+    // The bar is a picture of the split; the figures beside it are exact.
+    let local: f64 = channel.balance.0.parse().unwrap_or(0.0);
+    let capacity: f64 = channel.capacity.0.parse().unwrap_or(0.0);
+    let share = if capacity > 0.0 {
+        (local / capacity * 100.0).clamp(0.0, 100.0)
+    } else {
+        0.0
+    };
+    let confirming = RwSignal::new(false);
+    let force = RwSignal::new(false);
+    let password = RwSignal::new(String::new());
+    let point = channel.channelpoint.clone();
+    let recheck = account.recheck_password;
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        close.dispatch(CloseChannel {
+            channelpoint: point.clone(),
+            force: Some(force.get_untracked()),
+            password: recheck.then(|| password.get_untracked()),
+            _csrf: Some(account.csrf.clone()),
+        });
+    };
+    let open = channel.state == "Open";
+    let closable = open || channel.state.starts_with("Pending");
+    let peer_name =
+        peer.unwrap_or_else(|| format!("{}…", &channel.node[..channel.node.len().min(16)]));
+    view! {
+        <li class="card channel" data-testid="channel">
+            <div class="row">
+                <strong class="grow">{peer_name.clone()}</strong>
+                <span class="badge" class:open=open data-testid="channel-state">{channel.state.clone()}</span>
+            </div>
+            <div class="bar" role="img"
+                aria-label=format!("{} {unit} on your side of {} {unit}", channel.balance.0, channel.capacity.0)>
+                <span style=format!("width: {share:.1}%")></span>
+            </div>
+            <dl class="facts">
+                <dt>"Yours"</dt>
+                <dd data-testid="channel-local">{format!("{} {unit}", channel.balance.0)}</dd>
+                <dt>"Theirs"</dt>
+                <dd data-testid="channel-remote">{format!("{} {unit}", channel.remote_balance.0)}</dd>
+                <dt>"Capacity"</dt>
+                <dd data-testid="channel-capacity">{format!("{} {unit}", channel.capacity.0)}</dd>
+                <dt>"Channel point"</dt>
+                <dd><code class="wrap small">{channel.channelpoint.clone()}</code></dd>
+            </dl>
+            {closable.then(|| view! {
+                <Show
+                    when=move || confirming.get()
+                    fallback=move || view! {
+                        <button type="button" class="secondary" on:click=move |_| confirming.set(true)>
+                            "Close channel"
+                        </button>
+                    }
+                >
+                    <form class="form confirm-box" on:submit=submit.clone()>
+                        <fieldset>
+                            <legend>"Close this channel?"</legend>
+                            <label class="check">
+                                <input type="radio" name="close-kind" prop:checked=move || !force.get()
+                                    on:change=move |_| force.set(false) />
+                                " Cooperatively: funds back on chain after 1 block"
+                            </label>
+                            <label class="check">
+                                <input type="radio" name="close-kind" prop:checked=move || force.get()
+                                    on:change=move |_| force.set(true) />
+                                " By force: without the peer, funds locked for several blocks"
+                            </label>
+                        </fieldset>
+                        {recheck.then(|| view! {
+                            <Field label="Your password" name="password" id="close-password" kind="password"
+                                autocomplete="current-password" value=password
+                                error=action_error(close, Some("password")) />
+                        })}
+                        <p class="actions">
+                            <button type="submit" class="danger" disabled=move || close.pending().get()>
+                                "Yes, close it"
+                            </button>
+                            <button type="button" class="secondary" on:click=move |_| confirming.set(false)>
+                                "Keep it open"
+                            </button>
+                        </p>
+                    </form>
+                </Show>
+            })}
+        </li>
+    }
+}
+
+/// Opens a channel funded from the on-chain balance; the hub is offered first.
+#[component]
+fn OpenChannelCard(
+    account: Account,
+    data: Resource<Result<DataResponse, crate::api::ApiError>>,
+) -> impl IntoView {
+    let open = ServerAction::<OpenChannel>::new();
+    let live = Live::get();
+    let peer = RwSignal::new(String::new());
+    let amount = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        if open.version().get() > 0 {
+            live.refresh();
+        }
+    });
+    // The hub is the peer a new wallet wants: it is filled in from the start.
+    Effect::new(move |_| {
+        let hub = data.get().and_then(|d| d.ok()).and_then(|d| {
+            d.addressbook
+                .into_iter()
+                .find(|c| c.alias == "hub")
+                .map(|c| c.node_id)
+        });
+        if let Some(hub) = hub {
+            if peer.get_untracked().is_empty() {
+                peer.set(hub);
+            }
+        }
+    });
+    let csrf = account.csrf.clone();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        open.dispatch(OpenChannel {
+            remotenode: peer.get_untracked().trim().to_string(),
+            amount: Amount(amount.get_untracked().trim().to_string()),
+            _csrf: Some(csrf.clone()),
+        });
+    };
+    // The hub first, then the other contacts.
+    let peers = move || {
+        let mut contacts = data
+            .get()
+            .and_then(|d| d.ok())
+            .map(|d| d.addressbook)
+            .unwrap_or_default();
+        contacts.sort_by_key(|c| c.alias != "hub");
+        contacts
+    };
+    let onchain = move || {
+        data.get().and_then(|d| d.ok()).map(|d| {
+            format!(
+                "{} {} on chain can fund a channel.",
+                d.balances.onchainfunds.0, d.denomination
+            )
+        })
+    };
+    let unit = account.denomination.clone();
+    view! {
+        <section class="card">
+            <h2>"Open a channel"</h2>
+            <form class="form" on:submit=submit>
+                <div class="field">
+                    <label for="open-peer">"Peer"</label>
+                    <select id="open-peer" on:change=move |ev| peer.set(event_target_value(&ev))>
+                        <option value="">"Choose a peer, or paste a node id below"</option>
+                        {move || peers().into_iter().map(|c| {
+                            let label = format!("{} ({}…)", c.alias, &c.node_id[..c.node_id.len().min(12)]);
+                            let selected = c.node_id == peer.get();
+                            view! { <option value=c.node_id.clone() selected=selected>{label}</option> }
+                        }).collect_view()}
+                    </select>
+                </div>
+                <Field label="Node id" name="remotenode" id="open-node" autocomplete="off"
+                    placeholder="02…@host:port" value=peer error=action_error(open, Some("remotenode")) />
+                <Field label=format!("Capacity ({unit})") name="amount" id="open-amount" inputmode="decimal"
+                    autocomplete="off" value=amount error=action_error(open, Some("amount")) />
+                <p class="hint">{onchain}</p>
+                <p class="form-error" role="alert">{move || form_error(open, &["remotenode", "amount"]).get()}</p>
+                <button type="submit" disabled=move || open.pending().get()>"Open channel"</button>
+            </form>
+            {move || open.value().get().and_then(|r| r.ok()).and_then(|r| r.channel).map(|c| view! {
+                <p class="success" role="status" data-testid="open-result">
+                    {format!("Channel {} is {}.", c.channelpoint, c.state.to_lowercase())}
+                </p>
+            })}
+        </section>
+    }
+}
