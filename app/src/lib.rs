@@ -1,6 +1,9 @@
 //! The Leptos application: pages and components rendered on the server and
 //! hydrated in the browser, and the server functions they (and scripts) call.
 
+// Leptos views are deeply nested types; the wallet pages outgrow the default.
+#![recursion_limit = "256"]
+
 pub mod api;
 mod components;
 mod pages;

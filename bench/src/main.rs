@@ -26,8 +26,8 @@ struct Args {
     /// How long each scenario runs.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
-    /// Scenarios to run, in order: login, ping, invoice, pay.
-    #[arg(long, value_delimiter = ',', default_value = "login,ping,invoice,pay")]
+    /// Scenarios to run, in order: login, ping, invoice, pay, dashboard.
+    #[arg(long, value_delimiter = ',', default_value = "login,ping,invoice,pay,dashboard")]
     scenarios: Vec<String>,
 }
 
@@ -73,6 +73,7 @@ async fn main() {
             "ping" => run(&args, &users, &client, Scenario::Ping, &pair).await,
             "invoice" => run(&args, &users, &client, Scenario::Invoice, &pair).await,
             "pay" => run(&args, &users, &client, Scenario::Pay, &pair).await,
+            "dashboard" => run(&args, &users, &client, Scenario::Dashboard, &pair).await,
             other => {
                 eprintln!("unknown scenario {other}");
                 std::process::exit(2);
@@ -94,6 +95,9 @@ enum Scenario {
     /// The payee creates an invoice and the payer pays it (`sendinvoice`), both
     /// with bearer tokens: one operation.
     Pay,
+    /// `GET /` with the session cookie: the signed-in dashboard rendered on the
+    /// server (balances, node, address), one page per request.
+    Dashboard,
 }
 
 impl Scenario {
@@ -101,7 +105,7 @@ impl Scenario {
     async fn prepare(self, client: &HttpClient, url: &str, user: &str) -> Option<String> {
         match self {
             Scenario::Login | Scenario::Invoice | Scenario::Pay => None,
-            Scenario::Ping => login(client, url, user).await,
+            Scenario::Ping | Scenario::Dashboard => login(client, url, user).await,
         }
     }
 
@@ -133,6 +137,10 @@ impl Scenario {
             Scenario::Ping => {
                 let uri = format!("{url}/rest/v1/ping");
                 send(client, Method::GET, &uri, cookie, None).await.0 == StatusCode::OK
+            }
+            Scenario::Dashboard => {
+                let (status, _, page) = send(client, Method::GET, &format!("{url}/"), cookie, None).await;
+                status == StatusCode::OK && page.contains(r#"data-testid="balance-total""#)
             }
         }
     }

@@ -2,24 +2,7 @@
 // sees next to the field that caused them, with and without JavaScript.
 import { test, expect } from '@playwright/test';
 
-const PASSWORD = 'Correct-horse-7';
-
-/** A username no other test (or earlier run on the same server) has used. */
-function uniqueName(prefix) {
-  return `${prefix}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-}
-
-async function open(page, path) {
-  await page.goto(path);
-  await expect(page.locator('body[data-hydrated]')).toBeAttached();
-}
-
-async function signUp(page, username) {
-  await open(page, '/signup');
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create account' }).click();
-}
+import { PASSWORD, open, signUp, uniqueName } from './support.mjs';
 
 test('a person signs up, signs out and signs in again', async ({ page }) => {
   const name = uniqueName('alice');

@@ -78,7 +78,6 @@ fn ChannelList(data: DataResponse) -> impl IntoView {
 
 #[component]
 fn ChannelRow(channel: ChannelView, peer: Option<String>, unit: String) -> impl IntoView {
-    let ChannelsState { close, account } = expect_context::<ChannelsState>();
     // The bar is a picture of the split; the figures beside it are exact.
     let local: f64 = channel.balance.0.parse().unwrap_or(0.0);
     let capacity: f64 = channel.capacity.0.parse().unwrap_or(0.0);
@@ -87,28 +86,15 @@ fn ChannelRow(channel: ChannelView, peer: Option<String>, unit: String) -> impl 
     } else {
         0.0
     };
-    let confirming = RwSignal::new(false);
-    let force = RwSignal::new(false);
-    let password = RwSignal::new(String::new());
-    let point = channel.channelpoint.clone();
-    let recheck = account.recheck_password;
-    let submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        close.dispatch(CloseChannel {
-            channelpoint: point.clone(),
-            force: Some(force.get_untracked()),
-            password: recheck.then(|| password.get_untracked()),
-            _csrf: Some(account.csrf.clone()),
-        });
-    };
     let open = channel.state == "Open";
     let closable = open || channel.state.starts_with("Pending");
     let peer_name =
         peer.unwrap_or_else(|| format!("{}…", &channel.node[..channel.node.len().min(16)]));
+    let point = channel.channelpoint.clone();
     view! {
         <li class="card channel" data-testid="channel">
             <div class="row">
-                <strong class="grow">{peer_name.clone()}</strong>
+                <strong class="grow">{peer_name}</strong>
                 <span class="badge" class:open=open data-testid="channel-state">{channel.state.clone()}</span>
             </div>
             <div class="bar" role="img"
@@ -125,46 +111,67 @@ fn ChannelRow(channel: ChannelView, peer: Option<String>, unit: String) -> impl 
                 <dt>"Channel point"</dt>
                 <dd><code class="wrap small">{channel.channelpoint.clone()}</code></dd>
             </dl>
-            {closable.then(|| view! {
-                <Show
-                    when=move || confirming.get()
-                    fallback=move || view! {
-                        <button type="button" class="secondary" on:click=move |_| confirming.set(true)>
-                            "Close channel"
-                        </button>
-                    }
-                >
-                    <form class="form confirm-box" on:submit=submit.clone()>
-                        <fieldset>
-                            <legend>"Close this channel?"</legend>
-                            <label class="check">
-                                <input type="radio" name="close-kind" prop:checked=move || !force.get()
-                                    on:change=move |_| force.set(false) />
-                                " Cooperatively: funds back on chain after 1 block"
-                            </label>
-                            <label class="check">
-                                <input type="radio" name="close-kind" prop:checked=move || force.get()
-                                    on:change=move |_| force.set(true) />
-                                " By force: without the peer, funds locked for several blocks"
-                            </label>
-                        </fieldset>
-                        {recheck.then(|| view! {
-                            <Field label="Your password" name="password" id="close-password" kind="password"
-                                autocomplete="current-password" value=password
-                                error=action_error(close, Some("password")) />
-                        })}
-                        <p class="actions">
-                            <button type="submit" class="danger" disabled=move || close.pending().get()>
-                                "Yes, close it"
-                            </button>
-                            <button type="button" class="secondary" on:click=move |_| confirming.set(false)>
-                                "Keep it open"
-                            </button>
-                        </p>
-                    </form>
-                </Show>
-            })}
+            {closable.then(|| view! { <CloseChannelForm point /> }.into_any())}
         </li>
+    }
+}
+
+/// Closes a channel after asking how (cooperatively or by force) and, when the
+/// account wants it, for the password.
+#[component]
+fn CloseChannelForm(point: String) -> impl IntoView {
+    let ChannelsState { close, account } = expect_context::<ChannelsState>();
+    let confirming = RwSignal::new(false);
+    let force = RwSignal::new(false);
+    let password = RwSignal::new(String::new());
+    let recheck = account.recheck_password;
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        close.dispatch(CloseChannel {
+            channelpoint: point.clone(),
+            force: Some(force.get_untracked()),
+            password: recheck.then(|| password.get_untracked()),
+            _csrf: Some(account.csrf.clone()),
+        });
+    };
+    view! {
+        <Show
+            when=move || confirming.get()
+            fallback=move || view! {
+                <button type="button" class="secondary" on:click=move |_| confirming.set(true)>
+                    "Close channel"
+                </button>
+            }
+        >
+            <form class="form confirm-box" on:submit=submit.clone()>
+                <fieldset>
+                    <legend>"Close this channel?"</legend>
+                    <label class="check">
+                        <input type="radio" name="close-kind" prop:checked=move || !force.get()
+                            on:change=move |_| force.set(false) />
+                        " Cooperatively: funds back on chain after 1 block"
+                    </label>
+                    <label class="check">
+                        <input type="radio" name="close-kind" prop:checked=move || force.get()
+                            on:change=move |_| force.set(true) />
+                        " By force: without the peer, funds locked for several blocks"
+                    </label>
+                </fieldset>
+                {recheck.then(|| view! {
+                    <Field label="Your password" name="password" id="close-password" kind="password"
+                        autocomplete="current-password" value=password
+                        error=action_error(close, Some("password")) />
+                }.into_any())}
+                <p class="actions">
+                    <button type="submit" class="danger" disabled=move || close.pending().get()>
+                        "Yes, close it"
+                    </button>
+                    <button type="button" class="secondary" on:click=move |_| confirming.set(false)>
+                        "Keep it open"
+                    </button>
+                </p>
+            </form>
+        </Show>
     }
 }
 

@@ -1,0 +1,70 @@
+// What the browser tests share: unique names, signing up and in through the
+// pages, and reading the same account over the API to compare figures.
+import { expect } from '@playwright/test';
+
+export const PASSWORD = 'Correct-horse-7';
+
+/** A username no other test (or earlier run on the same server) has used. */
+export function uniqueName(prefix) {
+  return `${prefix}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+}
+
+/** Opens a page and waits until it reacts to input. */
+export async function open(page, path) {
+  await page.goto(path);
+  await expect(page.locator('body[data-hydrated]')).toBeAttached();
+}
+
+export async function signUp(page, username) {
+  await open(page, '/signup');
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+}
+
+export async function signIn(page, username, password = PASSWORD) {
+  await open(page, '/signin');
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('username')).toHaveText(username);
+}
+
+/** The account's `getalldata`, read with the page's own session cookie. */
+export async function apiData(page) {
+  const reply = await page.request.get('/rest/v1/getalldata');
+  expect(reply.status()).toBe(200);
+  return reply.json();
+}
+
+/** An account made over the API, with a bearer token for calls. */
+export async function apiAccount(request, prefix) {
+  const name = uniqueName(prefix);
+  const created = await request.post('/api/v1/auth/register', { data: { username: name, password: PASSWORD } });
+  expect(created.status()).toBe(201);
+  const headers = { Authorization: `Bearer ${(await created.json()).access_token}` };
+  const call = async (path, data) => {
+    const reply = await request.post(path, { headers, data });
+    expect(reply.status(), path).toBe(200);
+    const body = await reply.json();
+    expect(body.error, path).toBeUndefined();
+    return body;
+  };
+  const data = async () => (await request.get('/rest/v1/getalldata', { headers })).json();
+  return { name, headers, call, data };
+}
+
+/** Funds an API account and opens a channel to the hub, open both ways. */
+export async function connectToHub(account, sats = 100000) {
+  const data = await account.data();
+  await account.call('/api/v1/simnet/faucet', { address: data.address, sats: sats * 5 });
+  await account.call('/api/v1/simnet/mine', { blocks: 1 });
+  const hub = data.addressbook.find((c) => c.alias === 'hub');
+  await account.call('/rest/v1/openchannel', { remotenode: hub.nodeId, amount: sats });
+  await account.call('/api/v1/simnet/mine', { blocks: 6 });
+}
+
+/** How the pages print an amount from the API (a JSON number). */
+export function shown(amount) {
+  return String(amount);
+}
