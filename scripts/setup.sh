@@ -72,5 +72,6 @@ setup_venv() {
 
 build_release() {
   say "building the release server and WASM bundle"
-  (cd "$ROOT" && cargo leptos build --release)
+  # --split: pages marked lazy (LazyRoute) become WASM chunks loaded on demand.
+  (cd "$ROOT" && cargo leptos build --release --split)
 }

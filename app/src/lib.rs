@@ -12,7 +12,7 @@ pub mod qr;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{SsrMode, StaticSegment};
+use leptos_router::{Lazy, SsrMode, StaticSegment};
 
 use components::Live;
 use pages::{
@@ -59,12 +59,12 @@ pub fn App() -> impl IntoView {
                     // In order: the page's data is in the HTML itself, so it reads
                     // complete without JavaScript (out-of-order streaming needs JS).
                     <Route path=StaticSegment("") view=HomePage ssr=SsrMode::InOrder />
-                    <Route path=StaticSegment("receive") view=ReceivePage ssr=SsrMode::InOrder />
-                    <Route path=StaticSegment("send") view=SendPage ssr=SsrMode::InOrder />
-                    <Route path=StaticSegment("channels") view=ChannelsPage ssr=SsrMode::InOrder />
-                    <Route path=StaticSegment("contacts") view=ContactsPage ssr=SsrMode::InOrder />
-                    <Route path=StaticSegment("history") view=HistoryPage ssr=SsrMode::InOrder />
-                    <Route path=StaticSegment("settings") view=SettingsPage ssr=SsrMode::InOrder />
+                    <Route path=StaticSegment("receive") view={Lazy::<ReceivePage>::new()} ssr=SsrMode::InOrder />
+                    <Route path=StaticSegment("send") view={Lazy::<SendPage>::new()} ssr=SsrMode::InOrder />
+                    <Route path=StaticSegment("channels") view={Lazy::<ChannelsPage>::new()} ssr=SsrMode::InOrder />
+                    <Route path=StaticSegment("contacts") view={Lazy::<ContactsPage>::new()} ssr=SsrMode::InOrder />
+                    <Route path=StaticSegment("history") view={Lazy::<HistoryPage>::new()} ssr=SsrMode::InOrder />
+                    <Route path=StaticSegment("settings") view={Lazy::<SettingsPage>::new()} ssr=SsrMode::InOrder />
                     <Route path=StaticSegment("signin") view=SignInPage />
                     <Route path=StaticSegment("signup") view=SignUpPage />
                 </Routes>

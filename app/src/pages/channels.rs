@@ -1,5 +1,6 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
 
 use super::{action_error, form_error};
 use crate::api::mylightning::{ChannelView, CloseChannel, DataResponse, OpenChannel};
@@ -7,11 +8,22 @@ use crate::api::session::Account;
 use crate::api::Amount;
 use crate::components::{wallet_data, Field, Live, SignedIn, SimnetTools, WithData};
 
-#[component]
-pub fn ChannelsPage() -> impl IntoView {
-    view! {
-        <Title text="Channels · Ampere" />
-        <SignedIn page=|account| view! { <Channels account /> }.into_any() />
+/// The channels page, loaded on demand: its code is a separate WASM chunk.
+pub struct ChannelsPage;
+
+#[lazy_route]
+impl LazyRoute for ChannelsPage {
+    fn data() -> Self {
+        ChannelsPage
+    }
+
+    fn view(this: Self) -> AnyView {
+        let ChannelsPage = this;
+        view! {
+            <Title text="Channels · Ampere" />
+            <SignedIn page=|account| view! { <Channels account /> }.into_any() />
+        }
+        .into_any()
     }
 }
 
@@ -91,10 +103,11 @@ fn ChannelRow(channel: ChannelView, peer: Option<String>, unit: String) -> impl 
     let peer_name =
         peer.unwrap_or_else(|| format!("{}…", &channel.node[..channel.node.len().min(16)]));
     let point = channel.channelpoint.clone();
+    let opener = if channel.initiator { "Opened by you" } else { "Opened by the peer" };
     view! {
         <li class="card channel" data-testid="channel">
             <div class="row">
-                <strong class="grow">{peer_name}</strong>
+                <strong class="grow">{peer_name} <span class="hint">{opener}</span></strong>
                 <span class="badge" class:open=open data-testid="channel-state">{channel.state.clone()}</span>
             </div>
             <div class="bar" role="img"
@@ -213,24 +226,6 @@ fn OpenChannelCard(
             _csrf: Some(csrf.clone()),
         });
     };
-    // The hub first, then the other contacts.
-    let peers = move || {
-        let mut contacts = data
-            .get()
-            .and_then(|d| d.ok())
-            .map(|d| d.addressbook)
-            .unwrap_or_default();
-        contacts.sort_by_key(|c| c.alias != "hub");
-        contacts
-    };
-    let onchain = move || {
-        data.get().and_then(|d| d.ok()).map(|d| {
-            format!(
-                "{} {} on chain can fund a channel.",
-                d.balances.onchainfunds.0, d.denomination
-            )
-        })
-    };
     let unit = account.denomination.clone();
     view! {
         <section class="card">
@@ -240,18 +235,38 @@ fn OpenChannelCard(
                     <label for="open-peer">"Peer"</label>
                     <select id="open-peer" on:change=move |ev| peer.set(event_target_value(&ev))>
                         <option value="">"Choose a peer, or paste a node id below"</option>
-                        {move || peers().into_iter().map(|c| {
-                            let label = format!("{} ({}…)", c.alias, &c.node_id[..c.node_id.len().min(12)]);
-                            let selected = c.node_id == peer.get();
-                            view! { <option value=c.node_id.clone() selected=selected>{label}</option> }
-                        }).collect_view()}
+                        // Read inside a transition, as on the server, so hydration
+                        // finds the same options. The hub first.
+                        <Transition>
+                            {move || Suspend::new(async move {
+                                data.await.ok().map(|d| {
+                                    let mut peers = d.addressbook;
+                                    peers.sort_by_key(|c| c.alias != "hub");
+                                    peers.into_iter().map(|c| {
+                                        let label = format!("{} ({}…)", c.alias, &c.node_id[..c.node_id.len().min(12)]);
+                                        let id = c.node_id.clone();
+                                        view! {
+                                            <option value=c.node_id selected=move || peer.get() == id>{label}</option>
+                                        }
+                                    }).collect_view()
+                                })
+                            })}
+                        </Transition>
                     </select>
                 </div>
                 <Field label="Node id" name="remotenode" id="open-node" autocomplete="off"
                     placeholder="02…@host:port" value=peer error=action_error(open, Some("remotenode")) />
                 <Field label=format!("Capacity ({unit})") name="amount" id="open-amount" inputmode="decimal"
                     autocomplete="off" value=amount error=action_error(open, Some("amount")) />
-                <p class="hint">{onchain}</p>
+                <Transition>
+                    {move || Suspend::new(async move {
+                        data.await.ok().map(|d| view! {
+                            <p class="hint">
+                                {format!("{} {} on chain can fund a channel.", d.balances.onchainfunds.0, d.denomination)}
+                            </p>
+                        })
+                    })}
+                </Transition>
                 <p class="form-error" role="alert">{move || form_error(open, &["remotenode", "amount"]).get()}</p>
                 <button type="submit" disabled=move || open.pending().get()>"Open channel"</button>
             </form>

@@ -1,5 +1,6 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
 
 use super::{action_error, form_error};
 use crate::api::mylightning::{AddContact, ContactView, DataResponse, QuickPay, RemoveContact};
@@ -7,11 +8,22 @@ use crate::api::session::Account;
 use crate::api::Amount;
 use crate::components::{wallet_data, Field, Live, SignedIn, WithData};
 
-#[component]
-pub fn ContactsPage() -> impl IntoView {
-    view! {
-        <Title text="Contacts · Ampere" />
-        <SignedIn page=|account| view! { <Contacts account /> }.into_any() />
+/// The contacts page, loaded on demand: its code is a separate WASM chunk.
+pub struct ContactsPage;
+
+#[lazy_route]
+impl LazyRoute for ContactsPage {
+    fn data() -> Self {
+        ContactsPage
+    }
+
+    fn view(this: Self) -> AnyView {
+        let ContactsPage = this;
+        view! {
+            <Title text="Contacts · Ampere" />
+            <SignedIn page=|account| view! { <Contacts account /> }.into_any() />
+        }
+        .into_any()
     }
 }
 
@@ -127,17 +139,6 @@ fn QuickPayCard(
             _csrf: Some(account.csrf.clone()),
         });
     };
-    let aliases = move || {
-        data.get()
-            .and_then(|d| d.ok())
-            .map(|d| {
-                d.addressbook
-                    .into_iter()
-                    .map(|c| c.alias)
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default()
-    };
     let unit = account.denomination.clone();
     view! {
         <section class="card">
@@ -147,9 +148,16 @@ fn QuickPayCard(
                     <label for="quickpay-dest">"Contact"</label>
                     <select id="quickpay-dest" bind:value=dest required>
                         <option value="">"Choose…"</option>
-                        {move || aliases().into_iter().map(|alias| view! {
-                            <option value=alias.clone()>{alias.clone()}</option>
-                        }).collect_view()}
+                        // Read inside a transition, as on the server, so hydration
+                        // finds the same options.
+                        <Transition>
+                            {move || Suspend::new(async move {
+                                data.await.ok().map(|d| d.addressbook.into_iter().map(|c| {
+                                    let label = c.alias.clone();
+                                    view! { <option value=c.alias>{label}</option> }
+                                }).collect_view())
+                            })}
+                        </Transition>
                     </select>
                     <p class="field-error" role="alert">{move || action_error(pay, Some("dest")).get()}</p>
                 </div>

@@ -1,5 +1,6 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
@@ -7,11 +8,22 @@ use crate::api::mylightning::{history, TransactionView, HISTORY_PAGE};
 use crate::api::session::Account;
 use crate::components::{ErrorCard, Live, SignedIn};
 
-#[component]
-pub fn HistoryPage() -> impl IntoView {
-    view! {
-        <Title text="History · Ampere" />
-        <SignedIn page=|account| view! { <History account /> }.into_any() />
+/// The history page, loaded on demand: its code is a separate WASM chunk.
+pub struct HistoryPage;
+
+#[lazy_route]
+impl LazyRoute for HistoryPage {
+    fn data() -> Self {
+        HistoryPage
+    }
+
+    fn view(this: Self) -> AnyView {
+        let HistoryPage = this;
+        view! {
+            <Title text="History · Ampere" />
+            <SignedIn page=|account| view! { <History account /> }.into_any() />
+        }
+        .into_any()
     }
 }
 

@@ -1,5 +1,6 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
 
 use super::{action_error, form_error};
 use crate::api::mylightning::{CreateInvoice, CreateInvoiceResponse};
@@ -7,11 +8,22 @@ use crate::api::session::Account;
 use crate::api::Amount;
 use crate::components::{now_seconds, CopyButton, Field, Live, QrCode, SignedIn};
 
-#[component]
-pub fn ReceivePage() -> impl IntoView {
-    view! {
-        <Title text="Receive · Ampere" />
-        <SignedIn page=|account| view! { <Receive account /> }.into_any() />
+/// The receive page, loaded on demand: its code is a separate WASM chunk.
+pub struct ReceivePage;
+
+#[lazy_route]
+impl LazyRoute for ReceivePage {
+    fn data() -> Self {
+        ReceivePage
+    }
+
+    fn view(this: Self) -> AnyView {
+        let ReceivePage = this;
+        view! {
+            <Title text="Receive · Ampere" />
+            <SignedIn page=|account| view! { <Receive account /> }.into_any() />
+        }
+        .into_any()
     }
 }
 

@@ -1,5 +1,6 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
 
 use super::{action_error, form_error};
 use crate::api::mylightning::{DecodeInvoice, DecodedInvoice, SendInvoice};
@@ -7,11 +8,22 @@ use crate::api::session::Account;
 use crate::api::Amount;
 use crate::components::{now_seconds, Field, Live, Scanner, SignedIn};
 
-#[component]
-pub fn SendPage() -> impl IntoView {
-    view! {
-        <Title text="Send · Ampere" />
-        <SignedIn page=|account| view! { <Send account /> }.into_any() />
+/// The send page, loaded on demand: its code is a separate WASM chunk.
+pub struct SendPage;
+
+#[lazy_route]
+impl LazyRoute for SendPage {
+    fn data() -> Self {
+        SendPage
+    }
+
+    fn view(this: Self) -> AnyView {
+        let SendPage = this;
+        view! {
+            <Title text="Send · Ampere" />
+            <SignedIn page=|account| view! { <Send account /> }.into_any() />
+        }
+        .into_any()
     }
 }
 

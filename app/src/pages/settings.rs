@@ -1,16 +1,28 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
 
 use super::{action_error, form_error};
 use crate::api::mylightning::UpdateSettings;
 use crate::api::session::{Account, ChangePassword};
 use crate::components::{Field, SignOutButton, SignedIn};
 
-#[component]
-pub fn SettingsPage() -> impl IntoView {
-    view! {
-        <Title text="Settings · Ampere" />
-        <SignedIn page=|account| view! { <Settings account /> }.into_any() />
+/// The settings page, loaded on demand: its code is a separate WASM chunk.
+pub struct SettingsPage;
+
+#[lazy_route]
+impl LazyRoute for SettingsPage {
+    fn data() -> Self {
+        SettingsPage
+    }
+
+    fn view(this: Self) -> AnyView {
+        let SettingsPage = this;
+        view! {
+            <Title text="Settings · Ampere" />
+            <SignedIn page=|account| view! { <Settings account /> }.into_any() />
+        }
+        .into_any()
     }
 }
 
