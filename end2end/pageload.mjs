@@ -3,7 +3,7 @@
 // from navigation to an interactive (hydrated) dashboard in headless Chromium.
 // Usage: node end2end/pageload.mjs <server url> [runs]
 import { chromium } from '@playwright/test';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync, brotliCompressSync, constants } from 'node:zlib';
@@ -13,13 +13,33 @@ const [url, runsArg] = process.argv.slice(2);
 const runs = Number(runsArg ?? 20);
 
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
-console.log('\nbundle            raw       gzip     brotli');
-for (const file of ['ampere.wasm', 'ampere.js', 'ampere.css']) {
-  const bytes = readFileSync(join(root, 'target/site/pkg', file));
-  const gzip = gzipSync(bytes, { level: 9 }).length;
-  const brotli = brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length;
-  console.log(`${file.padEnd(14)} ${kb(bytes.length).padStart(9)} ${kb(gzip).padStart(9)} ${kb(brotli).padStart(9)}`);
+const pkg = join(root, 'target/site/pkg');
+const sizes = (file) => {
+  const bytes = readFileSync(join(pkg, file));
+  return {
+    raw: bytes.length,
+    gzip: gzipSync(bytes, { level: 9 }).length,
+    brotli: brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length,
+  };
+};
+const row = (label, s) => console.log(`${label.padEnd(44)} ${kb(s.raw).padStart(10)} ${kb(s.gzip).padStart(10)} ${kb(s.brotli).padStart(10)}`);
+const add = (a, b) => ({ raw: a.raw + b.raw, gzip: a.gzip + b.gzip, brotli: a.brotli + b.brotli });
+const zero = { raw: 0, gzip: 0, brotli: 0 };
+console.log(`\n${'bundle (target/site/pkg)'.padEnd(44)} ${'raw'.padStart(10)} ${'gzip'.padStart(10)} ${'brotli'.padStart(10)}`);
+const files = readdirSync(pkg).filter((f) => /\.(wasm|js|css)$/.test(f)).sort();
+let main = zero;
+let all = zero;
+let allWasm = zero;
+for (const file of files) {
+  const s = sizes(file);
+  row(file, s);
+  all = add(all, s);
+  if (file.endsWith('.wasm')) allWasm = add(allWasm, s);
+  if (['ampere.wasm', 'ampere.js', 'ampere.css'].includes(file)) main = add(main, s);
 }
+row('main: ampere.wasm + .js + .css (dashboard)', main);
+row('every .wasm (main and lazy chunks)', allWasm);
+row('everything', all);
 
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',

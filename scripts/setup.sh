@@ -72,6 +72,10 @@ setup_venv() {
 
 build_release() {
   say "building the release server and WASM bundle"
+  # cargo-leptos' split step trips over files it did not write: the compressed
+  # copies are made anew after each build.
+  rm -f "$ROOT"/target/site/pkg/*.br "$ROOT"/target/site/pkg/*.gz
   # --split: pages marked lazy (LazyRoute) become WASM chunks loaded on demand.
   (cd "$ROOT" && cargo leptos build --release --split)
+  node "$ROOT/scripts/precompress.mjs" "$ROOT/target/site/pkg"
 }

@@ -98,11 +98,11 @@ test('a person pays an invoice after reading what it asks for, once', async ({ p
   await expect(page.getByTestId('balance-lightning')).toHaveText('100000');
   await page.getByRole('link', { name: 'Send' }).click();
 
-  await page.getByLabel('Invoice').fill('lnbcrt1nonsense');
+  await page.getByLabel('Invoice', { exact: true }).fill('lnbcrt1nonsense');
   await page.getByRole('button', { name: 'Review' }).click();
   await expect(page.locator('#send-invoice-error')).not.toBeEmpty();
 
-  await page.getByLabel('Invoice').fill(`lightning:${invoice}`);
+  await page.getByLabel('Invoice', { exact: true }).fill(`lightning:${invoice}`);
   await page.getByRole('button', { name: 'Review' }).click();
   await expect(page.getByTestId('send-amount')).toHaveText('1234 sat');
   await expect(page.getByTestId('send-memo')).toHaveText('lunch <b>');
@@ -137,7 +137,7 @@ test('an invoice is read from a photo of its QR code', async ({ page, request })
   await page.getByLabel('Read a photo of a QR code').setInputFiles({
     name: 'invoice.png', mimeType: 'image/png', buffer: await png.body(),
   });
-  await expect(page.getByLabel('Invoice')).toHaveValue(invoice.toUpperCase());
+  await expect(page.getByLabel('Invoice', { exact: true })).toHaveValue(invoice.toUpperCase());
   await expect(page.getByTestId('send-amount')).toHaveText('777 sat');
   await expect(page.getByTestId('send-memo')).toHaveText('from a photo');
 

@@ -39,9 +39,9 @@ async function balancesMatch(page) {
   return data;
 }
 
-/** The row of the channel of this capacity (the hub opens one back of its own size). */
+/** The row of the channel this account opened (the hub opens one back too). */
 function channelOf(page, capacity) {
-  return page.getByTestId('channel').filter({
+  return page.getByTestId('channel').filter({ hasText: 'Opened by you' }).filter({
     has: page.getByTestId('channel-capacity').filter({ hasText: new RegExp(`^${capacity} sat$`) }),
   });
 }
@@ -100,7 +100,7 @@ test('alice and bob: faucet, channels, receive, pay, QuickPay, close', async ({ 
   await photograph(alice, 'receive');
 
   await open(bob, '/send');
-  await bob.getByLabel('Invoice').fill(invoice);
+  await bob.getByLabel('Invoice', { exact: true }).fill(invoice);
   await bob.getByRole('button', { name: 'Review' }).click();
   await expect(bob.getByTestId('send-amount')).toHaveText('25000 sat');
   await expect(bob.getByTestId('send-memo')).toHaveText('rent <share>');
@@ -119,7 +119,7 @@ test('alice and bob: faucet, channels, receive, pay, QuickPay, close', async ({ 
   await bob.getByRole('button', { name: 'Create invoice' }).click();
   const bobInvoice = await bob.getByTestId('invoice').textContent();
   await open(alice, '/send');
-  await alice.getByLabel('Invoice').fill(bobInvoice);
+  await alice.getByLabel('Invoice', { exact: true }).fill(bobInvoice);
   await alice.getByRole('button', { name: 'Review' }).click();
   await alice.getByLabel('Save the payee as (optional)').fill('bob');
   await alice.getByLabel('Your password').fill(PASSWORD);

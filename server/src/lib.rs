@@ -1,6 +1,9 @@
 //! The Ampere server: configuration, start-up and shutdown, and the axum router
 //! that joins the Leptos app, its server functions and the REST APIs.
 
+// The app's views are deeply nested types, rendered here on the server.
+#![recursion_limit = "256"]
+
 mod accounts_api;
 mod config;
 mod sessions;
@@ -126,8 +129,17 @@ pub fn app(state: AppState, sessions: SessionManagerLayer<Sessions>) -> Router {
     let public_url = state.public_url.clone();
     let simnet_dev = SimnetDev(state.simnet_dev);
     let options = state.leptos_options.clone();
+    // The bundle as built, compressed ahead of time (scripts/precompress.mjs):
+    // brotli or gzip as the browser accepts, the plain file otherwise.
+    let pkg = std::path::Path::new(&*options.site_root).join(&*options.site_pkg_dir);
     Router::new()
         .route("/healthz", get(healthz))
+        .nest_service(
+            &format!("/{}", options.site_pkg_dir),
+            tower_http::services::ServeDir::new(pkg)
+                .precompressed_br()
+                .precompressed_gzip(),
+        )
         .merge(accounts_api::router())
         .merge(wallet_api::router())
         .leptos_routes_with_context(

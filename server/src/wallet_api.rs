@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tower_sessions::Session;
 
@@ -140,33 +141,52 @@ async fn events(State(engine): State<Engine>, parts: Parts, session: Session) ->
         Ok(node) => node.pubkey,
         Err(_) => return my_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     };
-    Sse::new(event_stream(engine.simnet.subscribe(), node))
+    let events = engine.simnet.subscribe();
+    Sse::new(event_stream(engine, caller, events, node))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
 
 fn event_stream(
+    engine: Engine,
+    caller: Caller,
     events: tokio::sync::broadcast::Receiver<engine::simnet::Event>,
     node: String,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    BroadcastStream::new(events).filter_map(move |event| {
-        let node = node.clone();
-        async move {
-            let event = match event {
-                Ok(event) => event,
-                // A slow reader missed some: tell it to refresh.
-                Err(_) => {
-                    return Some(Ok(Event::default().data(r#"{"type":"lagged"}"#)));
-                }
-            };
-            if !event.nodes.is_empty() && !event.nodes.contains(&node) {
-                return None;
+    BroadcastStream::new(events)
+        .then(move |event| {
+            let (engine, caller, node) = (engine.clone(), caller.clone(), node.clone());
+            async move {
+                // A password change (or a deleted account) ends the stream: the
+                // events are the account's, and its old credentials are not.
+                let still_valid = engine
+                    .accounts
+                    .authenticate(&caller.user.id.0, caller.user.auth_version)
+                    .await
+                    .is_ok();
+                still_valid.then(|| sse_event(event, &node))
             }
-            serde_json::to_string(&event)
-                .ok()
-                .map(|json| Ok(Event::default().data(json)))
-        }
-    })
+        })
+        .take_while(|item| futures_util::future::ready(item.is_some()))
+        .filter_map(|item| futures_util::future::ready(item.flatten()))
+}
+
+/// The SSE event for `event` if it concerns `node`.
+fn sse_event(
+    event: Result<engine::simnet::Event, BroadcastStreamRecvError>,
+    node: &str,
+) -> Option<Result<Event, Infallible>> {
+    let event = match event {
+        Ok(event) => event,
+        // A slow reader missed some: tell it to refresh.
+        Err(_) => return Some(Ok(Event::default().data(r#"{"type":"lagged"}"#))),
+    };
+    if !event.nodes.is_empty() && !event.nodes.iter().any(|n| n == node) {
+        return None;
+    }
+    serde_json::to_string(&event)
+        .ok()
+        .map(|json| Ok(Event::default().data(json)))
 }
 
 #[derive(Deserialize)]

@@ -84,8 +84,9 @@ fn WalletNav(csrf: String) -> impl IntoView {
 #[component]
 pub fn SignOutButton(csrf: String) -> impl IntoView {
     let sign_out = ServerAction::<SignOut>::new();
+    let live = Live::get();
     view! {
-        <ActionForm action=sign_out attr:class="sign-out">
+        <ActionForm action=sign_out attr:class="sign-out" on:submit=move |_| live.disconnect()>
             <input type="hidden" name="csrf" value=csrf />
             <button type="submit" class="secondary">"Sign out"</button>
         </ActionForm>

@@ -36,11 +36,17 @@ impl Live {
         #[cfg(feature = "hydrate")]
         browser::connect(self);
     }
+
+    /// Closes the event stream (at sign-out: the account's events stop here).
+    pub fn disconnect(self) {
+        #[cfg(feature = "hydrate")]
+        browser::disconnect();
+    }
 }
 
 #[cfg(feature = "hydrate")]
 mod browser {
-    use std::cell::Cell;
+    use std::cell::{Cell, RefCell};
 
     use serde::Deserialize;
     use wasm_bindgen::closure::Closure;
@@ -59,16 +65,21 @@ mod browser {
     }
 
     thread_local! {
-        static OPEN: Cell<bool> = const { Cell::new(false) };
+        static SOURCE: RefCell<Option<web_sys::EventSource>> = const { RefCell::new(None) };
         static REFRESH_DUE: Cell<bool> = const { Cell::new(false) };
     }
 
+    pub fn disconnect() {
+        if let Some(source) = SOURCE.with(|s| s.borrow_mut().take()) {
+            source.close();
+        }
+    }
+
     pub fn connect(live: Live) {
-        if OPEN.with(|open| open.replace(true)) {
+        if SOURCE.with(|s| s.borrow().is_some()) {
             return;
         }
         let Ok(source) = web_sys::EventSource::new("/rest/v1/events") else {
-            OPEN.with(|open| open.set(false));
             return;
         };
         let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
@@ -102,8 +113,7 @@ mod browser {
         });
         source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         on_open.forget();
-        // The stream lives as long as the page.
-        std::mem::forget(source);
+        SOURCE.with(|s| *s.borrow_mut() = Some(source));
     }
 
     fn refresh_soon(live: Live) {
