@@ -35,7 +35,7 @@ setup_build() {
 setup_npm() {
   local stamp="$ROOT/node_modules/.ampere-lock"
   if ! cmp -s "$ROOT/package-lock.json" "$stamp" 2>/dev/null; then
-    say "installing npm packages (binaryen, Playwright)"
+    say "installing npm packages (binaryen, Playwright, axe-core)"
     (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
     cp "$ROOT/package-lock.json" "$stamp"
   fi

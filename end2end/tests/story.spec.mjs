@@ -8,15 +8,17 @@ import { mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { PASSWORD, apiData, open, signUp, uniqueName } from './support.mjs';
+import { PASSWORD, accessible, apiData, open, signUp, uniqueName } from './support.mjs';
 
 const screenshots = join(dirname(fileURLToPath(import.meta.url)), '../artifacts/screenshots');
 
-/** Screenshots of the current page at both widths, in both colour schemes. */
+/** Screenshots of the current page at both widths, in both colour schemes, and
+ * an accessibility check in each scheme (contrast differs). */
 async function photograph(page, name) {
   mkdirSync(screenshots, { recursive: true });
   for (const scheme of ['light', 'dark']) {
     await page.emulateMedia({ colorScheme: scheme });
+    await accessible(page, `${name} (${scheme})`);
     for (const width of [360, 1280]) {
       await page.setViewportSize({ width, height: 900 });
       // Nothing may stick out sideways on a phone.

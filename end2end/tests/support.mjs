@@ -1,6 +1,7 @@
 // What the browser tests share: unique names, signing up and in through the
 // pages, and reading the same account over the API to compare figures.
 import { expect } from '@playwright/test';
+import { createRequire } from 'node:module';
 
 export const PASSWORD = 'Correct-horse-7';
 
@@ -67,4 +68,16 @@ export async function connectToHub(account, sats = 100000) {
 /** How the pages print an amount from the API (a JSON number). */
 export function shown(amount) {
   return String(amount);
+}
+
+const axe = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+/** Runs axe-core's WCAG 2 A and AA rules on the page: no serious finding. */
+export async function accessible(page, name) {
+  await page.addScriptTag({ path: axe });
+  const result = await page.evaluate(() => window.axe.run(document, { runOnly: ['wcag2a', 'wcag2aa'] }));
+  const serious = result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  expect(serious, `accessibility of ${name}`).toEqual([]);
 }

@@ -1,20 +1,19 @@
 //! The WASM entry point: hydrates the server-rendered page.
 
-// Leptos views are deeply nested types; the dashboard outgrows the default limit.
-#![recursion_limit = "256"]
+use leptos::mount::hydrate_from_async;
+use leptos::prelude::*;
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     // Lazy: a page whose code is a separate chunk is loaded before hydrating it.
-    leptos::mount::hydrate_lazy(|| {
-        // Runs once the page is hydrated: tells tests (and anyone curious) that
-        // it now reacts to input.
-        leptos::prelude::request_animation_frame(|| {
-            if let Some(body) = leptos::prelude::document().body() {
-                let _ = body.set_attribute("data-hydrated", "true");
-            }
-        });
-        app::App()
+    // hydrate_from_async starts Leptos' executor itself.
+    wasm_bindgen_futures::spawn_local(async {
+        let app = hydrate_from_async(document().body().expect("a body"), app::App).await;
+        app.forget();
+        // Tells tests (and anyone curious) that the page now reacts to input.
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
     });
 }

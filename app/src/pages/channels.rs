@@ -8,24 +8,7 @@ use crate::api::session::Account;
 use crate::api::Amount;
 use crate::components::{wallet_data, Field, Live, SignedIn, SimnetTools, WithData};
 
-/// The channels page, loaded on demand: its code is a separate WASM chunk.
-pub struct ChannelsPage;
-
-#[lazy_route]
-impl LazyRoute for ChannelsPage {
-    fn data() -> Self {
-        ChannelsPage
-    }
-
-    fn view(this: Self) -> AnyView {
-        let ChannelsPage = this;
-        view! {
-            <Title text="Channels · Ampere" />
-            <SignedIn page=|account| view! { <Channels account /> }.into_any() />
-        }
-        .into_any()
-    }
-}
+lazy_wallet_page!(ChannelsPage, "Channels · Ampere", Channels);
 
 /// What the channel rows need beyond their channel.
 #[derive(Clone)]

@@ -8,24 +8,7 @@ use crate::api::session::Account;
 use crate::api::Amount;
 use crate::components::{wallet_data, Field, Live, SignedIn, WithData};
 
-/// The contacts page, loaded on demand: its code is a separate WASM chunk.
-pub struct ContactsPage;
-
-#[lazy_route]
-impl LazyRoute for ContactsPage {
-    fn data() -> Self {
-        ContactsPage
-    }
-
-    fn view(this: Self) -> AnyView {
-        let ContactsPage = this;
-        view! {
-            <Title text="Contacts · Ampere" />
-            <SignedIn page=|account| view! { <Contacts account /> }.into_any() />
-        }
-        .into_any()
-    }
-}
+lazy_wallet_page!(ContactsPage, "Contacts · Ampere", Contacts);
 
 /// The address book: pay a contact by alias (QuickPay), add and remove contacts.
 #[component]

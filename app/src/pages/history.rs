@@ -8,24 +8,7 @@ use crate::api::mylightning::{history, TransactionView, HISTORY_PAGE};
 use crate::api::session::Account;
 use crate::components::{ErrorCard, Live, SignedIn};
 
-/// The history page, loaded on demand: its code is a separate WASM chunk.
-pub struct HistoryPage;
-
-#[lazy_route]
-impl LazyRoute for HistoryPage {
-    fn data() -> Self {
-        HistoryPage
-    }
-
-    fn view(this: Self) -> AnyView {
-        let HistoryPage = this;
-        view! {
-            <Title text="History · Ampere" />
-            <SignedIn page=|account| view! { <History account /> }.into_any() />
-        }
-        .into_any()
-    }
-}
+lazy_wallet_page!(HistoryPage, "History · Ampere", History);
 
 /// The filter of the history, as it stands in the URL's query (`type`, `from`,
 /// `to`, `q`): a filtered view can be bookmarked, and works without JavaScript.

@@ -1,5 +1,30 @@
 //! One file per page.
 
+/// A wallet page loaded on demand, its code a separate WASM chunk (`cargo leptos
+/// build --split`): `$route` is the route's type, `$title` the document title,
+/// `$page` the component that renders the page for the signed-in account.
+macro_rules! lazy_wallet_page {
+    ($route:ident, $title:literal, $page:ident) => {
+        pub struct $route;
+
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(this: Self) -> AnyView {
+                let $route = this;
+                view! {
+                    <Title text=$title />
+                    <SignedIn page=|account| view! { <$page account /> }.into_any() />
+                }
+                .into_any()
+            }
+        }
+    };
+}
+
 mod channels;
 mod contacts;
 mod history;

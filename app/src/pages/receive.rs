@@ -8,24 +8,7 @@ use crate::api::session::Account;
 use crate::api::Amount;
 use crate::components::{now_seconds, CopyButton, Field, Live, QrCode, SignedIn};
 
-/// The receive page, loaded on demand: its code is a separate WASM chunk.
-pub struct ReceivePage;
-
-#[lazy_route]
-impl LazyRoute for ReceivePage {
-    fn data() -> Self {
-        ReceivePage
-    }
-
-    fn view(this: Self) -> AnyView {
-        let ReceivePage = this;
-        view! {
-            <Title text="Receive · Ampere" />
-            <SignedIn page=|account| view! { <Receive account /> }.into_any() />
-        }
-        .into_any()
-    }
-}
+lazy_wallet_page!(ReceivePage, "Receive · Ampere", Receive);
 
 /// Asks for a Lightning payment: amount and memo give a signed invoice, shown as
 /// a QR code, text to copy, a `lightning:` link and a PNG to download, with its

@@ -8,24 +8,7 @@ use crate::api::session::Account;
 use crate::api::Amount;
 use crate::components::{now_seconds, Field, Live, Scanner, SignedIn};
 
-/// The send page, loaded on demand: its code is a separate WASM chunk.
-pub struct SendPage;
-
-#[lazy_route]
-impl LazyRoute for SendPage {
-    fn data() -> Self {
-        SendPage
-    }
-
-    fn view(this: Self) -> AnyView {
-        let SendPage = this;
-        view! {
-            <Title text="Send · Ampere" />
-            <SignedIn page=|account| view! { <Send account /> }.into_any() />
-        }
-        .into_any()
-    }
-}
+lazy_wallet_page!(SendPage, "Send · Ampere", Send);
 
 /// Pays an invoice: paste or scan it, read what it asks for, confirm. A paid
 /// invoice cannot be submitted again.

@@ -7,24 +7,7 @@ use crate::api::mylightning::UpdateSettings;
 use crate::api::session::{Account, ChangePassword};
 use crate::components::{Field, SignOutButton, SignedIn};
 
-/// The settings page, loaded on demand: its code is a separate WASM chunk.
-pub struct SettingsPage;
-
-#[lazy_route]
-impl LazyRoute for SettingsPage {
-    fn data() -> Self {
-        SettingsPage
-    }
-
-    fn view(this: Self) -> AnyView {
-        let SettingsPage = this;
-        view! {
-            <Title text="Settings · Ampere" />
-            <SignedIn page=|account| view! { <Settings account /> }.into_any() />
-        }
-        .into_any()
-    }
-}
+lazy_wallet_page!(SettingsPage, "Settings · Ampere", Settings);
 
 /// The unit of amounts, the password check for payments, the password itself,
 /// and signing out.
