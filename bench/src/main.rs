@@ -27,7 +27,11 @@ struct Args {
     #[arg(long, default_value_t = 20)]
     seconds: u64,
     /// Scenarios to run, in order: login, ping, invoice, pay, dashboard.
-    #[arg(long, value_delimiter = ',', default_value = "login,ping,invoice,pay,dashboard")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "login,ping,invoice,pay,dashboard"
+    )]
     scenarios: Vec<String>,
 }
 
@@ -139,7 +143,8 @@ impl Scenario {
                 send(client, Method::GET, &uri, cookie, None).await.0 == StatusCode::OK
             }
             Scenario::Dashboard => {
-                let (status, _, page) = send(client, Method::GET, &format!("{url}/"), cookie, None).await;
+                let (status, _, page) =
+                    send(client, Method::GET, &format!("{url}/"), cookie, None).await;
                 status == StatusCode::OK && page.contains(r#"data-testid="balance-total""#)
             }
         }

@@ -41,7 +41,7 @@ test('a taken username is refused next to the username field', async ({ page, re
   const name = uniqueName('carol');
   await request.post('/api/v1/auth/register', { data: { username: name, password: PASSWORD } });
 
-  await signUp(page, name.toUpperCase());
+  await signUp(page, name.toUpperCase(), { refused: true });
   await expect(page.locator('#field-username-error')).toHaveText('username is already taken');
   await expect(page).toHaveURL(/\/signup$/);
 });

@@ -16,11 +16,13 @@ export async function open(page, path) {
   await expect(page.locator('body[data-hydrated]')).toBeAttached();
 }
 
-export async function signUp(page, username) {
+/** Signs up through the page; unless told it should fail, waits for the dashboard. */
+export async function signUp(page, username, { refused = false } = {}) {
   await open(page, '/signup');
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Create account' }).click();
+  if (!refused) await expect(page.getByTestId('username')).toHaveText(username);
 }
 
 export async function signIn(page, username, password = PASSWORD) {

@@ -24,8 +24,8 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::trace::TraceLayer;
 use tower_sessions::SessionManagerLayer;
 
-use app::api::simnet::SimnetDev;
 use app::api::auth::PublicUrl;
+use app::api::simnet::SimnetDev;
 use app::{shell, App};
 use engine::Engine;
 

@@ -23,6 +23,9 @@ testdb::on_both_databases!(
     live_events_tell_bob_his_invoice_is_paid,
     simnet_developer_endpoints_are_404_unless_enabled,
     an_invoice_is_read_before_it_is_paid,
+    contacts_are_added_refused_and_removed,
+    the_history_filters_and_exports_the_same_transactions,
+    a_photo_of_a_qr_code_is_read_back,
 );
 
 async fn open_server(url: &str) -> Server {
@@ -948,4 +951,241 @@ async fn an_invoice_is_read_before_it_is_paid(server: Server) {
         )
         .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn contacts_are_added_refused_and_removed(server: Server) {
+    let alice = sign_up(&server, "alice").await;
+    let bob = sign_up(&server, "bob").await;
+    let aliases = |data: &Value| -> Vec<String> {
+        data["addressbook"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["alias"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let added = call(
+        &server,
+        &alice,
+        "/rest/v1/addcontact",
+        json!({"alias": "Bob", "node_id": bob.node, "host": "127.0.0.1:3000"}),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.text);
+    assert_eq!(added.body["nodeId"], bob.node.as_str());
+    assert_eq!(added.body["host"], "127.0.0.1:3000");
+
+    // Refused, and nothing changes: a bad node id, a taken alias, no CSRF token.
+    let before = aliases(&get_all_data(&server, &alice).await);
+    let bad = call(
+        &server,
+        &alice,
+        "/rest/v1/addcontact",
+        json!({"alias": "carol", "node_id": "02abc"}),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    assert_eq!(bad.body["error"]["field"], "remotenode");
+    let taken = call(
+        &server,
+        &alice,
+        "/rest/v1/addcontact",
+        json!({"alias": "bob", "node_id": alice.node}),
+    )
+    .await;
+    assert_eq!(taken.body["error"]["field"], "alias", "{}", taken.text);
+    let forged = server
+        .send(
+            Request::post("/rest/v1/removecontact")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::COOKIE, &alice.cookie)
+                .body(Body::from(json!({"alias": "Bob"}).to_string()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text);
+    assert_eq!(aliases(&get_all_data(&server, &alice).await), before);
+    assert!(before.contains(&"Bob".to_string()), "{before:?}");
+
+    let removed = call(
+        &server,
+        &alice,
+        "/rest/v1/removecontact",
+        json!({"alias": "bob"}),
+    )
+    .await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.text);
+    assert!(!aliases(&get_all_data(&server, &alice).await).contains(&"Bob".to_string()));
+    let again = call(
+        &server,
+        &alice,
+        "/rest/v1/removecontact",
+        json!({"alias": "bob"}),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert!(again.body["error"]["message"].is_string(), "{}", again.text);
+}
+
+async fn the_history_filters_and_exports_the_same_transactions(server: Server) {
+    let alice = sign_up(&server, "alice").await;
+    let bob = sign_up(&server, "bob").await;
+    connect(&server, &alice).await;
+    connect(&server, &bob).await;
+    for (amount, memo) in [(100, "tea"), (200, "Cake, \"big\""), (300, "=SUM(A1)")] {
+        let request = invoice(&server, &bob, json!({"amount": amount, "memo": memo})).await;
+        let paid = bearer(
+            &server,
+            &alice,
+            "/rest/v1/sendinvoice",
+            json!({"invoiceid": request}),
+        )
+        .await;
+        assert!(paid.body["payment"].is_object(), "{}", paid.text);
+    }
+    let history = |query: &'static str| {
+        let server = &server;
+        let cookie = alice.cookie.clone();
+        async move {
+            server
+                .get(
+                    &format!("/rest/v1/history?{query}"),
+                    common::Auth::Cookie(&cookie),
+                )
+                .await
+        }
+    };
+    let sent = history("type=sent").await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.text);
+    let sent = sent.body.as_array().unwrap().clone();
+    assert_eq!(sent.len(), 3);
+    assert!(sent.iter().all(|t| t["type"] == "sent"));
+    let cake = history("type=sent&q=CAKE").await.body;
+    assert_eq!(cake.as_array().unwrap().len(), 1, "{cake}");
+    assert_eq!(cake[0]["amount"], 200);
+    let onchain = history("type=onchain").await.body;
+    assert!(onchain
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["type"].as_str().unwrap().starts_with("onchain")));
+    assert_eq!(
+        history("from=2001-01-01&to=2001-01-31").await.body,
+        json!([]),
+        "nothing happened in 2001"
+    );
+    for bad in [
+        "type=gift",
+        "from=yesterday",
+        "to=2026-02-30",
+        "from=2026-02-02&to=2026-02-01",
+    ] {
+        let reply = server
+            .get(
+                &format!("/rest/v1/history?{bad}"),
+                common::Auth::Cookie(&alice.cookie),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}: {}",
+            reply.text
+        );
+        let csv = server
+            .get(
+                &format!("/rest/v1/history.csv?{bad}"),
+                common::Auth::Cookie(&alice.cookie),
+            )
+            .await;
+        assert_eq!(csv.status, StatusCode::BAD_REQUEST, "{bad}: {}", csv.text);
+    }
+
+    let csv = server
+        .get(
+            "/rest/v1/history.csv?type=sent",
+            common::Auth::Cookie(&alice.cookie),
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.text);
+    assert!(csv.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(csv.headers[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .contains("attachment"));
+    let lines: Vec<&str> = csv.text.trim_end().split("\r\n").collect();
+    assert_eq!(lines[0], "time,type,amount,fee,unit,memo,status,id");
+    assert_eq!(lines.len(), 4, "{}", csv.text);
+    assert!(csv.text.contains(r#","Cake, ""big""","#), "{}", csv.text);
+    assert!(
+        csv.text.contains(",'=SUM(A1),"),
+        "a formula stays text: {}",
+        csv.text
+    );
+    let mut csv_ids: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.rsplit(',').next().unwrap())
+        .collect();
+    let mut api_ids: Vec<&str> = sent.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    csv_ids.sort();
+    api_ids.sort();
+    assert_eq!(csv_ids, api_ids);
+    assert_eq!(
+        server
+            .get("/rest/v1/history.csv", common::Auth::None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn a_photo_of_a_qr_code_is_read_back(server: Server) {
+    let alice = sign_up(&server, "alice").await;
+    let request = invoice(&server, &alice, json!({"amount": 777, "memo": "photo"})).await;
+    let png = server
+        .get(
+            &format!("/rest/v1/getqrimage?inputcode={request}"),
+            common::Auth::Cookie(&alice.cookie),
+        )
+        .await
+        .bytes;
+    let scan = |body: Vec<u8>, cookie: Option<String>| {
+        let mut builder =
+            Request::post("/rest/v1/scanqr").header(header::CONTENT_TYPE, "image/png");
+        if let Some(cookie) = cookie {
+            builder = builder.header(header::COOKIE, cookie);
+        }
+        server.send(builder.body(Body::from(body)).unwrap())
+    };
+    let read = scan(png.clone(), Some(alice.cookie.clone())).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+    assert_eq!(read.body["text"], request.to_uppercase());
+
+    let garbage = scan(b"not a picture".to_vec(), Some(alice.cookie.clone())).await;
+    assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
+    assert!(garbage.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not a PNG"));
+    let blank = image_png(64, 64);
+    let nothing = scan(blank, Some(alice.cookie.clone())).await;
+    assert_eq!(nothing.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        nothing.body["error"]["message"],
+        "no QR code found in the photo"
+    );
+    assert_eq!(scan(png, None).await.status, StatusCode::UNAUTHORIZED);
+}
+
+/// A white PNG of the given size.
+fn image_png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::GrayImage::from_pixel(width, height, image::Luma([255]));
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    png
 }

@@ -243,6 +243,12 @@ pub async fn recheck(caller: &Caller, password: Option<&str>) -> Result<(), ApiE
 /// Signs `user` in on this request's session: a fresh session id (so an id fixed
 /// before login is worthless) and a fresh CSRF token.
 pub async fn start_session(user: &User) -> Result<SessionAuth, ApiError> {
+    renew_session(user, engine::random_hex(16)).await
+}
+
+/// Like [`start_session`], keeping the CSRF token the page already holds (after
+/// a password change: the session id still moves on).
+pub async fn renew_session(user: &User, csrf: String) -> Result<SessionAuth, ApiError> {
     let session = session().await?;
     let internal = |e: tower_sessions::session::Error| {
         ApiError::from(engine::Error::Internal(format!("session: {e}")))
@@ -251,7 +257,7 @@ pub async fn start_session(user: &User) -> Result<SessionAuth, ApiError> {
     let auth = SessionAuth {
         user_id: user.id.0.clone(),
         auth_version: user.auth_version,
-        csrf: engine::random_hex(16),
+        csrf,
     };
     session
         .insert(SESSION_AUTH_KEY, &auth)

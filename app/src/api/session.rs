@@ -70,7 +70,8 @@ pub async fn sign_out(csrf: String) -> Result<(), ApiError> {
 }
 
 /// Replaces the password. Every other session and token of the account stops
-/// working; this browser gets a fresh session and stays signed in.
+/// working; this browser gets a fresh session id and stays signed in, with the
+/// CSRF token its pages hold.
 #[server(prefix = "/api/ui", endpoint = "change_password")]
 pub async fn change_password(
     old_password: String,
@@ -89,6 +90,6 @@ pub async fn change_password(
             &auth::client_address(),
         )
         .await?;
-    auth::start_session(&user).await?;
+    auth::renew_session(&user, csrf).await?;
     Ok(())
 }

@@ -86,7 +86,11 @@ fn ChannelRow(channel: ChannelView, peer: Option<String>, unit: String) -> impl 
     let peer_name =
         peer.unwrap_or_else(|| format!("{}…", &channel.node[..channel.node.len().min(16)]));
     let point = channel.channelpoint.clone();
-    let opener = if channel.initiator { "Opened by you" } else { "Opened by the peer" };
+    let opener = if channel.initiator {
+        "Opened by you"
+    } else {
+        "Opened by the peer"
+    };
     view! {
         <li class="card channel" data-testid="channel">
             <div class="row">

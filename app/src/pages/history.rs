@@ -1,8 +1,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::{lazy_route, LazyRoute};
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
+use leptos_router::{lazy_route, LazyRoute};
 
 use crate::api::mylightning::{history, TransactionView, HISTORY_PAGE};
 use crate::api::session::Account;
