@@ -191,10 +191,10 @@ mod browser {
         {
             return Ok(text);
         }
-        Reflect::get(&body, &"error".into())
+        let message = Reflect::get(&body, &"error".into())
             .and_then(|e| Reflect::get(&e, &"message".into()))
             .ok()
-            .and_then(|m| m.as_string())
-            .ok_or_else(failed)
+            .and_then(|m| m.as_string());
+        Err(message.unwrap_or_else(failed))
     }
 }
