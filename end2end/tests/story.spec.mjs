@@ -135,7 +135,7 @@ test('alice and bob: faucet, channels, receive, pay, QuickPay, close', async ({ 
   // QuickPay: Bob by his alias, a fresh invoice from his node.
   await open(alice, '/contacts');
   await expect(alice.getByTestId('contact').filter({ hasText: 'bob' })).toBeVisible();
-  await alice.getByLabel('Contact').selectOption('bob');
+  await alice.getByLabel('Contact', { exact: true }).selectOption('bob');
   await alice.getByLabel('Amount (sat)').fill('5000');
   await alice.getByLabel('Memo').fill('quick <one>');
   await alice.getByLabel('Your password').fill(PASSWORD);
