@@ -56,15 +56,16 @@ pub fn App() -> impl IntoView {
             </header>
             <main>
                 <Routes fallback=NotFound>
-                    // In order: the page's data is in the HTML itself, so it reads
-                    // complete without JavaScript (out-of-order streaming needs JS).
-                    <Route path=StaticSegment("") view=HomePage ssr=SsrMode::InOrder />
-                    <Route path=StaticSegment("receive") view={Lazy::<ReceivePage>::new()} ssr=SsrMode::InOrder />
-                    <Route path=StaticSegment("send") view={Lazy::<SendPage>::new()} ssr=SsrMode::InOrder />
-                    <Route path=StaticSegment("channels") view={Lazy::<ChannelsPage>::new()} ssr=SsrMode::InOrder />
-                    <Route path=StaticSegment("contacts") view={Lazy::<ContactsPage>::new()} ssr=SsrMode::InOrder />
-                    <Route path=StaticSegment("history") view={Lazy::<HistoryPage>::new()} ssr=SsrMode::InOrder />
-                    <Route path=StaticSegment("settings") view={Lazy::<SettingsPage>::new()} ssr=SsrMode::InOrder />
+                    // Async: the page is sent whole once its data is read, so it
+                    // reads complete without JavaScript (out-of-order streaming
+                    // needs JS) and goes out in one write.
+                    <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("receive") view={Lazy::<ReceivePage>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("send") view={Lazy::<SendPage>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("channels") view={Lazy::<ChannelsPage>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("contacts") view={Lazy::<ContactsPage>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("history") view={Lazy::<HistoryPage>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("settings") view={Lazy::<SettingsPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("signin") view=SignInPage />
                     <Route path=StaticSegment("signup") view=SignUpPage />
                 </Routes>

@@ -168,7 +168,14 @@ impl Wallet {
 
     pub async fn overview(&self, user: &User) -> Result<Overview> {
         let node = self.node(user).await?;
-        let channels = self.simnet.channels(&node.pubkey).await?;
+        // Independent reads, each on its own pooled connection.
+        let everything = HistoryFilter::default();
+        let (channels, blockheight, transactions, addressbook) = tokio::try_join!(
+            self.simnet.channels(&node.pubkey),
+            self.simnet.tip_height(),
+            self.history_of_node(&node.pubkey, &everything, HISTORY_LIMIT),
+            self.contacts(user),
+        )?;
         let in_channels: i64 = channels
             .iter()
             .filter(|c| c.state != ChannelState::Closed)
@@ -182,11 +189,9 @@ impl Wallet {
         Ok(Overview {
             total: Msat(node.onchain.0 + in_channels),
             lightning: Msat(lightning),
-            blockheight: self.simnet.tip_height().await?,
-            transactions: self
-                .history_of_node(&node.pubkey, &HistoryFilter::default(), HISTORY_LIMIT)
-                .await?,
-            addressbook: self.contacts(user).await?,
+            blockheight,
+            transactions,
+            addressbook,
             channels,
             node,
         })
@@ -218,95 +223,80 @@ impl Wallet {
             .filter(|s| !s.is_empty());
         let from = filter.from_ms.unwrap_or(i64::MIN);
         let to = filter.to_ms.unwrap_or(i64::MAX);
-        // Without a search each table needs at most `limit` rows; with one, the
-        // rows are read until `limit` match.
+        // One query over the three tables (a union of the kinds wanted, each part
+        // naming its columns: the first part present names the result's): one
+        // round trip to the database. Without a search, `limit` rows are enough; with
+        // one, rows are read until `limit` match.
+        let mut parts = Vec::new();
+        if filter.wants("sent") {
+            parts.push(
+                "SELECT 'sent' AS kind, payment_hash AS reference, amount_msat AS amount, \
+                 fee_msat AS fee, memo, created_at AS at, CAST(1 AS BIGINT) AS confirmed FROM payments \
+                 WHERE node = $1 AND created_at >= $2 AND created_at < $3",
+            );
+        }
+        if filter.wants("received") {
+            parts.push(
+                "SELECT 'received' AS kind, payment_hash AS reference, received_msat AS amount, \
+                 CAST(0 AS BIGINT) AS fee, memo, settled_at AS at, CAST(1 AS BIGINT) AS confirmed \
+                 FROM invoices WHERE node = $1 AND settled_at IS NOT NULL \
+                 AND settled_at >= $2 AND settled_at < $3",
+            );
+        }
+        if filter.wants("onchain") {
+            parts.push(
+                "SELECT 'onchain' AS kind, txid AS reference, amount_msat AS amount, \
+                 CAST(0 AS BIGINT) AS fee, kind AS memo, created_at AS at, \
+                 CAST(CASE WHEN height IS NULL THEN 0 ELSE 1 END AS BIGINT) AS confirmed \
+                 FROM chain_txs WHERE node = $1 AND created_at >= $2 AND created_at < $3",
+            );
+        }
         let rows = if search.is_some() {
             i64::MAX
         } else {
             limit as i64
         };
+        let sql = format!("{} ORDER BY at DESC LIMIT $4", parts.join(" UNION ALL "));
         let mut entries = Vec::new();
-        if filter.wants("sent") {
-            let sent = sqlx::query(
-                "SELECT payment_hash, amount_msat, fee_msat, memo, created_at FROM payments \
-                 WHERE node = $1 AND created_at >= $2 AND created_at < $3 \
-                 ORDER BY created_at DESC LIMIT $4",
-            )
+        for r in sqlx::query(&sql)
             .bind(node)
             .bind(from)
             .bind(to)
             .bind(rows)
             .fetch_all(self.db.pool())
-            .await?;
-            for r in sent {
-                entries.push(Transaction {
-                    kind: "sent",
-                    amount: Msat(r.try_get("amount_msat")?),
-                    fee: Msat(r.try_get("fee_msat")?),
-                    memo: r.try_get("memo")?,
-                    time_ms: r.try_get("created_at")?,
-                    status: "succeeded",
-                    reference: r.try_get("payment_hash")?,
-                });
-            }
-        }
-        if filter.wants("received") {
-            let received = sqlx::query(
-                "SELECT payment_hash, received_msat, memo, settled_at FROM invoices \
-                 WHERE node = $1 AND settled_at IS NOT NULL AND settled_at >= $2 AND settled_at < $3 \
-                 ORDER BY settled_at DESC LIMIT $4",
-            )
-            .bind(node)
-            .bind(from)
-            .bind(to)
-            .bind(rows)
-            .fetch_all(self.db.pool())
-            .await?;
-            for r in received {
-                entries.push(Transaction {
-                    kind: "received",
-                    amount: Msat(r.try_get("received_msat")?),
-                    fee: Msat::ZERO,
-                    memo: r.try_get("memo")?,
-                    time_ms: r.try_get("settled_at")?,
-                    status: "succeeded",
-                    reference: r.try_get("payment_hash")?,
-                });
-            }
-        }
-        if filter.wants("onchain") {
-            let onchain = sqlx::query(
-                "SELECT txid, amount_msat, kind, height, created_at FROM chain_txs \
-                 WHERE node = $1 AND created_at >= $2 AND created_at < $3 \
-                 ORDER BY id DESC LIMIT $4",
-            )
-            .bind(node)
-            .bind(from)
-            .bind(to)
-            .bind(rows)
-            .fetch_all(self.db.pool())
-            .await?;
-            for r in onchain {
-                let amount: i64 = r.try_get("amount_msat")?;
-                let kind: String = r.try_get("kind")?;
-                entries.push(Transaction {
-                    kind: if amount >= 0 {
+            .await?
+        {
+            let kind: String = r.try_get("kind")?;
+            let amount: i64 = r.try_get("amount")?;
+            let confirmed = r.try_get::<i64, _>("confirmed")? == 1;
+            let memo: String = r.try_get("memo")?;
+            let (kind, status, memo) = match kind.as_str() {
+                "sent" => ("sent", "succeeded", memo),
+                "received" => ("received", "succeeded", memo),
+                // On chain, the memo is what moved the coins (faucet, channel open...).
+                _ => (
+                    if amount >= 0 {
                         "onchain_received"
                     } else {
                         "onchain_sent"
                     },
-                    amount: Msat(amount.abs()),
-                    fee: Msat::ZERO,
-                    memo: kind.replace('_', " "),
-                    time_ms: r.try_get("created_at")?,
-                    status: if r.try_get::<Option<i64>, _>("height")?.is_some() {
+                    if confirmed {
                         "confirmed"
                     } else {
                         "unconfirmed"
                     },
-                    reference: r.try_get("txid")?,
-                });
-            }
+                    memo.replace('_', " "),
+                ),
+            };
+            entries.push(Transaction {
+                kind,
+                amount: Msat(amount.abs()),
+                fee: Msat(r.try_get("fee")?),
+                memo,
+                time_ms: r.try_get("at")?,
+                status,
+                reference: r.try_get("reference")?,
+            });
         }
         if let Some(search) = &search {
             entries.retain(|t| t.memo.to_lowercase().contains(search.as_str()));

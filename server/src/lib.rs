@@ -17,6 +17,7 @@ use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
@@ -176,7 +177,16 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     });
     let router = services.router(Site::from_config(&config));
 
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    // TCP_NODELAY: a page rendered in order is streamed in several chunks, and
+    // Nagle's algorithm would hold each one back until the client's delayed ACK
+    // (about 40 ms a page).
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await?
+        .tap_io(|stream| {
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(error = %err, "TCP_NODELAY not set");
+            }
+        });
     tracing::info!(
         listen = %config.listen,
         public_url = %config.public_url(),

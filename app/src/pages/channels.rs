@@ -94,7 +94,7 @@ fn ChannelRow(channel: ChannelView, peer: Option<String>, unit: String) -> impl 
     view! {
         <li class="card channel" data-testid="channel">
             <div class="row">
-                <strong class="grow">{peer_name} <span class="hint">{opener}</span></strong>
+                <strong class="grow">{peer_name} <span class="hint opener">{opener}</span></strong>
                 <span class="badge" class:open=open data-testid="channel-state">{channel.state.clone()}</span>
             </div>
             <div class="bar" role="img"
