@@ -3,6 +3,7 @@
 //! It only reads; it never changes data itself.
 
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 
 #[derive(Clone, Copy)]
 pub struct Live {
@@ -28,6 +29,20 @@ impl Live {
     /// Asks the pages to read their data again (after the user changed it).
     pub fn refresh(self) {
         self.version.update(|v| *v += 1);
+    }
+
+    /// Reads the pages' data again each time `action` finishes.
+    pub fn refresh_after<S>(self, action: ServerAction<S>)
+    where
+        S: ServerFn + Clone + Send + Sync + 'static,
+        S::Output: Send + Sync + 'static,
+        S::Error: Send + Sync + 'static,
+    {
+        Effect::new(move |_| {
+            if action.version().get() > 0 {
+                self.refresh();
+            }
+        });
     }
 
     /// Opens the event stream, once per page load, in the browser only. A burst

@@ -24,12 +24,7 @@ struct ChannelsState {
 fn Channels(account: Account) -> impl IntoView {
     let data = wallet_data();
     let close = ServerAction::<CloseChannel>::new();
-    let live = Live::get();
-    Effect::new(move |_| {
-        if close.version().get() > 0 {
-            live.refresh();
-        }
-    });
+    Live::get().refresh_after(close);
     provide_context(ChannelsState {
         close,
         account: account.clone(),
@@ -185,11 +180,7 @@ fn OpenChannelCard(
     let live = Live::get();
     let peer = RwSignal::new(String::new());
     let amount = RwSignal::new(String::new());
-    Effect::new(move |_| {
-        if open.version().get() > 0 {
-            live.refresh();
-        }
-    });
+    live.refresh_after(open);
     // The hub is the peer a new wallet wants: it is filled in from the start.
     Effect::new(move |_| {
         let hub = data.get().and_then(|d| d.ok()).and_then(|d| {

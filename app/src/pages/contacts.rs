@@ -15,12 +15,7 @@ lazy_wallet_page!(ContactsPage, "Contacts · Ampere", Contacts);
 fn Contacts(account: Account) -> impl IntoView {
     let data = wallet_data();
     let remove = ServerAction::<RemoveContact>::new();
-    let live = Live::get();
-    Effect::new(move |_| {
-        if remove.version().get() > 0 {
-            live.refresh();
-        }
-    });
+    Live::get().refresh_after(remove);
     provide_context(ContactsState {
         remove,
         csrf: account.csrf.clone(),
@@ -105,11 +100,7 @@ fn QuickPayCard(
     let amount = RwSignal::new(String::new());
     let memo = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
-    Effect::new(move |_| {
-        if pay.version().get() > 0 {
-            live.refresh();
-        }
-    });
+    live.refresh_after(pay);
     let recheck = account.recheck_password;
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();

@@ -35,12 +35,7 @@ fn Welcome() -> impl IntoView {
 fn Dashboard(account: Account) -> impl IntoView {
     let data = wallet_data();
     let settings = ServerAction::<UpdateSettings>::new();
-    let live = Live::get();
-    Effect::new(move |_| {
-        if settings.version().get() > 0 {
-            live.refresh();
-        }
-    });
+    Live::get().refresh_after(settings);
     let csrf = account.csrf.clone();
     let choose = move |ev: leptos::ev::Event| {
         settings.dispatch(UpdateSettings {
