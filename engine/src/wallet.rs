@@ -8,15 +8,42 @@ use sqlx::Row;
 use crate::simnet::{self, invoice, Channel, ChannelState, Node, PayRequest, Payment, Simnet};
 use crate::{now_ms, Database, Error, Msat, Result, User};
 
-/// Everything `getalldata` shows.
+/// The node and its balances: what the dashboard shows.
 #[derive(Debug, Clone, Serialize)]
-pub struct Overview {
+pub struct Summary {
     pub node: Node,
     /// Confirmed on-chain plus the local side of every channel not yet closed.
     pub total: Msat,
     /// The local side of open channels: what can be paid now.
     pub lightning: Msat,
     pub blockheight: i64,
+}
+
+impl Summary {
+    fn of(node: Node, channels: &[Channel], blockheight: i64) -> Self {
+        let in_channels: i64 = channels
+            .iter()
+            .filter(|c| c.state != ChannelState::Closed)
+            .map(|c| c.local.0)
+            .sum();
+        let lightning: i64 = channels
+            .iter()
+            .filter(|c| c.state == ChannelState::Open)
+            .map(|c| c.local.0)
+            .sum();
+        Summary {
+            total: Msat(node.onchain.0 + in_channels),
+            lightning: Msat(lightning),
+            blockheight,
+            node,
+        }
+    }
+}
+
+/// Everything `getalldata` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    pub summary: Summary,
     pub channels: Vec<Channel>,
     pub transactions: Vec<Transaction>,
     pub addressbook: Vec<Contact>,
@@ -166,6 +193,13 @@ impl Wallet {
         self.simnet.node_id_of_user(&user.id.0).await
     }
 
+    pub async fn summary(&self, user: &User) -> Result<Summary> {
+        let node = self.node(user).await?;
+        let (channels, blockheight) =
+            tokio::try_join!(self.simnet.channels(&node.pubkey), self.simnet.tip_height())?;
+        Ok(Summary::of(node, &channels, blockheight))
+    }
+
     pub async fn overview(&self, user: &User) -> Result<Overview> {
         let node = self.node(user).await?;
         // Independent reads, each on its own pooled connection.
@@ -176,24 +210,11 @@ impl Wallet {
             self.history_of_node(&node.pubkey, &everything, HISTORY_LIMIT),
             self.contacts(user),
         )?;
-        let in_channels: i64 = channels
-            .iter()
-            .filter(|c| c.state != ChannelState::Closed)
-            .map(|c| c.local.0)
-            .sum();
-        let lightning: i64 = channels
-            .iter()
-            .filter(|c| c.state == ChannelState::Open)
-            .map(|c| c.local.0)
-            .sum();
         Ok(Overview {
-            total: Msat(node.onchain.0 + in_channels),
-            lightning: Msat(lightning),
-            blockheight,
+            summary: Summary::of(node, &channels, blockheight),
+            channels,
             transactions,
             addressbook,
-            channels,
-            node,
         })
     }
 

@@ -5,7 +5,10 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 
 use super::Live;
-use crate::api::mylightning::{get_all_data, DataResponse};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::api::mylightning::{get_all_data, get_summary, DataResponse, SummaryResponse};
 use crate::api::session::{me, Account, SignOut};
 use crate::api::ApiError;
 
@@ -99,13 +102,19 @@ pub fn wallet_data() -> Resource<Result<DataResponse, ApiError>> {
     Resource::new_blocking(move || live.version.get(), |_| get_all_data())
 }
 
+/// The dashboard's summary, read again whenever something happens to it.
+pub fn wallet_summary() -> Resource<Result<SummaryResponse, ApiError>> {
+    let live = Live::get();
+    Resource::new_blocking(move || live.version.get(), |_| get_summary())
+}
+
 /// Shows `render` of the wallet's data; while it is read again, the previous
 /// figures stay on screen.
 #[component]
-pub fn WithData(
-    data: Resource<Result<DataResponse, ApiError>>,
-    render: fn(DataResponse) -> AnyView,
-) -> impl IntoView {
+pub fn WithData<T>(data: Resource<Result<T, ApiError>>, render: fn(T) -> AnyView) -> impl IntoView
+where
+    T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
     view! {
         <Transition fallback=|| view! { <p class="loading">"Loading your wallet…"</p> }>
             {move || Suspend::new(async move {

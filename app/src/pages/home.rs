@@ -1,9 +1,9 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::mylightning::{DataResponse, UpdateSettings};
+use crate::api::mylightning::{SummaryResponse, UpdateSettings};
 use crate::api::session::Account;
-use crate::components::{wallet_data, CopyButton, Live, SignedIn, SimnetTools, WithData};
+use crate::components::{wallet_summary, CopyButton, Live, SignedIn, SimnetTools, WithData};
 
 /// The landing page: the signed-in account's dashboard, or a welcome for visitors.
 #[component]
@@ -33,7 +33,7 @@ fn Welcome() -> impl IntoView {
 /// Balances, the node and its receive address, in the account's denomination.
 #[component]
 fn Dashboard(account: Account) -> impl IntoView {
-    let data = wallet_data();
+    let data = wallet_summary();
     let settings = ServerAction::<UpdateSettings>::new();
     Live::get().refresh_after(settings);
     let csrf = account.csrf.clone();
@@ -70,7 +70,7 @@ fn Dashboard(account: Account) -> impl IntoView {
 }
 
 #[component]
-fn Balances(data: DataResponse) -> impl IntoView {
+fn Balances(data: SummaryResponse) -> impl IntoView {
     let unit = data.denomination;
     let balance = move |label: &'static str, id: &'static str, amount: String| {
         view! {
@@ -95,7 +95,7 @@ fn Balances(data: DataResponse) -> impl IntoView {
 
 /// The node's identity and chain state, and the address that receives on chain.
 #[component]
-fn Node(data: DataResponse) -> impl IntoView {
+fn Node(data: SummaryResponse) -> impl IntoView {
     let node_id = data.info.node_id;
     let address = data.address;
     let png = format!("/rest/v1/getqrimage?inputcode={address}");
