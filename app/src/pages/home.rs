@@ -30,13 +30,49 @@ fn Welcome() -> impl IntoView {
     }
 }
 
+/// What the dashboard's parts share beyond its data.
+#[derive(Clone, Copy)]
+struct DashboardState {
+    settings: ServerAction<UpdateSettings>,
+    simnet_dev: bool,
+}
+
 /// Balances, the node and its receive address, in the account's denomination.
 #[component]
 fn Dashboard(account: Account) -> impl IntoView {
     let data = wallet_summary();
     let settings = ServerAction::<UpdateSettings>::new();
     Live::get().refresh_after(settings);
-    let csrf = account.csrf.clone();
+    provide_context(DashboardState {
+        settings,
+        simnet_dev: account.simnet_dev,
+    });
+    view! {
+        <h1 class="greeting">"Welcome, " <span data-testid="username">{account.username}</span></h1>
+        // One read of the data for the whole page: its parts render together.
+        <WithData data render=|data| view! { <Overview data /> }.into_any() />
+    }
+}
+
+#[component]
+fn Overview(data: SummaryResponse) -> impl IntoView {
+    let DashboardState {
+        settings,
+        simnet_dev,
+    } = expect_context();
+    let tools = simnet_dev.then(|| {
+        view! { <SimnetTools address=data.address.clone() csrf=data.csrf.clone() /> }
+    });
+    view! {
+        <Balances data=data.clone() settings />
+        <Node data />
+        {tools}
+    }
+}
+
+#[component]
+fn Balances(data: SummaryResponse, settings: ServerAction<UpdateSettings>) -> impl IntoView {
+    let csrf = data.csrf;
     let choose = move |ev: leptos::ev::Event| {
         settings.dispatch(UpdateSettings {
             denomination: Some(event_target_value(&ev)),
@@ -45,34 +81,8 @@ fn Dashboard(account: Account) -> impl IntoView {
             _csrf: Some(csrf.clone()),
         });
     };
-    let current = account.denomination.clone();
-    view! {
-        <h1 class="greeting">"Welcome, " <span data-testid="username">{account.username.clone()}</span></h1>
-        <WithData data render=|data| view! { <Balances data /> }.into_any() />
-        <section class="card">
-            <label class="inline">
-                "Show amounts in "
-                <select on:change=choose aria-label="Denomination" disabled=move || settings.pending().get()>
-                    {["sat", "btc", "mbtc", "bits"]
-                        .into_iter()
-                        .map(|d| view! { <option value=d selected=current == d>{d}</option> })
-                        .collect_view()}
-                </select>
-            </label>
-        </section>
-        <WithData data render=|data| view! { <Node data /> }.into_any() />
-        {account.simnet_dev.then(|| view! {
-            <WithData data render=|data| view! {
-                <SimnetTools address=data.address csrf=data.csrf />
-            }.into_any() />
-        })}
-    }
-}
-
-#[component]
-fn Balances(data: SummaryResponse) -> impl IntoView {
     let unit = data.denomination;
-    let balance = move |label: &'static str, id: &'static str, amount: String| {
+    let balance = |label: &'static str, id: &'static str, amount: String| {
         view! {
             <div class="balance">
                 <span class="label">{label}</span>
@@ -89,6 +99,15 @@ fn Balances(data: SummaryResponse) -> impl IntoView {
                 {balance("Lightning", "balance-lightning", data.balances.lntfunds.0)}
                 {balance("On chain", "balance-onchain", data.balances.onchainfunds.0)}
             </div>
+            <label class="inline">
+                "Show amounts in "
+                <select on:change=choose aria-label="Denomination" disabled=move || settings.pending().get()>
+                    {["sat", "btc", "mbtc", "bits"]
+                        .into_iter()
+                        .map(|d| view! { <option value=d selected=unit == d>{d}</option> })
+                        .collect_view()}
+                </select>
+            </label>
         </section>
     }
 }
