@@ -12,8 +12,16 @@ pub const FAUCET_MAX: Msat = Msat::from_sat(10 * 100_000_000);
 pub const MINE_MAX: i64 = 1000;
 
 impl Simnet {
+    /// The chain's height (remembered for display; see `Simnet::tip`).
     pub async fn tip_height(&self) -> Result<i64> {
-        tip(&mut *self.db.pool().acquire().await?).await
+        let db = self.db.clone();
+        self.tip
+            .try_get_with(
+                (),
+                async move { tip(&mut *db.pool().acquire().await?).await },
+            )
+            .await
+            .map_err(|err| Error::Internal(format!("chain height: {err}")))
     }
 
     /// Sends `amount` to an address of the network. It counts once mined.
@@ -107,6 +115,7 @@ impl Simnet {
                     },
                 );
             }
+            self.tip.insert((), height).await;
             self.emit(vec![], EventKind::BlockMined { height });
         }
         Ok(height)

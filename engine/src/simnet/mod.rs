@@ -127,7 +127,13 @@ pub struct Simnet {
     node_ids: moka::future::Cache<String, String>,
     keys: moka::future::Cache<String, NodeKey>,
     graph: router::Graph,
+    /// The chain's height, for display: refreshed when this process mines, and
+    /// at most `TIP_TTL` old when another process (same PostgreSQL) did.
+    tip: moka::future::Cache<(), i64>,
 }
+
+/// How long a remembered chain height may be shown.
+const TIP_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Simnet {
     /// Opens the network on `db`, creating the hub (with its genesis funds) on the
@@ -141,6 +147,10 @@ impl Simnet {
             node_ids: moka::future::Cache::new(100_000),
             keys: moka::future::Cache::new(100_000),
             graph: router::Graph::default(),
+            tip: moka::future::Cache::builder()
+                .max_capacity(1)
+                .time_to_live(TIP_TTL)
+                .build(),
         };
         simnet.ensure_hub().await?;
         simnet.backfill_account_nodes().await?;
