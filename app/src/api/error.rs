@@ -28,11 +28,6 @@ impl ApiError {
             },
         }
     }
-
-    /// The message when `field` caused the error, for display beside that input.
-    pub fn message_for(&self, field: &str) -> Option<&str> {
-        (self.error.field.as_deref() == Some(field)).then_some(self.error.message.as_str())
-    }
 }
 
 impl FromServerFnError for ApiError {

@@ -177,10 +177,9 @@ fn OpenChannelCard(
     data: Resource<Result<DataResponse, crate::api::ApiError>>,
 ) -> impl IntoView {
     let open = ServerAction::<OpenChannel>::new();
-    let live = Live::get();
     let peer = RwSignal::new(String::new());
     let amount = RwSignal::new(String::new());
-    live.refresh_after(open);
+    Live::get().refresh_after(open);
     // The hub is the peer a new wallet wants: it is filled in from the start.
     Effect::new(move |_| {
         let hub = data.get().and_then(|d| d.ok()).and_then(|d| {

@@ -95,12 +95,11 @@ fn QuickPayCard(
     data: Resource<Result<DataResponse, crate::api::ApiError>>,
 ) -> impl IntoView {
     let pay = ServerAction::<QuickPay>::new();
-    let live = Live::get();
     let dest = RwSignal::new(String::new());
     let amount = RwSignal::new(String::new());
     let memo = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
-    live.refresh_after(pay);
+    Live::get().refresh_after(pay);
     let recheck = account.recheck_password;
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
