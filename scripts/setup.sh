@@ -42,12 +42,14 @@ setup_npm() {
 }
 
 # Debian packages the tests use: Chromium for the browser tests, PostgreSQL for the
-# second database, zbar to read QR codes back.
+# second database, zbar to read QR codes back, nginx as the load balancer in front
+# of two servers.
 setup_test() {
   local missing=()
   command -v chromium >/dev/null || missing+=(chromium)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   command -v zbarimg >/dev/null || missing+=(zbar-tools)
+  command -v nginx >/dev/null || missing+=(nginx)
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]}"
     local sudo=""

@@ -11,6 +11,7 @@ use sqlx::Row;
 use tokio::sync::Semaphore;
 
 use crate::error::on_unique_violation;
+use crate::events::{Bus, EventKind, Topic};
 use crate::throttle::LoginThrottle;
 use crate::{now_ms, Database, Error, Result};
 
@@ -111,22 +112,32 @@ pub struct Accounts {
     db: Database,
     throttle: LoginThrottle,
     /// Accounts by id, so that authenticating a request rarely reads the database.
-    current: moka::future::Cache<String, User>,
+    /// Invalidated by the bus when the account changes, in every process.
+    current: moka::sync::Cache<String, User>,
     /// One permit per core: argon2 work waits here instead of piling up threads.
     hashing: Arc<Semaphore>,
+    bus: Bus,
 }
 
 impl Accounts {
-    pub fn new(db: Database, throttle: LoginThrottle) -> Self {
+    pub fn new(db: Database, throttle: LoginThrottle, bus: Bus) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let current: moka::sync::Cache<String, User> = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(CURRENT_USER_TTL)
+            .build();
+        let cache = current.clone();
+        bus.on_control(Box::new(move |event| match (&event.topic, &event.kind) {
+            (Topic::Account(id), _) => cache.invalidate(id),
+            (_, EventKind::Resync) => cache.invalidate_all(),
+            _ => {}
+        }));
         Accounts {
             db,
             throttle,
-            current: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(CURRENT_USER_TTL)
-                .build(),
+            current,
             hashing: Arc::new(Semaphore::new(cores)),
+            bus,
         }
     }
 
@@ -230,12 +241,12 @@ impl Accounts {
     /// The account `id` when `auth_version` is still its current version: how a
     /// session or a token issued earlier is checked on every request.
     pub async fn authenticate(&self, id: &str, auth_version: i64) -> Result<User> {
-        let user = match self.current.get(id).await {
+        let user = match self.current.get(id) {
             Some(user) => Some(user),
             None => {
                 let user = self.get(id).await?;
                 if let Some(user) = &user {
-                    self.current.insert(id.to_string(), user.clone()).await;
+                    self.current.insert(id.to_string(), user.clone());
                 }
                 user
             }
@@ -267,7 +278,7 @@ impl Accounts {
 
     /// Replaces the password after checking the current one. The account's
     /// `auth_version` moves on, so every session and token issued before stops
-    /// working (here at once; in other processes within `CURRENT_USER_TTL`).
+    /// working, in every process, before this answers.
     pub async fn change_password(
         &self,
         user: &User,
@@ -300,8 +311,16 @@ impl Accounts {
                 .bind(user.id.0.clone()),
             )
             .await?;
-        self.current.invalidate(&user.id.0).await;
-        self.get(&user.id.0).await?.ok_or(Error::Unauthenticated)
+        let user = self.get(&user.id.0).await?.ok_or(Error::Unauthenticated)?;
+        self.bus
+            .publish_confirmed(
+                Topic::Account(user.id.0.clone()),
+                EventKind::CredentialsChanged {
+                    auth_version: user.auth_version,
+                },
+            )
+            .await?;
+        Ok(user)
     }
 
     /// Changes the wallet settings of `user`; `None` leaves a setting as it is.
@@ -322,7 +341,8 @@ impl Accounts {
                 .bind(user.id.0.clone()),
             )
             .await?;
-        self.current.invalidate(&user.id.0).await;
+        self.bus
+            .publish(Topic::Account(user.id.0.clone()), EventKind::AccountChanged);
         self.get(&user.id.0).await?.ok_or(Error::Unauthenticated)
     }
 

@@ -19,6 +19,12 @@ pub enum Error {
     InvalidCredentials,
     #[error("authentication required")]
     Unauthenticated,
+    /// Signed in, but this credential may not do this (CSRF token missing, scope).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A limit on how much one account may hold open at once (event streams).
+    #[error("{0}")]
+    TooMany(String),
     #[error("too many failed attempts, retry in {} s", retry_after.as_secs().max(1))]
     Throttled { retry_after: Duration },
     // Refusals of a wallet operation: the request was well formed, the network or

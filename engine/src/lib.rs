@@ -3,7 +3,10 @@
 //! tested on its own against both databases.
 
 pub mod accounts;
+pub mod caller;
 pub mod error;
+pub mod events;
+pub mod idempotency;
 pub mod money;
 pub mod simnet;
 pub mod storage;
@@ -12,6 +15,7 @@ pub mod tokens;
 pub mod wallet;
 
 pub use accounts::{Accounts, User, UserId, Username};
+pub use caller::{Access, Caller, Credential};
 pub use error::{Error, Result};
 pub use money::{Denomination, Msat};
 pub use storage::{Backend, Database};
@@ -29,8 +33,12 @@ pub struct Settings {
 #[derive(Clone)]
 pub struct Engine {
     pub db: Database,
+    /// Every event of the engine, per topic, across processes on PostgreSQL.
+    pub bus: events::Bus,
     pub accounts: Accounts,
     pub tokens: Tokens,
+    /// First outcomes of retried payments (`Idempotency-Key`).
+    pub idempotency: idempotency::Idempotency,
     pub simnet: simnet::Simnet,
     pub wallet: wallet::Wallet,
 }
@@ -39,12 +47,19 @@ impl Engine {
     /// Opens the database at `url` (running its migrations) and builds the services.
     pub async fn open(url: &str, settings: Settings) -> Result<Self> {
         let db = Database::connect(url).await?;
+        let bus = events::Bus::start(&db).await?;
         let tokens = Tokens::load(&db).await?;
-        let accounts = Accounts::new(db.clone(), LoginThrottle::new(settings.throttle));
-        let simnet = simnet::Simnet::start(db.clone(), settings.simnet).await?;
+        let accounts = Accounts::new(
+            db.clone(),
+            LoginThrottle::new(settings.throttle),
+            bus.clone(),
+        );
+        let simnet = simnet::Simnet::start(db.clone(), settings.simnet, bus.clone()).await?;
         let wallet = wallet::Wallet::new(db.clone(), simnet.clone());
         Ok(Self {
+            idempotency: idempotency::Idempotency::new(db.clone()),
             db,
+            bus,
             accounts,
             tokens,
             simnet,

@@ -4,15 +4,16 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
+use crate::gate::SignedIn;
 use crate::AppState;
-use app::api::auth::{client_address_of, csrf_ok, identify};
+use app::api::auth::client_address_of;
 use app::api::http_status;
 use engine::{Engine, User};
 
@@ -103,15 +104,8 @@ async fn login(
 }
 
 /// `GET /api/v1/auth`: the user of the bearer token (or session cookie).
-async fn current_user(
-    State(engine): State<Engine>,
-    headers: HeaderMap,
-    session: Session,
-) -> Result<Json<UserResponse>, DetailError> {
-    match identify(&engine, &headers, &session).await? {
-        Some(caller) => Ok(Json(caller.user.into())),
-        None => Err(engine::Error::Unauthenticated.into()),
-    }
+async fn current_user(SignedIn(caller): SignedIn) -> Json<UserResponse> {
+    Json(caller.user.into())
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,26 +118,21 @@ struct UpdatePasswordRequest {
 /// this one included, stops working; log in again with the new password.
 async fn update_password(
     State(engine): State<Engine>,
-    parts: axum::http::request::Parts,
+    SignedIn(caller): SignedIn,
+    extensions: axum::http::Extensions,
     session: Session,
     Body(req): Body<UpdatePasswordRequest>,
 ) -> Result<Json<serde_json::Value>, DetailError> {
-    let Some(caller) = identify(&engine, &parts.headers, &session).await? else {
-        return Err(engine::Error::Unauthenticated.into());
-    };
-    if !csrf_ok(&caller, &parts, None) {
-        return Err(DetailError::new(
-            StatusCode::FORBIDDEN,
-            "missing or invalid CSRF token",
-        ));
-    }
+    caller
+        .permits(engine::Access::Write)
+        .map_err(engine::Error::from)?;
     engine
         .accounts
         .change_password(
             &caller.user,
             &req.old_password,
             &req.new_password,
-            &client_address_of(&parts.extensions),
+            &client_address_of(&extensions),
         )
         .await?;
     let _ = session.flush().await;
@@ -186,16 +175,6 @@ pub struct DetailError {
     status: StatusCode,
     detail: String,
     retry_after: Option<u64>,
-}
-
-impl DetailError {
-    pub fn new(status: StatusCode, detail: &str) -> Self {
-        DetailError {
-            status,
-            detail: detail.to_string(),
-            retry_after: None,
-        }
-    }
 }
 
 impl From<engine::Error> for DetailError {

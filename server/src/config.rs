@@ -60,6 +60,15 @@ pub struct Config {
     #[arg(long, env = "AMPERE_HUB_CHANNEL_SATS", default_value_t = 0)]
     pub hub_channel_sats: i64,
 
+    /// Proxies (CIDRs, comma-separated) whose `X-Forwarded-For` names the real
+    /// client, e.g. `127.0.0.1/32,10.0.0.0/8`. Others' headers are ignored.
+    #[arg(long, env = "AMPERE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Event streams (`GET /rest/v1/events`) one account may hold open at once.
+    #[arg(long, env = "AMPERE_MAX_EVENT_STREAMS", default_value_t = 8)]
+    pub max_event_streams: usize,
+
     /// Log filter, e.g. `info` or `server=debug,tower_http=debug`.
     #[arg(long, env = "AMPERE_LOG", default_value = "info")]
     pub log: String,

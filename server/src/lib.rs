@@ -6,15 +6,18 @@
 
 mod accounts_api;
 mod config;
+mod edge;
+pub mod gate;
+mod live;
 mod sessions;
 mod wallet_api;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{FromRef, Request, State};
-use axum::http::{header, Method, StatusCode};
-use axum::middleware::{self, Next};
+use axum::extract::{FromRef, State};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
@@ -22,6 +25,8 @@ use axum::{Json, Router};
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::future::IntoFuture;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::SessionManagerLayer;
 
@@ -51,6 +56,7 @@ pub struct AppState {
     pub public_url: PublicUrl,
     /// Whether the simnet's mine and faucet endpoints are served.
     pub simnet_dev: bool,
+    pub streams: live::Streams,
 }
 
 pub fn init_logging(config: &Config) {
@@ -71,6 +77,12 @@ pub struct Site {
     pub public_url: String,
     pub secure_cookies: bool,
     pub simnet_dev: bool,
+    /// Where the server listens: browsers may name it as their `Origin`.
+    pub listen: SocketAddr,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Event streams one account may hold open at once.
+    pub max_event_streams: usize,
 }
 
 impl Site {
@@ -78,23 +90,45 @@ impl Site {
         Site {
             leptos_options: leptos_options(config),
             public_url: config.public_url(),
-            secure_cookies: config.secure_cookies,
+            secure_cookies: config.secure_cookies || config.public_url().starts_with("https://"),
             simnet_dev: config.simnet_dev,
+            listen: config.listen,
+            trusted_proxies: config.trusted_proxies.clone(),
+            max_event_streams: config.max_event_streams,
+        }
+    }
+
+    /// A site for tests: public URL `https://wallet.example:8443`, nothing else set.
+    pub fn for_tests(simnet_dev: bool) -> Self {
+        Site {
+            leptos_options: LeptosOptions::builder().output_name("ampere").build(),
+            public_url: "https://wallet.example:8443".into(),
+            secure_cookies: false,
+            simnet_dev,
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            trusted_proxies: Vec::new(),
+            max_event_streams: 8,
         }
     }
 }
 
-/// The engine and the session store over one database.
+/// The engine and the session store over one database, and the signal that
+/// ends the long-lived responses (event streams) at shutdown.
 pub struct Services {
     pub engine: Engine,
     pub sessions: Sessions,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Services {
     pub async fn open(url: &str, settings: engine::Settings) -> Result<Self, StartError> {
+        let engine = Engine::open(url, settings).await?;
+        let sessions = Sessions::open(url).await?;
+        sessions.follow(&engine.bus);
         Ok(Services {
-            engine: Engine::open(url, settings).await?,
-            sessions: Sessions::open(url).await?,
+            engine,
+            sessions,
+            shutdown: tokio::sync::watch::channel(false).0,
         })
     }
 
@@ -102,10 +136,22 @@ impl Services {
         let state = AppState {
             leptos_options: site.leptos_options,
             engine: self.engine.clone(),
-            public_url: PublicUrl(site.public_url),
+            public_url: PublicUrl(site.public_url.clone()),
             simnet_dev: site.simnet_dev,
+            streams: live::Streams::new(site.max_event_streams, self.shutdown.subscribe()),
         };
-        app(state, self.sessions.layer(site.secure_cookies))
+        let gate = gate::Gate::new(
+            self.engine.clone(),
+            &site.public_url,
+            site.listen,
+            site.trusted_proxies,
+        );
+        app(state, gate, self.sessions.layer(site.secure_cookies))
+    }
+
+    /// Ends every event stream (the first step of a graceful shutdown).
+    pub fn end_streams(&self) {
+        let _ = self.shutdown.send(true);
     }
 
     pub async fn close(&self) {
@@ -124,7 +170,7 @@ pub fn leptos_options(config: &Config) -> LeptosOptions {
 }
 
 /// The whole application. Tests drive it with `oneshot`; only `run` binds a port.
-pub fn app(state: AppState, sessions: SessionManagerLayer<Sessions>) -> Router {
+pub fn app(state: AppState, gate: gate::Gate, sessions: SessionManagerLayer<Sessions>) -> Router {
     let routes = generate_route_list(App);
     let engine = state.engine.clone();
     let public_url = state.public_url.clone();
@@ -154,14 +200,18 @@ pub fn app(state: AppState, sessions: SessionManagerLayer<Sessions>) -> Router {
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Outermost last: the session is loaded, then the gate decides who calls.
+        .layer(middleware::from_fn_with_state(gate, gate::admit))
         .layer(sessions)
-        .layer(middleware::from_fn_with_state(
-            state.public_url.clone(),
-            same_origin_writes,
-        ))
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(edge::time_limit))
+        .layer(CatchPanicLayer::custom(edge::on_panic))
+        .layer(middleware::from_fn(edge::security_headers))
+        .layer(TraceLayer::new_for_http().make_span_with(edge::request_span))
         .with_state(state)
 }
+
+/// How long in-flight requests may take to finish once a shutdown is asked for.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Opens the storage, serves until SIGINT or SIGTERM, lets in-flight requests
 /// finish, then closes the databases cleanly.
@@ -193,12 +243,27 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         backend = ?services.engine.db.backend(),
         "ampere listening"
     );
-    axum::serve(
+    // At the signal: stop accepting, end the event streams (they would keep the
+    // server waiting forever), let the other requests finish, but not for ever.
+    let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
+    let streams = services.shutdown.clone();
+    let serving = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = signalled.send(true);
+        let _ = streams.send(true);
+    })
+    .into_future();
+    tokio::select! {
+        served = serving => served?,
+        _ = async {
+            let _ = on_signal.wait_for(|s| *s).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => tracing::warn!("requests still running after the grace period: stopping anyway"),
+    }
 
     tracing::info!("shutting down: closing the databases");
     sweeper.abort();
@@ -247,45 +312,4 @@ async fn healthz(State(engine): State<Engine>) -> Response {
         )
             .into_response(),
     }
-}
-
-/// Refuses a state-changing request that a browser sent from another site: its
-/// `Origin` names neither the host it was sent to nor the public URL's host.
-/// Cookies are SameSite=Lax already; this also covers log-in CSRF and same-site
-/// subdomains.
-async fn same_origin_writes(
-    State(public_url): State<PublicUrl>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let safe = matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if !safe {
-        if let Some(origin) = request.headers().get(header::ORIGIN) {
-            let host = request
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok());
-            let origin_host = origin
-                .to_str()
-                .ok()
-                .and_then(|o| o.split_once("://").map(|(_, rest)| rest));
-            let public = public_url
-                .0
-                .split_once("://")
-                .and_then(|(_, rest)| rest.split('/').next());
-            if origin_host.is_none() || (origin_host != host && origin_host != public) {
-                return (
-                    StatusCode::FORBIDDEN,
-                    Json(serde_json::json!({
-                        "error": { "message": "cross-origin request refused" }
-                    })),
-                )
-                    .into_response();
-            }
-        }
-    }
-    next.run(request).await
 }

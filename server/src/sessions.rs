@@ -1,8 +1,9 @@
 //! Session storage: tower-sessions' sqlx store in the application's database,
 //! behind a short-lived in-process cache so that an authenticated request does not
-//! cost a database read. A cached entry lives `CACHE_TTL`: a session deleted by
-//! another process sharing the database stops working at most that long after; in
-//! this process, deletion is immediate.
+//! cost a database read. A session deleted in any process is forgotten here as
+//! soon as the bus says so (`SessionEnded`); `CACHE_TTL` only bounds what a lost
+//! notification could leave behind, and a lost link to the database clears the
+//! whole cache.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -27,7 +28,7 @@ const CACHE_CAPACITY: u64 = 100_000;
 #[derive(Debug, Clone)]
 pub struct Sessions {
     backend: SqlxStore,
-    cache: moka::future::Cache<Id, Record>,
+    cache: moka::sync::Cache<Id, Record>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,11 +59,26 @@ impl Sessions {
                 SqlxStore::Postgres(store, pool)
             }
         };
-        let cache = moka::future::Cache::builder()
+        let cache = moka::sync::Cache::builder()
             .max_capacity(CACHE_CAPACITY)
             .time_to_live(CACHE_TTL)
             .build();
         Ok(Sessions { backend, cache })
+    }
+
+    /// Forgets sessions that ended in any process, as the bus tells it.
+    pub fn follow(&self, bus: &engine::events::Bus) {
+        use engine::events::EventKind;
+        let cache = self.cache.clone();
+        bus.on_control(Box::new(move |event| match &event.kind {
+            EventKind::SessionEnded { session } => {
+                if let Ok(id) = session.parse::<Id>() {
+                    cache.invalidate(&id);
+                }
+            }
+            EventKind::Resync => cache.invalidate_all(),
+            _ => {}
+        }));
     }
 
     /// The layer that gives every request its `Session`: cookie `session`,
@@ -113,32 +129,32 @@ impl Sessions {
 impl SessionStore for Sessions {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         self.store().create(record).await?;
-        self.cache.insert(record.id, record.clone()).await;
+        self.cache.insert(record.id, record.clone());
         Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         self.store().save(record).await?;
-        self.cache.insert(record.id, record.clone()).await;
+        self.cache.insert(record.id, record.clone());
         Ok(())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        if let Some(record) = self.cache.get(id).await {
+        if let Some(record) = self.cache.get(id) {
             if record.expiry_date > time::OffsetDateTime::now_utc() {
                 return Ok(Some(record));
             }
         }
         let record = self.store().load(id).await?;
         if let Some(record) = &record {
-            self.cache.insert(*id, record.clone()).await;
+            self.cache.insert(*id, record.clone());
         }
         Ok(record)
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         self.store().delete(id).await?;
-        self.cache.invalidate(id).await;
+        self.cache.invalidate(id);
         Ok(())
     }
 }

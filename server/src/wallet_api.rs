@@ -1,27 +1,19 @@
 //! The parts of the wallet API that are not JSON calls: `GET /rest/v1/getqrimage`
-//! (a PNG), `GET /rest/v1/events` (server-sent events), `GET
-//! /rest/v1/history.csv` (a download) and `POST /rest/v1/scanqr` (a photo in,
-//! the text of its QR code out).
+//! (a PNG), `GET /rest/v1/history.csv` (a download) and `POST /rest/v1/scanqr`
+//! (a photo in, the text of its QR code out). The event stream is `live.rs`.
 
-use std::convert::Infallible;
 use std::io::Cursor;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{header, request::Parts, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::BroadcastStream;
-use tower_sessions::Session;
 
+use crate::gate::SignedIn;
 use crate::AppState;
-use app::api::auth::{identify, Caller};
 use app::qr::for_qr;
 use engine::wallet::HistoryFilter;
 use engine::Engine;
@@ -38,30 +30,12 @@ const QR_MAX_CHARS: usize = 2000;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/rest/v1/getqrimage", get(qr_image))
-        .route("/rest/v1/events", get(events))
+        .route("/rest/v1/events", get(crate::live::events))
         .route("/rest/v1/history.csv", get(history_csv))
         .route(
             "/rest/v1/scanqr",
             post(scan_qr).layer(DefaultBodyLimit::max(PHOTO_MAX_BYTES)),
         )
-}
-
-/// The caller of an axum handler, or 401 in the myLightning error format.
-async fn caller(engine: &Engine, parts: &Parts, session: &Session) -> Result<Caller, Response> {
-    match identify(engine, &parts.headers, session).await {
-        Ok(Some(caller)) => Ok(caller),
-        Ok(None) | Err(engine::Error::Unauthenticated) => Err(my_error(
-            StatusCode::UNAUTHORIZED,
-            "authentication required",
-        )),
-        Err(err) => {
-            tracing::error!(error = ?err, "identifying the caller failed");
-            Err(my_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-            ))
-        }
-    }
 }
 
 fn my_error(status: StatusCode, message: &str) -> Response {
@@ -81,14 +55,9 @@ struct QrQuery {
 /// invoices and LNURLs are encoded upper case: the alphanumeric mode makes the
 /// symbol smaller and easier to scan.
 async fn qr_image(
-    State(engine): State<Engine>,
-    parts: Parts,
-    session: Session,
+    _: SignedIn,
     query: Result<Query<QrQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Err(response) = caller(&engine, &parts, &session).await {
-        return response;
-    }
     let text = query.ok().and_then(|q| q.0.inputcode).unwrap_or_default();
     let text = text.trim();
     if text.is_empty() {
@@ -129,66 +98,6 @@ fn qr_png(text: &str) -> Result<Vec<u8>, String> {
     Ok(png)
 }
 
-/// `GET /rest/v1/events`: the caller's live updates as server-sent events
-/// (`invoice_settled`, `payment_sent`, `payment_failed`, `channel_changed`,
-/// `block_mined`, `onchain_received`), each a JSON object with a `type`.
-async fn events(State(engine): State<Engine>, parts: Parts, session: Session) -> Response {
-    let caller = match caller(&engine, &parts, &session).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
-    let node = match engine.wallet.node(&caller.user).await {
-        Ok(node) => node.pubkey,
-        Err(_) => return my_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
-    };
-    let events = engine.simnet.subscribe();
-    Sse::new(event_stream(engine, caller, events, node))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response()
-}
-
-fn event_stream(
-    engine: Engine,
-    caller: Caller,
-    events: tokio::sync::broadcast::Receiver<engine::simnet::Event>,
-    node: String,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    BroadcastStream::new(events)
-        .then(move |event| {
-            let (engine, caller, node) = (engine.clone(), caller.clone(), node.clone());
-            async move {
-                // A password change (or a deleted account) ends the stream: the
-                // events are the account's, and its old credentials are not.
-                let still_valid = engine
-                    .accounts
-                    .authenticate(&caller.user.id.0, caller.user.auth_version)
-                    .await
-                    .is_ok();
-                still_valid.then(|| sse_event(event, &node))
-            }
-        })
-        .take_while(|item| futures_util::future::ready(item.is_some()))
-        .filter_map(|item| futures_util::future::ready(item.flatten()))
-}
-
-/// The SSE event for `event` if it concerns `node`.
-fn sse_event(
-    event: Result<engine::simnet::Event, BroadcastStreamRecvError>,
-    node: &str,
-) -> Option<Result<Event, Infallible>> {
-    let event = match event {
-        Ok(event) => event,
-        // A slow reader missed some: tell it to refresh.
-        Err(_) => return Some(Ok(Event::default().data(r#"{"type":"lagged"}"#))),
-    };
-    if !event.nodes.is_empty() && !event.nodes.iter().any(|n| n == node) {
-        return None;
-    }
-    serde_json::to_string(&event)
-        .ok()
-        .map(|json| Ok(Event::default().data(json)))
-}
-
 #[derive(Deserialize)]
 struct HistoryQuery {
     #[serde(rename = "type", default)]
@@ -206,14 +115,9 @@ struct HistoryQuery {
 /// amounts in the account's denomination.
 async fn history_csv(
     State(engine): State<Engine>,
-    parts: Parts,
-    session: Session,
+    SignedIn(caller): SignedIn,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let caller = match caller(&engine, &parts, &session).await {
-        Ok(caller) => caller,
-        Err(response) => return response,
-    };
     let Ok(Query(query)) = query else {
         return my_error(StatusCode::BAD_REQUEST, "invalid query");
     };
@@ -297,16 +201,9 @@ fn utc_timestamp(ms: i64) -> String {
 
 /// `POST /rest/v1/scanqr` with a photo (PNG, JPEG or WebP) as the body:
 /// `{"text": "..."}`, the content of the QR code in it. For browsers that cannot
-/// read QR codes themselves (no `BarcodeDetector`).
-async fn scan_qr(
-    State(engine): State<Engine>,
-    parts: Parts,
-    session: Session,
-    photo: Bytes,
-) -> Response {
-    if let Err(response) = caller(&engine, &parts, &session).await {
-        return response;
-    }
+/// read QR codes themselves (no `BarcodeDetector`). The caller is checked
+/// before the body is read.
+async fn scan_qr(_: SignedIn, photo: Bytes) -> Response {
     if photo.is_empty() {
         return my_error(StatusCode::BAD_REQUEST, "send a photo as the request body");
     }

@@ -880,17 +880,7 @@ async fn live_events_tell_bob_his_invoice_is_paid(server: Server) {
 async fn simnet_developer_endpoints_are_404_unless_enabled(server: Server) {
     let alice = sign_up(&server, "alice").await;
     let plain = Server {
-        router: {
-            let site = server::Site {
-                leptos_options: leptos::config::LeptosOptions::builder()
-                    .output_name("ampere")
-                    .build(),
-                public_url: "http://127.0.0.1:3000".into(),
-                secure_cookies: false,
-                simnet_dev: false,
-            };
-            server.services.router(site)
-        },
+        router: { server.services.router(server::Site::for_tests(false)) },
         services: server.services,
     };
     for (path, body) in [

@@ -1,16 +1,18 @@
-//! Who is calling (server side only): a `session` cookie or an `Authorization:
-//! Bearer` token, each checked against the account's current `auth_version`, and
-//! the CSRF rule for cookie-authenticated writes.
+//! Who is calling, as server functions see it: the gate (`server/src/gate.rs`)
+//! resolved the request's credential into an [`Identity`] before any route ran;
+//! this module reads it and says what a route needs (`caller`, `writer`,
+//! `payer`). It also starts and ends sessions (server side only).
 
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use crate::api::ApiError;
-use engine::{Engine, User};
+use engine::events::{EventKind, Topic};
+use engine::{Access, Caller, Engine, User};
 
 /// What the session cookie stands for once signed in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,18 +25,19 @@ pub struct SessionAuth {
 
 pub const SESSION_AUTH_KEY: &str = "auth";
 
-/// How the caller proved who it is.
+/// Who the gate found the request to come from.
 #[derive(Debug, Clone)]
-pub enum Credential {
-    Session { csrf: String },
-    Bearer,
+pub enum Identity {
+    /// No credential.
+    Visitor,
+    Caller(Caller),
+    /// A credential that does not (or no longer) authenticate: never a visitor.
+    Rejected,
 }
 
+/// The client's address as the gate worked it out (trusted proxies believed).
 #[derive(Debug, Clone)]
-pub struct Caller {
-    pub user: User,
-    pub credential: Credential,
-}
+pub struct ClientAddress(pub String);
 
 /// The URL people and wallets reach this server at (`--public-url`).
 #[derive(Debug, Clone)]
@@ -121,113 +124,45 @@ pub async fn caller() -> Result<Caller, ApiError> {
         .ok_or_else(|| engine::Error::Unauthenticated.into())
 }
 
-/// The caller, or `None` for a visitor (or a stale credential).
+/// The caller, or `None` for a visitor. A credential that no longer
+/// authenticates is 401, not a visitor.
 pub async fn signed_in() -> Result<Option<Caller>, ApiError> {
-    let engine = engine()?;
-    let parts = parts()?;
-    let session = session().await?;
-    Ok(identify(&engine, &parts.headers, &session).await?)
-}
-
-/// Resolves the credential a request carries. A bearer token wins over the cookie
-/// when both are sent, and an invalid one is an error rather than a visitor. A
-/// session whose account moved on (password changed, account deleted) is deleted.
-pub async fn identify(
-    engine: &Engine,
-    headers: &HeaderMap,
-    session: &Session,
-) -> Result<Option<Caller>, engine::Error> {
-    if let Some(token) = bearer_token(headers) {
-        let claims = engine.tokens.verify(token)?;
-        let user = engine
-            .accounts
-            .authenticate(&claims.sub, claims.ver)
-            .await?;
-        return Ok(Some(Caller {
-            user,
-            credential: Credential::Bearer,
-        }));
-    }
-    let auth: Option<SessionAuth> = session
-        .get(SESSION_AUTH_KEY)
-        .await
-        .map_err(|e| engine::Error::Internal(format!("session: {e}")))?;
-    let Some(auth) = auth else {
-        return Ok(None);
-    };
-    match engine
-        .accounts
-        .authenticate(&auth.user_id, auth.auth_version)
-        .await
-    {
-        Ok(user) => {
-            renew(session).await;
-            Ok(Some(Caller {
-                user,
-                credential: Credential::Session { csrf: auth.csrf },
-            }))
-        }
-        Err(engine::Error::Unauthenticated) => {
-            let _ = session.flush().await;
-            Ok(None)
-        }
-        Err(err) => Err(err),
+    match parts()?.extensions.get::<Identity>() {
+        Some(Identity::Caller(caller)) => Ok(Some(caller.clone())),
+        Some(Identity::Rejected) => Err(engine::Error::Unauthenticated.into()),
+        Some(Identity::Visitor) | None => Ok(None),
     }
 }
 
-/// Keeps a used session alive: the store only pushes a session's expiry when the
-/// session changes, so a session in use is touched once a day.
-async fn renew(session: &Session) {
-    const DAY_MS: i64 = 24 * 3600 * 1000;
-    let now = engine::now_ms();
-    let renewed: Option<i64> = session.get(RENEWED_KEY).await.ok().flatten();
-    if renewed.is_none_or(|at| now - at > DAY_MS) {
-        let _ = session.insert(RENEWED_KEY, now).await;
-    }
+/// The caller, allowed to change the account's data: for the session cookie,
+/// the request carried the CSRF token (403 otherwise). The gate looked for it in
+/// the `X-CSRF-Token` header, the `_csrf` query parameter and the body's
+/// `_csrf` (or a form's `csrf`) field, which is why server functions keep those
+/// arguments without reading them.
+pub async fn writer() -> Result<Caller, ApiError> {
+    permitted(Access::Write).await
 }
 
-const RENEWED_KEY: &str = "renewed_at";
-
-/// The caller, checked for a write: a cookie-authenticated caller must present
-/// the session's CSRF token, in the `_csrf` query parameter, the `X-CSRF-Token`
-/// header or (for HTML forms) the `csrf` argument; else 403.
-pub async fn writer(form_csrf: Option<&str>) -> Result<Caller, ApiError> {
-    let caller = caller().await?;
-    if !csrf_ok(&caller, &parts()?, form_csrf) {
-        set_status(403);
-        return Err(ApiError::new("missing or invalid CSRF token"));
-    }
-    Ok(caller)
-}
-
-/// Whether a write may go ahead: always for a bearer token; for the session
-/// cookie, only with the session's CSRF token (form field, `X-CSRF-Token` header
-/// or `_csrf` query parameter).
-pub fn csrf_ok(caller: &Caller, parts: &Parts, form_csrf: Option<&str>) -> bool {
-    match &caller.credential {
-        Credential::Bearer => true,
-        Credential::Session { csrf } => form_csrf
-            .map(str::to_string)
-            .or_else(|| csrf_from_request(parts))
-            .is_some_and(|sent| constant_time_eq(sent.as_bytes(), csrf.as_bytes())),
-    }
-}
-
-/// The caller, checked for a money movement: a write (CSRF for cookies) and, for
-/// a cookie-authenticated caller whose account asks for it, the password again.
-/// A bearer token is its own credential and skips the re-check.
-pub async fn payer(password: Option<&str>, form_csrf: Option<&str>) -> Result<Caller, ApiError> {
-    let caller = writer(form_csrf).await?;
-    if caller.user.recheck_password {
+/// The caller, allowed to move the account's money: a write and, for a browser
+/// whose account asks for it, the password again.
+pub async fn payer(password: Option<&str>) -> Result<Caller, ApiError> {
+    let caller = permitted(Access::Pay).await?;
+    if caller.must_recheck_password() {
         recheck(&caller, password).await?;
     }
     Ok(caller)
 }
 
-/// Checks the password of a cookie-authenticated caller again (bearer callers
-/// pass: the token is the credential).
+async fn permitted(access: Access) -> Result<Caller, ApiError> {
+    let caller = caller().await?;
+    caller.permits(access).map_err(engine::Error::from)?;
+    Ok(caller)
+}
+
+/// Checks the password of a browser's caller again (token callers pass: the
+/// token is the credential).
 pub async fn recheck(caller: &Caller, password: Option<&str>) -> Result<(), ApiError> {
-    if matches!(caller.credential, Credential::Bearer) {
+    if !matches!(caller.credential, engine::Credential::Session { .. }) {
         return Ok(());
     }
     let Some(password) = password.filter(|p| !p.is_empty()) else {
@@ -239,6 +174,19 @@ pub async fn recheck(caller: &Caller, password: Option<&str>) -> Result<(), ApiE
         .await?;
     Ok(())
 }
+
+/// Keeps a used session alive: the store only pushes a session's expiry when the
+/// session changes, so a session in use is touched once a day.
+pub async fn renew(session: &Session) {
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    let now = engine::now_ms();
+    let renewed: Option<i64> = session.get(RENEWED_KEY).await.ok().flatten();
+    if renewed.is_none_or(|at| now - at > DAY_MS) {
+        let _ = session.insert(RENEWED_KEY, now).await;
+    }
+}
+
+const RENEWED_KEY: &str = "renewed_at";
 
 /// Signs `user` in on this request's session: a fresh session id (so an id fixed
 /// before login is worthless) and a fresh CSRF token.
@@ -270,48 +218,40 @@ pub async fn renew_session(user: &User, csrf: String) -> Result<SessionAuth, Api
     Ok(auth)
 }
 
-/// Ends the session: deleted on the server, cookie cleared.
+/// Ends the session: deleted on the server, cookie cleared, and every process
+/// told (its caches forget it, its event streams end) before this answers.
 pub async fn end_session() -> Result<(), ApiError> {
-    session()
-        .await?
+    let session = session().await?;
+    let ended = session.id().map(|id| id.to_string());
+    let auth: Option<SessionAuth> = session.get(SESSION_AUTH_KEY).await.ok().flatten();
+    session
         .flush()
         .await
-        .map_err(|e| ApiError::from(engine::Error::Internal(format!("session: {e}"))))
+        .map_err(|e| ApiError::from(engine::Error::Internal(format!("session: {e}"))))?;
+    if let (Some(id), Some(auth)) = (ended, auth) {
+        engine()?
+            .bus
+            .publish_confirmed(
+                Topic::Account(auth.user_id),
+                EventKind::SessionEnded { session: id },
+            )
+            .await?;
+    }
+    Ok(())
 }
 
-/// The address the login throttle counts failures against.
+/// The address the throttles count attempts against.
 pub fn client_address() -> String {
     parts()
         .map(|p| client_address_of(&p.extensions))
         .unwrap_or_else(|_| "local".to_string())
 }
 
-/// The peer's IP address as the server saw it ("local" when served without a
-/// socket, as in tests).
+/// The client's address as the gate worked it out ("local" when served without
+/// a socket, as in tests).
 pub fn client_address_of(extensions: &axum::http::Extensions) -> String {
     extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip().to_string())
+        .get::<ClientAddress>()
+        .map(|a| a.0.clone())
         .unwrap_or_else(|| "local".to_string())
-}
-
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-fn csrf_from_request(parts: &Parts) -> Option<String> {
-    if let Some(value) = parts.headers.get("x-csrf-token") {
-        return value.to_str().ok().map(str::to_string);
-    }
-    let query = parts.uri.query()?;
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=')?;
-        (key == "_csrf").then(|| value.to_string())
-    })
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -92,6 +92,8 @@ pub fn http_status(err: &engine::Error) -> axum::http::StatusCode {
         Invalid { .. } => StatusCode::BAD_REQUEST,
         UsernameTaken => StatusCode::CONFLICT,
         InvalidCredentials | Unauthenticated => StatusCode::UNAUTHORIZED,
+        Forbidden(_) => StatusCode::FORBIDDEN,
+        TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
         Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         // Refusals: the myLightning API answers them with 200 and an error body.
         InsufficientFunds

@@ -5,6 +5,8 @@ mod amount;
 #[cfg(feature = "ssr")]
 pub mod auth;
 mod error;
+#[cfg(feature = "ssr")]
+pub mod idempotent;
 pub mod mylightning;
 pub mod session;
 pub mod simnet;

@@ -150,11 +150,17 @@ pub async fn login(username: String, password: String) -> Result<LoginResponse, 
     })
 }
 
-/// `POST /rest/v1/logout`: ends the session on the server. Answers 200 whether or
-/// not a session was open, so a script can always call it.
+/// `POST /rest/v1/logout`: ends the session on the server, in every process.
+/// A signed-in session must send its CSRF token (`_csrf`, as any write), so that
+/// another site cannot sign the user out; without a session it answers 200, so a
+/// script can always call it.
 #[server(prefix = "/rest/v1", endpoint = "logout", input = PostUrl)]
 pub async fn logout() -> Result<Empty, ApiError> {
-    crate::api::auth::end_session().await?;
+    use crate::api::auth;
+    if auth::signed_in().await.ok().flatten().is_some() {
+        auth::writer().await?;
+    }
+    auth::end_session().await?;
     Ok(Empty {})
 }
 
@@ -169,7 +175,7 @@ pub async fn ping() -> Result<Empty, ApiError> {
 /// first), address book and the CSRF token.
 #[server(prefix = "/rest/v1", endpoint = "getalldata", input = GetUrl)]
 pub async fn get_all_data() -> Result<DataResponse, ApiError> {
-    use crate::api::auth::{self, Credential};
+    use crate::api::auth;
     let caller = auth::caller().await?;
     let engine = auth::engine()?;
     let overview = engine.wallet.overview(&caller.user).await?;
@@ -197,10 +203,7 @@ pub async fn get_all_data() -> Result<DataResponse, ApiError> {
                 host: c.host,
             })
             .collect(),
-        csrf: match caller.credential {
-            Credential::Session { csrf } => csrf,
-            Credential::Bearer => String::new(),
-        },
+        csrf: caller.csrf().to_string(),
         denomination: unit.as_str().to_string(),
         recheck_password: caller.user.recheck_password,
     })
@@ -221,7 +224,7 @@ pub struct SummaryResponse {
 /// `GET /api/ui/summary`: the dashboard's part of `getalldata`.
 #[server(prefix = "/api/ui", endpoint = "summary", input = GetUrl)]
 pub async fn get_summary() -> Result<SummaryResponse, ApiError> {
-    use crate::api::auth::{self, Credential};
+    use crate::api::auth;
     let caller = auth::caller().await?;
     let summary = auth::engine()?.wallet.summary(&caller.user).await?;
     let unit = caller.user.denomination;
@@ -229,10 +232,7 @@ pub async fn get_summary() -> Result<SummaryResponse, ApiError> {
         address: summary.node.address.clone(),
         balances: balances_view(&summary, unit),
         info: info_view(&summary),
-        csrf: match caller.credential {
-            Credential::Session { csrf } => csrf,
-            Credential::Bearer => String::new(),
-        },
+        csrf: caller.csrf().to_string(),
         denomination: unit.as_str().to_string(),
     })
 }
@@ -248,7 +248,7 @@ pub async fn create_invoice(
     _csrf: Option<String>,
 ) -> Result<CreateInvoiceResponse, ApiError> {
     use crate::api::auth;
-    let caller = auth::writer(_csrf.as_deref()).await?;
+    let caller = auth::writer().await?;
     let engine = auth::engine()?;
     let amount = match amount {
         Some(a) => Some(caller.user.denomination.parse_amount("amount", &a.0)?),
@@ -285,30 +285,41 @@ pub async fn send_invoice(
     _csrf: Option<String>,
 ) -> Result<GenericResponse, ApiError> {
     use crate::api::auth;
-    let caller = auth::payer(password.as_deref(), _csrf.as_deref()).await?;
+    use crate::api::idempotent::once;
+    let caller = auth::payer(password.as_deref()).await?;
     let engine = auth::engine()?;
     let unit = caller.user.denomination;
-    let amount = match amount {
-        Some(a) => Some(unit.parse_amount("amount", &a.0)?),
-        None => None,
-    };
-    let fee_limit = fee_limit
-        .map(|f| unit.parse_amount("fee_limit", &f.0))
-        .transpose()?;
-    let payment = engine
-        .wallet
-        .send(
-            &caller.user,
-            &invoiceid,
-            amount,
-            alias.as_deref(),
-            fee_limit,
-        )
-        .await?;
-    Ok(GenericResponse {
-        payment: Some(payment_view(&payment, unit)),
-        ..Default::default()
+    let inputs = serde_json::json!([
+        invoiceid,
+        alias,
+        amount.as_ref().map(|a| &a.0),
+        fee_limit.as_ref().map(|a| &a.0),
+        unit.as_str()
+    ]);
+    once(&caller, "sendinvoice", inputs, async {
+        let amount = match amount {
+            Some(a) => Some(unit.parse_amount("amount", &a.0)?),
+            None => None,
+        };
+        let fee_limit = fee_limit
+            .map(|f| unit.parse_amount("fee_limit", &f.0))
+            .transpose()?;
+        let payment = engine
+            .wallet
+            .send(
+                &caller.user,
+                &invoiceid,
+                amount,
+                alias.as_deref(),
+                fee_limit,
+            )
+            .await?;
+        Ok(GenericResponse {
+            payment: Some(payment_view(&payment, unit)),
+            ..Default::default()
+        })
     })
+    .await
 }
 
 /// What an invoice asks for, read before paying it.
@@ -352,27 +363,38 @@ pub async fn quick_pay(
     _csrf: Option<String>,
 ) -> Result<GenericResponse, ApiError> {
     use crate::api::auth;
-    let caller = auth::payer(password.as_deref(), _csrf.as_deref()).await?;
+    use crate::api::idempotent::once;
+    let caller = auth::payer(password.as_deref()).await?;
     let engine = auth::engine()?;
     let unit = caller.user.denomination;
-    let amount = unit.parse_amount("amount", &amount.0)?;
-    let fee_limit = fee_limit
-        .map(|f| unit.parse_amount("fee_limit", &f.0))
-        .transpose()?;
-    let payment = engine
-        .wallet
-        .quickpay(
-            &caller.user,
-            &dest,
-            amount,
-            memo.as_deref().unwrap_or_default(),
-            fee_limit,
-        )
-        .await?;
-    Ok(GenericResponse {
-        payment: Some(payment_view(&payment, unit)),
-        ..Default::default()
+    let inputs = serde_json::json!([
+        dest,
+        amount.0,
+        memo,
+        fee_limit.as_ref().map(|a| &a.0),
+        unit.as_str()
+    ]);
+    once(&caller, "quickpay", inputs, async {
+        let amount = unit.parse_amount("amount", &amount.0)?;
+        let fee_limit = fee_limit
+            .map(|f| unit.parse_amount("fee_limit", &f.0))
+            .transpose()?;
+        let payment = engine
+            .wallet
+            .quickpay(
+                &caller.user,
+                &dest,
+                amount,
+                memo.as_deref().unwrap_or_default(),
+                fee_limit,
+            )
+            .await?;
+        Ok(GenericResponse {
+            payment: Some(payment_view(&payment, unit)),
+            ..Default::default()
+        })
     })
+    .await
 }
 
 /// `POST /rest/v1/openchannel {remotenode, amount}`: opens a channel of capacity
@@ -384,17 +406,22 @@ pub async fn open_channel(
     _csrf: Option<String>,
 ) -> Result<GenericResponse, ApiError> {
     use crate::api::auth;
-    let caller = auth::writer(_csrf.as_deref()).await?;
+    use crate::api::idempotent::once;
+    let caller = auth::writer().await?;
     let engine = auth::engine()?;
     let unit = caller.user.denomination;
-    let capacity = unit.parse_amount("amount", &amount.0)?;
-    let peer = engine::simnet::parse_node_id(&remotenode)?;
-    let node = engine.wallet.node_id(&caller.user).await?;
-    let channel = engine.simnet.open_channel(&node, &peer, capacity).await?;
-    Ok(GenericResponse {
-        channel: Some(channel_view(&channel, unit)),
-        ..Default::default()
+    let inputs = serde_json::json!([remotenode, amount.0, unit.as_str()]);
+    once(&caller, "openchannel", inputs, async {
+        let capacity = unit.parse_amount("amount", &amount.0)?;
+        let peer = engine::simnet::parse_node_id(&remotenode)?;
+        let node = engine.wallet.node_id(&caller.user).await?;
+        let channel = engine.simnet.open_channel(&node, &peer, capacity).await?;
+        Ok(GenericResponse {
+            channel: Some(channel_view(&channel, unit)),
+            ..Default::default()
+        })
     })
+    .await
 }
 
 /// `POST /rest/v1/closechannel {channelpoint, force}`: closes cooperatively, or
@@ -407,7 +434,7 @@ pub async fn close_channel(
     _csrf: Option<String>,
 ) -> Result<GenericResponse, ApiError> {
     use crate::api::auth;
-    let caller = auth::payer(password.as_deref(), _csrf.as_deref()).await?;
+    let caller = auth::payer(password.as_deref()).await?;
     let engine = auth::engine()?;
     let node = engine.wallet.node_id(&caller.user).await?;
     let channel = engine
@@ -430,7 +457,7 @@ pub async fn add_contact(
     _csrf: Option<String>,
 ) -> Result<ContactView, ApiError> {
     use crate::api::auth;
-    let caller = auth::writer(_csrf.as_deref()).await?;
+    let caller = auth::writer().await?;
     let contact = auth::engine()?
         .wallet
         .add_contact(&caller.user, &alias, &node_id, host.as_deref())
@@ -447,7 +474,7 @@ pub async fn add_contact(
 #[server(prefix = "/rest/v1", endpoint = "removecontact", input = Json)]
 pub async fn remove_contact(alias: String, _csrf: Option<String>) -> Result<Empty, ApiError> {
     use crate::api::auth;
-    let caller = auth::writer(_csrf.as_deref()).await?;
+    let caller = auth::writer().await?;
     auth::engine()?
         .wallet
         .remove_contact(&caller.user, &alias)
@@ -496,7 +523,7 @@ pub async fn update_settings(
     _csrf: Option<String>,
 ) -> Result<SettingsResponse, ApiError> {
     use crate::api::auth;
-    let caller = auth::writer(_csrf.as_deref()).await?;
+    let caller = auth::writer().await?;
     let engine = auth::engine()?;
     let denomination = denomination
         .as_deref()

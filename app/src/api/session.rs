@@ -22,15 +22,12 @@ pub struct Account {
 /// The signed-in account, or `None` for a visitor.
 #[server(prefix = "/api/ui", endpoint = "me")]
 pub async fn me() -> Result<Option<Account>, ApiError> {
-    use crate::api::auth::{signed_in, Credential};
+    use crate::api::auth::signed_in;
     use crate::api::simnet::SimnetDev;
     let simnet_dev = use_context::<SimnetDev>().is_some_and(|dev| dev.0);
     Ok(signed_in().await?.map(|caller| Account {
+        csrf: caller.csrf().to_string(),
         username: caller.user.username,
-        csrf: match caller.credential {
-            Credential::Session { csrf } => csrf,
-            Credential::Bearer => String::new(),
-        },
         denomination: caller.user.denomination.as_str().to_string(),
         recheck_password: caller.user.recheck_password,
         simnet_dev,
@@ -63,7 +60,9 @@ pub async fn sign_in(username: String, password: String) -> Result<(), ApiError>
 #[server(prefix = "/api/ui", endpoint = "sign_out")]
 pub async fn sign_out(csrf: String) -> Result<(), ApiError> {
     use crate::api::auth;
-    auth::writer(Some(&csrf)).await?;
+    // The gate checked `csrf` (the form's field) before this ran.
+    let _ = csrf;
+    auth::writer().await?;
     auth::end_session().await?;
     leptos_axum::redirect("/signin");
     Ok(())
@@ -79,7 +78,7 @@ pub async fn change_password(
     csrf: String,
 ) -> Result<(), ApiError> {
     use crate::api::auth;
-    let caller = auth::writer(Some(&csrf)).await?;
+    let caller = auth::writer().await?;
     let engine = auth::engine()?;
     let user = engine
         .accounts

@@ -25,7 +25,7 @@ pub struct Funded {
 /// `POST /api/v1/simnet/mine {"blocks": N}` → `{"height": H}`.
 #[server(prefix = "/api/v1/simnet", endpoint = "mine", input = Json)]
 pub async fn mine(blocks: i64, _csrf: Option<String>) -> Result<Mined, ApiError> {
-    developer(_csrf.as_deref()).await?;
+    developer().await?;
     let height = crate::api::auth::engine()?.simnet.mine(blocks).await?;
     Ok(Mined { height })
 }
@@ -34,7 +34,7 @@ pub async fn mine(blocks: i64, _csrf: Option<String>) -> Result<Mined, ApiError>
 /// confirmed in the next block.
 #[server(prefix = "/api/v1/simnet", endpoint = "faucet", input = Json)]
 pub async fn faucet(address: String, sats: i64, _csrf: Option<String>) -> Result<Funded, ApiError> {
-    developer(_csrf.as_deref()).await?;
+    developer().await?;
     let amount = sats
         .checked_mul(1000)
         .map(engine::Msat)
@@ -48,11 +48,11 @@ pub async fn faucet(address: String, sats: i64, _csrf: Option<String>) -> Result
 
 /// A signed-in writer on a server started with `--simnet-dev`; 404 otherwise.
 #[cfg(feature = "ssr")]
-async fn developer(csrf: Option<&str>) -> Result<(), ApiError> {
+async fn developer() -> Result<(), ApiError> {
     use crate::api::auth;
     if !use_context::<SimnetDev>().is_some_and(|dev| dev.0) {
         auth::set_status(404);
         return Err(ApiError::new("not found"));
     }
-    auth::writer(csrf).await.map(drop)
+    auth::writer().await.map(drop)
 }

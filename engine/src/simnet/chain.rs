@@ -77,6 +77,7 @@ impl Simnet {
                 .db
                 .write(move |conn| {
                     Box::pin(async move {
+                        lock_chain(conn).await?;
                         let height = tip(conn).await? + 1;
                         sqlx::query(
                             "INSERT INTO blocks (height, hash, mined_at) VALUES ($1, $2, $3)",
@@ -121,20 +122,83 @@ impl Simnet {
         Ok(height)
     }
 
-    /// Mines a block every `interval` until the server stops.
+    /// Mines a block every `interval` until the server stops. With several
+    /// processes on one PostgreSQL database, only the one holding the miner's
+    /// lock mines; another takes over when it goes away.
     pub fn spawn_miner(&self, interval: std::time::Duration) -> tokio::task::JoinHandle<()> {
         let simnet = self.clone();
         tokio::spawn(async move {
+            let mut lease = MinerLease::default();
             let mut every = tokio::time::interval(interval);
             every.tick().await;
             loop {
                 every.tick().await;
+                if !lease.held(&simnet.db).await {
+                    continue;
+                }
                 if let Err(err) = simnet.mine(1).await {
                     tracing::warn!(error = %err, "mining a block failed");
                 }
             }
         })
     }
+}
+
+/// The PostgreSQL advisory locks of the simnet (any fixed numbers, unique to it).
+pub(crate) const MINER_LOCK: i64 = 0x616d_7065_7265_0001;
+pub(crate) const CHAIN_LOCK: i64 = 0x616d_7065_7265_0002;
+
+/// The right to mine on the timer: on PostgreSQL, a session-level advisory lock
+/// held on a connection of its own (it goes with the connection, so a process
+/// that dies frees it); on SQLite, one process owns the database anyway.
+#[derive(Default)]
+struct MinerLease {
+    connection: Option<sqlx::PgConnection>,
+}
+
+impl MinerLease {
+    async fn held(&mut self, db: &crate::Database) -> bool {
+        use sqlx::Connection;
+        if db.backend() != crate::Backend::Postgres {
+            return true;
+        }
+        if self.connection.is_none() {
+            match sqlx::PgConnection::connect(&db.url()).await {
+                Ok(conn) => self.connection = Some(conn),
+                Err(err) => {
+                    tracing::warn!(error = %err, "miner: cannot reach the database");
+                    return false;
+                }
+            }
+        }
+        let conn = self.connection.as_mut().expect("just connected");
+        // Asked every tick: cheap, and a lost connection shows here.
+        match sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+            .bind(MINER_LOCK)
+            .fetch_one(conn)
+            .await
+        {
+            Ok(held) => held,
+            Err(err) => {
+                tracing::warn!(error = %err, "miner: lost the database connection");
+                self.connection = None;
+                false
+            }
+        }
+    }
+}
+
+/// Serialises block production (and the hub's creation) across processes on
+/// PostgreSQL for the rest of the transaction; nothing to do on SQLite, whose
+/// writer already runs one transaction at a time.
+pub(crate) async fn lock_chain(conn: &mut AnyConnection) -> Result<()> {
+    if conn.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CHAIN_LOCK)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn tip(conn: &mut AnyConnection) -> Result<i64> {

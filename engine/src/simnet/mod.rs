@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
-use tokio::sync::broadcast;
 
+pub use crate::events::EventKind;
+use crate::events::{Bus, Topic};
 use crate::{now_ms, Database, Error, Msat, Result};
 pub use channels::{Channel, ChannelState};
 pub use keys::{parse_node_id, NodeKey};
@@ -67,45 +68,6 @@ impl Default for SimnetConfig {
     }
 }
 
-/// Something that happened on the network, for the live updates of the nodes
-/// it concerns (an empty `nodes` concerns everyone).
-#[derive(Debug, Clone, Serialize)]
-pub struct Event {
-    #[serde(skip)]
-    pub nodes: Vec<String>,
-    #[serde(flatten)]
-    pub kind: EventKind,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum EventKind {
-    InvoiceSettled {
-        payment_hash: String,
-        amount_msat: i64,
-    },
-    PaymentSent {
-        payment_hash: String,
-        amount_msat: i64,
-        fee_msat: i64,
-    },
-    PaymentFailed {
-        payment_hash: String,
-        reason: String,
-    },
-    ChannelChanged {
-        channel_point: String,
-        state: String,
-    },
-    BlockMined {
-        height: i64,
-    },
-    OnchainReceived {
-        txid: String,
-        amount_msat: i64,
-    },
-}
-
 /// A node as the wallet shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Node {
@@ -121,7 +83,7 @@ pub struct Node {
 pub struct Simnet {
     db: Database,
     config: SimnetConfig,
-    events: broadcast::Sender<Event>,
+    bus: Bus,
     /// Node pubkeys by account, and signing keys by pubkey: neither ever changes,
     /// so they are read from the database once.
     node_ids: moka::future::Cache<String, String>,
@@ -138,12 +100,11 @@ const TIP_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 impl Simnet {
     /// Opens the network on `db`, creating the hub (with its genesis funds) on the
     /// very first start and a node for any account that lacks one.
-    pub async fn start(db: Database, config: SimnetConfig) -> Result<Self> {
-        let (events, _) = broadcast::channel(1024);
+    pub async fn start(db: Database, config: SimnetConfig, bus: Bus) -> Result<Self> {
         let simnet = Simnet {
             db,
             config,
-            events,
+            bus,
             node_ids: moka::future::Cache::new(100_000),
             keys: moka::future::Cache::new(100_000),
             graph: router::Graph::default(),
@@ -161,13 +122,15 @@ impl Simnet {
         &self.config
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
-    }
-
+    /// Tells the nodes an event concerns (no nodes: every block watcher).
     fn emit(&self, nodes: Vec<String>, kind: EventKind) {
-        // No subscriber is fine: nobody is watching.
-        let _ = self.events.send(Event { nodes, kind });
+        if nodes.is_empty() {
+            self.bus.publish(Topic::Blocks, kind);
+            return;
+        }
+        for node in nodes {
+            self.bus.publish(Topic::Node(node), kind.clone());
+        }
     }
 
     async fn ensure_hub(&self) -> Result<()> {
@@ -175,6 +138,9 @@ impl Simnet {
         self.db
             .write(move |conn| {
                 Box::pin(async move {
+                    // Two processes starting together on an empty database
+                    // create one hub: the second waits here, then finds it.
+                    chain::lock_chain(conn).await?;
                     let exists = sqlx::query(
                         "SELECT pubkey FROM nodes WHERE user_id IS NULL AND alias = $1",
                     )

@@ -47,16 +47,8 @@ impl Server {
             ..Default::default()
         };
         let services = Services::open(url, settings).await.expect("services open");
-        let site = Site {
-            leptos_options: leptos::config::LeptosOptions::builder()
-                .output_name("ampere")
-                .build(),
-            public_url: "https://wallet.example:8443".into(),
-            secure_cookies: false,
-            simnet_dev,
-        };
         Server {
-            router: services.router(site),
+            router: services.router(Site::for_tests(simnet_dev)),
             services,
         }
     }

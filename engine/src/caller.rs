@@ -1,0 +1,117 @@
+//! Who is acting: the account, the credential it showed, and what that credential
+//! lets it do. The server resolves one `Caller` per request at its edge
+//! (`server/src/gate.rs`); routes only say what they need ([`Access`]) and ask
+//! [`Caller::permits`]. A new credential kind (scoped tokens, ACL tokens, signed
+//! API keys, OAuth2 tokens) is a new [`Credential`] variant and a new arm here,
+//! never an edit to each route.
+
+use crate::events::{EventKind, Topic};
+use crate::{Error, User};
+
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    pub credential: Credential,
+}
+
+/// How the caller proved who it is.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// The `session` cookie of a signed-in browser.
+    Session {
+        /// The session's id in the store (a stream opened with it ends when it ends).
+        id: String,
+        /// The token cookie-authenticated writes must echo (`_csrf`).
+        csrf: String,
+        /// Whether this request carried that token (header, query or body).
+        csrf_presented: bool,
+    },
+    /// An account bearer token: the account's full rights until it expires.
+    AccountToken {
+        /// Unix milliseconds.
+        expires_at_ms: i64,
+    },
+}
+
+/// What a route does with the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads the account's data.
+    Read,
+    /// Changes something of the account's.
+    Write,
+    /// Moves the account's money (a write; browsers may also have to repeat the
+    /// password, see [`Caller::must_recheck_password`]).
+    Pay,
+}
+
+/// Why a caller may not do what it asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("missing or invalid CSRF token")]
+    CsrfToken,
+}
+
+impl Caller {
+    /// Whether this request may do `access` with its credential.
+    pub fn permits(&self, access: Access) -> Result<(), Denied> {
+        match (&self.credential, access) {
+            (_, Access::Read) => Ok(()),
+            (Credential::AccountToken { .. }, _) => Ok(()),
+            (Credential::Session { csrf_presented, .. }, Access::Write | Access::Pay) => {
+                if *csrf_presented {
+                    Ok(())
+                } else {
+                    Err(Denied::CsrfToken)
+                }
+            }
+        }
+    }
+
+    /// A browser paying while its account asks for the password at each payment
+    /// must give it again; a token is its own proof.
+    pub fn must_recheck_password(&self) -> bool {
+        matches!(self.credential, Credential::Session { .. }) && self.user.recheck_password
+    }
+
+    /// The session's anti-forgery token, for pages to echo (empty for tokens).
+    pub fn csrf(&self) -> &str {
+        match &self.credential {
+            Credential::Session { csrf, .. } => csrf,
+            Credential::AccountToken { .. } => "",
+        }
+    }
+
+    /// When the credential stops working by itself (unix ms), if it does.
+    pub fn expires_at_ms(&self) -> Option<i64> {
+        match &self.credential {
+            Credential::Session { .. } => None,
+            Credential::AccountToken { expires_at_ms } => Some(*expires_at_ms),
+        }
+    }
+
+    /// The account's topic on the bus (its credentials, sessions; the desk).
+    pub fn topic(&self) -> Topic {
+        Topic::Account(self.user.id.0.clone())
+    }
+
+    /// Whether `event` (on this account's topic) voids this credential: the
+    /// password changed, the account went, or this very session ended.
+    pub fn is_ended_by(&self, event: &EventKind) -> bool {
+        match event {
+            EventKind::CredentialsChanged { auth_version } => {
+                *auth_version != self.user.auth_version
+            }
+            EventKind::SessionEnded { session } => {
+                matches!(&self.credential, Credential::Session { id, .. } if id == session)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<Denied> for Error {
+    fn from(denied: Denied) -> Self {
+        Error::Forbidden(denied.to_string())
+    }
+}

@@ -1,0 +1,383 @@
+//! The one way in: every request passes here once, before any route. The gate
+//! - works out the client's real address (`X-Forwarded-For` only from
+//!   `--trusted-proxies`),
+//! - refuses a state-changing request whose `Origin` is not this server (the
+//!   public URL's or the listen address's host, never whatever `Host` says),
+//! - resolves who is calling into one [`Identity`]: a bearer token or the
+//!   `session` cookie, checked against the account's current credentials,
+//! - notes whether a cookie-authenticated request carried the session's CSRF
+//!   token (header, query or body).
+//!
+//! Routes then say what they need: axum handlers take [`SignedIn`], server
+//! functions call `app::api::auth::caller()` / `writer()` / `payer()`, both of
+//! which read what the gate left in the request. Nothing else parses credentials.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::{header, request::Parts, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ipnet::IpNet;
+use tower_sessions::Session;
+
+use app::api::auth::{ClientAddress, Identity, SessionAuth, SESSION_AUTH_KEY};
+use engine::{Caller, Credential, Engine};
+
+/// What the gate needs to know about this server.
+#[derive(Clone)]
+pub struct Gate {
+    engine: Engine,
+    /// `host:port` authorities a browser's `Origin` may name.
+    allowed_origins: Arc<Vec<String>>,
+    trusted_proxies: Arc<Vec<IpNet>>,
+}
+
+/// Largest body the gate reads to find a `_csrf` field (forms and JSON calls
+/// are far smaller; a bigger body must send the token in a header).
+const CSRF_BODY_MAX: usize = 64 * 1024;
+
+impl Gate {
+    pub fn new(
+        engine: Engine,
+        public_url: &str,
+        listen: SocketAddr,
+        trusted_proxies: Vec<IpNet>,
+    ) -> Self {
+        let mut allowed = Vec::new();
+        if let Some(public) = origin_authority(public_url) {
+            allowed.push(public);
+        }
+        if !listen.ip().is_unspecified() {
+            allowed.push(authority_of(&listen.ip().to_string(), listen.port()));
+            if listen.ip().is_loopback() {
+                allowed.push(format!("localhost:{}", listen.port()));
+            }
+        }
+        Gate {
+            engine,
+            allowed_origins: Arc::new(allowed),
+            trusted_proxies: Arc::new(trusted_proxies),
+        }
+    }
+
+    fn origin_allowed(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            // Not a browser's cross-site request: scripts, same-origin GETs.
+            return true;
+        };
+        origin
+            .to_str()
+            .ok()
+            .and_then(origin_authority)
+            .is_some_and(|authority| self.allowed_origins.contains(&authority))
+    }
+}
+
+/// The client's address: the peer, or for a trusted proxy the last address in
+/// `X-Forwarded-For` that is not itself a trusted proxy (what a client wrote
+/// further left is its own claim, not the proxy's).
+fn client_address(trusted_proxies: &[IpNet], peer: Option<IpAddr>, headers: &HeaderMap) -> String {
+    let Some(peer) = peer else {
+        return "local".to_string();
+    };
+    let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
+    if !trusted(&peer) {
+        return peer.to_string();
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    let mut client = peer;
+    for hop in forwarded.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !trusted(&ip) {
+                    break;
+                }
+            }
+            // Garbage in the chain: believe nothing further left of it.
+            Err(_) => break,
+        }
+    }
+    client.to_string()
+}
+
+/// The middleware: runs the gate, then the route.
+pub async fn admit(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+    // The bundle and icons: nobody to identify.
+    if request.uri().path().starts_with("/pkg/") {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let format = ErrorFormat::for_path(parts.uri.path());
+    let writes = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if writes && !gate.origin_allowed(&parts.headers) {
+        return format.error(StatusCode::FORBIDDEN, "cross-origin request refused");
+    }
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let address = client_address(&gate.trusted_proxies, peer, &parts.headers);
+    parts.extensions.insert(ClientAddress(address));
+
+    let identity = match resolve(&gate.engine, &parts).await {
+        Ok(identity) => identity,
+        Err(err) => {
+            tracing::error!(error = ?err, "resolving the caller failed");
+            return format.error(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable");
+        }
+    };
+    let mut body = body;
+    let identity = match identity {
+        Identity::Caller(mut caller) if writes => {
+            if let Credential::Session {
+                csrf,
+                csrf_presented,
+                ..
+            } = &mut caller.credential
+            {
+                let (presented, kept) = csrf_presented_in(&parts, body, csrf).await;
+                body = kept;
+                *csrf_presented = presented;
+            }
+            Identity::Caller(caller)
+        }
+        other => other,
+    };
+    parts.extensions.insert(identity);
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Who the request's credential names, checked against the account's current
+/// `auth_version`. A bearer token wins over the cookie; an invalid one is
+/// `Rejected`, not a visitor. A session whose account moved on is deleted.
+async fn resolve(engine: &Engine, parts: &Parts) -> Result<Identity, engine::Error> {
+    if let Some(token) = bearer_token(&parts.headers) {
+        let Ok(claims) = engine.tokens.verify(token) else {
+            return Ok(Identity::Rejected);
+        };
+        return match engine.accounts.authenticate(&claims.sub, claims.ver).await {
+            Ok(user) => Ok(Identity::Caller(Caller {
+                user,
+                credential: Credential::AccountToken {
+                    expires_at_ms: claims.exp.saturating_mul(1000),
+                },
+            })),
+            Err(engine::Error::Unauthenticated) => Ok(Identity::Rejected),
+            Err(err) => Err(err),
+        };
+    }
+    let Some(session) = parts.extensions.get::<Session>() else {
+        return Ok(Identity::Visitor);
+    };
+    let auth: Option<SessionAuth> = session
+        .get(SESSION_AUTH_KEY)
+        .await
+        .map_err(|e| engine::Error::Internal(format!("session: {e}")))?;
+    let Some(auth) = auth else {
+        return Ok(Identity::Visitor);
+    };
+    match engine
+        .accounts
+        .authenticate(&auth.user_id, auth.auth_version)
+        .await
+    {
+        Ok(user) => {
+            app::api::auth::renew(session).await;
+            Ok(Identity::Caller(Caller {
+                user,
+                credential: Credential::Session {
+                    id: session.id().map(|id| id.to_string()).unwrap_or_default(),
+                    csrf: auth.csrf,
+                    csrf_presented: false,
+                },
+            }))
+        }
+        Err(engine::Error::Unauthenticated) => {
+            let _ = session.flush().await;
+            Ok(Identity::Visitor)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Whether the request carries `expected`: in `X-CSRF-Token`, the `_csrf` query
+/// parameter, or the body's `_csrf` (JSON) / `_csrf` or `csrf` (form) field.
+/// Answers the body to run the route with (read, when it had to be).
+async fn csrf_presented_in(parts: &Parts, body: Body, expected: &str) -> (bool, Body) {
+    let matches = |sent: &str| constant_time_eq(sent.as_bytes(), expected.as_bytes());
+    if let Some(sent) = parts.headers.get("x-csrf-token") {
+        return (sent.to_str().is_ok_and(matches), body);
+    }
+    if let Some(sent) = parts.uri.query().and_then(|q| form_field(q, &["_csrf"])) {
+        return (matches(&sent), body);
+    }
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let json = content_type.starts_with("application/json");
+    let form = content_type.starts_with("application/x-www-form-urlencoded");
+    if !json && !form {
+        return (false, body);
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, CSRF_BODY_MAX).await else {
+        // Too big or broken: the route would fail reading it anyway.
+        return (false, Body::empty());
+    };
+    let sent = if json {
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("_csrf").and_then(|t| t.as_str()).map(str::to_string))
+    } else {
+        std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| form_field(text, &["_csrf", "csrf"]))
+    };
+    (sent.is_some_and(|s| matches(&s)), Body::from(bytes))
+}
+
+/// The first of `names` in an `application/x-www-form-urlencoded` text.
+fn form_field(text: &str, names: &[&str]) -> Option<String> {
+    form_urlencoded::parse(text.as_bytes())
+        .find(|(key, _)| names.contains(&key.as_ref()))
+        .map(|(_, value)| value.into_owned())
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `host:port` of an origin or URL (`scheme://host[:port][/...]`), lower case,
+/// the port filled in from the scheme.
+fn origin_authority(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "https" => 443,
+        "http" => 80,
+        _ => return None,
+    };
+    // `[::1]:3000`, `[::1]`, `host:3000`, `host`.
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, port.parse::<u16>().ok()?),
+        _ => (authority, default_port),
+    };
+    Some(authority_of(host, port))
+}
+
+fn authority_of(host: &str, port: u16) -> String {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    format!("{}:{port}", host.to_ascii_lowercase())
+}
+
+/// The error body each API speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorFormat {
+    /// `{"error": {"message": ...}}`: myLightning, the pages' calls, the simnet.
+    MyLightning,
+    /// `{"detail": ...}`: the LNbits account API.
+    Detail,
+}
+
+impl ErrorFormat {
+    pub fn for_path(path: &str) -> Self {
+        if path.starts_with("/api/v1/auth") {
+            ErrorFormat::Detail
+        } else {
+            ErrorFormat::MyLightning
+        }
+    }
+
+    pub fn error(self, status: StatusCode, message: &str) -> Response {
+        let body = match self {
+            ErrorFormat::MyLightning => serde_json::json!({ "error": { "message": message } }),
+            ErrorFormat::Detail => serde_json::json!({ "detail": message }),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// An axum handler's signed-in caller; 401 in the route's own error format
+/// otherwise. What the caller may do is `Caller::permits`' call.
+pub struct SignedIn(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        match parts.extensions.get::<Identity>() {
+            Some(Identity::Caller(caller)) => Ok(SignedIn(caller.clone())),
+            _ => Err(ErrorFormat::for_path(parts.uri.path())
+                .error(StatusCode::UNAUTHORIZED, "authentication required")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_compare_by_scheme_host_and_port() {
+        assert_eq!(
+            origin_authority("https://Wallet.Example").as_deref(),
+            Some("wallet.example:443")
+        );
+        assert_eq!(
+            origin_authority("http://127.0.0.1:3000/path").as_deref(),
+            Some("127.0.0.1:3000")
+        );
+        assert_eq!(
+            origin_authority("http://[::1]:8080").as_deref(),
+            Some("::1:8080")
+        );
+        assert_eq!(origin_authority("null"), None);
+        assert_eq!(origin_authority("http://user@evil.example"), None);
+        assert_eq!(origin_authority("ftp://wallet.example"), None);
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 1.2.3.4, 10.0.0.7".parse().unwrap(),
+        );
+        let client = |peer: &str| client_address(&proxies, peer.parse().ok(), &headers);
+        // From the proxy: the last hop that is not a proxy (a client cannot
+        // forge what the proxies appended).
+        assert_eq!(client("10.0.0.1"), "1.2.3.4");
+        // From anyone else: the peer, whatever the header says.
+        assert_eq!(client("5.5.5.5"), "5.5.5.5");
+        // Garbage stops the walk: the last good hop counts.
+        headers.insert(
+            "x-forwarded-for",
+            "1.2.3.4, junk, 10.0.0.7".parse().unwrap(),
+        );
+        let client = |peer: &str| client_address(&proxies, peer.parse().ok(), &headers);
+        assert_eq!(client("10.0.0.1"), "10.0.0.7");
+    }
+}

@@ -1,0 +1,170 @@
+//! `GET /rest/v1/events`: the bus as server-sent events for one account. A
+//! stream subscribes to its account's topics only (its node, its account,
+//! blocks), so nobody else's events cost it anything. It ends when its session
+//! logs out, its token expires, the password changes (in any process), or the
+//! server shuts down; an account holds at most a few streams at once.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use tokio::sync::watch;
+
+use crate::gate::{ErrorFormat, SignedIn};
+use engine::events::{EventKind, Subscription, Topic};
+use engine::{Caller, Engine};
+
+/// The open streams of this process, and what ends them all.
+#[derive(Clone)]
+pub struct Streams {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+    max_per_account: usize,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Streams {
+    pub fn new(max_per_account: usize, shutdown: watch::Receiver<bool>) -> Self {
+        Streams {
+            open: Arc::new(Mutex::new(HashMap::new())),
+            max_per_account,
+            shutdown,
+        }
+    }
+
+    /// A slot for one more stream of `account`, or `None` at the limit.
+    fn take_slot(&self, account: &str) -> Option<Slot> {
+        let mut open = self.open.lock().expect("streams lock");
+        let count = open.entry(account.to_string()).or_default();
+        if *count >= self.max_per_account {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            open: self.open.clone(),
+            account: account.to_string(),
+        })
+    }
+}
+
+/// One open stream of an account; freed when the stream is dropped.
+struct Slot {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+    account: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().expect("streams lock");
+        if let Some(count) = open.get_mut(&self.account) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.account);
+            }
+        }
+    }
+}
+
+pub async fn events(
+    State(engine): State<Engine>,
+    State(streams): State<Streams>,
+    SignedIn(caller): SignedIn,
+) -> Response {
+    let Some(slot) = streams.take_slot(&caller.user.id.0) else {
+        let message = format!(
+            "at most {} event streams per account may be open at once; close another one first",
+            streams.max_per_account
+        );
+        return ErrorFormat::MyLightning.error(StatusCode::TOO_MANY_REQUESTS, &message);
+    };
+    let node = match engine.wallet.node_id(&caller.user).await {
+        Ok(node) => node,
+        Err(err) => {
+            tracing::error!(error = ?err, "event stream: the account's node");
+            return ErrorFormat::MyLightning
+                .error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
+    };
+    let subscription = engine
+        .bus
+        .subscribe(&[caller.topic(), Topic::Node(node), Topic::Blocks]);
+    // A logout or password change between the gate's check and the subscription
+    // would otherwise go unnoticed.
+    if engine
+        .accounts
+        .authenticate(&caller.user.id.0, caller.user.auth_version)
+        .await
+        .is_err()
+    {
+        return ErrorFormat::MyLightning.error(StatusCode::UNAUTHORIZED, "authentication required");
+    }
+    let open = Open {
+        subscription,
+        caller,
+        shutdown: streams.shutdown.clone(),
+        _slot: slot,
+    };
+    Sse::new(open.into_stream())
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+/// A stream in progress.
+struct Open {
+    subscription: Subscription,
+    caller: Caller,
+    shutdown: watch::Receiver<bool>,
+    _slot: Slot,
+}
+
+impl Open {
+    fn into_stream(self) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+        futures_util::stream::unfold(self, |mut open| async move {
+            let event = open.next().await?;
+            Some((Ok(event), open))
+        })
+    }
+
+    /// The next event to send, or `None` when the stream must end.
+    async fn next(&mut self) -> Option<SseEvent> {
+        let expiry = self.caller.expires_at_ms().map(|at| {
+            let left = (at - engine::now_ms()).max(0) as u64;
+            tokio::time::Instant::now() + Duration::from_millis(left)
+        });
+        loop {
+            if *self.shutdown.borrow() {
+                return None;
+            }
+            let event = tokio::select! {
+                event = self.subscription.recv() => event?,
+                _ = self.shutdown.changed() => return None,
+                _ = sleep_until(expiry) => return None,
+            };
+            if self.caller.is_ended_by(&event.kind) {
+                return None;
+            }
+            match &event.kind {
+                // Events may have been missed: the page reads everything again.
+                EventKind::Resync => return Some(SseEvent::default().data(r#"{"type":"lagged"}"#)),
+                kind if kind.is_control() => continue,
+                kind => {
+                    if let Ok(json) = serde_json::to_string(kind) {
+                        return Some(SseEvent::default().data(json));
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
