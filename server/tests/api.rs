@@ -127,14 +127,34 @@ async fn mylightning_login_sets_a_session_cookie_that_ping_accepts(server: Serve
 
 async fn logout_deletes_the_session_on_the_server(server: Server) {
     server.register("dave").await;
-    let cookie = server.session_login("dave", None).await;
-    let reply = server
-        .send(
-            Request::post("/rest/v1/logout")
-                .header(header::COOKIE, &cookie)
-                .body(Body::empty())
-                .unwrap(),
+    let login = server
+        .post_json(
+            "/rest/v1/login",
+            &json!({"username": "dave", "password": PASSWORD}).to_string(),
+            None,
         )
+        .await;
+    let cookie = session_cookie(&login).unwrap();
+    let csrf = login.body["_csrf"].as_str().unwrap().to_string();
+    let logout = |path: String| {
+        Request::post(path)
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .unwrap()
+    };
+    // Another site cannot sign dave out: without the CSRF token, 403, and the
+    // session lives on.
+    let forged = server.send(logout("/rest/v1/logout".into())).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text);
+    let wrong = server
+        .send(logout("/rest/v1/logout?_csrf=0000".into()))
+        .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    let ping = server.get("/rest/v1/ping", Auth::Cookie(&cookie)).await;
+    assert_eq!(ping.status, StatusCode::OK);
+
+    let reply = server
+        .send(logout(format!("/rest/v1/logout?_csrf={csrf}")))
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     // The old cookie, replayed, no longer works: the session is gone server side.
@@ -346,31 +366,54 @@ async fn repeated_failures_get_429_with_retry_after(server: Server) {
 async fn cross_origin_writes_are_refused(server: Server) {
     server.register("judy").await;
     let body = json!({"username": "judy", "password": PASSWORD}).to_string();
-    let request = |origin: &str| {
+    let request = |host: &str, origin: &str| {
         Request::post("/rest/v1/login")
-            .header(header::HOST, "wallet.example")
+            .header(header::HOST, host)
             .header(header::ORIGIN, origin)
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body.clone()))
             .unwrap()
     };
-    let evil = server.send(request("https://evil.example")).await;
+    let evil = server
+        .send(request("wallet.example:8443", "https://evil.example"))
+        .await;
     assert_eq!(evil.status, StatusCode::FORBIDDEN);
+    assert_eq!(evil.body["error"]["message"], "cross-origin request refused");
     assert!(session_cookie(&evil).is_none());
-    let same = server.send(request("http://wallet.example")).await;
-    assert_eq!(same.status, StatusCode::OK, "{}", same.text);
-    // Behind a proxy the Host differs, but the public URL's host is this site.
-    let proxied = server
+    // DNS rebinding: evil.example now resolves to this server, so the browser's
+    // Host and Origin agree, but neither is this site.
+    let rebound = server
+        .send(request("evil.example", "http://evil.example"))
+        .await;
+    assert_eq!(rebound.status, StatusCode::FORBIDDEN, "{}", rebound.text);
+    // An opaque origin (sandboxed frame, file:) is not this site either.
+    let opaque = server.send(request("wallet.example:8443", "null")).await;
+    assert_eq!(opaque.status, StatusCode::FORBIDDEN);
+    // The public URL's origin, whatever Host a proxy passes on.
+    let public = server
+        .send(request("127.0.0.1:3000", "https://wallet.example:8443"))
+        .await;
+    assert_eq!(public.status, StatusCode::OK, "{}", public.text);
+    // The listen address (127.0.0.1:3000 here) and its localhost name.
+    for origin in ["http://127.0.0.1:3000", "http://localhost:3000"] {
+        let direct = server.send(request("127.0.0.1:3000", origin)).await;
+        assert_eq!(direct.status, StatusCode::OK, "{origin}: {}", direct.text);
+    }
+    // The account API refuses in its own format.
+    let register = server
         .send(
-            Request::post("/rest/v1/login")
-                .header(header::HOST, "127.0.0.1:3000")
-                .header(header::ORIGIN, "https://wallet.example:8443")
+            Request::post("/api/v1/auth/register")
+                .header(header::ORIGIN, "https://evil.example")
                 .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.clone()))
+                .body(Body::from(
+                    json!({"username": "mallory", "password": PASSWORD}).to_string(),
+                ))
                 .unwrap(),
         )
         .await;
-    assert_eq!(proxied.status, StatusCode::OK, "{}", proxied.text);
+    assert_eq!(register.status, StatusCode::FORBIDDEN);
+    assert_eq!(register.body["detail"], "cross-origin request refused");
+    assert_eq!(server.user_count().await, 1, "nothing was created");
 }
 
 async fn health_and_pages_answer(server: Server) {

@@ -26,6 +26,8 @@ testdb::on_both_databases!(
     contacts_are_added_refused_and_removed,
     the_history_filters_and_exports_the_same_transactions,
     a_photo_of_a_qr_code_is_read_back,
+    a_retried_payment_with_the_same_idempotency_key_pays_once,
+    event_streams_end_with_their_credentials_and_are_capped,
 );
 
 async fn open_server(url: &str) -> Server {
@@ -1178,4 +1180,204 @@ fn image_png(width: u32, height: u32) -> Vec<u8> {
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .unwrap();
     png
+}
+
+/// A bearer-token write with an `Idempotency-Key`.
+async fn bearer_with_key(
+    server: &Server,
+    account: &Account,
+    path: &str,
+    key: &str,
+    body: Value,
+) -> Reply {
+    server
+        .send(
+            Request::post(path)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::AUTHORIZATION, format!("Bearer {}", account.token))
+                .header("idempotency-key", key)
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+}
+
+async fn received_count(server: &Server, account: &Account) -> usize {
+    get_all_data(server, account).await["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["type"] == "received")
+        .count()
+}
+
+async fn a_retried_payment_with_the_same_idempotency_key_pays_once(server: Server) {
+    let alice = sign_up(&server, "alice").await;
+    let bob = sign_up(&server, "bob").await;
+    connect(&server, &alice).await;
+    connect(&server, &bob).await;
+    let added = bearer(
+        &server,
+        &alice,
+        "/rest/v1/addcontact",
+        json!({"alias": "bob", "node_id": bob.node}),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.text);
+
+    // Alice's phone retries a QuickPay eight times at once after a lost answer.
+    let pay = json!({"dest": "bob", "amount": 1000, "memo": "once"});
+    let retries = (0..8).map(|_| bearer_with_key(&server, &alice, "/rest/v1/quickpay", "lunch-42", pay.clone()));
+    let replies = futures_util::future::join_all(retries).await;
+    let mut hashes = Vec::new();
+    for reply in &replies {
+        match reply.status {
+            StatusCode::OK => hashes.push(reply.body["payment"]["payment_hash"].clone()),
+            // The first one still running: the client is told to retry.
+            StatusCode::CONFLICT => assert!(reply.body["error"]["message"].is_string()),
+            other => panic!("{other}: {}", reply.text),
+        }
+    }
+    assert!(!hashes.is_empty());
+    assert!(hashes.iter().all(|h| h == &hashes[0] && h.is_string()), "{hashes:?}");
+    // A later retry answers the first payment again.
+    let later = bearer_with_key(&server, &alice, "/rest/v1/quickpay", "lunch-42", pay.clone()).await;
+    assert_eq!(later.status, StatusCode::OK, "{}", later.text);
+    assert_eq!(later.body["payment"]["payment_hash"], hashes[0]);
+    assert_eq!(received_count(&server, &bob).await, 1, "bob was paid once");
+
+    // The same key for another request is refused, and pays nothing.
+    let other = bearer_with_key(
+        &server,
+        &alice,
+        "/rest/v1/quickpay",
+        "lunch-42",
+        json!({"dest": "bob", "amount": 2000}),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::BAD_REQUEST, "{}", other.text);
+    assert_eq!(received_count(&server, &bob).await, 1);
+
+    // A refusal is the first outcome too: asked again, the same refusal.
+    let too_much = json!({"dest": "bob", "amount": 90_000_000});
+    let refused = bearer_with_key(&server, &alice, "/rest/v1/quickpay", "big", too_much.clone()).await;
+    assert_eq!(refused.status, StatusCode::OK);
+    let message = refused.body["error"]["message"].clone();
+    assert!(message.is_string(), "{}", refused.text);
+    let again = bearer_with_key(&server, &alice, "/rest/v1/quickpay", "big", too_much).await;
+    assert_eq!(again.body["error"]["message"], message);
+
+    // An invoice paid with a key: the retry gets the payment, not "already paid".
+    let request = invoice(&server, &bob, json!({"amount": 700})).await;
+    let body = json!({"invoiceid": request});
+    let first = bearer_with_key(&server, &alice, "/rest/v1/sendinvoice", "inv-1", body.clone()).await;
+    let second = bearer_with_key(&server, &alice, "/rest/v1/sendinvoice", "inv-1", body).await;
+    assert!(first.body["payment"]["payment_hash"].is_string(), "{}", first.text);
+    assert_eq!(first.text, second.text);
+
+    // Bad keys are a client mistake.
+    for key in ["", &"k".repeat(256), "two words"] {
+        let reply = bearer_with_key(&server, &alice, "/rest/v1/quickpay", key, pay.clone()).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{key:?}: {}", reply.text);
+    }
+    assert_eq!(received_count(&server, &bob).await, 2);
+    assert_conserved(&server).await;
+}
+
+/// Opens `GET /rest/v1/events` with a cookie or a token.
+async fn open_stream(server: &Server, auth: (&str, String)) -> axum::response::Response {
+    use tower::ServiceExt;
+    server
+        .router
+        .clone()
+        .oneshot(
+            Request::get("/rest/v1/events")
+                .header(auth.0, auth.1)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+}
+
+/// Whether the stream ends (its body finishes) within five seconds.
+async fn ends(response: axum::response::Response) -> bool {
+    use http_body_util::BodyExt;
+    let mut body = response.into_body();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return false,
+            Ok(None) => return true,
+            Ok(Some(_)) => continue,
+        }
+    }
+}
+
+async fn event_streams_end_with_their_credentials_and_are_capped(server: Server) {
+    let alice = sign_up(&server, "alice").await;
+    let cookie = (header::COOKIE.as_str(), alice.cookie.clone());
+    let token = (
+        header::AUTHORIZATION.as_str(),
+        format!("Bearer {}", alice.token),
+    );
+
+    // Eight at once; the ninth is refused with a clear message; closing one
+    // makes room again.
+    let mut open = Vec::new();
+    for _ in 0..7 {
+        let stream = open_stream(&server, token.clone()).await;
+        assert_eq!(stream.status(), StatusCode::OK);
+        open.push(stream);
+    }
+    let browser = open_stream(&server, cookie.clone()).await;
+    assert_eq!(browser.status(), StatusCode::OK);
+    let ninth = open_stream(&server, token.clone()).await;
+    assert_eq!(ninth.status(), StatusCode::TOO_MANY_REQUESTS);
+    open.pop();
+    let again = open_stream(&server, token.clone()).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    open.push(again);
+
+    // Logging the browser out ends its stream, not the token's.
+    let logout = server
+        .send(
+            Request::post(format!("/rest/v1/logout?_csrf={}", alice.csrf))
+                .header(header::COOKIE, &alice.cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(logout.status, StatusCode::OK, "{}", logout.text);
+    assert!(ends(browser).await, "the logged-out browser's stream ended");
+    let stale = open_stream(&server, cookie).await;
+    assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
+
+    // A password change ends every stream of the old credentials.
+    let changed = server
+        .send(
+            Request::put("/api/v1/auth/update-password")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::AUTHORIZATION, format!("Bearer {}", alice.token))
+                .body(Body::from(
+                    json!({"old_password": PASSWORD, "new_password": "Battery-staple-9"})
+                        .to_string(),
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    let first = open.pop().unwrap();
+    assert!(ends(first).await, "a stream of the old token ended");
+
+    // Shutting down ends the streams still open (here: Bob's).
+    let bob = sign_up(&server, "bob").await;
+    let bobs = open_stream(
+        &server,
+        (header::AUTHORIZATION.as_str(), format!("Bearer {}", bob.token)),
+    )
+    .await;
+    assert_eq!(bobs.status(), StatusCode::OK);
+    server.services.end_streams();
+    assert!(ends(bobs).await, "shutdown ended the stream");
 }
