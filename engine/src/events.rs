@@ -118,6 +118,8 @@ struct Inner {
     origin: String,
     /// The way to the other processes (PostgreSQL only).
     outbox: Option<Outbox>,
+    /// Dropped with the bus: the listener then lets its connection go.
+    alive: tokio::sync::watch::Sender<()>,
 }
 
 struct Outbox {
@@ -147,6 +149,7 @@ impl Bus {
                 hooks: RwLock::new(Vec::new()),
                 origin: crate::random_hex(8),
                 outbox,
+                alive: tokio::sync::watch::channel(()).0,
             }),
         }
     }
@@ -163,7 +166,8 @@ impl Bus {
         }));
         let mut listener = sqlx::postgres::PgListener::connect(&db.url()).await?;
         listener.listen(CHANNEL).await?;
-        tokio::spawn(listen(bus.downgrade(), listener));
+        let alive = bus.inner.alive.subscribe();
+        tokio::spawn(listen(bus.downgrade(), listener, alive));
         tokio::spawn(notify(db.clone(), bus.inner.origin.clone(), pending));
         Ok(bus)
     }
@@ -368,9 +372,17 @@ async fn send_batch(db: &Database, origin: &str, batch: &[Event]) -> crate::Resu
 /// Delivers the other processes' events here. When the link drops, the
 /// listener reconnects by itself; what was published meanwhile is lost, so
 /// every subscriber is told to resync.
-async fn listen(bus: std::sync::Weak<Inner>, mut listener: sqlx::postgres::PgListener) {
+async fn listen(
+    bus: std::sync::Weak<Inner>,
+    mut listener: sqlx::postgres::PgListener,
+    mut alive: tokio::sync::watch::Receiver<()>,
+) {
     loop {
-        let received = listener.try_recv().await;
+        let received = tokio::select! {
+            received = listener.try_recv() => received,
+            // The bus is gone: so is the need to listen.
+            _ = alive.changed() => return,
+        };
         let Some(inner) = bus.upgrade() else { return };
         let bus = Bus { inner };
         match received {

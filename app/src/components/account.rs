@@ -96,23 +96,18 @@ pub fn SignOutButton(csrf: String) -> impl IntoView {
     }
 }
 
-/// The wallet's `getalldata`, read again whenever something happens to it.
+/// The wallet's `getalldata`, read again whenever the account's money or
+/// channels change or a block is mined (channels count confirmations).
 pub fn wallet_data() -> Resource<Result<DataResponse, ApiError>> {
-    live_resource(get_all_data)
-}
-
-/// The dashboard's summary, read again whenever something happens to it.
-pub fn wallet_summary() -> Resource<Result<SummaryResponse, ApiError>> {
-    live_resource(get_summary)
-}
-
-fn live_resource<T, Fut>(fetch: fn() -> Fut) -> Resource<Result<T, ApiError>>
-where
-    T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
-{
     let live = Live::get();
-    Resource::new_blocking(move || live.version.get(), move |_| fetch())
+    Resource::new_blocking(move || live.everything(), |_| get_all_data())
+}
+
+/// The dashboard's summary (balances and the block height), read again
+/// whenever either changes.
+pub fn wallet_summary() -> Resource<Result<SummaryResponse, ApiError>> {
+    let live = Live::get();
+    Resource::new_blocking(move || live.everything(), |_| get_summary())
 }
 
 /// Shows `render` of the wallet's data; while it is read again, the previous

@@ -1,14 +1,18 @@
 //! Live updates: the server's event stream (`GET /rest/v1/events`) turned into
 //! signals, so balances, invoices and channels change on screen without a reload.
-//! It only reads; it never changes data itself.
+//! Events are sorted by what they concern: the account's money and channels
+//! (`funds`), or the chain (`chain`, a block was mined); a page reads again only
+//! what its data depends on. It only reads; it never changes data itself.
 
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
 #[derive(Clone, Copy)]
 pub struct Live {
-    /// Moves on after events: data that may have changed is read again.
-    pub version: RwSignal<u64>,
+    /// Moves on when the account's payments, invoices, coins or channels change.
+    funds: RwSignal<u64>,
+    /// Moves on when a block is mined (heights, confirmations).
+    chain: RwSignal<u64>,
     /// Payment hashes of the invoices settled since the page loaded.
     pub settled: RwSignal<Vec<String>>,
 }
@@ -17,7 +21,8 @@ impl Live {
     /// Makes the live updates available to every page (once, in the app).
     pub fn provide() {
         provide_context(Live {
-            version: RwSignal::new(0),
+            funds: RwSignal::new(0),
+            chain: RwSignal::new(0),
             settled: RwSignal::new(Vec::new()),
         });
     }
@@ -26,9 +31,21 @@ impl Live {
         expect_context()
     }
 
-    /// Asks the pages to read their data again (after the user changed it).
+    /// Tracks the account's money and channels: data that depends on them only.
+    pub fn funds(self) -> u64 {
+        self.funds.get()
+    }
+
+    /// Tracks the money, the channels and the chain.
+    pub fn everything(self) -> (u64, u64) {
+        (self.funds.get(), self.chain.get())
+    }
+
+    /// Asks the pages to read their data again (after the user changed it, or
+    /// when events may have been missed).
     pub fn refresh(self) {
-        self.version.update(|v| *v += 1);
+        self.funds.update(|v| *v += 1);
+        self.chain.update(|v| *v += 1);
     }
 
     /// Reads the pages' data again each time `action` finishes.
@@ -81,7 +98,8 @@ mod browser {
 
     thread_local! {
         static SOURCE: RefCell<Option<web_sys::EventSource>> = const { RefCell::new(None) };
-        static REFRESH_DUE: Cell<bool> = const { Cell::new(false) };
+        /// Concerns to read again when the burst's timer fires: (funds, chain).
+        static DUE: Cell<(bool, bool)> = const { Cell::new((false, false)) };
     }
 
     pub fn disconnect() {
@@ -103,6 +121,12 @@ mod browser {
                     .data()
                     .as_string()
                     .and_then(|data| serde_json::from_str::<Event>(&data).ok());
+                let concern = match &event {
+                    Some(Event { kind, .. }) if kind == "block_mined" => Concern::Chain,
+                    Some(Event { kind, .. }) if kind == "lagged" => Concern::Everything,
+                    Some(_) => Concern::Funds,
+                    None => Concern::Everything,
+                };
                 if let Some(Event {
                     kind,
                     payment_hash: Some(hash),
@@ -112,7 +136,7 @@ mod browser {
                         live.settled.update(|settled| settled.push(hash));
                     }
                 }
-                refresh_soon(live);
+                refresh_soon(live, concern);
             },
         );
         source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -123,7 +147,7 @@ mod browser {
         let opened = Cell::new(false);
         let on_open = Closure::<dyn FnMut()>::new(move || {
             if opened.replace(true) {
-                refresh_soon(live);
+                refresh_soon(live, Concern::Everything);
             }
         });
         source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
@@ -131,14 +155,38 @@ mod browser {
         SOURCE.with(|s| *s.borrow_mut() = Some(source));
     }
 
-    fn refresh_soon(live: Live) {
-        if REFRESH_DUE.with(|due| due.replace(true)) {
+    /// What an event may have changed.
+    #[derive(Clone, Copy)]
+    enum Concern {
+        Funds,
+        Chain,
+        Everything,
+    }
+
+    /// A burst of events (six blocks mined) causes one read of each concern.
+    fn refresh_soon(live: Live, concern: Concern) {
+        let (funds, chain) = match concern {
+            Concern::Funds => (true, false),
+            Concern::Chain => (false, true),
+            Concern::Everything => (true, true),
+        };
+        let was = DUE.with(|due| {
+            let (f, c) = due.get();
+            due.set((f || funds, c || chain));
+            f || c
+        });
+        if was {
             return;
         }
         set_timeout(
             move || {
-                REFRESH_DUE.with(|due| due.set(false));
-                live.refresh();
+                let (funds, chain) = DUE.with(|due| due.replace((false, false)));
+                if funds {
+                    live.funds.update(|v| *v += 1);
+                }
+                if chain {
+                    live.chain.update(|v| *v += 1);
+                }
             },
             std::time::Duration::from_millis(150),
         );

@@ -1,6 +1,7 @@
 use leptos::prelude::*;
 
 use crate::api::simnet::{Faucet, Mine};
+use crate::components::Live;
 use crate::pages::action_error;
 
 /// Test coins and blocks on demand, shown when the server runs with
@@ -9,6 +10,10 @@ use crate::pages::action_error;
 pub fn SimnetTools(address: String, csrf: String) -> impl IntoView {
     let faucet = ServerAction::<Faucet>::new();
     let mine = ServerAction::<Mine>::new();
+    // What the buttons changed is read again at once, with or without the
+    // event stream.
+    Live::get().refresh_after(faucet);
+    Live::get().refresh_after(mine);
     let fund = {
         let csrf = csrf.clone();
         move |_| {

@@ -247,10 +247,21 @@ fn OpenChannelCard(
                 <p class="form-error" role="alert">{move || form_error(open, &["remotenode", "amount"]).get()}</p>
                 <button type="submit" disabled=move || open.pending().get()>"Open channel"</button>
             </form>
-            {move || open.value().get().and_then(|r| r.ok()).and_then(|r| r.channel).map(|c| view! {
-                <p class="success" role="status" data-testid="open-result">
-                    {format!("Channel {} is {}.", c.channelpoint, c.state.to_lowercase())}
-                </p>
+            // The note follows the channel: its state as last read, not as opened.
+            {move || open.value().get().and_then(|r| r.ok()).and_then(|r| r.channel).map(|opened| {
+                let point = opened.channelpoint.clone();
+                let state = move || {
+                    data.get()
+                        .and_then(|d| d.ok())
+                        .and_then(|d| d.channels.into_iter().find(|c| c.channelpoint == opened.channelpoint))
+                        .map_or_else(|| opened.state.clone(), |c| c.state)
+                        .to_lowercase()
+                };
+                view! {
+                    <p class="success" role="status" data-testid="open-result">
+                        {move || format!("Channel {} is {}.", point, state())}
+                    </p>
+                }
             })}
         </section>
     }

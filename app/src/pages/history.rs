@@ -56,7 +56,8 @@ fn History(account: Account) -> impl IntoView {
     });
     let live = Live::get();
     let transactions = Resource::new_blocking(
-        move || (filter.get(), live.version.get()),
+        // Blocks alone change no entry: a confirmation comes as its own event.
+        move || (filter.get(), live.funds()),
         |(f, _)| history(f.kind, f.from, f.to, f.q),
     );
     let current = filter.get_untracked();
