@@ -6,6 +6,7 @@
 
 mod accounts_api;
 mod config;
+mod openapi;
 mod sessions;
 mod wallet_api;
 
@@ -143,6 +144,7 @@ pub fn app(state: AppState, sessions: SessionManagerLayer<Sessions>) -> Router {
         )
         .merge(accounts_api::router())
         .merge(wallet_api::router())
+        .merge(openapi::router())
         .leptos_routes_with_context(
             &state,
             routes,
