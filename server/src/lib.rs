@@ -9,6 +9,7 @@ mod config;
 mod edge;
 pub mod gate;
 mod live;
+mod openapi;
 mod sessions;
 mod wallet_api;
 
@@ -189,6 +190,7 @@ pub fn app(state: AppState, gate: gate::Gate, sessions: SessionManagerLayer<Sess
         )
         .merge(accounts_api::router())
         .merge(wallet_api::router())
+        .merge(openapi::router())
         .leptos_routes_with_context(
             &state,
             routes,

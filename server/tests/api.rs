@@ -487,3 +487,95 @@ async fn a_password_change_revokes_every_session_and_token(server: Server) {
         StatusCode::OK
     );
 }
+
+/// Every route under `/rest/v1` and `/api/v1`, as `METHOD path`.
+const API_ROUTES: &[(&str, &str)] = &[
+    ("POST", "/rest/v1/login"),
+    ("POST", "/rest/v1/logout"),
+    ("GET", "/rest/v1/ping"),
+    ("GET", "/rest/v1/getalldata"),
+    ("POST", "/rest/v1/createinvoice"),
+    ("POST", "/rest/v1/sendinvoice"),
+    ("POST", "/rest/v1/decodeinvoice"),
+    ("POST", "/rest/v1/quickpay"),
+    ("POST", "/rest/v1/openchannel"),
+    ("POST", "/rest/v1/closechannel"),
+    ("POST", "/rest/v1/addcontact"),
+    ("POST", "/rest/v1/removecontact"),
+    ("GET", "/rest/v1/history"),
+    ("GET", "/rest/v1/history.csv"),
+    ("POST", "/rest/v1/settings"),
+    ("GET", "/rest/v1/getqrimage"),
+    ("GET", "/rest/v1/events"),
+    ("POST", "/rest/v1/scanqr"),
+    ("POST", "/api/v1/simnet/mine"),
+    ("POST", "/api/v1/simnet/faucet"),
+    ("GET", "/api/v1/auth"),
+    ("POST", "/api/v1/auth"),
+    ("POST", "/api/v1/auth/register"),
+    ("PUT", "/api/v1/auth/update-password"),
+];
+
+/// The document does not depend on the storage: one database is enough.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_api_route() {
+    let db = testdb::sqlite();
+    let server = Server::open(&db.url).await;
+    let reply = server.get("/openapi.json", Auth::None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.headers[header::CONTENT_TYPE], "application/json");
+    let doc = &reply.body;
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("3."),
+        "not an OpenAPI 3 document: {:.200}",
+        reply.text
+    );
+    let described =
+        |method: &str, path: &str| doc["paths"][path][method.to_ascii_lowercase()].is_object();
+
+    // The list above is what the router serves: each route answers, none is
+    // unknown (404) or served under another method (405).
+    for &(method, path) in API_ROUTES {
+        let served = server
+            .send(
+                Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert!(
+            served.status != StatusCode::NOT_FOUND
+                && served.status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path} is not served: {}",
+            served.status
+        );
+        assert!(described(method, path), "{method} {path} is not described");
+    }
+
+    // A server function added later is in the list (and so in the document) too.
+    for (path, method) in leptos::server_fn::axum::server_fn_paths() {
+        if path.starts_with("/rest/v1/") || path.starts_with("/api/v1/") {
+            assert!(
+                API_ROUTES.contains(&(method.as_str(), path)),
+                "{method} {path} is served but missing from API_ROUTES"
+            );
+        }
+    }
+
+    // And the document describes nothing that is not served.
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, operations) in paths {
+        for method in operations.as_object().unwrap().keys() {
+            let method = method.to_ascii_uppercase();
+            assert!(
+                API_ROUTES.contains(&(method.as_str(), path.as_str())),
+                "{method} {path} is described but not served"
+            );
+        }
+    }
+}
