@@ -3,6 +3,7 @@
 //! tested on its own against both databases.
 
 pub mod accounts;
+pub mod cursor;
 pub mod error;
 pub mod money;
 pub mod simnet;

@@ -21,7 +21,10 @@ use sqlx::{AnyConnection, Row};
 use tokio::sync::broadcast;
 
 use crate::{now_ms, Database, Error, Msat, Result};
-pub use channels::{Channel, ChannelState};
+pub use channels::{
+    Channel, ChannelPage, ChannelState, ClosedCursor, MAX_PENDING_PER_PEER, MIN_CAPACITY,
+    RECENT_CLOSED,
+};
 pub use keys::{parse_node_id, NodeKey};
 pub use payments::{PayRequest, Payment};
 
