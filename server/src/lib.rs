@@ -6,6 +6,7 @@
 
 mod accounts_api;
 mod config;
+mod history_export;
 mod sessions;
 mod wallet_api;
 
