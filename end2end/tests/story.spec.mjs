@@ -167,6 +167,8 @@ test('alice and bob: faucet, channels, receive, pay, QuickPay, close', async ({ 
   await expect(channel.getByTestId('channel-state')).toHaveText('Closing');
   await alice.getByRole('button', { name: 'Mine 1 block' }).click();
   await expect(channel).toHaveCount(0);
+  // It is listed with the recently closed ones.
+  await expect(alice.getByTestId('closed-channel').filter({ hasText: '400000' })).toHaveCount(1);
   aliceData = await balancesMatch(alice);
   expect(aliceData.balances.onchainfunds).toBe(before.balances.onchainfunds + local);
   expect(aliceData.balances.lntfunds).toBe(before.balances.lntfunds - local);

@@ -47,6 +47,8 @@ pub enum Error {
     ChannelNotFound,
     #[error("unknown node")]
     UnknownNode,
+    #[error("{max} channels to this node are pending already; wait until one opens")]
+    PendingChannelLimit { max: i64 },
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("migration error")]
@@ -87,6 +89,7 @@ impl Error {
                 | Error::UnknownAlias
                 | Error::ChannelNotFound
                 | Error::UnknownNode
+                | Error::PendingChannelLimit { .. }
         )
     }
 

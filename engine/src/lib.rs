@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod caller;
+pub mod cursor;
 pub mod error;
 pub mod events;
 pub mod idempotency;

@@ -5,8 +5,11 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::simnet::{self, invoice, Channel, ChannelState, Node, PayRequest, Payment, Simnet};
-use crate::{now_ms, Database, Error, Msat, Result, User};
+use crate::simnet::{
+    self, invoice, Channel, ChannelPage, ChannelState, ClosedCursor, Node, PayRequest, Payment,
+    Simnet, RECENT_CLOSED,
+};
+use crate::{cursor, now_ms, Backend, Database, Error, Msat, Result, User};
 
 /// The node and its balances: what the dashboard shows.
 #[derive(Debug, Clone, Serialize)]
@@ -44,7 +47,10 @@ impl Summary {
 #[derive(Debug, Clone, Serialize)]
 pub struct Overview {
     pub summary: Summary,
+    /// The channels not yet closed, then the [`RECENT_CLOSED`] last closed.
     pub channels: Vec<Channel>,
+    /// Where the older closed channels start, when there are any.
+    pub older_closed_cursor: Option<String>,
     pub transactions: Vec<Transaction>,
     pub addressbook: Vec<Contact>,
 }
@@ -63,6 +69,17 @@ pub struct Transaction {
     pub reference: String,
 }
 
+impl Transaction {
+    /// The cursor of the page that starts after this transaction.
+    pub fn cursor(&self) -> HistoryCursor {
+        HistoryCursor {
+            time_ms: self.time_ms,
+            source: Source::of_kind(self.kind),
+            reference: self.reference.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Contact {
     pub alias: String,
@@ -70,7 +87,7 @@ pub struct Contact {
     pub host: Option<String>,
 }
 
-/// Most history entries `getalldata` returns.
+/// Most history entries `getalldata` returns (the newest).
 const HISTORY_LIMIT: usize = 200;
 
 /// Which transactions a history view shows. Empty fields select everything.
@@ -82,7 +99,7 @@ pub struct HistoryFilter {
     pub from_ms: Option<i64>,
     /// Unix milliseconds, exclusive.
     pub to_ms: Option<i64>,
-    /// Matched against the memo, ignoring case.
+    /// Matched against the memo, ignoring the case of ASCII letters.
     pub search: Option<String>,
 }
 
@@ -134,6 +151,226 @@ impl HistoryFilter {
             None | Some("") => true,
             Some(wanted) => kind == wanted,
         }
+    }
+
+    /// The LIKE pattern of the search: ASCII letters lower-cased (the memo is
+    /// folded the same way in SQL), `\`, `%` and `_` matched literally.
+    fn like_pattern(&self) -> Option<String> {
+        let search = self.search.as_deref()?.trim();
+        let mut pattern = String::from("%");
+        for c in search.chars() {
+            if matches!(c, '\\' | '%' | '_') {
+                pattern.push('\\');
+            }
+            pattern.push(c.to_ascii_lowercase());
+        }
+        pattern.push('%');
+        Some(pattern)
+    }
+}
+
+/// One page of history, newest first, and the cursor of the next (older) page
+/// when more transactions match.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryPage {
+    pub transactions: Vec<Transaction>,
+    pub next_cursor: Option<String>,
+}
+
+/// The table a transaction comes from. History is ordered by time, then by
+/// source name, then by reference, all descending: a total order, so a cursor
+/// (the last row's key) never skips or repeats a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    // Declared in the order of their names, which is how SQL sorts them.
+    Onchain,
+    Received,
+    Sent,
+}
+
+impl Source {
+    const ALL: [Source; 3] = [Source::Sent, Source::Received, Source::Onchain];
+
+    fn name(self) -> &'static str {
+        match self {
+            Source::Onchain => "onchain",
+            Source::Received => "received",
+            Source::Sent => "sent",
+        }
+    }
+
+    fn of_kind(kind: &str) -> Self {
+        match kind {
+            "sent" => Source::Sent,
+            "received" => Source::Received,
+            _ => Source::Onchain,
+        }
+    }
+
+    /// Its rows as the history reads them: `kind`, `reference`, `amount`, `fee`,
+    /// `memo`, `at`, `confirmed`; then the table, and the columns of its index
+    /// (time and reference), which the filters and the order use.
+    fn select(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Source::Sent => (
+                "SELECT 'sent' AS kind, payment_hash AS reference, amount_msat AS amount, \
+                 fee_msat AS fee, memo, created_at AS at, CAST(1 AS BIGINT) AS confirmed \
+                 FROM payments WHERE node = $1",
+                "created_at",
+                "payment_hash",
+            ),
+            Source::Received => (
+                "SELECT 'received' AS kind, payment_hash AS reference, received_msat AS amount, \
+                 CAST(0 AS BIGINT) AS fee, memo, settled_at AS at, CAST(1 AS BIGINT) AS confirmed \
+                 FROM invoices WHERE node = $1 AND settled_at IS NOT NULL",
+                "settled_at",
+                "payment_hash",
+            ),
+            // On chain, the memo is what moved the coins (faucet, channel open...).
+            Source::Onchain => (
+                "SELECT 'onchain' AS kind, txid AS reference, amount_msat AS amount, \
+                 CAST(0 AS BIGINT) AS fee, REPLACE(kind, '_', ' ') AS memo, created_at AS at, \
+                 CAST(CASE WHEN height IS NULL THEN 0 ELSE 1 END AS BIGINT) AS confirmed \
+                 FROM chain_txs WHERE node = $1",
+                "created_at",
+                "txid",
+            ),
+        }
+    }
+
+    /// The memo as the search sees it (the same expression the select shows).
+    fn memo(self) -> &'static str {
+        match self {
+            Source::Onchain => "REPLACE(kind, '_', ' ')",
+            _ => "memo",
+        }
+    }
+}
+
+/// Where a history page starts: strictly after this transaction, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryCursor {
+    time_ms: i64,
+    source: Source,
+    reference: String,
+}
+
+impl HistoryCursor {
+    /// Reads a cursor a client got from a previous page; empty text is none.
+    pub fn parse(text: &str) -> Result<Option<Self>> {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        let refused = || Error::invalid("cursor", "cursor is not one this server gave");
+        let fields = cursor::decode(text, 3)?;
+        let time_ms = fields[0].parse().map_err(|_| refused())?;
+        let source = Source::ALL
+            .into_iter()
+            .find(|s| s.name() == fields[1])
+            .ok_or_else(refused)?;
+        Ok(Some(HistoryCursor {
+            time_ms,
+            source,
+            reference: fields[2].clone(),
+        }))
+    }
+
+    pub fn encode(&self) -> String {
+        cursor::encode(&[
+            &self.time_ms.to_string(),
+            self.source.name(),
+            &self.reference,
+        ])
+    }
+}
+
+/// A history query's SQL and what it binds, in placeholder order.
+struct HistoryQuery {
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+impl HistoryQuery {
+    /// Binds `value` and answers its placeholder (`$1` is the node).
+    fn bind(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        format!("${}", self.binds.len() + 1)
+    }
+
+    /// Each source wanted reads at most `rows` rows from its own index (time and
+    /// reference descending, filtered, after the cursor); the union of those is
+    /// sorted once more and cut to `rows`. The work is bounded by the page, not
+    /// by the account's history.
+    fn build(
+        backend: Backend,
+        filter: &HistoryFilter,
+        after: Option<&HistoryCursor>,
+        rows: i64,
+    ) -> Self {
+        let mut query = HistoryQuery {
+            sql: String::new(),
+            binds: Vec::new(),
+        };
+        let limit = query.bind(Bind::Int(rows));
+        let from = filter.from_ms.map(|ms| query.bind(Bind::Int(ms)));
+        let to = filter.to_ms.map(|ms| query.bind(Bind::Int(ms)));
+        let search = filter
+            .like_pattern()
+            .map(|pattern| query.bind(Bind::Text(pattern)));
+        let after = after.map(|cursor| {
+            let time = query.bind(Bind::Int(cursor.time_ms));
+            let reference = query.bind(Bind::Text(cursor.reference.clone()));
+            (cursor.source, time, reference)
+        });
+        let mut parts = Vec::new();
+        for source in Source::ALL {
+            if !filter.wants(source.name()) {
+                continue;
+            }
+            let (select, at, reference) = source.select();
+            let mut part = format!("SELECT * FROM ({select}");
+            if let Some(from) = &from {
+                part += &format!(" AND {at} >= {from}");
+            }
+            if let Some(to) = &to {
+                part += &format!(" AND {at} < {to}");
+            }
+            if let Some(pattern) = &search {
+                // Only ASCII letters are folded, on both backends alike: SQLite's
+                // LOWER folds nothing else, and PostgreSQL's folds nothing else
+                // under the C collation.
+                let memo = match backend {
+                    Backend::Sqlite => format!("LOWER({})", source.memo()),
+                    Backend::Postgres => format!("LOWER(({}) COLLATE \"C\")", source.memo()),
+                };
+                part += &format!(" AND {memo} LIKE {pattern} ESCAPE '\\'");
+            }
+            if let Some((cursor_source, time, cursor_reference)) = &after {
+                // Strictly after (time, source, reference) in descending order.
+                part += &match source.cmp(cursor_source) {
+                    std::cmp::Ordering::Less => format!(" AND {at} <= {time}"),
+                    std::cmp::Ordering::Greater => format!(" AND {at} < {time}"),
+                    std::cmp::Ordering::Equal => format!(
+                        " AND {at} <= {time} AND ({at} < {time} OR {reference} < {cursor_reference})"
+                    ),
+                };
+            }
+            part += &format!(
+                " ORDER BY {at} DESC, {reference} DESC LIMIT {limit}) AS {}_part",
+                source.name()
+            );
+            parts.push(part);
+        }
+        query.sql = format!(
+            "{} ORDER BY at DESC, kind DESC, reference DESC LIMIT {limit}",
+            parts.join(" UNION ALL ")
+        );
+        query
     }
 }
 
@@ -195,8 +432,10 @@ impl Wallet {
 
     pub async fn summary(&self, user: &User) -> Result<Summary> {
         let node = self.node(user).await?;
-        let (channels, blockheight) =
-            tokio::try_join!(self.simnet.channels(&node.pubkey), self.simnet.tip_height())?;
+        let (channels, blockheight) = tokio::try_join!(
+            self.simnet.live_channels(&node.pubkey),
+            self.simnet.tip_height()
+        )?;
         Ok(Summary::of(node, &channels, blockheight))
     }
 
@@ -204,97 +443,80 @@ impl Wallet {
         let node = self.node(user).await?;
         // Independent reads, each on its own pooled connection.
         let everything = HistoryFilter::default();
-        let (channels, blockheight, transactions, addressbook) = tokio::try_join!(
-            self.simnet.channels(&node.pubkey),
+        let (mut channels, closed, blockheight, history, addressbook) = tokio::try_join!(
+            self.simnet.live_channels(&node.pubkey),
+            self.simnet
+                .closed_channels(&node.pubkey, None, RECENT_CLOSED),
             self.simnet.tip_height(),
-            self.history_of_node(&node.pubkey, &everything, HISTORY_LIMIT),
+            self.history_of_node(&node.pubkey, &everything, None, HISTORY_LIMIT),
             self.contacts(user),
         )?;
+        let summary = Summary::of(node, &channels, blockheight);
+        channels.extend(closed.channels);
         Ok(Overview {
-            summary: Summary::of(node, &channels, blockheight),
+            summary,
             channels,
-            transactions,
+            older_closed_cursor: closed.next_cursor,
+            transactions: history.transactions,
             addressbook,
         })
     }
 
-    /// The account's transactions that pass `filter`, newest first, at most `limit`.
+    /// The closed channels of the account's node, most recently closed first,
+    /// a page at a time.
+    pub async fn closed_channels(
+        &self,
+        user: &User,
+        after: Option<&ClosedCursor>,
+        limit: usize,
+    ) -> Result<ChannelPage> {
+        let node = self.node_id(user).await?;
+        self.simnet.closed_channels(&node, after, limit).await
+    }
+
+    /// The account's transactions that pass `filter`, newest first, starting
+    /// after `after`, at most `limit`.
     pub async fn history(
         &self,
         user: &User,
         filter: &HistoryFilter,
+        after: Option<&HistoryCursor>,
         limit: usize,
-    ) -> Result<Vec<Transaction>> {
+    ) -> Result<HistoryPage> {
         let node = self.node_id(user).await?;
-        self.history_of_node(&node, filter, limit).await
+        self.history_of_node(&node, filter, after, limit).await
     }
 
     async fn history_of_node(
         &self,
         node: &str,
         filter: &HistoryFilter,
+        after: Option<&HistoryCursor>,
         limit: usize,
-    ) -> Result<Vec<Transaction>> {
-        // The memo search runs here rather than in SQL: the same case folding on
-        // both backends (SQLite's LIKE folds ASCII only, PostgreSQL's none).
-        let search = filter
-            .search
-            .as_deref()
-            .map(|s| s.trim().to_lowercase())
-            .filter(|s| !s.is_empty());
-        let from = filter.from_ms.unwrap_or(i64::MIN);
-        let to = filter.to_ms.unwrap_or(i64::MAX);
-        // One query over the three tables (a union of the kinds wanted, each part
-        // naming its columns: the first part present names the result's): one
-        // round trip to the database. Without a search, `limit` rows are enough; with
-        // one, rows are read until `limit` match.
-        let mut parts = Vec::new();
-        if filter.wants("sent") {
-            parts.push(
-                "SELECT 'sent' AS kind, payment_hash AS reference, amount_msat AS amount, \
-                 fee_msat AS fee, memo, created_at AS at, CAST(1 AS BIGINT) AS confirmed FROM payments \
-                 WHERE node = $1 AND created_at >= $2 AND created_at < $3",
-            );
+    ) -> Result<HistoryPage> {
+        if limit == 0 {
+            return Ok(HistoryPage {
+                transactions: Vec::new(),
+                next_cursor: None,
+            });
         }
-        if filter.wants("received") {
-            parts.push(
-                "SELECT 'received' AS kind, payment_hash AS reference, received_msat AS amount, \
-                 CAST(0 AS BIGINT) AS fee, memo, settled_at AS at, CAST(1 AS BIGINT) AS confirmed \
-                 FROM invoices WHERE node = $1 AND settled_at IS NOT NULL \
-                 AND settled_at >= $2 AND settled_at < $3",
-            );
+        // One row more than asked says whether an older page exists.
+        let query = HistoryQuery::build(self.db.backend(), filter, after, limit as i64 + 1);
+        let mut sql = sqlx::query(&query.sql).bind(node);
+        for value in query.binds {
+            sql = match value {
+                Bind::Int(n) => sql.bind(n),
+                Bind::Text(text) => sql.bind(text),
+            };
         }
-        if filter.wants("onchain") {
-            parts.push(
-                "SELECT 'onchain' AS kind, txid AS reference, amount_msat AS amount, \
-                 CAST(0 AS BIGINT) AS fee, kind AS memo, created_at AS at, \
-                 CAST(CASE WHEN height IS NULL THEN 0 ELSE 1 END AS BIGINT) AS confirmed \
-                 FROM chain_txs WHERE node = $1 AND created_at >= $2 AND created_at < $3",
-            );
-        }
-        let rows = if search.is_some() {
-            i64::MAX
-        } else {
-            limit as i64
-        };
-        let sql = format!("{} ORDER BY at DESC LIMIT $4", parts.join(" UNION ALL "));
-        let mut entries = Vec::new();
-        for r in sqlx::query(&sql)
-            .bind(node)
-            .bind(from)
-            .bind(to)
-            .bind(rows)
-            .fetch_all(self.db.pool())
-            .await?
-        {
+        let mut transactions = Vec::new();
+        for r in sql.fetch_all(self.db.pool()).await? {
             let kind: String = r.try_get("kind")?;
             let amount: i64 = r.try_get("amount")?;
             let confirmed = r.try_get::<i64, _>("confirmed")? == 1;
-            let memo: String = r.try_get("memo")?;
-            let (kind, status, memo) = match kind.as_str() {
-                "sent" => ("sent", "succeeded", memo),
-                "received" => ("received", "succeeded", memo),
-                // On chain, the memo is what moved the coins (faucet, channel open...).
+            let (kind, status) = match kind.as_str() {
+                "sent" => ("sent", "succeeded"),
+                "received" => ("received", "succeeded"),
                 _ => (
                     if amount >= 0 {
                         "onchain_received"
@@ -306,25 +528,28 @@ impl Wallet {
                     } else {
                         "unconfirmed"
                     },
-                    memo.replace('_', " "),
                 ),
             };
-            entries.push(Transaction {
+            transactions.push(Transaction {
                 kind,
                 amount: Msat(amount.abs()),
                 fee: Msat(r.try_get("fee")?),
-                memo,
+                memo: r.try_get("memo")?,
                 time_ms: r.try_get("at")?,
                 status,
                 reference: r.try_get("reference")?,
             });
         }
-        if let Some(search) = &search {
-            entries.retain(|t| t.memo.to_lowercase().contains(search.as_str()));
-        }
-        entries.sort_by_key(|t| std::cmp::Reverse(t.time_ms));
-        entries.truncate(limit);
-        Ok(entries)
+        let next_cursor = if transactions.len() > limit {
+            transactions.truncate(limit);
+            transactions.last().map(|t| t.cursor().encode())
+        } else {
+            None
+        };
+        Ok(HistoryPage {
+            transactions,
+            next_cursor,
+        })
     }
 
     pub async fn contacts(&self, user: &User) -> Result<Vec<Contact>> {

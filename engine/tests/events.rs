@@ -35,7 +35,11 @@ async fn a_subscriber_hears_its_topics_only_and_leaves_nothing_behind() {
     assert_eq!(next(&mut sub).await, Some(block(3)));
     assert_eq!(next(&mut sub).await, Some(block(4)));
     drop(sub);
-    assert_eq!(bus.topic_count(), before, "the topics went with their last subscriber");
+    assert_eq!(
+        bus.topic_count(),
+        before,
+        "the topics went with their last subscriber"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use engine::simnet::{invoice, NodeKey, PayRequest, SimnetConfig};
+use engine::simnet::{
+    invoice, ClosedCursor, NodeKey, PayRequest, SimnetConfig, MAX_PENDING_PER_PEER, MIN_CAPACITY,
+    RECENT_CLOSED,
+};
 use engine::{Engine, Error, Msat, Settings};
 
 testdb::on_both_databases!(
@@ -18,6 +21,9 @@ testdb::on_both_databases!(
     two_servers_on_one_database_never_overdraw,
     an_expired_invoice_is_refused,
     demo_mode_funds_and_connects_a_new_account,
+    a_stranger_cannot_pad_a_channel_list,
+    openings_raced_from_two_servers_stop_at_the_pending_limit,
+    closed_channels_are_paged_most_recently_closed_first,
 );
 
 const PASSWORD: &str = "Correct-horse-7";
@@ -123,11 +129,11 @@ async fn alice_opens_a_channel_to_the_hub_and_pays_bob_through_it(engine: Engine
     );
     simnet.mine(2).await.unwrap();
     assert_eq!(
-        simnet.channels(&alice).await.unwrap()[0].display_state(),
+        simnet.live_channels(&alice).await.unwrap()[0].display_state(),
         "Pending (1 blocks)"
     );
     simnet.mine(1).await.unwrap();
-    let channels = simnet.channels(&alice).await.unwrap();
+    let channels = simnet.live_channels(&alice).await.unwrap();
     assert_eq!(channels.len(), 2, "the hub opened one back: {channels:?}");
     assert!(channels
         .iter()
@@ -156,12 +162,12 @@ async fn alice_opens_a_channel_to_the_hub_and_pays_bob_through_it(engine: Engine
     );
     assert_eq!(paid.destination, bob);
     assert_eq!(
-        spendable(&simnet.channels(&alice).await.unwrap()),
+        spendable(&simnet.live_channels(&alice).await.unwrap()),
         Msat(CHANNEL.0 - 10_000_000 - 2000)
     );
     // Bob's hub channel (opened by the hub) now holds his 10,000 sat on his side.
     assert_eq!(
-        spendable(&simnet.channels(&bob).await.unwrap()),
+        spendable(&simnet.live_channels(&bob).await.unwrap()),
         Msat(CHANNEL.0 + 10_000_000)
     );
     assert_conserved(&engine).await;
@@ -210,7 +216,7 @@ async fn fifty_concurrent_payments_spend_one_balance_only_as_far_as_it_goes(engi
     let fee = Msat(1000 + price.0 * 100 / 1_000_000);
     let affordable = CHANNEL.0 / (price.0 + fee.0);
     assert_eq!(paid, affordable, "refused {refused}");
-    let left = spendable(&simnet.channels(&alice).await.unwrap());
+    let left = spendable(&simnet.live_channels(&alice).await.unwrap());
     assert_eq!(left, Msat(CHANNEL.0 - paid * (price.0 + fee.0)));
     assert!(left.0 >= 0);
     assert_conserved(&engine).await;
@@ -247,8 +253,8 @@ async fn one_invoice_paid_by_two_accounts_at_once_settles_once(engine: Engine) {
                     .await
             })
         };
-        let alice_balance = spendable(&simnet.channels(&alice).await.unwrap());
-        let bob_balance = spendable(&simnet.channels(&bob).await.unwrap());
+        let alice_balance = spendable(&simnet.live_channels(&alice).await.unwrap());
+        let bob_balance = spendable(&simnet.live_channels(&bob).await.unwrap());
         let (a, b) = (pay(alice.clone()), pay(bob.clone()));
         let results = [a.await.unwrap(), b.await.unwrap()];
         let wins = results.iter().filter(|r| r.is_ok()).count();
@@ -258,9 +264,9 @@ async fn one_invoice_paid_by_two_accounts_at_once_settles_once(engine: Engine) {
             "{results:?}"
         );
         let loser_kept = if results[0].is_ok() {
-            spendable(&simnet.channels(&bob).await.unwrap()) == bob_balance
+            spendable(&simnet.live_channels(&bob).await.unwrap()) == bob_balance
         } else {
-            spendable(&simnet.channels(&alice).await.unwrap()) == alice_balance
+            spendable(&simnet.live_channels(&alice).await.unwrap()) == alice_balance
         };
         assert!(loser_kept, "the refused payer must keep its money");
     }
@@ -273,7 +279,7 @@ async fn refused_payments_change_nothing(engine: Engine) {
     let bob = node_of(&engine, "bob").await;
     connect_to_hub(&engine, &alice).await;
     connect_to_hub(&engine, &bob).await;
-    let before = spendable(&simnet.channels(&alice).await.unwrap());
+    let before = spendable(&simnet.live_channels(&alice).await.unwrap());
     let pay = |invoice: String, amount: Option<Msat>, fee_limit: Option<Msat>| {
         simnet.pay(PayRequest {
             payer: alice.clone(),
@@ -343,7 +349,10 @@ async fn refused_payments_change_nothing(engine: Engine) {
         pay(own.bolt11, None, None).await.unwrap_err().field(),
         Some("invoiceid")
     );
-    assert_eq!(spendable(&simnet.channels(&alice).await.unwrap()), before);
+    assert_eq!(
+        spendable(&simnet.live_channels(&alice).await.unwrap()),
+        before
+    );
 
     // Paid once, then refused.
     pay(open.bolt11.clone(), Some(Msat::from_sat(100)), None)
@@ -374,7 +383,7 @@ async fn channels_close_cooperatively_and_by_force(engine: Engine) {
     let simnet = &engine.simnet;
     let alice = node_of(&engine, "alice").await;
     connect_to_hub(&engine, &alice).await;
-    let channels = simnet.channels(&alice).await.unwrap();
+    let channels = simnet.live_channels(&alice).await.unwrap();
     let mine = channels.iter().find(|c| c.initiator).unwrap().point.clone();
     let theirs = channels
         .iter()
@@ -410,7 +419,7 @@ async fn channels_close_cooperatively_and_by_force(engine: Engine) {
     let forced = simnet.close_channel(&alice, &theirs, true).await.unwrap();
     assert_eq!(forced.display_state(), "Forced Closing (4 blocks)");
     simnet.mine(3).await.unwrap();
-    let still = simnet.channels(&alice).await.unwrap();
+    let still = simnet.live_channels(&alice).await.unwrap();
     assert!(still
         .iter()
         .any(|c| c.display_state() == "Forced Closing (1 blocks)"));
@@ -457,7 +466,7 @@ async fn the_faucet_and_the_miner_refuse_nonsense(engine: Engine) {
             .await,
         Err(Error::UnknownNode)
     ));
-    assert!(simnet.channels(&alice).await.unwrap().is_empty());
+    assert!(simnet.live_channels(&alice).await.unwrap().is_empty());
     assert_conserved(&engine).await;
 }
 
@@ -502,7 +511,7 @@ async fn two_servers_on_one_database_never_overdraw(first: Engine) {
     ));
     // And it pays what is really there, on a fresh graph.
     pay(&first, 50_000).await.unwrap();
-    let left = spendable(&first.simnet.channels(&alice).await.unwrap());
+    let left = spendable(&first.simnet.live_channels(&alice).await.unwrap());
     let fees = 4 * 1000 + (1_000 + 1_000 + 900_000 + 50_000) * 100 / 1_000; // msat
     assert_eq!(left, Msat(CHANNEL.0 - (952_000 * 1000 + fees)));
     assert_conserved(&first).await;
@@ -532,7 +541,7 @@ async fn an_expired_invoice_is_refused(engine: Engine) {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let before = spendable(&engine.simnet.channels(&alice).await.unwrap());
+    let before = spendable(&engine.simnet.live_channels(&alice).await.unwrap());
     let refused = engine
         .simnet
         .pay(PayRequest {
@@ -544,7 +553,7 @@ async fn an_expired_invoice_is_refused(engine: Engine) {
         .await;
     assert!(matches!(refused, Err(Error::InvoiceExpired)), "{refused:?}");
     assert_eq!(
-        spendable(&engine.simnet.channels(&alice).await.unwrap()),
+        spendable(&engine.simnet.live_channels(&alice).await.unwrap()),
         before
     );
     assert_conserved(&engine).await;
@@ -564,7 +573,7 @@ async fn demo_mode_funds_and_connects_a_new_account(engine: Engine) {
     .await
     .unwrap();
     let dana = node_of(&demo, "dana").await;
-    let channels = demo.simnet.channels(&dana).await.unwrap();
+    let channels = demo.simnet.live_channels(&dana).await.unwrap();
     assert_eq!(channels.len(), 1);
     assert_eq!(channels[0].display_state(), "Pending (3 blocks)");
     assert_eq!(channels[0].capacity, demo.simnet.config().demo_channel);
@@ -574,8 +583,198 @@ async fn demo_mode_funds_and_connects_a_new_account(engine: Engine) {
     );
     demo.simnet.mine(3).await.unwrap();
     demo.simnet.mine(3).await.unwrap();
-    let channels = demo.simnet.channels(&dana).await.unwrap();
+    let channels = demo.simnet.live_channels(&dana).await.unwrap();
     assert_eq!(channels.len(), 2, "the hub opened one back");
     assert!(channels.iter().all(|c| c.display_state() == "Open"));
     assert_conserved(&demo).await;
+}
+
+/// Funds `node` with `sats`, confirmed.
+async fn fund(engine: &Engine, node: &str, sats: i64) {
+    let address = engine.simnet.node(node).await.unwrap().address;
+    engine
+        .simnet
+        .faucet(&address, Msat::from_sat(sats))
+        .await
+        .unwrap();
+    engine.simnet.mine(1).await.unwrap();
+}
+
+async fn a_stranger_cannot_pad_a_channel_list(engine: Engine) {
+    let simnet = &engine.simnet;
+    let alice = node_of(&engine, "alice").await;
+    let mallory = node_of(&engine, "mallory").await;
+    fund(&engine, &mallory, 1_000_000).await;
+
+    // Below LND's minimum channel size: refused, naming the amount.
+    let dust = simnet
+        .open_channel(&mallory, &alice, Msat(MIN_CAPACITY.0 - 1000))
+        .await
+        .unwrap_err();
+    assert_eq!(dust.field(), Some("amount"), "{dust}");
+    assert!(dust.to_string().contains("20000"), "{dust}");
+
+    // Two pending channels to one node at a time; the third is refused, clearly,
+    // and spends nothing.
+    for _ in 0..MAX_PENDING_PER_PEER {
+        simnet
+            .open_channel(&mallory, &alice, MIN_CAPACITY)
+            .await
+            .unwrap();
+    }
+    let onchain = simnet.node(&mallory).await.unwrap().onchain;
+    let refused = simnet
+        .open_channel(&mallory, &alice, MIN_CAPACITY)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, Error::PendingChannelLimit { max: 2 }),
+        "{refused:?}"
+    );
+    assert!(refused.is_refusal());
+    assert_eq!(
+        refused.to_string(),
+        "2 channels to this node are pending already; wait until one opens"
+    );
+    assert_eq!(simnet.node(&mallory).await.unwrap().onchain, onchain);
+    assert_eq!(simnet.live_channels(&alice).await.unwrap().len(), 2);
+
+    // The limit is per peer: Mallory may still open one to the hub.
+    let hub = simnet.hub().await.unwrap().pubkey;
+    simnet
+        .open_channel(&mallory, &hub, MIN_CAPACITY)
+        .await
+        .unwrap();
+    // Once Mallory's channels to Alice open, she may open more.
+    simnet.mine(3).await.unwrap();
+    simnet
+        .open_channel(&mallory, &alice, MIN_CAPACITY)
+        .await
+        .unwrap();
+    assert_eq!(simnet.live_channels(&alice).await.unwrap().len(), 3);
+    assert_conserved(&engine).await;
+}
+
+async fn openings_raced_from_two_servers_stop_at_the_pending_limit(first: Engine) {
+    let second = Engine::open(&first.db.url(), test_settings())
+        .await
+        .unwrap();
+    let alice = node_of(&first, "alice").await;
+    let mallory = node_of(&first, "mallory").await;
+    fund(&first, &mallory, 1_000_000).await;
+    let attempts = (0..10).map(|i| {
+        let engine = if i % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let (mallory, alice) = (mallory.clone(), alice.clone());
+        tokio::spawn(async move {
+            engine
+                .simnet
+                .open_channel(&mallory, &alice, MIN_CAPACITY)
+                .await
+        })
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let opened = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Err(Error::PendingChannelLimit { .. }))))
+        .count();
+    assert_eq!((opened, refused), (2, 8), "{results:?}");
+    assert_eq!(
+        first.simnet.node(&mallory).await.unwrap().onchain,
+        Msat::from_sat(1_000_000 - 2 * MIN_CAPACITY.sat())
+    );
+    assert_eq!(first.simnet.live_channels(&alice).await.unwrap().len(), 2);
+    assert_conserved(&first).await;
+}
+
+async fn closed_channels_are_paged_most_recently_closed_first(engine: Engine) {
+    let simnet = &engine.simnet;
+    let user = engine.register("alice", PASSWORD, None).await.unwrap();
+    let alice = simnet.node_of_user(&user.id.0).await.unwrap().pubkey;
+    let hub = simnet.hub().await.unwrap().pubkey;
+    fund(&engine, &alice, 2_000_000).await;
+    // Thirteen rounds: two channels opened, open, then both closed in one block.
+    let mut closed_in_order = Vec::new();
+    for _ in 0..13 {
+        let mut round = Vec::new();
+        for _ in 0..2 {
+            let channel = simnet
+                .open_channel(&alice, &hub, MIN_CAPACITY)
+                .await
+                .unwrap();
+            round.push(channel.point);
+        }
+        simnet.mine(3).await.unwrap();
+        for point in &round {
+            simnet.close_channel(&alice, point, false).await.unwrap();
+        }
+        simnet.mine(1).await.unwrap();
+        closed_in_order.extend(round);
+    }
+
+    // Only the hub's channel back is live; the list shows it and the last ten closed.
+    let live = simnet.live_channels(&alice).await.unwrap();
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert!(!live[0].initiator);
+    let overview = engine.wallet.overview(&user).await.unwrap();
+    assert_eq!(overview.channels.len(), 1 + RECENT_CLOSED);
+    assert_eq!(overview.channels[0].point, live[0].point);
+    assert!(overview.channels[1..]
+        .iter()
+        .all(|c| c.state == engine::simnet::ChannelState::Closed));
+    let recent: Vec<&str> = overview.channels[1..]
+        .iter()
+        .map(|c| c.point.as_str())
+        .collect();
+    let mut newest: Vec<&str> = closed_in_order.iter().rev().map(String::as_str).collect();
+    // Two closed in one block may share an instant: compare each block's pair as a set.
+    let pairs = |list: &[&str]| -> Vec<Vec<String>> {
+        list.chunks(2)
+            .map(|pair| {
+                let mut pair: Vec<String> = pair.iter().map(|p| p.to_string()).collect();
+                pair.sort();
+                pair
+            })
+            .collect()
+    };
+    newest.truncate(RECENT_CLOSED);
+    assert_eq!(pairs(&recent), pairs(&newest));
+    let older = overview.older_closed_cursor.expect("older ones exist");
+
+    // Paging from there by sevens gives every other closed channel once.
+    let mut cursor = ClosedCursor::parse(&older).unwrap();
+    let mut paged: Vec<String> = recent.iter().map(|p| p.to_string()).collect();
+    loop {
+        let page = simnet
+            .closed_channels(&alice, cursor.as_ref(), 7)
+            .await
+            .unwrap();
+        assert!(page.channels.len() <= 7);
+        paged.extend(page.channels.iter().map(|c| c.point.clone()));
+        match page.next_cursor {
+            Some(next) => cursor = ClosedCursor::parse(&next).unwrap(),
+            None => break,
+        }
+    }
+    assert_eq!(paged.len(), 26);
+    let all: Vec<&str> = paged.iter().map(String::as_str).collect();
+    let every: Vec<&str> = closed_in_order.iter().rev().map(String::as_str).collect();
+    assert_eq!(pairs(&all), pairs(&every));
+
+    // Another node sees none of them; a forged cursor names its field.
+    let bob = node_of(&engine, "bob").await;
+    let none = simnet.closed_channels(&bob, None, 100).await.unwrap();
+    assert!(none.channels.is_empty() && none.next_cursor.is_none());
+    for bad in ["zz", "3132", &hex::encode("x:ab:0")] {
+        assert_eq!(
+            ClosedCursor::parse(bad).unwrap_err().field(),
+            Some("cursor"),
+            "{bad}"
+        );
+    }
+    assert_conserved(&engine).await;
 }

@@ -8,6 +8,7 @@ mod accounts_api;
 mod config;
 mod edge;
 pub mod gate;
+mod history_export;
 mod live;
 mod openapi;
 mod sessions;

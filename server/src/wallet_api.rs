@@ -1,11 +1,12 @@
 //! The parts of the wallet API that are not JSON calls: `GET /rest/v1/getqrimage`
-//! (a PNG), `GET /rest/v1/history.csv` (a download) and `POST /rest/v1/scanqr`
-//! (a photo in, the text of its QR code out). The event stream is `live.rs`.
+//! (a PNG), `GET /rest/v1/history.csv` (a download, in `history_export`) and `POST
+//! /rest/v1/scanqr` (a photo in, the text of its QR code out). The event stream
+//! is `live.rs`.
 
 use std::io::Cursor;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, Query};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,14 +16,9 @@ use serde::Deserialize;
 use crate::gate::SignedIn;
 use crate::AppState;
 use app::qr::for_qr;
-use engine::wallet::HistoryFilter;
-use engine::Engine;
 
 /// Largest photo `scanqr` reads: a phone camera's JPEG fits.
 const PHOTO_MAX_BYTES: usize = 16 * 1024 * 1024;
-
-/// Most rows a CSV export holds.
-const CSV_MAX_ROWS: usize = 100_000;
 
 /// Longest text `getqrimage` encodes (a QR code holds at most 4,296 characters).
 const QR_MAX_CHARS: usize = 2000;
@@ -31,14 +27,17 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/rest/v1/getqrimage", get(qr_image))
         .route("/rest/v1/events", get(crate::live::events))
-        .route("/rest/v1/history.csv", get(history_csv))
+        .route(
+            "/rest/v1/history.csv",
+            get(crate::history_export::history_csv),
+        )
         .route(
             "/rest/v1/scanqr",
             post(scan_qr).layer(DefaultBodyLimit::max(PHOTO_MAX_BYTES)),
         )
 }
 
-fn my_error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn my_error(status: StatusCode, message: &str) -> Response {
     (
         status,
         Json(serde_json::json!({ "error": { "message": message } })),
@@ -96,107 +95,6 @@ fn qr_png(text: &str) -> Result<Vec<u8>, String> {
         .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| format!("PNG: {e}"))?;
     Ok(png)
-}
-
-#[derive(Deserialize)]
-struct HistoryQuery {
-    #[serde(rename = "type", default)]
-    kind: String,
-    #[serde(default)]
-    from: String,
-    #[serde(default)]
-    to: String,
-    #[serde(default)]
-    q: String,
-}
-
-/// `GET /rest/v1/history.csv?type=&from=&to=&q=`: the caller's transactions that
-/// pass the filter (the history page's), newest first, as a CSV download with
-/// amounts in the account's denomination.
-async fn history_csv(
-    State(engine): State<Engine>,
-    SignedIn(caller): SignedIn,
-    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Ok(Query(query)) = query else {
-        return my_error(StatusCode::BAD_REQUEST, "invalid query");
-    };
-    let filter = match HistoryFilter::parse(&query.kind, &query.from, &query.to, &query.q) {
-        Ok(filter) => filter,
-        Err(err) => return my_error(StatusCode::BAD_REQUEST, &err.to_string()),
-    };
-    let transactions = match engine
-        .wallet
-        .history(&caller.user, &filter, CSV_MAX_ROWS)
-        .await
-    {
-        Ok(transactions) => transactions,
-        Err(err) => {
-            tracing::error!(error = ?err, "history export failed");
-            return my_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-        }
-    };
-    let unit = caller.user.denomination;
-    let mut csv = String::from("time,type,amount,fee,unit,memo,status,id\r\n");
-    for t in &transactions {
-        let row = [
-            utc_timestamp(t.time_ms),
-            t.kind.to_string(),
-            unit.format(t.amount),
-            unit.format(t.fee),
-            unit.as_str().to_string(),
-            t.memo.clone(),
-            t.status.to_string(),
-            t.reference.clone(),
-        ];
-        let cells: Vec<String> = row.iter().map(|cell| csv_cell(cell)).collect();
-        csv.push_str(&cells.join(","));
-        csv.push_str("\r\n");
-    }
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"ampere-history.csv\"",
-            ),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        csv,
-    )
-        .into_response()
-}
-
-/// One CSV field (RFC 4180 quoting). A memo that a spreadsheet would run as a
-/// formula (`=`, `+`, `-`, `@`, tab, CR) gets a leading `'`, so it reads as text.
-fn csv_cell(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_string()
-    };
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text
-    }
-}
-
-/// `2026-11-22T03:25:11Z` for a Unix time in milliseconds.
-fn utc_timestamp(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .map(|t| {
-            format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-                t.year(),
-                t.month() as u8,
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            )
-        })
-        .unwrap_or_default()
 }
 
 /// `POST /rest/v1/scanqr` with a photo (PNG, JPEG or WebP) as the body:

@@ -378,7 +378,10 @@ async fn cross_origin_writes_are_refused(server: Server) {
         .send(request("wallet.example:8443", "https://evil.example"))
         .await;
     assert_eq!(evil.status, StatusCode::FORBIDDEN);
-    assert_eq!(evil.body["error"]["message"], "cross-origin request refused");
+    assert_eq!(
+        evil.body["error"]["message"],
+        "cross-origin request refused"
+    );
     assert!(session_cookie(&evil).is_none());
     // DNS rebinding: evil.example now resolves to this server, so the browser's
     // Host and Origin agree, but neither is this site.

@@ -26,7 +26,9 @@ async fn every_response_carries_the_security_headers(server: Server) {
     let token = server.register("hedy").await;
     for reply in [
         server.get("/healthz", Auth::None).await,
-        server.get("/rest/v1/getalldata", Auth::Bearer(&token)).await,
+        server
+            .get("/rest/v1/getalldata", Auth::Bearer(&token))
+            .await,
         server.get("/rest/v1/getalldata", Auth::None).await,
         server.get("/signin", Auth::None).await,
     ] {
@@ -38,8 +40,12 @@ async fn every_response_carries_the_security_headers(server: Server) {
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     }
     // A JSON answer may run nothing at all.
-    let api = server.get("/rest/v1/getalldata", Auth::Bearer(&token)).await;
-    let csp = api.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    let api = server
+        .get("/rest/v1/getalldata", Auth::Bearer(&token))
+        .await;
+    let csp = api.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
     assert!(csp.starts_with("default-src 'none'"), "{csp}");
 }
 

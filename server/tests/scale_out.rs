@@ -343,7 +343,8 @@ fn two_servers_on_one_postgres_behind_nginx_behave_as_one() {
         .lines()
         .find_map(|l| {
             let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("set-cookie").then(|| value.trim())
+            name.eq_ignore_ascii_case("set-cookie")
+                .then(|| value.trim())
         })
         .and_then(|c| c.split(';').next())
         .unwrap()

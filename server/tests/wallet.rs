@@ -25,6 +25,11 @@ testdb::on_both_databases!(
     an_invoice_is_read_before_it_is_paid,
     contacts_are_added_refused_and_removed,
     the_history_filters_and_exports_the_same_transactions,
+    paging_through_250_transactions_gives_each_once_in_order,
+    a_malformed_cursor_or_limit_is_400_naming_its_field,
+    filters_combine_with_the_cursor,
+    another_accounts_transactions_never_appear,
+    the_channel_list_shows_ten_closed_and_pages_the_rest,
     a_photo_of_a_qr_code_is_read_back,
     a_retried_payment_with_the_same_idempotency_key_pays_once,
     event_streams_end_with_their_credentials_and_are_capped,
@@ -1024,7 +1029,14 @@ async fn the_history_filters_and_exports_the_same_transactions(server: Server) {
     let bob = sign_up(&server, "bob").await;
     connect(&server, &alice).await;
     connect(&server, &bob).await;
-    for (amount, memo) in [(100, "tea"), (200, "Cake, \"big\""), (300, "=SUM(A1)")] {
+    let nasty = [
+        (100, "tea"),
+        (200, "Cake, \"big\""),
+        (300, "=SUM(A1)"),
+        (400, "a;=HYPERLINK(\"http://evil.example\",\"x\")"),
+        (500, "x|@cmd; +1, -2"),
+    ];
+    for (amount, memo) in nasty {
         let request = invoice(&server, &bob, json!({"amount": amount, "memo": memo})).await;
         let paid = bearer(
             &server,
@@ -1049,21 +1061,25 @@ async fn the_history_filters_and_exports_the_same_transactions(server: Server) {
     };
     let sent = history("type=sent").await;
     assert_eq!(sent.status, StatusCode::OK, "{}", sent.text);
-    let sent = sent.body.as_array().unwrap().clone();
-    assert_eq!(sent.len(), 3);
+    assert_eq!(sent.body["next_cursor"], Value::Null, "one page holds them");
+    let sent = sent.body["transactions"].as_array().unwrap().clone();
+    assert_eq!(sent.len(), 5);
     assert!(sent.iter().all(|t| t["type"] == "sent"));
     let cake = history("type=sent&q=CAKE").await.body;
-    assert_eq!(cake.as_array().unwrap().len(), 1, "{cake}");
-    assert_eq!(cake[0]["amount"], 200);
+    assert_eq!(cake["transactions"].as_array().unwrap().len(), 1, "{cake}");
+    assert_eq!(cake["transactions"][0]["amount"], 200);
+    // `%` and `_` are matched literally, not as patterns.
+    assert_eq!(history("q=%25").await.body["transactions"], json!([]));
+    assert_eq!(history("q=_").await.body["transactions"], json!([]));
     let onchain = history("type=onchain").await.body;
-    assert!(onchain
+    assert!(onchain["transactions"]
         .as_array()
         .unwrap()
         .iter()
         .all(|t| t["type"].as_str().unwrap().starts_with("onchain")));
     assert_eq!(
         history("from=2001-01-01&to=2001-01-31").await.body,
-        json!([]),
+        json!({"transactions": [], "next_cursor": null}),
         "nothing happened in 2001"
     );
     for bad in [
@@ -1108,23 +1124,31 @@ async fn the_history_filters_and_exports_the_same_transactions(server: Server) {
         .to_str()
         .unwrap()
         .contains("attachment"));
-    let lines: Vec<&str> = csv.text.trim_end().split("\r\n").collect();
-    assert_eq!(lines[0], "time,type,amount,fee,unit,memo,status,id");
-    assert_eq!(lines.len(), 4, "{}", csv.text);
-    assert!(csv.text.contains(r#","Cake, ""big""","#), "{}", csv.text);
-    assert!(
-        csv.text.contains(",'=SUM(A1),"),
-        "a formula stays text: {}",
-        csv.text
+    // The exact bytes: every text cell quoted, amounts bare, and a `'` wherever
+    // a spreadsheet splitting on `,` `;` or `|` would find a formula.
+    let memo_cells = [
+        r#""tea""#,
+        r#""Cake, ""big""""#,
+        r#""'=SUM(A1)""#,
+        r#""a;'=HYPERLINK(""http://evil.example"",""x"")""#,
+        r#""x|'@cmd;' +1,' -2""#,
+    ];
+    let mut expected = String::from(
+        "\"time\",\"type\",\"amount\",\"fee\",\"unit\",\"memo\",\"status\",\"id\"\r\n",
     );
-    let mut csv_ids: Vec<&str> = lines[1..]
-        .iter()
-        .map(|l| l.rsplit(',').next().unwrap())
-        .collect();
-    let mut api_ids: Vec<&str> = sent.iter().map(|t| t["id"].as_str().unwrap()).collect();
-    csv_ids.sort();
-    api_ids.sort();
-    assert_eq!(csv_ids, api_ids);
+    for t in &sent {
+        let memo = t["memo"].as_str().unwrap();
+        let at = nasty.iter().position(|(_, m)| *m == memo).unwrap();
+        expected += &format!(
+            "\"{}\",\"sent\",{},{},\"sat\",{},\"succeeded\",\"{}\"\r\n",
+            utc(t["time"].as_i64().unwrap()),
+            t["amount"],
+            t["fee"],
+            memo_cells[at],
+            t["id"].as_str().unwrap()
+        );
+    }
+    assert_eq!(csv.text, expected);
     assert_eq!(
         server
             .get("/rest/v1/history.csv", common::Auth::None)
@@ -1132,6 +1156,399 @@ async fn the_history_filters_and_exports_the_same_transactions(server: Server) {
             .status,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// `2026-11-22T03:25:11Z` for Unix seconds.
+fn utc(seconds: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(seconds).unwrap();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// `count` faucet transactions to `account`, sent all at once (several land in
+/// one millisecond: the order must break ties). Their txids. Straight to the
+/// simnet: the story is the history, not the faucet's limits.
+async fn faucet_many(server: &Server, account: &Account, count: usize) -> Vec<String> {
+    let simnet = &server.services.engine.simnet;
+    let calls = (0..count)
+        .map(|i| simnet.faucet(&account.address, engine::Msat::from_sat(1000 + i as i64)));
+    futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Every page of `/rest/v1/history?{query}&limit={limit}`: each page's
+/// transactions, in order, checking that only a full page has a next one.
+async fn history_pages(
+    server: &Server,
+    account: &Account,
+    query: &str,
+    limit: usize,
+) -> Vec<Vec<Value>> {
+    let mut pages = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let reply = server
+            .get(
+                &format!("/rest/v1/history?{query}&limit={limit}&cursor={cursor}"),
+                common::Auth::Bearer(&account.token),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        let page = reply.body["transactions"].as_array().unwrap().clone();
+        assert!(page.len() <= limit);
+        pages.push(page);
+        match reply.body["next_cursor"].as_str() {
+            Some(next) => {
+                assert_eq!(pages.last().unwrap().len(), limit, "{}", reply.text);
+                cursor = next.to_string();
+            }
+            None => return pages,
+        }
+        assert!(pages.len() < 100, "the pages never end");
+    }
+}
+
+fn ids(list: &[Value]) -> Vec<String> {
+    list.iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn paging_through_250_transactions_gives_each_once_in_order(server: Server) {
+    let alice = sign_up(&server, "alice").await;
+    let mut funded = faucet_many(&server, &alice, 250).await;
+    let pages = history_pages(&server, &alice, "", 100).await;
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        [100, 100, 50]
+    );
+    let all: Vec<Value> = pages.concat();
+    let mut seen = ids(&all);
+    // Newest first.
+    assert!(all
+        .windows(2)
+        .all(|w| w[0]["time"].as_i64() >= w[1]["time"].as_i64()));
+    // Every transaction exactly once.
+    seen.sort();
+    funded.sort();
+    assert_eq!(seen, funded);
+    // The first page is what the default limit gives, and the default is 100.
+    let first = server
+        .get("/rest/v1/history", common::Auth::Bearer(&alice.token))
+        .await;
+    assert_eq!(
+        ids(first.body["transactions"].as_array().unwrap()),
+        ids(&pages[0])
+    );
+    // getalldata still lists the newest 200.
+    let data = get_all_data(&server, &alice).await;
+    assert_eq!(
+        ids(data["transactions"].as_array().unwrap()),
+        ids(&all[..200])
+    );
+}
+
+async fn a_malformed_cursor_or_limit_is_400_naming_its_field(server: Server) {
+    let alice = sign_up(&server, "alice").await;
+    faucet_many(&server, &alice, 3).await;
+    let hex = |text: &str| text.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    // Not hex, not text, a kind or time that is not one, too few fields, too long.
+    let forged_history = [
+        "zz".to_string(),
+        "abc".to_string(),
+        hex("1700000000000:gift:ab"),
+        hex("soon:sent:ab"),
+        hex("1700000000000:sent"),
+        "ab".repeat(2000),
+    ];
+    let forged_channels = [
+        "zz".to_string(),
+        hex("soon:ab:0"),
+        hex("1700000000000"),
+        "ab".repeat(2000),
+    ];
+    for (path, field) in forged_history
+        .iter()
+        .map(|cursor| (format!("/rest/v1/history?cursor={cursor}"), "cursor"))
+        .chain(forged_channels.iter().map(|cursor| {
+            (
+                format!("/rest/v1/channels?state=closed&cursor={cursor}"),
+                "cursor",
+            )
+        }))
+        .chain(
+            ["0", "501", "ten", "-1", "1.5"]
+                .into_iter()
+                .flat_map(|limit| {
+                    [
+                        (format!("/rest/v1/history?limit={limit}"), "limit"),
+                        (
+                            format!("/rest/v1/channels?state=closed&limit={limit}"),
+                            "limit",
+                        ),
+                    ]
+                }),
+        )
+        .chain([
+            ("/rest/v1/channels".to_string(), "state"),
+            ("/rest/v1/channels?state=open".to_string(), "state"),
+        ])
+    {
+        let reply = server.get(&path, common::Auth::Cookie(&alice.cookie)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            reply.text
+        );
+        assert_eq!(
+            reply.body["error"]["field"], field,
+            "{path}: {}",
+            reply.text
+        );
+        assert!(reply.body["error"]["message"].is_string());
+    }
+    for limit in [1, 500] {
+        let reply = server
+            .get(
+                &format!("/rest/v1/history?limit={limit}"),
+                common::Auth::Cookie(&alice.cookie),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        assert_eq!(
+            reply.body["transactions"].as_array().unwrap().len(),
+            limit.min(3)
+        );
+    }
+    for path in ["/rest/v1/history", "/rest/v1/channels?state=closed"] {
+        assert_eq!(
+            server.get(path, common::Auth::None).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+async fn filters_combine_with_the_cursor(server: Server) {
+    let alice = sign_up(&server, "alice").await;
+    let bob = sign_up(&server, "bob").await;
+    connect(&server, &alice).await;
+    connect(&server, &bob).await;
+    let mut teas = Vec::new();
+    for i in 0..12 {
+        let memo = if i % 2 == 0 {
+            format!("Tea {i}")
+        } else {
+            format!("cake {i}")
+        };
+        let request = invoice(&server, &bob, json!({"amount": 1000 + i, "memo": memo})).await;
+        let paid = bearer(
+            &server,
+            &alice,
+            "/rest/v1/sendinvoice",
+            json!({"invoiceid": request}),
+        )
+        .await;
+        let hash = paid.body["payment"]["payment_hash"].as_str().unwrap();
+        if i % 2 == 0 {
+            teas.push(hash.to_string());
+        }
+    }
+    let everything = history_pages(&server, &alice, "", 500).await.concat();
+    let today = utc(everything[0]["time"].as_i64().unwrap())[..10].to_string();
+    for (query, limit) in [
+        ("type=sent&q=TEA".to_string(), 4),
+        ("type=sent&q=e".to_string(), 5),
+        ("type=onchain".to_string(), 1),
+        (format!("type=sent&from={today}&to={today}"), 5),
+        ("q=cake".to_string(), 1),
+    ] {
+        let paged = history_pages(&server, &alice, &query, limit).await.concat();
+        let whole = history_pages(&server, &alice, &query, 500).await.concat();
+        assert!(paged.len() > limit, "{query}: more than one page");
+        assert_eq!(ids(&paged), ids(&whole), "{query}");
+        // The same rows as filtering everything by hand, in the same order.
+        let by_hand: Vec<Value> = everything
+            .iter()
+            .filter(|t| {
+                let kind = t["type"].as_str().unwrap();
+                let memo = t["memo"].as_str().unwrap().to_lowercase();
+                match query.as_str() {
+                    "type=sent&q=TEA" => kind == "sent" && memo.contains("tea"),
+                    "type=sent&q=e" => kind == "sent" && memo.contains('e'),
+                    "type=onchain" => kind.starts_with("onchain"),
+                    "q=cake" => memo.contains("cake"),
+                    _ => kind == "sent",
+                }
+            })
+            .cloned()
+            .collect();
+        assert_eq!(ids(&paged), ids(&by_hand), "{query}");
+    }
+    let mut tea_ids = ids(&history_pages(&server, &alice, "type=sent&q=tea", 4)
+        .await
+        .concat());
+    tea_ids.sort();
+    teas.sort();
+    assert_eq!(tea_ids, teas);
+}
+
+async fn another_accounts_transactions_never_appear(server: Server) {
+    let alice = sign_up(&server, "alice").await;
+    let bob = sign_up(&server, "bob").await;
+    let mut mine = faucet_many(&server, &alice, 30).await;
+    let theirs = faucet_many(&server, &bob, 40).await;
+    let mut seen = ids(&history_pages(&server, &alice, "", 7).await.concat());
+    seen.sort();
+    mine.sort();
+    assert_eq!(seen, mine);
+    // A cursor from Bob's pages only says where to start: Alice still sees hers.
+    let bobs = history_pages(&server, &bob, "", 39).await;
+    let reply = server
+        .get(
+            "/rest/v1/history?limit=39",
+            common::Auth::Bearer(&bob.token),
+        )
+        .await;
+    let cursor = reply.body["next_cursor"].as_str().unwrap();
+    assert_eq!(
+        ids(&bobs[0]),
+        ids(reply.body["transactions"].as_array().unwrap())
+    );
+    let after = server
+        .get(
+            &format!("/rest/v1/history?cursor={cursor}&limit=500"),
+            common::Auth::Bearer(&alice.token),
+        )
+        .await;
+    let after = ids(after.body["transactions"].as_array().unwrap());
+    assert!(after
+        .iter()
+        .all(|id| mine.contains(id) && !theirs.contains(id)));
+    let csv = server
+        .get("/rest/v1/history.csv", common::Auth::Bearer(&alice.token))
+        .await;
+    assert_eq!(csv.text.trim_end().split("\r\n").count(), 1 + 30);
+    assert!(theirs.iter().all(|id| !csv.text.contains(id.as_str())));
+}
+
+async fn the_channel_list_shows_ten_closed_and_pages_the_rest(server: Server) {
+    let alice = sign_up(&server, "alice").await;
+    let funded = bearer(
+        &server,
+        &alice,
+        "/api/v1/simnet/faucet",
+        json!({"address": alice.address, "sats": 2_000_000}),
+    )
+    .await;
+    assert_eq!(funded.status, StatusCode::OK, "{}", funded.text);
+    mine(&server, &alice, 1).await;
+    let hub = hub_of(&server, &alice).await;
+    let open = |amount: i64| {
+        bearer(
+            &server,
+            &alice,
+            "/rest/v1/openchannel",
+            json!({"remotenode": hub, "amount": amount}),
+        )
+    };
+    // Below the minimum: 400 naming the amount, nothing spent.
+    let dust = open(19_999).await;
+    assert_eq!(dust.status, StatusCode::BAD_REQUEST, "{}", dust.text);
+    assert_eq!(dust.body["error"]["field"], "amount");
+
+    let mut closed = Vec::new();
+    for round in 0..6 {
+        let mut points = Vec::new();
+        for _ in 0..2 {
+            let opened = open(20_000).await;
+            assert!(opened.body["error"].is_null(), "{}", opened.text);
+            points.push(
+                opened.body["channel"]["channelpoint"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        if round == 0 {
+            // A third pending channel to the same node is refused, clearly, and
+            // spends nothing.
+            let before = get_all_data(&server, &alice).await;
+            let third = open(20_000).await;
+            assert_eq!(third.status, StatusCode::OK, "{}", third.text);
+            assert_eq!(
+                third.body["error"]["message"],
+                "2 channels to this node are pending already; wait until one opens"
+            );
+            let after = get_all_data(&server, &alice).await;
+            assert_eq!(after["balances"], before["balances"]);
+            assert_eq!(after["channels"], before["channels"]);
+        }
+        mine(&server, &alice, 3).await;
+        for point in &points {
+            let reply = bearer(
+                &server,
+                &alice,
+                "/rest/v1/closechannel",
+                json!({"channelpoint": point}),
+            )
+            .await;
+            assert_eq!(reply.body["channel"]["state"], "Closing", "{}", reply.text);
+        }
+        mine(&server, &alice, 1).await;
+        closed.extend(points);
+    }
+
+    let data = get_all_data(&server, &alice).await;
+    let channels = data["channels"].as_array().unwrap();
+    let live: Vec<&Value> = channels.iter().filter(|c| c["state"] != "Closed").collect();
+    assert_eq!(live.len(), 1, "the hub's channel back: {channels:?}");
+    assert_eq!(channels.len(), 1 + 10, "and the last ten closed");
+    let mut listed: Vec<String> = channels[1..]
+        .iter()
+        .map(|c| c["channelpoint"].as_str().unwrap().to_string())
+        .collect();
+    let cursor = data["closed_channels_cursor"].as_str().unwrap();
+    let mut next = Some(cursor.to_string());
+    while let Some(cursor) = next {
+        let page = server
+            .get(
+                &format!("/rest/v1/channels?state=closed&limit=1&cursor={cursor}"),
+                common::Auth::Cookie(&alice.cookie),
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let channels = page.body["channels"].as_array().unwrap();
+        assert_eq!(channels.len(), 1, "{}", page.text);
+        assert_eq!(channels[0]["state"], "Closed");
+        listed.push(channels[0]["channelpoint"].as_str().unwrap().to_string());
+        next = page.body["next_cursor"].as_str().map(str::to_string);
+    }
+    assert_eq!(listed.len(), 12);
+    listed.sort();
+    closed.sort();
+    assert_eq!(listed, closed, "every closed channel once");
+    // From the start, the endpoint lists the same closed channels.
+    let first = server
+        .get(
+            "/rest/v1/channels?state=closed",
+            common::Auth::Bearer(&alice.token),
+        )
+        .await;
+    assert_eq!(first.body["channels"].as_array().unwrap().len(), 12);
+    assert_eq!(first.body["next_cursor"], Value::Null);
+    assert_eq!(first.body["channels"][0], channels[1]);
+    assert_conserved(&server).await;
 }
 
 async fn a_photo_of_a_qr_code_is_read_back(server: Server) {
@@ -1227,7 +1644,15 @@ async fn a_retried_payment_with_the_same_idempotency_key_pays_once(server: Serve
 
     // Alice's phone retries a QuickPay eight times at once after a lost answer.
     let pay = json!({"dest": "bob", "amount": 1000, "memo": "once"});
-    let retries = (0..8).map(|_| bearer_with_key(&server, &alice, "/rest/v1/quickpay", "lunch-42", pay.clone()));
+    let retries = (0..8).map(|_| {
+        bearer_with_key(
+            &server,
+            &alice,
+            "/rest/v1/quickpay",
+            "lunch-42",
+            pay.clone(),
+        )
+    });
     let replies = futures_util::future::join_all(retries).await;
     let mut hashes = Vec::new();
     for reply in &replies {
@@ -1239,9 +1664,19 @@ async fn a_retried_payment_with_the_same_idempotency_key_pays_once(server: Serve
         }
     }
     assert!(!hashes.is_empty());
-    assert!(hashes.iter().all(|h| h == &hashes[0] && h.is_string()), "{hashes:?}");
+    assert!(
+        hashes.iter().all(|h| h == &hashes[0] && h.is_string()),
+        "{hashes:?}"
+    );
     // A later retry answers the first payment again.
-    let later = bearer_with_key(&server, &alice, "/rest/v1/quickpay", "lunch-42", pay.clone()).await;
+    let later = bearer_with_key(
+        &server,
+        &alice,
+        "/rest/v1/quickpay",
+        "lunch-42",
+        pay.clone(),
+    )
+    .await;
     assert_eq!(later.status, StatusCode::OK, "{}", later.text);
     assert_eq!(later.body["payment"]["payment_hash"], hashes[0]);
     assert_eq!(received_count(&server, &bob).await, 1, "bob was paid once");
@@ -1260,7 +1695,14 @@ async fn a_retried_payment_with_the_same_idempotency_key_pays_once(server: Serve
 
     // A refusal is the first outcome too: asked again, the same refusal.
     let too_much = json!({"dest": "bob", "amount": 90_000_000});
-    let refused = bearer_with_key(&server, &alice, "/rest/v1/quickpay", "big", too_much.clone()).await;
+    let refused = bearer_with_key(
+        &server,
+        &alice,
+        "/rest/v1/quickpay",
+        "big",
+        too_much.clone(),
+    )
+    .await;
     assert_eq!(refused.status, StatusCode::OK);
     let message = refused.body["error"]["message"].clone();
     assert!(message.is_string(), "{}", refused.text);
@@ -1270,15 +1712,31 @@ async fn a_retried_payment_with_the_same_idempotency_key_pays_once(server: Serve
     // An invoice paid with a key: the retry gets the payment, not "already paid".
     let request = invoice(&server, &bob, json!({"amount": 700})).await;
     let body = json!({"invoiceid": request});
-    let first = bearer_with_key(&server, &alice, "/rest/v1/sendinvoice", "inv-1", body.clone()).await;
+    let first = bearer_with_key(
+        &server,
+        &alice,
+        "/rest/v1/sendinvoice",
+        "inv-1",
+        body.clone(),
+    )
+    .await;
     let second = bearer_with_key(&server, &alice, "/rest/v1/sendinvoice", "inv-1", body).await;
-    assert!(first.body["payment"]["payment_hash"].is_string(), "{}", first.text);
+    assert!(
+        first.body["payment"]["payment_hash"].is_string(),
+        "{}",
+        first.text
+    );
     assert_eq!(first.text, second.text);
 
     // Bad keys are a client mistake.
     for key in ["", &"k".repeat(256), "two words"] {
         let reply = bearer_with_key(&server, &alice, "/rest/v1/quickpay", key, pay.clone()).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{key:?}: {}", reply.text);
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{key:?}: {}",
+            reply.text
+        );
     }
     assert_eq!(received_count(&server, &bob).await, 2);
     assert_conserved(&server).await;
@@ -1374,7 +1832,10 @@ async fn event_streams_end_with_their_credentials_and_are_capped(server: Server)
     let bob = sign_up(&server, "bob").await;
     let bobs = open_stream(
         &server,
-        (header::AUTHORIZATION.as_str(), format!("Bearer {}", bob.token)),
+        (
+            header::AUTHORIZATION.as_str(),
+            format!("Bearer {}", bob.token),
+        ),
     )
     .await;
     assert_eq!(bobs.status(), StatusCode::OK);

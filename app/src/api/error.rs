@@ -104,7 +104,8 @@ pub fn http_status(err: &engine::Error) -> axum::http::StatusCode {
         | AlreadyPaid
         | UnknownAlias
         | ChannelNotFound
-        | UnknownNode => StatusCode::OK,
+        | UnknownNode
+        | PendingChannelLimit { .. } => StatusCode::OK,
         Database(_) | Migration(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

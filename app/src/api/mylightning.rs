@@ -118,7 +118,11 @@ pub struct DataResponse {
     pub address: String,
     pub balances: Balances,
     pub info: Info,
+    /// The channels not yet closed, newest first, then the last ten closed.
     pub channels: Vec<ChannelView>,
+    /// Where the older closed channels start (`GET channels?state=closed&cursor=`);
+    /// null when `channels` holds every closed one.
+    pub closed_channels_cursor: Option<String>,
     pub transactions: Vec<TransactionView>,
     pub addressbook: Vec<ContactView>,
     #[serde(rename = "_csrf")]
@@ -171,8 +175,9 @@ pub async fn ping() -> Result<Empty, ApiError> {
     Ok(Empty {})
 }
 
-/// `GET /rest/v1/getalldata`: the node, balances, channels, history (newest
-/// first), address book and the CSRF token.
+/// `GET /rest/v1/getalldata`: the node, balances, channels (those not yet closed
+/// and the last ten closed), history (the newest 200), address book and the
+/// CSRF token.
 #[server(prefix = "/rest/v1", endpoint = "getalldata", input = GetUrl)]
 pub async fn get_all_data() -> Result<DataResponse, ApiError> {
     use crate::api::auth;
@@ -189,6 +194,7 @@ pub async fn get_all_data() -> Result<DataResponse, ApiError> {
             .iter()
             .map(|c| channel_view(c, unit))
             .collect(),
+        closed_channels_cursor: overview.older_closed_cursor,
         transactions: overview
             .transactions
             .iter()
@@ -482,13 +488,20 @@ pub async fn remove_contact(alias: String, _csrf: Option<String>) -> Result<Empt
     Ok(Empty {})
 }
 
-/// Most transactions one history page lists (the CSV export has them all).
-pub const HISTORY_PAGE: usize = 500;
+/// One page of the history, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryResponse {
+    pub transactions: Vec<TransactionView>,
+    /// Pass it as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<String>,
+}
 
-/// `GET /rest/v1/history?type=&from=&to=&q=` (an addition to the spec): the
-/// transactions of type `sent`, `received` or `onchain`, between the days `from`
-/// and `to` (`YYYY-MM-DD`, UTC, both included), whose memo contains `q`, newest
-/// first. `/rest/v1/history.csv` takes the same filter.
+/// `GET /rest/v1/history?type=&from=&to=&q=&limit=&cursor=` (an addition to the
+/// spec): the transactions of type `sent`, `received` or `onchain`, between the
+/// days `from` and `to` (`YYYY-MM-DD`, UTC, both included), whose memo contains
+/// `q` (ignoring the case of ASCII letters), newest first, `limit` (1 to 500,
+/// default 100) at a time. `cursor` is a previous page's `next_cursor`.
+/// `/rest/v1/history.csv` takes the same filter.
 #[server(prefix = "/rest/v1", endpoint = "history", input = GetUrl)]
 pub async fn history(
     #[server(default)]
@@ -497,19 +510,72 @@ pub async fn history(
     #[server(default)] from: String,
     #[server(default)] to: String,
     #[server(default)] q: String,
-) -> Result<Vec<TransactionView>, ApiError> {
+    #[server(default)] limit: String,
+    #[server(default)] cursor: String,
+) -> Result<HistoryResponse, ApiError> {
     use crate::api::auth;
+    use engine::wallet::{HistoryCursor, HistoryFilter};
     let caller = auth::caller().await?;
-    let filter = engine::wallet::HistoryFilter::parse(&kind, &from, &to, &q)?;
-    let transactions = auth::engine()?
+    let filter = HistoryFilter::parse(&kind, &from, &to, &q)?;
+    let limit = engine::cursor::parse_limit(&limit)?;
+    let after = HistoryCursor::parse(&cursor)?;
+    let page = auth::engine()?
         .wallet
-        .history(&caller.user, &filter, HISTORY_PAGE)
+        .history(&caller.user, &filter, after.as_ref(), limit)
         .await?;
     let unit = caller.user.denomination;
-    Ok(transactions
-        .iter()
-        .map(|t| transaction_view(t, unit))
-        .collect())
+    Ok(HistoryResponse {
+        transactions: page
+            .transactions
+            .iter()
+            .map(|t| transaction_view(t, unit))
+            .collect(),
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// One page of channels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelsResponse {
+    pub channels: Vec<ChannelView>,
+    /// Pass it as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /rest/v1/channels?state=closed&cursor=&limit=` (an addition to the spec):
+/// the closed channels, most recently closed first, `limit` (1 to 500, default
+/// 100) at a time. `getalldata` lists the channels not yet closed and the last
+/// ten closed, with the cursor where the older ones start.
+#[server(prefix = "/rest/v1", endpoint = "channels", input = GetUrl)]
+pub async fn channels(
+    #[server(default)] state: String,
+    #[server(default)] cursor: String,
+    #[server(default)] limit: String,
+) -> Result<ChannelsResponse, ApiError> {
+    use crate::api::auth;
+    let caller = auth::caller().await?;
+    if state.trim() != "closed" {
+        return Err(engine::Error::invalid(
+            "state",
+            "state must be closed (getalldata lists the channels not yet closed)",
+        )
+        .into());
+    }
+    let limit = engine::cursor::parse_limit(&limit)?;
+    let after = engine::simnet::ClosedCursor::parse(&cursor)?;
+    let page = auth::engine()?
+        .wallet
+        .closed_channels(&caller.user, after.as_ref(), limit)
+        .await?;
+    let unit = caller.user.denomination;
+    Ok(ChannelsResponse {
+        channels: page
+            .channels
+            .iter()
+            .map(|c| channel_view(c, unit))
+            .collect(),
+        next_cursor: page.next_cursor,
+    })
 }
 
 /// `POST /rest/v1/settings {denomination, recheck_password}`: the account's

@@ -1,12 +1,15 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 use leptos_router::{lazy_route, LazyRoute};
 
-use super::{action_error, form_error};
-use crate::api::mylightning::{ChannelView, CloseChannel, DataResponse, OpenChannel};
+use super::{action_error, form_error, url_encode};
+use crate::api::mylightning::{
+    channels, ChannelView, ChannelsResponse, CloseChannel, ContactView, DataResponse, OpenChannel,
+};
 use crate::api::session::Account;
 use crate::api::Amount;
-use crate::components::{wallet_data, Field, Live, SignedIn, SimnetTools, WithData};
+use crate::components::{wallet_data, ErrorCard, Field, Live, SignedIn, SimnetTools, WithData};
 
 lazy_wallet_page!(ChannelsPage, "Channels · Ampere", Channels);
 
@@ -19,7 +22,9 @@ struct ChannelsState {
 
 /// The node's channels with their state and balances, opening one to a peer
 /// (the hub first) and closing one, cooperatively or by force. States move on
-/// live as blocks are mined.
+/// live as blocks are mined. Below them, the last closed channels; older ones
+/// a page at a time (the URL's `closed` query holds the page's cursor, so the
+/// pages work without JavaScript).
 #[component]
 fn Channels(account: Account) -> impl IntoView {
     let data = wallet_data();
@@ -29,10 +34,18 @@ fn Channels(account: Account) -> impl IntoView {
         close,
         account: account.clone(),
     });
+    let query = use_query_map();
+    let older = Memo::new(move |_| query.with(|q| q.get("closed").unwrap_or_default()));
+    let paging = Memo::new(move |_| !older.get().is_empty());
     view! {
         <h1>"Channels"</h1>
         <WithData data render=|data| view! { <ChannelList data /> }.into_any() />
         <p class="form-error" role="alert">{move || form_error(close, &["password"]).get()}</p>
+        {move || if paging.get() {
+            view! { <OlderClosed cursor=older data /> }.into_any()
+        } else {
+            view! { <WithData data render=|data| view! { <RecentlyClosed data /> }.into_any() /> }.into_any()
+        }}
         <OpenChannelCard account=account.clone() data />
         {account.simnet_dev.then(|| view! {
             <WithData data render=|data| view! {
@@ -44,21 +57,26 @@ fn Channels(account: Account) -> impl IntoView {
 
 #[component]
 fn ChannelList(data: DataResponse) -> impl IntoView {
+    let had_channels = !data.channels.is_empty();
     let channels: Vec<ChannelView> = data
         .channels
         .into_iter()
         .filter(|c| c.state != "Closed")
         .collect();
     if channels.is_empty() {
-        return view! { <p class="card empty">"No channels yet. Open one to the hub below."</p> }
-            .into_any();
+        let message = if !had_channels {
+            "No channels yet. Open one to the hub below."
+        } else {
+            "No open channels. Open one below."
+        };
+        return view! { <p class="card empty">{message}</p> }.into_any();
     }
     let unit = data.denomination;
     let names = data.addressbook;
     view! {
         <ul class="list" aria-label="Channels">
             {channels.into_iter().map(|channel| {
-                let peer = names.iter().find(|c| c.node_id == channel.node).map(|c| c.alias.clone());
+                let peer = peer_name(&channel, &names);
                 view! { <ChannelRow channel peer unit=unit.clone() /> }
             }).collect_view()}
         </ul>
@@ -66,8 +84,119 @@ fn ChannelList(data: DataResponse) -> impl IntoView {
     .into_any()
 }
 
+/// The last closed channels `getalldata` lists, and the link to older ones.
 #[component]
-fn ChannelRow(channel: ChannelView, peer: Option<String>, unit: String) -> impl IntoView {
+fn RecentlyClosed(data: DataResponse) -> impl IntoView {
+    let closed: Vec<ChannelView> = data
+        .channels
+        .into_iter()
+        .filter(|c| c.state == "Closed")
+        .collect();
+    if closed.is_empty() {
+        return ().into_any();
+    }
+    let older = data
+        .closed_channels_cursor
+        .map(|cursor| format!("/channels?closed={}", url_encode(&cursor)));
+    view! {
+        <ClosedTable title="Recently closed" closed names=data.addressbook unit=data.denomination />
+        {older.map(|href| view! {
+            <p><a href=href rel="next" data-testid="closed-older">"Older closed channels"</a></p>
+        })}
+    }
+    .into_any()
+}
+
+/// A page of older closed channels, read from `GET /rest/v1/channels`.
+#[component]
+fn OlderClosed(
+    cursor: Memo<String>,
+    data: Resource<Result<DataResponse, crate::api::ApiError>>,
+) -> impl IntoView {
+    let page = Resource::new_blocking(
+        move || cursor.get(),
+        |cursor| channels("closed".into(), cursor, String::new()),
+    );
+    view! {
+        <Transition fallback=|| view! { <p class="loading">"Loading closed channels…"</p> }>
+            {move || Suspend::new(async move {
+                let (page, data) = (page.await, data.await);
+                match (page, data) {
+                    (Ok(page), Ok(data)) => view! {
+                        <OlderClosedPage page names=data.addressbook unit=data.denomination />
+                    }.into_any(),
+                    (Err(err), _) | (_, Err(err)) => view! { <ErrorCard err /> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn OlderClosedPage(page: ChannelsResponse, names: Vec<ContactView>, unit: String) -> impl IntoView {
+    let next = page
+        .next_cursor
+        .map(|cursor| format!("/channels?closed={}", url_encode(&cursor)));
+    view! {
+        {if page.channels.is_empty() {
+            view! { <p class="card empty">"No older closed channels."</p> }.into_any()
+        } else {
+            view! { <ClosedTable title="Older closed channels" closed=page.channels names unit /> }.into_any()
+        }}
+        <nav class="actions" aria-label="Pages of closed channels">
+            <a href="/channels">"Most recent"</a>
+            {next.map(|href| view! { <a href=href rel="next" data-testid="closed-older">"Older"</a> })}
+        </nav>
+    }
+}
+
+/// Closed channels as a table: the peer, the capacity and what was yours when
+/// it closed (paid out on chain).
+#[component]
+fn ClosedTable(
+    title: &'static str,
+    closed: Vec<ChannelView>,
+    names: Vec<ContactView>,
+    unit: String,
+) -> impl IntoView {
+    view! {
+        <section class="card">
+            <h2>{title}</h2>
+            <table class="history">
+                <thead>
+                    <tr>
+                        <th scope="col">"Peer"</th>
+                        <th scope="col" class="num">{format!("Capacity ({unit})")}</th>
+                        <th scope="col" class="num">{format!("Yours ({unit})")}</th>
+                        <th scope="col">"Channel point"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {closed.into_iter().map(|channel| view! {
+                        <tr data-testid="closed-channel">
+                            <td>{peer_name(&channel, &names)}</td>
+                            <td class="num">{channel.capacity.0}</td>
+                            <td class="num">{channel.balance.0}</td>
+                            <td><code class="wrap small">{channel.channelpoint}</code></td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
+/// The peer's alias from the address book, else the start of its node id.
+fn peer_name(channel: &ChannelView, names: &[ContactView]) -> String {
+    names
+        .iter()
+        .find(|c| c.node_id == channel.node)
+        .map(|c| c.alias.clone())
+        .unwrap_or_else(|| format!("{}…", &channel.node[..channel.node.len().min(16)]))
+}
+
+#[component]
+fn ChannelRow(channel: ChannelView, peer: String, unit: String) -> impl IntoView {
     // The bar is a picture of the split; the figures beside it are exact.
     let local: f64 = channel.balance.0.parse().unwrap_or(0.0);
     let capacity: f64 = channel.capacity.0.parse().unwrap_or(0.0);
@@ -78,8 +207,6 @@ fn ChannelRow(channel: ChannelView, peer: Option<String>, unit: String) -> impl 
     };
     let open = channel.state == "Open";
     let closable = open || channel.state.starts_with("Pending");
-    let peer_name =
-        peer.unwrap_or_else(|| format!("{}…", &channel.node[..channel.node.len().min(16)]));
     let point = channel.channelpoint.clone();
     let opener = if channel.initiator {
         "Opened by you"
@@ -89,7 +216,7 @@ fn ChannelRow(channel: ChannelView, peer: Option<String>, unit: String) -> impl 
     view! {
         <li class="card channel" data-testid="channel">
             <div class="row">
-                <strong class="grow">{peer_name} <span class="hint opener">{opener}</span></strong>
+                <strong class="grow">{peer} <span class="hint opener">{opener}</span></strong>
                 <span class="badge" class:open=open data-testid="channel-state">{channel.state.clone()}</span>
             </div>
             <div class="bar" role="img"

@@ -4,45 +4,46 @@ use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 use leptos_router::{lazy_route, LazyRoute};
 
-use crate::api::mylightning::{history, TransactionView, HISTORY_PAGE};
+use super::url_encode;
+use crate::api::mylightning::{history, HistoryResponse};
 use crate::api::session::Account;
 use crate::components::{ErrorCard, Live, SignedIn};
 
 lazy_wallet_page!(HistoryPage, "History · Ampere", History);
 
 /// The filter of the history, as it stands in the URL's query (`type`, `from`,
-/// `to`, `q`): a filtered view can be bookmarked, and works without JavaScript.
+/// `to`, `q`), and the page (`cursor`): a filtered view can be bookmarked, and
+/// works without JavaScript.
 #[derive(Clone, Default, PartialEq)]
 struct Filter {
     kind: String,
     from: String,
     to: String,
     q: String,
+    cursor: String,
 }
 
 impl Filter {
+    /// The filter as query text (without the page: the CSV export and a new
+    /// filter start from the newest).
     fn query(&self) -> String {
-        let encode = |s: &str| {
-            s.bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect::<String>()
-        };
         format!(
             "type={}&from={}&to={}&q={}",
-            encode(&self.kind),
-            encode(&self.from),
-            encode(&self.to),
-            encode(&self.q)
+            url_encode(&self.kind),
+            url_encode(&self.from),
+            url_encode(&self.to),
+            url_encode(&self.q)
         )
+    }
+
+    /// The link to the page that starts after `cursor`, with the same filter.
+    fn older(&self, cursor: &str) -> String {
+        format!("/history?{}&cursor={}", self.query(), url_encode(cursor))
     }
 }
 
-/// Every transaction, filtered by type, day and memo, and exported as CSV.
+/// Every transaction, filtered by type, day and memo, a page at a time (an
+/// "Older" link carries the cursor in the URL), and exported as CSV.
 #[component]
 fn History(account: Account) -> impl IntoView {
     let query = use_query_map();
@@ -52,13 +53,14 @@ fn History(account: Account) -> impl IntoView {
             from: q.get("from").unwrap_or_default(),
             to: q.get("to").unwrap_or_default(),
             q: q.get("q").unwrap_or_default(),
+            cursor: q.get("cursor").unwrap_or_default(),
         })
     });
     let live = Live::get();
     let transactions = Resource::new_blocking(
         // Blocks alone change no entry: a confirmation comes as its own event.
         move || (filter.get(), live.funds()),
-        |(f, _)| history(f.kind, f.from, f.to, f.q),
+        |(f, _)| history(f.kind, f.from, f.to, f.q, String::new(), f.cursor),
     );
     let current = filter.get_untracked();
     let csv = move || format!("/rest/v1/history.csv?{}", filter.get().query());
@@ -103,8 +105,10 @@ fn History(account: Account) -> impl IntoView {
             {move || {
                 let unit = unit.clone();
                 Suspend::new(async move {
-                    match transactions.await {
-                        Ok(list) => view! { <Transactions list unit /> }.into_any(),
+                    let result = transactions.await;
+                    let filter = filter.get_untracked();
+                    match result {
+                        Ok(page) => view! { <Transactions page filter unit /> }.into_any(),
                         Err(err) => view! { <ErrorCard err /> }.into_any(),
                     }
                 })
@@ -114,11 +118,21 @@ fn History(account: Account) -> impl IntoView {
 }
 
 #[component]
-fn Transactions(list: Vec<TransactionView>, unit: String) -> impl IntoView {
+fn Transactions(page: HistoryResponse, filter: Filter, unit: String) -> impl IntoView {
+    let paged = !filter.cursor.is_empty();
+    let newest = format!("/history?{}", filter.query());
+    let older = page
+        .next_cursor
+        .as_deref()
+        .map(|cursor| filter.older(cursor));
+    let list = page.transactions;
     if list.is_empty() {
-        return view! { <p class="card empty">"No transactions match."</p> }.into_any();
+        return view! {
+            <p class="card empty">"No transactions match."</p>
+            {paged.then(|| view! { <p><a href=newest.clone()>"Newest transactions"</a></p> })}
+        }
+        .into_any();
     }
-    let capped = list.len() == HISTORY_PAGE;
     view! {
         <section class="card">
             <table class="history">
@@ -148,9 +162,10 @@ fn Transactions(list: Vec<TransactionView>, unit: String) -> impl IntoView {
                     }).collect_view()}
                 </tbody>
             </table>
-            {capped.then(|| view! {
-                <p class="hint">{format!("The newest {HISTORY_PAGE} are shown; the CSV export has them all.")}</p>
-            })}
+            <nav class="actions" aria-label="Pages of the history">
+                {paged.then(|| view! { <a href=newest.clone()>"Newest"</a> })}
+                {older.map(|href| view! { <a href=href rel="next" data-testid="history-older">"Older"</a> })}
+            </nav>
         </section>
     }
     .into_any()
@@ -205,10 +220,15 @@ mod tests {
             from: "2026-11-01".into(),
             to: String::new(),
             q: "tea & <cake>".into(),
+            cursor: "ignored".into(),
         };
         assert_eq!(
             filter.query(),
             "type=sent&from=2026-11-01&to=&q=tea%20%26%20%3Ccake%3E"
+        );
+        assert_eq!(
+            filter.older("31a2"),
+            "/history?type=sent&from=2026-11-01&to=&q=tea%20%26%20%3Ccake%3E&cursor=31a2"
         );
     }
 }

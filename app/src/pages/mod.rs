@@ -55,6 +55,16 @@ use crate::api::{ApiError, ErrorBody};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
+/// Query text for a link: everything but unreserved characters percent-encoded.
+pub(crate) fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A reply that may carry a refusal in its body: myLightning answers refusals
 /// (insufficient funds, no route, ...) with 200 and an `error`.
 pub trait Refusal {

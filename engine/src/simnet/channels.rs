@@ -2,15 +2,29 @@
 //! enough confirmations, closed cooperatively (one block) or by force (a delay),
 //! paying each side its balance on chain. The hub answers a new channel with one
 //! of its own back, like a liquidity provider.
+//!
+//! Anyone may open a channel to any node, so a node's channel list must not be
+//! something strangers can pad: a channel has a minimum capacity (LND's default),
+//! one opener may have only a few pending channels to one node, and the list shows
+//! the channels not yet closed plus the last few closed ones, the older closed
+//! ones a page at a time.
 
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
 use super::{chain, EventKind, Simnet, SimnetConfig, HUB_ALIAS};
-use crate::{now_ms, Error, Msat, Result};
+use crate::{cursor, now_ms, Error, Msat, Result};
 
+/// LND's default minimum channel size (`minchansize`): a channel costs its opener
+/// at least this much, locked until it closes.
 pub const MIN_CAPACITY: Msat = Msat::from_sat(20_000);
 pub const MAX_CAPACITY: Msat = Msat::from_sat(10 * 100_000_000);
+/// Most channels one opener may have pending to one node at a time (LND allows
+/// one per peer by default; two lets a user open a second before the first
+/// confirms, and still refuses a flood).
+pub const MAX_PENDING_PER_PEER: i64 = 2;
+/// Closed channels a node's channel list shows beside the live ones.
+pub const RECENT_CLOSED: usize = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -57,6 +71,8 @@ pub struct Channel {
     /// Blocks until a pending state ends (0 when none).
     pub blocks_left: i64,
     pub initiator: bool,
+    /// When it closed (Unix milliseconds), once closed.
+    pub closed_at_ms: Option<i64>,
 }
 
 impl Channel {
@@ -70,6 +86,50 @@ impl Channel {
             ChannelState::ForceClosing => format!("Forced Closing ({} blocks)", self.blocks_left),
             ChannelState::Closed => "Closed".into(),
         }
+    }
+}
+
+/// Closed channels, most recently closed first, and the cursor of the next
+/// (older) page when there is one.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelPage {
+    pub channels: Vec<Channel>,
+    pub next_cursor: Option<String>,
+}
+
+/// Where a page of closed channels starts: strictly after this channel, in the
+/// order most recently closed first (close time, then channel point, descending).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedCursor {
+    closed_at_ms: i64,
+    point: String,
+}
+
+impl ClosedCursor {
+    /// Reads a cursor a client got from a previous page; empty text is none.
+    pub fn parse(text: &str) -> Result<Option<Self>> {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        let fields = cursor::decode(text, 2)?;
+        let closed_at_ms = fields[0]
+            .parse()
+            .map_err(|_| Error::invalid("cursor", "cursor is not one this server gave"))?;
+        Ok(Some(ClosedCursor {
+            closed_at_ms,
+            point: fields[1].clone(),
+        }))
+    }
+
+    pub fn encode(&self) -> String {
+        cursor::encode(&[&self.closed_at_ms.to_string(), &self.point])
+    }
+
+    fn after(channel: &Channel) -> Option<Self> {
+        Some(ClosedCursor {
+            closed_at_ms: channel.closed_at_ms?,
+            point: channel.point.clone(),
+        })
     }
 }
 
@@ -166,12 +226,15 @@ impl Simnet {
         Ok(channel)
     }
 
-    /// The channels of `node`, newest first, closed ones included.
-    pub async fn channels(&self, node: &str) -> Result<Vec<Channel>> {
+    /// The channels of `node` not yet closed, newest first.
+    pub async fn live_channels(&self, node: &str) -> Result<Vec<Channel>> {
         let mut conn = self.db.pool().acquire().await?;
         let height = chain::tip(&mut conn).await?;
+        // One part per side, each read from its partial index.
         let rows = sqlx::query(&format!(
-            "{CHANNEL_COLUMNS} WHERE opener = $1 OR peer = $1 ORDER BY created_at DESC, point"
+            "{CHANNEL_COLUMNS} WHERE opener = $1 AND state <> 'closed' UNION ALL \
+             {CHANNEL_COLUMNS} WHERE peer = $1 AND state <> 'closed' \
+             ORDER BY created_at DESC, point"
         ))
         .bind(node)
         .fetch_all(&mut *conn)
@@ -180,10 +243,66 @@ impl Simnet {
             .map(|r| channel_from_row(r, node, height))
             .collect()
     }
+
+    /// The closed channels of `node`, most recently closed first, starting after
+    /// `after`, at most `limit`.
+    pub async fn closed_channels(
+        &self,
+        node: &str,
+        after: Option<&ClosedCursor>,
+        limit: usize,
+    ) -> Result<ChannelPage> {
+        if limit == 0 {
+            return Ok(ChannelPage {
+                channels: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        // Strictly after the cursor in (closed_at, point) descending order.
+        let after_sql = if after.is_some() {
+            " AND closed_at <= $3 AND (closed_at < $3 OR point < $4)"
+        } else {
+            ""
+        };
+        let part = |side: &str, name: &str| {
+            format!(
+                "SELECT * FROM ({CHANNEL_COLUMNS} WHERE {side} = $1 AND state = 'closed'{after_sql} \
+                 ORDER BY closed_at DESC, point DESC LIMIT $2) AS {name}"
+            )
+        };
+        let sql = format!(
+            "{} UNION ALL {} ORDER BY closed_at DESC, point DESC LIMIT $2",
+            part("opener", "opened"),
+            part("peer", "accepted")
+        );
+        // One row more than asked says whether an older page exists.
+        let mut query = sqlx::query(&sql).bind(node).bind(limit as i64 + 1);
+        if let Some(after) = after {
+            query = query.bind(after.closed_at_ms).bind(&after.point);
+        }
+        let rows = query.fetch_all(self.db.pool()).await?;
+        let mut channels = rows
+            .iter()
+            .map(|r| channel_from_row(r, node, 0))
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = if channels.len() > limit {
+            channels.truncate(limit);
+            channels
+                .last()
+                .and_then(ClosedCursor::after)
+                .map(|c| c.encode())
+        } else {
+            None
+        };
+        Ok(ChannelPage {
+            channels,
+            next_cursor,
+        })
+    }
 }
 
 const CHANNEL_COLUMNS: &str = "SELECT point, opener, peer, capacity_msat, opener_msat, \
-     peer_msat, state, ready_height FROM channels";
+     peer_msat, state, ready_height, created_at, closed_at FROM channels";
 
 fn channel_from_row(row: &sqlx::any::AnyRow, node: &str, height: i64) -> Result<Channel> {
     let opener: String = row.try_get("opener")?;
@@ -208,6 +327,7 @@ fn channel_from_row(row: &sqlx::any::AnyRow, node: &str, height: i64) -> Result<
         state: ChannelState::parse(&row.try_get::<String, _>("state")?)?,
         blocks_left: ready.map_or(0, |r| (r - height).max(0)),
         initiator,
+        closed_at_ms: row.try_get("closed_at")?,
     })
 }
 
@@ -232,6 +352,23 @@ async fn open_in(
     config: &SimnetConfig,
 ) -> Result<Channel> {
     let txid = chain::spend(conn, opener, capacity, "channel_open").await?;
+    // Counted after the spend: on PostgreSQL the spend locks the opener's row, so
+    // a concurrent opening by the same opener (another process) waits for this
+    // one and then counts it. A refusal undoes the spend.
+    let pending: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM channels \
+         WHERE opener = $1 AND peer = $2 AND state = 'pending_open'",
+    )
+    .bind(opener)
+    .bind(peer)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("n")?;
+    if pending >= MAX_PENDING_PER_PEER {
+        return Err(Error::PendingChannelLimit {
+            max: MAX_PENDING_PER_PEER,
+        });
+    }
     let height = chain::tip(conn).await?;
     let point = format!("{txid}:0");
     sqlx::query(
@@ -280,11 +417,14 @@ pub(crate) async fn on_block(
         } else {
             ChannelState::Closed
         };
-        sqlx::query("UPDATE channels SET state = $1, ready_height = NULL WHERE point = $2")
-            .bind(next.as_str())
-            .bind(&point)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "UPDATE channels SET state = $1, ready_height = NULL, closed_at = $2 WHERE point = $3",
+        )
+        .bind(next.as_str())
+        .bind((next == ChannelState::Closed).then(now_ms))
+        .bind(&point)
+        .execute(&mut *conn)
+        .await?;
         if next == ChannelState::Closed {
             for (node, column) in [(&opener, "opener_msat"), (&peer, "peer_msat")] {
                 let amount = Msat(row.try_get(column)?);

@@ -22,7 +22,10 @@ use sqlx::{AnyConnection, Row};
 pub use crate::events::EventKind;
 use crate::events::{Bus, Topic};
 use crate::{now_ms, Database, Error, Msat, Result};
-pub use channels::{Channel, ChannelState};
+pub use channels::{
+    Channel, ChannelPage, ChannelState, ClosedCursor, MAX_PENDING_PER_PEER, MIN_CAPACITY,
+    RECENT_CLOSED,
+};
 pub use keys::{parse_node_id, NodeKey};
 pub use payments::{PayRequest, Payment};
 
