@@ -6,6 +6,7 @@
 
 mod accounts_api;
 mod config;
+mod health;
 mod sessions;
 mod wallet_api;
 
@@ -134,7 +135,7 @@ pub fn app(state: AppState, sessions: SessionManagerLayer<Sessions>) -> Router {
     // brotli or gzip as the browser accepts, the plain file otherwise.
     let pkg = std::path::Path::new(&*options.site_root).join(&*options.site_pkg_dir);
     Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(health::healthz))
         .nest_service(
             &format!("/{}", options.site_pkg_dir),
             tower_http::services::ServeDir::new(pkg)
@@ -193,12 +194,22 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         backend = ?services.engine.db.backend(),
         "ampere listening"
     );
-    axum::serve(
+    let serve = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    .with_graceful_shutdown(shutdown_signal());
+
+    // Without its writer no write can succeed: exit (non-zero) rather than serve
+    // errors; a supervisor restarts the process.
+    let writer_stopped = services.engine.db.writer_stopped();
+    tokio::select! {
+        served = std::future::IntoFuture::into_future(serve) => served?,
+        () = writer_stopped => {
+            tracing::error!("the database writer stopped: exiting");
+            return Err(engine::Error::Internal("the database writer stopped".into()).into());
+        }
+    }
 
     tracing::info!("shutting down: closing the databases");
     sweeper.abort();
@@ -230,23 +241,6 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("signal received: finishing in-flight requests");
-}
-
-/// `GET /healthz`: 200 when the database answers, 503 otherwise.
-async fn healthz(State(engine): State<Engine>) -> Response {
-    let probe = tokio::time::timeout(
-        Duration::from_secs(2),
-        sqlx::query("SELECT 1").execute(engine.db.pool()),
-    )
-    .await;
-    match probe {
-        Ok(Ok(_)) => Json(serde_json::json!({ "status": "ok" })).into_response(),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "status": "unavailable" })),
-        )
-            .into_response(),
-    }
 }
 
 /// Refuses a state-changing request that a browser sent from another site: its
