@@ -7,6 +7,7 @@
 mod accounts_api;
 mod config;
 mod health;
+mod photo;
 mod sessions;
 mod wallet_api;
 
