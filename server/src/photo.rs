@@ -22,7 +22,8 @@ pub const PHOTO_MAX_BYTES: usize = 10 * 1024 * 1024;
 const MAX_SIDE: u32 = 8192;
 
 /// Most bytes the decoder may allocate: a 4000x3000 colour photo takes 36 MB
-/// decoded; twice that leaves room for the decoder's own buffers.
+/// decoded, leaving room for the decoder's own buffers; 8000x8000 RGBA (256 MB)
+/// is refused.
 const MAX_DECODE_BYTES: u64 = 96 * 1024 * 1024;
 
 /// Longest side kept for finding the QR code: a phone photo has far more pixels
