@@ -72,12 +72,90 @@ setup_venv() {
   fi
 }
 
+# What the release build reads (besides the toolchain): the sources and assets of
+# the crates it compiles, the workspace and lock files, cargo's configuration, and
+# what writes the compressed bundle (wasm-opt comes from package-lock.json).
+BUILD_INPUTS=(app frontend server engine style public Cargo.toml Cargo.lock .cargo
+              package-lock.json scripts/precompress.mjs)
+# Written after a successful build: the fingerprint of what it read and wrote.
+BUILD_STAMP="$ROOT/target/.ampere-release-build"
+
+# Prints the fingerprint of the release build as it would be now: a hash of the
+# content of every input file git tracks or would track (untracked, not ignored),
+# of the toolchain and build settings, then each output's size and time. Fails
+# when an output is missing or git cannot list the inputs.
+release_build_fingerprint() {
+  (
+    cd "$ROOT"
+    git rev-parse --git-dir >/dev/null 2>&1 || return 1
+    local files
+    files="$(git ls-files -z --cached --others --exclude-standard -- "${BUILD_INPUTS[@]}" \
+               | sort -zu | tr '\0' '\n')" || return 1
+    {
+      # A file git still lists but that is gone (deleted, not yet committed)
+      # counts as missing.
+      while IFS= read -r file; do
+        if [ -f "$file" ]; then sha256sum -- "$file"; else echo "missing $file"; fi
+      done <<<"$files"
+      rustc -vV
+      cargo leptos --version 2>/dev/null || echo "no cargo-leptos"
+      wasm-bindgen --version 2>/dev/null || echo "no wasm-bindgen"
+      env | grep -E '^(LEPTOS_|RUSTFLAGS=|CARGO_ENCODED_RUSTFLAGS=|CARGO_TARGET_DIR=)' | sort
+    } | sha256sum | sed 's/ .*//; s/^/inputs /'
+    # Any other build of these files (cargo test on another branch relinks the
+    # server, say) changes a size or a time.
+    local output
+    for output in target/release/ampere target/site/pkg/ampere.wasm \
+                  target/site/pkg/ampere.js target/site/pkg/ampere.css; do
+      [ -f "$output" ] || return 1
+    done
+    stat -c 'output %n %s %Y' target/release/ampere
+    find target/site -type f -printf 'output %P %s %T@\n' | LC_ALL=C sort
+  )
+}
+
+# Exits 0 when the release build must run (the reason on stderr), 1 when its
+# outputs are those of a build of exactly the current inputs.
+release_build_needed() {
+  local now
+  if ! now="$(release_build_fingerprint)"; then
+    say "release build needed: an output is missing (or no git to list the inputs)"
+    return 0
+  fi
+  if [ ! -f "$BUILD_STAMP" ]; then
+    say "release build needed: no build stamp yet"
+    return 0
+  fi
+  if [ "$(head -n1 "$BUILD_STAMP")" != "$(head -n1 <<<"$now")" ]; then
+    say "release build needed: the sources changed since the last build"
+    return 0
+  fi
+  if [ "$(cat "$BUILD_STAMP")" != "$now" ]; then
+    say "release build needed: the outputs changed since the last build"
+    return 0
+  fi
+  return 1
+}
+
 build_release() {
+  if ! release_build_needed; then
+    say "release build up to date (nothing changed since the last one)"
+    return 0
+  fi
   say "building the release server and WASM bundle"
+  local before
+  # Taken before building: a file edited during the build makes the next run
+  # build again.
+  before="$(release_build_fingerprint 2>/dev/null | head -n1 || true)"
+  rm -f "$BUILD_STAMP"
   # cargo-leptos' split step trips over files it did not write: the compressed
   # copies are made anew after each build.
   rm -f "$ROOT"/target/site/pkg/*.br "$ROOT"/target/site/pkg/*.gz
   # --split: pages marked lazy (LazyRoute) become WASM chunks loaded on demand.
   (cd "$ROOT" && cargo leptos build --release --split)
   node "$ROOT/scripts/precompress.mjs" "$ROOT/target/site/pkg"
+  local after
+  if after="$(release_build_fingerprint)" && [ -n "$before" ]; then
+    { echo "$before"; tail -n +2 <<<"$after"; } >"$BUILD_STAMP"
+  fi
 }

@@ -28,6 +28,7 @@ pub use tokens::{Claims, Tokens};
 pub struct Settings {
     pub throttle: throttle::Limits,
     pub simnet: simnet::SimnetConfig,
+    pub storage: storage::Timeouts,
 }
 
 /// The engine's services, cheap to clone, shared by every request handler.
@@ -47,7 +48,7 @@ pub struct Engine {
 impl Engine {
     /// Opens the database at `url` (running its migrations) and builds the services.
     pub async fn open(url: &str, settings: Settings) -> Result<Self> {
-        let db = Database::connect(url).await?;
+        let db = Database::open(url, settings.storage).await?;
         let bus = events::Bus::start(&db).await?;
         let tokens = Tokens::load(&db).await?;
         let accounts = Accounts::new(

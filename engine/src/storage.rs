@@ -1,23 +1,35 @@
 //! The database: one sqlx pool over SQLite (the embedded default) or PostgreSQL
-//! (to scale out), picked once from the URL's scheme. Queries are written once, with
-//! `$1` placeholders that both accept; each backend has its own migrations folder.
+//! (to scale out) for reads, picked once from the URL's scheme, and one writer.
+//! Queries are written once, with `$1` placeholders that both accept; each backend
+//! has its own migrations folder.
 //!
-//! Every write goes through [`Database::write`]: one writer task runs the writes
-//! of this process one after another and commits them in groups (group commit).
-//! Each write runs in its own savepoint, so a refused write changes nothing while
-//! the others in its group commit; a write's caller hears back only once its group
-//! is durably committed. One writer also means SQLite writers never wait on each
-//! other's locks, and one `fsync` serves a whole group.
+//! Every write goes through [`Database::write`]: one writer task, on a thread and a
+//! connection of its own (readers holding every pooled connection never delay it),
+//! runs the writes of this process one after another and commits them in groups
+//! (group commit). Each write runs in its own savepoint, so a refused write changes
+//! nothing while the others in its group commit; a write's caller hears back only
+//! once its group is durably committed. One writer also means SQLite writers never
+//! wait on each other's locks, and one `fsync` serves a whole group.
+//!
+//! Nothing waits on the database forever ([`Timeouts`]): on PostgreSQL every
+//! connection carries `statement_timeout` and `lock_timeout`; a write the writer has
+//! not taken within [`Timeouts::queue`] answers an error and is never run; a group
+//! the database does not finish within [`Timeouts::group`] fails, and the writer
+//! reconnects for the next one.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyConnection, AnyPool, Executor};
-use tokio::sync::{mpsc, oneshot};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 use crate::{Error, Result};
 
@@ -30,7 +42,92 @@ const MAX_GROUP: usize = 128;
 /// Hands a write's outcome to its caller once the group's commit is known.
 type Deliver = Box<dyn FnOnce(Result<()>) + Send>;
 /// A write as the writer task runs it: whether it succeeded, and its delivery.
-type Job = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, (bool, Deliver)> + Send>;
+type Run = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, (bool, Deliver)> + Send>;
+
+/// What the writer is asked to do.
+enum Order {
+    Write(Job),
+    /// Finish the writes queued before, close the connection, stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// A write waiting for the writer.
+struct Job {
+    claim: Arc<Claim>,
+    run: Run,
+}
+
+/// Decides once whom a queued write belongs to: the writer, which takes it just
+/// before running it, or its caller, who abandons it when giving up waiting. So a
+/// write whose caller was told it failed is never run afterwards.
+struct Claim(AtomicU8);
+
+const PENDING: u8 = 0;
+const TAKEN: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Claim {
+    fn new() -> Arc<Self> {
+        Arc::new(Claim(AtomicU8::new(PENDING)))
+    }
+
+    /// True when the writer may run the write.
+    fn take(&self) -> bool {
+        self.0
+            .compare_exchange(PENDING, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// True when the write will never run.
+    fn abandon(&self) -> bool {
+        match self
+            .0
+            .compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(state) => state == ABANDONED,
+        }
+    }
+}
+
+/// Abandons a write whose caller stops waiting (a dropped request included)
+/// before the writer took it.
+struct AbandonOnDrop(Arc<Claim>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.abandon();
+    }
+}
+
+/// How long the database may keep anyone waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// PostgreSQL's `statement_timeout` on every connection: the longest one
+    /// statement runs (zero: no limit). Migrations run without it.
+    pub statement: Duration,
+    /// PostgreSQL's `lock_timeout` on every connection: the longest a statement
+    /// waits for a row or table lock (zero: no limit).
+    pub lock: Duration,
+    /// The longest a write waits in the queue for the writer to take it; it then
+    /// answers an error and is never run.
+    pub queue: Duration,
+    /// The longest the writer spends on one group of writes, reconnecting
+    /// included; its writes then answer an error. A caller hears back within
+    /// `queue + group` at most.
+    pub group: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            statement: Duration::from_secs(10),
+            lock: Duration::from_secs(5),
+            queue: Duration::from_secs(10),
+            group: Duration::from_secs(20),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -57,76 +154,59 @@ pub struct Database {
     url: String,
     pool: AnyPool,
     backend: Backend,
-    writer: mpsc::Sender<Job>,
+    timeouts: Timeouts,
+    writer: mpsc::Sender<Order>,
+    writer_stopped: watch::Receiver<bool>,
 }
 
 impl Database {
-    /// Connects and runs the migrations that have not run yet.
+    /// [`Database::open`] with the default timeouts.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::open(url, Timeouts::default()).await
+    }
+
+    /// Connects, runs the migrations that have not run yet and starts the writer.
     ///
     /// SQLite runs in WAL mode with `synchronous = FULL`: WAL lets readers go on while
     /// one writer commits, and FULL syncs the log at every commit, so a payment that
     /// was acknowledged survives a power cut (NORMAL could lose the last commits).
-    pub async fn connect(url: &str) -> Result<Self> {
+    pub async fn open(url: &str, timeouts: Timeouts) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let options = AnyConnectOptions::from_str(url)?;
-        let pool = match backend {
-            Backend::Sqlite => {
-                AnyPoolOptions::new()
-                    .max_connections(8)
-                    .after_connect(|conn, _meta| {
-                        Box::pin(async move {
-                            // Checkpoints run in the background (see
-                            // `spawn_checkpointer`), not inside the writer's commits.
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                                 PRAGMA wal_autocheckpoint = 0;",
-                            )
-                            .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_with(options)
-                    .await?
-            }
-            Backend::Postgres => {
-                AnyPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(options)
-                    .await?
-            }
-        };
-        let (writer, jobs) = mpsc::channel(4096);
-        spawn_writer(pool.clone(), backend, jobs)?;
+
+        // A migration may rightly run longer than any request's statement, and
+        // waits for another process's migrations: no timeouts on its connection.
+        let mut migrating = connect_one(&options, backend, None).await?;
+        migrate(&mut migrating, backend).await?;
+        migrating.close().await?;
+
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(match backend {
+                Backend::Sqlite => Duration::from_secs(30),
+                Backend::Postgres => Duration::from_secs(10),
+            })
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move { prepare(conn, backend, Some(timeouts)).await })
+            })
+            .connect_with(options.clone())
+            .await?;
+        let (writer, writer_stopped) = spawn_writer(options, backend, timeouts).await?;
         if backend == Backend::Sqlite {
             spawn_checkpointer(pool.clone());
         }
-        let db = Database {
+        Ok(Database {
             url: url.to_string(),
             pool,
             backend,
+            timeouts,
             writer,
-        };
-        db.migrate().await?;
-        Ok(db)
-    }
-
-    async fn migrate(&self) -> Result<()> {
-        match self.backend {
-            Backend::Sqlite => {
-                sqlx::migrate!("./migrations/sqlite")
-                    .run(&self.pool)
-                    .await?
-            }
-            Backend::Postgres => {
-                sqlx::migrate!("./migrations/postgres")
-                    .run(&self.pool)
-                    .await?
-            }
-        }
-        Ok(())
+            writer_stopped,
+        })
     }
 
     /// The URL this database was opened with (it may hold a password: never log it).
@@ -138,6 +218,11 @@ impl Database {
         self.backend
     }
 
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// The readers' pool. The writer does not draw from it.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -145,13 +230,17 @@ impl Database {
     /// Runs `op` as one atomic write and answers once it is durably committed.
     /// If `op` fails, nothing it did is kept. `op` runs on the writer task with a
     /// connection already inside a transaction: it must not begin or commit one.
+    ///
+    /// When the writer has not taken the write within [`Timeouts::queue`] (a stuck
+    /// database, a long queue), this answers an error and the write never runs; so
+    /// does a caller that stops waiting (its future dropped) before that.
     pub async fn write<T, F>(&self, op: F) -> Result<T>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
-        let (answer, answered) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |conn| {
+        let (answer, mut answered) = oneshot::channel::<Result<T>>();
+        let run: Run = Box::new(move |conn| {
             Box::pin(async move {
                 match op(conn).await {
                     Ok(value) => (
@@ -169,13 +258,31 @@ impl Database {
                 }
             })
         });
-        self.writer
-            .send(job)
-            .await
-            .map_err(|_| Error::Internal("the database writer has stopped".into()))?;
-        answered
-            .await
-            .map_err(|_| Error::Internal("the database writer dropped a write".into()))?
+        let claim = Claim::new();
+        let _abandon = AbandonOnDrop(claim.clone());
+        let deadline = Instant::now() + self.timeouts.queue;
+        let not_taken = || {
+            Error::Internal(format!(
+                "the database writer did not take a write within {:?}; it was not run",
+                self.timeouts.queue
+            ))
+        };
+        let job = Job {
+            claim: claim.clone(),
+            run,
+        };
+        match tokio::time::timeout_at(deadline, self.writer.send(Order::Write(job))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(Error::Internal("the database writer has stopped".into())),
+            Err(_) => return Err(not_taken()),
+        }
+        let dropped = |_| Error::Internal("the database writer dropped a write".into());
+        match tokio::time::timeout_at(deadline, &mut answered).await {
+            Ok(outcome) => outcome.map_err(dropped)?,
+            Err(_) if claim.abandon() => Err(not_taken()),
+            // The writer took it: its answer comes within the writer's own bound.
+            Err(_) => answered.await.map_err(dropped)?,
+        }
     }
 
     /// Runs one statement as a write (see [`Database::write`]); answers how many
@@ -187,11 +294,76 @@ impl Database {
         .await
     }
 
-    /// Waits for in-flight queries and closes every connection (SQLite checkpoints
-    /// its log on the last close).
+    /// Resolves once the writer has stopped: after [`Database::close`], or because
+    /// it died, after which no write can succeed (a server should then exit).
+    pub fn writer_stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stopped = self.writer_stopped.clone();
+        async move {
+            // An error means the writer's side is gone: stopped as well.
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        }
+    }
+
+    /// Lets the writer finish the writes queued so far and close its connection,
+    /// then waits for in-flight queries and closes the pool (SQLite checkpoints its
+    /// log on the last close).
     pub async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.writer.send(Order::Close(done)).await.is_ok() {
+            let _ = tokio::time::timeout(self.timeouts.group, closed).await;
+        }
         self.pool.close().await;
     }
+}
+
+/// Opens one connection outside the pool, set up like the pool's.
+async fn connect_one(
+    options: &AnyConnectOptions,
+    backend: Backend,
+    timeouts: Option<Timeouts>,
+) -> std::result::Result<AnyConnection, sqlx::Error> {
+    let mut conn = AnyConnection::connect_with(options).await?;
+    prepare(&mut conn, backend, timeouts).await?;
+    Ok(conn)
+}
+
+/// Sets a new connection up: SQLite's pragmas; PostgreSQL's timeouts, unless
+/// `timeouts` is `None` (the migrations' connection).
+async fn prepare(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    timeouts: Option<Timeouts>,
+) -> std::result::Result<(), sqlx::Error> {
+    match (backend, timeouts) {
+        (Backend::Sqlite, _) => {
+            // Checkpoints run in the background (see `spawn_checkpointer`), not
+            // inside the writer's commits.
+            conn.execute(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                 PRAGMA wal_autocheckpoint = 0;",
+            )
+            .await?;
+        }
+        (Backend::Postgres, Some(timeouts)) => {
+            let set = format!(
+                "SET statement_timeout = {}; SET lock_timeout = {}",
+                timeouts.statement.as_millis(),
+                timeouts.lock.as_millis()
+            );
+            conn.execute(set.as_str()).await?;
+        }
+        (Backend::Postgres, None) => {}
+    }
+    Ok(())
+}
+
+async fn migrate(conn: &mut AnyConnection, backend: Backend) -> Result<()> {
+    match backend {
+        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(conn).await?,
+        Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(conn).await?,
+    }
+    Ok(())
 }
 
 /// Copies the SQLite log back into the database file every second, beside the
@@ -213,83 +385,186 @@ fn spawn_checkpointer(pool: AnyPool) {
 
 /// Runs the writer on a thread of its own: its many short waits on the database
 /// are answered at once instead of queueing behind request handlers for the
-/// server's worker threads. The thread ends when the last `Database` is dropped.
-fn spawn_writer(pool: AnyPool, backend: Backend, jobs: mpsc::Receiver<Job>) -> Result<()> {
+/// server's worker threads. Answers once the writer's connection is open. The
+/// thread ends after [`Database::close`] or when the last `Database` is dropped;
+/// the watch turns true then, also when the thread dies of a panic.
+async fn spawn_writer(
+    options: AnyConnectOptions,
+    backend: Backend,
+    timeouts: Timeouts,
+) -> Result<(mpsc::Sender<Order>, watch::Receiver<bool>)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("writer runtime: {e}")))?;
+    let (orders, queue) = mpsc::channel(4096);
+    let (stopped, writer_stopped) = watch::channel(false);
+    let (ready, started) = oneshot::channel();
     std::thread::Builder::new()
         .name("ampere-writer".into())
-        .spawn(move || runtime.block_on(write_groups(pool, backend, jobs)))
+        .spawn(move || {
+            let _stopped = StoppedSignal(stopped);
+            runtime.block_on(async move {
+                // Connected on this thread's runtime, whose reactor then serves it.
+                let first = tokio::time::timeout(
+                    timeouts.group,
+                    connect_one(&options, backend, Some(timeouts)),
+                )
+                .await;
+                let conn = match first {
+                    Ok(Ok(conn)) => conn,
+                    Ok(Err(err)) => {
+                        let _ = ready.send(Err(Error::Database(err)));
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = ready.send(Err(Error::Internal(
+                            "the database writer could not connect in time".into(),
+                        )));
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(()));
+                let writer = Writer {
+                    options,
+                    backend,
+                    timeouts,
+                    conn: Some(conn),
+                };
+                writer.serve(queue).await;
+            })
+        })
         .map_err(|e| Error::Internal(format!("writer thread: {e}")))?;
-    Ok(())
+    started
+        .await
+        .map_err(|_| Error::Internal("the database writer did not start".into()))??;
+    Ok((orders, writer_stopped))
 }
 
-/// The writer task: takes the writes waiting (up to `MAX_GROUP`), runs each in a
-/// savepoint of one transaction, commits, then answers each caller.
-async fn write_groups(pool: AnyPool, backend: Backend, mut jobs: mpsc::Receiver<Job>) {
-    let begin = match backend {
-        // Take the write lock at once, so the session store's writes queue
-        // behind ours instead of failing on a lock upgrade.
-        Backend::Sqlite => "BEGIN IMMEDIATE",
-        Backend::Postgres => "BEGIN",
-    };
-    // On PostgreSQL a group would hold the row locks of all its writes until its
-    // commit, and two processes' groups could then deadlock: commit one by one.
-    let max_group = match backend {
-        Backend::Sqlite => MAX_GROUP,
-        Backend::Postgres => 1,
-    };
-    while let Some(first) = jobs.recv().await {
-        let mut group = vec![first];
-        while group.len() < max_group {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
+/// Tells whoever watches that the writer stopped, however its thread ends.
+struct StoppedSignal(watch::Sender<bool>);
+
+impl Drop for StoppedSignal {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!("the database writer panicked");
+        }
+        self.0.send_replace(true);
+    }
+}
+
+/// The writer task and its connection; the connection is replaced after a group
+/// fails, since its transaction state is then unknown.
+struct Writer {
+    options: AnyConnectOptions,
+    backend: Backend,
+    timeouts: Timeouts,
+    conn: Option<AnyConnection>,
+}
+
+impl Writer {
+    /// Takes the writes waiting (up to `MAX_GROUP`, skipping those their callers
+    /// abandoned), runs each in a savepoint of one transaction, commits, then
+    /// answers each caller; until closed or no `Database` is left.
+    async fn serve(mut self, mut queue: mpsc::Receiver<Order>) {
+        // On PostgreSQL a group would hold the row locks of all its writes until
+        // its commit, and two processes' groups could then deadlock: commit one by
+        // one.
+        let max_group = match self.backend {
+            Backend::Sqlite => MAX_GROUP,
+            Backend::Postgres => 1,
+        };
+        let mut closing = None;
+        while closing.is_none() {
+            let Some(first) = queue.recv().await else {
+                break;
+            };
+            let mut group = Vec::new();
+            let mut next = Some(first);
+            while let Some(order) = next.take() {
+                match order {
+                    Order::Write(job) if job.claim.take() => group.push(job.run),
+                    Order::Write(_abandoned) => {}
+                    Order::Close(done) => {
+                        closing = Some(done);
+                        break;
+                    }
+                }
+                if group.len() < max_group {
+                    next = queue.try_recv().ok();
+                }
+            }
+            if !group.is_empty() {
+                self.commit_group(group).await;
             }
         }
-        let mut delivers = Vec::with_capacity(group.len());
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.close().await;
+        }
+        if let Some(done) = closing {
+            let _ = done.send(());
+        }
+    }
+
+    async fn commit_group(&mut self, group: Vec<Run>) {
         let size = group.len();
         let started = std::time::Instant::now();
-        let outcome = run_group(&pool, begin, group, &mut delivers).await;
+        let mut delivers = Vec::with_capacity(size);
+        let outcome =
+            tokio::time::timeout(self.timeouts.group, self.run_group(group, &mut delivers)).await;
         tracing::debug!(
             size,
             micros = started.elapsed().as_micros() as u64,
             "write group"
         );
-        let message = outcome.as_ref().err().map(|e| e.to_string());
-        if let Some(message) = &message {
-            tracing::error!(error = %message, "a group of writes failed to commit");
+        let failure = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => Some(err.to_string()),
+            Err(_) => Some(format!(
+                "the database did not finish a group within {:?}",
+                self.timeouts.group
+            )),
+        };
+        if let Some(message) = &failure {
+            tracing::error!(error = %message, size, "a group of writes failed to commit");
+            // Its transaction state is unknown: the next group gets a new connection.
+            self.conn = None;
         }
         for deliver in delivers {
-            deliver(match &message {
+            deliver(match &failure {
                 None => Ok(()),
                 Some(m) => Err(Error::Internal(format!("commit failed: {m}"))),
             });
         }
     }
-}
 
-async fn run_group(
-    pool: &AnyPool,
-    begin: &str,
-    group: Vec<Job>,
-    delivers: &mut Vec<Deliver>,
-) -> std::result::Result<(), sqlx::Error> {
-    let mut conn = pool.acquire().await?;
-    let outcome = run_group_on(&mut conn, begin, group, delivers).await;
-    if outcome.is_err() {
-        // Its transaction state is unknown: do not hand it to anyone else.
-        conn.close_on_drop();
+    async fn run_group(
+        &mut self,
+        group: Vec<Run>,
+        delivers: &mut Vec<Deliver>,
+    ) -> std::result::Result<(), sqlx::Error> {
+        let begin = match self.backend {
+            // Take the write lock at once, so the session store's writes queue
+            // behind ours instead of failing on a lock upgrade.
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => {
+                let conn = connect_one(&self.options, self.backend, Some(self.timeouts)).await?;
+                tracing::info!("the database writer reconnected");
+                self.conn.insert(conn)
+            }
+        };
+        run_group_on(conn, begin, group, delivers).await
     }
-    outcome
 }
 
 async fn run_group_on(
     conn: &mut AnyConnection,
     begin: &str,
-    group: Vec<Job>,
+    group: Vec<Run>,
     delivers: &mut Vec<Deliver>,
 ) -> std::result::Result<(), sqlx::Error> {
     // Each write runs in savepoint `write`. The savepoint statements ride along

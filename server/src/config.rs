@@ -1,9 +1,12 @@
 //! The server's settings: command-line flags, each with an environment variable.
+//! A boolean flag's variable reads `1/0`, `true/false`, `yes/no` or `on/off`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Parser, ValueEnum};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -31,7 +34,7 @@ pub struct Config {
     pub public_url: Option<String>,
 
     /// Mark the session cookie Secure (serve over https, directly or behind a proxy).
-    #[arg(long, env = "AMPERE_SECURE_COOKIES")]
+    #[arg(long, env = "AMPERE_SECURE_COOKIES", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub secure_cookies: bool,
 
     /// Directory of the built site (the WASM bundle, CSS and public assets).
@@ -44,11 +47,11 @@ pub struct Config {
 
     /// Let any signed-in user mine blocks and use the faucet
     /// (`POST /api/v1/simnet/mine`, `POST /api/v1/simnet/faucet`).
-    #[arg(long, env = "AMPERE_SIMNET_DEV")]
+    #[arg(long, env = "AMPERE_SIMNET_DEV", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub simnet_dev: bool,
 
     /// Fund each new account's wallet and open its hub channel at sign-up.
-    #[arg(long, env = "AMPERE_DEMO")]
+    #[arg(long, env = "AMPERE_DEMO", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub demo: bool,
 
     /// Blocks a force-closed channel waits before paying out.
@@ -69,6 +72,21 @@ pub struct Config {
     #[arg(long, env = "AMPERE_MAX_EVENT_STREAMS", default_value_t = 8)]
     pub max_event_streams: usize,
 
+    /// PostgreSQL: the longest one statement may run, in milliseconds (0: no limit).
+    #[arg(long, env = "AMPERE_DB_STATEMENT_TIMEOUT_MS", default_value_t = default_timeouts().statement.as_millis() as u64)]
+    pub db_statement_timeout_ms: u64,
+
+    /// PostgreSQL: the longest a statement waits for a lock, in milliseconds (0: no
+    /// limit).
+    #[arg(long, env = "AMPERE_DB_LOCK_TIMEOUT_MS", default_value_t = default_timeouts().lock.as_millis() as u64)]
+    pub db_lock_timeout_ms: u64,
+
+    /// The longest a write waits for the database writer before it is refused
+    /// (and never run), in milliseconds.
+    #[arg(long, env = "AMPERE_DB_WRITE_TIMEOUT_MS", default_value_t = default_timeouts().queue.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub db_write_timeout_ms: u64,
+
     /// Log filter, e.g. `info` or `server=debug,tower_http=debug`.
     #[arg(long, env = "AMPERE_LOG", default_value = "info")]
     pub log: String,
@@ -76,6 +94,10 @@ pub struct Config {
     /// Log line format.
     #[arg(long, env = "AMPERE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+fn default_timeouts() -> engine::storage::Timeouts {
+    engine::storage::Timeouts::default()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,8 +124,15 @@ impl Config {
                 .then(|| engine::Msat::from_sat(self.hub_channel_sats)),
             ..Default::default()
         };
+        let storage = engine::storage::Timeouts {
+            statement: Duration::from_millis(self.db_statement_timeout_ms),
+            lock: Duration::from_millis(self.db_lock_timeout_ms),
+            queue: Duration::from_millis(self.db_write_timeout_ms),
+            ..Default::default()
+        };
         engine::Settings {
             simnet,
+            storage,
             ..Default::default()
         }
     }
@@ -114,5 +143,125 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.listen))
             .trim_end_matches('/')
             .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, FromArgMatches};
+
+    use super::*;
+
+    /// The boolean flags (those set by their presence).
+    fn boolean_flags() -> Vec<String> {
+        Config::command()
+            .get_arguments()
+            .filter(|arg| matches!(arg.get_action(), ArgAction::SetTrue))
+            .map(|arg| arg.get_id().to_string())
+            .collect()
+    }
+
+    /// Parses no arguments with `flag`'s environment variable set to `value`. The
+    /// variable gets a name of this test's own, so tests running at the same time
+    /// never see each other's.
+    fn parse_with_env(flag: &str, value: &str) -> Result<clap::ArgMatches, clap::Error> {
+        let name = format!(
+            "AMPERE_CONFIG_TEST_{}_{}",
+            flag.to_uppercase(),
+            value.to_uppercase()
+        );
+        std::env::set_var(&name, value);
+        let command = Config::command().mut_arg(flag, |arg| arg.env(name.clone().leak() as &str));
+        let matches = command.try_get_matches_from(["ampere"]);
+        std::env::remove_var(&name);
+        matches
+    }
+
+    #[test]
+    fn every_boolean_flag_reads_1_true_yes_on_and_their_opposites_from_its_variable() {
+        let flags = boolean_flags();
+        for expected in ["secure_cookies", "simnet_dev", "demo"] {
+            assert!(flags.iter().any(|f| f == expected), "{flags:?}");
+        }
+        for flag in &flags {
+            for (value, set) in [
+                ("1", true),
+                ("true", true),
+                ("yes", true),
+                ("on", true),
+                ("TRUE", true),
+                ("0", false),
+                ("false", false),
+                ("no", false),
+                ("off", false),
+            ] {
+                let matches =
+                    parse_with_env(flag, value).unwrap_or_else(|e| panic!("{flag} = {value}: {e}"));
+                assert_eq!(matches.get_flag(flag), set, "{flag} = {value}");
+            }
+            let refused = parse_with_env(flag, "maybe").unwrap_err();
+            assert_eq!(refused.kind(), clap::error::ErrorKind::ValueValidation);
+            assert!(refused.to_string().contains("'maybe'"), "{refused}");
+        }
+    }
+
+    #[test]
+    fn simnet_dev_1_in_the_environment_turns_the_developer_endpoints_on() {
+        let matches = parse_with_env("simnet_dev", "1").unwrap();
+        let config = Config::from_arg_matches(&matches).unwrap();
+        assert!(config.simnet_dev);
+        assert!(!config.demo);
+
+        // The flag itself still takes no value.
+        let config = Config::try_parse_from(["ampere", "--simnet-dev"]).unwrap();
+        assert!(config.simnet_dev);
+        assert!(Config::try_parse_from(["ampere", "--simnet-dev=1"]).is_err());
+    }
+
+    #[test]
+    fn help_lists_every_flag_with_its_variable() {
+        let help = Config::command().render_long_help().to_string();
+        for (flag, variable) in [
+            ("--secure-cookies", "AMPERE_SECURE_COOKIES"),
+            ("--simnet-dev", "AMPERE_SIMNET_DEV"),
+            ("--demo", "AMPERE_DEMO"),
+            (
+                "--db-statement-timeout-ms",
+                "AMPERE_DB_STATEMENT_TIMEOUT_MS",
+            ),
+            ("--db-lock-timeout-ms", "AMPERE_DB_LOCK_TIMEOUT_MS"),
+            ("--db-write-timeout-ms", "AMPERE_DB_WRITE_TIMEOUT_MS"),
+        ] {
+            assert!(help.contains(flag), "{flag} missing from\n{help}");
+            assert!(
+                help.contains(&format!("[env: {variable}=")),
+                "{variable} missing from\n{help}"
+            );
+        }
+    }
+
+    #[test]
+    fn database_timeouts_reach_the_engine_settings() {
+        let config = Config::try_parse_from([
+            "ampere",
+            "--db-statement-timeout-ms",
+            "2500",
+            "--db-lock-timeout-ms",
+            "0",
+            "--db-write-timeout-ms",
+            "750",
+        ])
+        .unwrap();
+        let storage = config.engine_settings().storage;
+        assert_eq!(storage.statement, Duration::from_millis(2500));
+        assert_eq!(storage.lock, Duration::ZERO);
+        assert_eq!(storage.queue, Duration::from_millis(750));
+
+        let defaults = Config::try_parse_from(["ampere"]).unwrap();
+        assert_eq!(
+            defaults.engine_settings().storage,
+            engine::storage::Timeouts::default()
+        );
+        assert!(Config::try_parse_from(["ampere", "--db-write-timeout-ms", "0"]).is_err());
     }
 }

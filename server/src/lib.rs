@@ -8,22 +8,22 @@ mod accounts_api;
 mod config;
 mod edge;
 pub mod gate;
+mod health;
 mod history_export;
 mod live;
 mod openapi;
+mod photo;
 mod sessions;
 mod wallet_api;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{FromRef, State};
-use axum::http::StatusCode;
+use axum::extract::FromRef;
 use axum::middleware;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use axum::{Json, Router};
+use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -182,7 +182,7 @@ pub fn app(state: AppState, gate: gate::Gate, sessions: SessionManagerLayer<Sess
     // brotli or gzip as the browser accepts, the plain file otherwise.
     let pkg = std::path::Path::new(&*options.site_root).join(&*options.site_pkg_dir);
     Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(health::healthz))
         .nest_service(
             &format!("/{}", options.site_pkg_dir),
             tower_http::services::ServeDir::new(pkg)
@@ -260,12 +260,19 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         let _ = streams.send(true);
     })
     .into_future();
+    // Without its writer no write can succeed: exit (non-zero) rather than serve
+    // errors; a supervisor restarts the process.
+    let writer_stopped = services.engine.db.writer_stopped();
     tokio::select! {
         served = serving => served?,
         _ = async {
             let _ = on_signal.wait_for(|s| *s).await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => tracing::warn!("requests still running after the grace period: stopping anyway"),
+        () = writer_stopped => {
+            tracing::error!("the database writer stopped: exiting");
+            return Err(engine::Error::Internal("the database writer stopped".into()).into());
+        }
     }
 
     tracing::info!("shutting down: closing the databases");
@@ -298,21 +305,4 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("signal received: finishing in-flight requests");
-}
-
-/// `GET /healthz`: 200 when the database answers, 503 otherwise.
-async fn healthz(State(engine): State<Engine>) -> Response {
-    let probe = tokio::time::timeout(
-        Duration::from_secs(2),
-        sqlx::query("SELECT 1").execute(engine.db.pool()),
-    )
-    .await;
-    match probe {
-        Ok(Ok(_)) => Json(serde_json::json!({ "status": "ok" })).into_response(),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "status": "unavailable" })),
-        )
-            .into_response(),
-    }
 }

@@ -6,6 +6,7 @@
 use std::io::Cursor;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Query};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,11 +15,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::gate::SignedIn;
-use crate::AppState;
+use crate::{photo, AppState};
 use app::qr::for_qr;
-
-/// Largest photo `scanqr` reads: a phone camera's JPEG fits.
-const PHOTO_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// Longest text `getqrimage` encodes (a QR code holds at most 4,296 characters).
 const QR_MAX_CHARS: usize = 2000;
@@ -33,7 +31,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/rest/v1/scanqr",
-            post(scan_qr).layer(DefaultBodyLimit::max(PHOTO_MAX_BYTES)),
+            post(scan_qr).layer(DefaultBodyLimit::max(photo::PHOTO_MAX_BYTES)),
         )
 }
 
@@ -101,36 +99,21 @@ fn qr_png(text: &str) -> Result<Vec<u8>, String> {
 /// `{"text": "..."}`, the content of the QR code in it. For browsers that cannot
 /// read QR codes themselves (no `BarcodeDetector`). The caller is checked
 /// before the body is read.
-async fn scan_qr(_: SignedIn, photo: Bytes) -> Response {
-    if photo.is_empty() {
-        return my_error(StatusCode::BAD_REQUEST, "send a photo as the request body");
-    }
-    match tokio::task::spawn_blocking(move || read_qr(&photo)).await {
-        Ok(Ok(text)) => Json(serde_json::json!({ "text": text })).into_response(),
-        Ok(Err(message)) => my_error(StatusCode::BAD_REQUEST, message),
-        Err(_) => my_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
-    }
-}
-
-/// The text of the first QR code found in the photo.
-fn read_qr(photo: &[u8]) -> Result<String, &'static str> {
-    let image =
-        image::load_from_memory(photo).map_err(|_| "the photo is not a PNG, JPEG or WebP image")?;
-    // A phone photo has far more pixels than finding a QR code needs.
-    let image = if image.width().max(image.height()) > 1600 {
-        image.thumbnail(1600, 1600)
-    } else {
-        image
+async fn scan_qr(_: SignedIn, photo: Result<Bytes, BytesRejection>) -> Response {
+    let read = match photo {
+        Ok(photo) => photo::read_qr_code(photo).await,
+        Err(_too_long_or_cut) => Err(photo::PhotoError::TooManyBytes),
     };
-    let grey = image.to_luma8();
-    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(
-        grey.width() as usize,
-        grey.height() as usize,
-        |x, y| grey.get_pixel(x as u32, y as u32).0[0],
-    );
-    prepared
-        .detect_grids()
-        .iter()
-        .find_map(|grid| grid.decode().ok().map(|(_, text)| text))
-        .ok_or("no QR code found in the photo")
+    match read {
+        Ok(text) => Json(serde_json::json!({ "text": text })).into_response(),
+        Err(err) => {
+            let mut response = my_error(err.status(), &err.to_string());
+            if let Some(seconds) = err.retry_after() {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, seconds.into());
+            }
+            response
+        }
+    }
 }

@@ -582,3 +582,57 @@ async fn the_openapi_document_describes_every_api_route() {
         }
     }
 }
+
+/// `/healthz` goes through the database writer: it answers 503 while the writer
+/// is stuck or stopped, so a load balancer stops sending traffic here.
+mod health_through_the_writer {
+    use std::time::{Duration, Instant};
+
+    use axum::http::StatusCode;
+
+    use super::common::{Auth, Server};
+
+    testdb::on_both_databases!(
+        open_server;
+        healthz_answers_503_while_the_writer_is_stuck_and_after_it_stopped,
+    );
+
+    async fn open_server(url: &str) -> Server {
+        Server::open(url).await
+    }
+
+    async fn healthz_answers_503_while_the_writer_is_stuck_and_after_it_stopped(server: Server) {
+        let healthy = server.get("/healthz", Auth::None).await;
+        assert_eq!(healthy.status, StatusCode::OK, "{}", healthy.text);
+
+        // A write that keeps the writer busy for 4 s.
+        let db = server.services.engine.db.clone();
+        let stuck = tokio::spawn(async move {
+            db.write(|_conn| {
+                Box::pin(async {
+                    tokio::time::sleep(Duration::from_secs(4)).await;
+                    Ok(())
+                })
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        let started = Instant::now();
+        let blocked = server.get("/healthz", Auth::None).await;
+        let waited = started.elapsed();
+        assert_eq!(blocked.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(blocked.body["status"], "unavailable");
+        assert!(waited < Duration::from_secs(3), "answered after {waited:?}");
+
+        // The writer is free again: healthy, and the abandoned probe did no harm.
+        stuck.await.unwrap().unwrap();
+        let again = server.get("/healthz", Auth::None).await;
+        assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+
+        // A stopped writer is unhealthy at once.
+        server.services.engine.db.close().await;
+        let stopped = server.get("/healthz", Auth::None).await;
+        assert_eq!(stopped.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

@@ -1842,3 +1842,142 @@ async fn event_streams_end_with_their_credentials_and_are_capped(server: Server)
     server.services.end_streams();
     assert!(ends(bobs).await, "shutdown ended the stream");
 }
+
+/// `scanqr` reads photos within bounds: the image's dimensions and the decoder's
+/// allocation are checked from its header, and the body is no larger than a phone
+/// photo. Storage plays no part here, so these run on SQLite only.
+mod photo_bounds {
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    async fn scan(server: &Server, token: &str, photo: Vec<u8>) -> Reply {
+        server
+            .send(
+                Request::post("/rest/v1/scanqr")
+                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .body(Body::from(photo))
+                    .unwrap(),
+            )
+            .await
+    }
+
+    /// A white greyscale PNG of 17000 x 17000 pixels compressed as far as it
+    /// goes: about 286 KB that once cost 290 MB and seconds of CPU to read.
+    fn huge_png() -> Vec<u8> {
+        static PNG: OnceLock<Vec<u8>> = OnceLock::new();
+        PNG.get_or_init(|| {
+            use std::io::Write;
+            let side = 17_000;
+            let mut png = Vec::new();
+            let mut encoder = png::Encoder::new(&mut png, side, side);
+            encoder.set_color(png::ColorType::Grayscale);
+            encoder.set_depth(png::BitDepth::Eight);
+            encoder.set_compression(png::Compression::High);
+            let mut writer = encoder.write_header().unwrap();
+            let mut stream = writer.stream_writer().unwrap();
+            let row = vec![255u8; side as usize];
+            for _ in 0..side {
+                stream.write_all(&row).unwrap();
+            }
+            stream.finish().unwrap();
+            writer.finish().unwrap();
+            png
+        })
+        .clone()
+    }
+
+    /// A 4000 x 3000 JPEG, as a phone takes it: `text`'s QR code in the middle
+    /// of a shaded, noisy background.
+    fn phone_photo_of_qr(text: &str) -> Vec<u8> {
+        let qr = qrcode::QrCode::new(text.as_bytes())
+            .unwrap()
+            .render::<image::Luma<u8>>()
+            .module_dimensions(12, 12)
+            .quiet_zone(true)
+            .build();
+        let (width, height) = (4000, 3000);
+        let (left, top) = ((width - qr.width()) / 2, (height - qr.height()) / 2);
+        let mut seed = 0x2545_f491_u32;
+        let photo = image::RgbImage::from_fn(width, height, |x, y| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let noise = (seed >> 24) as i32 % 16 - 8;
+            let on_code = x >= left && y >= top && x < left + qr.width() && y < top + qr.height();
+            let base = if on_code {
+                if qr.get_pixel(x - left, y - top).0[0] < 128 {
+                    40
+                } else {
+                    215
+                }
+            } else {
+                120 + (x * 60 / width) as i32
+            };
+            let v = (base + noise).clamp(0, 255) as u8;
+            image::Rgb([v, v, v.saturating_sub(10)])
+        });
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .encode_image(&photo)
+            .unwrap();
+        jpeg
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_png_claiming_17000_pixels_a_side_is_refused_at_once() {
+        let db = testdb::sqlite();
+        let server = open_server(&db.url).await;
+        let alice = sign_up(&server, "alice").await;
+        let png = huge_png();
+        assert!(png.len() < 1024 * 1024, "{} bytes", png.len());
+
+        let started = Instant::now();
+        let refused = scan(&server, &alice.token, png).await;
+        let took = started.elapsed();
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+        assert!(
+            refused.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("too large"),
+            "{}",
+            refused.text
+        );
+        assert!(took < Duration::from_secs(1), "took {took:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_4000_by_3000_phone_photo_of_an_invoice_is_read() {
+        let db = testdb::sqlite();
+        let server = open_server(&db.url).await;
+        let alice = sign_up(&server, "alice").await;
+        let request = invoice(&server, &alice, json!({"amount": 777, "memo": "photo"})).await;
+        let jpeg = phone_photo_of_qr(&request.to_uppercase());
+        assert!(jpeg.len() < 10 * 1024 * 1024, "{} bytes", jpeg.len());
+
+        let read = scan(&server, &alice.token, jpeg).await;
+        assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+        assert_eq!(read.body["text"], request.to_uppercase());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_body_larger_than_a_phone_photo_is_refused_with_413() {
+        let db = testdb::sqlite();
+        let server = open_server(&db.url).await;
+        let alice = sign_up(&server, "alice").await;
+
+        let too_big = scan(&server, &alice.token, vec![0; 10 * 1024 * 1024 + 1]).await;
+        assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            too_big.body["error"]["message"],
+            "the photo is larger than 10 MB"
+        );
+        let empty = scan(&server, &alice.token, Vec::new()).await;
+        assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            empty.body["error"]["message"],
+            "send a photo as the request body"
+        );
+    }
+}
