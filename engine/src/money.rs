@@ -259,6 +259,15 @@ mod tests {
     }
 
     #[test]
+    fn satoshis_from_outside_are_checked_and_constants_saturate() {
+        assert_eq!(Msat::checked_from_sat(i64::MAX), None);
+        assert_eq!(Msat::checked_from_sat(-3), Some(Msat(-3000)));
+        assert_eq!(Msat::from_sat(i64::MAX), Msat(i64::MAX));
+        assert_eq!(Msat::from_sat(i64::MIN), Msat(i64::MIN));
+        assert!(!Msat::from_sat(i64::MAX).is_within_supply());
+    }
+
+    #[test]
     fn denominations_parse_by_name() {
         assert_eq!(Denomination::parse("MBTC").unwrap(), Denomination::Mbtc);
         assert!(Denomination::parse("usd").is_err());

@@ -5,7 +5,9 @@
 //! Every money movement is one database transaction whose conditions are in its
 //! SQL (`... WHERE onchain_msat >= $1`), so concurrent requests cannot overdraw,
 //! and the whole network's funds are conserved: minted = on-chain + unconfirmed
-//! receipts + the capacity of channels not yet closed.
+//! receipts + the capacity of channels not yet closed. What is minted is counted
+//! (`money_supply`) and never exceeds 21 million BTC, so no balance can overflow;
+//! the database refuses any balance or amount out of those bounds.
 
 mod chain;
 mod channels;

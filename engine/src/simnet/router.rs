@@ -283,4 +283,33 @@ mod tests {
         assert_eq!(route.hops.len(), 2);
         assert_eq!(route.hops[0].point, "short1");
     }
+
+    #[test]
+    fn amounts_past_every_bitcoin_find_no_route_instead_of_overflowing() {
+        let edges = [
+            edge("a", "alice", "hub", i64::MAX, 0),
+            edge("b", "hub", "bob", i64::MAX, 0),
+        ];
+        assert!(find(&edges, "alice", "bob", MAX_MONEY, FEES).is_none());
+        assert!(find(&edges, "alice", "bob", Msat(i64::MAX), FEES).is_none());
+        let absurd = FeePolicy {
+            base: Msat(i64::MAX),
+            ppm: i64::MAX,
+        };
+        assert!(find(&edges, "alice", "bob", Msat(1000), absurd).is_none());
+        assert!(find(&edges, "alice", "bob", Msat(1000), FEES).is_some());
+    }
+
+    #[test]
+    fn the_graph_forgets_a_hint_that_would_overflow() {
+        let graph = Graph::default();
+        graph.store(vec![edge("a", "alice", "bob", 10, i64::MAX)]);
+        graph.apply(&[Hop {
+            point: "a".into(),
+            from: "alice".into(),
+            to: "bob".into(),
+            amount: Msat(5),
+        }]);
+        assert!(graph.snapshot().is_none());
+    }
 }
