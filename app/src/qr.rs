@@ -61,10 +61,68 @@ mod tests {
         assert_eq!(for_qr("hello world"), "hello world");
     }
 
+    /// The engine's corpus of nasty inputs (see `engine/tests/parsers.rs`).
+    fn nasty_inputs() -> Vec<String> {
+        include_str!("../../engine/tests/corpus/nasty-inputs.jsonl")
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("one JSON string a line"))
+            .collect()
+    }
+
+    /// What [`for_qr`] must answer: the text, upper-cased only when it is a
+    /// bech32-like payment string of ASCII letters and digits.
+    fn check_for_qr(text: &str) {
+        let qr = for_qr(text);
+        assert!(qr == text || qr == text.to_ascii_uppercase(), "{text:?}");
+        assert_eq!(for_qr(&qr), qr, "{text:?}");
+        if qr != text {
+            assert!(text.is_ascii(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn qr_text_survives_every_nasty_input() {
+        let corpus = nasty_inputs();
+        assert!(corpus.len() > 300);
+        for text in &corpus {
+            check_for_qr(text);
+            // A QR code holds at most 5,596 characters at this correction level
+            // (digits; fewer of anything else).
+            if let Some(drawing) = svg(text) {
+                let start: String = text.chars().take(80).collect();
+                assert!(text.len() <= 5596 && drawing.contains("<svg"), "{start:?}");
+            }
+        }
+    }
+
     #[test]
     fn an_svg_is_drawn_for_an_address() {
         let drawing = svg("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080").unwrap();
         assert!(drawing.starts_with("<?xml") && drawing.contains("<svg"));
         assert!(svg(&"x".repeat(5000)).is_none());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 256,
+            ..Default::default()
+        })]
+
+        #[test]
+        fn no_text_makes_the_qr_step_panic(text in proptest::prelude::any::<String>()) {
+            check_for_qr(&text);
+            let _ = svg(&text);
+        }
+
+        #[test]
+        fn payment_strings_are_upper_cased_whole(
+            scheme in "(lightning:|LIGHTNING:)?",
+            body in "(lnbcrt|lnurl|bcrt1|LNBC)[a-z0-9]{1,300}",
+        ) {
+            let text = format!("{scheme}{body}");
+            let qr = for_qr(&text);
+            proptest::prop_assert_eq!(&qr, &text.to_ascii_uppercase());
+            proptest::prop_assert!(svg(&text).is_some());
+        }
     }
 }

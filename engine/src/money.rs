@@ -13,14 +13,28 @@ use crate::{Error, Result};
 #[serde(transparent)]
 pub struct Msat(pub i64);
 
-/// Every bitcoin there will ever be, in msat: no amount may exceed it.
+/// Every bitcoin there will ever be, in msat: no amount may exceed it. The
+/// database refuses any balance or amount above it too (migration 0003).
 pub const MAX_MONEY: Msat = Msat(21_000_000 * 100_000_000 * 1000);
 
+/// Amount arithmetic is checked: an overflow is an answer (`None`), never a wrap
+/// or a panic. Callers turn it into the error that fits where it happened.
 impl Msat {
     pub const ZERO: Msat = Msat(0);
 
+    /// For constants and trusted settings: saturates instead of wrapping, so an
+    /// absurd value lands far above [`MAX_MONEY`], where every check refuses it.
+    /// Outside input goes through [`Msat::checked_from_sat`].
     pub const fn from_sat(sat: i64) -> Msat {
-        Msat(sat * 1000)
+        Msat(sat.saturating_mul(1000))
+    }
+
+    /// `sat` satoshis, unless that does not fit.
+    pub const fn checked_from_sat(sat: i64) -> Option<Msat> {
+        match sat.checked_mul(1000) {
+            Some(msat) => Some(Msat(msat)),
+            None => None,
+        }
     }
 
     /// Whole satoshis, rounded down.
@@ -32,12 +46,29 @@ impl Msat {
         self.0 % 1000 == 0
     }
 
+    /// From zero to every bitcoin there will ever be: what a balance or an amount
+    /// can be.
+    pub fn is_within_supply(self) -> bool {
+        (0..=MAX_MONEY.0).contains(&self.0)
+    }
+
     pub fn checked_add(self, other: Msat) -> Option<Msat> {
         self.0.checked_add(other.0).map(Msat)
     }
 
     pub fn checked_sub(self, other: Msat) -> Option<Msat> {
         self.0.checked_sub(other.0).map(Msat)
+    }
+
+    pub fn checked_mul(self, factor: i64) -> Option<Msat> {
+        self.0.checked_mul(factor).map(Msat)
+    }
+
+    /// The sum of `amounts`, unless it overflows.
+    pub fn checked_sum(amounts: impl IntoIterator<Item = Msat>) -> Option<Msat> {
+        amounts
+            .into_iter()
+            .try_fold(Msat::ZERO, |sum, amount| sum.checked_add(amount))
     }
 }
 
@@ -129,10 +160,11 @@ impl Denomination {
             whole.parse().map_err(|_| too_large())?
         };
         let padded = format!("{fraction:0<decimals$}");
+        // At most 11 digits: always fits.
         let fraction: i64 = if padded.is_empty() {
             0
         } else {
-            padded.parse().expect("digits only")
+            padded.parse().map_err(|_| too_large())?
         };
         let msat = whole
             .checked_mul(10i64.pow(self.decimals()))
@@ -224,6 +256,15 @@ mod tests {
         }
         assert_eq!(Denomination::Btc.format(Msat(150_000_000)), "0.0015");
         assert_eq!(Denomination::Sat.format(Msat(-2500)), "-2.5");
+    }
+
+    #[test]
+    fn satoshis_from_outside_are_checked_and_constants_saturate() {
+        assert_eq!(Msat::checked_from_sat(i64::MAX), None);
+        assert_eq!(Msat::checked_from_sat(-3), Some(Msat(-3000)));
+        assert_eq!(Msat::from_sat(i64::MAX), Msat(i64::MAX));
+        assert_eq!(Msat::from_sat(i64::MIN), Msat(i64::MIN));
+        assert!(!Msat::from_sat(i64::MAX).is_within_supply());
     }
 
     #[test]

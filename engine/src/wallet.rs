@@ -23,23 +23,23 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn of(node: Node, channels: &[Channel], blockheight: i64) -> Self {
-        let in_channels: i64 = channels
-            .iter()
-            .filter(|c| c.state != ChannelState::Closed)
-            .map(|c| c.local.0)
-            .sum();
-        let lightning: i64 = channels
-            .iter()
-            .filter(|c| c.state == ChannelState::Open)
-            .map(|c| c.local.0)
-            .sum();
-        Summary {
-            total: Msat(node.onchain.0 + in_channels),
-            lightning: Msat(lightning),
+    /// Sums the balances, checked: the database bounds each one, so an overflow
+    /// means the books are broken and is an error, never a wrapped figure.
+    fn of(node: Node, channels: &[Channel], blockheight: i64) -> Result<Self> {
+        let local = |wanted: fn(ChannelState) -> bool| {
+            Msat::checked_sum(channels.iter().filter(|c| wanted(c.state)).map(|c| c.local))
+        };
+        let in_channels = local(|state| state != ChannelState::Closed);
+        let lightning = local(|state| state == ChannelState::Open);
+        let overflow = || Error::Internal(format!("balance overflow of node {}", node.pubkey));
+        Ok(Summary {
+            total: in_channels
+                .and_then(|c| node.onchain.checked_add(c))
+                .ok_or_else(overflow)?,
+            lightning: lightning.ok_or_else(overflow)?,
             blockheight,
             node,
-        }
+        })
     }
 }
 
@@ -436,7 +436,7 @@ impl Wallet {
             self.simnet.live_channels(&node.pubkey),
             self.simnet.tip_height()
         )?;
-        Ok(Summary::of(node, &channels, blockheight))
+        Summary::of(node, &channels, blockheight)
     }
 
     pub async fn overview(&self, user: &User) -> Result<Overview> {
@@ -451,7 +451,7 @@ impl Wallet {
             self.history_of_node(&node.pubkey, &everything, None, HISTORY_LIMIT),
             self.contacts(user),
         )?;
-        let summary = Summary::of(node, &channels, blockheight);
+        let summary = Summary::of(node, &channels, blockheight)?;
         channels.extend(closed.channels);
         Ok(Overview {
             summary,

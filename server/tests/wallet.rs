@@ -1981,3 +1981,332 @@ mod photo_bounds {
         );
     }
 }
+
+/// Input that once reached a panic, a 500 or a rounded amount: each answers 400
+/// in the API's format and changes nothing.
+mod hostile_input {
+    use super::*;
+
+    testdb::on_both_databases!(
+        open_server;
+        an_invoice_broken_inside_a_character_answers_400_not_a_panic,
+        memos_are_limited_to_what_an_invoice_holds_in_bytes,
+        an_amount_a_float_would_round_answers_400_and_moves_nothing,
+        the_faucet_refuses_absurd_amounts,
+    );
+
+    /// A bearer-token write of a raw body (exact JSON numbers, not `Value`'s).
+    async fn bearer_raw(server: &Server, account: &Account, path: &str, body: &str) -> Reply {
+        server
+            .send(
+                Request::post(path)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::AUTHORIZATION, format!("Bearer {}", account.token))
+                    .body(Body::from(body.to_string()))
+                    .unwrap(),
+            )
+            .await
+    }
+
+    fn assert_refused(reply: &Reply, field: &str, what: &str) {
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{what}: {}",
+            reply.text
+        );
+        assert!(
+            reply.body["error"]["message"].is_string(),
+            "{what}: {}",
+            reply.text
+        );
+        assert_eq!(
+            reply.body["error"]["field"], field,
+            "{what}: {}",
+            reply.text
+        );
+    }
+
+    async fn count(server: &Server, table: &str) -> i64 {
+        use sqlx::Row;
+        sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+            .fetch_one(server.services.engine.db.pool())
+            .await
+            .unwrap()
+            .get::<i64, _>("n")
+    }
+
+    async fn an_invoice_broken_inside_a_character_answers_400_not_a_panic(server: Server) {
+        let alice = sign_up(&server, "alice").await;
+        let bob = sign_up(&server, "bob").await;
+        connect(&server, &alice).await;
+        connect(&server, &bob).await;
+        let request = invoice(&server, &bob, json!({"amount": 1500, "memo": "tea"})).await;
+        let before = get_all_data(&server, &alice).await;
+        // The 10th byte (where `lightning:` ends) inside a character of 2, 3 or
+        // 4 bytes, and the same characters elsewhere.
+        let mut broken = Vec::new();
+        for c in ["é", "☕", "😀"] {
+            broken.push(format!("lightnin{c}{request}"));
+            broken.push(format!("lightning{c}{request}"));
+            broken.push(format!("lightning:{c}{request}"));
+            broken.push(format!("{c}{request}"));
+            broken.push(format!("{}{c}{}", &request[..40], &request[40..]));
+            broken.push(format!("lightnin{c}"));
+        }
+        for text in &broken {
+            for path in ["/rest/v1/decodeinvoice", "/rest/v1/sendinvoice"] {
+                let reply = bearer(&server, &alice, path, json!({"invoiceid": text})).await;
+                assert_refused(&reply, "invoiceid", &format!("{path} {text}"));
+            }
+        }
+        let after = get_all_data(&server, &alice).await;
+        assert_eq!(after["balances"], before["balances"]);
+        assert_eq!(after["transactions"], before["transactions"]);
+        // The invoice itself was never touched: it still pays.
+        let paid = bearer(
+            &server,
+            &alice,
+            "/rest/v1/sendinvoice",
+            json!({"invoiceid": format!("LIGHTNING:{}", request.to_uppercase())}),
+        )
+        .await;
+        assert!(paid.body["payment"].is_object(), "{}", paid.text);
+        assert_conserved(&server).await;
+    }
+
+    async fn memos_are_limited_to_what_an_invoice_holds_in_bytes(server: Server) {
+        let alice = sign_up(&server, "alice").await;
+        let bob = sign_up(&server, "bob").await;
+        connect(&server, &alice).await;
+        connect(&server, &bob).await;
+        let invoices = count(&server, "invoices").await;
+        let payments = count(&server, "payments").await;
+        // Under the 256-character rule, over BOLT11's 639 bytes: refused, on
+        // every way a memo reaches an invoice, before anything is written.
+        let too_long = [
+            "😀".repeat(160),                          // 160 characters, 640 bytes
+            format!("{}{}", "😀".repeat(159), "abcd"), // 163 characters, 640 bytes
+            "☕".repeat(256),                          // 256 characters, 768 bytes
+        ];
+        for memo in &too_long {
+            assert_eq!(memo.len(), if memo.starts_with('☕') { 768 } else { 640 });
+            let create = bearer(
+                &server,
+                &bob,
+                "/rest/v1/createinvoice",
+                json!({"amount": 10, "memo": memo}),
+            )
+            .await;
+            assert_refused(&create, "memo", "createinvoice");
+            assert!(
+                create.body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("639 bytes"),
+                "{}",
+                create.text
+            );
+            let quickpay = bearer(
+                &server,
+                &alice,
+                "/rest/v1/quickpay",
+                json!({"dest": "hub", "amount": 10, "memo": memo}),
+            )
+            .await;
+            assert_refused(&quickpay, "memo", "quickpay");
+        }
+        assert_eq!(
+            count(&server, "invoices").await,
+            invoices,
+            "nothing created"
+        );
+        assert_eq!(count(&server, "payments").await, payments, "nothing paid");
+
+        // What BOLT11 holds is accepted and read back exactly: 639 bytes, and a
+        // 100-character memo of 300 bytes (well inside both rules).
+        for memo in [format!("{}{}", "😀".repeat(159), "abc"), "☕".repeat(100)] {
+            let request = invoice(&server, &bob, json!({"amount": 10, "memo": memo})).await;
+            let read = bearer(
+                &server,
+                &alice,
+                "/rest/v1/decodeinvoice",
+                json!({"invoiceid": request}),
+            )
+            .await;
+            assert_eq!(read.body["memo"], memo.as_str(), "{}", read.text);
+        }
+        assert_eq!(count(&server, "invoices").await, invoices + 2);
+        assert_conserved(&server).await;
+    }
+
+    async fn an_amount_a_float_would_round_answers_400_and_moves_nothing(server: Server) {
+        let alice = sign_up(&server, "alice").await;
+        let bob = sign_up(&server, "bob").await;
+        connect(&server, &alice).await;
+        connect(&server, &bob).await;
+        let hub = hub_of(&server, &alice).await;
+        let amountless = invoice(&server, &bob, json!({"memo": "any"})).await;
+        let before = get_all_data(&server, &alice).await;
+        let invoices = count(&server, "invoices").await;
+        let cases = [
+            (
+                "/rest/v1/createinvoice",
+                r#"{"amount": 1.0000000000000000001}"#.to_string(),
+                "amount",
+            ),
+            (
+                "/rest/v1/createinvoice",
+                r#"{"amount": 1e3}"#.to_string(),
+                "amount",
+            ),
+            (
+                "/rest/v1/createinvoice",
+                r#"{"amount": 1E-7}"#.to_string(),
+                "amount",
+            ),
+            (
+                "/rest/v1/createinvoice",
+                r#"{"amount": -0}"#.to_string(),
+                "amount",
+            ),
+            (
+                "/rest/v1/createinvoice",
+                r#"{"amount": 1e999999999}"#.to_string(),
+                "amount",
+            ),
+            (
+                "/rest/v1/createinvoice",
+                format!(r#"{{"amount": 1{}}}"#, "0".repeat(400)),
+                "amount",
+            ),
+            // Under 21 million BTC, over what BOLT11 can write (18.4 million).
+            (
+                "/rest/v1/createinvoice",
+                r#"{"amount": 1850000000000000}"#.to_string(),
+                "amount",
+            ),
+            (
+                "/rest/v1/sendinvoice",
+                format!(r#"{{"invoiceid": "{amountless}", "amount": 1.0000000000000000001}}"#),
+                "amount",
+            ),
+            (
+                "/rest/v1/sendinvoice",
+                format!(
+                    r#"{{"invoiceid": "{amountless}", "amount": 100, "fee_limit": 2.0000000000000000001}}"#
+                ),
+                "fee_limit",
+            ),
+            (
+                "/rest/v1/quickpay",
+                r#"{"dest": "hub", "amount": 1.0000000000000000001}"#.to_string(),
+                "amount",
+            ),
+            (
+                "/rest/v1/openchannel",
+                format!(r#"{{"remotenode": "{hub}", "amount": 50000.0000000000000000001}}"#),
+                "amount",
+            ),
+        ];
+        for (path, body, field) in &cases {
+            let reply = bearer_raw(&server, &alice, path, body).await;
+            let what = format!("{path} {}", &body[..body.len().min(80)]);
+            assert_refused(&reply, field, &what);
+        }
+        let after = get_all_data(&server, &alice).await;
+        assert_eq!(after["balances"], before["balances"]);
+        assert_eq!(after["channels"], before["channels"]);
+        assert_eq!(after["transactions"], before["transactions"]);
+        assert_eq!(
+            count(&server, "invoices").await,
+            invoices,
+            "nothing created"
+        );
+
+        // The exact number is what is invoiced and paid, digit for digit.
+        let exact = bearer_raw(
+            &server,
+            &bob,
+            "/rest/v1/createinvoice",
+            r#"{"amount": 12.345000000000000000000}"#,
+        )
+        .await;
+        let request = exact.body["payment_request"].as_str().unwrap();
+        assert!(request.starts_with("lnbcrt123450p1"), "{}", exact.text);
+        let paid = bearer_raw(
+            &server,
+            &alice,
+            "/rest/v1/sendinvoice",
+            &format!(r#"{{"invoiceid": "{amountless}", "amount": 0.001}}"#),
+        )
+        .await;
+        assert_eq!(
+            paid.body["payment"]["amount"],
+            json!(0.001),
+            "{}",
+            paid.text
+        );
+        assert_conserved(&server).await;
+    }
+
+    async fn the_faucet_refuses_absurd_amounts(server: Server) {
+        let alice = sign_up(&server, "alice").await;
+        for sats in [
+            "100000001",
+            "2100000000000000",
+            "9223372036854775807",
+            "99999999999999999999",
+            "1e15",
+            "-5",
+            "0",
+            "1.5",
+        ] {
+            let body = format!(r#"{{"address": "{}", "sats": {sats}}}"#, alice.address);
+            let reply = bearer_raw(&server, &alice, "/api/v1/simnet/faucet", &body).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::BAD_REQUEST,
+                "{sats}: {}",
+                reply.text
+            );
+            assert!(
+                reply.body["error"]["message"].is_string(),
+                "{sats}: {}",
+                reply.text
+            );
+        }
+        let capped = bearer_raw(
+            &server,
+            &alice,
+            "/api/v1/simnet/faucet",
+            &format!(r#"{{"address": "{}", "sats": 100000001}}"#, alice.address),
+        )
+        .await;
+        assert_eq!(capped.body["error"]["field"], "sats");
+        assert!(
+            capped.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("100000000"),
+            "{}",
+            capped.text
+        );
+        mine(&server, &alice, 1).await;
+        let data = get_all_data(&server, &alice).await;
+        assert_eq!(data["balances"]["onchainfunds"], 0, "nothing was minted");
+        // One bitcoin, the most a call gives, is fine.
+        let most = bearer_raw(
+            &server,
+            &alice,
+            "/api/v1/simnet/faucet",
+            &format!(r#"{{"address": "{}", "sats": 100000000}}"#, alice.address),
+        )
+        .await;
+        assert_eq!(most.status, StatusCode::OK, "{}", most.text);
+        mine(&server, &alice, 1).await;
+        let data = get_all_data(&server, &alice).await;
+        assert_eq!(data["balances"]["onchainfunds"], 100_000_000);
+        assert_conserved(&server).await;
+    }
+}

@@ -4,10 +4,12 @@
 use sqlx::{AnyConnection, Row};
 
 use super::{channels, EventKind, Simnet};
-use crate::{now_ms, Error, Msat, Result};
+use crate::{now_ms, Error, Msat, Result, MAX_MONEY};
 
-/// Most a single faucet call hands out.
-pub const FAUCET_MAX: Msat = Msat::from_sat(10 * 100_000_000);
+/// Most a single faucet call hands out: 1 BTC, a hundred times the dashboard's
+/// button and enough for any test; more is asked for by calling again. Whatever
+/// the calls, the network never holds more than 21 million BTC (see [`mint`]).
+pub const FAUCET_MAX: Msat = Msat::from_sat(100_000_000);
 /// Most blocks one `mine` call produces.
 pub const MINE_MAX: i64 = 1000;
 
@@ -29,7 +31,10 @@ impl Simnet {
         if amount.0 <= 0 || !amount.is_whole_sat() || amount > FAUCET_MAX {
             return Err(Error::invalid(
                 "sats",
-                format!("sats must be a whole number from 1 to {}", FAUCET_MAX.sat()),
+                format!(
+                    "sats must be a whole number from 1 to {} (1 BTC a call)",
+                    FAUCET_MAX.sat()
+                ),
             ));
         }
         let address = address.trim();
@@ -46,17 +51,24 @@ impl Simnet {
             .ok_or_else(|| Error::invalid("address", "no node of this network has that address"))?
             .try_get("pubkey")?;
         let txid = crate::random_hex(32);
+        let tx = txid.clone();
         self.db
-            .execute(
-                sqlx::query(
-                    "INSERT INTO chain_txs (txid, node, amount_msat, kind, height, created_at) \
-                     VALUES ($1, $2, $3, 'faucet', NULL, $4)",
-                )
-                .bind(txid.clone())
-                .bind(node)
-                .bind(amount.0)
-                .bind(now_ms()),
-            )
+            .write(move |conn| {
+                Box::pin(async move {
+                    mint(conn, amount, "sats").await?;
+                    sqlx::query(
+                        "INSERT INTO chain_txs (txid, node, amount_msat, kind, height, created_at) \
+                         VALUES ($1, $2, $3, 'faucet', NULL, $4)",
+                    )
+                    .bind(&tx)
+                    .bind(&node)
+                    .bind(amount.0)
+                    .bind(now_ms())
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(())
+                })
+            })
             .await?;
         Ok(txid)
     }
@@ -206,6 +218,36 @@ pub(crate) async fn tip(conn: &mut AnyConnection) -> Result<i64> {
         .fetch_one(conn)
         .await?;
     Ok(row.try_get::<Option<i64>, _>("h")?.unwrap_or(0))
+}
+
+/// Counts `amount` of new coins (genesis, faucet, demo funding) in the network's
+/// supply, inside the write that creates them. Refused, changing nothing, when
+/// the network would hold more than 21 million BTC: the condition is in the SQL,
+/// so concurrent mints cannot pass it together, and the column's CHECK refuses
+/// any other write past it.
+pub(crate) async fn mint(
+    conn: &mut AnyConnection,
+    amount: Msat,
+    field: &'static str,
+) -> Result<()> {
+    if !amount.is_within_supply() {
+        return Err(Error::invalid(field, "amount exceeds 21 million BTC"));
+    }
+    let counted = sqlx::query(
+        "UPDATE money_supply SET minted_msat = minted_msat + $1 \
+         WHERE id = 1 AND minted_msat <= $2 - $1",
+    )
+    .bind(amount.0)
+    .bind(MAX_MONEY.0)
+    .execute(&mut *conn)
+    .await?;
+    if counted.rows_affected() != 1 {
+        return Err(Error::invalid(
+            field,
+            "the network already holds nearly 21 million BTC: no more can be minted",
+        ));
+    }
+    Ok(())
 }
 
 /// Records a receipt that is already confirmed and credits it.

@@ -467,9 +467,15 @@ async fn hub_opens_back(
     if existing.is_some() {
         return Ok(None);
     }
-    let capacity = config.hub_channel_capacity.unwrap_or(Msat(
-        row.try_get::<i64, _>("opener_msat")? + row.try_get::<i64, _>("peer_msat")?,
-    ));
+    let mirrored = Msat(row.try_get("opener_msat")?).checked_add(Msat(row.try_get("peer_msat")?));
+    let capacity = match config.hub_channel_capacity.or(mirrored) {
+        Some(capacity) if (MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) => capacity,
+        // A capacity no channel may have must not stop the block.
+        _ => {
+            tracing::warn!("the hub's channel back would have a capacity out of bounds");
+            return Ok(None);
+        }
+    };
     match open_in(conn, hub, node, capacity, config).await {
         Ok(channel) => Ok(Some(Change {
             point: channel.point,

@@ -8,10 +8,18 @@ use bitcoin::hashes::{sha256, Hash};
 use lightning_invoice::{Bolt11Invoice, Currency, InvoiceBuilder, PaymentSecret};
 
 use super::keys::NodeKey;
-use crate::{Error, Msat, Result};
+use crate::{money::MAX_MONEY, Error, Msat, Result};
 
-/// Longest memo an invoice carries (BOLT11 allows 639 bytes of description).
+/// Longest memo the wallet accepts, in characters.
 pub const MAX_MEMO_CHARS: usize = 256;
+/// Longest description BOLT11 holds, in bytes (its field length is 10 bits of
+/// 5-bit groups): a memo of 256 characters outside ASCII can exceed it.
+pub const MAX_MEMO_BYTES: usize = 639;
+/// Longest invoice text read (with its `lightning:` prefix and `@host:port`).
+pub const MAX_INVOICE_TEXT: usize = 4096;
+/// Largest amount BOLT11 can write: it counts pico-bitcoin in a u64, so about
+/// 18.4 million BTC, below [`MAX_MONEY`].
+pub const MAX_INVOICE_AMOUNT: Msat = Msat((u64::MAX / 10) as i64);
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(3600);
 
 /// A freshly signed invoice and the secret that settles it.
@@ -23,11 +31,23 @@ pub struct Issued {
     pub created_at_ms: i64,
 }
 
+/// A memo fit for an invoice: at most [`MAX_MEMO_CHARS`] characters and
+/// [`MAX_MEMO_BYTES`] bytes of UTF-8, no control characters. Every text that
+/// ends up in an invoice passes here before anything is written.
 pub fn check_memo(memo: &str) -> Result<()> {
     if memo.chars().count() > MAX_MEMO_CHARS {
         return Err(Error::invalid(
             "memo",
             format!("memo must be at most {MAX_MEMO_CHARS} characters"),
+        ));
+    }
+    if memo.len() > MAX_MEMO_BYTES {
+        return Err(Error::invalid(
+            "memo",
+            format!(
+                "memo must be at most {MAX_MEMO_BYTES} bytes of UTF-8 (an invoice holds no more; \
+                 characters outside ASCII take 2 to 4 bytes)"
+            ),
         ));
     }
     if memo.chars().any(|c| c.is_control()) {
@@ -57,7 +77,16 @@ pub fn issue(key: &NodeKey, amount: Option<Msat>, memo: &str, expiry: Duration) 
         .min_final_cltv_expiry_delta(18)
         .expiry_time(expiry);
     if let Some(amount) = amount {
-        builder = builder.amount_milli_satoshis(amount.0 as u64);
+        if amount.0 <= 0 || amount > MAX_INVOICE_AMOUNT {
+            return Err(Error::invalid(
+                "amount",
+                format!(
+                    "amount must be positive and at most {} BTC (what an invoice can hold)",
+                    crate::Denomination::Btc.format(MAX_INVOICE_AMOUNT)
+                ),
+            ));
+        }
+        builder = builder.amount_milli_satoshis(amount.0.unsigned_abs());
     }
     let invoice = builder
         .build_signed(|hash| super::keys::secp().sign_ecdsa_recoverable(hash, key.secret()))
@@ -68,7 +97,7 @@ pub fn issue(key: &NodeKey, amount: Option<Msat>, memo: &str, expiry: Duration) 
         payment_hash: payment_hash.to_string(),
         preimage: hex::encode(preimage),
         created_at_ms: created.as_millis() as i64,
-        expires_at_ms: (created + invoice.expiry_time()).as_millis() as i64,
+        expires_at_ms: expires_at_ms(&invoice),
     })
 }
 
@@ -89,11 +118,16 @@ pub struct Decoded {
 pub fn decode(text: &str) -> Result<Decoded> {
     let invalid = |m: &str| Error::invalid("invoiceid", m.to_string());
     let mut text = text.trim();
-    if text.len() > 4096 {
+    if text.len() > MAX_INVOICE_TEXT {
         return Err(invalid("invoice is too long"));
     }
-    if text.len() >= 10 && text[..10].eq_ignore_ascii_case("lightning:") {
-        text = &text[10..];
+    // `get` rather than an index: the 10th byte of outside text may fall inside a
+    // character.
+    const SCHEME: &str = "lightning:";
+    if let Some(scheme) = text.get(..SCHEME.len()) {
+        if scheme.eq_ignore_ascii_case(SCHEME) {
+            text = &text[SCHEME.len()..];
+        }
     }
     let bolt11 = text
         .split('@')
@@ -114,16 +148,29 @@ pub fn decode(text: &str) -> Result<Decoded> {
         .payee_pub_key()
         .copied()
         .unwrap_or_else(|| invoice.recover_payee_pub_key());
-    let amount = invoice.amount_milli_satoshis().map(|a| Msat(a as i64));
-    let expires = invoice.duration_since_epoch() + invoice.expiry_time();
+    let amount = match invoice.amount_milli_satoshis() {
+        None => None,
+        Some(msat) => match i64::try_from(msat).map(Msat) {
+            Ok(amount) if amount <= MAX_MONEY => Some(amount),
+            _ => return Err(invalid("invoice amount exceeds 21 million BTC")),
+        },
+    };
     Ok(Decoded {
         bolt11,
         payee: payee.to_string(),
         payment_hash: invoice.payment_hash().to_string(),
         amount,
         memo: invoice.description().to_string(),
-        expires_at_ms: expires.as_millis().min(i64::MAX as u128) as i64,
+        expires_at_ms: expires_at_ms(&invoice),
     })
+}
+
+/// When `invoice` expires, in Unix milliseconds. A signed invoice may name any
+/// expiry (up to 2^64 seconds): one past the end of time never expires.
+fn expires_at_ms(invoice: &Bolt11Invoice) -> i64 {
+    invoice
+        .expires_at()
+        .map_or(i64::MAX, |at| at.as_millis().min(i64::MAX as u128) as i64)
 }
 
 #[cfg(test)]

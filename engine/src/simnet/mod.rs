@@ -5,7 +5,9 @@
 //! Every money movement is one database transaction whose conditions are in its
 //! SQL (`... WHERE onchain_msat >= $1`), so concurrent requests cannot overdraw,
 //! and the whole network's funds are conserved: minted = on-chain + unconfirmed
-//! receipts + the capacity of channels not yet closed.
+//! receipts + the capacity of channels not yet closed. What is minted is counted
+//! (`money_supply`) and never exceeds 21 million BTC, so no balance can overflow;
+//! the database refuses any balance or amount out of those bounds.
 
 mod chain;
 mod channels;
@@ -22,6 +24,7 @@ use sqlx::{AnyConnection, Row};
 pub use crate::events::EventKind;
 use crate::events::{Bus, Topic};
 use crate::{now_ms, Database, Error, Msat, Result};
+pub use chain::FAUCET_MAX;
 pub use channels::{
     Channel, ChannelPage, ChannelState, ClosedCursor, MAX_PENDING_PER_PEER, MIN_CAPACITY,
     RECENT_CLOSED,
@@ -161,6 +164,7 @@ impl Simnet {
                         .bind(now_ms())
                         .execute(&mut *conn)
                         .await?;
+                        chain::mint(conn, genesis, "hub_genesis").await?;
                         chain::credit_confirmed(conn, &key.pubkey_hex(), genesis, "genesis", 0)
                             .await?;
                     }
@@ -292,6 +296,7 @@ impl Simnet {
             .write(move |conn| {
                 Box::pin(async move {
                     let height = chain::tip(conn).await?;
+                    chain::mint(conn, funds, "demo_funds").await?;
                     chain::credit_confirmed(conn, &pubkey, funds, "faucet", height).await?;
                     Ok(())
                 })
@@ -310,6 +315,7 @@ impl Simnet {
             Ok::<i64, Error>(row.try_get::<Option<i64>, _>(0)?.unwrap_or(0))
         };
         Ok(Audit {
+            supply: Msat(sum("SELECT minted_msat FROM money_supply WHERE id = 1").await?),
             minted: Msat(sum("SELECT CAST(SUM(amount_msat) AS BIGINT) FROM chain_txs WHERE kind IN ('genesis', 'faucet')").await?),
             onchain: Msat(sum("SELECT CAST(SUM(onchain_msat) AS BIGINT) FROM nodes").await?),
             unconfirmed: Msat(sum("SELECT CAST(SUM(amount_msat) AS BIGINT) FROM chain_txs WHERE height IS NULL AND amount_msat > 0").await?),
@@ -320,6 +326,8 @@ impl Simnet {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Audit {
+    /// The running count of coins created (`money_supply`).
+    pub supply: Msat,
     pub minted: Msat,
     pub onchain: Msat,
     pub unconfirmed: Msat,
@@ -327,8 +335,10 @@ pub struct Audit {
 }
 
 impl Audit {
+    /// Every coin created is counted once, and is somewhere.
     pub fn balanced(&self) -> bool {
-        self.minted.0 == self.onchain.0 + self.unconfirmed.0 + self.in_channels.0
+        let held = Msat::checked_sum([self.onchain, self.unconfirmed, self.in_channels]);
+        self.supply == self.minted && held == Some(self.minted)
     }
 }
 

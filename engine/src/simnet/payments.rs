@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, Row};
 use super::invoice::{self, Decoded};
 use super::router::{self, Edge, FeePolicy};
 use super::{EventKind, Simnet};
-use crate::{now_ms, Error, Msat, Result};
+use crate::{now_ms, Error, Msat, Result, MAX_MONEY};
 
 /// A payment to make.
 #[derive(Debug, Clone)]
@@ -35,9 +35,12 @@ pub struct Payment {
     pub memo: String,
 }
 
-/// The default fee limit: 10 sat plus 1 % of the amount.
+/// The default fee limit: 10 sat plus 1 % of the amount (for an amount past
+/// every bitcoin there is, no limit short of that).
 pub fn default_fee_limit(amount: Msat) -> Msat {
-    Msat(10_000 + amount.0 / 100)
+    Msat(10_000)
+        .checked_add(Msat(amount.0 / 100))
+        .unwrap_or(MAX_MONEY)
 }
 
 impl Simnet {
@@ -111,6 +114,9 @@ impl Simnet {
         };
         if amount.0 <= 0 {
             return Err(Error::invalid("amount", "amount must be positive"));
+        }
+        if amount > MAX_MONEY {
+            return Err(Error::invalid("amount", "amount exceeds 21 million BTC"));
         }
         if invoice.expires_at_ms <= now_ms() {
             return Err(Error::InvoiceExpired);
@@ -277,19 +283,17 @@ async fn open_edges(conn: &mut AnyConnection) -> Result<Vec<Edge>> {
 /// Why no route was found: the payer's own channels cannot carry the amount
 /// (insufficient funds), or the network offers no path.
 fn no_route_reason(edges: &[Edge], payer: &str, amount: Msat) -> Error {
-    let spendable: i64 = edges
-        .iter()
-        .map(|e| {
-            if e.opener == payer {
-                e.opener_balance.0
-            } else if e.peer == payer {
-                e.peer_balance.0
-            } else {
-                0
-            }
-        })
-        .sum();
-    if spendable < amount.0 {
+    let spendable = Msat::checked_sum(edges.iter().map(|e| {
+        if e.opener == payer {
+            e.opener_balance
+        } else if e.peer == payer {
+            e.peer_balance
+        } else {
+            Msat::ZERO
+        }
+    }));
+    // A sum too large to count is certainly enough.
+    if spendable.is_some_and(|spendable| spendable < amount) {
         Error::InsufficientFunds
     } else {
         Error::NoRoute

@@ -7,7 +7,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::Msat;
+use crate::{Msat, MAX_MONEY};
 
 /// Longest path a payment may take.
 pub const MAX_HOPS: usize = 20;
@@ -87,8 +87,14 @@ impl Graph {
                 } else {
                     (&mut edge.peer_balance, &mut edge.opener_balance)
                 };
-                from.0 -= hop.amount.0;
-                to.0 += hop.amount.0;
+                match (from.checked_sub(hop.amount), to.checked_add(hop.amount)) {
+                    (Some(left), Some(right)) => (*from, *to) = (left, right),
+                    // Cannot happen with the database's bounds; forget the hint.
+                    _ => {
+                        *graph = None;
+                        return;
+                    }
+                }
             }
         }
     }
@@ -117,8 +123,11 @@ pub struct FeePolicy {
 }
 
 impl FeePolicy {
-    fn fee(&self, forwarded: Msat) -> Msat {
-        Msat(self.base.0 + (forwarded.0 as i128 * self.ppm as i128 / 1_000_000) as i64)
+    /// The fee for forwarding `forwarded`, unless it overflows.
+    fn fee(&self, forwarded: Msat) -> Option<Msat> {
+        let proportional = i128::from(forwarded.0) * i128::from(self.ppm) / 1_000_000;
+        self.base
+            .checked_add(Msat(i64::try_from(proportional).ok()?))
     }
 }
 
@@ -169,7 +178,11 @@ pub fn find(
             let from_needs = if from == payer {
                 need
             } else {
-                Msat(need.0 + fees.fee(need).0)
+                // A sum past every bitcoin there is cannot be forwarded.
+                match fees.fee(need).and_then(|fee| need.checked_add(fee)) {
+                    Some(needs) if needs <= MAX_MONEY => needs,
+                    _ => continue,
+                }
             };
             if best.get(from).is_none_or(|(n, _, _)| from_needs < *n) {
                 best.insert(from, (from_needs, hops + 1, Some((edge, node))));
@@ -193,7 +206,7 @@ pub fn find(
     }
     Some(Route {
         hops,
-        fee: Msat(total.0 - amount.0),
+        fee: total.checked_sub(amount)?,
     })
 }
 
@@ -269,5 +282,34 @@ mod tests {
         let route = find(&edges, "alice", "bob", Msat(1_000_000), FEES).unwrap();
         assert_eq!(route.hops.len(), 2);
         assert_eq!(route.hops[0].point, "short1");
+    }
+
+    #[test]
+    fn amounts_past_every_bitcoin_find_no_route_instead_of_overflowing() {
+        let edges = [
+            edge("a", "alice", "hub", i64::MAX, 0),
+            edge("b", "hub", "bob", i64::MAX, 0),
+        ];
+        assert!(find(&edges, "alice", "bob", MAX_MONEY, FEES).is_none());
+        assert!(find(&edges, "alice", "bob", Msat(i64::MAX), FEES).is_none());
+        let absurd = FeePolicy {
+            base: Msat(i64::MAX),
+            ppm: i64::MAX,
+        };
+        assert!(find(&edges, "alice", "bob", Msat(1000), absurd).is_none());
+        assert!(find(&edges, "alice", "bob", Msat(1000), FEES).is_some());
+    }
+
+    #[test]
+    fn the_graph_forgets_a_hint_that_would_overflow() {
+        let graph = Graph::default();
+        graph.store(vec![edge("a", "alice", "bob", 10, i64::MAX)]);
+        graph.apply(&[Hop {
+            point: "a".into(),
+            from: "alice".into(),
+            to: "bob".into(),
+            amount: Msat(5),
+        }]);
+        assert!(graph.snapshot().is_none());
     }
 }
