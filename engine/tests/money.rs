@@ -242,6 +242,6 @@ async fn demo_funding_stops_at_the_cap_too(engine: Engine) {
     // The account is created; its funding is refused and nothing is minted.
     let erin = node_of(&demo, "erin").await;
     assert_eq!(demo.simnet.node(&erin).await.unwrap().onchain, Msat(0));
-    assert!(demo.simnet.channels(&erin).await.unwrap().is_empty());
+    assert!(demo.simnet.live_channels(&erin).await.unwrap().is_empty());
     assert_eq!(supply(&demo).await, before);
 }
