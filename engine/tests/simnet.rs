@@ -41,7 +41,12 @@ fn test_settings() -> Settings {
 
 /// Signs `name` up and returns its node's pubkey.
 async fn node_of(engine: &Engine, name: &str) -> String {
-    let user = engine.register(name, PASSWORD, None).await.unwrap();
+    // Each from its own address, so the sign-up limit per client stays out of it.
+    let client = format!("client-of-{name}");
+    let user = engine
+        .register(name, PASSWORD, None, &client)
+        .await
+        .unwrap();
     engine.simnet.node_of_user(&user.id.0).await.unwrap().pubkey
 }
 
