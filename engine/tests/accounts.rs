@@ -22,6 +22,7 @@ testdb::on_both_databases!(
     failures_expire_with_the_window,
     two_engines_on_one_database_share_the_login_throttle,
     parallel_guesses_through_two_engines_reach_the_password_check_only_up_to_the_limit,
+    parallel_attempts_through_four_engines_never_pass_the_limit,
     a_sign_up_flood_is_refused_before_any_hashing,
     a_taken_name_is_refused_without_hashing_or_counting,
     with_every_hashing_permit_held_a_login_waits_the_bound_and_is_busy,
@@ -192,17 +193,20 @@ async fn a_wrong_password_is_refused(url: String) {
 async fn concurrent_sign_ups_of_one_name_let_exactly_one_win(url: String) {
     let url = url.as_str();
     let engine = engine(url).await;
-    let attempts = (0..8).map(|i| {
-        let engine = engine.clone();
-        let name = if i % 2 == 0 { "dave" } else { "DAVE" };
-        let client = format!("10.0.0.{i}");
-        tokio::spawn(async move {
-            engine
-                .accounts
-                .register(name, PASSWORD, None, &client)
-                .await
+    let attempts = (0..8)
+        .map(|i| {
+            let engine = engine.clone();
+            let name = if i % 2 == 0 { "dave" } else { "DAVE" };
+            let client = format!("10.0.0.{i}");
+            tokio::spawn(async move {
+                engine
+                    .accounts
+                    .register(name, PASSWORD, None, &client)
+                    .await
+            })
         })
-    });
+        // Spawned all at once, before any is awaited: they race.
+        .collect::<Vec<_>>();
     let mut won = 0;
     for attempt in attempts {
         match attempt.await.unwrap() {
@@ -310,15 +314,18 @@ async fn parallel_guesses_are_all_counted_by_the_throttle(url: String) {
         .register("mallory", PASSWORD, None, "6.6.6.5")
         .await
         .unwrap();
-    let guesses = (0..20).map(|i| {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            engine
-                .accounts
-                .login("mallory", &format!("Guess-{i}-aA"), "6.6.6.6")
-                .await
+    let guesses = (0..20)
+        .map(|i| {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                engine
+                    .accounts
+                    .login("mallory", &format!("Guess-{i}-aA"), "6.6.6.6")
+                    .await
+            })
         })
-    });
+        // Spawned all at once, before any is awaited: they race.
+        .collect::<Vec<_>>();
     let mut checked = 0;
     for guess in guesses {
         match guess.await.unwrap() {
@@ -476,19 +483,22 @@ async fn parallel_guesses_through_two_engines_reach_the_password_check_only_up_t
         .await
         .unwrap();
     let hashed = first.accounts.hashes_run() + second.accounts.hashes_run();
-    let guesses = (0..20).map(|i| {
-        let engine = if i % 2 == 0 {
-            first.clone()
-        } else {
-            second.clone()
-        };
-        tokio::spawn(async move {
-            engine
-                .accounts
-                .login("peggy", &format!("Guess-{i}-aA"), &format!("6.6.6.{i}"))
-                .await
+    let guesses = (0..20)
+        .map(|i| {
+            let engine = if i % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            tokio::spawn(async move {
+                engine
+                    .accounts
+                    .login("peggy", &format!("Guess-{i}-aA"), &format!("6.6.6.{i}"))
+                    .await
+            })
         })
-    });
+        // Spawned all at once, before any is awaited: they race.
+        .collect::<Vec<_>>();
     let (mut checked, mut throttled) = (0, 0);
     for guess in guesses {
         match guess.await.unwrap() {
@@ -505,6 +515,39 @@ async fn parallel_guesses_through_two_engines_reach_the_password_check_only_up_t
     );
 }
 
+async fn parallel_attempts_through_four_engines_never_pass_the_limit(url: String) {
+    let mut engines = Vec::new();
+    for _ in 0..4 {
+        engines.push(engine_with_logins(&url, 10, 10_000).await);
+    }
+    let attempts = (0..200)
+        .map(|i| {
+            let engine = engines[i % 4].clone();
+            tokio::spawn(async move {
+                let client = format!("4.4.{}.{}", i / 100, i % 100);
+                let keys = [
+                    (Scope::LoginUsername, "quentin"),
+                    (Scope::LoginClient, client.as_str()),
+                ];
+                engine.throttle.begin(&keys).await
+            })
+        })
+        // Spawned all at once, before any is awaited: they race.
+        .collect::<Vec<_>>();
+    let mut passed = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(()) => passed += 1,
+            Err(Error::Throttled { .. }) => {}
+            Err(other) => panic!("unexpected: {other:?}"),
+        }
+    }
+    assert_eq!(
+        passed, 10,
+        "exactly the limit passes, whichever process counts"
+    );
+}
+
 async fn a_sign_up_flood_is_refused_before_any_hashing(url: String) {
     let settings = Settings {
         sign_up: ClientLimits {
@@ -515,14 +558,17 @@ async fn a_sign_up_flood_is_refused_before_any_hashing(url: String) {
     };
     let engine = Engine::open(&url, settings).await.unwrap();
     let hashed = engine.accounts.hashes_run();
-    let flood = (0..12).map(|i| {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            engine
-                .register(&format!("flood{i}"), PASSWORD, None, "5.5.5.5")
-                .await
+    let flood = (0..12)
+        .map(|i| {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                engine
+                    .register(&format!("flood{i}"), PASSWORD, None, "5.5.5.5")
+                    .await
+            })
         })
-    });
+        // Spawned all at once, before any is awaited: they race.
+        .collect::<Vec<_>>();
     let (mut created, mut refused) = (0, 0);
     for sign_up in flood {
         match sign_up.await.unwrap() {
