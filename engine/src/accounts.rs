@@ -1,18 +1,21 @@
-//! Accounts: who may sign in and with what. Owns the username and password rules,
-//! argon2id hashing (bounded so a login storm cannot starve the server) and the
-//! login throttle. It never logs or returns a password or a hash.
+//! Accounts: who may sign in and with what. Owns the username and password rules
+//! and argon2id hashing (bounded so a login or sign-up storm cannot starve the
+//! server, and asked only after the throttle). It never logs or returns a
+//! password or a hash.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde::Serialize;
 use sqlx::Row;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::on_unique_violation;
 use crate::events::{Bus, EventKind, Topic};
-use crate::throttle::LoginThrottle;
+use crate::throttle::{Key, Scope, Throttle, EVERYONE};
 use crate::{now_ms, Database, Error, Result};
 
 /// A user's id: a random UUID, stable for the account's life.
@@ -110,17 +113,25 @@ const CURRENT_USER_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 #[derive(Clone)]
 pub struct Accounts {
     db: Database,
-    throttle: LoginThrottle,
+    throttle: Throttle,
     /// Accounts by id, so that authenticating a request rarely reads the database.
     /// Invalidated by the bus when the account changes, in every process.
     current: moka::sync::Cache<String, User>,
     /// One permit per core: argon2 work waits here instead of piling up threads.
     hashing: Arc<Semaphore>,
+    permits: u32,
+    /// Longest a request waits for a permit before it is answered `Busy`.
+    hashing_wait: Duration,
+    /// Argon2 jobs run so far (hashes and verifications).
+    hashes_run: Arc<AtomicU64>,
     bus: Bus,
 }
 
+/// Every hashing permit, held: see [`Accounts::hold_hashing`].
+pub struct HashingHold(#[allow(dead_code)] OwnedSemaphorePermit);
+
 impl Accounts {
-    pub fn new(db: Database, throttle: LoginThrottle, bus: Bus) -> Self {
+    pub fn new(db: Database, throttle: Throttle, hashing_wait: Duration, bus: Bus) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let current: moka::sync::Cache<String, User> = moka::sync::Cache::builder()
             .max_capacity(100_000)
@@ -137,22 +148,48 @@ impl Accounts {
             throttle,
             current,
             hashing: Arc::new(Semaphore::new(cores)),
+            permits: u32::try_from(cores).unwrap_or(u32::MAX),
+            hashing_wait,
+            hashes_run: Arc::new(AtomicU64::new(0)),
             bus,
         }
     }
 
-    pub fn throttle(&self) -> &LoginThrottle {
+    pub fn throttle(&self) -> &Throttle {
         &self.throttle
     }
 
-    /// Creates an account and its Lightning node. The database's unique index
-    /// decides a race between two sign-ups of the same name: exactly one wins, the
-    /// other gets `UsernameTaken`. (Call `Engine::register`, which adds demo funding.)
+    /// How many argon2 jobs (hashes and verifications) this process has run:
+    /// shows that a refusal cost none.
+    pub fn hashes_run(&self) -> u64 {
+        self.hashes_run.load(Ordering::Relaxed)
+    }
+
+    /// Takes every hashing permit until the returned hold is dropped, waiting for
+    /// jobs in progress: what a storm of hashing looks like to other requests.
+    pub async fn hold_hashing(&self) -> HashingHold {
+        let permits = self
+            .hashing
+            .clone()
+            .acquire_many_owned(self.permits)
+            .await
+            .expect("the hashing semaphore is never closed");
+        HashingHold(permits)
+    }
+
+    /// Creates an account and its Lightning node, signed up from the client
+    /// address `client`. In this order, so that only a sign-up that can succeed
+    /// costs argon2 work: the name and password rules, a refusal of a taken name,
+    /// the sign-up limits (per client and overall; over them, `Throttled`), then
+    /// the hash. The database's unique index still decides a race between two
+    /// sign-ups of the same name: exactly one wins, the other gets
+    /// `UsernameTaken`. (Call `Engine::register`, which adds demo funding.)
     pub async fn register(
         &self,
         username: &str,
         password: &str,
         email: Option<&str>,
+        client: &str,
     ) -> Result<User> {
         let username = Username::parse(username)?;
         check_password_rule(password)?;
@@ -166,7 +203,15 @@ impl Accounts {
             }
             other => other.map(str::to_string),
         };
-        let hash = self.hash(password).await?;
+        if self.username_taken(&username.key()).await? {
+            return Err(Error::UsernameTaken);
+        }
+        let keys = [
+            (Scope::SignUpClient, client),
+            (Scope::SignUpOverall, EVERYONE),
+        ];
+        self.throttle.begin(&keys).await?;
+        let hash = self.counted_work(&keys, self.hash(password)).await?;
         let user = User {
             id: UserId(uuid::Uuid::new_v4().to_string()),
             username: username.as_str().to_string(),
@@ -208,21 +253,28 @@ impl Accounts {
     /// hashing time as a known one, so timing does not reveal who exists.
     pub async fn login(&self, username: &str, password: &str, client: &str) -> Result<User> {
         let key = username.trim().to_ascii_lowercase();
-        self.throttle.begin(&key, client)?;
-        if password.len() > 256 || key.len() > 64 || key.chars().any(char::is_control) {
+        if key.len() > 64 || key.chars().any(char::is_control) {
+            // No such account can exist: counted against the client alone, so
+            // junk names never reach the throttle's table.
+            self.throttle.begin(&[(Scope::LoginClient, client)]).await?;
+            return Err(Error::InvalidCredentials);
+        }
+        let keys = [
+            (Scope::LoginUsername, key.as_str()),
+            (Scope::LoginClient, client),
+        ];
+        self.throttle.begin(&keys).await?;
+        if password.len() > 256 {
             return Err(Error::InvalidCredentials);
         }
         let found = self.find_with_hash(&key).await?;
-        let verified = match &found {
-            Some((_, hash)) => self.verify(password, hash).await?,
-            None => {
-                self.verify(password, dummy_hash()).await?;
-                false
-            }
-        };
+        let hash = found.as_ref().map_or(dummy_hash(), |(_, hash)| hash);
+        let verified = self
+            .counted_work(&keys, self.verify(password, hash))
+            .await?;
         match found {
             Some((user, _)) if verified => {
-                self.throttle.succeeded(&key, client);
+                self.throttle.succeeded(&keys).await;
                 Ok(user)
             }
             _ => Err(Error::InvalidCredentials),
@@ -258,18 +310,24 @@ impl Accounts {
     }
 
     /// Checks the password of a signed-in user again, as payments made with the
-    /// session cookie require. Counts as a login attempt for the throttle.
+    /// session cookie require. Throttled like a login, per account (apart from
+    /// logins under its name) and per client address.
     pub async fn recheck(&self, user: &User, password: &str, client: &str) -> Result<()> {
-        // Counted apart from anonymous logins, so nobody can lock a signed-in
-        // user out of paying by failing logins under their name.
-        let key = format!("recheck:{}", user.id.0);
-        self.throttle.begin(&key, client)?;
+        let keys = [
+            (Scope::RecheckAccount, user.id.0.as_str()),
+            (Scope::LoginClient, client),
+        ];
+        self.throttle.begin(&keys).await?;
         let (_, hash) = self
             .find_with_hash(&user.username.to_ascii_lowercase())
             .await?
             .ok_or(Error::Unauthenticated)?;
-        if password.len() <= 256 && self.verify(password, &hash).await? {
-            self.throttle.succeeded(&key, client);
+        if password.len() <= 256
+            && self
+                .counted_work(&keys, self.verify(password, &hash))
+                .await?
+        {
+            self.throttle.succeeded(&keys).await;
             Ok(())
         } else {
             Err(Error::invalid("password", "password is not correct"))
@@ -346,6 +404,14 @@ impl Accounts {
         self.get(&user.id.0).await?.ok_or(Error::Unauthenticated)
     }
 
+    async fn username_taken(&self, key: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 AS taken FROM users WHERE username_key = $1")
+            .bind(key)
+            .fetch_optional(self.db.pool())
+            .await?;
+        Ok(row.is_some())
+    }
+
     async fn find_with_hash(&self, key: &str) -> Result<Option<(User, PasswordHash)>> {
         let row = sqlx::query(
             "SELECT id, username, email, display_name, is_admin, auth_version, created_at, \
@@ -388,19 +454,38 @@ impl Accounts {
         .await
     }
 
-    /// Runs argon2 on the blocking pool, at most one job per core at a time.
+    /// Runs `work`, counted under `keys` by the throttle: when the server turns
+    /// out too busy to hash, the attempt never reached the password and is taken
+    /// back, so retrying a busy server costs a user none of their attempts.
+    async fn counted_work<T>(
+        &self,
+        keys: &[Key<'_>],
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let outcome = work.await;
+        if let Err(Error::Busy { .. }) = &outcome {
+            self.throttle.take_back(keys).await;
+        }
+        outcome
+    }
+
+    /// Runs argon2 on the blocking pool, at most one job per core at a time. A
+    /// request waits at most `hashing_wait` for its turn, then is answered `Busy`:
+    /// a storm of hashing slows others down by that much at most, never without
+    /// bound.
     async fn hashing_work<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
         // The permit travels with the job: a caller that goes away does not free
         // it while the hashing still runs.
-        let permit = self
-            .hashing
-            .clone()
-            .acquire_owned()
+        let permit = tokio::time::timeout(self.hashing_wait, self.hashing.clone().acquire_owned())
             .await
+            .map_err(|_| Error::Busy {
+                retry_after: self.hashing_wait.max(Duration::from_secs(1)),
+            })?
             .map_err(|_| Error::Internal("hashing pool closed".into()))?;
+        self.hashes_run.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             job()

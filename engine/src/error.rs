@@ -25,8 +25,12 @@ pub enum Error {
     /// A limit on how much one account may hold open at once (event streams).
     #[error("{0}")]
     TooMany(String),
-    #[error("too many failed attempts, retry in {} s", retry_after.as_secs().max(1))]
+    #[error("too many attempts, retry in {} s", retry_after.as_secs().max(1))]
     Throttled { retry_after: Duration },
+    /// Every password-hashing permit stayed taken for as long as a request may
+    /// wait for one; nothing was done.
+    #[error("the server is busy, retry in {} s", retry_after.as_secs().max(1))]
+    Busy { retry_after: Duration },
     // Refusals of a wallet operation: the request was well formed, the network or
     // the ledger says no. Nothing was changed.
     #[error("insufficient funds")]
@@ -71,6 +75,15 @@ impl Error {
             Error::Invalid { field, .. } => Some(field),
             Error::UsernameTaken => Some("username"),
             Error::InvalidCredentials => Some("password"),
+            _ => None,
+        }
+    }
+
+    /// How long the client should wait before trying again, for the errors that
+    /// say so (answered with a `Retry-After` header).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Throttled { retry_after } | Error::Busy { retry_after } => Some(*retry_after),
             _ => None,
         }
     }

@@ -20,15 +20,37 @@ pub use caller::{Access, Caller, Credential};
 pub use error::{Error, Result};
 pub use money::{Denomination, Msat, MAX_MONEY};
 pub use storage::{Backend, Database};
-pub use throttle::LoginThrottle;
+pub use throttle::Throttle;
 pub use tokens::{Claims, Tokens};
 
 /// How the engine behaves; every field has a sensible default.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
+    /// Failed logins and password re-checks.
     pub throttle: throttle::Limits,
+    /// Sign-ups, per client address and overall.
+    pub sign_up: throttle::ClientLimits,
+    /// Demo funding of new accounts (with `simnet.demo`), per client address and
+    /// overall; beyond it an account is created unfunded.
+    pub demo_funding: throttle::ClientLimits,
+    /// Longest a request waits for a password-hashing permit before it is
+    /// answered `Busy`.
+    pub hashing_wait: std::time::Duration,
     pub simnet: simnet::SimnetConfig,
     pub storage: storage::Timeouts,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            throttle: throttle::Limits::default(),
+            sign_up: throttle::ClientLimits::SIGN_UP,
+            demo_funding: throttle::ClientLimits::DEMO_FUNDING,
+            hashing_wait: std::time::Duration::from_secs(2),
+            simnet: simnet::SimnetConfig::default(),
+            storage: storage::Timeouts::default(),
+        }
+    }
 }
 
 /// The engine's services, cheap to clone, shared by every request handler.
@@ -38,6 +60,7 @@ pub struct Engine {
     /// Every event of the engine, per topic, across processes on PostgreSQL.
     pub bus: events::Bus,
     pub accounts: Accounts,
+    pub throttle: Throttle,
     pub tokens: Tokens,
     /// First outcomes of retried payments (`Idempotency-Key`).
     pub idempotency: idempotency::Idempotency,
@@ -51,9 +74,11 @@ impl Engine {
         let db = Database::open(url, settings.storage).await?;
         let bus = events::Bus::start(&db).await?;
         let tokens = Tokens::load(&db).await?;
+        let throttle = Throttle::new(db.clone(), &settings);
         let accounts = Accounts::new(
             db.clone(),
-            LoginThrottle::new(settings.throttle),
+            throttle.clone(),
+            settings.hashing_wait,
             bus.clone(),
         );
         let simnet = simnet::Simnet::start(db.clone(), settings.simnet, bus.clone()).await?;
@@ -63,27 +88,61 @@ impl Engine {
             db,
             bus,
             accounts,
+            throttle,
             tokens,
             simnet,
             wallet,
         })
     }
 
-    /// Signs a new account up: the account and its node in one transaction; in
-    /// demo mode its wallet is then funded and its hub channel opened.
+    /// Signs a new account up from the client address `client` (see
+    /// [`Accounts::register`] for the rules and limits): the account and its node
+    /// in one transaction; in demo mode its wallet is then funded and its hub
+    /// channel opened, within the demo funding limits.
     pub async fn register(
         &self,
         username: &str,
         password: &str,
         email: Option<&str>,
+        client: &str,
     ) -> Result<User> {
-        let user = self.accounts.register(username, password, email).await?;
+        let user = self
+            .accounts
+            .register(username, password, email, client)
+            .await?;
         if self.simnet.config().demo {
-            if let Err(err) = self.simnet.demo_setup(&user.id.0).await {
-                tracing::warn!(error = %err, "demo funding of a new account failed");
-            }
+            self.fund_demo_account(&user, client).await;
         }
         Ok(user)
+    }
+
+    /// Funds a new account in demo mode, unless the demo funding limits are used
+    /// up: then the account stays unfunded (said in the log) rather than refused,
+    /// so a flood of sign-ups cannot drain the hub and a person still gets an
+    /// account.
+    async fn fund_demo_account(&self, user: &User, client: &str) {
+        use throttle::{Scope, EVERYONE};
+        let keys = [
+            (Scope::DemoFundingClient, client),
+            (Scope::DemoFundingOverall, EVERYONE),
+        ];
+        match self.throttle.begin(&keys).await {
+            Ok(()) => {
+                if let Err(err) = self.simnet.demo_setup(&user.id.0).await {
+                    tracing::warn!(error = %err, "demo funding of a new account failed");
+                }
+            }
+            Err(Error::Throttled { retry_after }) => tracing::warn!(
+                username = %user.username,
+                client,
+                retry_after_s = retry_after.as_secs(),
+                "demo funding limit reached: the new account is not funded"
+            ),
+            Err(err) => tracing::warn!(
+                error = %err,
+                "demo funding limits could not be checked: the new account is not funded"
+            ),
+        }
     }
 }
 

@@ -68,7 +68,7 @@ async fn events_and_invalidations_cross_processes_on_postgres() {
 
     // B has the account cached; a password change through A voids the old
     // credentials in B at once, not after B's cache expires.
-    let user = a.register("alice", PASSWORD, None).await.unwrap();
+    let user = a.register("alice", PASSWORD, None, "test").await.unwrap();
     let mut account_on_b = b.bus.subscribe(&[Topic::Account(user.id.0.clone())]);
     b.accounts
         .authenticate(&user.id.0, user.auth_version)

@@ -26,7 +26,7 @@ async fn open_engine(url: &str) -> Engine {
 }
 
 async fn sign_up(engine: &Engine, name: &str) -> (User, String) {
-    let user = engine.register(name, PASSWORD, None).await.unwrap();
+    let user = engine.register(name, PASSWORD, None, name).await.unwrap();
     let node = engine.simnet.node_of_user(&user.id.0).await.unwrap().pubkey;
     (user, node)
 }

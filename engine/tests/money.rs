@@ -24,7 +24,7 @@ async fn open_engine(url: &str) -> Engine {
 }
 
 async fn node_of(engine: &Engine, name: &str) -> String {
-    let user = engine.register(name, PASSWORD, None).await.unwrap();
+    let user = engine.register(name, PASSWORD, None, name).await.unwrap();
     engine.simnet.node_of_user(&user.id.0).await.unwrap().pubkey
 }
 

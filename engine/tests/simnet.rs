@@ -47,7 +47,12 @@ fn test_settings() -> Settings {
 
 /// Signs `name` up and returns its node's pubkey.
 async fn node_of(engine: &Engine, name: &str) -> String {
-    let user = engine.register(name, PASSWORD, None).await.unwrap();
+    // Each from its own address, so the sign-up limit per client stays out of it.
+    let client = format!("client-of-{name}");
+    let user = engine
+        .register(name, PASSWORD, None, &client)
+        .await
+        .unwrap();
     engine.simnet.node_of_user(&user.id.0).await.unwrap().pubkey
 }
 
@@ -693,7 +698,10 @@ async fn openings_raced_from_two_servers_stop_at_the_pending_limit(first: Engine
 
 async fn closed_channels_are_paged_most_recently_closed_first(engine: Engine) {
     let simnet = &engine.simnet;
-    let user = engine.register("alice", PASSWORD, None).await.unwrap();
+    let user = engine
+        .register("alice", PASSWORD, None, "alice")
+        .await
+        .unwrap();
     let alice = simnet.node_of_user(&user.id.0).await.unwrap().pubkey;
     let hub = simnet.hub().await.unwrap().pubkey;
     fund(&engine, &alice, 2_000_000).await;

@@ -78,10 +78,16 @@ impl From<User> for UserResponse {
 /// `POST /api/v1/auth/register`: 201 with a bearer token.
 async fn register(
     State(engine): State<Engine>,
+    extensions: axum::http::Extensions,
     Body(req): Body<RegisterRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), DetailError> {
     let user = engine
-        .register(&req.username, &req.password, req.email.as_deref())
+        .register(
+            &req.username,
+            &req.password,
+            req.email.as_deref(),
+            &client_address_of(&extensions),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(bearer(&engine, &user)?)))
 }
@@ -180,10 +186,7 @@ pub struct DetailError {
 impl From<engine::Error> for DetailError {
     fn from(err: engine::Error) -> Self {
         let status = http_status(&err);
-        let retry_after = match &err {
-            engine::Error::Throttled { retry_after } => Some(retry_after.as_secs().max(1)),
-            _ => None,
-        };
+        let retry_after = err.retry_after().map(|wait| wait.as_secs().max(1));
         let detail = if err.is_internal() {
             tracing::error!(error = ?err, "request failed");
             "internal error".to_string()

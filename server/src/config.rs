@@ -87,6 +87,14 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub db_write_timeout_ms: u64,
 
+    /// Sign-ups one client address may make in an hour.
+    #[arg(long, env = "AMPERE_SIGN_UPS_PER_ADDRESS", default_value_t = 5)]
+    pub sign_ups_per_address: u32,
+
+    /// Sign-ups from all addresses together in a minute.
+    #[arg(long, env = "AMPERE_SIGN_UPS_PER_MINUTE", default_value_t = 60)]
+    pub sign_ups_per_minute: u32,
+
     /// Log filter, e.g. `info` or `server=debug,tower_http=debug`.
     #[arg(long, env = "AMPERE_LOG", default_value = "info")]
     pub log: String,
@@ -130,9 +138,20 @@ impl Config {
             queue: Duration::from_millis(self.db_write_timeout_ms),
             ..Default::default()
         };
+        let sign_up = engine::throttle::ClientLimits {
+            per_client: engine::throttle::Rule::new(
+                self.sign_ups_per_address,
+                std::time::Duration::from_secs(60 * 60),
+            ),
+            overall: engine::throttle::Rule::new(
+                self.sign_ups_per_minute,
+                std::time::Duration::from_secs(60),
+            ),
+        };
         engine::Settings {
             simnet,
             storage,
+            sign_up,
             ..Default::default()
         }
     }

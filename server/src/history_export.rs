@@ -295,7 +295,7 @@ mod tests {
             .await
             .unwrap();
         let user = engine
-            .register("alice", "Correct-horse-7", None)
+            .register("alice", "Correct-horse-7", None, "test")
             .await
             .unwrap();
         let address = engine.wallet.node(&user).await.unwrap().address;

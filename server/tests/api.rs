@@ -25,6 +25,8 @@ testdb::on_both_databases!(
     cross_origin_writes_are_refused,
     health_and_pages_answer,
     a_password_change_revokes_every_session_and_token,
+    a_sign_up_flood_gets_429_with_retry_after,
+    a_busy_server_answers_503_with_retry_after,
 );
 
 async fn open_server(url: &str) -> Server {
@@ -506,6 +508,7 @@ const API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/rest/v1/addcontact"),
     ("POST", "/rest/v1/removecontact"),
     ("GET", "/rest/v1/history"),
+    ("GET", "/rest/v1/channels"),
     ("GET", "/rest/v1/history.csv"),
     ("POST", "/rest/v1/settings"),
     ("GET", "/rest/v1/getqrimage"),
@@ -635,4 +638,77 @@ mod health_through_the_writer {
         let stopped = server.get("/healthz", Auth::None).await;
         assert_eq!(stopped.status, StatusCode::SERVICE_UNAVAILABLE);
     }
+}
+
+/// The `Retry-After` header of a reply, in seconds.
+fn retry_after_secs(reply: &common::Reply) -> u64 {
+    reply.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+async fn a_sign_up_flood_gets_429_with_retry_after(server: Server) {
+    // The default limit: five sign-ups per address an hour.
+    for i in 0..5 {
+        server.register(&format!("flood{i}")).await;
+    }
+    let reply = server
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"username": "flood5", "password": PASSWORD}).to_string(),
+            None,
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        reply.text
+    );
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("too many attempts"),
+        "{}",
+        reply.text
+    );
+    assert!((3000..=3600).contains(&retry_after_secs(&reply)));
+    assert_eq!(server.user_count().await, 5);
+}
+
+async fn a_busy_server_answers_503_with_retry_after(server: Server) {
+    server.register("olga").await;
+    let hold = server.services.engine.accounts.hold_hashing().await;
+    let body = json!({"username": "olga", "password": PASSWORD}).to_string();
+    let accounts = server.post_json("/api/v1/auth", &body, None).await;
+    assert_eq!(
+        accounts.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        accounts.text
+    );
+    assert!(accounts.body["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("the server is busy"));
+    assert!(retry_after_secs(&accounts) >= 1);
+    let mylightning = server.post_json("/rest/v1/login", &body, None).await;
+    assert_eq!(
+        mylightning.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        mylightning.text
+    );
+    assert!(mylightning.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("the server is busy"));
+    assert!(retry_after_secs(&mylightning) >= 1);
+    assert!(session_cookie(&mylightning).is_none());
+    drop(hold);
+    // Busy answers used none of olga's three allowed failures.
+    server.session_login("olga", None).await;
 }

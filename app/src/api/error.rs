@@ -58,11 +58,10 @@ impl From<engine::Error> for ApiError {
     /// causes in the log, out of the response.
     fn from(err: engine::Error) -> Self {
         use axum::http::{header, HeaderValue};
-        use engine::Error::*;
         let status = http_status(&err);
         crate::api::auth::set_status(status);
         if let Some(opts) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
-            if let Throttled { retry_after } = &err {
+            if let Some(retry_after) = err.retry_after() {
                 let secs = retry_after.as_secs().max(1).to_string();
                 opts.insert_header(
                     header::RETRY_AFTER,
@@ -95,6 +94,7 @@ pub fn http_status(err: &engine::Error) -> axum::http::StatusCode {
         Forbidden(_) => StatusCode::FORBIDDEN,
         TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
         Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
         // Refusals: the myLightning API answers them with 200 and an error body.
         InsufficientFunds
         | InsufficientOnchainFunds

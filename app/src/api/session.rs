@@ -38,7 +38,9 @@ pub async fn me() -> Result<Option<Account>, ApiError> {
 pub async fn sign_up(username: String, password: String) -> Result<(), ApiError> {
     use crate::api::auth;
     let engine = auth::engine()?;
-    let user = engine.register(&username, &password, None).await?;
+    let user = engine
+        .register(&username, &password, None, &auth::client_address())
+        .await?;
     auth::start_session(&user).await?;
     leptos_axum::redirect("/");
     Ok(())
