@@ -16,4 +16,4 @@ pub use field::Field;
 pub use live::Live;
 pub use qr::QrCode;
 pub use scanner::Scanner;
-pub use simnet::SimnetTools;
+pub use simnet::{SimnetActions, SimnetTools};

@@ -4,16 +4,33 @@ use crate::api::simnet::{Faucet, Mine};
 use crate::components::Live;
 use crate::pages::action_error;
 
+/// The faucet's and the miner's actions, owned by the page: the tools are drawn
+/// inside the page's data, which is read again after each action, and their
+/// results must outlive that redraw.
+#[derive(Clone, Copy)]
+pub struct SimnetActions {
+    faucet: ServerAction<Faucet>,
+    mine: ServerAction<Mine>,
+}
+
+impl SimnetActions {
+    /// Makes the actions available to the page's [`SimnetTools`]; what they
+    /// change is read again at once, with or without the event stream.
+    pub fn provide() {
+        let actions = SimnetActions {
+            faucet: ServerAction::<Faucet>::new(),
+            mine: ServerAction::<Mine>::new(),
+        };
+        Live::get().refresh_after(actions.mine);
+        provide_context(actions);
+    }
+}
+
 /// Test coins and blocks on demand, shown when the server runs with
 /// `--simnet-dev`.
 #[component]
 pub fn SimnetTools(address: String, csrf: String) -> impl IntoView {
-    let faucet = ServerAction::<Faucet>::new();
-    let mine = ServerAction::<Mine>::new();
-    // What the buttons changed is read again at once, with or without the
-    // event stream.
-    Live::get().refresh_after(faucet);
-    Live::get().refresh_after(mine);
+    let SimnetActions { faucet, mine } = expect_context();
     let fund = {
         let csrf = csrf.clone();
         move |_| {

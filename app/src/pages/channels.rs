@@ -9,7 +9,9 @@ use crate::api::mylightning::{
 };
 use crate::api::session::Account;
 use crate::api::Amount;
-use crate::components::{wallet_data, ErrorCard, Field, Live, SignedIn, SimnetTools, WithData};
+use crate::components::{
+    wallet_data, ErrorCard, Field, Live, SignedIn, SimnetActions, SimnetTools, WithData,
+};
 
 lazy_wallet_page!(ChannelsPage, "Channels · Ampere", Channels);
 
@@ -30,6 +32,7 @@ fn Channels(account: Account) -> impl IntoView {
     let data = wallet_data();
     let close = ServerAction::<CloseChannel>::new();
     Live::get().refresh_after(close);
+    SimnetActions::provide();
     provide_context(ChannelsState {
         close,
         account: account.clone(),

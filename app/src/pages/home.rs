@@ -3,7 +3,9 @@ use leptos_meta::Title;
 
 use crate::api::mylightning::{SummaryResponse, UpdateSettings};
 use crate::api::session::Account;
-use crate::components::{wallet_summary, CopyButton, Live, SignedIn, SimnetTools, WithData};
+use crate::components::{
+    wallet_summary, CopyButton, Live, SignedIn, SimnetActions, SimnetTools, WithData,
+};
 
 /// The landing page: the signed-in account's dashboard, or a welcome for visitors.
 #[component]
@@ -43,6 +45,7 @@ fn Dashboard(account: Account) -> impl IntoView {
     let data = wallet_summary();
     let settings = ServerAction::<UpdateSettings>::new();
     Live::get().refresh_after(settings);
+    SimnetActions::provide();
     provide_context(DashboardState {
         settings,
         simnet_dev: account.simnet_dev,
