@@ -103,6 +103,13 @@ pub fn wallet_data() -> Resource<Result<DataResponse, ApiError>> {
     Resource::new_blocking(move || live.everything(), |_| get_all_data())
 }
 
+/// `getalldata` for a page that shows no heights or confirmations (the address
+/// book): read again when money or channels change, not at every block.
+pub fn wallet_data_without_blocks() -> Resource<Result<DataResponse, ApiError>> {
+    let live = Live::get();
+    Resource::new_blocking(move || live.funds(), |_| get_all_data())
+}
+
 /// The dashboard's summary (balances and the block height), read again
 /// whenever either changes.
 pub fn wallet_summary() -> Resource<Result<SummaryResponse, ApiError>> {

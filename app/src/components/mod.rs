@@ -9,7 +9,10 @@ mod qr;
 mod scanner;
 mod simnet;
 
-pub use account::{wallet_data, wallet_summary, ErrorCard, SignOutButton, SignedIn, WithData};
+pub use account::{
+    wallet_data, wallet_data_without_blocks, wallet_summary, ErrorCard, SignOutButton, SignedIn,
+    WithData,
+};
 pub use clock::now_seconds;
 pub use copy::CopyButton;
 pub use field::Field;

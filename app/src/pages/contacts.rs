@@ -6,14 +6,14 @@ use super::{action_error, form_error};
 use crate::api::mylightning::{AddContact, ContactView, DataResponse, QuickPay, RemoveContact};
 use crate::api::session::Account;
 use crate::api::Amount;
-use crate::components::{wallet_data, Field, Live, SignedIn, WithData};
+use crate::components::{wallet_data_without_blocks, Field, Live, SignedIn, WithData};
 
 lazy_wallet_page!(ContactsPage, "Contacts · Ampere", Contacts);
 
 /// The address book: pay a contact by alias (QuickPay), add and remove contacts.
 #[component]
 fn Contacts(account: Account) -> impl IntoView {
-    let data = wallet_data();
+    let data = wallet_data_without_blocks();
     let remove = ServerAction::<RemoveContact>::new();
     Live::get().refresh_after(remove);
     provide_context(ContactsState {
