@@ -188,11 +188,12 @@ impl Pair {
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
+            // The faucet gives at most 1 BTC a call: two calls fund a 1 BTC
+            // channel and its fees.
+            let faucet = json!({"address": address, "sats": 100_000_000});
             for (path, body) in [
-                (
-                    "/api/v1/simnet/faucet",
-                    json!({"address": address, "sats": 200_000_000}),
-                ),
+                ("/api/v1/simnet/faucet", faucet.clone()),
+                ("/api/v1/simnet/faucet", faucet),
                 ("/api/v1/simnet/mine", json!({"blocks": 1})),
                 (
                     "/rest/v1/openchannel",
