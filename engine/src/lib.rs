@@ -53,9 +53,21 @@ impl Default for Settings {
     }
 }
 
-/// The engine's services, cheap to clone, shared by every request handler.
+/// The engine's services, shared by every request handler: one `Arc`, so a
+/// clone (several per request) costs one reference count, not a copy of every
+/// service's handles. The services are reached as fields (`engine.wallet`).
 #[derive(Clone)]
-pub struct Engine {
+pub struct Engine(std::sync::Arc<Services>);
+
+impl std::ops::Deref for Engine {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+pub struct Services {
     pub db: Database,
     /// Every event of the engine, per topic, across processes on PostgreSQL.
     pub bus: events::Bus,
@@ -83,7 +95,7 @@ impl Engine {
         );
         let simnet = simnet::Simnet::start(db.clone(), settings.simnet, bus.clone()).await?;
         let wallet = wallet::Wallet::new(db.clone(), simnet.clone());
-        Ok(Self {
+        Ok(Self(std::sync::Arc::new(Services {
             idempotency: idempotency::Idempotency::new(db.clone()),
             db,
             bus,
@@ -92,7 +104,7 @@ impl Engine {
             tokens,
             simnet,
             wallet,
-        })
+        })))
     }
 
     /// Signs a new account up from the client address `client` (see

@@ -149,8 +149,12 @@ impl Backend {
     }
 }
 
+/// One `Arc`: the engine's services each hold a clone, and cloning must not
+/// copy the URL or touch the writer's shared counters.
 #[derive(Clone)]
-pub struct Database {
+pub struct Database(Arc<Connections>);
+
+struct Connections {
     url: String,
     pool: AnyPool,
     backend: Backend,
@@ -199,32 +203,32 @@ impl Database {
         if backend == Backend::Sqlite {
             spawn_checkpointer(pool.clone());
         }
-        Ok(Database {
+        Ok(Database(Arc::new(Connections {
             url: url.to_string(),
             pool,
             backend,
             timeouts,
             writer,
             writer_stopped,
-        })
+        })))
     }
 
     /// The URL this database was opened with (it may hold a password: never log it).
     pub fn url(&self) -> String {
-        self.url.clone()
+        self.0.url.clone()
     }
 
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.0.backend
     }
 
     pub fn timeouts(&self) -> Timeouts {
-        self.timeouts
+        self.0.timeouts
     }
 
     /// The readers' pool. The writer does not draw from it.
     pub fn pool(&self) -> &AnyPool {
-        &self.pool
+        &self.0.pool
     }
 
     /// Runs `op` as one atomic write and answers once it is durably committed.
@@ -260,18 +264,18 @@ impl Database {
         });
         let claim = Claim::new();
         let _abandon = AbandonOnDrop(claim.clone());
-        let deadline = Instant::now() + self.timeouts.queue;
+        let deadline = Instant::now() + self.0.timeouts.queue;
         let not_taken = || {
             Error::Internal(format!(
                 "the database writer did not take a write within {:?}; it was not run",
-                self.timeouts.queue
+                self.0.timeouts.queue
             ))
         };
         let job = Job {
             claim: claim.clone(),
             run,
         };
-        match tokio::time::timeout_at(deadline, self.writer.send(Order::Write(job))).await {
+        match tokio::time::timeout_at(deadline, self.0.writer.send(Order::Write(job))).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(Error::Internal("the database writer has stopped".into())),
             Err(_) => return Err(not_taken()),
@@ -297,7 +301,7 @@ impl Database {
     /// Resolves once the writer has stopped: after [`Database::close`], or because
     /// it died, after which no write can succeed (a server should then exit).
     pub fn writer_stopped(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut stopped = self.writer_stopped.clone();
+        let mut stopped = self.0.writer_stopped.clone();
         async move {
             // An error means the writer's side is gone: stopped as well.
             let _ = stopped.wait_for(|stopped| *stopped).await;
@@ -309,10 +313,10 @@ impl Database {
     /// log on the last close).
     pub async fn close(&self) {
         let (done, closed) = oneshot::channel();
-        if self.writer.send(Order::Close(done)).await.is_ok() {
-            let _ = tokio::time::timeout(self.timeouts.group, closed).await;
+        if self.0.writer.send(Order::Close(done)).await.is_ok() {
+            let _ = tokio::time::timeout(self.0.timeouts.group, closed).await;
         }
-        self.pool.close().await;
+        self.0.pool.close().await;
     }
 }
 
