@@ -160,7 +160,7 @@ impl Http {
         self
     }
 
-    fn from_address(mut self, address: &str) -> Http {
+    fn connecting_from(mut self, address: &str) -> Http {
         self.from = Some(address.to_string());
         self
     }
@@ -408,7 +408,7 @@ fn two_servers_on_one_postgres_behind_nginx_behave_as_one() {
     let mut refused_at = None;
     for attempt in 1..=24 {
         let client = Http::new(&lb)
-            .from_address("127.0.0.2")
+            .connecting_from("127.0.0.2")
             .header(&format!("X-Forwarded-For: 203.0.113.{attempt}"));
         let (status, _) = client.post(
             "/api/v1/auth",
