@@ -106,8 +106,9 @@ pub struct User {
 /// Longest input the engine accepts for free text fields such as the e-mail.
 const MAX_EMAIL_LEN: usize = 254;
 
-/// How long an authenticated account is remembered between requests. A change
-/// made by another process (a new password, other settings) shows within this.
+/// How long an authenticated account is remembered between requests. Changes
+/// (a new password, other settings) invalidate it at once through the bus, in
+/// every process; the lifetime only bounds what a lost notification leaves.
 const CURRENT_USER_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Clone)]

@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{stream, Stream, StreamExt};
 use serde::Deserialize;
 
+use crate::gate::ErrorFormat;
 use crate::gate::SignedIn;
-use crate::wallet_api::my_error;
 use engine::wallet::{HistoryCursor, HistoryFilter, HistoryPage, Transaction};
 use engine::{Denomination, Engine, User};
 
@@ -51,11 +51,13 @@ pub(crate) async fn history_csv(
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(query)) = query else {
-        return my_error(StatusCode::BAD_REQUEST, "invalid query");
+        return ErrorFormat::MyLightning.error(StatusCode::BAD_REQUEST, "invalid query");
     };
     let filter = match HistoryFilter::parse(&query.kind, &query.from, &query.to, &query.q) {
         Ok(filter) => filter,
-        Err(err) => return my_error(StatusCode::BAD_REQUEST, &err.to_string()),
+        Err(err) => {
+            return ErrorFormat::MyLightning.error(StatusCode::BAD_REQUEST, &err.to_string())
+        }
     };
     // The first page is read before answering: a failure is still a 500 then,
     // not a download cut short.
@@ -70,7 +72,8 @@ pub(crate) async fn history_csv(
         Ok(page) => page,
         Err(err) => {
             tracing::error!(error = ?err, "history export failed");
-            return my_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+            return ErrorFormat::MyLightning
+                .error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
         }
     };
     (

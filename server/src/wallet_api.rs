@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::gate::SignedIn;
+use crate::gate::{ErrorFormat, SignedIn};
 use crate::{photo, AppState};
 use app::qr::for_qr;
 
@@ -35,14 +35,6 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-pub(crate) fn my_error(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        Json(serde_json::json!({ "error": { "message": message } })),
-    )
-        .into_response()
-}
-
 #[derive(Deserialize)]
 struct QrQuery {
     inputcode: Option<String>,
@@ -58,10 +50,10 @@ async fn qr_image(
     let text = query.ok().and_then(|q| q.0.inputcode).unwrap_or_default();
     let text = text.trim();
     if text.is_empty() {
-        return my_error(StatusCode::BAD_REQUEST, "inputcode is required");
+        return ErrorFormat::MyLightning.error(StatusCode::BAD_REQUEST, "inputcode is required");
     }
     if text.chars().count() > QR_MAX_CHARS {
-        return my_error(
+        return ErrorFormat::MyLightning.error(
             StatusCode::BAD_REQUEST,
             "inputcode is too long for a QR code",
         );
@@ -75,7 +67,7 @@ async fn qr_image(
             png,
         )
             .into_response(),
-        Err(message) => my_error(StatusCode::BAD_REQUEST, &message),
+        Err(message) => ErrorFormat::MyLightning.error(StatusCode::BAD_REQUEST, &message),
     }
 }
 
@@ -107,7 +99,7 @@ async fn scan_qr(_: SignedIn, photo: Result<Bytes, BytesRejection>) -> Response 
     match read {
         Ok(text) => Json(serde_json::json!({ "text": text })).into_response(),
         Err(err) => {
-            let mut response = my_error(err.status(), &err.to_string());
+            let mut response = ErrorFormat::MyLightning.error(err.status(), &err.to_string());
             if let Some(seconds) = err.retry_after() {
                 response
                     .headers_mut()
