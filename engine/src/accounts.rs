@@ -101,6 +101,45 @@ pub struct User {
     pub denomination: crate::Denomination,
     /// Payments made with the session cookie must repeat the password.
     pub recheck_password: bool,
+    /// How the account was made: `credentials` (a password), `lnurl` or
+    /// `joule` (a wallet's key).
+    pub account_type: String,
+}
+
+/// Work inside the sign-up's transaction, given the new account's id.
+pub type Within = Box<
+    dyn for<'c> FnOnce(
+            &'c mut sqlx::AnyConnection,
+            &'c str,
+        ) -> futures_util::future::BoxFuture<'c, Result<()>>
+        + Send,
+>;
+
+/// Inserts an account and its node. An empty `password_hash` is an account
+/// no password signs in to.
+async fn insert_user(
+    conn: &mut sqlx::AnyConnection,
+    user: &User,
+    username_key: &str,
+    password_hash: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO users (id, username, username_key, email, password_hash, created_at, \
+         recheck_password, account_type) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&user.id.0)
+    .bind(&user.username)
+    .bind(username_key)
+    .bind(&user.email)
+    .bind(password_hash)
+    .bind(user.created_at_ms)
+    .bind(i64::from(user.recheck_password))
+    .bind(&user.account_type)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| on_unique_violation(e, Error::UsernameTaken))?;
+    crate::simnet::create_account_node(conn, &user.id.0, &user.username).await?;
+    Ok(())
 }
 
 /// Longest input the engine accepts for free text fields such as the e-mail.
@@ -192,8 +231,6 @@ impl Accounts {
         email: Option<&str>,
         client: &str,
     ) -> Result<User> {
-        let username = Username::parse(username)?;
-        check_password_rule(password)?;
         let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
             Some(e)
                 if e.len() > MAX_EMAIL_LEN
@@ -204,6 +241,33 @@ impl Accounts {
             }
             other => other.map(str::to_string),
         };
+        self.sign_up(username, password, email, client, None).await
+    }
+
+    /// [`Accounts::register`] without an e-mail, running `within` inside the
+    /// sign-up's transaction (given the new account's id): the account exists
+    /// only if `within` succeeds too.
+    pub async fn register_with(
+        &self,
+        username: &str,
+        password: &str,
+        client: &str,
+        within: Within,
+    ) -> Result<User> {
+        self.sign_up(username, password, None, client, Some(within))
+            .await
+    }
+
+    async fn sign_up(
+        &self,
+        username: &str,
+        password: &str,
+        email: Option<String>,
+        client: &str,
+        within: Option<Within>,
+    ) -> Result<User> {
+        let username = Username::parse(username)?;
+        check_password_rule(password)?;
         if self.username_taken(&username.key()).await? {
             return Err(Error::UsernameTaken);
         }
@@ -223,30 +287,117 @@ impl Accounts {
             created_at_ms: now_ms(),
             denomination: crate::Denomination::Sat,
             recheck_password: true,
+            account_type: "credentials".into(),
         };
         let (new, key) = (user.clone(), username.key());
         self.db
             .write(move |conn| {
                 Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO users (id, username, username_key, email, password_hash, \
-                         created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(&new.id.0)
-                    .bind(&new.username)
-                    .bind(key)
-                    .bind(&new.email)
-                    .bind(&hash.0)
-                    .bind(new.created_at_ms)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| on_unique_violation(e, Error::UsernameTaken))?;
-                    crate::simnet::create_account_node(conn, &new.id.0, &new.username).await?;
+                    insert_user(conn, &new, &key, &hash.0).await?;
+                    if let Some(within) = within {
+                        within(conn, &new.id.0).await?;
+                    }
                     Ok(())
                 })
             })
             .await?;
         Ok(user)
+    }
+
+    /// The account keyed by a wallet's public key `pubkey` (hex), made on its
+    /// first sign-in: named after `alias` when that is a free username, else
+    /// after the key. It has no password (none signs it in) and pays without
+    /// repeating one. A new keyed account counts against the sign-up limits.
+    pub async fn sign_in_with_key(
+        &self,
+        pubkey: &str,
+        kind: &'static str,
+        alias: Option<&str>,
+        client: &str,
+    ) -> Result<User> {
+        if let Some(user) = self.keyed(pubkey).await? {
+            return Ok(user);
+        }
+        let keys = [
+            (Scope::SignUpClient, client),
+            (Scope::SignUpOverall, EVERYONE),
+        ];
+        self.throttle.begin(&keys).await?;
+        let mut names: Vec<String> = alias
+            .and_then(|a| Username::parse(a).ok())
+            .map(|u| u.as_str().to_string())
+            .into_iter()
+            .collect();
+        names.extend([10, 16, 24].map(|n| format!("ln-{}", &pubkey[..n.min(pubkey.len())])));
+        for name in names {
+            let username = Username::parse(&name)?;
+            if self.username_taken(&username.key()).await? {
+                continue;
+            }
+            let user = User {
+                id: UserId(uuid::Uuid::new_v4().to_string()),
+                username: username.as_str().to_string(),
+                email: None,
+                display_name: None,
+                is_admin: false,
+                auth_version: 0,
+                created_at_ms: now_ms(),
+                denomination: crate::Denomination::Sat,
+                recheck_password: false,
+                account_type: kind.to_string(),
+            };
+            let (new, key, pubkey_owned) = (user.clone(), username.key(), pubkey.to_string());
+            let made = self
+                .db
+                .write(move |conn| {
+                    Box::pin(async move {
+                        insert_user(conn, &new, &key, "").await?;
+                        let linked = sqlx::query(
+                            "INSERT INTO linking_keys (pubkey, user_id, kind, created_at) \
+                             VALUES ($1, $2, $3, $4) ON CONFLICT (pubkey) DO NOTHING",
+                        )
+                        .bind(&pubkey_owned)
+                        .bind(&new.id.0)
+                        .bind(kind)
+                        .bind(new.created_at_ms)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected()
+                            == 1;
+                        if !linked {
+                            // The same key signed in at this moment elsewhere:
+                            // its account stands, this one goes.
+                            sqlx::query("DELETE FROM users WHERE id = $1")
+                                .bind(&new.id.0)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        Ok(linked)
+                    })
+                })
+                .await;
+            match made {
+                Ok(true) => return Ok(user),
+                Ok(false) => return self.keyed(pubkey).await?.ok_or(Error::Unauthenticated),
+                // Someone took the name meanwhile: the next one.
+                Err(Error::UsernameTaken) => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(Error::Internal(
+            "no free username for a keyed account".into(),
+        ))
+    }
+
+    /// The account a wallet key signs in to, if any.
+    async fn keyed(&self, pubkey: &str) -> Result<Option<User>> {
+        let row = sqlx::query(&format!(
+            "{USER_COLUMNS} WHERE id = (SELECT user_id FROM linking_keys WHERE pubkey = $1)"
+        ))
+        .bind(pubkey)
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.map(|r| user_from_row(&r)).transpose()
     }
 
     /// Checks a username and password. The throttle is asked first, so a client
@@ -268,7 +419,12 @@ impl Accounts {
         if password.len() > 256 {
             return Err(Error::InvalidCredentials);
         }
-        let found = self.find_with_hash(&key).await?;
+        // An account without a password (a wallet key's) verifies against a
+        // hash nobody knows: the same work, and never a match.
+        let found = self
+            .find_with_hash(&key)
+            .await?
+            .filter(|(_, hash)| !hash.0.is_empty());
         let hash = found.as_ref().map_or(dummy_hash(), |(_, hash)| hash);
         let verified = self
             .counted_work(&keys, self.verify(password, hash))
@@ -323,7 +479,8 @@ impl Accounts {
             .find_with_hash(&user.username.to_ascii_lowercase())
             .await?
             .ok_or(Error::Unauthenticated)?;
-        if password.len() <= 256
+        if !hash.0.is_empty()
+            && password.len() <= 256
             && self
                 .counted_work(&keys, self.verify(password, &hash))
                 .await?
@@ -416,7 +573,8 @@ impl Accounts {
     async fn find_with_hash(&self, key: &str) -> Result<Option<(User, PasswordHash)>> {
         let row = sqlx::query(
             "SELECT id, username, email, display_name, is_admin, auth_version, created_at, \
-             denomination, recheck_password, password_hash FROM users WHERE username_key = $1",
+             denomination, recheck_password, account_type, password_hash FROM users \
+             WHERE username_key = $1",
         )
         .bind(key)
         .fetch_optional(self.db.pool())
@@ -497,7 +655,7 @@ impl Accounts {
 }
 
 const USER_COLUMNS: &str = "SELECT id, username, email, display_name, is_admin, auth_version, \
-     created_at, denomination, recheck_password FROM users";
+     created_at, denomination, recheck_password, account_type FROM users";
 
 fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User> {
     Ok(User {
@@ -510,6 +668,7 @@ fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User> {
         created_at_ms: row.try_get("created_at")?,
         denomination: crate::Denomination::parse(&row.try_get::<String, _>("denomination")?)?,
         recheck_password: row.try_get::<i64, _>("recheck_password")? != 0,
+        account_type: row.try_get("account_type")?,
     })
 }
 

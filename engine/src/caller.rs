@@ -5,6 +5,7 @@
 //! API keys, OAuth2 tokens) is a new [`Credential`] variant and a new arm here,
 //! never an edit to each route.
 
+use crate::desk::{DeskScope, Scopes};
 use crate::events::{EventKind, Topic};
 use crate::{Error, User};
 
@@ -31,6 +32,14 @@ pub enum Credential {
         /// Unix milliseconds.
         expires_at_ms: i64,
     },
+    /// A scoped desk token (`/lnm/user/jwt`): only the desk's routes, only
+    /// within its scopes, until it expires or is revoked.
+    DeskToken {
+        jti: String,
+        scopes: Scopes,
+        /// Unix milliseconds.
+        expires_at_ms: i64,
+    },
 }
 
 /// What a route does with the account.
@@ -43,6 +52,13 @@ pub enum Access {
     /// Moves the account's money (a write; browsers may also have to repeat the
     /// password, see [`Caller::must_recheck_password`]).
     Pay,
+    /// A desk route (`/lnm`) of this scope. Cookie writes there need no CSRF
+    /// token: the LN-Markets API has none, so scripts work unchanged; the
+    /// origin rule and `SameSite=Lax` refuse cross-site writes.
+    Desk(DeskScope),
+    /// Managing scoped tokens: the session cookie only, so a token cannot
+    /// mint tokens.
+    ManageTokens,
 }
 
 /// Why a caller may not do what it asked.
@@ -50,13 +66,30 @@ pub enum Access {
 pub enum Denied {
     #[error("missing or invalid CSRF token")]
     CsrfToken,
+    #[error("this token's scopes do not include {0}")]
+    Scope(&'static str),
+    #[error("a scoped token works only on the desk's routes (/lnm)")]
+    DeskTokenElsewhere,
+    #[error("tokens are managed with the session cookie only")]
+    SessionOnly,
 }
 
 impl Caller {
     /// Whether this request may do `access` with its credential.
     pub fn permits(&self, access: Access) -> Result<(), Denied> {
         match (&self.credential, access) {
-            (_, Access::Read) => Ok(()),
+            (Credential::DeskToken { scopes, .. }, Access::Desk(scope)) => {
+                if scopes.contains(scope) {
+                    Ok(())
+                } else {
+                    Err(Denied::Scope(scope.as_str()))
+                }
+            }
+            (Credential::DeskToken { .. }, Access::ManageTokens) => Err(Denied::SessionOnly),
+            (Credential::DeskToken { .. }, _) => Err(Denied::DeskTokenElsewhere),
+            (Credential::Session { .. }, Access::ManageTokens) => Ok(()),
+            (Credential::AccountToken { .. }, Access::ManageTokens) => Err(Denied::SessionOnly),
+            (_, Access::Read | Access::Desk(_)) => Ok(()),
             (Credential::AccountToken { .. }, _) => Ok(()),
             (Credential::Session { csrf_presented, .. }, Access::Write | Access::Pay) => {
                 if *csrf_presented {
@@ -78,7 +111,7 @@ impl Caller {
     pub fn csrf(&self) -> &str {
         match &self.credential {
             Credential::Session { csrf, .. } => csrf,
-            Credential::AccountToken { .. } => "",
+            Credential::AccountToken { .. } | Credential::DeskToken { .. } => "",
         }
     }
 
@@ -86,7 +119,8 @@ impl Caller {
     pub fn expires_at_ms(&self) -> Option<i64> {
         match &self.credential {
             Credential::Session { .. } => None,
-            Credential::AccountToken { expires_at_ms } => Some(*expires_at_ms),
+            Credential::AccountToken { expires_at_ms }
+            | Credential::DeskToken { expires_at_ms, .. } => Some(*expires_at_ms),
         }
     }
 
@@ -104,6 +138,9 @@ impl Caller {
             }
             EventKind::SessionEnded { session } => {
                 matches!(&self.credential, Credential::Session { id, .. } if id == session)
+            }
+            EventKind::TokenRevoked { jti: revoked } => {
+                matches!(&self.credential, Credential::DeskToken { jti, .. } if jti == revoked)
             }
             _ => false,
         }

@@ -22,6 +22,12 @@ pub enum Error {
     /// Signed in, but this credential may not do this (CSRF token missing, scope).
     #[error("{0}")]
     Forbidden(String),
+    /// What the request names does not exist (for this account).
+    #[error("{0}")]
+    NotFound(String),
+    /// The operator switched this service off.
+    #[error("{0}")]
+    Unavailable(String),
     /// A limit on how much one account may hold open at once (event streams).
     #[error("{0}")]
     TooMany(String),

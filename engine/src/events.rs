@@ -29,6 +29,8 @@ pub enum Topic {
     Account(String),
     /// Every block mined on the simnet.
     Blocks,
+    /// A sign-in challenge (an LNURL-auth `k1`) a browser is waiting on.
+    Challenge(String),
 }
 
 /// What happened. The wallet's kinds keep the names and fields the event stream
@@ -60,6 +62,20 @@ pub enum EventKind {
         txid: String,
         amount_msat: i64,
     },
+    /// A deposit to the account's trading balance was paid and credited.
+    DepositCredited {
+        id: String,
+        amount_msat: i64,
+    },
+    /// A withdrawal from the trading balance was paid (`paid`) or failed and
+    /// was refunded (`failed`).
+    WithdrawalFinished {
+        id: String,
+        state: String,
+        amount_msat: i64,
+    },
+    /// A wallet answered the sign-in challenge of this topic.
+    ChallengeAnswered,
     /// The account's password changed (or it was deleted): every session and
     /// token issued under an older `auth_version` is void.
     CredentialsChanged {
@@ -67,6 +83,10 @@ pub enum EventKind {
     },
     /// The account's settings changed: caches of it are stale.
     AccountChanged,
+    /// One scoped token of the account was revoked: its id (`jti`).
+    TokenRevoked {
+        jti: String,
+    },
     /// One session ended (logout): its id, as the session store names it.
     SessionEnded {
         session: String,
@@ -85,6 +105,7 @@ impl EventKind {
             EventKind::CredentialsChanged { .. }
                 | EventKind::AccountChanged
                 | EventKind::SessionEnded { .. }
+                | EventKind::TokenRevoked { .. }
                 | EventKind::Resync
         )
     }

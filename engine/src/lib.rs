@@ -1,14 +1,17 @@
 //! Ampere's domain: accounts and authentication, money and the ledger, Lightning
-//! nodes, storage. It knows nothing of HTTP or Leptos, so it compiles fast and is
+//! nodes, the exchange, storage. It knows nothing of HTTP or Leptos, so it compiles fast and is
 //! tested on its own against both databases.
 
 pub mod accounts;
 pub mod caller;
 pub mod cursor;
+pub mod desk;
 pub mod error;
 pub mod events;
 pub mod idempotency;
+pub mod lnurl;
 pub mod money;
+pub mod signed_message;
 pub mod simnet;
 pub mod storage;
 pub mod throttle;
@@ -38,6 +41,7 @@ pub struct Settings {
     pub hashing_wait: std::time::Duration,
     pub simnet: simnet::SimnetConfig,
     pub storage: storage::Timeouts,
+    pub desk: desk::DeskConfig,
 }
 
 impl Default for Settings {
@@ -49,6 +53,7 @@ impl Default for Settings {
             hashing_wait: std::time::Duration::from_secs(2),
             simnet: simnet::SimnetConfig::default(),
             storage: storage::Timeouts::default(),
+            desk: desk::DeskConfig::default(),
         }
     }
 }
@@ -78,6 +83,8 @@ pub struct Services {
     pub idempotency: idempotency::Idempotency,
     pub simnet: simnet::Simnet,
     pub wallet: wallet::Wallet,
+    /// The exchange: trading balances and their funding.
+    pub desk: desk::Desk,
 }
 
 impl Engine {
@@ -95,7 +102,16 @@ impl Engine {
         );
         let simnet = simnet::Simnet::start(db.clone(), settings.simnet, bus.clone()).await?;
         let wallet = wallet::Wallet::new(db.clone(), simnet.clone());
+        let desk = desk::Desk::start(
+            db.clone(),
+            simnet.clone(),
+            bus.clone(),
+            accounts.clone(),
+            settings.desk,
+        )
+        .await?;
         Ok(Self(std::sync::Arc::new(Services {
+            desk,
             idempotency: idempotency::Idempotency::new(db.clone()),
             db,
             bus,

@@ -298,6 +298,28 @@ impl Database {
         .await
     }
 
+    /// The server's secret named `name` (32 random bytes), made on the very first
+    /// start: signing keys, HMAC keys. `ON CONFLICT DO NOTHING` lets two
+    /// processes starting together agree on one.
+    pub async fn secret(&self, name: &str) -> Result<Vec<u8>> {
+        use sqlx::Row;
+        self.execute(
+            sqlx::query(
+                "INSERT INTO server_secrets (name, value) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name.to_string())
+            .bind(crate::random_hex(32)),
+        )
+        .await?;
+        let stored: String = sqlx::query("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(self.pool())
+            .await?
+            .try_get("value")?;
+        hex::decode(stored).map_err(|e| Error::Internal(format!("secret {name}: {e}")))
+    }
+
     /// Resolves once the writer has stopped: after [`Database::close`], or because
     /// it died, after which no write can succeed (a server should then exit).
     pub fn writer_stopped(&self) -> impl Future<Output = ()> + Send + 'static {

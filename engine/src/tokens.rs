@@ -4,7 +4,6 @@
 
 use jsonwebtoken::{decode, encode, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use crate::{now_ms, Database, Error, Result, User};
 
@@ -33,22 +32,9 @@ struct Keys {
 }
 
 impl Tokens {
-    /// Loads the signing key, making it on the very first start. `ON CONFLICT DO
-    /// NOTHING` lets two processes starting together agree on one key.
+    /// Loads the signing key, made on the very first start.
     pub async fn load(db: &Database) -> Result<Self> {
-        db.execute(
-            sqlx::query(
-                "INSERT INTO server_secrets (name, value) VALUES ('jwt', $1) \
-                 ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(crate::random_hex(32)),
-        )
-        .await?;
-        let stored: String = sqlx::query("SELECT value FROM server_secrets WHERE name = 'jwt'")
-            .fetch_one(db.pool())
-            .await?
-            .try_get("value")?;
-        let key = hex::decode(stored).map_err(|e| Error::Internal(format!("jwt key: {e}")))?;
+        let key = db.secret("jwt").await?;
         let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.leeway = 0;
         Ok(Tokens(std::sync::Arc::new(Keys {

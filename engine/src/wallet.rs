@@ -692,6 +692,7 @@ impl Wallet {
             invoice: invoice_text.to_string(),
             amount,
             fee_limit,
+            within: None,
         };
         let payment = self.simnet.pay_decoded(&request, &decoded).await?;
         if let Some(alias) = alias {
@@ -752,6 +753,7 @@ impl Wallet {
                 invoice: issued.bolt11,
                 amount: None,
                 fee_limit,
+                within: None,
             })
             .await
     }

@@ -90,6 +90,7 @@ async fn the_database_refuses_money_out_of_bounds_whatever_the_statement(engine:
             invoice: issued.bolt11,
             amount: None,
             fee_limit: None,
+            within: None,
         })
         .await
         .unwrap();

@@ -156,6 +156,7 @@ async fn alice_opens_a_channel_to_the_hub_and_pays_bob_through_it(engine: Engine
             invoice: issued.bolt11.clone(),
             amount: None,
             fee_limit: None,
+            within: None,
         })
         .await
         .unwrap();
@@ -206,6 +207,7 @@ async fn fifty_concurrent_payments_spend_one_balance_only_as_far_as_it_goes(engi
                     invoice: bolt11,
                     amount: None,
                     fee_limit: None,
+                    within: None,
                 })
                 .await
         })
@@ -254,6 +256,7 @@ async fn one_invoice_paid_by_two_accounts_at_once_settles_once(engine: Engine) {
                         invoice,
                         amount: None,
                         fee_limit: None,
+                        within: None,
                     })
                     .await
             })
@@ -291,6 +294,7 @@ async fn refused_payments_change_nothing(engine: Engine) {
             invoice,
             amount,
             fee_limit,
+            within: None,
         })
     };
 
@@ -501,6 +505,7 @@ async fn two_servers_on_one_database_never_overdraw(first: Engine) {
                     invoice: issued.bolt11,
                     amount: None,
                     fee_limit: None,
+                    within: None,
                 })
                 .await
         }
@@ -554,6 +559,7 @@ async fn an_expired_invoice_is_refused(engine: Engine) {
             invoice: issued.bolt11,
             amount: None,
             fee_limit: None,
+            within: None,
         })
         .await;
     assert!(matches!(refused, Err(Error::InvoiceExpired)), "{refused:?}");

@@ -95,6 +95,52 @@ pub struct Config {
     #[arg(long, env = "AMPERE_SIGN_UPS_PER_MINUTE", default_value_t = 60)]
     pub sign_ups_per_minute: u32,
 
+    /// The exchange's liquidity in sats: its node's channels to and from the hub
+    /// add up to this each way. Raising it tops them up at the next start.
+    #[arg(long, env = "AMPERE_EXCHANGE_LIQUIDITY_SATS", default_value_t = 500_000_000,
+          value_parser = clap::value_parser!(i64).range(20_000..=100_000_000_000))]
+    pub exchange_liquidity_sats: i64,
+
+    /// Smallest and largest deposit to a trading balance, in sats.
+    #[arg(long, env = "AMPERE_DEPOSIT_MIN_SATS", default_value_t = 100,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub deposit_min_sats: i64,
+    #[arg(long, env = "AMPERE_DEPOSIT_MAX_SATS", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(i64).range(1..=100_000_000))]
+    pub deposit_max_sats: i64,
+
+    /// Smallest withdrawal from a trading balance, in sats.
+    #[arg(long, env = "AMPERE_WITHDRAW_MIN_SATS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub withdraw_min_sats: i64,
+
+    /// What the invoice that opens a desk account asks, in sats (it becomes the
+    /// account's first trading balance).
+    #[arg(long, env = "AMPERE_ACCOUNT_PRICE_SATS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    pub account_price_sats: i64,
+
+    /// Withdrawals from trading balances are on (off: 503).
+    #[arg(long, env = "AMPERE_WITHDRAW", default_value_t = true, action = ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
+    pub withdraw: bool,
+
+    /// New positions are accepted (off: 503).
+    #[arg(long, env = "AMPERE_NEW_POSITIONS", default_value_t = true, action = ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
+    pub new_positions: bool,
+
+    /// Desk accounts may be opened by paying an invoice (off: 503).
+    #[arg(long, env = "AMPERE_ACCOUNT_CREATION", default_value_t = true, action = ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
+    pub account_creation: bool,
+
+    /// Requests to `/lnm` one account, and one client address, may make in a
+    /// minute (each process counts its own); beyond it, 429.
+    #[arg(long, env = "AMPERE_LNM_REQUESTS_PER_MINUTE", default_value_t = 600,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub lnm_requests_per_minute: u32,
+
     /// Log filter, e.g. `info` or `server=debug,tower_http=debug`.
     #[arg(long, env = "AMPERE_LOG", default_value = "info")]
     pub log: String,
@@ -148,10 +194,26 @@ impl Config {
                 std::time::Duration::from_secs(60),
             ),
         };
+        let sats = engine::Msat::from_sat;
+        let desk = engine::desk::DeskConfig {
+            liquidity: sats(self.exchange_liquidity_sats),
+            deposit_min: sats(self.deposit_min_sats),
+            deposit_max: sats(self.deposit_max_sats.max(self.deposit_min_sats)),
+            withdraw_min: sats(self.withdraw_min_sats),
+            account_price: sats(self.account_price_sats),
+            switches: engine::desk::Switches {
+                withdraw: self.withdraw,
+                newposition: self.new_positions,
+                account_creation: self.account_creation,
+            },
+            public_url: self.public_url(),
+            ..Default::default()
+        };
         engine::Settings {
             simnet,
             storage,
             sign_up,
+            desk,
             ..Default::default()
         }
     }

@@ -24,7 +24,9 @@ use axum::Json;
 use ipnet::IpNet;
 use tower_sessions::Session;
 
-use app::api::auth::{ClientAddress, Identity, SessionAuth, SESSION_AUTH_KEY};
+use app::api::auth::{
+    AwaitedLnurlAuth, ClientAddress, Identity, SessionAuth, LNURL_AUTH_KEY, SESSION_AUTH_KEY,
+};
 use engine::{Caller, Credential, Engine};
 
 /// What the gate needs to know about this server.
@@ -163,16 +165,31 @@ pub async fn admit(State(gate): State<Gate>, request: Request, next: Next) -> Re
 /// `Rejected`, not a visitor. A session whose account moved on is deleted.
 async fn resolve(engine: &Engine, parts: &Parts) -> Result<Identity, engine::Error> {
     if let Some(token) = bearer_token(&parts.headers) {
-        let Ok(claims) = engine.tokens.verify(token) else {
-            return Ok(Identity::Rejected);
-        };
-        return match engine.accounts.authenticate(&claims.sub, claims.ver).await {
-            Ok(user) => Ok(Identity::Caller(Caller {
-                user,
-                credential: Credential::AccountToken {
+        // An account token, else a scoped desk token (each has its own key).
+        let (subject, version, credential) = match engine.tokens.verify(token) {
+            Ok(claims) => (
+                claims.sub,
+                claims.ver,
+                Credential::AccountToken {
                     expires_at_ms: claims.exp.saturating_mul(1000),
                 },
-            })),
+            ),
+            Err(_) => match engine.desk.tokens.verify(token).await {
+                Ok(claims) => (
+                    claims.sub.clone(),
+                    claims.ver,
+                    Credential::DeskToken {
+                        scopes: claims.scopes(),
+                        expires_at_ms: claims.exp.saturating_mul(1000),
+                        jti: claims.jti,
+                    },
+                ),
+                Err(engine::Error::Unauthenticated) => return Ok(Identity::Rejected),
+                Err(err) => return Err(err),
+            },
+        };
+        return match engine.accounts.authenticate(&subject, version).await {
+            Ok(user) => Ok(Identity::Caller(Caller { user, credential })),
             Err(engine::Error::Unauthenticated) => Ok(Identity::Rejected),
             Err(err) => Err(err),
         };
@@ -180,12 +197,11 @@ async fn resolve(engine: &Engine, parts: &Parts) -> Result<Identity, engine::Err
     let Some(session) = parts.extensions.get::<Session>() else {
         return Ok(Identity::Visitor);
     };
-    let auth: Option<SessionAuth> = session
-        .get(SESSION_AUTH_KEY)
-        .await
-        .map_err(|e| engine::Error::Internal(format!("session: {e}")))?;
+    let session_error =
+        |e: tower_sessions::session::Error| engine::Error::Internal(format!("session: {e}"));
+    let auth: Option<SessionAuth> = session.get(SESSION_AUTH_KEY).await.map_err(session_error)?;
     let Some(auth) = auth else {
-        return Ok(Identity::Visitor);
+        return lnurl_auth_answered(engine, session).await;
     };
     match engine
         .accounts
@@ -209,6 +225,39 @@ async fn resolve(engine: &Engine, parts: &Parts) -> Result<Identity, engine::Err
         }
         Err(err) => Err(err),
     }
+}
+
+/// A visitor's session waiting on an LNURL-auth: signed in once a wallet has
+/// answered the challenge (the answer is handed over once), else a visitor.
+async fn lnurl_auth_answered(
+    engine: &Engine,
+    session: &Session,
+) -> Result<Identity, engine::Error> {
+    let session_error =
+        |e: tower_sessions::session::Error| engine::Error::Internal(format!("session: {e}"));
+    let awaited: Option<AwaitedLnurlAuth> =
+        session.get(LNURL_AUTH_KEY).await.map_err(session_error)?;
+    let Some(awaited) = awaited else {
+        return Ok(Identity::Visitor);
+    };
+    let Some(user) = engine
+        .desk
+        .claim_lnurl_auth(&awaited.k1, &awaited.nonce)
+        .await?
+    else {
+        return Ok(Identity::Visitor);
+    };
+    let auth = app::api::auth::sign_in(session, &user, engine::random_hex(16))
+        .await
+        .map_err(session_error)?;
+    Ok(Identity::Caller(Caller {
+        user,
+        credential: Credential::Session {
+            id: session.id().map(|id| id.to_string()).unwrap_or_default(),
+            csrf: auth.csrf,
+            csrf_presented: false,
+        },
+    }))
 }
 
 /// Whether the request carries `expected`: in `X-CSRF-Token`, the `_csrf` query
@@ -299,12 +348,20 @@ pub enum ErrorFormat {
     MyLightning,
     /// `{"detail": ...}`: the LNbits account API.
     Detail,
+    /// `{"message": ...}`: the LN-Markets API under `/lnm`.
+    Lnm,
+    /// `{"status": "ERROR", "reason": ...}`: the LNURL routes wallets call.
+    Lnurl,
 }
 
 impl ErrorFormat {
     pub fn for_path(path: &str) -> Self {
         if path.starts_with("/api/v1/auth") {
             ErrorFormat::Detail
+        } else if path.starts_with("/lnm/lnurl/") && !path.starts_with("/lnm/lnurl/a/c") {
+            ErrorFormat::Lnurl
+        } else if path == "/lnm" || path.starts_with("/lnm/") {
+            ErrorFormat::Lnm
         } else {
             ErrorFormat::MyLightning
         }
@@ -314,6 +371,8 @@ impl ErrorFormat {
         let body = match self {
             ErrorFormat::MyLightning => serde_json::json!({ "error": { "message": message } }),
             ErrorFormat::Detail => serde_json::json!({ "detail": message }),
+            ErrorFormat::Lnm => serde_json::json!({ "message": message }),
+            ErrorFormat::Lnurl => serde_json::json!({ "status": "ERROR", "reason": message }),
         };
         (status, Json(body)).into_response()
     }

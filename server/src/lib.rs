@@ -222,6 +222,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     std::fs::create_dir_all(&config.data_dir)?;
     let services = Services::open(&config.database_url(), config.engine_settings()).await?;
     let sweeper = services.sessions.spawn_expiry_sweep();
+    // Withdrawals whose payment never committed are ended and refunded.
+    let withdrawals = services.engine.desk.spawn_sweeper(Duration::from_secs(30));
     let miner = (config.block_interval > 0).then(|| {
         services
             .engine
@@ -277,6 +279,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 
     tracing::info!("shutting down: closing the databases");
     sweeper.abort();
+    withdrawals.abort();
     if let Some(miner) = miner {
         miner.abort();
     }

@@ -198,24 +198,48 @@ pub async fn start_session(user: &User) -> Result<SessionAuth, ApiError> {
 /// a password change: the session id still moves on).
 pub async fn renew_session(user: &User, csrf: String) -> Result<SessionAuth, ApiError> {
     let session = session().await?;
-    let internal = |e: tower_sessions::session::Error| {
-        ApiError::from(engine::Error::Internal(format!("session: {e}")))
-    };
-    session.cycle_id().await.map_err(internal)?;
+    sign_in(&session, user, csrf)
+        .await
+        .map_err(|e| ApiError::from(engine::Error::Internal(format!("session: {e}"))))
+}
+
+/// Signs `user` in on `session` with the anti-forgery token `csrf`, under a
+/// fresh session id.
+pub async fn sign_in(
+    session: &Session,
+    user: &User,
+    csrf: String,
+) -> Result<SessionAuth, tower_sessions::session::Error> {
+    session.cycle_id().await?;
     let auth = SessionAuth {
         user_id: user.id.0.clone(),
         auth_version: user.auth_version,
         csrf,
     };
-    session
-        .insert(SESSION_AUTH_KEY, &auth)
-        .await
-        .map_err(internal)?;
-    session
-        .insert(RENEWED_KEY, engine::now_ms())
-        .await
-        .map_err(internal)?;
+    session.insert(SESSION_AUTH_KEY, &auth).await?;
+    session.insert(RENEWED_KEY, engine::now_ms()).await?;
+    session.remove_value(LNURL_AUTH_KEY).await?;
     Ok(auth)
+}
+
+/// An LNURL-auth this browser session waits on: its `k1`, and the nonce the
+/// challenge names the session by (a session id changes; this does not).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AwaitedLnurlAuth {
+    pub k1: String,
+    pub nonce: String,
+}
+
+pub const LNURL_AUTH_KEY: &str = "lnurl_auth";
+
+/// Remembers in this browser session that it waits on the LNURL-auth `k1`:
+/// the gate signs the session in once a wallet has answered it.
+pub async fn await_lnurl_auth(k1: String, nonce: String) -> Result<(), ApiError> {
+    session()
+        .await?
+        .insert(LNURL_AUTH_KEY, AwaitedLnurlAuth { k1, nonce })
+        .await
+        .map_err(|e| ApiError::from(engine::Error::Internal(format!("session: {e}"))))
 }
 
 /// Ends the session: deleted on the server, cookie cleared, and every process

@@ -92,6 +92,8 @@ pub fn http_status(err: &engine::Error) -> axum::http::StatusCode {
         UsernameTaken => StatusCode::CONFLICT,
         InvalidCredentials | Unauthenticated => StatusCode::UNAUTHORIZED,
         Forbidden(_) => StatusCode::FORBIDDEN,
+        NotFound(_) => StatusCode::NOT_FOUND,
+        Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
         Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,

@@ -7,6 +7,7 @@ pub mod auth;
 mod error;
 #[cfg(feature = "ssr")]
 pub mod idempotent;
+pub mod lnm;
 pub mod mylightning;
 pub mod session;
 pub mod simnet;

@@ -386,6 +386,69 @@ async fn open_in(
     channel_of(conn, opener, &point, height).await
 }
 
+/// Where a [`top_up`] takes its funds from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Funding {
+    /// New coins, counted in the money supply: a service's own liquidity.
+    Minted,
+    /// The opener's confirmed on-chain funds.
+    Wallet,
+}
+
+/// Opens channels from `opener` to `peer` until those not closed add up to
+/// `capacity` at least, open at once (a service's liquidity at start, not a
+/// channel anyone waits for). Each is at most [`MAX_CAPACITY`]; a remainder under
+/// [`MIN_CAPACITY`] rounds up to it. Answers how much was added.
+pub(crate) async fn top_up(
+    conn: &mut AnyConnection,
+    opener: &str,
+    peer: &str,
+    capacity: Msat,
+    funding: Funding,
+) -> Result<Msat> {
+    let existing: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(capacity_msat), 0) AS BIGINT) AS total FROM channels \
+         WHERE opener = $1 AND peer = $2 AND state <> 'closed'",
+    )
+    .bind(opener)
+    .bind(peer)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("total")?;
+    let mut sizes = Vec::new();
+    let mut left = capacity.0.saturating_sub(existing);
+    while left > 0 {
+        let size = left.min(MAX_CAPACITY.0).max(MIN_CAPACITY.0);
+        sizes.push(Msat(size));
+        left -= size;
+    }
+    let added = Msat::checked_sum(sizes.iter().copied())
+        .ok_or_else(|| Error::invalid("liquidity", "liquidity exceeds 21 million BTC"))?;
+    if added.0 == 0 {
+        return Ok(added);
+    }
+    if funding == Funding::Minted {
+        let height = chain::tip(conn).await?;
+        chain::mint(conn, added, "liquidity").await?;
+        chain::credit_confirmed(conn, opener, added, "faucet", height).await?;
+    }
+    for size in sizes {
+        let txid = chain::spend(conn, opener, size, "channel_open").await?;
+        sqlx::query(
+            "INSERT INTO channels (point, opener, peer, capacity_msat, opener_msat, peer_msat, \
+             state, ready_height, created_at) VALUES ($1, $2, $3, $4, $4, 0, 'open', NULL, $5)",
+        )
+        .bind(format!("{txid}:0"))
+        .bind(opener)
+        .bind(peer)
+        .bind(size.0)
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(added)
+}
+
 /// Moves channels along in block `height`: pending ones open, closing ones pay
 /// out. When a node's channel to the hub opens, the hub opens one back.
 pub(crate) async fn on_block(

@@ -25,12 +25,13 @@ pub use crate::events::EventKind;
 use crate::events::{Bus, Topic};
 use crate::{now_ms, Database, Error, Msat, Result};
 pub use chain::FAUCET_MAX;
+use channels::Funding;
 pub use channels::{
     Channel, ChannelPage, ChannelState, ClosedCursor, MAX_PENDING_PER_PEER, MIN_CAPACITY,
     RECENT_CLOSED,
 };
 pub use keys::{parse_node_id, NodeKey};
-pub use payments::{PayRequest, Payment};
+pub use payments::{Hook, PayRequest, Payment};
 
 /// The alias of the server's own routing node, in every account's address book.
 pub const HUB_ALIAS: &str = "hub";
@@ -98,6 +99,9 @@ pub struct Simnet {
     /// The chain's height, for display: refreshed when this process mines, and
     /// at most `TIP_TTL` old when another process (same PostgreSQL) did.
     tip: moka::future::Cache<(), i64>,
+    /// The books of nodes whose receipts another area counts (the exchange's
+    /// deposits), run inside the paying transaction.
+    receivers: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, Hook>>>,
 }
 
 /// How long a remembered chain height may be shown.
@@ -118,6 +122,7 @@ impl Simnet {
                 .max_capacity(1)
                 .time_to_live(TIP_TTL)
                 .build(),
+            receivers: Default::default(),
         };
         simnet.ensure_hub().await?;
         simnet.backfill_account_nodes().await?;
@@ -126,6 +131,24 @@ impl Simnet {
 
     pub fn config(&self) -> &SimnetConfig {
         &self.config
+    }
+
+    /// Runs `hook` inside the transaction of every payment that settles an
+    /// invoice of `node`: what it records is committed with the payment or not
+    /// at all. One hook per node; a later one replaces it.
+    pub fn on_receive(&self, node: &str, hook: Hook) {
+        self.receivers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(node.to_string(), hook);
+    }
+
+    fn receiver(&self, node: &str) -> Option<Hook> {
+        self.receivers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(node)
+            .cloned()
     }
 
     /// Tells the nodes an event concerns (no nodes: every block watcher).
@@ -172,6 +195,63 @@ impl Simnet {
                 })
             })
             .await
+    }
+
+    /// The node of one of the server's own services (the exchange), created on
+    /// first start, with channels to and from the hub adding up to `liquidity`
+    /// each way, open at once. Raising `liquidity` later tops them up: the
+    /// service's side is minted (counted in the money supply), the hub's comes
+    /// from its wallet.
+    pub async fn ensure_service_node(&self, alias: &str, liquidity: Msat) -> Result<Node> {
+        let alias_owned = alias.to_string();
+        let added = self
+            .db
+            .write(move |conn| {
+                Box::pin(async move {
+                    // Two processes starting together create one node.
+                    chain::lock_chain(conn).await?;
+                    let hub: String = sqlx::query(
+                        "SELECT pubkey FROM nodes WHERE user_id IS NULL AND alias = $1",
+                    )
+                    .bind(HUB_ALIAS)
+                    .fetch_one(&mut *conn)
+                    .await?
+                    .try_get("pubkey")?;
+                    let found: Option<String> = sqlx::query(
+                        "SELECT pubkey FROM nodes WHERE user_id IS NULL AND alias = $1",
+                    )
+                    .bind(&alias_owned)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .map(|row| row.try_get("pubkey"))
+                    .transpose()?;
+                    let node = match found {
+                        Some(node) => node,
+                        None => {
+                            let key = NodeKey::generate();
+                            insert_node(conn, &key, None, &alias_owned).await?;
+                            key.pubkey_hex()
+                        }
+                    };
+                    let outbound =
+                        channels::top_up(conn, &node, &hub, liquidity, Funding::Minted).await?;
+                    let inbound =
+                        channels::top_up(conn, &hub, &node, liquidity, Funding::Wallet).await?;
+                    Ok(outbound.0 + inbound.0)
+                })
+            })
+            .await?;
+        if added > 0 {
+            self.graph.invalidate();
+            tracing::info!(alias, added_msat = added, "service liquidity added");
+        }
+        let row = sqlx::query(&format!(
+            "{NODE_COLUMNS} WHERE user_id IS NULL AND alias = $1"
+        ))
+        .bind(alias)
+        .fetch_one(self.db.pool())
+        .await?;
+        node_from_row(&row)
     }
 
     async fn backfill_account_nodes(&self) -> Result<()> {
@@ -260,13 +340,25 @@ impl Simnet {
         amount: Option<Msat>,
         memo: &str,
     ) -> Result<invoice::Issued> {
+        self.create_invoice_with_expiry(node, amount, memo, self.config.invoice_expiry)
+            .await
+    }
+
+    /// [`Simnet::create_invoice`], payable for `expiry`.
+    pub async fn create_invoice_with_expiry(
+        &self,
+        node: &str,
+        amount: Option<Msat>,
+        memo: &str,
+        expiry: Duration,
+    ) -> Result<invoice::Issued> {
         if let Some(amount) = amount {
             if amount.0 <= 0 {
                 return Err(Error::invalid("amount", "amount must be positive"));
             }
         }
         let key = self.key(node).await?;
-        let issued = invoice::issue(&key, amount, memo, self.config.invoice_expiry)?;
+        let issued = invoice::issue(&key, amount, memo, expiry)?;
         self.db
             .execute(
                 sqlx::query(

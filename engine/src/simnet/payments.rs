@@ -1,13 +1,19 @@
 //! Paying an invoice: decode and check it, find a route, then move the money in
 //! one transaction: the invoice settles (at most once) and every hop moves, or
-//! nothing does.
+//! nothing does. Another area's books can ride in that same transaction
+//! ([`Hook`]): the payer's (a withdrawal becomes paid) and the payee's (a deposit
+//! is credited), so they move with the money or not at all.
 
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
 use super::invoice::{self, Decoded};
 use super::router::{self, Edge, FeePolicy};
 use super::{EventKind, Simnet};
+use crate::events::Event;
 use crate::{now_ms, Error, Msat, Result, MAX_MONEY};
 
 /// A payment to make.
@@ -22,6 +28,39 @@ pub struct PayRequest {
     pub amount: Option<Msat>,
     /// Most the payer accepts to pay in routing fees; default: 10 sat + 1 %.
     pub fee_limit: Option<Msat>,
+    /// The payer's books, run in the payment's transaction once the route and
+    /// its fee are known; an error refuses the payment.
+    pub within: Option<Hook>,
+}
+
+impl PayRequest {
+    pub fn new(payer: &str, invoice: &str, amount: Option<Msat>) -> Self {
+        PayRequest {
+            payer: payer.to_string(),
+            invoice: invoice.to_string(),
+            amount,
+            fee_limit: None,
+            within: None,
+        }
+    }
+}
+
+/// Work of another area inside a payment's transaction, given the payment as it
+/// is about to be made; answers the events to publish once it is committed. An
+/// error rolls the whole payment back.
+#[derive(Clone)]
+pub struct Hook(
+    pub  Arc<
+        dyn for<'c> Fn(&'c mut AnyConnection, &'c Payment) -> BoxFuture<'c, Result<Vec<Event>>>
+            + Send
+            + Sync,
+    >,
+);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook(..)")
+    }
 }
 
 /// A payment that went through.
@@ -33,6 +72,9 @@ pub struct Payment {
     pub fee: Msat,
     pub preimage: String,
     pub memo: String,
+    /// What the hooks asked to publish once the payment is committed.
+    #[serde(skip)]
+    pub announcements: Vec<Event>,
 }
 
 /// The default fee limit: 10 sat plus 1 % of the amount (for an amount past
@@ -61,7 +103,10 @@ impl Simnet {
 
     async fn pay_and_tell(&self, request: &PayRequest, decoded: &Decoded) -> Result<Payment> {
         match self.settle(request, decoded).await {
-            Ok(payment) => {
+            Ok(mut payment) => {
+                for event in std::mem::take(&mut payment.announcements) {
+                    self.bus.publish(event.topic, event.kind);
+                }
                 self.emit(
                     vec![request.payer.clone()],
                     EventKind::PaymentSent {
@@ -144,11 +189,12 @@ impl Simnet {
             let cached = self.graph.is_warm();
             let (payer, invoice, graph) =
                 (request.payer.clone(), invoice.clone(), self.graph.clone());
+            let hooks = [request.within.clone(), self.receiver(&invoice.payee)];
             let outcome = self
                 .db
                 .write(move |conn| {
                     Box::pin(settle_over_route(
-                        conn, payer, invoice, amount, fee_limit, fees, graph,
+                        conn, payer, invoice, amount, fee_limit, fees, graph, hooks,
                     ))
                 })
                 .await;
@@ -170,8 +216,10 @@ impl Simnet {
     }
 }
 
-/// The payment's one write: settles the invoice, finds the route and moves every
-/// hop, records the payment. Any refusal rolls all of it back.
+/// The payment's one write: settles the invoice, finds the route, runs the
+/// payer's and the payee's hooks, moves every hop, records the payment. Any
+/// refusal rolls all of it back.
+#[allow(clippy::too_many_arguments)]
 async fn settle_over_route(
     conn: &mut AnyConnection,
     payer: String,
@@ -180,6 +228,7 @@ async fn settle_over_route(
     fee_limit: Msat,
     fees: FeePolicy,
     graph: router::Graph,
+    hooks: [Option<Hook>; 2],
 ) -> Result<Payment> {
     let preimage = settle_invoice(conn, &invoice, amount).await?;
     let edges = match graph.snapshot() {
@@ -198,6 +247,19 @@ async fn settle_over_route(
             limit_msat: fee_limit.0,
         });
     }
+    let payment = Payment {
+        payment_hash: invoice.payment_hash.clone(),
+        destination: invoice.payee.clone(),
+        amount,
+        fee: route.fee,
+        preimage,
+        memo: invoice.memo.clone(),
+        announcements: Vec::new(),
+    };
+    let mut announcements = Vec::new();
+    for hook in hooks.iter().flatten() {
+        announcements.extend((hook.0)(conn, &payment).await?);
+    }
     move_along(conn, &route.hops).await?;
     graph.apply(&route.hops);
     sqlx::query(
@@ -210,17 +272,13 @@ async fn settle_over_route(
     .bind(amount.0)
     .bind(route.fee.0)
     .bind(&invoice.memo)
-    .bind(&preimage)
+    .bind(&payment.preimage)
     .bind(now_ms())
     .execute(&mut *conn)
     .await?;
     Ok(Payment {
-        payment_hash: invoice.payment_hash.clone(),
-        destination: invoice.payee.clone(),
-        amount,
-        fee: route.fee,
-        preimage,
-        memo: invoice.memo.clone(),
+        announcements,
+        ..payment
     })
 }
 

@@ -1,0 +1,710 @@
+//! The LN-Markets API v1.0.1 (`specs/lnmarkets-api-v1.0.1.md`) under `/lnm`: a
+//! script written for the original service works after changing its base URL
+//! to `<server>/lnm`. Field names, paths and methods are the spec's; server_fn
+//! keys functions by path and method, so `GET`, `PUT` and `POST
+//! /lnm/login/credentials` are three functions.
+//!
+//! Errors are real HTTP statuses with `{"message": "..."}` (400 bad
+//! parameters or a refused operation, 401, 403 wrong scope, 404, 429, 503
+//! switched off). The LNURL routes a wallet calls answer LNURL's own
+//! `{"status": "ERROR", "reason": "..."}` ([`LnurlError`]).
+//!
+//! Credentials: the `session` cookie (the wallet's; cookie writes here need no
+//! CSRF token, as in the spec: the origin rule and `SameSite=Lax` refuse
+//! cross-site writes) or a scoped token as `Authorization: Bearer`.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::{DeleteUrl, GetUrl, Json, JsonEncoding, PostUrl, PutJson};
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+/// The LN-Markets error body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct LnmError {
+    pub message: String,
+}
+
+impl LnmError {
+    pub fn new(message: impl Into<String>) -> Self {
+        LnmError {
+            message: message.into(),
+        }
+    }
+}
+
+/// The status a failure of the server function machinery answers: a body or
+/// query that does not parse is the client's mistake.
+fn machinery_status(err: &ServerFnErrorErr) -> (u16, String) {
+    use ServerFnErrorErr::*;
+    match err {
+        Deserialization(m) | Args(m) | MissingArg(m) => (400, format!("invalid request: {m}")),
+        UnsupportedRequestMethod(m) => (405, m.clone()),
+        Registration(m) => (404, m.clone()),
+        Request(m) => (503, format!("could not reach the server: {m}")),
+        Response(m) | Serialization(m) | ServerError(m) | MiddlewareError(m) => (500, m.clone()),
+    }
+}
+
+impl FromServerFnError for LnmError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(err: ServerFnErrorErr) -> Self {
+        let (status, message) = machinery_status(&err);
+        #[cfg(feature = "ssr")]
+        crate::api::auth::set_status(status);
+        #[cfg(not(feature = "ssr"))]
+        let _ = status;
+        LnmError::new(message)
+    }
+}
+
+/// LNURL's error body (LUD-03, LUD-04), answered with a 4xx status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{reason}")]
+pub struct LnurlError {
+    pub status: String,
+    pub reason: String,
+}
+
+impl FromServerFnError for LnurlError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(err: ServerFnErrorErr) -> Self {
+        let (status, reason) = machinery_status(&err);
+        #[cfg(feature = "ssr")]
+        crate::api::auth::set_status(status);
+        #[cfg(not(feature = "ssr"))]
+        let _ = status;
+        LnurlError {
+            status: "ERROR".into(),
+            reason,
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+mod server {
+    use axum::http::StatusCode;
+
+    use super::{LnmError, LnurlError};
+    use crate::api::{auth, ApiError};
+    use engine::{Access, Caller, Error};
+
+    /// The status an engine error answers on `/lnm`: a refused operation is
+    /// the client's 400 here, never a 200 with an error inside.
+    fn status(err: &Error) -> StatusCode {
+        if err.is_refusal() {
+            StatusCode::BAD_REQUEST
+        } else {
+            crate::api::http_status(err)
+        }
+    }
+
+    /// Sets the status (and `Retry-After`) and answers the public message.
+    fn answer(err: Error) -> String {
+        use axum::http::{header, HeaderValue};
+        auth::set_status(status(&err));
+        if let (Some(retry_after), Some(opts)) = (
+            err.retry_after(),
+            leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
+        ) {
+            let secs = retry_after.as_secs().max(1).to_string();
+            opts.insert_header(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&secs).expect("digits"),
+            );
+        }
+        if err.is_internal() {
+            tracing::error!(error = ?err, "request failed");
+            "internal error".into()
+        } else {
+            err.to_string()
+        }
+    }
+
+    impl From<Error> for LnmError {
+        fn from(err: Error) -> Self {
+            LnmError::new(answer(err))
+        }
+    }
+
+    impl From<Error> for LnurlError {
+        fn from(err: Error) -> Self {
+            LnurlError {
+                status: "ERROR".into(),
+                reason: answer(err),
+            }
+        }
+    }
+
+    /// The shared sign-in helpers answer the myLightning body; their status is
+    /// set already, the message carries over.
+    impl From<ApiError> for LnmError {
+        fn from(err: ApiError) -> Self {
+            LnmError::new(err.error.message)
+        }
+    }
+
+    impl From<ApiError> for LnurlError {
+        fn from(err: ApiError) -> Self {
+            LnurlError {
+                status: "ERROR".into(),
+                reason: err.error.message,
+            }
+        }
+    }
+
+    /// The caller, allowed `access` (401 without a credential, 403 beyond it).
+    pub async fn caller(access: Access) -> Result<Caller, LnmError> {
+        let caller = auth::caller().await?;
+        caller.permits(access).map_err(Error::from)?;
+        Ok(caller)
+    }
+}
+
+#[cfg(feature = "ssr")]
+use server::caller;
+
+/// `GET /lnm/state/api`: which services are on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiStateView {
+    pub withdraw: bool,
+    pub newposition: bool,
+    #[serde(rename = "accountCreation")]
+    pub account_creation: bool,
+}
+
+#[server(prefix = "/lnm", endpoint = "state/api", input = GetUrl)]
+pub async fn api_state() -> Result<ApiStateView, LnmError> {
+    let switches = crate::api::auth::engine()?.desk.config().switches;
+    Ok(ApiStateView {
+        withdraw: switches.withdraw,
+        newposition: switches.newposition,
+        account_creation: switches.account_creation,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStateView {
+    pub uri: String,
+    pub alias: String,
+    pub pubkey: String,
+}
+
+/// `GET /lnm/state/node`: the exchange's node.
+#[server(prefix = "/lnm", endpoint = "state/node", input = GetUrl)]
+pub async fn node_state() -> Result<NodeStateView, LnmError> {
+    use crate::api::auth;
+    let engine = auth::engine()?;
+    let node = engine.desk.node();
+    Ok(NodeStateView {
+        uri: format!("{}@{}", node.pubkey, auth::public_host_port()),
+        alias: node.alias.clone(),
+        pubkey: node.pubkey.clone(),
+    })
+}
+
+/// What the sign-in routes answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignedInUser {
+    pub username: String,
+    /// Sats, as text.
+    pub balance: String,
+    pub account_type: String,
+    /// The wallet key that signed in (Joule only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linkingpublickey: Option<String>,
+}
+
+#[cfg(feature = "ssr")]
+async fn signed_in_user(
+    user: &engine::User,
+    linkingpublickey: Option<String>,
+) -> Result<SignedInUser, LnmError> {
+    use crate::api::auth;
+    auth::start_session(user).await?;
+    let balance = auth::engine()?.desk.balance(&user.id.0).await?;
+    Ok(SignedInUser {
+        username: user.username.clone(),
+        balance: balance.sat().to_string(),
+        account_type: user.account_type.clone(),
+        linkingpublickey,
+    })
+}
+
+/// `POST /lnm/login/credentials`: signs in with the wallet's username and
+/// password (the same `session` cookie as the wallet).
+#[server(prefix = "/lnm", endpoint = "login/credentials", input = Json)]
+pub async fn login_credentials(login: String, password: String) -> Result<SignedInUser, LnmError> {
+    use crate::api::auth;
+    let user = auth::engine()?
+        .accounts
+        .login(&login, &password, &auth::client_address())
+        .await?;
+    signed_in_user(&user, None).await
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountInvoiceView {
+    pub invoice: String,
+    /// Seconds left to pay it.
+    pub expiry: i64,
+}
+
+/// `GET /lnm/login/credentials`: an invoice whose payment opens an account.
+#[server(prefix = "/lnm", endpoint = "login/credentials", input = GetUrl)]
+pub async fn account_invoice() -> Result<AccountInvoiceView, LnmError> {
+    let issued = crate::api::auth::engine()?.desk.account_invoice().await?;
+    Ok(AccountInvoiceView {
+        invoice: issued.bolt11,
+        expiry: (issued.expires_at_ms - issued.created_at_ms) / 1000,
+    })
+}
+
+/// `PUT /lnm/login/credentials`: opens the account the paid invoice
+/// `paymentHash` bought; its sats are the first trading balance.
+#[allow(non_snake_case)]
+#[server(prefix = "/lnm", endpoint = "login/credentials", input = PutJson)]
+pub async fn register_credentials(
+    paymentHash: String,
+    login: String,
+    password: String,
+) -> Result<SignedInUser, LnmError> {
+    use crate::api::auth;
+    let user = auth::engine()?
+        .desk
+        .register_paid(&paymentHash, &login, &password, &auth::client_address())
+        .await?;
+    signed_in_user(&user, None).await
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JouleChallengeView {
+    /// The message to sign with WebLN `signMessage`.
+    pub message: String,
+    /// Seconds left to answer it.
+    pub expiry: i64,
+}
+
+/// `GET /lnm/login/joule`: a one-time message to sign (an addition to the spec:
+/// without it any captured login could be replayed).
+#[server(prefix = "/lnm", endpoint = "login/joule", input = GetUrl)]
+pub async fn joule_challenge() -> Result<JouleChallengeView, LnmError> {
+    let (message, expires) = crate::api::auth::engine()?.desk.joule_challenge().await?;
+    Ok(JouleChallengeView {
+        message,
+        expiry: (expires - engine::now_ms() / 1000).max(0),
+    })
+}
+
+/// `POST /lnm/login/joule`: signs in with an LND-format signature of a
+/// challenge from `GET /lnm/login/joule`.
+#[server(prefix = "/lnm", endpoint = "login/joule", input = Json)]
+pub async fn login_joule(
+    message: String,
+    signature: String,
+    alias: String,
+) -> Result<SignedInUser, LnmError> {
+    use crate::api::auth;
+    let (user, key) = auth::engine()?
+        .desk
+        .joule_login(&message, &signature, &alias, &auth::client_address())
+        .await?;
+    signed_in_user(&user, Some(key)).await
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserView {
+    pub uid: String,
+    pub balance: String,
+    pub username: String,
+    pub account_type: String,
+}
+
+/// `GET /lnm/user`.
+#[server(prefix = "/lnm", endpoint = "user", input = GetUrl)]
+pub async fn get_user() -> Result<UserView, LnmError> {
+    use engine::desk::DeskScope;
+    let caller = caller(engine::Access::Desk(DeskScope::User)).await?;
+    let balance = crate::api::auth::engine()?
+        .desk
+        .balance(&caller.user.id.0)
+        .await?;
+    Ok(UserView {
+        uid: caller.user.id.0.clone(),
+        balance: balance.sat().to_string(),
+        username: caller.user.username.clone(),
+        account_type: caller.user.account_type.clone(),
+    })
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Done {}
+
+/// `PUT /lnm/user`: changes the password. Every other session and every token
+/// of the account stop working, in every process; this session goes on.
+#[allow(non_snake_case)]
+#[server(prefix = "/lnm", endpoint = "user", input = PutJson)]
+pub async fn update_user(previousPassword: String, newPassword: String) -> Result<Done, LnmError> {
+    use crate::api::auth;
+    use engine::desk::DeskScope;
+    let caller = caller(engine::Access::Desk(DeskScope::User)).await?;
+    let user = auth::engine()?
+        .accounts
+        .change_password(
+            &caller.user,
+            &previousPassword,
+            &newPassword,
+            &auth::client_address(),
+        )
+        .await
+        .map_err(|err| match err {
+            engine::Error::Invalid { field, message } => engine::Error::Invalid {
+                field: match field {
+                    "old_password" => "previousPassword",
+                    "new_password" => "newPassword",
+                    other => other,
+                },
+                message,
+            },
+            other => other,
+        })?;
+    if let engine::Credential::Session { csrf, .. } = &caller.credential {
+        auth::renew_session(&user, csrf.clone()).await?;
+    }
+    Ok(Done {})
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DepositInvoice {
+    #[serde(rename = "paymentRequest")]
+    pub payment_request: String,
+    /// Seconds left to pay it.
+    pub expiry: i64,
+}
+
+/// `POST /lnm/user/deposit`: an invoice of the exchange; paying it credits the
+/// trading balance, once, whoever pays it.
+#[server(prefix = "/lnm", endpoint = "user/deposit", input = Json)]
+pub async fn deposit(
+    amount: i64,
+    #[server(default)] unit: Option<String>,
+) -> Result<DepositInvoice, LnmError> {
+    use engine::desk::DeskScope;
+    let caller = caller(engine::Access::Desk(DeskScope::Deposit)).await?;
+    let desk = crate::api::auth::engine()?.desk.clone();
+    if unit.as_deref().is_some_and(|u| u != "sat") {
+        return Err(engine::Error::invalid("unit", "deposits are in sat").into());
+    }
+    let amount = desk.amount_in(amount, Some("sat"))?;
+    let issued = desk.deposit(&caller.user.id.0, amount).await?;
+    Ok(DepositInvoice {
+        payment_request: issued.bolt11,
+        expiry: (issued.expires_at_ms - issued.created_at_ms) / 1000,
+    })
+}
+
+/// One entry of `GET /lnm/user/history`: a deposit (`did`) or a withdrawal
+/// (`wid`), with the spec's fields (its `sucess_ts` spelling included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub amount: String,
+    pub creation_ts: String,
+    pub details: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub did: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wid: Option<String>,
+    pub fail: bool,
+    pub fail_reason: Option<String>,
+    pub fail_ts: Option<String>,
+    pub payment_hash: String,
+    pub success: bool,
+    pub sucess_ts: Option<String>,
+    pub uid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryView {
+    pub transaction: Vec<HistoryEntry>,
+}
+
+/// `GET /lnm/user/history?type=deposit|withdraw`: newest first, at most 1000.
+#[server(prefix = "/lnm", endpoint = "user/history", input = GetUrl)]
+pub async fn history(#[server(default)] r#type: Option<String>) -> Result<HistoryView, LnmError> {
+    use engine::desk::{rfc3339, DeskScope};
+    let caller = caller(engine::Access::Desk(DeskScope::User)).await?;
+    let desk = crate::api::auth::engine()?.desk.clone();
+    let user = &caller.user.id.0;
+    let transaction = match r#type.as_deref() {
+        Some("deposit") => desk
+            .deposits(user)
+            .await?
+            .into_iter()
+            .map(|d| HistoryEntry {
+                amount: d.amount.sat().to_string(),
+                creation_ts: rfc3339(d.created_at_ms),
+                details: None,
+                did: Some(d.id),
+                wid: None,
+                fail: d.expired_at_ms.is_some(),
+                fail_reason: d.expired_at_ms.map(|_| "expired unpaid".to_string()),
+                fail_ts: d.expired_at_ms.map(rfc3339),
+                payment_hash: d.payment_hash,
+                success: d.settled_at_ms.is_some(),
+                sucess_ts: d.settled_at_ms.map(rfc3339),
+                uid: d.user_id,
+            })
+            .collect(),
+        Some("withdraw") => desk
+            .withdrawals(user)
+            .await?
+            .into_iter()
+            .map(|w| {
+                let failed = w.state == "failed";
+                let paid = w.state == "paid";
+                HistoryEntry {
+                    amount: w.amount.sat().to_string(),
+                    creation_ts: rfc3339(w.created_at_ms),
+                    details: (w.fee.0 > 0)
+                        .then(|| format!("routing fee {} msat paid by the exchange", w.fee.0)),
+                    did: None,
+                    wid: Some(w.id),
+                    fail: failed,
+                    fail_reason: w.fail_reason,
+                    fail_ts: w.finished_at_ms.filter(|_| failed).map(rfc3339),
+                    payment_hash: w.payment_hash,
+                    success: paid,
+                    sucess_ts: w.finished_at_ms.filter(|_| paid).map(rfc3339),
+                    uid: w.user_id,
+                }
+            })
+            .collect(),
+        Some(_) => {
+            return Err(engine::Error::invalid("type", "type is deposit or withdraw").into())
+        }
+        None => {
+            return Err(
+                engine::Error::invalid("type", "type is required: deposit or withdraw").into(),
+            )
+        }
+    };
+    Ok(HistoryView { transaction })
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenEntry {
+    pub aud: Vec<String>,
+    pub exp: String,
+    pub iat: String,
+    pub jti: String,
+    pub revoked: bool,
+}
+
+/// `GET /lnm/user/jwt`: the account's tokens (session cookie only).
+#[server(prefix = "/lnm", endpoint = "user/jwt", input = GetUrl)]
+pub async fn list_tokens() -> Result<Vec<TokenEntry>, LnmError> {
+    use engine::desk::rfc3339;
+    let caller = caller(engine::Access::ManageTokens).await?;
+    let tokens = crate::api::auth::engine()?
+        .desk
+        .tokens
+        .list(&caller.user)
+        .await?;
+    Ok(tokens
+        .into_iter()
+        .map(|t| TokenEntry {
+            aud: t.scopes.into_iter().map(str::to_string).collect(),
+            exp: rfc3339(t.expires_at_ms),
+            iat: rfc3339(t.issued_at_ms),
+            jti: t.jti,
+            revoked: t.revoked,
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewToken {
+    /// The token itself, shown once.
+    pub signature: String,
+}
+
+/// `POST /lnm/user/jwt`: a token limited to `scopes`, valid `expiry` seconds
+/// (session cookie only: a token cannot mint tokens).
+#[server(prefix = "/lnm", endpoint = "user/jwt", input = Json)]
+pub async fn create_token(scopes: Vec<String>, expiry: i64) -> Result<NewToken, LnmError> {
+    let caller = caller(engine::Access::ManageTokens).await?;
+    let scopes = engine::desk::Scopes::parse(&scopes)?;
+    let signature = crate::api::auth::engine()?
+        .desk
+        .tokens
+        .create(&caller.user, scopes, expiry)
+        .await?;
+    Ok(NewToken { signature })
+}
+
+/// `DELETE /lnm/user/jwt?jti=`: revokes a token at once, everywhere.
+#[server(prefix = "/lnm", endpoint = "user/jwt", input = DeleteUrl)]
+pub async fn revoke_token(#[server(default)] jti: Option<String>) -> Result<Done, LnmError> {
+    let caller = caller(engine::Access::ManageTokens).await?;
+    let Some(jti) = jti else {
+        return Err(engine::Error::invalid("jti", "jti is required").into());
+    };
+    crate::api::auth::engine()?
+        .desk
+        .tokens
+        .revoke(&caller.user, &jti)
+        .await?;
+    Ok(Done {})
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WithdrawalDone {
+    /// Sats.
+    pub amount: i64,
+    /// The payment's preimage: proof it was paid.
+    pub paymentsecret: String,
+    pub wid: String,
+    pub paymenthash: String,
+}
+
+/// `POST /lnm/user/withdraw`: pays `invoice` from the trading balance.
+#[server(prefix = "/lnm", endpoint = "user/withdraw", input = Json)]
+pub async fn withdraw(
+    amount: i64,
+    #[server(default)] unit: Option<String>,
+    invoice: String,
+) -> Result<WithdrawalDone, LnmError> {
+    use engine::desk::DeskScope;
+    let caller = caller(engine::Access::Desk(DeskScope::Withdraw)).await?;
+    let desk = crate::api::auth::engine()?.desk.clone();
+    let amount = desk.amount_in(amount, unit.as_deref())?;
+    let done = desk.withdraw(&caller.user.id.0, amount, &invoice).await?;
+    Ok(WithdrawalDone {
+        amount: done.amount.sat(),
+        paymentsecret: done.preimage,
+        wid: done.id,
+        paymenthash: done.payment_hash,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lnurl {
+    pub lnurl: String,
+}
+
+/// `POST /lnm/user/withdraw/lnurl`: an LNURL-withdraw for exactly `amount`,
+/// paid at most once.
+#[server(prefix = "/lnm", endpoint = "user/withdraw/lnurl", input = Json)]
+pub async fn withdraw_lnurl(
+    amount: i64,
+    #[server(default)] unit: Option<String>,
+) -> Result<Lnurl, LnmError> {
+    use engine::desk::DeskScope;
+    let caller = caller(engine::Access::Desk(DeskScope::Withdraw)).await?;
+    let desk = crate::api::auth::engine()?.desk.clone();
+    let amount = desk.amount_in(amount, unit.as_deref())?;
+    let lnurl = desk.withdraw_link(&caller.user.id.0, amount).await?;
+    Ok(Lnurl { lnurl })
+}
+
+/// `POST /lnm/user/logout`: ends the session.
+#[server(prefix = "/lnm", endpoint = "user/logout", input = PostUrl)]
+pub async fn logout() -> Result<Done, LnmError> {
+    crate::api::auth::end_session().await?;
+    Ok(Done {})
+}
+
+/// `GET /lnm/lnurl/a/c`: an LNURL-auth for this browser session; once a
+/// wallet answers it, the session is signed in.
+#[server(prefix = "/lnm", endpoint = "lnurl/a/c", input = GetUrl)]
+pub async fn lnurl_auth_create() -> Result<Lnurl, LnmError> {
+    use crate::api::auth;
+    let nonce = engine::random_hex(16);
+    let (k1, lnurl) = auth::engine()?.desk.lnurl_auth_challenge(&nonce).await?;
+    auth::await_lnurl_auth(k1, nonce).await?;
+    Ok(Lnurl { lnurl })
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LnurlOk {
+    pub status: String,
+}
+
+/// `GET /lnm/lnurl/a`: the wallet's signed answer to an LNURL-auth.
+#[server(prefix = "/lnm", endpoint = "lnurl/a", input = GetUrl)]
+pub async fn lnurl_auth(
+    #[server(default)] k1: String,
+    #[server(default)] tag: String,
+    #[server(default)] sig: String,
+    #[server(default)] key: String,
+    #[server(default)] hmac: String,
+    #[server(default)] t: String,
+) -> Result<LnurlOk, LnurlError> {
+    use crate::api::auth;
+    if tag != "login" {
+        return Err(engine::Error::invalid("tag", "tag must be login").into());
+    }
+    auth::engine()?
+        .desk
+        .lnurl_auth_answer(&k1, &sig, &key, &hmac, &t, &auth::client_address())
+        .await?;
+    Ok(LnurlOk {
+        status: "OK".into(),
+    })
+}
+
+/// The withdraw request a wallet reads (LUD-03); amounts in msat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WithdrawRequest {
+    pub callback: String,
+    #[serde(rename = "defaultDescription")]
+    pub default_description: String,
+    pub tag: String,
+    #[serde(rename = "maxWithdrawable")]
+    pub max_withdrawable: i64,
+    #[serde(rename = "minWithdrawable")]
+    pub min_withdrawable: i64,
+    pub k1: String,
+}
+
+/// `GET /lnm/lnurl/w/r`: what an LNURL-withdraw offers.
+#[server(prefix = "/lnm", endpoint = "lnurl/w/r", input = GetUrl)]
+pub async fn lnurl_withdraw_request(
+    #[server(default)] signature: String,
+    #[server(default)] n: String,
+    #[server(default)] expiry: String,
+) -> Result<WithdrawRequest, LnurlError> {
+    let expiry: i64 = expiry
+        .parse()
+        .map_err(|_| engine::Error::invalid("expiry", "expiry is a Unix time"))?;
+    let request = crate::api::auth::engine()?
+        .desk
+        .withdraw_request(&signature, &n, expiry)
+        .await?;
+    Ok(WithdrawRequest {
+        callback: request.callback,
+        default_description: "Ampere exchange withdrawal".into(),
+        tag: "withdrawRequest".into(),
+        max_withdrawable: request.amount.0,
+        min_withdrawable: request.amount.0,
+        k1: request.k1,
+    })
+}
+
+/// `GET /lnm/lnurl/w?k1&pr`: the wallet's invoice for an LNURL-withdraw, paid
+/// at once.
+#[server(prefix = "/lnm", endpoint = "lnurl/w", input = GetUrl)]
+pub async fn lnurl_withdraw(
+    #[server(default)] k1: String,
+    #[server(default)] pr: String,
+) -> Result<LnurlOk, LnurlError> {
+    crate::api::auth::engine()?
+        .desk
+        .withdraw_by_link(&k1, &pr)
+        .await?;
+    Ok(LnurlOk {
+        status: "OK".into(),
+    })
+}

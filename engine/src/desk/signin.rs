@@ -1,0 +1,321 @@
+//! Signing in to the desk without a password, and opening an account by paying
+//! for it, as LN-Markets did:
+//! - LNURL-auth (LUD-04): a `k1` tied to the browser session that asked for it;
+//!   a wallet signs it with its linking key, and that session becomes signed in
+//!   (the gate claims the answer on the session's next request);
+//! - Joule (WebLN `signMessage`): a one-time challenge message this server
+//!   issued, signed in LND's format; the key is recovered from the signature;
+//! - an account paid by invoice: the invoice's sats become its first balance.
+//!
+//! Every challenge works once and expires; an account keyed by a wallet's key
+//! is made on its first sign-in.
+
+use sqlx::Row;
+
+use super::{link_mac, same_mac, Desk};
+use crate::events::{EventKind, Topic};
+use crate::simnet::invoice::Issued;
+use crate::{now_ms, random_hex, Error, Result, User};
+
+/// How a keyed account signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Lnurl,
+    Joule,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Lnurl => "lnurl",
+            KeyKind::Joule => "joule",
+        }
+    }
+}
+
+/// The first words of every Joule challenge.
+const JOULE_PREFIX: &str = "Sign in to Ampere: ";
+
+impl Desk {
+    /// Issues an LNURL-auth challenge for the browser session `session_id`:
+    /// answers its `k1` and the LNURL (upper case).
+    pub async fn lnurl_auth_challenge(&self, session_id: &str) -> Result<(String, String)> {
+        let k1 = random_hex(32);
+        let t = self.issue_challenge(&k1, "lnurl", Some(session_id)).await?;
+        let t = t.to_string();
+        let hmac = link_mac(&self.link_key, &["a", &k1, &t]);
+        let url = format!(
+            "{}/lnm/lnurl/a?tag=login&k1={k1}&hmac={hmac}&t={t}",
+            self.config.public_url
+        );
+        let lnurl = crate::lnurl::encode(&url);
+        Ok((k1, lnurl))
+    }
+
+    /// Records a challenge; answers its expiry in Unix seconds.
+    async fn issue_challenge(&self, id: &str, kind: &str, session: Option<&str>) -> Result<i64> {
+        let now = now_ms();
+        let expires_at = now + self.config.link_expiry.as_millis() as i64;
+        // Expired challenges go as new ones come: the table stays small.
+        let (id, kind, session) = (
+            id.to_string(),
+            kind.to_string(),
+            session.map(str::to_string),
+        );
+        self.db
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM desk_challenges WHERE expires_at < $1")
+                        .bind(now - 3_600_000)
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query(
+                        "INSERT INTO desk_challenges (id, kind, session_id, created_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&id)
+                    .bind(&kind)
+                    .bind(&session)
+                    .bind(now)
+                    .bind(expires_at)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await?;
+        Ok(expires_at / 1000)
+    }
+
+    /// A wallet's answer to an LNURL-auth challenge (`GET /lnm/lnurl/a`):
+    /// checks the link's `hmac` and `t`, the signature of `k1` by `key`, and uses
+    /// the challenge up (once). Signs in, or first makes, the account keyed by
+    /// `key`; the waiting browser learns of it on the bus.
+    pub async fn lnurl_auth_answer(
+        &self,
+        k1: &str,
+        sig: &str,
+        key: &str,
+        hmac: &str,
+        t: &str,
+        client: &str,
+    ) -> Result<User> {
+        if !same_mac(hmac, &link_mac(&self.link_key, &["a", k1, t])) {
+            return Err(Error::invalid("hmac", "this login link is not valid"));
+        }
+        let expires: i64 = t
+            .parse()
+            .map_err(|_| Error::invalid("t", "t is a Unix time"))?;
+        if expires.saturating_mul(1000) <= now_ms() {
+            return Err(Error::invalid("t", "this login link has expired"));
+        }
+        crate::lnurl::verify_auth(k1, sig, key)
+            .map_err(|e| Error::invalid("sig", e.to_string()))?;
+        let key = key.to_ascii_lowercase();
+        let user = self
+            .accounts
+            .sign_in_with_key(&key, KeyKind::Lnurl.as_str(), None, client)
+            .await?;
+        self.use_challenge(k1, "lnurl", &user).await?;
+        self.bus.publish(
+            Topic::Challenge(k1.to_string()),
+            EventKind::ChallengeAnswered,
+        );
+        Ok(user)
+    }
+
+    /// Marks a challenge used by `user`, once and before it expires.
+    async fn use_challenge(&self, id: &str, kind: &str, user: &User) -> Result<()> {
+        let (id, kind, user) = (id.to_string(), kind.to_string(), user.id.0.clone());
+        let used = self
+            .db
+            .execute(
+                sqlx::query(
+                    "UPDATE desk_challenges SET used_at = $1, user_id = $2 \
+                     WHERE id = $3 AND kind = $4 AND used_at IS NULL AND expires_at > $1",
+                )
+                .bind(now_ms())
+                .bind(user)
+                .bind(id)
+                .bind(kind),
+            )
+            .await?;
+        if used == 1 {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "k1",
+                "this challenge is unknown, used already or expired",
+            ))
+        }
+    }
+
+    /// The account a wallet signed in for the browser session `session_id` with
+    /// challenge `k1`, handed over once.
+    pub async fn claim_lnurl_auth(&self, k1: &str, session_id: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT user_id FROM desk_challenges \
+             WHERE id = $1 AND kind = 'lnurl' AND session_id = $2 AND user_id IS NOT NULL",
+        )
+        .bind(k1)
+        .bind(session_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let user_id: String = row.try_get("user_id")?;
+        let claimed = self
+            .db
+            .execute(
+                sqlx::query(
+                    "UPDATE desk_challenges SET session_id = NULL \
+                     WHERE id = $1 AND session_id = $2 AND user_id IS NOT NULL",
+                )
+                .bind(k1.to_string())
+                .bind(session_id.to_string()),
+            )
+            .await?;
+        if claimed != 1 {
+            return Ok(None);
+        }
+        self.accounts.get(&user_id).await
+    }
+
+    /// Whether the browser session's challenge `k1` is still waiting for a wallet.
+    pub async fn lnurl_auth_pending(&self, k1: &str, session_id: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 AS waiting FROM desk_challenges WHERE id = $1 AND kind = 'lnurl' \
+             AND session_id = $2 AND expires_at > $3",
+        )
+        .bind(k1)
+        .bind(session_id)
+        .bind(now_ms())
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// A one-time message for a Joule (WebLN `signMessage`) sign-in; answers it
+    /// and its expiry in Unix seconds.
+    pub async fn joule_challenge(&self) -> Result<(String, i64)> {
+        let message = format!("{JOULE_PREFIX}{}", random_hex(16));
+        let expires = self.issue_challenge(&message, "joule", None).await?;
+        Ok((message, expires))
+    }
+
+    /// Signs in with a Joule signature of a challenge this server issued: the
+    /// challenge is used up (a captured login cannot be replayed), the key is
+    /// recovered from the signature, and its account signed in or first made
+    /// (named after `alias` when that name is free). Answers the account and
+    /// the key.
+    pub async fn joule_login(
+        &self,
+        message: &str,
+        signature: &str,
+        alias: &str,
+        client: &str,
+    ) -> Result<(User, String)> {
+        if !message.starts_with(JOULE_PREFIX) || message.len() > 128 {
+            return Err(Error::invalid(
+                "message",
+                "sign the challenge GET /lnm/login/joule answers",
+            ));
+        }
+        let key = crate::signed_message::recover(message, signature)
+            .map_err(|e| Error::invalid("signature", e.to_string()))?
+            .to_string();
+        let user = self
+            .accounts
+            .sign_in_with_key(&key, KeyKind::Joule.as_str(), Some(alias), client)
+            .await?;
+        self.use_challenge(message, "joule", &user)
+            .await
+            .map_err(|_| {
+                Error::invalid(
+                    "message",
+                    "this challenge is unknown, used already or expired",
+                )
+            })?;
+        Ok((user, key))
+    }
+
+    /// An invoice that opens an account when paid (`GET /lnm/login/credentials`).
+    pub async fn account_invoice(&self) -> Result<Issued> {
+        self.require(self.config.switches.account_creation, "account creation")?;
+        self.issue_deposit(
+            None,
+            "account",
+            self.config.account_price,
+            "Ampere exchange account",
+        )
+        .await
+    }
+
+    /// Opens an account with `login` and `password` if the account invoice
+    /// `payment_hash` is paid and was never used: its sats become the first
+    /// trading balance, in the sign-up's own transaction.
+    pub async fn register_paid(
+        &self,
+        payment_hash: &str,
+        login: &str,
+        password: &str,
+        client: &str,
+    ) -> Result<User> {
+        self.require(self.config.switches.account_creation, "account creation")?;
+        let hash = payment_hash.to_ascii_lowercase();
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::invalid(
+                "paymentHash",
+                "paymentHash is 32 bytes of hex",
+            ));
+        }
+        let unclaimed = |h: &str| {
+            sqlx::query(
+                "SELECT 1 AS ok FROM desk_deposits WHERE payment_hash = $1 AND purpose = 'account' \
+                 AND settled_at IS NOT NULL AND claimed_at IS NULL",
+            )
+            .bind(h.to_string())
+        };
+        // Checked before any hashing; checked again inside the sign-up.
+        if unclaimed(&hash)
+            .fetch_optional(self.db.pool())
+            .await?
+            .is_none()
+        {
+            return Err(not_paid());
+        }
+        self.accounts
+            .register_with(
+                login,
+                password,
+                client,
+                Box::new(move |conn, user_id| {
+                    Box::pin(async move {
+                        let row = sqlx::query(
+                            "UPDATE desk_deposits SET user_id = $1, claimed_at = $2 \
+                             WHERE payment_hash = $3 AND purpose = 'account' \
+                             AND settled_at IS NOT NULL AND claimed_at IS NULL \
+                             RETURNING amount_msat",
+                        )
+                        .bind(user_id)
+                        .bind(now_ms())
+                        .bind(&hash)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                        .ok_or_else(not_paid)?;
+                        let amount = crate::Msat(row.try_get("amount_msat")?);
+                        super::funding::credit(conn, user_id, amount).await
+                    })
+                }),
+            )
+            .await
+    }
+}
+
+fn not_paid() -> Error {
+    Error::invalid(
+        "paymentHash",
+        "this invoice is not paid, not an account invoice, or was used already",
+    )
+}
