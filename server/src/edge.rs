@@ -54,16 +54,26 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// The last resort: a panic in a route answers a JSON 500 and is logged,
-/// instead of dropping the connection.
-pub fn on_panic(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let message = panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("(no message)");
-    tracing::error!(panic = message, "a request panicked");
-    ErrorFormat::MyLightning.error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+/// The last resort: a panic in a route answers a JSON 500 in the route's error
+/// format and is logged, instead of dropping the connection.
+pub async fn catch_panic(request: Request, next: Next) -> Response {
+    use futures_util::FutureExt;
+    let format = ErrorFormat::for_path(request.uri().path());
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(no message)");
+            tracing::error!(panic = message, "a request panicked");
+            format.error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
 }
 
 /// The span of a request in the log: method and path, never the query (it may

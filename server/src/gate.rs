@@ -378,18 +378,22 @@ impl ErrorFormat {
     }
 }
 
-/// An axum handler's signed-in caller; 401 in the route's own error format
-/// otherwise. What the caller may do is `Caller::permits`' call.
+/// An axum handler's signed-in caller, allowed to read the account (the wallet's
+/// and account API's routes: a scoped desk token is 403 here); 401 in the
+/// route's own format without a credential. Writes ask `Caller::permits` more.
 pub struct SignedIn(pub Caller);
 
 impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let format = ErrorFormat::for_path(parts.uri.path());
         match parts.extensions.get::<Identity>() {
-            Some(Identity::Caller(caller)) => Ok(SignedIn(caller.clone())),
-            _ => Err(ErrorFormat::for_path(parts.uri.path())
-                .error(StatusCode::UNAUTHORIZED, "authentication required")),
+            Some(Identity::Caller(caller)) => match caller.permits(engine::Access::Read) {
+                Ok(()) => Ok(SignedIn(caller.clone())),
+                Err(denied) => Err(format.error(StatusCode::FORBIDDEN, &denied.to_string())),
+            },
+            _ => Err(format.error(StatusCode::UNAUTHORIZED, "authentication required")),
         }
     }
 }

@@ -13,6 +13,7 @@ mod history_export;
 mod live;
 mod openapi;
 mod photo;
+mod rate_limit;
 mod sessions;
 mod wallet_api;
 
@@ -28,7 +29,6 @@ use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::future::IntoFuture;
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::SessionManagerLayer;
 
@@ -85,6 +85,8 @@ pub struct Site {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Event streams one account may hold open at once.
     pub max_event_streams: usize,
+    /// `/lnm` requests per minute, per account and per client address.
+    pub lnm_requests_per_minute: u32,
 }
 
 impl Site {
@@ -97,6 +99,7 @@ impl Site {
             listen: config.listen,
             trusted_proxies: config.trusted_proxies.clone(),
             max_event_streams: config.max_event_streams,
+            lnm_requests_per_minute: config.lnm_requests_per_minute,
         }
     }
 
@@ -110,6 +113,7 @@ impl Site {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             trusted_proxies: Vec::new(),
             max_event_streams: 8,
+            lnm_requests_per_minute: 600,
         }
     }
 }
@@ -148,7 +152,13 @@ impl Services {
             site.listen,
             site.trusted_proxies,
         );
-        app(state, gate, self.sessions.layer(site.secure_cookies))
+        let quotas = rate_limit::Quotas::new(site.lnm_requests_per_minute);
+        app(
+            state,
+            gate,
+            quotas,
+            self.sessions.layer(site.secure_cookies),
+        )
     }
 
     /// Ends every event stream (the first step of a graceful shutdown).
@@ -172,7 +182,12 @@ pub fn leptos_options(config: &Config) -> LeptosOptions {
 }
 
 /// The whole application. Tests drive it with `oneshot`; only `run` binds a port.
-pub fn app(state: AppState, gate: gate::Gate, sessions: SessionManagerLayer<Sessions>) -> Router {
+pub fn app(
+    state: AppState,
+    gate: gate::Gate,
+    quotas: rate_limit::Quotas,
+    sessions: SessionManagerLayer<Sessions>,
+) -> Router {
     let routes = generate_route_list(App);
     let engine = state.engine.clone();
     let public_url = state.public_url.clone();
@@ -203,11 +218,13 @@ pub fn app(state: AppState, gate: gate::Gate, sessions: SessionManagerLayer<Sess
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        // Outermost last: the session is loaded, then the gate decides who calls.
+        // Outermost last: the session is loaded, the gate decides who calls,
+        // then the caller's quota is counted.
+        .layer(middleware::from_fn_with_state(quotas, rate_limit::limit))
         .layer(middleware::from_fn_with_state(gate, gate::admit))
         .layer(sessions)
         .layer(middleware::from_fn(edge::time_limit))
-        .layer(CatchPanicLayer::custom(edge::on_panic))
+        .layer(middleware::from_fn(edge::catch_panic))
         .layer(middleware::from_fn(edge::security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(edge::request_span))
         .with_state(state)

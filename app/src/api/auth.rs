@@ -117,16 +117,26 @@ async fn session() -> Result<Session, ApiError> {
         .map_err(|e| ApiError::new(format!("session layer missing: {e}")))
 }
 
-/// The caller, or 401.
+/// The caller, allowed to read the account's data (401 without a credential,
+/// 403 for one that may not, such as a scoped desk token on the wallet).
 pub async fn caller() -> Result<Caller, ApiError> {
-    signed_in()
-        .await?
-        .ok_or_else(|| engine::Error::Unauthenticated.into())
+    permitted(Access::Read).await
 }
 
 /// The caller, or `None` for a visitor. A credential that no longer
-/// authenticates is 401, not a visitor.
+/// authenticates is 401, not a visitor; one that may not read is 403.
 pub async fn signed_in() -> Result<Option<Caller>, ApiError> {
+    match identity().await? {
+        Some(caller) => {
+            caller.permits(Access::Read).map_err(engine::Error::from)?;
+            Ok(Some(caller))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Whoever the credential names, whatever it may do: see [`permitted`].
+async fn identity() -> Result<Option<Caller>, ApiError> {
     match parts()?.extensions.get::<Identity>() {
         Some(Identity::Caller(caller)) => Ok(Some(caller.clone())),
         Some(Identity::Rejected) => Err(engine::Error::Unauthenticated.into()),
@@ -153,8 +163,10 @@ pub async fn payer(password: Option<&str>) -> Result<Caller, ApiError> {
     Ok(caller)
 }
 
-async fn permitted(access: Access) -> Result<Caller, ApiError> {
-    let caller = caller().await?;
+/// The caller, allowed `access`: 401 without a credential, 403 beyond what it
+/// may do.
+pub async fn permitted(access: Access) -> Result<Caller, ApiError> {
+    let caller = identity().await?.ok_or(engine::Error::Unauthenticated)?;
     caller.permits(access).map_err(engine::Error::from)?;
     Ok(caller)
 }

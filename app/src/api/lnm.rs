@@ -157,9 +157,7 @@ mod server {
 
     /// The caller, allowed `access` (401 without a credential, 403 beyond it).
     pub async fn caller(access: Access) -> Result<Caller, LnmError> {
-        let caller = auth::caller().await?;
-        caller.permits(access).map_err(Error::from)?;
-        Ok(caller)
+        Ok(auth::permitted(access).await?)
     }
 }
 

@@ -111,12 +111,13 @@ impl Desk {
         }
         crate::lnurl::verify_auth(k1, sig, key)
             .map_err(|e| Error::invalid("sig", e.to_string()))?;
+        self.take_challenge(k1, "lnurl").await?;
         let key = key.to_ascii_lowercase();
         let user = self
             .accounts
             .sign_in_with_key(&key, KeyKind::Lnurl.as_str(), None, client)
             .await?;
-        self.use_challenge(k1, "lnurl", &user).await?;
+        self.answer_challenge(k1, &user).await?;
         self.bus.publish(
             Topic::Challenge(k1.to_string()),
             EventKind::ChallengeAnswered,
@@ -124,20 +125,22 @@ impl Desk {
         Ok(user)
     }
 
-    /// Marks a challenge used by `user`, once and before it expires.
-    async fn use_challenge(&self, id: &str, kind: &str, user: &User) -> Result<()> {
-        let (id, kind, user) = (id.to_string(), kind.to_string(), user.id.0.clone());
+    /// Uses a challenge up, once and before it expires. Taken before the
+    /// account is looked up or made, so an answer to a challenge unknown, used
+    /// or expired changes nothing (no account for its key), and of two answers
+    /// at once exactly one goes on. A sign-in refused after it (the sign-up
+    /// limits) costs the challenge: the wallet asks for a new one.
+    async fn take_challenge(&self, id: &str, kind: &str) -> Result<()> {
         let used = self
             .db
             .execute(
                 sqlx::query(
-                    "UPDATE desk_challenges SET used_at = $1, user_id = $2 \
-                     WHERE id = $3 AND kind = $4 AND used_at IS NULL AND expires_at > $1",
+                    "UPDATE desk_challenges SET used_at = $1 \
+                     WHERE id = $2 AND kind = $3 AND used_at IS NULL AND expires_at > $1",
                 )
                 .bind(now_ms())
-                .bind(user)
-                .bind(id)
-                .bind(kind),
+                .bind(id.to_string())
+                .bind(kind.to_string()),
             )
             .await?;
         if used == 1 {
@@ -148,6 +151,19 @@ impl Desk {
                 "this challenge is unknown, used already or expired",
             ))
         }
+    }
+
+    /// Names the account that answered a challenge this call took
+    /// ([`Desk::claim_lnurl_auth`] hands it over).
+    async fn answer_challenge(&self, id: &str, user: &User) -> Result<()> {
+        self.db
+            .execute(
+                sqlx::query("UPDATE desk_challenges SET user_id = $1 WHERE id = $2")
+                    .bind(user.id.0.clone())
+                    .bind(id.to_string()),
+            )
+            .await?;
+        Ok(())
     }
 
     /// The account a wallet signed in for the browser session `session_id` with
@@ -225,18 +241,20 @@ impl Desk {
         let key = crate::signed_message::recover(message, signature)
             .map_err(|e| Error::invalid("signature", e.to_string()))?
             .to_string();
+        self.take_challenge(message, "joule")
+            .await
+            .map_err(|err| match err {
+                Error::Invalid { .. } => Error::invalid(
+                    "message",
+                    "this challenge is unknown, used already or expired",
+                ),
+                other => other,
+            })?;
         let user = self
             .accounts
             .sign_in_with_key(&key, KeyKind::Joule.as_str(), Some(alias), client)
             .await?;
-        self.use_challenge(message, "joule", &user)
-            .await
-            .map_err(|_| {
-                Error::invalid(
-                    "message",
-                    "this challenge is unknown, used already or expired",
-                )
-            })?;
+        self.answer_challenge(message, &user).await?;
         Ok((user, key))
     }
 

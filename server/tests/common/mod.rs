@@ -53,6 +53,50 @@ impl Server {
         }
     }
 
+    /// A server with these engine settings (the tests' login limits kept).
+    pub async fn open_with_settings(url: &str, settings: engine::Settings, site: Site) -> Self {
+        let settings = engine::Settings {
+            throttle: Limits {
+                per_username: 3,
+                per_client: 50,
+                window: Duration::from_secs(60),
+            },
+            ..settings
+        };
+        let services = Services::open(url, settings).await.expect("services open");
+        Server {
+            router: services.router(site),
+            services,
+        }
+    }
+
+    /// A server listening on a loopback port, for clients that speak HTTP
+    /// themselves (the Python wallets): answers it and its base URL, which is
+    /// also its public URL (LNURLs point there).
+    pub async fn listening(url: &str) -> (Self, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let base = format!("http://{address}");
+        let mut settings = engine::Settings::default();
+        settings.desk.public_url = base.clone();
+        let site = Site {
+            public_url: base.clone(),
+            listen: address,
+            ..Site::for_tests(true)
+        };
+        let server = Self::open_with_settings(url, settings, site).await;
+        let router = server.router.clone();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        (server, base)
+    }
+
     pub async fn send(&self, request: Request<Body>) -> Reply {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();

@@ -1,0 +1,994 @@
+//! The LN-Markets API under `/lnm` over HTTP, on SQLite and PostgreSQL: traders
+//! sign in, fund their trading balance from a wallet and withdraw back, a phone
+//! wallet (the Python test wallet, sharing no code with the server) claims an
+//! LNURL-withdraw and signs in with LNURL-auth and Joule, scoped tokens stay in
+//! their scopes, and every bad input or abuse is refused and changes nothing.
+//! Each story ends with the exchange's books balanced.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use serde_json::{json, Value};
+
+use common::{session_cookie, Reply, Server, PASSWORD};
+use engine::simnet::PayRequest;
+use engine::Msat;
+
+testdb::on_both_databases!(
+    open_server;
+    a_trader_deposits_from_a_wallet_and_withdraws_back,
+    a_deposit_paid_by_another_account_credits_its_owner_once,
+    concurrent_withdrawals_never_overdraw,
+    scoped_tokens_stay_within_their_scopes,
+    an_account_paid_by_invoice_opens_once,
+    bad_input_answers_400_and_changes_nothing,
+    the_state_routes_describe_the_exchange,
+    unknown_routes_and_methods_answer_in_the_apis_format,
+);
+
+/// The stories whose other side speaks HTTP itself (the Python wallet).
+mod listening {
+    use super::*;
+
+    testdb::on_both_databases!(
+        listening_server;
+        a_phone_wallet_claims_an_lnurl_withdraw_once,
+        lnurl_auth_signs_the_waiting_browser_in,
+        joule_signs_in_with_an_independently_made_signature_once,
+    );
+}
+
+async fn open_server(url: &str) -> Server {
+    Server::open(url).await
+}
+
+async fn listening_server(url: &str) -> (Server, String) {
+    Server::listening(url).await
+}
+
+/// A trader: an account whose wallet node has a channel to the hub (and the
+/// hub's back), signed in to the desk with the session cookie.
+struct Trader {
+    user_id: String,
+    node: String,
+    cookie: String,
+}
+
+async fn trader(server: &Server, name: &str) -> Trader {
+    let engine = &server.services.engine;
+    let user = engine.register(name, PASSWORD, None, name).await.unwrap();
+    let node = engine.simnet.node_of_user(&user.id.0).await.unwrap();
+    engine
+        .simnet
+        .faucet(&node.address, Msat::from_sat(3_000_000))
+        .await
+        .unwrap();
+    engine.simnet.mine(1).await.unwrap();
+    let hub = engine.simnet.hub().await.unwrap().pubkey;
+    engine
+        .simnet
+        .open_channel(&node.pubkey, &hub, Msat::from_sat(2_000_000))
+        .await
+        .unwrap();
+    engine.simnet.mine(6).await.unwrap();
+    let login = lnm(
+        server,
+        Method::POST,
+        "/lnm/login/credentials",
+        None,
+        Some(json!({"login": name, "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    assert_eq!(login.body["username"], name);
+    assert_eq!(login.body["account_type"], "credentials");
+    Trader {
+        user_id: user.id.0,
+        node: node.pubkey,
+        cookie: session_cookie(&login).expect("the session cookie"),
+    }
+}
+
+/// A call to the desk's API: `auth` is a `Cookie` or `Authorization` header
+/// value (the cookie writes carry no CSRF token, as the spec has none).
+async fn lnm(
+    server: &Server,
+    method: Method,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<Value>,
+) -> Reply {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(auth) = auth {
+        request = if auth.starts_with("Bearer ") {
+            request.header(header::AUTHORIZATION, auth)
+        } else {
+            request.header(header::COOKIE, auth)
+        };
+    }
+    let body = match body {
+        Some(body) => {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+            Body::from(body.to_string())
+        }
+        None => Body::empty(),
+    };
+    server.send(request.body(body).unwrap()).await
+}
+
+async fn get(server: &Server, path: &str, auth: &str) -> Reply {
+    lnm(server, Method::GET, path, Some(auth), None).await
+}
+
+async fn post(server: &Server, path: &str, auth: &str, body: Value) -> Reply {
+    lnm(server, Method::POST, path, Some(auth), Some(body)).await
+}
+
+/// The trading balance `GET /lnm/user` shows, in sats.
+async fn balance(server: &Server, auth: &str) -> i64 {
+    let user = get(server, "/lnm/user", auth).await;
+    assert_eq!(user.status, StatusCode::OK, "{}", user.text);
+    user.body["balance"].as_str().unwrap().parse().unwrap()
+}
+
+/// Deposits `sats` to the trader's balance, paid by `payer`'s wallet node.
+async fn deposit(server: &Server, trader: &Trader, payer: &str, sats: i64) -> Value {
+    let invoice = post(
+        server,
+        "/lnm/user/deposit",
+        &trader.cookie,
+        json!({"amount": sats}),
+    )
+    .await;
+    assert_eq!(invoice.status, StatusCode::OK, "{}", invoice.text);
+    let bolt11 = invoice.body["paymentRequest"].as_str().unwrap();
+    server
+        .services
+        .engine
+        .simnet
+        .pay(PayRequest::new(payer, bolt11, None))
+        .await
+        .expect("the deposit is paid");
+    invoice.body
+}
+
+/// An invoice of the trader's wallet node.
+async fn wallet_invoice(server: &Server, trader: &Trader, sats: Option<i64>) -> String {
+    server
+        .services
+        .engine
+        .simnet
+        .create_invoice(&trader.node, sats.map(Msat::from_sat), "to my wallet")
+        .await
+        .unwrap()
+        .bolt11
+}
+
+async fn assert_books_balance(server: &Server) {
+    let books = server.services.engine.desk.audit().await.unwrap();
+    assert!(books.balanced(), "{books:?}");
+    let network = server.services.engine.simnet.audit().await.unwrap();
+    assert!(network.balanced(), "{network:?}");
+}
+
+async fn count(server: &Server, table: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+        .fetch_one(server.services.engine.db.pool())
+        .await
+        .unwrap()
+        .get("n")
+}
+
+fn assert_error(reply: &Reply, status: StatusCode, words: &str) {
+    assert_eq!(reply.status, status, "{}", reply.text);
+    let message = reply.body["message"].as_str().unwrap_or_else(|| {
+        panic!("no message in {}", reply.text);
+    });
+    assert!(
+        message.to_lowercase().contains(words),
+        "{message:?} should say {words:?}"
+    );
+}
+
+async fn a_trader_deposits_from_a_wallet_and_withdraws_back(server: Server) {
+    let alice = trader(&server, "alice").await;
+    assert_eq!(balance(&server, &alice.cookie).await, 0);
+
+    let invoice = deposit(&server, &alice, &alice.node, 50_000).await;
+    assert_eq!(invoice["expiry"], 900);
+    assert_eq!(balance(&server, &alice.cookie).await, 50_000);
+    let history = get(&server, "/lnm/user/history?type=deposit", &alice.cookie).await;
+    assert_eq!(history.status, StatusCode::OK, "{}", history.text);
+    let entry = &history.body["transaction"][0];
+    assert_eq!(entry["amount"], "50000");
+    assert_eq!(entry["success"], true);
+    assert_eq!(entry["fail"], false);
+    assert_eq!(entry["uid"], alice.user_id.as_str());
+    assert!(entry["sucess_ts"].as_str().unwrap().ends_with('Z'));
+    assert!(entry["did"].as_str().is_some());
+
+    let wallet_before = server
+        .services
+        .engine
+        .wallet
+        .summary(
+            &server
+                .services
+                .engine
+                .accounts
+                .get(&alice.user_id)
+                .await
+                .unwrap()
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .lightning;
+    let bolt11 = wallet_invoice(&server, &alice, Some(20_000)).await;
+    let withdrawn = post(
+        &server,
+        "/lnm/user/withdraw",
+        &alice.cookie,
+        json!({"amount": 20_000, "unit": "sat", "invoice": bolt11}),
+    )
+    .await;
+    assert_eq!(withdrawn.status, StatusCode::OK, "{}", withdrawn.text);
+    assert_eq!(withdrawn.body["amount"], 20_000);
+    assert_eq!(withdrawn.body["paymenthash"].as_str().unwrap().len(), 64);
+    assert_eq!(withdrawn.body["paymentsecret"].as_str().unwrap().len(), 64);
+    assert_eq!(balance(&server, &alice.cookie).await, 30_000);
+    let wallet_after = server
+        .services
+        .engine
+        .wallet
+        .summary(
+            &server
+                .services
+                .engine
+                .accounts
+                .get(&alice.user_id)
+                .await
+                .unwrap()
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .lightning;
+    assert_eq!(
+        wallet_after.0 - wallet_before.0,
+        Msat::from_sat(20_000).0,
+        "the wallet received exactly the withdrawal"
+    );
+    let history = get(&server, "/lnm/user/history?type=withdraw", &alice.cookie).await;
+    let entry = &history.body["transaction"][0];
+    assert_eq!(entry["wid"], withdrawn.body["wid"]);
+    assert_eq!(entry["payment_hash"], withdrawn.body["paymenthash"]);
+    assert_eq!(entry["success"], true);
+
+    // An amountless invoice takes the amount asked.
+    let open = wallet_invoice(&server, &alice, None).await;
+    let withdrawn = post(
+        &server,
+        "/lnm/user/withdraw",
+        &alice.cookie,
+        json!({"amount": 1_500, "invoice": open}),
+    )
+    .await;
+    assert_eq!(withdrawn.status, StatusCode::OK, "{}", withdrawn.text);
+    assert_eq!(balance(&server, &alice.cookie).await, 28_500);
+
+    // Logged out, the cookie is worthless.
+    let out = lnm(
+        &server,
+        Method::POST,
+        "/lnm/user/logout",
+        Some(&alice.cookie),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.text);
+    assert_error(
+        &get(&server, "/lnm/user", &alice.cookie).await,
+        StatusCode::UNAUTHORIZED,
+        "authentication",
+    );
+    assert_books_balance(&server).await;
+}
+
+async fn a_deposit_paid_by_another_account_credits_its_owner_once(server: Server) {
+    let alice = trader(&server, "alice").await;
+    let bob = trader(&server, "bob").await;
+    let invoice = post(
+        &server,
+        "/lnm/user/deposit",
+        &alice.cookie,
+        json!({"amount": 10_000}),
+    )
+    .await;
+    let bolt11 = invoice.body["paymentRequest"].as_str().unwrap().to_string();
+    // Bob and Alice both try to pay it at once: one payment, one credit.
+    let simnet = server.services.engine.simnet.clone();
+    let payers = [alice.node.clone(), bob.node.clone()].map(|payer| {
+        let (simnet, bolt11) = (simnet.clone(), bolt11.clone());
+        tokio::spawn(async move { simnet.pay(PayRequest::new(&payer, &bolt11, None)).await })
+    });
+    let mut paid = 0;
+    for payer in payers {
+        if payer.await.unwrap().is_ok() {
+            paid += 1;
+        }
+    }
+    assert_eq!(paid, 1, "the invoice is paid once");
+    assert_eq!(balance(&server, &alice.cookie).await, 10_000);
+    assert_eq!(balance(&server, &bob.cookie).await, 0);
+    assert_books_balance(&server).await;
+}
+
+async fn concurrent_withdrawals_never_overdraw(server: Server) {
+    let alice = trader(&server, "alice").await;
+    deposit(&server, &alice, &alice.node, 10_000).await;
+    // Eight withdrawals of 3,000 sats at once from 10,000: three pass.
+    let mut invoices = Vec::new();
+    for _ in 0..8 {
+        invoices.push(wallet_invoice(&server, &alice, Some(3_000)).await);
+    }
+    let router = server.router.clone();
+    let tasks: Vec<_> = invoices
+        .into_iter()
+        .map(|bolt11| {
+            let (router, cookie) = (router.clone(), alice.cookie.clone());
+            tokio::spawn(async move {
+                use tower::ServiceExt;
+                let request = Request::post("/lnm/user/withdraw")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::COOKIE, cookie)
+                    .body(Body::from(
+                        json!({"amount": 3_000, "invoice": bolt11}).to_string(),
+                    ))
+                    .unwrap();
+                router.oneshot(request).await.unwrap().status()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    let passed = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(passed, 3, "{statuses:?}");
+    assert!(statuses
+        .iter()
+        .all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST));
+    assert_eq!(balance(&server, &alice.cookie).await, 1_000);
+    assert_books_balance(&server).await;
+}
+
+async fn scoped_tokens_stay_within_their_scopes(server: Server) {
+    let alice = trader(&server, "alice").await;
+    let made = post(
+        &server,
+        "/lnm/user/jwt",
+        &alice.cookie,
+        json!({"scopes": ["user"], "expiry": 3600}),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.text);
+    let user_token = format!("Bearer {}", made.body["signature"].as_str().unwrap());
+
+    // Within its scope; beyond it 403; never on the wallet nor on /user/jwt.
+    assert_eq!(balance(&server, &user_token).await, 0);
+    let beyond = post(
+        &server,
+        "/lnm/user/deposit",
+        &user_token,
+        json!({"amount": 1000}),
+    )
+    .await;
+    assert_error(&beyond, StatusCode::FORBIDDEN, "deposit");
+    let minting = post(
+        &server,
+        "/lnm/user/jwt",
+        &user_token,
+        json!({"scopes": ["user"], "expiry": 3600}),
+    )
+    .await;
+    assert_error(&minting, StatusCode::FORBIDDEN, "session cookie");
+    assert_error(
+        &get(&server, "/lnm/user/jwt", &user_token).await,
+        StatusCode::FORBIDDEN,
+        "session cookie",
+    );
+    let wallet = server
+        .get(
+            "/rest/v1/getalldata",
+            common::Auth::Bearer(made.body["signature"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(wallet.status, StatusCode::FORBIDDEN, "{}", wallet.text);
+
+    // Listed; revoked at once; a revoked token is 401.
+    let list = get(&server, "/lnm/user/jwt", &alice.cookie).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    let listed = &list.body[0];
+    assert_eq!(listed["aud"], json!(["user"]));
+    assert_eq!(listed["revoked"], false);
+    let jti = listed["jti"].as_str().unwrap().to_string();
+    let revoked = lnm(
+        &server,
+        Method::DELETE,
+        &format!("/lnm/user/jwt?jti={jti}"),
+        Some(&alice.cookie),
+        None,
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
+    assert_error(
+        &get(&server, "/lnm/user", &user_token).await,
+        StatusCode::UNAUTHORIZED,
+        "authentication",
+    );
+    let list = get(&server, "/lnm/user/jwt", &alice.cookie).await;
+    assert_eq!(list.body[0]["revoked"], true);
+
+    // Another account cannot revoke (or learn of) Alice's tokens.
+    let bob = trader(&server, "bob").await;
+    let foreign = lnm(
+        &server,
+        Method::DELETE,
+        &format!("/lnm/user/jwt?jti={jti}"),
+        Some(&bob.cookie),
+        None,
+    )
+    .await;
+    assert_error(&foreign, StatusCode::NOT_FOUND, "no such token");
+
+    // An expired token: signed with the server's own key, so only its expiry fails.
+    let key = server.services.engine.db.secret("desk-jwt").await.unwrap();
+    let now = engine::now_ms() / 1000;
+    let claims = json!({"sub": alice.user_id, "ver": 0, "jti": engine::random_hex(16),
+                        "aud": ["user"], "iat": now - 7200, "exp": now - 3600});
+    let expired = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&key),
+    )
+    .unwrap();
+    assert_error(
+        &get(&server, "/lnm/user", &format!("Bearer {expired}")).await,
+        StatusCode::UNAUTHORIZED,
+        "authentication",
+    );
+
+    // A password change voids every token and every other session, everywhere.
+    let made = post(
+        &server,
+        "/lnm/user/jwt",
+        &alice.cookie,
+        json!({"scopes": ["user", "deposit"], "expiry": 3600}),
+    )
+    .await;
+    let token = format!("Bearer {}", made.body["signature"].as_str().unwrap());
+    let other_session = trader_login(&server, "alice").await;
+    let changed = lnm(
+        &server,
+        Method::PUT,
+        "/lnm/user",
+        Some(&alice.cookie),
+        Some(json!({"previousPassword": PASSWORD, "newPassword": "Other-horse-8"})),
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    assert_error(
+        &get(&server, "/lnm/user", &token).await,
+        StatusCode::UNAUTHORIZED,
+        "authentication",
+    );
+    assert_error(
+        &get(&server, "/lnm/user", &other_session).await,
+        StatusCode::UNAUTHORIZED,
+        "authentication",
+    );
+    let alice_cookie = session_cookie(&changed).expect("the changing session moves to a new id");
+    assert_error(
+        &get(&server, "/lnm/user", &alice.cookie).await,
+        StatusCode::UNAUTHORIZED,
+        "authentication",
+    );
+    let list = get(&server, "/lnm/user/jwt", &alice_cookie).await;
+    assert_eq!(
+        list.status,
+        StatusCode::OK,
+        "the changing session goes on: {}",
+        list.text
+    );
+    assert!(
+        list.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["revoked"] == true),
+        "{}",
+        list.text
+    );
+
+    // Bad requests: unknown or repeated scopes, no scope, expiry out of range, malformed jti.
+    for (body, field) in [
+        (json!({"scopes": ["admin"], "expiry": 3600}), "scopes"),
+        (json!({"scopes": ["user", "user"], "expiry": 3600}), "once"),
+        (json!({"scopes": [], "expiry": 3600}), "at least one"),
+        (json!({"scopes": ["user"], "expiry": 0}), "expiry"),
+        (json!({"scopes": ["user"], "expiry": 400_000_000}), "expiry"),
+        (json!({"scopes": ["user"]}), "invalid request"),
+    ] {
+        let refused = post(&server, "/lnm/user/jwt", &alice_cookie, body).await;
+        assert_error(&refused, StatusCode::BAD_REQUEST, field);
+    }
+    let malformed = lnm(
+        &server,
+        Method::DELETE,
+        "/lnm/user/jwt?jti=../../etc",
+        Some(&alice_cookie),
+        None,
+    )
+    .await;
+    assert_error(&malformed, StatusCode::BAD_REQUEST, "jti");
+    let missing = lnm(
+        &server,
+        Method::DELETE,
+        "/lnm/user/jwt",
+        Some(&alice_cookie),
+        None,
+    )
+    .await;
+    assert_error(&missing, StatusCode::BAD_REQUEST, "jti");
+    assert_books_balance(&server).await;
+}
+
+/// Signs `name` in once more: another session of the same account.
+async fn trader_login(server: &Server, name: &str) -> String {
+    let login = lnm(
+        server,
+        Method::POST,
+        "/lnm/login/credentials",
+        None,
+        Some(json!({"login": name, "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    session_cookie(&login).unwrap()
+}
+
+async fn an_account_paid_by_invoice_opens_once(server: Server) {
+    let alice = trader(&server, "alice").await;
+    let offer = lnm(&server, Method::GET, "/lnm/login/credentials", None, None).await;
+    assert_eq!(offer.status, StatusCode::OK, "{}", offer.text);
+    let bolt11 = offer.body["invoice"].as_str().unwrap();
+    let hash = engine::simnet::invoice::decode(bolt11)
+        .unwrap()
+        .payment_hash;
+
+    // Unpaid: no account.
+    let body = json!({"paymentHash": hash, "login": "newtrader", "password": "Fresh-horse-9"});
+    let early = lnm(
+        &server,
+        Method::PUT,
+        "/lnm/login/credentials",
+        None,
+        Some(body.clone()),
+    )
+    .await;
+    assert_error(&early, StatusCode::BAD_REQUEST, "not paid");
+    let users = server.user_count().await;
+
+    server
+        .services
+        .engine
+        .simnet
+        .pay(PayRequest::new(&alice.node, bolt11, None))
+        .await
+        .unwrap();
+    let opened = lnm(
+        &server,
+        Method::PUT,
+        "/lnm/login/credentials",
+        None,
+        Some(body),
+    )
+    .await;
+    assert_eq!(opened.status, StatusCode::OK, "{}", opened.text);
+    assert_eq!(opened.body["username"], "newtrader");
+    assert_eq!(opened.body["balance"], "1000");
+    let cookie = session_cookie(&opened).unwrap();
+    assert_eq!(balance(&server, &cookie).await, 1_000);
+    assert_eq!(server.user_count().await, users + 1);
+
+    // The same payment opens nothing more.
+    let again = json!({"paymentHash": hash, "login": "second", "password": "Fresh-horse-9"});
+    let again = lnm(
+        &server,
+        Method::PUT,
+        "/lnm/login/credentials",
+        None,
+        Some(again),
+    )
+    .await;
+    assert_error(&again, StatusCode::BAD_REQUEST, "used already");
+    assert_eq!(server.user_count().await, users + 1);
+    assert_books_balance(&server).await;
+}
+
+async fn bad_input_answers_400_and_changes_nothing(server: Server) {
+    let alice = trader(&server, "alice").await;
+    deposit(&server, &alice, &alice.node, 5_000).await;
+    let (deposits, withdrawals) = (
+        count(&server, "desk_deposits").await,
+        count(&server, "desk_withdrawals").await,
+    );
+
+    for (body, words) in [
+        (json!({"amount": 99}), "100 to 1000000"),
+        (json!({"amount": 1_000_001}), "100 to 1000000"),
+        (json!({"amount": -5}), "positive"),
+        (json!({"amount": "1000"}), "invalid request"),
+        (json!({"amount": 1000.5}), "invalid request"),
+        (json!({"amount": 1000, "unit": "btc"}), "sat"),
+        (json!({}), "invalid request"),
+    ] {
+        let refused = post(&server, "/lnm/user/deposit", &alice.cookie, body).await;
+        assert_error(&refused, StatusCode::BAD_REQUEST, words);
+    }
+    let other_amount = wallet_invoice(&server, &alice, Some(2_000)).await;
+    // A BOLT11 specification vector: mainnet, not this network.
+    let mainnet = "lnbc2500u1pvjluezsp5zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zygspp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdq5xysxxatsyp3k7enxv4jsxqzpu9qrsgquk0rl77nj30yxdy8j9vdx85fkpmdla2087ne0xh8nhedh8w27kyke0lp53ut353s06fv3qfegext0eh0ymjpf39tuven09sam30g4vgpfna3rh";
+    let exchange_own = post(
+        &server,
+        "/lnm/user/deposit",
+        &alice.cookie,
+        json!({"amount": 1000}),
+    )
+    .await;
+    let exchange_own = exchange_own.body["paymentRequest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deposits = deposits + 1;
+    for (body, words) in [
+        (
+            json!({"amount": 999, "invoice": wallet_invoice(&server, &alice, None).await}),
+            "at least 1000",
+        ),
+        (
+            json!({"amount": 3_000, "invoice": other_amount}),
+            "asks 2000000 msat",
+        ),
+        (
+            json!({"amount": 2_500, "invoice": mainnet}),
+            "another network",
+        ),
+        (
+            json!({"amount": 2_000, "invoice": "lnbcrt1nonsense"}),
+            "invalid invoice",
+        ),
+        (
+            json!({"amount": 1_000, "invoice": exchange_own}),
+            "exchange's own",
+        ),
+        (
+            json!({"amount": 9_000, "invoice": wallet_invoice(&server, &alice, Some(9_000)).await}),
+            "insufficient",
+        ),
+        (
+            json!({"amount": 2_000, "unit": "eur", "invoice": wallet_invoice(&server, &alice, None).await}),
+            "unit",
+        ),
+        (json!({"amount": 2_000}), "invalid request"),
+    ] {
+        let refused = post(&server, "/lnm/user/withdraw", &alice.cookie, body).await;
+        assert_error(&refused, StatusCode::BAD_REQUEST, words);
+    }
+    assert_eq!(count(&server, "desk_withdrawals").await, withdrawals);
+    // The network refuses one (Carol's node has no channel): debited, then
+    // refunded once, and shown as failed.
+    let carol = server
+        .services
+        .engine
+        .register("carol", PASSWORD, None, "carol")
+        .await
+        .unwrap();
+    let carol = server
+        .services
+        .engine
+        .simnet
+        .node_of_user(&carol.id.0)
+        .await
+        .unwrap()
+        .pubkey;
+    let unreachable = server
+        .services
+        .engine
+        .simnet
+        .create_invoice(&carol, Some(Msat::from_sat(2_000)), "")
+        .await
+        .unwrap()
+        .bolt11;
+    for (body, words) in [(json!({"amount": 2_000, "invoice": unreachable}), "no route")] {
+        let refused = post(&server, "/lnm/user/withdraw", &alice.cookie, body).await;
+        assert_error(&refused, StatusCode::BAD_REQUEST, words);
+    }
+    for query in ["", "?type=positions", "?type="] {
+        let refused = get(&server, &format!("/lnm/user/history{query}"), &alice.cookie).await;
+        assert_error(&refused, StatusCode::BAD_REQUEST, "type");
+    }
+    let link = post(
+        &server,
+        "/lnm/user/withdraw/lnurl",
+        &alice.cookie,
+        json!({"amount": 500}),
+    )
+    .await;
+    assert_error(&link, StatusCode::BAD_REQUEST, "at least 1000");
+    let link = post(
+        &server,
+        "/lnm/user/withdraw/lnurl",
+        &alice.cookie,
+        json!({"amount": 50_000}),
+    )
+    .await;
+    assert_error(&link, StatusCode::BAD_REQUEST, "insufficient");
+
+    assert_eq!(balance(&server, &alice.cookie).await, 5_000);
+    assert_eq!(count(&server, "desk_deposits").await, deposits);
+    assert_eq!(
+        count(&server, "desk_withdrawals").await,
+        withdrawals + 1,
+        "only the refused-by-the-network one, refunded"
+    );
+    let history = get(&server, "/lnm/user/history?type=withdraw", &alice.cookie).await;
+    assert_eq!(
+        history.body["transaction"][0]["fail"], true,
+        "{}",
+        history.text
+    );
+
+    // Without credentials: 401 in the API's format.
+    let anonymous = lnm(
+        &server,
+        Method::POST,
+        "/lnm/user/deposit",
+        None,
+        Some(json!({"amount": 1000})),
+    )
+    .await;
+    assert_error(&anonymous, StatusCode::UNAUTHORIZED, "authentication");
+    let forged = lnm(
+        &server,
+        Method::GET,
+        "/lnm/user",
+        Some("Bearer not.a.token"),
+        None,
+    )
+    .await;
+    assert_error(&forged, StatusCode::UNAUTHORIZED, "authentication");
+    // A cross-site write is refused before it runs.
+    let cross = server
+        .send(
+            Request::post("/lnm/user/deposit")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::COOKIE, &alice.cookie)
+                .header(header::ORIGIN, "https://evil.example")
+                .body(Body::from(json!({"amount": 1000}).to_string()))
+                .unwrap(),
+        )
+        .await;
+    assert_error(&cross, StatusCode::FORBIDDEN, "cross-origin");
+    assert_eq!(count(&server, "desk_deposits").await, deposits);
+    assert_books_balance(&server).await;
+}
+
+async fn the_state_routes_describe_the_exchange(server: Server) {
+    let api = lnm(&server, Method::GET, "/lnm/state/api", None, None).await;
+    assert_eq!(
+        api.body,
+        json!({"withdraw": true, "newposition": true, "accountCreation": true})
+    );
+    let node = lnm(&server, Method::GET, "/lnm/state/node", None, None).await;
+    let exchange = server.services.engine.desk.node().pubkey.clone();
+    assert_eq!(node.body["pubkey"], exchange.as_str());
+    assert_eq!(node.body["alias"], "exchange");
+    assert_eq!(node.body["uri"], format!("{exchange}@wallet.example:8443"));
+    // Its channels carry the configured liquidity both ways, open at once.
+    let channels = server
+        .services
+        .engine
+        .simnet
+        .live_channels(&exchange)
+        .await
+        .unwrap();
+    let outbound: i64 = channels.iter().map(|c| c.local.0).sum();
+    let inbound: i64 = channels.iter().map(|c| c.remote_balance.0).sum();
+    let liquidity = server.services.engine.desk.config().liquidity.0;
+    assert_eq!((outbound, inbound), (liquidity, liquidity));
+    let document = lnm(&server, Method::GET, "/lnm/openapi.json", None, None).await;
+    assert_eq!(document.body["servers"][0]["url"], "/lnm");
+}
+
+async fn unknown_routes_and_methods_answer_in_the_apis_format(server: Server) {
+    let unknown = lnm(&server, Method::GET, "/lnm/nothing/here", None, None).await;
+    assert_error(&unknown, StatusCode::NOT_FOUND, "no such route");
+    let lnurl = lnm(&server, Method::GET, "/lnm/lnurl/w?k1=zz&pr=x", None, None).await;
+    assert_eq!(lnurl.status, StatusCode::BAD_REQUEST, "{}", lnurl.text);
+    assert_eq!(lnurl.body["status"], "ERROR");
+    assert!(lnurl.body["reason"].as_str().unwrap().contains("k1"));
+    let method = lnm(&server, Method::PATCH, "/lnm/user", None, None).await;
+    assert_eq!(method.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// Runs the Python test wallet (`server/tests/wallets/wallet.py`) off the
+/// runtime's thread, so the server keeps answering it.
+async fn wallet(args: &[&str]) -> Value {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let out = std::process::Command::new(format!("{root}/.venv/bin/python"))
+            .arg(format!("{root}/server/tests/wallets/wallet.py"))
+            .args(&args)
+            .output()
+            .expect("the test venv (.venv, made by scripts/test)");
+        assert!(
+            out.status.success(),
+            "wallet {args:?} refused: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+async fn a_phone_wallet_claims_an_lnurl_withdraw_once((server, _base): (Server, String)) {
+    let alice = trader(&server, "alice").await;
+    let bob = trader(&server, "bob").await;
+    deposit(&server, &alice, &alice.node, 40_000).await;
+    let link = post(
+        &server,
+        "/lnm/user/withdraw/lnurl",
+        &alice.cookie,
+        json!({"amount": 12_000}),
+    )
+    .await;
+    assert_eq!(link.status, StatusCode::OK, "{}", link.text);
+    let lnurl = link.body["lnurl"].as_str().unwrap().to_string();
+    assert!(
+        lnurl.starts_with("LNURL1"),
+        "upper case for QR codes: {lnurl}"
+    );
+
+    // Bob's phone wallet scans it and asks to be paid to its own invoice.
+    let invoice = wallet_invoice(&server, &bob, Some(12_000)).await;
+    let claimed = wallet(&["lnurl-withdraw", &lnurl, &invoice]).await;
+    assert_eq!(claimed["request"]["tag"], "withdrawRequest");
+    assert_eq!(claimed["request"]["maxWithdrawable"], 12_000_000);
+    assert_eq!(claimed["status_code"], 200, "{claimed}");
+    assert_eq!(claimed["body"]["status"], "OK", "{claimed}");
+    assert_eq!(balance(&server, &alice.cookie).await, 28_000);
+
+    // Scanned again: refused, nothing paid.
+    let again_invoice = wallet_invoice(&server, &bob, Some(12_000)).await;
+    let again = tokio::task::spawn_blocking({
+        let lnurl = lnurl.clone();
+        move || {
+            let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+            std::process::Command::new(format!("{root}/.venv/bin/python"))
+                .arg(format!("{root}/server/tests/wallets/wallet.py"))
+                .args(["lnurl-withdraw", &lnurl, &again_invoice])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&again.stdout).to_string()
+        + &String::from_utf8_lossy(&again.stderr);
+    assert!(said.contains("used already"), "{said}");
+    assert_eq!(balance(&server, &alice.cookie).await, 28_000);
+    assert_books_balance(&server).await;
+}
+
+async fn lnurl_auth_signs_the_waiting_browser_in((server, _base): (Server, String)) {
+    // The browser asks for a login QR code.
+    let asked = lnm(&server, Method::GET, "/lnm/lnurl/a/c", None, None).await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.text);
+    let browser = session_cookie(&asked).expect("a session for the waiting browser");
+    let lnurl = asked.body["lnurl"].as_str().unwrap().to_string();
+    assert_error(
+        &get(&server, "/lnm/user", &browser).await,
+        StatusCode::UNAUTHORIZED,
+        "authentication",
+    );
+
+    // The phone wallet signs k1 with its linking key (coincurve).
+    let secret = engine::random_hex(32);
+    let answered = wallet(&["lnurl-auth", &lnurl, &secret]).await;
+    assert_eq!(answered["status_code"], 200, "{answered}");
+    assert_eq!(answered["body"]["status"], "OK", "{answered}");
+
+    // The browser's next request is signed in, as a new keyed account.
+    let user = get(&server, "/lnm/user", &browser).await;
+    assert_eq!(user.status, StatusCode::OK, "{}", user.text);
+    assert_eq!(user.body["account_type"], "lnurl");
+    let key = answered["key"].as_str().unwrap();
+    assert_eq!(user.body["username"], format!("ln-{}", &key[..10]));
+
+    // The same answer again (a replay) is refused.
+    let replay = wallet(&["lnurl-auth", &lnurl, &secret]).await;
+    assert_eq!(replay["status_code"], 400, "{replay}");
+    assert_eq!(replay["body"]["status"], "ERROR");
+
+    // Another browser signing in with the same key reaches the same account.
+    let asked = lnm(&server, Method::GET, "/lnm/lnurl/a/c", None, None).await;
+    let second = session_cookie(&asked).unwrap();
+    let answered = wallet(&["lnurl-auth", asked.body["lnurl"].as_str().unwrap(), &secret]).await;
+    assert_eq!(answered["body"]["status"], "OK", "{answered}");
+    let again = get(&server, "/lnm/user", &second).await;
+    assert_eq!(again.body["uid"], user.body["uid"]);
+    assert_books_balance(&server).await;
+}
+
+async fn joule_signs_in_with_an_independently_made_signature_once(
+    (server, _base): (Server, String),
+) {
+    let challenge = lnm(&server, Method::GET, "/lnm/login/joule", None, None).await;
+    assert_eq!(challenge.status, StatusCode::OK, "{}", challenge.text);
+    let message = challenge.body["message"].as_str().unwrap().to_string();
+    assert!(challenge.body["expiry"].as_i64().unwrap() > 0);
+
+    // Signed by coincurve in LND's format, as Joule would.
+    let secret = engine::random_hex(32);
+    let signed = wallet(&["lnd-sign", &secret, &message]).await;
+    let body = json!({"message": message, "signature": signed["signature"], "alias": "satoshi"});
+    let login = lnm(
+        &server,
+        Method::POST,
+        "/lnm/login/joule",
+        None,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    assert_eq!(login.body["linkingpublickey"], signed["pubkey"]);
+    assert_eq!(login.body["account_type"], "joule");
+    assert_eq!(login.body["username"], "satoshi");
+    let cookie = session_cookie(&login).unwrap();
+    assert_eq!(balance(&server, &cookie).await, 0);
+
+    // A captured login replayed: refused.
+    let replay = lnm(&server, Method::POST, "/lnm/login/joule", None, Some(body)).await;
+    assert_error(&replay, StatusCode::BAD_REQUEST, "used already");
+    // The published test vector is a valid signature of a message this server
+    // never issued: refused too.
+    let vector = json!({"message": "test", "signature": "rbwzq7bjg1iw4xthgt463a1d88w5k4zmum9z3xtfbnhc7r3qoizrn8edgwtp8m5m6xfms7pcyccjuggr934tkkjwzewsid44zqub4iux", "alias": "x"});
+    let vector = lnm(
+        &server,
+        Method::POST,
+        "/lnm/login/joule",
+        None,
+        Some(vector),
+    )
+    .await;
+    assert_error(&vector, StatusCode::BAD_REQUEST, "challenge");
+    // Garbage in the signature: 400, no panic.
+    let challenge = lnm(&server, Method::GET, "/lnm/login/joule", None, None).await;
+    let garbage = json!({"message": challenge.body["message"], "signature": "é!", "alias": "x"});
+    let garbage = lnm(
+        &server,
+        Method::POST,
+        "/lnm/login/joule",
+        None,
+        Some(garbage),
+    )
+    .await;
+    assert_eq!(garbage.status, StatusCode::BAD_REQUEST, "{}", garbage.text);
+    assert_books_balance(&server).await;
+}
