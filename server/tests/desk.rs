@@ -992,3 +992,67 @@ async fn joule_signs_in_with_an_independently_made_signature_once(
     assert_eq!(garbage.status, StatusCode::BAD_REQUEST, "{}", garbage.text);
     assert_books_balance(&server).await;
 }
+
+/// The stories of a server whose operator set quotas low and switched the
+/// desk's services off.
+mod limited {
+    use super::*;
+
+    testdb::on_both_databases!(
+        strict_server;
+        quotas_and_switches_refuse_before_anything_runs,
+    );
+}
+
+async fn strict_server(url: &str) -> Server {
+    let mut settings = engine::Settings::default();
+    settings.desk.switches = engine::desk::Switches {
+        withdraw: false,
+        newposition: false,
+        account_creation: false,
+    };
+    let site = server::Site {
+        lnm_requests_per_minute: 5,
+        ..server::Site::for_tests(true)
+    };
+    Server::open_with_settings(url, settings, site).await
+}
+
+async fn quotas_and_switches_refuse_before_anything_runs(server: Server) {
+    let state = lnm(&server, Method::GET, "/lnm/state/api", None, None).await;
+    assert_eq!(
+        state.body,
+        json!({"withdraw": false, "newposition": false, "accountCreation": false})
+    );
+    assert_eq!(state.headers["x-ratelimit-remaining"], "4");
+    let reset: i64 = state.headers["x-ratelimit-reset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(reset > engine::now_ms() && reset <= engine::now_ms() + 60_000);
+
+    let offer = lnm(&server, Method::GET, "/lnm/login/credentials", None, None).await;
+    assert_error(&offer, StatusCode::SERVICE_UNAVAILABLE, "switched off");
+    let deposits = count(&server, "desk_deposits").await;
+
+    // The address's quota of 5 a minute is spent (2 above, 3 here); the sixth
+    // is refused without running.
+    for _ in 0..3 {
+        let ok = lnm(&server, Method::GET, "/lnm/state/node", None, None).await;
+        assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    }
+    let refused = lnm(&server, Method::GET, "/lnm/login/credentials", None, None).await;
+    assert_error(&refused, StatusCode::TOO_MANY_REQUESTS, "too many requests");
+    assert_eq!(refused.headers["x-ratelimit-remaining"], "0");
+    let wait: i64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_eq!(count(&server, "desk_deposits").await, deposits);
+    // The wallet's API has no such quota.
+    let wallet = server.get("/rest/v1/ping", common::Auth::None).await;
+    assert_eq!(wallet.status, StatusCode::UNAUTHORIZED);
+}
