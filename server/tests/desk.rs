@@ -1056,3 +1056,39 @@ async fn quotas_and_switches_refuse_before_anything_runs(server: Server) {
     let wallet = server.get("/rest/v1/ping", common::Auth::None).await;
     assert_eq!(wallet.status, StatusCode::UNAUTHORIZED);
 }
+
+/// Every `/lnm` server function is described in `/lnm/openapi.json`, and the
+/// document describes nothing else. (It does not depend on the storage.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lnm_document_describes_every_lnm_route() {
+    let db = testdb::sqlite();
+    let server = Server::open(&db.url).await;
+    let reply = lnm(&server, Method::GET, "/lnm/openapi.json", None, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let paths = reply.body["paths"].as_object().expect("paths");
+    let mut served = Vec::new();
+    for (path, method) in leptos::server_fn::axum::server_fn_paths() {
+        if let Some(spec_path) = path.strip_prefix("/lnm") {
+            served.push((method.as_str().to_ascii_lowercase(), spec_path.to_string()));
+            assert!(
+                paths
+                    .get(spec_path)
+                    .is_some_and(|ops| ops[method.as_str().to_ascii_lowercase()].is_object()),
+                "{method} {path} is served but not described"
+            );
+        }
+    }
+    for (path, operations) in paths {
+        for method in operations.as_object().unwrap().keys() {
+            assert!(
+                served.contains(&(method.clone(), path.clone())),
+                "{method} {path} is described but not served"
+            );
+        }
+    }
+    assert_eq!(
+        served.len(),
+        21,
+        "the spec's 20 operations and GET /login/joule"
+    );
+}
