@@ -3,6 +3,10 @@
 //! blocks), so nobody else's events cost it anything. It ends when its session
 //! logs out, its token expires, the password changes (in any process), or the
 //! server shuts down; an account holds at most a few streams at once.
+//!
+//! `GET /lnm/lnurl/a/events`: for a browser waiting on its LNURL-auth QR code,
+//! one event once a wallet has answered it (the browser's next request is
+//! signed in), then the end.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -13,7 +17,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::watch;
 
 use crate::gate::{ErrorFormat, SignedIn};
@@ -110,6 +114,63 @@ pub async fn events(
         _slot: slot,
     };
     Sse::new(open.into_stream())
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+/// `GET /lnm/lnurl/a/events`: `{"type":"challenge_answered"}` once a wallet
+/// answered this session's LNURL-auth, then the stream ends; it also ends when
+/// the challenge expires or the server shuts down. 404 when the session waits
+/// on none.
+pub async fn lnurl_auth_events(
+    State(engine): State<Engine>,
+    State(streams): State<Streams>,
+    session: tower_sessions::Session,
+) -> Response {
+    use app::api::auth::{AwaitedLnurlAuth, LNURL_AUTH_KEY};
+    let format = ErrorFormat::Lnm;
+    let awaited: Option<AwaitedLnurlAuth> = session.get(LNURL_AUTH_KEY).await.ok().flatten();
+    let Some(awaited) = awaited else {
+        return format.error(StatusCode::NOT_FOUND, "this session waits on no LNURL-auth");
+    };
+    // Subscribed before looking, so an answer in between is not missed.
+    let mut subscription = engine
+        .bus
+        .subscribe(&[Topic::Challenge(awaited.k1.clone())]);
+    let state = match engine
+        .desk
+        .lnurl_auth_state(&awaited.k1, &awaited.nonce)
+        .await
+    {
+        Ok(Some(state)) => state,
+        Ok(None) => {
+            return format.error(StatusCode::NOT_FOUND, "this session waits on no LNURL-auth")
+        }
+        Err(err) => {
+            tracing::error!(error = ?err, "LNURL-auth events: the challenge");
+            return format.error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
+    };
+    let (answered, expires_at_ms) = state;
+    let mut shutdown = streams.shutdown.clone();
+    let answer = async move {
+        if !answered {
+            let left = Duration::from_millis((expires_at_ms - engine::now_ms()).max(0) as u64);
+            let heard = tokio::select! {
+                event = subscription.recv() => event.is_some(),
+                _ = tokio::time::sleep(left) => false,
+                _ = shutdown.wait_for(|stopping| *stopping) => false,
+            };
+            if !heard {
+                return None;
+            }
+        }
+        Some(Ok::<_, Infallible>(
+            SseEvent::default().data(r#"{"type":"challenge_answered"}"#),
+        ))
+    };
+    let stream = futures_util::stream::once(answer).filter_map(std::future::ready);
+    Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }

@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/rest/v1/getqrimage", get(qr_image))
         .route("/rest/v1/events", get(crate::live::events))
+        .route("/lnm/lnurl/a/events", get(crate::live::lnurl_auth_events))
         .route(
             "/rest/v1/history.csv",
             get(crate::history_export::history_csv),

@@ -908,13 +908,38 @@ async fn lnurl_auth_signs_the_waiting_browser_in((server, _base): (Server, Strin
         "authentication",
     );
 
+    // The waiting page listens for the answer.
+    let waiting = {
+        use tower::ServiceExt;
+        let request = Request::get("/lnm/lnurl/a/events")
+            .header(header::COOKIE, &browser)
+            .body(Body::empty())
+            .unwrap();
+        server.router.clone().oneshot(request).await.unwrap()
+    };
+    assert_eq!(waiting.status(), StatusCode::OK);
+    let heard = tokio::spawn(async move {
+        use http_body_util::BodyExt;
+        let body = waiting.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8_lossy(&body).to_string()
+    });
+
     // The phone wallet signs k1 with its linking key (coincurve).
     let secret = engine::random_hex(32);
     let answered = wallet(&["lnurl-auth", &lnurl, &secret]).await;
     assert_eq!(answered["status_code"], 200, "{answered}");
     assert_eq!(answered["body"]["status"], "OK", "{answered}");
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(10), heard)
+        .await
+        .expect("the stream tells and ends")
+        .unwrap();
+    assert!(
+        heard.contains(r#"{"type":"challenge_answered"}"#),
+        "{heard}"
+    );
 
-    // The browser's next request is signed in, as a new keyed account.
+    // The browser's next request is signed in, as a new keyed account (under
+    // a new session id), and its LNURL-auth is handed over only once.
     let user = get(&server, "/lnm/user", &browser).await;
     assert_eq!(user.status, StatusCode::OK, "{}", user.text);
     assert_eq!(user.body["account_type"], "lnurl");
@@ -1066,7 +1091,8 @@ async fn the_lnm_document_describes_every_lnm_route() {
     let reply = lnm(&server, Method::GET, "/lnm/openapi.json", None, None).await;
     assert_eq!(reply.status, StatusCode::OK);
     let paths = reply.body["paths"].as_object().expect("paths");
-    let mut served = Vec::new();
+    // Beside the server functions: the LNURL-auth event stream (axum's).
+    let mut served = vec![("get".to_string(), "/lnurl/a/events".to_string())];
     for (path, method) in leptos::server_fn::axum::server_fn_paths() {
         if let Some(spec_path) = path.strip_prefix("/lnm") {
             served.push((method.as_str().to_ascii_lowercase(), spec_path.to_string()));
@@ -1088,7 +1114,7 @@ async fn the_lnm_document_describes_every_lnm_route() {
     }
     assert_eq!(
         served.len(),
-        21,
-        "the spec's 20 operations and GET /login/joule"
+        22,
+        "the spec's 20 operations, GET /login/joule and GET /lnurl/a/events"
     );
 }

@@ -198,18 +198,29 @@ impl Desk {
         self.accounts.get(&user_id).await
     }
 
-    /// Whether the browser session's challenge `k1` is still waiting for a wallet.
-    pub async fn lnurl_auth_pending(&self, k1: &str, session_id: &str) -> Result<bool> {
+    /// Where the browser session's LNURL-auth `k1` stands: `None` once handed
+    /// over (or unknown to this session), else whether a wallet answered it,
+    /// and when it expires (Unix ms).
+    pub async fn lnurl_auth_state(
+        &self,
+        k1: &str,
+        session_id: &str,
+    ) -> Result<Option<(bool, i64)>> {
         let row = sqlx::query(
-            "SELECT 1 AS waiting FROM desk_challenges WHERE id = $1 AND kind = 'lnurl' \
-             AND session_id = $2 AND expires_at > $3",
+            "SELECT user_id, expires_at FROM desk_challenges WHERE id = $1 AND kind = 'lnurl' \
+             AND session_id = $2",
         )
         .bind(k1)
         .bind(session_id)
-        .bind(now_ms())
         .fetch_optional(self.db.pool())
         .await?;
-        Ok(row.is_some())
+        row.map(|row| {
+            Ok((
+                row.try_get::<Option<String>, _>("user_id")?.is_some(),
+                row.try_get("expires_at")?,
+            ))
+        })
+        .transpose()
     }
 
     /// A one-time message for a Joule (WebLN `signMessage`) sign-in; answers it
