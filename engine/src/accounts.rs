@@ -329,6 +329,9 @@ impl Accounts {
             .into_iter()
             .collect();
         names.extend([10, 16, 24].map(|n| format!("ln-{}", &pubkey[..n.min(pubkey.len())])));
+        // Names anyone may take first: random ones last, so squatting the
+        // key's names cannot keep its owner out.
+        names.extend((0..3).map(|_| format!("ln-{}", crate::random_hex(8))));
         for name in names {
             let username = Username::parse(&name)?;
             if self.username_taken(&username.key()).await? {

@@ -30,6 +30,7 @@ testdb::on_both_databases!(
     joule_signs_in_with_a_one_time_challenge,
     lnurl_auth_signs_the_waiting_browser_in_once,
     scoped_tokens_work_until_revoked_or_voided_by_a_password_change,
+    a_withdraw_link_dies_with_the_credential_that_made_it,
 );
 
 const PASSWORD: &str = "Correct-horse-7";
@@ -52,6 +53,17 @@ async fn second_server(engine: &Engine, desk: DeskConfig) -> Engine {
     )
     .await
     .expect("second server opens")
+}
+
+/// What the trader's paid withdrawals cost in routing fees (the trader pays).
+async fn fees_paid(engine: &Engine, trader: &Trader) -> Msat {
+    let rows = engine.desk.withdrawals(trader.id()).await.unwrap();
+    Msat(
+        rows.iter()
+            .filter(|r| r.state == "paid")
+            .map(|r| r.fee.0)
+            .sum(),
+    )
 }
 
 struct Trader {
@@ -424,10 +436,8 @@ async fn alice_withdraws_to_her_wallet_and_every_unfit_invoice_is_refused(engine
     let desk = &engine.desk;
     let alice = trader(&engine, "alice").await;
     deposit(&engine, &alice, Msat::from_sat(200_000)).await;
-    let fees = desk.audit().await.unwrap().fees;
-
-    // To her wallet's invoice: debited exactly, her wallet receives exactly,
-    // the exchange pays the routing fee and books it as its cost.
+    // To her wallet's invoice: debited the amount and its routing fee (the
+    // trader pays it), her wallet receives exactly the amount.
     let amount = Msat::from_sat(50_000);
     let invoice = engine
         .simnet
@@ -442,10 +452,9 @@ async fn alice_withdraws_to_her_wallet_and_every_unfit_invoice_is_refused(engine
     assert_eq!(withdrawal.amount, amount);
     assert_eq!(withdrawal.payment_hash, invoice.payment_hash);
     assert_eq!(withdrawal.preimage, invoice.preimage);
-    assert_eq!(
-        desk.balance(alice.id()).await.unwrap(),
-        Msat::from_sat(150_000)
-    );
+    let fee = desk.withdrawals(alice.id()).await.unwrap()[0].fee;
+    let left = Msat(Msat::from_sat(150_000).0 - fee.0);
+    assert_eq!(desk.balance(alice.id()).await.unwrap(), left);
     assert_eq!(
         spendable(&engine, &alice.node).await,
         Msat(wallet.0 + amount.0)
@@ -460,14 +469,10 @@ async fn alice_withdraws_to_her_wallet_and_every_unfit_invoice_is_refused(engine
     assert!(rows[0].finished_at_ms.is_some());
     assert!(rows[0].fee > Msat::ZERO, "the hub charges a fee: {rows:?}");
     let books = desk.audit().await.unwrap();
-    assert_eq!(books.fees, Msat(fees.0 + rows[0].fee.0));
-    assert_eq!(books.withdrawn, amount);
+    assert_eq!(books.withdrawn, Msat(amount.0 + fee.0));
 
-    let unchanged = |engine: Engine, id: String| async move {
-        assert_eq!(
-            engine.desk.balance(&id).await.unwrap(),
-            Msat::from_sat(150_000)
-        );
+    let unchanged = move |engine: Engine, id: String| async move {
+        assert_eq!(engine.desk.balance(&id).await.unwrap(), left);
         assert_eq!(engine.desk.withdrawals(&id).await.unwrap().len(), 1);
     };
 
@@ -556,20 +561,16 @@ async fn alice_withdraws_to_her_wallet_and_every_unfit_invoice_is_refused(engine
     desk.withdraw(alice.id(), amount, &open.bolt11)
         .await
         .unwrap();
-    assert_eq!(
-        desk.balance(alice.id()).await.unwrap(),
-        Msat::from_sat(150_000 - 12_345)
-    );
-    assert_eq!(
-        spendable(&engine, &alice.node).await,
-        Msat(wallet.0 + amount.0)
-    );
     let rows = desk.withdrawals(alice.id()).await.unwrap();
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r.state == "paid"), "{rows:?}");
     assert_eq!(
-        desk.audit().await.unwrap().fees,
-        Msat(fees.0 + rows[0].fee.0 + rows[1].fee.0)
+        desk.balance(alice.id()).await.unwrap(),
+        Msat(left.0 - amount.0 - rows[0].fee.0)
+    );
+    assert_eq!(
+        spendable(&engine, &alice.node).await,
+        Msat(wallet.0 + amount.0)
     );
     assert_books(&engine).await;
 }
@@ -636,7 +637,7 @@ async fn eight_concurrent_withdrawals_take_only_what_the_balance_holds(engine: E
     assert_eq!(settled_count, 2);
     assert_eq!(
         desk.balance(alice.id()).await.unwrap(),
-        Msat::from_sat(10_000)
+        Msat(Msat::from_sat(10_000).0 - fees_paid(&engine, &alice).await.0)
     );
     assert_eq!(
         spendable(&engine, &alice.node).await,
@@ -945,7 +946,7 @@ async fn a_withdrawal_the_sweep_ended_is_never_paid_as_well(engine: Engine) {
                 assert!(settled(&engine, &invoice.payment_hash).await);
                 assert_eq!(
                     desk.balance(alice.id()).await.unwrap(),
-                    Msat(before.0 - amount.0)
+                    Msat(before.0 - amount.0 - row.fee.0)
                 );
             }
             Err(Error::Invalid {
@@ -965,7 +966,7 @@ async fn a_withdrawal_the_sweep_ended_is_never_paid_as_well(engine: Engine) {
     eprintln!("{paid} paid, {swept} ended by the sweep first");
     assert_eq!(
         desk.balance(alice.id()).await.unwrap(),
-        Msat(start.0 - paid * amount.0)
+        Msat(start.0 - paid * amount.0 - fees_paid(&engine, &alice).await.0)
     );
     assert_eq!(
         spendable(&engine, &alice.node).await,
@@ -982,7 +983,7 @@ async fn an_lnurl_withdraw_link_pays_once_even_answered_twice_at_once(engine: En
     deposit(&engine, &alice, Msat::from_sat(100_000)).await;
     let amount = Msat::from_sat(25_000);
 
-    let lnurl = desk.withdraw_link(alice.id(), amount).await.unwrap();
+    let lnurl = desk.withdraw_link(&alice.user, amount, None).await.unwrap();
     assert_eq!(lnurl, lnurl.to_uppercase());
     assert!(lnurl.starts_with("LNURL1"), "{lnurl}");
     let url = engine::lnurl::decode(&lnurl).unwrap();
@@ -1029,9 +1030,14 @@ async fn an_lnurl_withdraw_link_pays_once_even_answered_twice_at_once(engine: En
         },
     )
     .await;
-    let expired =
-        engine::lnurl::decode(&brief.desk.withdraw_link(alice.id(), amount).await.unwrap())
-            .unwrap();
+    let expired = engine::lnurl::decode(
+        &brief
+            .desk
+            .withdraw_link(&alice.user, amount, None)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     let old = query_of(&expired);
     let old_expiry: i64 = old["expiry"].parse().unwrap();
     assert_invalid(
@@ -1102,7 +1108,7 @@ async fn an_lnurl_withdraw_link_pays_once_even_answered_twice_at_once(engine: En
     assert_eq!(paid, 1);
     assert_eq!(
         desk.balance(alice.id()).await.unwrap(),
-        Msat::from_sat(75_000)
+        Msat(Msat::from_sat(75_000).0 - fees_paid(&engine, &alice).await.0)
     );
     assert_eq!(
         spendable(&engine, &alice.node).await,
@@ -1122,11 +1128,13 @@ async fn an_lnurl_withdraw_link_pays_once_even_answered_twice_at_once(engine: En
     assert_eq!(rows[0].state, "paid");
     assert_eq!(
         desk.balance(alice.id()).await.unwrap(),
-        Msat::from_sat(75_000)
+        Msat(Msat::from_sat(75_000).0 - rows[0].fee.0)
     );
 
     // No link for more than the balance.
-    let outcome = desk.withdraw_link(alice.id(), Msat::from_sat(75_001)).await;
+    let outcome = desk
+        .withdraw_link(&alice.user, Msat::from_sat(75_001), None)
+        .await;
     assert!(
         matches!(outcome, Err(Error::InsufficientFunds)),
         "{outcome:?}"
@@ -1401,7 +1409,8 @@ async fn lnurl_auth_signs_the_waiting_browser_in_once(engine: Engine) {
     assert_eq!(params["tag"], "login");
     assert_eq!(params["k1"], k1);
     let (hmac, t) = (params["hmac"].clone(), params["t"].clone());
-    assert!(desk.lnurl_auth_pending(&k1, session).await.unwrap());
+    let waiting = desk.lnurl_auth_state(&k1, session).await.unwrap();
+    assert!(matches!(waiting, Some((false, _))), "{waiting:?}");
     assert!(desk.claim_lnurl_auth(&k1, session).await.unwrap().is_none());
 
     let wallet = new_key();
@@ -1443,7 +1452,7 @@ async fn lnurl_auth_signs_the_waiting_browser_in_once(engine: Engine) {
     let claimed = desk.claim_lnurl_auth(&k1, session).await.unwrap().unwrap();
     assert_eq!(claimed.id, user.id);
     assert!(desk.claim_lnurl_auth(&k1, session).await.unwrap().is_none());
-    assert!(!desk.lnurl_auth_pending(&k1, session).await.unwrap());
+    assert_eq!(desk.lnurl_auth_state(&k1, session).await.unwrap(), None);
 
     // The k1 is used: answered again, by the same wallet or another, it is
     // refused, and no account is made for the other.
@@ -1638,5 +1647,77 @@ async fn scoped_tokens_work_until_revoked_or_voided_by_a_password_change(engine:
         listed.iter().find(|t| !t.revoked).unwrap().jti,
         after_claims.jti
     );
+    assert_books(&engine).await;
+}
+
+async fn a_withdraw_link_dies_with_the_credential_that_made_it(engine: Engine) {
+    let desk = &engine.desk;
+    let alice = trader(&engine, "alice").await;
+    deposit(&engine, &alice, Msat::from_sat(100_000)).await;
+    let amount = Msat::from_sat(5_000);
+    let k1_of = |lnurl: String| {
+        let url = engine::lnurl::decode(&lnurl).unwrap();
+        url.split("n=").nth(1).unwrap()[..64].to_string()
+    };
+    let invoice = |engine: Engine, node: String| async move {
+        engine
+            .simnet
+            .create_invoice(&node, Some(Msat::from_sat(5_000)), "")
+            .await
+            .unwrap()
+            .bolt11
+    };
+
+    // Made by a scoped token, then the token is revoked: the link is void.
+    let token = desk
+        .tokens
+        .create(
+            &alice.user,
+            Scopes::parse(&["withdraw".into()]).unwrap(),
+            3600,
+        )
+        .await
+        .unwrap();
+    let jti = desk.tokens.verify(&token).await.unwrap().jti;
+    let by_token = k1_of(
+        desk.withdraw_link(&alice.user, amount, Some(&jti))
+            .await
+            .unwrap(),
+    );
+    desk.tokens.revoke(&alice.user, &jti).await.unwrap();
+    let outcome = desk
+        .withdraw_by_link(
+            &by_token,
+            &invoice(engine.clone(), alice.node.clone()).await,
+        )
+        .await;
+    assert_invalid(outcome, "k1");
+
+    // Made with the session, then the password changes: void too.
+    let by_session = k1_of(desk.withdraw_link(&alice.user, amount, None).await.unwrap());
+    engine
+        .accounts
+        .change_password(&alice.user, PASSWORD, "Other-horse-8", "client")
+        .await
+        .unwrap();
+    let outcome = desk
+        .withdraw_by_link(
+            &by_session,
+            &invoice(engine.clone(), alice.node.clone()).await,
+        )
+        .await;
+    assert_invalid(outcome, "k1");
+    assert_eq!(
+        desk.balance(alice.id()).await.unwrap(),
+        Msat::from_sat(100_000)
+    );
+    assert!(desk.withdrawals(alice.id()).await.unwrap().is_empty());
+
+    // A link made under the new password still works.
+    let user = engine.accounts.get(alice.id()).await.unwrap().unwrap();
+    let fresh = k1_of(desk.withdraw_link(&user, amount, None).await.unwrap());
+    desk.withdraw_by_link(&fresh, &invoice(engine.clone(), alice.node.clone()).await)
+        .await
+        .unwrap();
     assert_books(&engine).await;
 }

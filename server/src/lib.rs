@@ -223,6 +223,7 @@ pub fn app(
         .layer(middleware::from_fn_with_state(quotas, rate_limit::limit))
         .layer(middleware::from_fn_with_state(gate, gate::admit))
         .layer(sessions)
+        .layer(middleware::from_fn(edge::method_not_allowed))
         .layer(middleware::from_fn(edge::time_limit))
         .layer(middleware::from_fn(edge::catch_panic))
         .layer(middleware::from_fn(edge::security_headers))

@@ -64,6 +64,18 @@ impl Quotas {
     }
 }
 
+/// What one client is counted as: its IPv4 address, or the /64 network of its
+/// IPv6 address (one subscriber's usual share, which it can change at will).
+fn network_of(address: &str) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        _ => address.to_string(),
+    }
+}
+
 /// The middleware (after the gate: it counts the caller's account too).
 pub async fn limit(State(quotas): State<Quotas>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
@@ -73,7 +85,7 @@ pub async fn limit(State(quotas): State<Quotas>, request: Request, next: Next) -
     let format = ErrorFormat::for_path(path);
     let mut subjects = vec![format!(
         "address:{}",
-        client_address_of(request.extensions())
+        network_of(&client_address_of(request.extensions()))
     )];
     if let Some(Identity::Caller(caller)) = request.extensions().get::<Identity>() {
         subjects.push(format!("account:{}", caller.user.id.0));
@@ -106,4 +118,17 @@ pub async fn limit(State(quotas): State<Quotas>, request: Request, next: Next) -
     );
     headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::network_of;
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64_network() {
+        assert_eq!(network_of("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(network_of("2001:db8:1:2:ffff::9"), "2001:db8:1:2::/64");
+        assert_eq!(network_of("192.0.2.7"), "192.0.2.7");
+        assert_eq!(network_of("local"), "local");
+    }
 }

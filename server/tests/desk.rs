@@ -165,6 +165,22 @@ async fn wallet_invoice(server: &Server, trader: &Trader, sats: Option<i64>) -> 
         .bolt11
 }
 
+/// The trading balance in msat and the routing fees its paid withdrawals cost
+/// (the trader pays them), from the engine.
+async fn held_and_fees(server: &Server, trader: &Trader) -> (i64, i64) {
+    let desk = &server.services.engine.desk;
+    let held = desk.balance(&trader.user_id).await.unwrap().0;
+    let fees = desk
+        .withdrawals(&trader.user_id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|w| w.state == "paid")
+        .map(|w| w.fee.0)
+        .sum();
+    (held, fees)
+}
+
 async fn assert_books_balance(server: &Server) {
     let books = server.services.engine.desk.audit().await.unwrap();
     assert!(books.balanced(), "{books:?}");
@@ -238,7 +254,13 @@ async fn a_trader_deposits_from_a_wallet_and_withdraws_back(server: Server) {
     assert_eq!(withdrawn.body["amount"], 20_000);
     assert_eq!(withdrawn.body["paymenthash"].as_str().unwrap().len(), 64);
     assert_eq!(withdrawn.body["paymentsecret"].as_str().unwrap().len(), 64);
-    assert_eq!(balance(&server, &alice.cookie).await, 30_000);
+    let (held, fees) = held_and_fees(&server, &alice).await;
+    assert!(fees > 0, "the hub's forwarding fee");
+    assert_eq!(
+        held,
+        30_000_000 - fees,
+        "the amount and its fee left the balance"
+    );
     let wallet_after = server
         .services
         .engine
@@ -277,7 +299,8 @@ async fn a_trader_deposits_from_a_wallet_and_withdraws_back(server: Server) {
     )
     .await;
     assert_eq!(withdrawn.status, StatusCode::OK, "{}", withdrawn.text);
-    assert_eq!(balance(&server, &alice.cookie).await, 28_500);
+    let (held, fees) = held_and_fees(&server, &alice).await;
+    assert_eq!(held, 28_500_000 - fees);
 
     // Logged out, the cookie is worthless.
     let out = lnm(
@@ -361,7 +384,8 @@ async fn concurrent_withdrawals_never_overdraw(server: Server) {
     assert!(statuses
         .iter()
         .all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST));
-    assert_eq!(balance(&server, &alice.cookie).await, 1_000);
+    let (held, fees) = held_and_fees(&server, &alice).await;
+    assert_eq!(held, 1_000_000 - fees);
     assert_books_balance(&server).await;
 }
 
@@ -822,7 +846,30 @@ async fn unknown_routes_and_methods_answer_in_the_apis_format(server: Server) {
     assert_eq!(lnurl.body["status"], "ERROR");
     assert!(lnurl.body["reason"].as_str().unwrap().contains("k1"));
     let method = lnm(&server, Method::PATCH, "/lnm/user", None, None).await;
-    assert_eq!(method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_error(
+        &method,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed",
+    );
+    // Nobody opens a channel to the exchange's node: its liquidity is the hub's.
+    let alice = trader(&server, "alice").await;
+    let exchange = server.services.engine.desk.node().pubkey.clone();
+    let refused = server
+        .services
+        .engine
+        .simnet
+        .open_channel(&alice.node, &exchange, Msat::from_sat(100_000))
+        .await;
+    assert!(
+        matches!(
+            &refused,
+            Err(engine::Error::Invalid {
+                field: "remotenode",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
 }
 
 /// Runs the Python test wallet (`server/tests/wallets/wallet.py`) off the
@@ -872,7 +919,8 @@ async fn a_phone_wallet_claims_an_lnurl_withdraw_once((server, _base): (Server, 
     assert_eq!(claimed["request"]["maxWithdrawable"], 12_000_000);
     assert_eq!(claimed["status_code"], 200, "{claimed}");
     assert_eq!(claimed["body"]["status"], "OK", "{claimed}");
-    assert_eq!(balance(&server, &alice.cookie).await, 28_000);
+    let (held, fees) = held_and_fees(&server, &alice).await;
+    assert_eq!(held, 28_000_000 - fees);
 
     // Scanned again: refused, nothing paid.
     let again_invoice = wallet_invoice(&server, &bob, Some(12_000)).await;
@@ -892,15 +940,20 @@ async fn a_phone_wallet_claims_an_lnurl_withdraw_once((server, _base): (Server, 
     let said = String::from_utf8_lossy(&again.stdout).to_string()
         + &String::from_utf8_lossy(&again.stderr);
     assert!(said.contains("used already"), "{said}");
-    assert_eq!(balance(&server, &alice.cookie).await, 28_000);
+    assert_eq!(held_and_fees(&server, &alice).await, (held, fees));
     assert_books_balance(&server).await;
 }
 
 async fn lnurl_auth_signs_the_waiting_browser_in((server, _base): (Server, String)) {
-    // The browser asks for a login QR code.
-    let asked = lnm(&server, Method::GET, "/lnm/lnurl/a/c", None, None).await;
+    // An attacker plants a session of theirs in the victim's browser; asking
+    // for a login QR code moves the browser to a fresh session id, so the
+    // planted one is never signed in.
+    let planted = lnm(&server, Method::GET, "/lnm/lnurl/a/c", None, None).await;
+    let planted = session_cookie(&planted).expect("the attacker's session");
+    let asked = lnm(&server, Method::GET, "/lnm/lnurl/a/c", Some(&planted), None).await;
     assert_eq!(asked.status, StatusCode::OK, "{}", asked.text);
     let browser = session_cookie(&asked).expect("a session for the waiting browser");
+    assert_ne!(browser, planted);
     let lnurl = asked.body["lnurl"].as_str().unwrap().to_string();
     assert_error(
         &get(&server, "/lnm/user", &browser).await,
@@ -946,6 +999,12 @@ async fn lnurl_auth_signs_the_waiting_browser_in((server, _base): (Server, Strin
     let key = answered["key"].as_str().unwrap();
     assert_eq!(user.body["username"], format!("ln-{}", &key[..10]));
 
+    assert_error(
+        &get(&server, "/lnm/user", &planted).await,
+        StatusCode::UNAUTHORIZED,
+        "authentication",
+    );
+
     // The same answer again (a replay) is refused.
     let replay = wallet(&["lnurl-auth", &lnurl, &secret]).await;
     assert_eq!(replay["status_code"], 400, "{replay}");
@@ -987,6 +1046,41 @@ async fn joule_signs_in_with_an_independently_made_signature_once(
     assert_eq!(login.body["username"], "satoshi");
     let cookie = session_cookie(&login).unwrap();
     assert_eq!(balance(&server, &cookie).await, 0);
+
+    // Someone took every name a key would get: it still signs in.
+    let challenge = lnm(&server, Method::GET, "/lnm/login/joule", None, None).await;
+    let message = challenge.body["message"].as_str().unwrap().to_string();
+    let other = engine::random_hex(32);
+    let signed_other = wallet(&["lnd-sign", &other, &message]).await;
+    let key = signed_other["pubkey"].as_str().unwrap();
+    for name in [
+        format!("ln-{}", &key[..10]),
+        format!("ln-{}", &key[..16]),
+        format!("ln-{}", &key[..24]),
+    ] {
+        server
+            .services
+            .engine
+            .register(&name, PASSWORD, None, "squatter")
+            .await
+            .unwrap();
+    }
+    let squatted =
+        json!({"message": message, "signature": signed_other["signature"], "alias": "satoshi"});
+    let squatted = lnm(
+        &server,
+        Method::POST,
+        "/lnm/login/joule",
+        None,
+        Some(squatted),
+    )
+    .await;
+    assert_eq!(squatted.status, StatusCode::OK, "{}", squatted.text);
+    assert_eq!(squatted.body["linkingpublickey"], key);
+    assert!(squatted.body["username"]
+        .as_str()
+        .unwrap()
+        .starts_with("ln-"));
 
     // A captured login replayed: refused.
     let replay = lnm(&server, Method::POST, "/lnm/login/joule", None, Some(body)).await;

@@ -246,12 +246,18 @@ pub const LNURL_AUTH_KEY: &str = "lnurl_auth";
 
 /// Remembers in this browser session that it waits on the LNURL-auth `k1`:
 /// the gate signs the session in once a wallet has answered it.
+/// The session moves to a fresh id first: a session id planted in the browser
+/// beforehand (by a sibling site, say) is not the one that gets signed in.
 pub async fn await_lnurl_auth(k1: String, nonce: String) -> Result<(), ApiError> {
-    session()
-        .await?
+    let session = session().await?;
+    let internal = |e: tower_sessions::session::Error| {
+        ApiError::from(engine::Error::Internal(format!("session: {e}")))
+    };
+    session.cycle_id().await.map_err(internal)?;
+    session
         .insert(LNURL_AUTH_KEY, AwaitedLnurlAuth { k1, nonce })
         .await
-        .map_err(|e| ApiError::from(engine::Error::Internal(format!("session: {e}"))))
+        .map_err(internal)
 }
 
 /// Ends the session: deleted on the server, cookie cleared, and every process

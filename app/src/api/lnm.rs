@@ -603,7 +603,11 @@ pub async fn withdraw_lnurl(
     let caller = caller(engine::Access::Desk(DeskScope::Withdraw)).await?;
     let desk = crate::api::auth::engine()?.desk.clone();
     let amount = desk.amount_in(amount, unit.as_deref())?;
-    let lnurl = desk.withdraw_link(&caller.user.id.0, amount).await?;
+    let token = match &caller.credential {
+        engine::Credential::DeskToken { jti, .. } => Some(jti.as_str()),
+        _ => None,
+    };
+    let lnurl = desk.withdraw_link(&caller.user, amount, token).await?;
     Ok(Lnurl { lnurl })
 }
 

@@ -4,7 +4,8 @@
 -- like every amount of the network (0 to 21 million BTC); instants are Unix ms.
 -- The exchange's books balance at every commit (`Desk::audit`):
 --   settled deposits = trading balances + unclaimed deposits + margins
---                      + withdrawals paid or in flight + the house's result.
+--                      + withdrawals paid or in flight (with their fees)
+--                      + the house's result.
 
 -- How an account was created, as the LN-Markets API names it:
 -- credentials, lnurl or joule.
@@ -44,10 +45,13 @@ CREATE TABLE desk_deposits (
 );
 CREATE INDEX desk_deposits_user ON desk_deposits (user_id, created_at);
 
--- Withdrawals: the amount leaves the trading balance when the row is made
--- (state 'pending'); the payment's own transaction turns it 'paid', or a
--- definite failure turns it 'failed' and refunds it. Both changes require
--- 'pending', so exactly one of them happens.
+-- Withdrawals: the amount and a reserve for the routing fee leave the trading
+-- balance when the row is made (state 'pending', `fee_msat` the reserve); the
+-- payment's own transaction turns it 'paid' with the fee paid (the rest of the
+-- reserve back to the balance), or a definite failure turns it 'failed' and
+-- refunds both. Both changes require 'pending', so exactly one happens. The
+-- trader pays the fee: a route through the trader's own nodes earns nothing
+-- from the exchange.
 CREATE TABLE desk_withdrawals (
     id           TEXT    PRIMARY KEY,
     user_id      TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -63,10 +67,14 @@ CREATE TABLE desk_withdrawals (
 CREATE INDEX desk_withdrawals_user ON desk_withdrawals (user_id, created_at);
 CREATE INDEX desk_withdrawals_pending ON desk_withdrawals (state, created_at);
 
--- LNURL-withdraw links: `k1` pays once (`withdrawal_id` set when used).
+-- LNURL-withdraw links: `k1` pays once (`withdrawal_id` set when used), and
+-- only while the credential that made it stands: the account's `auth_version`
+-- then, and the scoped token (`token_jti`) if one made it.
 CREATE TABLE desk_lnurl_withdrawals (
     k1            TEXT    PRIMARY KEY,
     user_id       TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    auth_version  INTEGER  NOT NULL,
+    token_jti     TEXT,
     amount_msat   INTEGER  NOT NULL CHECK (amount_msat BETWEEN 1 AND 2100000000000000000),
     created_at    INTEGER  NOT NULL,
     expires_at    INTEGER  NOT NULL,
@@ -101,14 +109,11 @@ CREATE TABLE desk_tokens (
 );
 CREATE INDEX desk_tokens_user ON desk_tokens (user_id, issued_at);
 
--- The house's result: what the exchange itself won or lost (routing fees it
--- paid for withdrawals are its cost, not the traders'; trading results come
--- with positions).
+-- The house's result: what the exchange itself won or lost against traders
+-- (with positions).
 CREATE TABLE desk_house (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
     result_msat INTEGER NOT NULL DEFAULT 0
-                CHECK (result_msat BETWEEN -2100000000000000000 AND 2100000000000000000),
-    fees_msat   INTEGER NOT NULL DEFAULT 0
-                CHECK (fees_msat BETWEEN 0 AND 2100000000000000000)
+                CHECK (result_msat BETWEEN -2100000000000000000 AND 2100000000000000000)
 );
-INSERT INTO desk_house (id, result_msat, fees_msat) VALUES (1, 0, 0);
+INSERT INTO desk_house (id, result_msat) VALUES (1, 0);

@@ -4,11 +4,14 @@
 //!   credits the balance in its own transaction ([`deposit_hook`]), so it is
 //!   credited exactly once, whoever pays it; a payment to an exchange invoice
 //!   that is no deposit is refused, so no sat arrives unaccounted for.
-//! - A withdrawal debits the balance first (a row in state `pending`), then the
-//!   exchange's node pays. The payment's transaction turns the row `paid`; a
-//!   definite failure turns it `failed` and refunds it. Both require `pending`,
-//!   so exactly one happens: a payment in flight is never refunded, and a
-//!   withdrawal ended by the sweep can no longer be paid.
+//! - A withdrawal debits the balance first, the amount and a reserve for the
+//!   routing fee (a row in state `pending`), then the exchange's node pays. The
+//!   payment's transaction turns the row `paid` and gives back what the fee did
+//!   not use; a definite failure turns it `failed` and refunds both. Both
+//!   require `pending`, so exactly one happens: a payment in flight is never
+//!   refunded, and a withdrawal ended by the sweep can no longer be paid. The
+//!   trader pays the fee, so routing a withdrawal through one's own nodes
+//!   earns nothing from the exchange.
 //! - An LNURL-withdraw link (LUD-03) pays its amount at most once.
 
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use sqlx::{AnyConnection, Row};
 use super::{link_mac, same_mac, Desk};
 use crate::events::{Event, EventKind, Topic};
 use crate::simnet::invoice::{self, Decoded};
-use crate::simnet::{Hook, PayRequest, Payment};
+use crate::simnet::{default_fee_limit, Hook, PayRequest, Payment};
 use crate::{now_ms, random_hex, Error, Msat, Result};
 
 /// A withdrawal that was paid (`POST /lnm/user/withdraw`).
@@ -282,7 +285,8 @@ impl Desk {
             decoded.payment_hash.clone(),
             link.map(str::to_string),
         );
-        self.db
+        let reserve = self
+            .db
             .write(move |conn| {
                 Box::pin(async move {
                     if let Some(k1) = &k1 {
@@ -304,27 +308,48 @@ impl Desk {
                             ));
                         }
                     }
-                    debit(conn, &user, amount).await?;
+                    // The fee's reserve: the usual limit, or what the balance
+                    // holds beyond the amount. `debit` checks again: a balance
+                    // that moved meanwhile refuses rather than overdraws.
+                    let held =
+                        sqlx::query("SELECT balance_msat FROM desk_balances WHERE user_id = $1")
+                            .bind(&user)
+                            .fetch_optional(&mut *conn)
+                            .await?
+                            .map(|row| row.try_get::<i64, _>("balance_msat"))
+                            .transpose()?
+                            .unwrap_or(0);
+                    if held < amount.0 {
+                        return Err(Error::InsufficientFunds);
+                    }
+                    let reserve = Msat(default_fee_limit(amount).0.min(held - amount.0));
+                    let total = amount
+                        .checked_add(reserve)
+                        .ok_or(Error::InsufficientFunds)?;
+                    debit(conn, &user, total).await?;
                     sqlx::query(
                         "INSERT INTO desk_withdrawals (id, user_id, via, payment_hash, \
-                         amount_msat, state, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6)",
+                         amount_msat, fee_msat, state, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)",
                     )
                     .bind(&row_id)
                     .bind(&user)
                     .bind(if k1.is_some() { "lnurl" } else { "invoice" })
                     .bind(&hash)
                     .bind(amount.0)
+                    .bind(reserve.0)
                     .bind(now_ms())
                     .execute(&mut *conn)
                     .await?;
-                    Ok(())
+                    Ok(reserve)
                 })
             })
             .await?;
 
         let request = PayRequest {
             amount: decoded.amount.is_none().then_some(amount),
-            within: Some(claim_hook(&id, user_id)),
+            fee_limit: Some(reserve),
+            within: Some(claim_hook(&id, user_id, reserve)),
             ..PayRequest::new(&self.node.pubkey, &decoded.bolt11, None)
         };
         match self.simnet.pay_decoded(&request, decoded).await {
@@ -339,6 +364,17 @@ impl Desk {
             // can claim it any more.
             Err(err) if err.is_internal() => Err(err),
             Err(err) => {
+                let err = match err {
+                    Error::FeeLimitExceeded { fee_msat, .. } => Error::invalid(
+                        "amount",
+                        format!(
+                            "the route's fee is {fee_msat} msat and the balance keeps {} msat \
+                             for it beyond the amount: withdraw less",
+                            reserve.0
+                        ),
+                    ),
+                    other => other,
+                };
                 self.fail_withdrawal(&id, &err.to_string()).await?;
                 Err(err)
             }
@@ -356,7 +392,7 @@ impl Desk {
                     let row = sqlx::query(
                         "UPDATE desk_withdrawals SET state = 'failed', fail_reason = $1, \
                          finished_at = $2 WHERE id = $3 AND state = 'pending' \
-                         RETURNING user_id, amount_msat",
+                         RETURNING user_id, amount_msat, fee_msat",
                     )
                     .bind(&reason)
                     .bind(now_ms())
@@ -368,7 +404,16 @@ impl Desk {
                     };
                     let user: String = row.try_get("user_id")?;
                     let amount = Msat(row.try_get("amount_msat")?);
-                    credit(conn, &user, amount).await?;
+                    let reserve = Msat(row.try_get("fee_msat")?);
+                    // No fee was paid: the reserve goes back with the amount.
+                    sqlx::query("UPDATE desk_withdrawals SET fee_msat = 0 WHERE id = $1")
+                        .bind(&row_id)
+                        .execute(&mut *conn)
+                        .await?;
+                    let refund = amount
+                        .checked_add(reserve)
+                        .ok_or_else(|| Error::Internal("withdrawal refund overflows".into()))?;
+                    credit(conn, &user, refund).await?;
                     Ok(Some((user, amount)))
                 })
             })
@@ -429,8 +474,16 @@ impl Desk {
     }
 
     /// Makes an LNURL-withdraw link (LUD-03) for exactly `amount`, answered as
-    /// the bech32 LNURL (upper case, for QR codes).
-    pub async fn withdraw_link(&self, user_id: &str, amount: Msat) -> Result<String> {
+    /// the bech32 LNURL (upper case, for QR codes). It works only while what
+    /// made it stands: the account's password (its `auth_version`) and, when a
+    /// scoped token made it, that token (`token`, its `jti`).
+    pub async fn withdraw_link(
+        &self,
+        user: &crate::User,
+        amount: Msat,
+        token: Option<&str>,
+    ) -> Result<String> {
+        let user_id = user.id.0.as_str();
         self.require(self.config.switches.withdraw, "withdrawing")?;
         if amount < self.config.withdraw_min {
             return Err(Error::invalid(
@@ -449,11 +502,13 @@ impl Desk {
         self.db
             .execute(
                 sqlx::query(
-                    "INSERT INTO desk_lnurl_withdrawals (k1, user_id, amount_msat, created_at, \
-                     expires_at) VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO desk_lnurl_withdrawals (k1, user_id, auth_version, token_jti, \
+                     amount_msat, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(k1.clone())
                 .bind(user_id.to_string())
+                .bind(user.auth_version)
+                .bind(token.map(str::to_string))
                 .bind(amount.0)
                 .bind(now_ms())
                 .bind(expires_at),
@@ -511,8 +566,8 @@ impl Desk {
             return Err(Error::invalid("k1", "k1 must be 32 bytes of hex"));
         }
         let row = sqlx::query(
-            "SELECT user_id, amount_msat, expires_at, withdrawal_id FROM desk_lnurl_withdrawals \
-             WHERE k1 = $1",
+            "SELECT user_id, auth_version, token_jti, amount_msat, expires_at, withdrawal_id \
+             FROM desk_lnurl_withdrawals WHERE k1 = $1",
         )
         .bind(k1)
         .fetch_optional(self.db.pool())
@@ -528,6 +583,21 @@ impl Desk {
         }
         let user: String = row.try_get("user_id")?;
         let amount = Msat(row.try_get("amount_msat")?);
+        let voided = || {
+            Error::invalid(
+                "k1",
+                "this withdraw link was voided with the credential that made it",
+            )
+        };
+        let current = self.accounts.get(&user).await?.ok_or_else(voided)?;
+        if current.auth_version != row.try_get::<i64, _>("auth_version")? {
+            return Err(voided());
+        }
+        if let Some(jti) = row.try_get::<Option<String>, _>("token_jti")? {
+            if self.tokens.is_revoked(&jti).await? {
+                return Err(voided());
+            }
+        }
         let decoded = self.payable(amount, pr)?;
         // The debit's transaction takes the link; of two answers at once, one
         // wins and the other is refused there.
@@ -594,20 +664,22 @@ impl Desk {
     }
 }
 
-/// Turns the withdrawal `paid` inside its payment's transaction, with the fee
-/// the exchange pays; refuses the payment if the withdrawal is no longer pending.
-fn claim_hook(id: &str, user_id: &str) -> Hook {
+/// Turns the withdrawal `paid` inside its payment's transaction with the fee
+/// paid, giving back what of the `reserve` the fee did not use; refuses the
+/// payment if the withdrawal is no longer pending.
+fn claim_hook(id: &str, user_id: &str, reserve: Msat) -> Hook {
     let (id, user) = (id.to_string(), user_id.to_string());
     Hook(Arc::new(move |conn, payment| {
         let (id, user) = (id.clone(), user.clone());
         Box::pin(async move {
             let claimed = sqlx::query(
                 "UPDATE desk_withdrawals SET state = 'paid', fee_msat = $1, finished_at = $2 \
-                 WHERE id = $3 AND state = 'pending'",
+                 WHERE id = $3 AND state = 'pending' AND fee_msat = $4",
             )
             .bind(payment.fee.0)
             .bind(now_ms())
             .bind(&id)
+            .bind(reserve.0)
             .execute(&mut *conn)
             .await?;
             if claimed.rows_affected() != 1 {
@@ -616,10 +688,13 @@ fn claim_hook(id: &str, user_id: &str) -> Hook {
                     "this withdrawal was ended before it could be paid",
                 ));
             }
-            sqlx::query("UPDATE desk_house SET fees_msat = fees_msat + $1 WHERE id = 1")
-                .bind(payment.fee.0)
-                .execute(&mut *conn)
-                .await?;
+            let unused = Msat(reserve.0 - payment.fee.0);
+            if unused.0 < 0 {
+                return Err(Error::Internal("a route's fee exceeded its limit".into()));
+            }
+            if unused.0 > 0 {
+                credit(conn, &user, unused).await?;
+            }
             Ok(vec![Event {
                 topic: Topic::Account(user),
                 kind: EventKind::WithdrawalFinished {

@@ -112,12 +112,10 @@ pub struct Books {
     pub unclaimed: Msat,
     /// Open positions' margins (none until positions exist).
     pub margins: Msat,
-    /// Withdrawals paid or still in flight.
+    /// Withdrawals paid or still in flight, with their routing fees (the
+    /// reserve, while in flight).
     pub withdrawn: Msat,
     pub house: Msat,
-    /// Routing fees the exchange paid for withdrawals (its cost, outside the
-    /// traders' books).
-    pub fees: Msat,
 }
 
 impl Books {
@@ -203,10 +201,9 @@ impl Desk {
              (SELECT CAST(COALESCE(SUM(balance_msat), 0) AS BIGINT) FROM desk_balances) AS balances, \
              (SELECT CAST(COALESCE(SUM(amount_msat), 0) AS BIGINT) FROM desk_deposits \
                WHERE purpose = 'account' AND settled_at IS NOT NULL AND claimed_at IS NULL) AS unclaimed, \
-             (SELECT CAST(COALESCE(SUM(amount_msat), 0) AS BIGINT) FROM desk_withdrawals \
-               WHERE state IN ('pending', 'paid')) AS withdrawn, \
-             (SELECT result_msat FROM desk_house WHERE id = 1) AS house, \
-             (SELECT fees_msat FROM desk_house WHERE id = 1) AS fees",
+             (SELECT CAST(COALESCE(SUM(amount_msat + fee_msat), 0) AS BIGINT) \
+               FROM desk_withdrawals WHERE state IN ('pending', 'paid')) AS withdrawn, \
+             (SELECT result_msat FROM desk_house WHERE id = 1) AS house",
         )
         .fetch_one(self.db.pool())
         .await?;
@@ -218,7 +215,6 @@ impl Desk {
             margins: Msat::ZERO,
             withdrawn: get("withdrawn")?,
             house: get("house")?,
-            fees: get("fees")?,
         })
     }
 }

@@ -272,6 +272,16 @@ impl Desk {
     /// An invoice that opens an account when paid (`GET /lnm/login/credentials`).
     pub async fn account_invoice(&self) -> Result<Issued> {
         self.require(self.config.switches.account_creation, "account creation")?;
+        // Anyone may ask: the offers nobody paid go an hour after they expire.
+        self.db
+            .execute(
+                sqlx::query(
+                    "DELETE FROM desk_deposits WHERE purpose = 'account' \
+                     AND settled_at IS NULL AND expires_at < $1",
+                )
+                .bind(now_ms() - 3_600_000),
+            )
+            .await?;
         self.issue_deposit(
             None,
             "account",

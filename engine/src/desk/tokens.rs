@@ -236,27 +236,30 @@ impl DeskTokens {
         let claims = decode::<DeskClaims>(token, &self.keys.1, &self.keys.2)
             .map(|data| data.claims)
             .map_err(|_| Error::Unauthenticated)?;
-        let revoked = match self.revoked.get(&claims.jti) {
-            Some(revoked) => revoked,
-            None => {
-                let row = sqlx::query("SELECT revoked_at FROM desk_tokens WHERE jti = $1")
-                    .bind(&claims.jti)
-                    .fetch_optional(self.db.pool())
-                    .await?;
-                // A token whose row is gone (its account deleted) is void too.
-                let revoked = match row {
-                    Some(row) => row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
-                    None => true,
-                };
-                self.revoked.insert(claims.jti.clone(), revoked);
-                revoked
-            }
-        };
+        let revoked = self.is_revoked(&claims.jti).await?;
         if revoked {
             Err(Error::Unauthenticated)
         } else {
             Ok(claims)
         }
+    }
+
+    /// Whether the token `jti` was revoked (or its account deleted).
+    pub async fn is_revoked(&self, jti: &str) -> Result<bool> {
+        if let Some(revoked) = self.revoked.get(jti) {
+            return Ok(revoked);
+        }
+        let row = sqlx::query("SELECT revoked_at FROM desk_tokens WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(self.db.pool())
+            .await?;
+        // A token whose row is gone (its account deleted) is void too.
+        let revoked = match row {
+            Some(row) => row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+            None => true,
+        };
+        self.revoked.insert(jti.to_string(), revoked);
+        Ok(revoked)
     }
 
     /// The account's tokens, newest first; those voided by a password change

@@ -162,7 +162,15 @@ impl Simnet {
                 "a node cannot open a channel to itself",
             ));
         }
-        self.node(peer).await?;
+        let remote = self.node(peer).await?;
+        if remote.user_id.is_none() && remote.alias != HUB_ALIAS {
+            // A service's node (the exchange) has its channels with the hub
+            // only: one opened to it could drain its liquidity for free.
+            return Err(Error::invalid(
+                "remotenode",
+                "this node takes no channels; reach it through the hub",
+            ));
+        }
         let (config, from, to) = (self.config.clone(), opener.to_string(), peer.to_string());
         let channel = self
             .db

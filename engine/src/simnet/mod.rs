@@ -31,7 +31,7 @@ pub use channels::{
     RECENT_CLOSED,
 };
 pub use keys::{parse_node_id, NodeKey};
-pub use payments::{Hook, PayRequest, Payment};
+pub use payments::{default_fee_limit, Hook, PayRequest, Payment};
 
 /// The alias of the server's own routing node, in every account's address book.
 pub const HUB_ALIAS: &str = "hub";
