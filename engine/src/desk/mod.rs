@@ -10,6 +10,7 @@
 //! deposit not yet claimed, a position's margin (with positions), a withdrawal
 //! in flight or paid, or the house's result.
 
+pub mod contract;
 pub mod funding;
 pub mod signin;
 pub mod tokens;
