@@ -262,17 +262,16 @@ pub async fn account_invoice() -> Result<AccountInvoiceView, LnmError> {
 
 /// `PUT /lnm/login/credentials`: opens the account the paid invoice
 /// `paymentHash` bought; its sats are the first trading balance.
-#[allow(non_snake_case)]
 #[server(prefix = "/lnm", endpoint = "login/credentials", input = PutJson)]
 pub async fn register_credentials(
-    paymentHash: String,
+    #[server(rename = "paymentHash")] payment_hash: String,
     login: String,
     password: String,
 ) -> Result<SignedInUser, LnmError> {
     use crate::api::auth;
     let user = auth::engine()?
         .desk
-        .register_paid(&paymentHash, &login, &password, &auth::client_address())
+        .register_paid(&payment_hash, &login, &password, &auth::client_address())
         .await?;
     signed_in_user(&user, None).await
 }
@@ -342,9 +341,11 @@ pub struct Done {}
 
 /// `PUT /lnm/user`: changes the password. Every other session and every token
 /// of the account stop working, in every process; this session goes on.
-#[allow(non_snake_case)]
 #[server(prefix = "/lnm", endpoint = "user", input = PutJson)]
-pub async fn update_user(previousPassword: String, newPassword: String) -> Result<Done, LnmError> {
+pub async fn update_user(
+    #[server(rename = "previousPassword")] previous_password: String,
+    #[server(rename = "newPassword")] new_password: String,
+) -> Result<Done, LnmError> {
     use crate::api::auth;
     use engine::desk::DeskScope;
     let caller = caller(engine::Access::Desk(DeskScope::User)).await?;
@@ -352,8 +353,8 @@ pub async fn update_user(previousPassword: String, newPassword: String) -> Resul
         .accounts
         .change_password(
             &caller.user,
-            &previousPassword,
-            &newPassword,
+            &previous_password,
+            &new_password,
             &auth::client_address(),
         )
         .await

@@ -426,7 +426,7 @@ pub(crate) async fn top_up(
     let mut sizes = Vec::new();
     let mut left = capacity.0.saturating_sub(existing);
     while left > 0 {
-        let size = left.min(MAX_CAPACITY.0).max(MIN_CAPACITY.0);
+        let size = left.clamp(MIN_CAPACITY.0, MAX_CAPACITY.0);
         sizes.push(Msat(size));
         left -= size;
     }

@@ -49,13 +49,12 @@ impl PayRequest {
 /// is about to be made; answers the events to publish once it is committed. An
 /// error rolls the whole payment back.
 #[derive(Clone)]
-pub struct Hook(
-    pub  Arc<
-        dyn for<'c> Fn(&'c mut AnyConnection, &'c Payment) -> BoxFuture<'c, Result<Vec<Event>>>
-            + Send
-            + Sync,
-    >,
-);
+pub struct Hook(pub Arc<HookFn>);
+
+/// What a [`Hook`] runs.
+pub type HookFn = dyn for<'c> Fn(&'c mut AnyConnection, &'c Payment) -> BoxFuture<'c, Result<Vec<Event>>>
+    + Send
+    + Sync;
 
 impl std::fmt::Debug for Hook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
