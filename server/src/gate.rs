@@ -210,14 +210,7 @@ async fn resolve(engine: &Engine, parts: &Parts) -> Result<Identity, engine::Err
     {
         Ok(user) => {
             app::api::auth::renew(session).await;
-            Ok(Identity::Caller(Caller {
-                user,
-                credential: Credential::Session {
-                    id: session.id().map(|id| id.to_string()).unwrap_or_default(),
-                    csrf: auth.csrf,
-                    csrf_presented: false,
-                },
-            }))
+            Ok(session_caller(user, session, auth.csrf))
         }
         Err(engine::Error::Unauthenticated) => {
             let _ = session.flush().await;
@@ -250,14 +243,20 @@ async fn lnurl_auth_answered(
     let auth = app::api::auth::sign_in(session, &user, engine::random_hex(16))
         .await
         .map_err(session_error)?;
-    Ok(Identity::Caller(Caller {
+    Ok(session_caller(user, session, auth.csrf))
+}
+
+/// `user`, calling with `session` (whether this request carried the CSRF
+/// token is noted later, for writes).
+fn session_caller(user: engine::User, session: &Session, csrf: String) -> Identity {
+    Identity::Caller(Caller {
         user,
         credential: Credential::Session {
             id: session.id().map(|id| id.to_string()).unwrap_or_default(),
-            csrf: auth.csrf,
+            csrf,
             csrf_presented: false,
         },
-    }))
+    })
 }
 
 /// Whether the request carries `expected`: in `X-CSRF-Token`, the `_csrf` query

@@ -33,52 +33,71 @@ impl ApiError {
 impl FromServerFnError for ApiError {
     type Encoder = JsonEncoding;
 
-    /// Failures of the server function machinery itself. A request body or query
-    /// that does not parse is the client's mistake: 400, not the framework's 500.
     fn from_server_fn_error(err: ServerFnErrorErr) -> Self {
-        use ServerFnErrorErr::*;
-        let (status, message) = match err {
-            Deserialization(m) | Args(m) | MissingArg(m) => (400, format!("invalid request: {m}")),
-            UnsupportedRequestMethod(m) => (405, m),
-            Registration(m) => (404, m),
-            Request(m) => (503, format!("could not reach the server: {m}")),
-            Response(m) | Serialization(m) | ServerError(m) | MiddlewareError(m) => (500, m),
-        };
-        #[cfg(feature = "ssr")]
-        crate::api::auth::set_status(status);
-        #[cfg(not(feature = "ssr"))]
-        let _ = status;
-        ApiError::new(message)
+        ApiError::new(machinery_error(err))
     }
+}
+
+/// Answers a failure of the server function machinery itself: sets its status
+/// and gives its message. A request body or query that does not parse is the
+/// client's mistake: 400, not the framework's 500.
+pub(crate) fn machinery_error(err: ServerFnErrorErr) -> String {
+    use ServerFnErrorErr::*;
+    let (status, message) = match err {
+        Deserialization(m) | Args(m) | MissingArg(m) => (400, format!("invalid request: {m}")),
+        UnsupportedRequestMethod(m) => (405, m),
+        Registration(m) => (404, m),
+        Request(m) => (503, format!("could not reach the server: {m}")),
+        Response(m) | Serialization(m) | ServerError(m) | MiddlewareError(m) => (500, m),
+    };
+    #[cfg(feature = "ssr")]
+    crate::api::auth::set_status(status);
+    #[cfg(not(feature = "ssr"))]
+    let _ = status;
+    message
 }
 
 #[cfg(feature = "ssr")]
 impl From<engine::Error> for ApiError {
-    /// Answers an engine error: sets the HTTP status it deserves and keeps internal
-    /// causes in the log, out of the response.
     fn from(err: engine::Error) -> Self {
-        use axum::http::{header, HeaderValue};
+        let field = err.field().map(str::to_string);
         let status = http_status(&err);
-        crate::api::auth::set_status(status);
-        if let Some(opts) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
-            if let Some(retry_after) = err.retry_after() {
-                let secs = retry_after.as_secs().max(1).to_string();
-                opts.insert_header(
-                    header::RETRY_AFTER,
-                    HeaderValue::from_str(&secs).expect("digits"),
-                );
-            }
-        }
-        if err.is_internal() {
-            tracing::error!(error = ?err, "request failed");
-            return ApiError::new("internal error");
-        }
+        let message = answer(err, status);
         ApiError {
             error: ErrorBody {
-                message: err.to_string(),
-                field: err.field().map(str::to_string),
+                // Internal causes stay in the log: no field is named for them.
+                field: if status.is_server_error() {
+                    None
+                } else {
+                    field
+                },
+                message,
             },
         }
+    }
+}
+
+/// Answers an engine error with `status`: sets it (and `Retry-After` for the
+/// errors that say when to retry) and gives the message the client may read;
+/// internal causes go to the log, never into the response.
+#[cfg(feature = "ssr")]
+pub(crate) fn answer(err: engine::Error, status: axum::http::StatusCode) -> String {
+    use axum::http::{header, HeaderValue};
+    crate::api::auth::set_status(status);
+    if let Some(opts) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        if let Some(retry_after) = err.retry_after() {
+            let secs = retry_after.as_secs().max(1).to_string();
+            opts.insert_header(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&secs).expect("digits"),
+            );
+        }
+    }
+    if err.is_internal() {
+        tracing::error!(error = ?err, "request failed");
+        "internal error".into()
+    } else {
+        err.to_string()
     }
 }
 

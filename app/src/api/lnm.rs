@@ -33,29 +33,11 @@ impl LnmError {
     }
 }
 
-/// The status a failure of the server function machinery answers: a body or
-/// query that does not parse is the client's mistake.
-fn machinery_status(err: &ServerFnErrorErr) -> (u16, String) {
-    use ServerFnErrorErr::*;
-    match err {
-        Deserialization(m) | Args(m) | MissingArg(m) => (400, format!("invalid request: {m}")),
-        UnsupportedRequestMethod(m) => (405, m.clone()),
-        Registration(m) => (404, m.clone()),
-        Request(m) => (503, format!("could not reach the server: {m}")),
-        Response(m) | Serialization(m) | ServerError(m) | MiddlewareError(m) => (500, m.clone()),
-    }
-}
-
 impl FromServerFnError for LnmError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(err: ServerFnErrorErr) -> Self {
-        let (status, message) = machinery_status(&err);
-        #[cfg(feature = "ssr")]
-        crate::api::auth::set_status(status);
-        #[cfg(not(feature = "ssr"))]
-        let _ = status;
-        LnmError::new(message)
+        LnmError::new(crate::api::error::machinery_error(err))
     }
 }
 
@@ -71,14 +53,9 @@ impl FromServerFnError for LnurlError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(err: ServerFnErrorErr) -> Self {
-        let (status, reason) = machinery_status(&err);
-        #[cfg(feature = "ssr")]
-        crate::api::auth::set_status(status);
-        #[cfg(not(feature = "ssr"))]
-        let _ = status;
         LnurlError {
             status: "ERROR".into(),
-            reason,
+            reason: crate::api::error::machinery_error(err),
         }
     }
 }
@@ -103,24 +80,8 @@ mod server {
 
     /// Sets the status (and `Retry-After`) and answers the public message.
     fn answer(err: Error) -> String {
-        use axum::http::{header, HeaderValue};
-        auth::set_status(status(&err));
-        if let (Some(retry_after), Some(opts)) = (
-            err.retry_after(),
-            leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
-        ) {
-            let secs = retry_after.as_secs().max(1).to_string();
-            opts.insert_header(
-                header::RETRY_AFTER,
-                HeaderValue::from_str(&secs).expect("digits"),
-            );
-        }
-        if err.is_internal() {
-            tracing::error!(error = ?err, "request failed");
-            "internal error".into()
-        } else {
-            err.to_string()
-        }
+        let status = status(&err);
+        crate::api::error::answer(err, status)
     }
 
     impl From<Error> for LnmError {

@@ -4,7 +4,7 @@
 mod amount;
 #[cfg(feature = "ssr")]
 pub mod auth;
-mod error;
+pub(crate) mod error;
 #[cfg(feature = "ssr")]
 pub mod idempotent;
 pub mod lnm;
