@@ -30,7 +30,20 @@ struct Process {
 }
 
 impl Drop for Process {
+    /// Asks the process to stop (SIGTERM: nginx then stops its workers too,
+    /// which a SIGKILL of its master would leave behind), and kills it if it
+    /// has not stopped within 10 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -330,7 +343,9 @@ fn two_servers_on_one_postgres_behind_nginx_behave_as_one() {
     let bob_on_b = Http::bearer(&b.base, &bob_token);
     fund_with_channel(&alice_on_a);
     fund_with_channel(&bob_on_b);
-    bob_on_b.ok("/api/v1/simnet/mine", json!({"blocks": 4}));
+    // Their channels open after 3 blocks, the hub's channels back 3 blocks
+    // later: mined here, not left to the timer miners' pace.
+    bob_on_b.ok("/api/v1/simnet/mine", json!({"blocks": 7}));
 
     // Alice's browser session lives on A; her event stream is open on A.
     let (status, head, login) = Http::new(&a.base).send(
