@@ -59,8 +59,9 @@ pub struct Config {
     pub force_close_delay: i64,
 
     /// Capacity in sats of the channel the hub opens back to a new peer; 0
-    /// mirrors the peer's channel.
-    #[arg(long, env = "AMPERE_HUB_CHANNEL_SATS", default_value_t = 0)]
+    /// mirrors the peer's channel. At most a channel's largest capacity.
+    #[arg(long, env = "AMPERE_HUB_CHANNEL_SATS", default_value_t = 0,
+          value_parser = clap::value_parser!(i64).range(0..=1_000_000_000))]
     pub hub_channel_sats: i64,
 
     /// Proxies (CIDRs, comma-separated) whose `X-Forwarded-For` names the real
@@ -344,5 +345,21 @@ mod tests {
             engine::storage::Timeouts::default()
         );
         assert!(Config::try_parse_from(["ampere", "--db-write-timeout-ms", "0"]).is_err());
+    }
+
+    #[test]
+    fn amounts_in_sats_are_refused_beyond_what_the_network_can_hold() {
+        for (flag, value) in [
+            ("--hub-channel-sats", "99999999999999999"),
+            ("--exchange-liquidity-sats", "9223372036854775807"),
+            ("--deposit-max-sats", "100000001"),
+        ] {
+            assert!(
+                Config::try_parse_from(["ampere", flag, value]).is_err(),
+                "{flag} {value} passed"
+            );
+        }
+        let fine = Config::try_parse_from(["ampere", "--hub-channel-sats", "1000000000"]);
+        assert!(fine.is_ok());
     }
 }
