@@ -183,6 +183,37 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// RFC 3339 text of a Unix-milliseconds instant (`2026-11-30T23:58:36.5Z`), as
+/// the APIs show times.
+pub fn rfc3339(ms: i64) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Whether a secret someone presented equals the expected one, without telling
+/// through its timing how much of it matched.
+pub fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
+    presented.len() == expected.len()
+        && presented
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary (outside text
+/// kept in a bounded column or message).
+pub(crate) fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// `bytes` random bytes from the operating system, as hex: tokens and secrets.
 pub fn random_hex(bytes: usize) -> String {
     use rand::RngCore;

@@ -5,12 +5,12 @@
 //! whether a `k1` is fresh: the caller must accept a k1 only if it issued it, and only
 //! once, or a captured login can be replayed.
 
-use std::sync::LazyLock;
-
 use bech32::primitives::decode::CheckedHrpstring;
 use bech32::{Checksum, Hrp};
 use bitcoin::secp256k1::ecdsa::Signature;
-use bitcoin::secp256k1::{All, Message, PublicKey, Secp256k1};
+use bitcoin::secp256k1::{Message, PublicKey};
+
+use crate::simnet::keys::secp;
 
 /// The human-readable part of every LNURL.
 const HRP: Hrp = Hrp::parse_unchecked("lnurl");
@@ -21,9 +21,6 @@ const URI_SCHEME: &str = "lightning:";
 /// A DER ECDSA signature is at most 72 bytes; refusing longer hex early keeps garbage
 /// from being decoded at all.
 const MAX_DER_LEN: usize = 72;
-
-/// One verification context for the process: building one costs more than a check.
-static SECP: LazyLock<Secp256k1<All>> = LazyLock::new(Secp256k1::new);
 
 /// BIP-173's bech32 checksum without a length limit. LNURLs outgrow both BIP-173's 90
 /// characters and the 1023 that bech32 0.11 allows for `Bech32` (the length up to
@@ -133,7 +130,8 @@ pub fn verify_auth(k1_hex: &str, sig_der_hex: &str, key_hex: &str) -> Result<(),
     if low_s != signature {
         return Err(ProofError::HighS);
     }
-    SECP.verify_ecdsa(&Message::from_digest(k1), &signature, &key)
+    secp()
+        .verify_ecdsa(&Message::from_digest(k1), &signature, &key)
         .map_err(|_| ProofError::Mismatch)
 }
 
@@ -157,12 +155,13 @@ mod tests {
 
     fn wallet_key(byte: u8) -> (SecretKey, PublicKey) {
         let secret = SecretKey::from_slice(&[byte; 32]).unwrap();
-        (secret, secret.public_key(&SECP))
+        (secret, secret.public_key(secp()))
     }
 
     fn wallet_signs(secret: &SecretKey, k1: [u8; 32]) -> String {
         hex::encode(
-            SECP.sign_ecdsa(&Message::from_digest(k1), secret)
+            secp()
+                .sign_ecdsa(&Message::from_digest(k1), secret)
                 .serialize_der(),
         )
     }

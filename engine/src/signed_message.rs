@@ -9,11 +9,11 @@
 //! key, so a signature proves nothing unless the message is a one-time challenge the
 //! server issued; keeping challenges and consuming them is the caller's job.
 
-use std::sync::LazyLock;
-
 use bitcoin::hashes::{sha256d, Hash, HashEngine};
 use bitcoin::secp256k1::ecdsa::{RecoverableSignature, RecoveryId, Signature};
-use bitcoin::secp256k1::{All, Message, PublicKey, Secp256k1, SecretKey};
+use bitcoin::secp256k1::{Message, PublicKey, SecretKey};
+
+use crate::simnet::keys::secp;
 
 /// LND prefixes every message with this, so a signed message can never be mistaken
 /// for a signed transaction or invoice.
@@ -27,9 +27,6 @@ const HEADER_UNCOMPRESSED: u8 = 27;
 /// 65 bytes are 520 bits, exactly 104 zbase32 characters.
 const SIGNATURE_LEN: usize = 65;
 const SIGNATURE_CHARS: usize = 104;
-
-/// One secp256k1 context for the process: building one costs more than a signature.
-static SECP: LazyLock<Secp256k1<All>> = LazyLock::new(Secp256k1::new);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProofError {
@@ -62,7 +59,7 @@ pub fn digest(message: &[u8]) -> [u8; 32] {
 /// Signs `message` as `lncli signmessage` would (deterministic RFC 6979 nonce, low S,
 /// compressed key), for tests and for the Rust side of round trips.
 pub fn sign(secret_key: &SecretKey, message: &str) -> String {
-    let signature = SECP.sign_ecdsa_recoverable(
+    let signature = secp().sign_ecdsa_recoverable(
         &Message::from_digest(digest(message.as_bytes())),
         secret_key,
     );
@@ -112,11 +109,12 @@ pub fn recover_key(message: &str, signature: &str) -> Result<PublicKey, ProofErr
     if low_s != plain {
         return Err(ProofError::HighS);
     }
-    SECP.recover_ecdsa(
-        &Message::from_digest(digest(message.as_bytes())),
-        &recoverable,
-    )
-    .map_err(|_| ProofError::NoKey)
+    secp()
+        .recover_ecdsa(
+            &Message::from_digest(digest(message.as_bytes())),
+            &recoverable,
+        )
+        .map_err(|_| ProofError::NoKey)
 }
 
 /// Checks that `expected` signed `message`.
@@ -263,7 +261,7 @@ mod tests {
     #[test]
     fn alice_signs_a_challenge_and_the_server_recovers_her_key() {
         let alice = key(1);
-        let alice_public = alice.public_key(&SECP);
+        let alice_public = alice.public_key(secp());
         for message in ["login 7f3a", "", "héllo ⚡", &"x".repeat(10_000)] {
             let signature = sign(&alice, message);
             assert_eq!(signature.len(), SIGNATURE_CHARS);

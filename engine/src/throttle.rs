@@ -298,11 +298,7 @@ impl Throttle {
 }
 
 fn bounded(subject: &str) -> String {
-    let mut end = subject.len().min(MAX_SUBJECT_BYTES);
-    while !subject.is_char_boundary(end) {
-        end -= 1;
-    }
-    subject[..end].to_string()
+    crate::cut(subject, MAX_SUBJECT_BYTES).to_string()
 }
 
 fn window_ms(rule: Rule) -> i64 {

@@ -59,18 +59,13 @@ struct UserResponse {
 
 impl From<User> for UserResponse {
     fn from(user: User) -> Self {
-        let created =
-            time::OffsetDateTime::from_unix_timestamp_nanos(user.created_at_ms as i128 * 1_000_000)
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         UserResponse {
             id: user.id.0,
             username: user.username,
             email: user.email,
             display_name: user.display_name,
             is_admin: user.is_admin,
-            created_at: created
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            created_at: engine::rfc3339(user.created_at_ms),
         }
     }
 }

@@ -35,13 +35,9 @@ pub async fn time_limit(request: Request, next: Next) -> Response {
 /// A 405 from the router (a path served under other methods) carries no body:
 /// on the APIs it gets one in the route's error format.
 pub async fn method_not_allowed(request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    let api = ["/lnm", "/rest/", "/api/"]
-        .iter()
-        .any(|p| path.starts_with(p));
-    let format = ErrorFormat::for_path(path);
+    let api = ErrorFormat::of_api(request.uri().path());
     let response = next.run(request).await;
-    if api && response.status() == StatusCode::METHOD_NOT_ALLOWED {
+    if let (Some(format), StatusCode::METHOD_NOT_ALLOWED) = (api, response.status()) {
         let allow = response.headers().get(header::ALLOW).cloned();
         let mut answer = format.error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here");
         if let Some(allow) = allow {

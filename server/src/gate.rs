@@ -263,7 +263,7 @@ fn session_caller(user: engine::User, session: &Session, csrf: String) -> Identi
 /// parameter, or the body's `_csrf` (JSON) / `_csrf` or `csrf` (form) field.
 /// Answers the body to run the route with (read, when it had to be).
 async fn csrf_presented_in(parts: &Parts, body: Body, expected: &str) -> (bool, Body) {
-    let matches = |sent: &str| constant_time_eq(sent.as_bytes(), expected.as_bytes());
+    let matches = |sent: &str| engine::same_secret(sent.as_bytes(), expected.as_bytes());
     if let Some(sent) = parts.headers.get("x-csrf-token") {
         return (sent.to_str().is_ok_and(matches), body);
     }
@@ -310,10 +310,6 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// `host:port` of an origin or URL (`scheme://host[:port][/...]`), lower case,
 /// the port filled in from the scheme.
 fn origin_authority(url: &str) -> Option<String> {
@@ -354,16 +350,25 @@ pub enum ErrorFormat {
 }
 
 impl ErrorFormat {
+    /// The format of the route at `path` (the pages' own calls speak
+    /// myLightning's).
     pub fn for_path(path: &str) -> Self {
-        if path.starts_with("/api/v1/auth") {
+        Self::of_api(path).unwrap_or(ErrorFormat::MyLightning)
+    }
+
+    /// The format of the API `path` belongs to, or `None` for a page.
+    pub fn of_api(path: &str) -> Option<Self> {
+        Some(if path.starts_with("/api/v1/auth") {
             ErrorFormat::Detail
         } else if path.starts_with("/lnm/lnurl/") && !path.starts_with("/lnm/lnurl/a/c") {
             ErrorFormat::Lnurl
         } else if path == "/lnm" || path.starts_with("/lnm/") {
             ErrorFormat::Lnm
-        } else {
+        } else if path.starts_with("/rest/") || path.starts_with("/api/") {
             ErrorFormat::MyLightning
-        }
+        } else {
+            return None;
+        })
     }
 
     pub fn error(self, status: StatusCode, message: &str) -> Response {

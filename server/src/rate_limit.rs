@@ -78,11 +78,10 @@ fn network_of(address: &str) -> String {
 
 /// The middleware (after the gate: it counts the caller's account too).
 pub async fn limit(State(quotas): State<Quotas>, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    if !(path == "/lnm" || path.starts_with("/lnm/")) {
-        return next.run(request).await;
-    }
-    let format = ErrorFormat::for_path(path);
+    let format = match ErrorFormat::of_api(request.uri().path()) {
+        Some(format @ (ErrorFormat::Lnm | ErrorFormat::Lnurl)) => format,
+        _ => return next.run(request).await,
+    };
     let mut subjects = vec![format!(
         "address:{}",
         network_of(&client_address_of(request.extensions()))

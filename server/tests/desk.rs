@@ -181,6 +181,13 @@ async fn held_and_fees(server: &Server, trader: &Trader) -> (i64, i64) {
     (held, fees)
 }
 
+/// What the trader's wallet can pay now (its side of open channels).
+async fn lightning(server: &Server, trader: &Trader) -> Msat {
+    let engine = &server.services.engine;
+    let user = engine.accounts.get(&trader.user_id).await.unwrap().unwrap();
+    engine.wallet.summary(&user).await.unwrap().lightning
+}
+
 async fn assert_books_balance(server: &Server) {
     let books = server.services.engine.desk.audit().await.unwrap();
     assert!(books.balanced(), "{books:?}");
@@ -225,23 +232,7 @@ async fn a_trader_deposits_from_a_wallet_and_withdraws_back(server: Server) {
     assert!(entry["sucess_ts"].as_str().unwrap().ends_with('Z'));
     assert!(entry["did"].as_str().is_some());
 
-    let wallet_before = server
-        .services
-        .engine
-        .wallet
-        .summary(
-            &server
-                .services
-                .engine
-                .accounts
-                .get(&alice.user_id)
-                .await
-                .unwrap()
-                .unwrap(),
-        )
-        .await
-        .unwrap()
-        .lightning;
+    let wallet_before = lightning(&server, &alice).await;
     let bolt11 = wallet_invoice(&server, &alice, Some(20_000)).await;
     let withdrawn = post(
         &server,
@@ -261,23 +252,7 @@ async fn a_trader_deposits_from_a_wallet_and_withdraws_back(server: Server) {
         30_000_000 - fees,
         "the amount and its fee left the balance"
     );
-    let wallet_after = server
-        .services
-        .engine
-        .wallet
-        .summary(
-            &server
-                .services
-                .engine
-                .accounts
-                .get(&alice.user_id)
-                .await
-                .unwrap()
-                .unwrap(),
-        )
-        .await
-        .unwrap()
-        .lightning;
+    let wallet_after = lightning(&server, &alice).await;
     assert_eq!(
         wallet_after.0 - wallet_before.0,
         Msat::from_sat(20_000).0,
@@ -874,24 +849,29 @@ async fn unknown_routes_and_methods_answer_in_the_apis_format(server: Server) {
 
 /// Runs the Python test wallet (`server/tests/wallets/wallet.py`) off the
 /// runtime's thread, so the server keeps answering it.
-async fn wallet(args: &[&str]) -> Value {
+async fn run_wallet(args: &[&str]) -> std::process::Output {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     tokio::task::spawn_blocking(move || {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-        let out = std::process::Command::new(format!("{root}/.venv/bin/python"))
+        std::process::Command::new(format!("{root}/.venv/bin/python"))
             .arg(format!("{root}/server/tests/wallets/wallet.py"))
             .args(&args)
             .output()
-            .expect("the test venv (.venv, made by scripts/test)");
-        assert!(
-            out.status.success(),
-            "wallet {args:?} refused: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+            .expect("the test venv (.venv, made by scripts/test)")
     })
     .await
     .unwrap()
+}
+
+/// What the test wallet printed, once it went through with `args`.
+async fn wallet(args: &[&str]) -> Value {
+    let out = run_wallet(args).await;
+    assert!(
+        out.status.success(),
+        "wallet {args:?} refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 async fn a_phone_wallet_claims_an_lnurl_withdraw_once((server, _base): (Server, String)) {
@@ -924,19 +904,7 @@ async fn a_phone_wallet_claims_an_lnurl_withdraw_once((server, _base): (Server, 
 
     // Scanned again: refused, nothing paid.
     let again_invoice = wallet_invoice(&server, &bob, Some(12_000)).await;
-    let again = tokio::task::spawn_blocking({
-        let lnurl = lnurl.clone();
-        move || {
-            let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-            std::process::Command::new(format!("{root}/.venv/bin/python"))
-                .arg(format!("{root}/server/tests/wallets/wallet.py"))
-                .args(["lnurl-withdraw", &lnurl, &again_invoice])
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+    let again = run_wallet(&["lnurl-withdraw", &lnurl, &again_invoice]).await;
     let said = String::from_utf8_lossy(&again.stdout).to_string()
         + &String::from_utf8_lossy(&again.stderr);
     assert!(said.contains("used already"), "{said}");

@@ -65,8 +65,8 @@ mod server {
     use axum::http::StatusCode;
 
     use super::{LnmError, LnurlError};
-    use crate::api::{auth, ApiError};
-    use engine::{Access, Caller, Error};
+    use crate::api::ApiError;
+    use engine::Error;
 
     /// The status an engine error answers on `/lnm`: a refused operation is
     /// the client's 400 here, never a 200 with an error inside.
@@ -115,15 +115,7 @@ mod server {
             }
         }
     }
-
-    /// The caller, allowed `access` (401 without a credential, 403 beyond it).
-    pub async fn caller(access: Access) -> Result<Caller, LnmError> {
-        Ok(auth::permitted(access).await?)
-    }
 }
-
-#[cfg(feature = "ssr")]
-use server::caller;
 
 /// `GET /lnm/state/api`: which services are on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -284,7 +276,7 @@ pub struct UserView {
 #[server(prefix = "/lnm", endpoint = "user", input = GetUrl)]
 pub async fn get_user() -> Result<UserView, LnmError> {
     use engine::desk::DeskScope;
-    let caller = caller(engine::Access::Desk(DeskScope::User)).await?;
+    let caller = crate::api::auth::permitted(engine::Access::Desk(DeskScope::User)).await?;
     let balance = crate::api::auth::engine()?
         .desk
         .balance(&caller.user.id.0)
@@ -309,7 +301,7 @@ pub async fn update_user(
 ) -> Result<Done, LnmError> {
     use crate::api::auth;
     use engine::desk::DeskScope;
-    let caller = caller(engine::Access::Desk(DeskScope::User)).await?;
+    let caller = crate::api::auth::permitted(engine::Access::Desk(DeskScope::User)).await?;
     let user = auth::engine()?
         .accounts
         .change_password(
@@ -352,7 +344,7 @@ pub async fn deposit(
     #[server(default)] unit: Option<String>,
 ) -> Result<DepositInvoice, LnmError> {
     use engine::desk::DeskScope;
-    let caller = caller(engine::Access::Desk(DeskScope::Deposit)).await?;
+    let caller = crate::api::auth::permitted(engine::Access::Desk(DeskScope::Deposit)).await?;
     let desk = crate::api::auth::engine()?.desk.clone();
     if unit.as_deref().is_some_and(|u| u != "sat") {
         return Err(engine::Error::invalid("unit", "deposits are in sat").into());
@@ -393,8 +385,9 @@ pub struct HistoryView {
 /// `GET /lnm/user/history?type=deposit|withdraw`: newest first, at most 1000.
 #[server(prefix = "/lnm", endpoint = "user/history", input = GetUrl)]
 pub async fn history(#[server(default)] r#type: Option<String>) -> Result<HistoryView, LnmError> {
-    use engine::desk::{rfc3339, DeskScope};
-    let caller = caller(engine::Access::Desk(DeskScope::User)).await?;
+    use engine::desk::DeskScope;
+    use engine::rfc3339;
+    let caller = crate::api::auth::permitted(engine::Access::Desk(DeskScope::User)).await?;
     let desk = crate::api::auth::engine()?.desk.clone();
     let user = &caller.user.id.0;
     let transaction = match r#type.as_deref() {
@@ -465,8 +458,8 @@ pub struct TokenEntry {
 /// `GET /lnm/user/jwt`: the account's tokens (session cookie only).
 #[server(prefix = "/lnm", endpoint = "user/jwt", input = GetUrl)]
 pub async fn list_tokens() -> Result<Vec<TokenEntry>, LnmError> {
-    use engine::desk::rfc3339;
-    let caller = caller(engine::Access::ManageTokens).await?;
+    use engine::rfc3339;
+    let caller = crate::api::auth::permitted(engine::Access::ManageTokens).await?;
     let tokens = crate::api::auth::engine()?
         .desk
         .tokens
@@ -494,7 +487,7 @@ pub struct NewToken {
 /// (session cookie only: a token cannot mint tokens).
 #[server(prefix = "/lnm", endpoint = "user/jwt", input = Json)]
 pub async fn create_token(scopes: Vec<String>, expiry: i64) -> Result<NewToken, LnmError> {
-    let caller = caller(engine::Access::ManageTokens).await?;
+    let caller = crate::api::auth::permitted(engine::Access::ManageTokens).await?;
     let scopes = engine::desk::Scopes::parse(&scopes)?;
     let signature = crate::api::auth::engine()?
         .desk
@@ -507,7 +500,7 @@ pub async fn create_token(scopes: Vec<String>, expiry: i64) -> Result<NewToken, 
 /// `DELETE /lnm/user/jwt?jti=`: revokes a token at once, everywhere.
 #[server(prefix = "/lnm", endpoint = "user/jwt", input = DeleteUrl)]
 pub async fn revoke_token(#[server(default)] jti: Option<String>) -> Result<Done, LnmError> {
-    let caller = caller(engine::Access::ManageTokens).await?;
+    let caller = crate::api::auth::permitted(engine::Access::ManageTokens).await?;
     let Some(jti) = jti else {
         return Err(engine::Error::invalid("jti", "jti is required").into());
     };
@@ -537,7 +530,7 @@ pub async fn withdraw(
     invoice: String,
 ) -> Result<WithdrawalDone, LnmError> {
     use engine::desk::DeskScope;
-    let caller = caller(engine::Access::Desk(DeskScope::Withdraw)).await?;
+    let caller = crate::api::auth::permitted(engine::Access::Desk(DeskScope::Withdraw)).await?;
     let desk = crate::api::auth::engine()?.desk.clone();
     let amount = desk.amount_in(amount, unit.as_deref())?;
     let done = desk.withdraw(&caller.user.id.0, amount, &invoice).await?;
@@ -562,7 +555,7 @@ pub async fn withdraw_lnurl(
     #[server(default)] unit: Option<String>,
 ) -> Result<Lnurl, LnmError> {
     use engine::desk::DeskScope;
-    let caller = caller(engine::Access::Desk(DeskScope::Withdraw)).await?;
+    let caller = crate::api::auth::permitted(engine::Access::Desk(DeskScope::Withdraw)).await?;
     let desk = crate::api::auth::engine()?.desk.clone();
     let amount = desk.amount_in(amount, unit.as_deref())?;
     let token = match &caller.credential {

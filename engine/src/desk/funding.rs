@@ -19,7 +19,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
-use super::{link_mac, same_mac, Desk};
+use super::{link_mac, Desk};
 use crate::events::{Event, EventKind, Topic};
 use crate::simnet::invoice::{self, Decoded};
 use crate::simnet::{default_fee_limit, Hook, PayRequest, Payment};
@@ -154,7 +154,7 @@ impl Desk {
             other => {
                 return Err(Error::invalid(
                     "unit",
-                    format!("unit must be sat or msat, not {:?}", truncate(other, 16)),
+                    format!("unit must be sat or msat, not {:?}", crate::cut(other, 16)),
                 ))
             }
         };
@@ -384,7 +384,7 @@ impl Desk {
     /// Ends a pending withdrawal as failed and refunds it, once: answers whether
     /// this call did it.
     async fn fail_withdrawal(&self, id: &str, reason: &str) -> Result<bool> {
-        let (row_id, reason) = (id.to_string(), truncate(reason, 200).to_string());
+        let (row_id, reason) = (id.to_string(), crate::cut(reason, 200).to_string());
         let refunded = self
             .db
             .write(move |conn| {
@@ -532,7 +532,7 @@ impl Desk {
         expiry: i64,
     ) -> Result<WithdrawRequest> {
         let expected = link_mac(&self.link_key, &["w", n, &expiry.to_string()]);
-        if !same_mac(signature, &expected) {
+        if !crate::same_secret(signature.as_bytes(), expected.as_bytes()) {
             return Err(Error::invalid(
                 "signature",
                 "this withdraw link is not valid",
@@ -705,13 +705,4 @@ fn claim_hook(id: &str, user_id: &str, reserve: Msat) -> Hook {
             }])
         })
     }))
-}
-
-/// At most `max` bytes of `text`, cut at a character boundary.
-fn truncate(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }

@@ -32,11 +32,10 @@ pub const EXCHANGE_ALIAS: &str = "exchange";
 
 /// What the operator may switch off (`GET /lnm/state/api`); a switched-off
 /// service answers 503.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Switches {
     pub withdraw: bool,
     pub newposition: bool,
-    #[serde(rename = "accountCreation")]
     pub account_creation: bool,
 }
 
@@ -220,15 +219,6 @@ impl Desk {
     }
 }
 
-/// RFC 3339 text of a Unix-milliseconds instant, as the LN-Markets API shows times.
-pub fn rfc3339(ms: i64) -> String {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}
-
 /// HMAC-SHA256 of `parts` joined by `:`, as hex: authenticates the LNURLs the
 /// exchange hands out.
 fn link_mac(key: &[u8], parts: &[&str]) -> String {
@@ -236,13 +226,4 @@ fn link_mac(key: &[u8], parts: &[&str]) -> String {
     let mut engine = hmac::HmacEngine::<sha256::Hash>::new(key);
     engine.input(parts.join(":").as_bytes());
     hex::encode(hmac::Hmac::<sha256::Hash>::from_engine(engine).to_byte_array())
-}
-
-/// Compares two MACs without telling how much of them matched.
-fn same_mac(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }

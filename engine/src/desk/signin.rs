@@ -12,7 +12,7 @@
 
 use sqlx::Row;
 
-use super::{link_mac, same_mac, Desk};
+use super::{link_mac, Desk};
 use crate::events::{EventKind, Topic};
 use crate::simnet::invoice::Issued;
 use crate::{now_ms, random_hex, Error, Result, User};
@@ -100,7 +100,10 @@ impl Desk {
         t: &str,
         client: &str,
     ) -> Result<User> {
-        if !same_mac(hmac, &link_mac(&self.link_key, &["a", k1, t])) {
+        if !crate::same_secret(
+            hmac.as_bytes(),
+            link_mac(&self.link_key, &["a", k1, t]).as_bytes(),
+        ) {
             return Err(Error::invalid("hmac", "this login link is not valid"));
         }
         let expires: i64 = t
@@ -169,33 +172,37 @@ impl Desk {
     /// The account a wallet signed in for the browser session `session_id` with
     /// challenge `k1`, handed over once.
     pub async fn claim_lnurl_auth(&self, k1: &str, session_id: &str) -> Result<Option<User>> {
-        let row = sqlx::query(
-            "SELECT user_id FROM desk_challenges \
-             WHERE id = $1 AND kind = 'lnurl' AND session_id = $2 AND user_id IS NOT NULL",
-        )
-        .bind(k1)
-        .bind(session_id)
-        .fetch_optional(self.db.pool())
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let user_id: String = row.try_get("user_id")?;
-        let claimed = self
-            .db
-            .execute(
-                sqlx::query(
-                    "UPDATE desk_challenges SET session_id = NULL \
-                     WHERE id = $1 AND session_id = $2 AND user_id IS NOT NULL",
-                )
-                .bind(k1.to_string())
-                .bind(session_id.to_string()),
-            )
-            .await?;
-        if claimed != 1 {
+        // Read first: a browser still waiting costs no write per request.
+        if !matches!(
+            self.lnurl_auth_state(k1, session_id).await?,
+            Some((true, _))
+        ) {
             return Ok(None);
         }
-        self.accounts.get(&user_id).await
+        let (k1, session) = (k1.to_string(), session_id.to_string());
+        let claimed = self
+            .db
+            .write(move |conn| {
+                Box::pin(async move {
+                    let row = sqlx::query(
+                        "UPDATE desk_challenges SET session_id = NULL \
+                         WHERE id = $1 AND session_id = $2 AND user_id IS NOT NULL \
+                         RETURNING user_id",
+                    )
+                    .bind(&k1)
+                    .bind(&session)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    Ok(row
+                        .map(|row| row.try_get::<String, _>("user_id"))
+                        .transpose()?)
+                })
+            })
+            .await?;
+        match claimed {
+            Some(user_id) => self.accounts.get(&user_id).await,
+            None => Ok(None),
+        }
     }
 
     /// Where the browser session's LNURL-auth `k1` stands: `None` once handed
