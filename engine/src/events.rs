@@ -31,6 +31,8 @@ pub enum Topic {
     Blocks,
     /// A sign-in challenge (an LNURL-auth `k1`) a browser is waiting on.
     Challenge(String),
+    /// The desk's BTC/USD quotes, every tick.
+    Market,
 }
 
 /// What happened. The wallet's kinds keep the names and fields the event stream
@@ -76,6 +78,21 @@ pub enum EventKind {
     },
     /// A wallet answered the sign-in challenge of this topic.
     ChallengeAnswered,
+    /// The desk quoted a new BTC/USD price (cents; `at_ms` Unix ms).
+    PriceTicked {
+        index_cents: i64,
+        bid_cents: i64,
+        offer_cents: i64,
+        at_ms: i64,
+    },
+    /// One of the account's positions changed: `what` is `opened`, `filled`,
+    /// `updated`, `margin_added`, `takeprofit`, `stoploss`, `liquidated`,
+    /// `closed` or `canceled`; `balance_msat` the trading balance after it.
+    PositionChanged {
+        pid: String,
+        what: String,
+        balance_msat: i64,
+    },
     /// The account's password changed (or it was deleted): every session and
     /// token issued under an older `auth_version` is void.
     CredentialsChanged {

@@ -342,6 +342,57 @@ impl Database {
     }
 }
 
+/// The right to run a periodic job (the simnet's miner, the desk's ticker) in
+/// one process at a time: on PostgreSQL, a session-level advisory lock on `key`,
+/// held on a connection of its own (it goes with the connection, so a process
+/// that dies frees it and another takes over); on SQLite, one process owns the
+/// database anyway.
+pub(crate) struct Lease {
+    key: i64,
+    job: &'static str,
+    connection: Option<sqlx::PgConnection>,
+}
+
+impl Lease {
+    pub(crate) fn new(key: i64, job: &'static str) -> Self {
+        Lease {
+            key,
+            job,
+            connection: None,
+        }
+    }
+
+    /// Whether this process holds the lease now (taking it if it is free).
+    /// Asked at every run: cheap, and a lost connection shows here.
+    pub(crate) async fn held(&mut self, db: &Database) -> bool {
+        if db.backend() != Backend::Postgres {
+            return true;
+        }
+        if self.connection.is_none() {
+            match sqlx::PgConnection::connect(&db.url()).await {
+                Ok(conn) => self.connection = Some(conn),
+                Err(err) => {
+                    tracing::warn!(error = %err, job = self.job, "cannot reach the database");
+                    return false;
+                }
+            }
+        }
+        let conn = self.connection.as_mut().expect("just connected");
+        match sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+            .bind(self.key)
+            .fetch_one(conn)
+            .await
+        {
+            Ok(held) => held,
+            Err(err) => {
+                tracing::warn!(error = %err, job = self.job, "lost the database connection");
+                self.connection = None;
+                false
+            }
+        }
+    }
+}
+
 /// Opens one connection outside the pool, set up like the pool's.
 async fn connect_one(
     options: &AnyConnectOptions,

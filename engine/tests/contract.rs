@@ -3,8 +3,8 @@
 //! or the exchange's 0.5 USD tick), quantities up to 10^9 contracts, leverage 1 to
 //! 100. The worked example of the spec is a unit test in the module itself.
 //!
-//! The bound at the liquidation price is exact, not a tolerance. With `L` the
-//! (rounded) liquidation price and `T` the tick, the trader's equity there,
+//! The bound at the last covered price is exact, not a tolerance. With `L` the
+//! last tick the margin covers (`last_covered`) and `T` the tick, the trader's equity there,
 //! `margin + pl(L)`, satisfies
 //!   `0 <= margin + pl(L) <= ceil(quantity * 1e8 * T / (L * (L - T)))` for a long,
 //!   `0 <= margin + pl(L) <= ceil(quantity * 1e8 * T / (L * (L + T)))` for a short,
@@ -16,8 +16,8 @@
 //! 1/2, and both ends are integers.
 
 use engine::desk::contract::{
-    check_stoploss, check_takeprofit, liquidation, margin_for, pl, quantity_for, settlement,
-    Liquidation, Price, Side,
+    check_stoploss, check_takeprofit, last_covered, liquidation, margin_for, pl, quantity_for,
+    settlement, Leverage, Liquidation, Price, Side,
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -45,8 +45,13 @@ fn quantity() -> impl Strategy<Value = u64> {
     prop_oneof![1u64..=10_000, 1u64..=1_000_000_000]
 }
 
-fn leverage() -> impl Strategy<Value = u32> {
-    1u32..=100
+fn leverage() -> impl Strategy<Value = Leverage> {
+    (1u32..=100).prop_map(Leverage::whole)
+}
+
+/// Whether `price * leverage` is at most `limit` USD.
+fn cost_at_most(price: Price, leverage: Leverage, limit: i128) -> bool {
+    i128::from(price.cents()) * i128::from(leverage.ten_thousandths()) <= limit * 10_000
 }
 
 /// A position as the desk opens it: a side, a size, an entry and its margin at
@@ -55,7 +60,8 @@ fn position() -> impl Strategy<Value = (Side, u64, Price, u64)> {
     (side(), quantity(), any_price(), leverage(), 0u64..=1_000).prop_map(
         |(side, quantity, entry, leverage, added_permille)| {
             let margin = margin_for(quantity, entry, leverage).unwrap();
-            let added = margin_for(quantity, entry, 1).unwrap() / 1000 * added_permille;
+            let added =
+                margin_for(quantity, entry, Leverage::whole(1)).unwrap() / 1000 * added_permille;
             (side, quantity, entry, margin + added / 4)
         },
     )
@@ -114,14 +120,15 @@ fn config() -> ProptestConfig {
 proptest! {
     #![proptest_config(config())]
 
-    /// At the liquidation price the margin still covers the loss, by less than one
-    /// more tick's P&L (the bound in the header), and one tick further against the
-    /// trader it no longer does: the price is rounded to the trader's disadvantage.
+    /// At the last price the margin covers, it still covers the loss, by less
+    /// than one more tick's P&L (the bound in the header), and one tick further
+    /// against the trader it no longer does: the price is rounded to the
+    /// trader's disadvantage. Stop-losses stay before it.
     #[test]
-    fn at_the_liquidation_price_equity_is_within_one_tick_of_zero(
+    fn at_the_last_covered_price_equity_is_within_one_tick_above_zero(
         (side, quantity, entry, margin) in position(),
     ) {
-        let Liquidation::At(price) = liquidation(side, quantity, entry, margin).unwrap() else {
+        let Liquidation::At(price) = last_covered(side, quantity, entry, margin).unwrap() else {
             prop_assert_eq!(side, Side::Sell, "a long is always liquidated somewhere");
             return Ok(());
         };
@@ -137,6 +144,37 @@ proptest! {
             // Closing there pays nothing.
             let loss = pl(side, quantity, entry, beyond).unwrap();
             prop_assert_eq!(settlement(margin, loss), Some(0));
+        }
+    }
+
+    /// At the liquidation price (the nearest tick to where the margin is used
+    /// up), the trader's equity is within one tick's P&L of zero, either side;
+    /// it lies on the last covered tick or the next one, and the two agree on
+    /// whether a position is liquidable at all.
+    #[test]
+    fn at_the_liquidation_price_equity_is_within_one_tick_of_zero(
+        (side, quantity, entry, margin) in position(),
+    ) {
+        let liquidated = liquidation(side, quantity, entry, margin).unwrap();
+        let covered = last_covered(side, quantity, entry, margin).unwrap();
+        let (Liquidation::At(price), Liquidation::At(last)) = (liquidated, covered) else {
+            prop_assert_eq!(side, Side::Sell, "a long is always liquidated somewhere");
+            prop_assert!(matches!(covered, Liquidation::Never) || matches!(liquidated, Liquidation::Never));
+            return Ok(());
+        };
+        prop_assert!(price.is_multiple_of(Price::TICK));
+        prop_assert!(price == last || Some(price) == adverse_tick(side, last));
+        let equity = i128::from(margin) + i128::from(pl(side, quantity, entry, price).unwrap());
+        let favourable = match side {
+            Side::Buy => Price::from_cents(price.cents() + Price::TICK.cents()),
+            Side::Sell => Price::from_cents(price.cents().saturating_sub(Price::TICK.cents()).max(1)),
+        };
+        let bound = one_tick_worth(side, quantity, price)
+            .into_iter()
+            .chain(one_tick_worth(side, quantity, favourable))
+            .max();
+        if let Some(bound) = bound {
+            prop_assert!(equity.abs() <= bound, "equity {} beyond one tick's {} at {}", equity, bound, price);
         }
     }
 
@@ -193,7 +231,7 @@ proptest! {
         let back = quantity_for(margin, price, leverage).unwrap();
         prop_assert!(back <= quantity);
         prop_assert!(quantity <= quantity_for(margin + 1, price, leverage).unwrap());
-        if u128::from(price.cents()) * u128::from(leverage) <= SAT_CENTS as u128 {
+        if cost_at_most(price, leverage, SAT_CENTS) {
             prop_assert!(quantity - back <= 1, "{} came back {}", quantity, back);
         }
     }
@@ -211,7 +249,7 @@ proptest! {
         let back = margin_for(quantity, price, leverage).unwrap();
         prop_assert!(back <= margin);
         prop_assert!(margin <= margin_for(quantity + 1, price, leverage).unwrap());
-        if u128::from(price.cents()) * u128::from(leverage) >= SAT_CENTS as u128 {
+        if !cost_at_most(price, leverage, SAT_CENTS - 1) {
             prop_assert!(margin - back <= 1, "{} came back {}", margin, back);
         }
     }
@@ -245,7 +283,13 @@ proptest! {
         added in prop_oneof![Just(0u64), 0u64..=1_000_000],
     ) {
         let margin = margin_for(quantity, entry, leverage).unwrap() + added;
-        let liquidated = liquidation(side, quantity, entry, margin).unwrap();
+        let liquidated = last_covered(side, quantity, entry, margin).unwrap();
+        // The nearest tick is never on the wrong side of the entry either.
+        match liquidation(side, quantity, entry, margin).unwrap() {
+            Liquidation::At(price) if side == Side::Buy => prop_assert!(price <= entry),
+            Liquidation::At(price) => prop_assert!(price >= entry),
+            Liquidation::Never => prop_assert_eq!(side, Side::Sell),
+        }
         let covers_a_tick = adverse_tick(side, entry)
             .is_some_and(|next| exact_equity_not_negative(side, quantity, entry, margin, next));
         match (side, liquidated) {
@@ -259,7 +303,7 @@ proptest! {
             }
             (Side::Sell, Liquidation::Never) => {
                 // Only a fully collateralised short: leverage 1 or less.
-                prop_assert!(margin >= margin_for(quantity, entry, 1).unwrap());
+                prop_assert!(margin >= margin_for(quantity, entry, Leverage::whole(1)).unwrap());
             }
             (Side::Buy, Liquidation::Never) => prop_assert!(false, "a long is always liquidable"),
         }
@@ -298,8 +342,8 @@ proptest! {
                     .prop_map(move |(s, q, e, m, r, t)| (s, q, e, m, near(r), near(t)))
             }),
     ) {
-        let liquidated = liquidation(side, quantity, entry, margin).unwrap();
-        if check_stoploss(side, trigger, reference, liquidated).is_ok() {
+        let covered = last_covered(side, quantity, entry, margin).unwrap();
+        if check_stoploss(side, trigger, reference, covered).is_ok() {
             let result = pl(side, quantity, entry, trigger).unwrap();
             let equity = i128::from(margin) + i128::from(result);
             prop_assert!(equity >= 0);

@@ -158,15 +158,87 @@ pub enum Liquidation {
     Never,
 }
 
+/// A leverage, exact to 1/10,000 (the API shows `"50.0000"`). Whole at
+/// creation as a rule; adding margin to a position lowers it to whatever the
+/// new margin gives, so it is fractional then.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Leverage(u64);
+
+impl Leverage {
+    /// Steps per unit.
+    const SCALE: u64 = 10_000;
+
+    pub const fn whole(leverage: u32) -> Leverage {
+        Leverage(leverage as u64 * Self::SCALE)
+    }
+
+    pub const fn from_ten_thousandths(steps: u64) -> Leverage {
+        Leverage(steps)
+    }
+
+    pub const fn ten_thousandths(self) -> u64 {
+        self.0
+    }
+
+    /// Parses a decimal leverage ("25", "2.5", "33.3333") exactly: no sign, no
+    /// exponent, at most four significant decimal places.
+    pub fn parse(text: &str) -> Option<Leverage> {
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !digits(whole) || !digits(fraction) {
+            return None;
+        }
+        if text.contains('.') && fraction.is_empty() {
+            return None;
+        }
+        let fraction = fraction.trim_end_matches('0');
+        if fraction.len() > 4 {
+            return None;
+        }
+        let steps: u64 = format!("{fraction:0<4}").parse().ok()?;
+        whole
+            .parse::<u64>()
+            .ok()?
+            .checked_mul(Self::SCALE)?
+            .checked_add(steps)
+            .map(Leverage)
+    }
+
+    /// The leverage `margin` sats give `quantity` contracts at `price`:
+    /// `quantity * 1e8 / (price * margin)`, rounded down to 1/10,000. `None` for
+    /// a zero price or margin, or an answer beyond `u64`.
+    pub fn of(quantity: u64, price: Price, margin: u64) -> Option<Leverage> {
+        let cost = u128::from(price.0).checked_mul(u128::from(margin))?;
+        if cost == 0 {
+            return None;
+        }
+        let steps = u128::from(quantity)
+            .checked_mul(SAT_CENTS)?
+            .checked_mul(u128::from(Self::SCALE))?
+            / cost;
+        u64::try_from(steps).ok().map(Leverage)
+    }
+}
+
+/// As the API shows a leverage: four decimals ("50.0000").
+impl fmt::Display for Leverage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:04}", self.0 / Self::SCALE, self.0 % Self::SCALE)
+    }
+}
+
 /// The margin, in sats, that `quantity` contracts at `price` and `leverage`
 /// need: `floor(quantity * 1e8 / (price * leverage))`. `None` for a zero price
 /// or leverage, or an answer beyond `u64`.
-pub fn margin_for(quantity: u64, price: Price, leverage: u32) -> Option<u64> {
-    let cost = u128::from(price.0) * u128::from(leverage);
+pub fn margin_for(quantity: u64, price: Price, leverage: Leverage) -> Option<u64> {
+    let cost = u128::from(price.0) * u128::from(leverage.0);
     if cost == 0 {
         return None;
     }
-    u64::try_from(u128::from(quantity) * SAT_CENTS / cost).ok()
+    let value = u128::from(quantity)
+        .checked_mul(SAT_CENTS)?
+        .checked_mul(u128::from(Leverage::SCALE))?;
+    u64::try_from(value / cost).ok()
 }
 
 /// The contracts that `margin` sats buy at `price` and `leverage`:
@@ -174,14 +246,14 @@ pub fn margin_for(quantity: u64, price: Price, leverage: u32) -> Option<u64> {
 /// Round trip: `margin_for(q) <= margin <= margin_for(q + 1)` for
 /// `q = quantity_for(margin)`. `None` for a zero price or leverage, or an
 /// answer beyond `u64`.
-pub fn quantity_for(margin: u64, price: Price, leverage: u32) -> Option<u64> {
-    if price.0 == 0 || leverage == 0 {
+pub fn quantity_for(margin: u64, price: Price, leverage: Leverage) -> Option<u64> {
+    if price.0 == 0 || leverage.0 == 0 {
         return None;
     }
     let value = u128::from(margin)
         .checked_mul(u128::from(price.0))?
-        .checked_mul(u128::from(leverage))?;
-    u64::try_from(value / SAT_CENTS).ok()
+        .checked_mul(u128::from(leverage.0))?;
+    u64::try_from(value / (SAT_CENTS * u128::from(Leverage::SCALE))).ok()
 }
 
 /// The P&L in sats of `quantity` contracts of `side` entered at `entry` and
@@ -204,18 +276,44 @@ pub fn pl(side: Side, quantity: u64, entry: Price, exit: Price) -> Option<i64> {
     Some(if gains { magnitude } else { -magnitude })
 }
 
-/// The price at which the P&L of `quantity` contracts of `side` entered at
-/// `entry` consumes `margin`: long `1 / (1/entry + margin/(quantity*1e8))`,
-/// short `1 / (1/entry - margin/(quantity*1e8))`, rounded to [`Price::TICK`]
-/// toward the trader's disadvantage (a long's up, a short's down), so that at
-/// the liquidation price the margin still covers the loss: `margin + pl >= 0`
-/// there, and below one tick's worth of P&L. A short entered below one tick
-/// may round to 0.0, which liquidates it at once. (The spec's worked example
-/// shows the nearest tick, 10194.0, where this gives 10193.5: see its test.)
-/// `None` for a zero entry, zero
-/// contracts, or an intermediate beyond `u128` (not reachable for the
-/// documented ranges).
+/// Where a position is liquidated: the price at which the P&L of `quantity`
+/// contracts of `side` entered at `entry` consumes `margin` (long `1 / (1/entry
+/// + margin/(quantity*1e8))`, short `1 / (1/entry - margin/(quantity*1e8))`),
+/// rounded to the nearest [`Price::TICK`], an exact half toward the trader's
+/// disadvantage (a long's up, a short's down). Nearest, as the spec's worked
+/// example has it (short 682 at 9990, leverage 50: exactly 10193.877, shown
+/// 10194.0): the trader's equity there is within half a tick's P&L of zero, on
+/// either side, and a liquidation pays nothing whatever it is
+/// ([`settlement`] is never below zero), so the house absorbs at most that half
+/// tick. A short entered below one tick may round to 0.0, which liquidates it at
+/// once. `None` for a zero entry, zero contracts, or an intermediate beyond
+/// `u128` (not reachable for the documented ranges).
 pub fn liquidation(side: Side, quantity: u64, entry: Price, margin: u64) -> Option<Liquidation> {
+    liquidation_rounded(side, quantity, entry, margin, Rounding::Nearest)
+}
+
+/// The last tick at which `margin` still covers the loss: the exact liquidation
+/// price rounded to [`Price::TICK`] toward the trader's disadvantage (a long's
+/// up, a short's down), so `margin + pl >= 0` there, by less than one tick's
+/// P&L. What a stop-loss must stay strictly before ([`check_stoploss`]), so a
+/// stop-loss always closes with the margin covering the loss.
+pub fn last_covered(side: Side, quantity: u64, entry: Price, margin: u64) -> Option<Liquidation> {
+    liquidation_rounded(side, quantity, entry, margin, Rounding::Disadvantage)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rounding {
+    Nearest,
+    Disadvantage,
+}
+
+fn liquidation_rounded(
+    side: Side,
+    quantity: u64,
+    entry: Price,
+    margin: u64,
+    rounding: Rounding,
+) -> Option<Liquidation> {
     if entry.0 == 0 || quantity == 0 {
         return None;
     }
@@ -224,27 +322,31 @@ pub fn liquidation(side: Side, quantity: u64, entry: Price, margin: u64) -> Opti
     let numerator = exposure.checked_mul(u128::from(entry.0))?;
     let cover = u128::from(margin).checked_mul(u128::from(entry.0))?;
     let tick = u128::from(Price::TICK.0);
-    match side {
-        Side::Buy => {
-            let denominator = exposure.checked_add(cover)?.checked_mul(tick)?;
-            let ticks = numerator.div_ceil(denominator);
-            let cents = u64::try_from(ticks.checked_mul(tick)?).ok()?;
-            Some(Liquidation::At(Price(cents)))
-        }
-        Side::Sell => {
-            if cover >= exposure {
-                return Some(Liquidation::Never);
-            }
-            let denominator = (exposure - cover).checked_mul(tick)?;
-            let ticks = numerator / denominator;
-            Some(
-                match ticks.checked_mul(tick).and_then(|c| u64::try_from(c).ok()) {
-                    Some(cents) => Liquidation::At(Price(cents)),
-                    None => Liquidation::Never,
-                },
-            )
-        }
+    let denominator = match side {
+        Side::Buy => exposure.checked_add(cover)?,
+        Side::Sell if cover >= exposure => return Some(Liquidation::Never),
+        Side::Sell => exposure - cover,
     }
+    .checked_mul(tick)?;
+    // The exact price is `ticks + remainder / denominator` ticks.
+    let (ticks, remainder) = (numerator / denominator, numerator % denominator);
+    let up = match (rounding, side) {
+        (Rounding::Disadvantage, Side::Buy) => remainder > 0,
+        (Rounding::Disadvantage, Side::Sell) => false,
+        // remainder >= denominator / 2 without doubling anything near u128::MAX.
+        (Rounding::Nearest, Side::Buy) => remainder >= denominator - remainder,
+        (Rounding::Nearest, Side::Sell) => remainder > denominator - remainder,
+    };
+    let ticks = if up { ticks + 1 } else { ticks };
+    Some(
+        match ticks.checked_mul(tick).and_then(|c| u64::try_from(c).ok()) {
+            Some(cents) => Liquidation::At(Price(cents)),
+            // Beyond every representable price: a short never reaches it, and a
+            // long's is below its entry, so always representable.
+            None if side == Side::Sell => Liquidation::Never,
+            None => return None,
+        },
+    )
 }
 
 /// Why a take-profit or stop-loss is refused.
@@ -295,13 +397,15 @@ pub fn check_takeprofit(
         .ok_or(TriggerError::TakeprofitNotInFavour)
 }
 
-/// Checks a stop-loss: strictly between the liquidation price and the side's
-/// current reference price, so it triggers before the liquidation and not at once.
+/// Checks a stop-loss: strictly between the last price the margin covers
+/// (`covered`, from [`last_covered`]) and the side's current reference price, so
+/// it triggers before the liquidation, not at once, and closes with the margin
+/// covering the loss.
 pub fn check_stoploss(
     side: Side,
     stoploss: Price,
     reference: Price,
-    liquidation: Liquidation,
+    covered: Liquidation,
 ) -> Result<(), TriggerError> {
     let against = match side {
         Side::Buy => stoploss < reference,
@@ -310,7 +414,7 @@ pub fn check_stoploss(
     if !against {
         return Err(TriggerError::StoplossNotAgainst);
     }
-    let before_liquidation = match (side, liquidation) {
+    let before_liquidation = match (side, covered) {
         (_, Liquidation::Never) => true,
         (Side::Buy, Liquidation::At(price)) => stoploss > price,
         (Side::Sell, Liquidation::At(price)) => stoploss < price,
@@ -356,16 +460,20 @@ mod tests {
     fn the_specs_worked_short_holds_exactly() {
         // Short 682 contracts at 9990.0 with leverage 50, closed at 10010.0.
         let (quantity, entry) = (682, usd("9990"));
-        let margin = margin_for(quantity, entry, 50).unwrap();
+        let margin = margin_for(quantity, entry, Leverage::whole(50)).unwrap();
         assert_eq!(margin, 136_536);
         assert_eq!(pl(Side::Sell, quantity, entry, usd("10010")), Some(-13_640));
         assert_eq!(settlement(margin, -13_640), Some(122_896));
-        // The exact liquidation is 10193.8767...: rounded down to the tick, as
-        // the trader's disadvantage asks for a short, it is 10193.5. The spec's
-        // "10194.0" is the nearest tick instead, where the loss already exceeds
-        // the margin by 81 sats.
+        // The exact liquidation is 10193.8767...: the nearest tick, 10194.0, as
+        // the spec shows it, where the loss exceeds the margin by 81 sats (a
+        // liquidation pays nothing all the same). The last tick the margin
+        // covers, where a stop-loss must stay before, is 10193.5.
         assert_eq!(
             liquidation(Side::Sell, quantity, entry, margin),
+            Some(Liquidation::At(usd("10194")))
+        );
+        assert_eq!(
+            last_covered(Side::Sell, quantity, entry, margin),
             Some(Liquidation::At(usd("10193.5")))
         );
         let at = |price| {
@@ -373,15 +481,29 @@ mod tests {
         };
         assert_eq!(at("10193.5"), 247);
         assert_eq!(at("10194"), -81);
+        assert_eq!(settlement(margin, at("10194") - 136_536), Some(0));
+        assert_eq!(Leverage::whole(50).to_string(), "50.0000");
+        // The margin is rounded down, so the leverage it gives back is a hair more.
+        assert_eq!(
+            Leverage::of(quantity, entry, margin)
+                .map(|l| l.to_string())
+                .as_deref(),
+            Some("50.0001")
+        );
     }
 
     #[test]
     fn a_long_of_the_same_size_is_liquidated_below_its_entry_rounded_up() {
         let (quantity, entry) = (682, usd("9990"));
-        let margin = margin_for(quantity, entry, 50).unwrap();
-        // Exact: 9794.1184...; a long's liquidation rounds up to the tick.
+        let margin = margin_for(quantity, entry, Leverage::whole(50)).unwrap();
+        // Exact: 9794.1184...: the nearest tick is 9794.0; the last one the
+        // margin covers, rounded up against a long, 9794.5.
         assert_eq!(
             liquidation(Side::Buy, quantity, entry, margin),
+            Some(Liquidation::At(usd("9794")))
+        );
+        assert_eq!(
+            last_covered(Side::Buy, quantity, entry, margin),
             Some(Liquidation::At(usd("9794.5")))
         );
         assert_eq!(pl(Side::Buy, quantity, entry, usd("10010")), Some(13_640));
@@ -390,7 +512,7 @@ mod tests {
     #[test]
     fn a_short_at_leverage_one_is_never_liquidated() {
         let entry = usd("20000");
-        let margin = margin_for(1000, entry, 1).unwrap();
+        let margin = margin_for(1000, entry, Leverage::whole(1)).unwrap();
         assert_eq!(margin, 5_000_000);
         assert_eq!(
             liquidation(Side::Sell, 1000, entry, margin),
@@ -417,14 +539,48 @@ mod tests {
     }
 
     #[test]
+    fn leverages_parse_print_and_derive_exactly() {
+        assert_eq!(Leverage::parse("25"), Some(Leverage::whole(25)));
+        assert_eq!(
+            Leverage::parse("2.5").map(|l| l.to_string()).as_deref(),
+            Some("2.5000")
+        );
+        assert_eq!(
+            Leverage::parse("33.3333").map(Leverage::ten_thousandths),
+            Some(333_333)
+        );
+        for bad in ["", "1.00001", "-1", "1e2", ".5", "5.", "x"] {
+            assert_eq!(Leverage::parse(bad), None, "{bad:?}");
+        }
+        // Doubling the margin halves the leverage.
+        let entry = usd("20000");
+        assert_eq!(
+            Leverage::of(500, entry, 200_000)
+                .map(|l| l.to_string())
+                .as_deref(),
+            Some("12.5000")
+        );
+        assert_eq!(Leverage::of(500, entry, 0), None);
+    }
+
+    #[test]
     fn margin_and_quantity_derive_each_other() {
         // The spec's create example: margin 100000 at leverage 25.
         let price = usd("20000");
-        assert_eq!(quantity_for(100_000, price, 25), Some(500));
-        assert_eq!(margin_for(500, price, 25), Some(100_000));
-        assert_eq!(quantity_for(136_536, usd("9990"), 50), Some(681));
-        assert_eq!(margin_for(681, usd("9990"), 50), Some(136_336));
-        assert_eq!(margin_for(682, usd("9990"), 50), Some(136_536));
+        assert_eq!(quantity_for(100_000, price, Leverage::whole(25)), Some(500));
+        assert_eq!(margin_for(500, price, Leverage::whole(25)), Some(100_000));
+        assert_eq!(
+            quantity_for(136_536, usd("9990"), Leverage::whole(50)),
+            Some(681)
+        );
+        assert_eq!(
+            margin_for(681, usd("9990"), Leverage::whole(50)),
+            Some(136_336)
+        );
+        assert_eq!(
+            margin_for(682, usd("9990"), Leverage::whole(50)),
+            Some(136_536)
+        );
     }
 
     #[test]
@@ -432,22 +588,28 @@ mod tests {
         let top = Price::from_usd(10_000_000).unwrap();
         let bottom = usd("1");
         let q = 1_000_000_000;
-        assert_eq!(margin_for(q, top, 100), Some(100_000_000));
-        assert_eq!(margin_for(q, bottom, 1), Some(100_000_000_000_000_000));
-        assert_eq!(quantity_for(100_000_000_000_000_000, bottom, 1), Some(q));
+        assert_eq!(margin_for(q, top, Leverage::whole(100)), Some(100_000_000));
+        assert_eq!(
+            margin_for(q, bottom, Leverage::whole(1)),
+            Some(100_000_000_000_000_000)
+        );
+        assert_eq!(
+            quantity_for(100_000_000_000_000_000, bottom, Leverage::whole(1)),
+            Some(q)
+        );
         assert_eq!(pl(Side::Buy, q, bottom, top), Some(99_999_990_000_000_000));
         assert_eq!(pl(Side::Sell, q, top, bottom), Some(99_999_990_000_000_000));
         assert_eq!(
             liquidation(Side::Buy, q, top, 100_000_000),
-            Some(Liquidation::At(usd("9900990.5")))
+            Some(Liquidation::At(usd("9900990.0")))
         );
         assert_eq!(
             liquidation(Side::Sell, q, top, 100_000_000),
             Some(Liquidation::At(usd("10101010.0")))
         );
-        assert_eq!(margin_for(1, usd("9990"), 0), None);
-        assert_eq!(margin_for(1, Price::default(), 10), None);
-        assert_eq!(quantity_for(1, usd("9990"), 0), None);
+        assert_eq!(margin_for(1, usd("9990"), Leverage::whole(0)), None);
+        assert_eq!(margin_for(1, Price::default(), Leverage::whole(10)), None);
+        assert_eq!(quantity_for(1, usd("9990"), Leverage::whole(0)), None);
         assert_eq!(pl(Side::Buy, 1, Price::default(), usd("1")), None);
         assert_eq!(liquidation(Side::Buy, 0, usd("1"), 1), None);
         assert_eq!(liquidation(Side::Sell, 1, Price::default(), 1), None);
@@ -462,10 +624,13 @@ mod tests {
             None
         );
         assert_eq!(
-            quantity_for(u64::MAX, Price::from_cents(u64::MAX), 100),
+            quantity_for(u64::MAX, Price::from_cents(u64::MAX), Leverage::whole(100)),
             None
         );
-        assert_eq!(margin_for(u64::MAX, Price::from_cents(1), 1), None);
+        assert_eq!(
+            margin_for(u64::MAX, Price::from_cents(1), Leverage::whole(1)),
+            None
+        );
         assert_eq!(settlement(u64::MAX, 1), None);
     }
 

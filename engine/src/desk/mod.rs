@@ -7,11 +7,13 @@
 //!
 //! The books balance at every commit ([`Desk::audit`]): every sat the exchange
 //! received is in exactly one place, a trading balance, an account-creation
-//! deposit not yet claimed, a position's margin (with positions), a withdrawal
+//! deposit not yet claimed, the margin of a position or of a limit order, a withdrawal
 //! in flight or paid, or the house's result.
 
 pub mod contract;
 pub mod funding;
+pub mod market;
+pub mod positions;
 pub mod signin;
 pub mod tokens;
 
@@ -23,8 +25,11 @@ use sqlx::Row;
 use crate::events::Bus;
 use crate::simnet::{Node, Simnet};
 use crate::{Accounts, Database, Error, Msat, Result};
+use contract::Price;
 
 pub use funding::{DepositView, Withdrawal, WithdrawalView};
+pub use market::{Market, MarketConfig, Quote};
+pub use positions::{Filter, Order, OrderType, Position, TickReport, TriggerChange};
 pub use tokens::{DeskClaims, DeskScope, DeskTokens, Scopes, TokenView};
 
 /// The exchange node's alias.
@@ -67,6 +72,12 @@ pub struct DeskConfig {
     /// payment's transaction claims the withdrawal first, so ending it is safe.
     pub pending_grace: Duration,
     pub switches: Switches,
+    /// Most positions (open or pending) an account holds at once.
+    pub open_positions_max: u32,
+    /// Highest leverage an order may ask (the lowest is 1).
+    pub leverage_max: u32,
+    /// The price: where it comes from, its spread, how often it moves.
+    pub market: MarketConfig,
     /// The server's public URL (`https://host`), which LNURLs point to.
     pub public_url: String,
 }
@@ -83,6 +94,9 @@ impl Default for DeskConfig {
             link_expiry: Duration::from_secs(10 * 60),
             pending_grace: Duration::from_secs(120),
             switches: Switches::default(),
+            open_positions_max: 50,
+            leverage_max: 100,
+            market: MarketConfig::default(),
             public_url: "http://127.0.0.1:3000".into(),
         }
     }
@@ -100,6 +114,8 @@ pub struct Desk {
     /// Authenticates the LNURLs this server hands out (`hmac`, `signature`).
     link_key: std::sync::Arc<Vec<u8>>,
     pub tokens: DeskTokens,
+    /// The BTC/USD price the desk trades at.
+    pub market: Market,
 }
 
 /// The exchange's books at one instant (one statement reads them all).
@@ -110,7 +126,7 @@ pub struct Books {
     pub balances: Msat,
     /// Account-creation deposits paid but not yet claimed by a new account.
     pub unclaimed: Msat,
-    /// Open positions' margins (none until positions exist).
+    /// The margins of open positions and of limit orders not yet filled.
     pub margins: Msat,
     /// Withdrawals paid or still in flight, with their routing fees (the
     /// reserve, while in flight).
@@ -147,7 +163,9 @@ impl Desk {
             .ensure_service_node(EXCHANGE_ALIAS, config.liquidity)
             .await?;
         simnet.on_receive(&node.pubkey, funding::deposit_hook());
+        let market = Market::start(db.clone(), bus.clone(), config.market.clone()).await?;
         let desk = Desk {
+            market,
             link_key: std::sync::Arc::new(db.secret("desk-links").await?),
             tokens: DeskTokens::load(&db, &bus).await?,
             db,
@@ -203,6 +221,8 @@ impl Desk {
                WHERE purpose = 'account' AND settled_at IS NOT NULL AND claimed_at IS NULL) AS unclaimed, \
              (SELECT CAST(COALESCE(SUM(amount_msat + fee_msat), 0) AS BIGINT) \
                FROM desk_withdrawals WHERE state IN ('pending', 'paid')) AS withdrawn, \
+             (SELECT CAST(COALESCE(SUM(margin), 0) * 1000 AS BIGINT) FROM desk_positions \
+               WHERE state IN ('pending', 'open')) AS margins, \
              (SELECT result_msat FROM desk_house WHERE id = 1) AS house",
         )
         .fetch_one(self.db.pool())
@@ -212,12 +232,60 @@ impl Desk {
             received: get("received")?,
             balances: get("balances")?,
             unclaimed: get("unclaimed")?,
-            margins: Msat::ZERO,
+            margins: get("margins")?,
             withdrawn: get("withdrawn")?,
             house: get("house")?,
         })
     }
 }
+
+impl Desk {
+    /// Moves the price and applies it every `interval` of the market's
+    /// configuration, from `source`, until the server stops. With several
+    /// processes on one PostgreSQL database only the one holding the ticker's
+    /// lease does; another takes over when it goes away.
+    pub fn spawn_ticker(&self, mut source: Box<dyn market::Source>) -> tokio::task::JoinHandle<()> {
+        let desk = self.clone();
+        tokio::spawn(async move {
+            let mut lease = crate::storage::Lease::new(TICKER_LOCK, "desk ticker");
+            let mut every = tokio::time::interval(desk.market.config().interval);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                every.tick().await;
+                if !lease.held(&desk.db).await {
+                    continue;
+                }
+                let last = desk
+                    .market
+                    .latest()
+                    .map_or(desk.market.config().start, |quote| quote.index);
+                let index = match source.next(last).await {
+                    Ok(index) => index,
+                    Err(err) => {
+                        // The quote goes stale, and trading pauses, until the
+                        // source answers again.
+                        tracing::warn!(error = %err, "the price source failed");
+                        continue;
+                    }
+                };
+                if let Err(err) = desk.move_price(index).await {
+                    tracing::warn!(error = %err, "a price tick failed");
+                }
+            }
+        })
+    }
+
+    /// Quotes `index` now, everywhere, and applies it to the positions.
+    pub async fn move_price(&self, index: Price) -> Result<(Quote, TickReport)> {
+        let quote = self.market.publish(index).await?;
+        let report = self.tick(quote).await?;
+        Ok((quote, report))
+    }
+}
+
+/// The PostgreSQL advisory lock of the ticker's lease (any fixed number,
+/// unique to it).
+const TICKER_LOCK: i64 = 0x616d_7065_7265_0010;
 
 /// HMAC-SHA256 of `parts` joined by `:`, as hex: authenticates the LNURLs the
 /// exchange hands out.

@@ -140,7 +140,7 @@ impl Simnet {
     pub fn spawn_miner(&self, interval: std::time::Duration) -> tokio::task::JoinHandle<()> {
         let simnet = self.clone();
         tokio::spawn(async move {
-            let mut lease = MinerLease::default();
+            let mut lease = crate::storage::Lease::new(MINER_LOCK, "miner");
             let mut every = tokio::time::interval(interval);
             every.tick().await;
             loop {
@@ -159,46 +159,6 @@ impl Simnet {
 /// The PostgreSQL advisory locks of the simnet (any fixed numbers, unique to it).
 pub(crate) const MINER_LOCK: i64 = 0x616d_7065_7265_0001;
 pub(crate) const CHAIN_LOCK: i64 = 0x616d_7065_7265_0002;
-
-/// The right to mine on the timer: on PostgreSQL, a session-level advisory lock
-/// held on a connection of its own (it goes with the connection, so a process
-/// that dies frees it); on SQLite, one process owns the database anyway.
-#[derive(Default)]
-struct MinerLease {
-    connection: Option<sqlx::PgConnection>,
-}
-
-impl MinerLease {
-    async fn held(&mut self, db: &crate::Database) -> bool {
-        use sqlx::Connection;
-        if db.backend() != crate::Backend::Postgres {
-            return true;
-        }
-        if self.connection.is_none() {
-            match sqlx::PgConnection::connect(&db.url()).await {
-                Ok(conn) => self.connection = Some(conn),
-                Err(err) => {
-                    tracing::warn!(error = %err, "miner: cannot reach the database");
-                    return false;
-                }
-            }
-        }
-        let conn = self.connection.as_mut().expect("just connected");
-        // Asked every tick: cheap, and a lost connection shows here.
-        match sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
-            .bind(MINER_LOCK)
-            .fetch_one(conn)
-            .await
-        {
-            Ok(held) => held,
-            Err(err) => {
-                tracing::warn!(error = %err, "miner: lost the database connection");
-                self.connection = None;
-                false
-            }
-        }
-    }
-}
 
 /// Serialises block production (and the hub's creation) across processes on
 /// PostgreSQL for the rest of the transaction; nothing to do on SQLite, whose

@@ -1,0 +1,1123 @@
+//! Positions on the inverse BTC/USD contract and the tick that keeps them
+//! right as the price moves.
+//!
+//! - Opening one takes its margin from the trading balance in the transaction
+//!   that creates it; closing, cancelling and every trigger give back what is
+//!   due in the transaction that changes its state. Each change of state is an
+//!   `UPDATE` conditioned on the state before, and money moves only when that
+//!   row changed: a position settles once, whoever races for it (a tick, a
+//!   close, a cancel, another process).
+//! - The tick ([`Desk::tick`]) reads ranges of the trigger indexes (liquidation,
+//!   take-profit, stop-loss per side, limit prices of pending orders), never the
+//!   table: its work grows with the positions that trigger, not with those
+//!   open. Liquidations and fills are claimed by one statement per side;
+//!   everything one tick settles commits together.
+//! - The books: the margin of a pending or open position is the trader's no
+//!   more; a close pays `max(0, margin + pl)` back and the house keeps the
+//!   rest (or pays the profit), so every sat stays in exactly one place.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use super::contract::{self, Leverage, Liquidation, Price, Side};
+use super::market::Quote;
+use super::Desk;
+use crate::events::{EventKind, Topic};
+use crate::{now_ms, Error, Msat, Result, User};
+
+/// The PostgreSQL advisory lock held by every tick's transaction: one tick at
+/// a time across processes.
+const TICK_LOCK: i64 = 0x616d_7065_7265_0011;
+
+/// Most closed positions one list answers (newest first).
+pub const CLOSED_LIMIT: i64 = 1000;
+
+/// Largest position, in contracts (USD): where the contract's maths is exact.
+pub const MAX_QUANTITY: u64 = 1_000_000_000;
+
+/// Market (`m`) or limit (`l`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderType {
+    Market,
+    Limit,
+}
+
+impl OrderType {
+    pub fn code(self) -> &'static str {
+        match self {
+            OrderType::Market => "m",
+            OrderType::Limit => "l",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<OrderType> {
+        match code {
+            "m" => Some(OrderType::Market),
+            "l" => Some(OrderType::Limit),
+            _ => None,
+        }
+    }
+}
+
+/// Where a position is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// A limit order waiting for its price.
+    Pending,
+    Open,
+    Closed,
+    Canceled,
+}
+
+impl State {
+    fn code(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Open => "open",
+            State::Closed => "closed",
+            State::Canceled => "canceled",
+        }
+    }
+
+    fn from_code(code: &str) -> Result<State> {
+        Ok(match code {
+            "pending" => State::Pending,
+            "open" => State::Open,
+            "closed" => State::Closed,
+            "canceled" => State::Canceled,
+            other => return Err(Error::Internal(format!("unknown position state {other}"))),
+        })
+    }
+}
+
+/// What closed a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClosedBy {
+    Manual,
+    Takeprofit,
+    Stoploss,
+    Liquidation,
+}
+
+impl ClosedBy {
+    pub fn code(self) -> &'static str {
+        match self {
+            ClosedBy::Manual => "manual",
+            ClosedBy::Takeprofit => "takeprofit",
+            ClosedBy::Stoploss => "stoploss",
+            ClosedBy::Liquidation => "liquidation",
+        }
+    }
+
+    fn from_code(code: &str) -> Result<ClosedBy> {
+        Ok(match code {
+            "manual" => ClosedBy::Manual,
+            "takeprofit" => ClosedBy::Takeprofit,
+            "stoploss" => ClosedBy::Stoploss,
+            "liquidation" => ClosedBy::Liquidation,
+            other => return Err(Error::Internal(format!("unknown close reason {other}"))),
+        })
+    }
+
+    /// The event's name for it.
+    fn event(self) -> &'static str {
+        match self {
+            ClosedBy::Manual => "closed",
+            ClosedBy::Takeprofit => "takeprofit",
+            ClosedBy::Stoploss => "stoploss",
+            ClosedBy::Liquidation => "liquidated",
+        }
+    }
+}
+
+/// An order as a trader gives it (`POST /positions`). Of margin, quantity and
+/// leverage, two decide the third: quantity and leverage give the margin (a
+/// margin given too must cover it), margin and leverage the quantity, margin
+/// and quantity the leverage.
+#[derive(Debug, Clone, Default)]
+pub struct Order {
+    pub kind: Option<OrderType>,
+    pub side: Option<Side>,
+    /// Sats.
+    pub margin: Option<u64>,
+    pub quantity: Option<u64>,
+    pub leverage: Option<Leverage>,
+    /// A limit order's price.
+    pub price: Option<Price>,
+    pub takeprofit: Option<Price>,
+    pub stoploss: Option<Price>,
+}
+
+/// What `PUT /positions` changes: one trigger; zero removes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerChange {
+    Takeprofit(Price),
+    Stoploss(Price),
+}
+
+/// Which positions a list answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    /// Open and pending.
+    Open,
+    /// Closed and canceled, newest first, at most [`CLOSED_LIMIT`].
+    Closed,
+    All,
+}
+
+/// A position as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Position {
+    pub id: i64,
+    pub pid: String,
+    pub user_id: String,
+    #[serde(skip)]
+    pub kind: OrderType,
+    #[serde(skip)]
+    pub side: Side,
+    pub state: State,
+    pub quantity: u64,
+    /// Sats.
+    pub margin: u64,
+    #[serde(skip)]
+    pub leverage: Leverage,
+    /// The entry price (a pending order's limit).
+    #[serde(skip)]
+    pub price: Price,
+    #[serde(skip)]
+    pub liquidation: Liquidation,
+    #[serde(skip)]
+    pub takeprofit: Option<Price>,
+    #[serde(skip)]
+    pub stoploss: Option<Price>,
+    #[serde(skip)]
+    pub exit: Option<Price>,
+    /// Sats, once closed (never below minus the margin).
+    pub pl: Option<i64>,
+    pub closed_by: Option<ClosedBy>,
+    pub created_at_ms: i64,
+    pub filled_at_ms: Option<i64>,
+    pub closed_at_ms: Option<i64>,
+    pub canceled_at_ms: Option<i64>,
+}
+
+impl Position {
+    /// The price it would close at under `quote`.
+    pub fn reference(&self, quote: &Quote) -> Price {
+        self.side.reference_quote(quote.bid, quote.offer)
+    }
+
+    /// Its P&L in sats: realised once closed; at `quote` while open (what a
+    /// close would realise, never below minus the margin); zero otherwise.
+    pub fn pl_at(&self, quote: Option<&Quote>) -> i64 {
+        match (self.state, self.pl, quote) {
+            (State::Closed, Some(pl), _) => pl,
+            (State::Open, _, Some(quote)) => realised_pl(
+                self.side,
+                self.quantity,
+                self.price,
+                self.margin,
+                self.reference(quote),
+            )
+            .unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
+/// What one tick did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TickReport {
+    pub liquidated: usize,
+    pub filled: usize,
+    pub takeprofit: usize,
+    pub stoploss: usize,
+}
+
+impl TickReport {
+    pub fn settled(&self) -> usize {
+        self.liquidated + self.takeprofit + self.stoploss
+    }
+}
+
+/// The P&L a close at `exit` realises: never a loss beyond the margin.
+fn realised_pl(side: Side, quantity: u64, entry: Price, margin: u64, exit: Price) -> Option<i64> {
+    let pl = contract::pl(side, quantity, entry, exit)?;
+    Some(pl.max(-i64::try_from(margin).ok()?))
+}
+
+/// A pid must look like the spec's (a UUID); anything else is refused before
+/// any lookup.
+pub fn check_pid(pid: &str) -> Result<()> {
+    let groups: Vec<&str> = pid.split('-').collect();
+    let shape = [8, 4, 4, 4, 12];
+    let ok = groups.len() == 5
+        && groups
+            .iter()
+            .zip(shape)
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid("pid", "pid must be a position id (a UUID)"))
+    }
+}
+
+/// A trigger's or an order's price: at least one dollar, on the spec's
+/// 0.1 USD grid.
+fn check_price(field: &'static str, price: Price) -> Result<()> {
+    if price.cents() < 100 {
+        return Err(Error::invalid(field, format!("{field} must be at least 1")));
+    }
+    if !price.is_multiple_of(Price::from_cents(10)) {
+        return Err(Error::invalid(
+            field,
+            format!("{field} must be a multiple of 0.1"),
+        ));
+    }
+    Ok(())
+}
+
+/// The columns every read of a position selects.
+const COLUMNS: &str = "id, pid, user_id, kind, side, state, quantity, margin, leverage, \
+     price_cents, liquidation_cents, takeprofit_cents, stoploss_cents, exit_cents, pl, \
+     closed_by, created_at, filled_at, closed_at, canceled_at";
+
+fn position_from_row(row: &sqlx::any::AnyRow) -> Result<Position> {
+    let cents = |name: &str| -> Result<Option<Price>> {
+        let value: Option<i64> = row.try_get(name)?;
+        value
+            .map(|v| {
+                u64::try_from(v)
+                    .map(Price::from_cents)
+                    .map_err(|_| Error::Internal(format!("negative {name}")))
+            })
+            .transpose()
+    };
+    let unsigned = |name: &str| -> Result<u64> {
+        u64::try_from(row.try_get::<i64, _>(name)?)
+            .map_err(|_| Error::Internal(format!("negative {name}")))
+    };
+    let kind: String = row.try_get("kind")?;
+    let side: String = row.try_get("side")?;
+    let state: String = row.try_get("state")?;
+    let closed_by: Option<String> = row.try_get("closed_by")?;
+    Ok(Position {
+        id: row.try_get("id")?,
+        pid: row.try_get("pid")?,
+        user_id: row.try_get("user_id")?,
+        kind: OrderType::from_code(&kind)
+            .ok_or_else(|| Error::Internal(format!("unknown order type {kind}")))?,
+        side: Side::from_code(&side)
+            .ok_or_else(|| Error::Internal(format!("unknown side {side}")))?,
+        state: State::from_code(&state)?,
+        quantity: unsigned("quantity")?,
+        margin: unsigned("margin")?,
+        leverage: Leverage::from_ten_thousandths(unsigned("leverage")?),
+        price: cents("price_cents")?.unwrap_or_default(),
+        liquidation: match cents("liquidation_cents")? {
+            Some(price) => Liquidation::At(price),
+            None => Liquidation::Never,
+        },
+        takeprofit: cents("takeprofit_cents")?,
+        stoploss: cents("stoploss_cents")?,
+        exit: cents("exit_cents")?,
+        pl: row.try_get("pl")?,
+        closed_by: closed_by.as_deref().map(ClosedBy::from_code).transpose()?,
+        created_at_ms: row.try_get("created_at")?,
+        filled_at_ms: row.try_get("filled_at")?,
+        closed_at_ms: row.try_get("closed_at")?,
+        canceled_at_ms: row.try_get("canceled_at")?,
+    })
+}
+
+fn liquidation_cents(liquidation: Liquidation) -> Option<i64> {
+    match liquidation {
+        Liquidation::At(price) => i64::try_from(price.cents()).ok(),
+        Liquidation::Never => None,
+    }
+}
+
+fn cents_of(price: Price) -> i64 {
+    i64::try_from(price.cents()).unwrap_or(i64::MAX)
+}
+
+fn sats(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// What an order becomes once checked: everything the row needs.
+struct Checked {
+    kind: OrderType,
+    side: Side,
+    state: State,
+    quantity: u64,
+    margin: u64,
+    leverage: Leverage,
+    price: Price,
+    liquidation: Liquidation,
+    takeprofit: Option<Price>,
+    stoploss: Option<Price>,
+}
+
+impl Desk {
+    /// Opens a position (`POST /positions`): checks the order against the
+    /// spec's rules and the current quote, then takes the margin from the
+    /// trading balance and records the position in one transaction. A market
+    /// order fills at once at the side's entry quote; a limit order waits for
+    /// its price, or fills at once at the entry quote when that is already as
+    /// good.
+    pub async fn open_position(&self, user: &User, order: Order) -> Result<Position> {
+        self.require(self.config.switches.newposition, "opening new positions")?;
+        let quote = self.market.fresh()?;
+        let checked = self.check_order(&order, &quote)?;
+        let user_id = user.id.0.clone();
+        let pid = uuid::Uuid::new_v4().to_string();
+        let max_open = i64::from(self.config.open_positions_max);
+        let now = now_ms();
+        let (position, balance) = self
+            .db
+            .write(move |conn| {
+                Box::pin(async move {
+                    let balance = debit(conn, &user_id, checked.margin, "margin").await?;
+                    let open: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM desk_positions \
+                         WHERE user_id = $1 AND state IN ('pending', 'open')",
+                    )
+                    .bind(&user_id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    if open >= max_open {
+                        return Err(Error::invalid(
+                            "positions",
+                            format!(
+                                "at most {max_open} positions may be open at once; close one first"
+                            ),
+                        ));
+                    }
+                    let filled = (checked.state == State::Open).then_some(now);
+                    let row = sqlx::query(&format!(
+                        "INSERT INTO desk_positions (pid, user_id, kind, side, state, quantity, \
+                         margin, leverage, price_cents, liquidation_cents, takeprofit_cents, \
+                         stoploss_cents, created_at, filled_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                         RETURNING {COLUMNS}"
+                    ))
+                    .bind(&pid)
+                    .bind(&user_id)
+                    .bind(checked.kind.code())
+                    .bind(checked.side.code())
+                    .bind(checked.state.code())
+                    .bind(sats(checked.quantity))
+                    .bind(sats(checked.margin))
+                    .bind(sats(checked.leverage.ten_thousandths()))
+                    .bind(cents_of(checked.price))
+                    .bind(liquidation_cents(checked.liquidation))
+                    .bind(checked.takeprofit.map(cents_of))
+                    .bind(checked.stoploss.map(cents_of))
+                    .bind(now)
+                    .bind(filled)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    Ok((position_from_row(&row)?, balance))
+                })
+            })
+            .await?;
+        self.position_changed(&position, "opened", balance);
+        Ok(position)
+    }
+
+    /// Checks an order against the rules and the quote (see [`Order`]).
+    fn check_order(&self, order: &Order, quote: &Quote) -> Result<Checked> {
+        let kind = order
+            .kind
+            .ok_or_else(|| Error::invalid("type", "type is required: m (market) or l (limit)"))?;
+        let side = order
+            .side
+            .ok_or_else(|| Error::invalid("side", "side is required: b (buy) or s (sell)"))?;
+        let max_leverage = self.config.leverage_max;
+        if let Some(leverage) = order.leverage {
+            if leverage < Leverage::whole(1) || leverage > Leverage::whole(max_leverage) {
+                return Err(Error::invalid(
+                    "leverage",
+                    format!("leverage must be between 1 and {max_leverage}"),
+                ));
+            }
+        }
+        if order.margin == Some(0) {
+            return Err(Error::invalid("margin", "margin must be at least 1"));
+        }
+        if let Some(quantity) = order.quantity {
+            if !(1..=MAX_QUANTITY).contains(&quantity) {
+                return Err(Error::invalid(
+                    "quantity",
+                    format!("quantity must be between 1 and {MAX_QUANTITY}"),
+                ));
+            }
+        }
+        // Where it enters, and whether it fills now.
+        let entry_quote = side.entry_quote(quote.bid, quote.offer);
+        let (price, state) = match (kind, order.price) {
+            (OrderType::Market, None) => (entry_quote, State::Open),
+            (OrderType::Market, Some(_)) => {
+                return Err(Error::invalid(
+                    "price",
+                    "price is for limit orders (type l) only",
+                ))
+            }
+            (OrderType::Limit, None) => {
+                return Err(Error::invalid(
+                    "price",
+                    "a limit order (type l) needs a price",
+                ))
+            }
+            (OrderType::Limit, Some(limit)) => {
+                check_price("price", limit)?;
+                let reached = match side {
+                    Side::Buy => entry_quote <= limit,
+                    Side::Sell => entry_quote >= limit,
+                };
+                if reached {
+                    (entry_quote, State::Open)
+                } else {
+                    (limit, State::Pending)
+                }
+            }
+        };
+        let (quantity, margin, leverage) = match (order.quantity, order.margin, order.leverage) {
+            (Some(quantity), given, Some(leverage)) => {
+                let margin = contract::margin_for(quantity, price, leverage)
+                    .ok_or_else(|| Error::invalid("quantity", "quantity is too large"))?;
+                if let Some(given) = given {
+                    if given < margin {
+                        return Err(Error::invalid(
+                            "margin",
+                            format!(
+                                "{quantity} contracts at leverage {leverage} and price {price} need a margin of {margin} sats, more than the {given} given"
+                            ),
+                        ));
+                    }
+                }
+                (quantity, margin, leverage)
+            }
+            (None, Some(margin), Some(leverage)) => {
+                let quantity = contract::quantity_for(margin, price, leverage).unwrap_or(0);
+                (quantity, margin, leverage)
+            }
+            (Some(quantity), Some(margin), None) => {
+                let leverage = Leverage::of(quantity, price, margin).unwrap_or_default();
+                if leverage < Leverage::whole(1) || leverage > Leverage::whole(max_leverage) {
+                    return Err(Error::invalid(
+                        "leverage",
+                        format!(
+                            "a margin of {margin} sats for {quantity} contracts at {price} is a leverage of {leverage}, outside 1 to {max_leverage}"
+                        ),
+                    ));
+                }
+                (quantity, margin, leverage)
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "leverage",
+                    "give leverage with margin or quantity, or margin with quantity",
+                ))
+            }
+        };
+        if quantity == 0 {
+            return Err(Error::invalid(
+                "margin",
+                format!("a margin of {margin} sats buys no contract at leverage {leverage} and price {price}"),
+            ));
+        }
+        if quantity > MAX_QUANTITY {
+            return Err(Error::invalid(
+                "quantity",
+                format!("quantity must be between 1 and {MAX_QUANTITY}"),
+            ));
+        }
+        if margin == 0 {
+            return Err(Error::invalid("margin", "margin must be at least 1"));
+        }
+        let liquidation = contract::liquidation(side, quantity, price, margin)
+            .ok_or_else(|| Error::invalid("quantity", "quantity is too large"))?;
+        // Triggers are checked against where the position is valued now (a
+        // pending order: its own price).
+        let reference = match state {
+            State::Pending => price,
+            _ => side.reference_quote(quote.bid, quote.offer),
+        };
+        if let Liquidation::At(at) = liquidation {
+            let alive = match side {
+                Side::Buy => at < reference,
+                Side::Sell => at > reference,
+            };
+            if !alive {
+                return Err(Error::invalid(
+                    "leverage",
+                    format!("at this leverage the position would be liquidated at once ({at}): lower it"),
+                ));
+            }
+        }
+        let covered = contract::last_covered(side, quantity, price, margin)
+            .ok_or_else(|| Error::invalid("quantity", "quantity is too large"))?;
+        if let Some(takeprofit) = order.takeprofit {
+            check_price("takeprofit", takeprofit)?;
+            contract::check_takeprofit(side, takeprofit, reference)
+                .map_err(|e| Error::invalid("takeprofit", e.to_string()))?;
+        }
+        if let Some(stoploss) = order.stoploss {
+            check_price("stoploss", stoploss)?;
+            contract::check_stoploss(side, stoploss, reference, covered)
+                .map_err(|e| Error::invalid("stoploss", e.to_string()))?;
+        }
+        Ok(Checked {
+            kind,
+            side,
+            state,
+            quantity,
+            margin,
+            leverage,
+            price,
+            liquidation,
+            takeprofit: order.takeprofit,
+            stoploss: order.stoploss,
+        })
+    }
+
+    /// One position of the account, by pid; another account's answers as if it
+    /// did not exist.
+    pub async fn position(&self, user: &User, pid: &str) -> Result<Position> {
+        check_pid(pid)?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM desk_positions WHERE pid = $1 AND user_id = $2"
+        ))
+        .bind(pid)
+        .bind(&user.id.0)
+        .fetch_optional(self.db.pool())
+        .await?;
+        match row {
+            Some(row) => position_from_row(&row),
+            None => Err(no_such_position()),
+        }
+    }
+
+    /// The account's positions (`GET /positions`): open and pending oldest
+    /// first, then closed and canceled newest first.
+    pub async fn positions(&self, user: &User, filter: Filter) -> Result<Vec<Position>> {
+        let mut positions = Vec::new();
+        if matches!(filter, Filter::Open | Filter::All) {
+            let rows = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM desk_positions \
+                 WHERE user_id = $1 AND state IN ('pending', 'open') ORDER BY id"
+            ))
+            .bind(&user.id.0)
+            .fetch_all(self.db.pool())
+            .await?;
+            for row in &rows {
+                positions.push(position_from_row(row)?);
+            }
+        }
+        if matches!(filter, Filter::Closed | Filter::All) {
+            let rows = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM desk_positions \
+                 WHERE user_id = $1 AND state IN ('closed', 'canceled') ORDER BY id DESC LIMIT $2"
+            ))
+            .bind(&user.id.0)
+            .bind(CLOSED_LIMIT)
+            .fetch_all(self.db.pool())
+            .await?;
+            for row in &rows {
+                positions.push(position_from_row(row)?);
+            }
+        }
+        Ok(positions)
+    }
+
+    /// Sets or removes (a zero price) a position's take-profit or stop-loss
+    /// (`PUT /positions`), checked as at creation against the current quote.
+    pub async fn update_position(
+        &self,
+        user: &User,
+        pid: &str,
+        change: TriggerChange,
+    ) -> Result<Position> {
+        let position = self.position(user, pid).await?;
+        if !matches!(position.state, State::Open | State::Pending) {
+            return Err(Error::invalid("pid", "this position is closed"));
+        }
+        let quote = self.market.fresh()?;
+        let reference = match position.state {
+            State::Pending => position.price,
+            _ => position.reference(&quote),
+        };
+        let (column, value) = match change {
+            TriggerChange::Takeprofit(price) if price.cents() == 0 => ("takeprofit_cents", None),
+            TriggerChange::Stoploss(price) if price.cents() == 0 => ("stoploss_cents", None),
+            TriggerChange::Takeprofit(price) => {
+                check_price("takeprofit", price)?;
+                contract::check_takeprofit(position.side, price, reference)
+                    .map_err(|e| Error::invalid("takeprofit", e.to_string()))?;
+                ("takeprofit_cents", Some(cents_of(price)))
+            }
+            TriggerChange::Stoploss(price) => {
+                check_price("stoploss", price)?;
+                let covered = contract::last_covered(
+                    position.side,
+                    position.quantity,
+                    position.price,
+                    position.margin,
+                )
+                .ok_or_else(|| Error::Internal("a stored position's maths failed".into()))?;
+                contract::check_stoploss(position.side, price, reference, covered)
+                    .map_err(|e| Error::invalid("stoploss", e.to_string()))?;
+                ("stoploss_cents", Some(cents_of(price)))
+            }
+        };
+        let id = position.id;
+        // The margin (hence the liquidation) may have changed since the read:
+        // the update holds only if it did not.
+        let margin = sats(position.margin);
+        let updated = self
+            .db
+            .write(move |conn| {
+                Box::pin(async move {
+                    let row = sqlx::query(&format!(
+                        "UPDATE desk_positions SET {column} = $1 \
+                         WHERE id = $2 AND margin = $3 AND state IN ('pending', 'open') \
+                         RETURNING {COLUMNS}"
+                    ))
+                    .bind(value)
+                    .bind(id)
+                    .bind(margin)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    let balance = balance_in(conn, &position.user_id).await?;
+                    Ok((row.as_ref().map(position_from_row).transpose()?, balance))
+                })
+            })
+            .await?;
+        match updated {
+            (Some(position), balance) => {
+                self.position_changed(&position, "updated", balance);
+                Ok(position)
+            }
+            (None, _) => Err(Error::invalid(
+                "pid",
+                "the position changed meanwhile (closed, or margin added): read it and try again",
+            )),
+        }
+    }
+
+    /// Closes an open position at the side's reference quote (`DELETE
+    /// /positions`): margin + P&L (never below zero) back to the balance, the
+    /// rest to the house, exactly once.
+    pub async fn close_position(&self, user: &User, pid: &str) -> Result<Position> {
+        let position = self.position(user, pid).await?;
+        match position.state {
+            State::Open => {}
+            State::Pending => return Err(Error::invalid(
+                "pid",
+                "this limit order is not filled yet: cancel it instead (POST /positions/cancel)",
+            )),
+            State::Closed | State::Canceled => {
+                return Err(Error::invalid("pid", "this position is already closed"))
+            }
+        }
+        let quote = self.market.fresh()?;
+        let exit = position.reference(&quote);
+        let settled = self
+            .db
+            .write(move |conn| {
+                Box::pin(
+                    async move { settle(conn, &position, exit, ClosedBy::Manual, now_ms()).await },
+                )
+            })
+            .await?;
+        match settled {
+            Some((position, balance)) => {
+                self.position_changed(&position, ClosedBy::Manual.event(), balance);
+                Ok(position)
+            }
+            None => Err(Error::invalid("pid", "this position is already closed")),
+        }
+    }
+
+    /// Cancels a limit order that has not filled (`POST /positions/cancel`):
+    /// its margin back to the balance, exactly once (a fill racing it wins or
+    /// loses as a whole).
+    pub async fn cancel_position(&self, user: &User, pid: &str) -> Result<Position> {
+        let position = self.position(user, pid).await?;
+        match position.state {
+            State::Pending => {}
+            State::Open => {
+                return Err(Error::invalid(
+                    "pid",
+                    "this order is filled: close the position instead (DELETE /positions)",
+                ))
+            }
+            State::Closed | State::Canceled => {
+                return Err(Error::invalid("pid", "this position is already closed"))
+            }
+        }
+        let id = position.id;
+        let canceled = self
+            .db
+            .write(move |conn| {
+                Box::pin(async move {
+                    let row = sqlx::query(&format!(
+                        "UPDATE desk_positions SET state = 'canceled', canceled_at = $1 \
+                         WHERE id = $2 AND state = 'pending' RETURNING {COLUMNS}"
+                    ))
+                    .bind(now_ms())
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    let Some(row) = row else { return Ok(None) };
+                    let position = position_from_row(&row)?;
+                    let balance = credit(conn, &position.user_id, position.margin).await?;
+                    Ok(Some((position, balance)))
+                })
+            })
+            .await?;
+        match canceled {
+            Some((position, balance)) => {
+                self.position_changed(&position, "canceled", balance);
+                Ok(position)
+            }
+            None => Err(Error::invalid(
+                "pid",
+                "this order filled or ended meanwhile: read it again",
+            )),
+        }
+    }
+
+    /// Moves `amount` sats from the balance into an open position's margin
+    /// (`POST /positions/add-margin`): its leverage falls and its liquidation
+    /// moves away.
+    pub async fn add_margin(&self, user: &User, pid: &str, amount: u64) -> Result<Position> {
+        let position = self.position(user, pid).await?;
+        if amount == 0 {
+            return Err(Error::invalid("amount", "amount must be at least 1"));
+        }
+        if position.state != State::Open {
+            return Err(Error::invalid(
+                "pid",
+                "margin can be added to an open position only",
+            ));
+        }
+        let margin = position
+            .margin
+            .checked_add(amount)
+            .filter(|m| *m <= 2_100_000_000_000_000)
+            .ok_or_else(|| Error::invalid("amount", "amount is too large"))?;
+        let liquidation =
+            contract::liquidation(position.side, position.quantity, position.price, margin)
+                .ok_or_else(|| Error::Internal("a stored position's maths failed".into()))?;
+        let leverage = Leverage::of(position.quantity, position.price, margin)
+            .ok_or_else(|| Error::Internal("a stored position's maths failed".into()))?;
+        let (id, before) = (position.id, sats(position.margin));
+        let user_id = position.user_id.clone();
+        let added = self
+            .db
+            .write(move |conn| {
+                Box::pin(async move {
+                    let balance = debit(conn, &user_id, amount, "amount").await?;
+                    let row = sqlx::query(&format!(
+                        "UPDATE desk_positions SET margin = $1, leverage = $2, liquidation_cents = $3 \
+                         WHERE id = $4 AND margin = $5 AND state = 'open' RETURNING {COLUMNS}"
+                    ))
+                    .bind(sats(margin))
+                    .bind(sats(leverage.ten_thousandths().max(1)))
+                    .bind(liquidation_cents(liquidation))
+                    .bind(id)
+                    .bind(before)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    match row {
+                        Some(row) => Ok((position_from_row(&row)?, balance)),
+                        // Undoes the debit with the rest of the write.
+                        None => Err(Error::invalid(
+                            "pid",
+                            "the position changed meanwhile (closed, or margin added): read it and try again",
+                        )),
+                    }
+                })
+            })
+            .await?;
+        self.position_changed(&added.0, "margin_added", added.1);
+        Ok(added.0)
+    }
+
+    /// Applies `quote` to every position it reaches: liquidations, limit fills,
+    /// take-profits and stop-losses, settled in one transaction. A stale quote
+    /// triggers nothing. With nothing reached it is one read of the trigger
+    /// indexes.
+    pub async fn tick(&self, quote: Quote) -> Result<TickReport> {
+        let stale = now_ms().saturating_sub(quote.at_ms)
+            > self.market.config().stale_after.as_millis() as i64;
+        if stale || !self.anything_reached(&quote).await? {
+            return Ok(TickReport::default());
+        }
+        let (report, changes) = self
+            .db
+            .write(move |conn| Box::pin(async move { apply_tick(conn, &quote).await }))
+            .await?;
+        for (position, what, balance) in &changes {
+            self.position_changed(position, what, *balance);
+        }
+        Ok(report)
+    }
+
+    /// Whether `quote` reaches any trigger: one probe of each index range.
+    async fn anything_reached(&self, quote: &Quote) -> Result<bool> {
+        let probe = |condition: &str| format!("SELECT 1 FROM desk_positions WHERE {condition}");
+        let sql = [
+            probe("state = 'open' AND side = 'b' AND liquidation_cents >= $1"),
+            probe("state = 'open' AND side = 's' AND liquidation_cents <= $2"),
+            probe("state = 'open' AND side = 'b' AND takeprofit_cents <= $1"),
+            probe("state = 'open' AND side = 's' AND takeprofit_cents >= $2"),
+            probe("state = 'open' AND side = 'b' AND stoploss_cents >= $1"),
+            probe("state = 'open' AND side = 's' AND stoploss_cents <= $2"),
+            probe("state = 'pending' AND side = 'b' AND price_cents >= $2"),
+            probe("state = 'pending' AND side = 's' AND price_cents <= $1"),
+        ]
+        .map(|q| format!("EXISTS ({q})"))
+        .join(" OR ");
+        let hit: i64 = sqlx::query_scalar(&format!(
+            "SELECT CAST(CASE WHEN {sql} THEN 1 ELSE 0 END AS BIGINT)"
+        ))
+        .bind(cents_of(quote.bid))
+        .bind(cents_of(quote.offer))
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok(hit == 1)
+    }
+
+    /// Tells the account's live views (the realtime socket) what changed.
+    fn position_changed(&self, position: &Position, what: &str, balance: Msat) {
+        self.bus.publish(
+            Topic::Account(position.user_id.clone()),
+            EventKind::PositionChanged {
+                pid: position.pid.clone(),
+                what: what.to_string(),
+                balance_msat: balance.0,
+            },
+        );
+    }
+}
+
+fn no_such_position() -> Error {
+    Error::NotFound("no such position".into())
+}
+
+/// Takes `amount` sats from the trading balance, unless it holds less.
+/// Answers the balance after.
+async fn debit(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    amount: u64,
+    field: &'static str,
+) -> Result<Msat> {
+    let msat = sats(amount)
+        .checked_mul(1000)
+        .ok_or_else(|| Error::invalid(field, format!("{field} is too large")))?;
+    let row = sqlx::query(
+        "UPDATE desk_balances SET balance_msat = balance_msat - $1 \
+         WHERE user_id = $2 AND balance_msat >= $1 RETURNING balance_msat",
+    )
+    .bind(msat)
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => Ok(Msat(row.try_get("balance_msat")?)),
+        None => {
+            let balance = balance_in(conn, user_id).await?;
+            Err(Error::invalid(
+                field,
+                format!(
+                    "the trading balance ({} sats) is less than the {amount} sats needed",
+                    balance.sat()
+                ),
+            ))
+        }
+    }
+}
+
+/// Gives `amount` sats back to the trading balance; answers the balance after.
+async fn credit(conn: &mut AnyConnection, user_id: &str, amount: u64) -> Result<Msat> {
+    let row = sqlx::query(
+        "UPDATE desk_balances SET balance_msat = balance_msat + $1 \
+         WHERE user_id = $2 RETURNING balance_msat",
+    )
+    .bind(sats(amount).saturating_mul(1000))
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => Ok(Msat(row.try_get("balance_msat")?)),
+        None => Err(Error::Internal(format!(
+            "a position of {user_id} settled without a trading balance"
+        ))),
+    }
+}
+
+async fn balance_in(conn: &mut AnyConnection, user_id: &str) -> Result<Msat> {
+    let balance: Option<i64> =
+        sqlx::query_scalar("SELECT balance_msat FROM desk_balances WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(Msat(balance.unwrap_or(0)))
+}
+
+/// Adds `delta_msat` to the house's result.
+async fn house(conn: &mut AnyConnection, delta_msat: i64) -> Result<()> {
+    if delta_msat != 0 {
+        sqlx::query("UPDATE desk_house SET result_msat = result_msat + $1 WHERE id = 1")
+            .bind(delta_msat)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Closes `position` at `exit` if it is still open: the trader gets margin +
+/// P&L (never below zero) back, the house the rest. `None` when something else
+/// closed it first.
+async fn settle(
+    conn: &mut AnyConnection,
+    position: &Position,
+    exit: Price,
+    by: ClosedBy,
+    now: i64,
+) -> Result<Option<(Position, Msat)>> {
+    let pl = realised_pl(
+        position.side,
+        position.quantity,
+        position.price,
+        position.margin,
+        exit,
+    )
+    .ok_or_else(|| Error::Internal("a stored position's P&L does not fit".into()))?;
+    let paid = contract::settlement(position.margin, pl)
+        .ok_or_else(|| Error::Internal("a settlement does not fit".into()))?;
+    let row = sqlx::query(&format!(
+        "UPDATE desk_positions SET state = 'closed', closed_by = $1, exit_cents = $2, pl = $3, \
+         closed_at = $4 WHERE id = $5 AND state = 'open' RETURNING {COLUMNS}"
+    ))
+    .bind(by.code())
+    .bind(cents_of(exit))
+    .bind(pl)
+    .bind(now)
+    .bind(position.id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let closed = position_from_row(&row)?;
+    let balance = credit(conn, &closed.user_id, paid).await?;
+    house(
+        conn,
+        (sats(closed.margin) - sats(paid)).saturating_mul(1000),
+    )
+    .await?;
+    Ok(Some((closed, balance)))
+}
+
+type Changes = Vec<(Position, &'static str, Msat)>;
+
+/// The tick's transaction (see [`Desk::tick`]).
+async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickReport, Changes)> {
+    if conn.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(TICK_LOCK)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let now = now_ms();
+    let (bid, offer) = (cents_of(quote.bid), cents_of(quote.offer));
+    let mut report = TickReport::default();
+    let mut changes = Changes::new();
+    let balance_of = "(SELECT balance_msat FROM desk_balances b \
+                      WHERE b.user_id = desk_positions.user_id) AS balance_msat";
+
+    // Liquidations first: the trader gets nothing, the house the margin. One
+    // statement per side claims them all.
+    for (side, reached, exit) in [
+        ("b", "liquidation_cents >= $2", bid),
+        ("s", "liquidation_cents <= $2", offer),
+    ] {
+        let rows = sqlx::query(&format!(
+            "UPDATE desk_positions SET state = 'closed', closed_by = 'liquidation', \
+             exit_cents = $2, pl = -margin, closed_at = $3 \
+             WHERE state = 'open' AND side = $1 AND {reached} \
+             RETURNING {COLUMNS}, {balance_of}"
+        ))
+        .bind(side)
+        .bind(exit)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut margins: i64 = 0;
+        for row in &rows {
+            let position = position_from_row(row)?;
+            margins = margins.saturating_add(sats(position.margin));
+            let balance = Msat(row.try_get::<Option<i64>, _>("balance_msat")?.unwrap_or(0));
+            changes.push((position, "liquidated", balance));
+        }
+        report.liquidated += rows.len();
+        house(conn, margins.saturating_mul(1000)).await?;
+    }
+
+    // Limit orders whose price the entry quote reached fill at their price.
+    for (side, reached) in [("b", "price_cents >= $2"), ("s", "price_cents <= $3")] {
+        let rows = sqlx::query(&format!(
+            "UPDATE desk_positions SET state = 'open', filled_at = $4 \
+             WHERE state = 'pending' AND side = $1 AND {reached} \
+             RETURNING {COLUMNS}, {balance_of}"
+        ))
+        .bind(side)
+        .bind(offer)
+        .bind(bid)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in &rows {
+            let balance = Msat(row.try_get::<Option<i64>, _>("balance_msat")?.unwrap_or(0));
+            changes.push((position_from_row(row)?, "filled", balance));
+        }
+        report.filled += rows.len();
+    }
+
+    // Take-profits and stop-losses close at the reference quote, each with its
+    // own P&L.
+    let reached = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM desk_positions WHERE state = 'open' AND side = 'b' AND takeprofit_cents <= $1 \
+         UNION SELECT {COLUMNS} FROM desk_positions WHERE state = 'open' AND side = 'b' AND stoploss_cents >= $1 \
+         UNION SELECT {COLUMNS} FROM desk_positions WHERE state = 'open' AND side = 's' AND takeprofit_cents >= $2 \
+         UNION SELECT {COLUMNS} FROM desk_positions WHERE state = 'open' AND side = 's' AND stoploss_cents <= $2"
+    ))
+    .bind(bid)
+    .bind(offer)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &reached {
+        let position = position_from_row(row)?;
+        let exit = position.reference(quote);
+        let by = match (position.side, position.takeprofit) {
+            (Side::Buy, Some(tp)) if exit >= tp => ClosedBy::Takeprofit,
+            (Side::Sell, Some(tp)) if exit <= tp => ClosedBy::Takeprofit,
+            _ => ClosedBy::Stoploss,
+        };
+        if let Some((closed, balance)) = settle(conn, &position, exit, by, now).await? {
+            match by {
+                ClosedBy::Takeprofit => report.takeprofit += 1,
+                _ => report.stoploss += 1,
+            }
+            changes.push((closed, by.event(), balance));
+        }
+    }
+    Ok((report, changes))
+}
