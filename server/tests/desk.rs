@@ -11,7 +11,10 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
 
-use common::{session_cookie, Reply, Server, PASSWORD};
+use common::desk::{
+    assert_books_balance, assert_error, balance, count, deposit, get, lnm, post, trader, Trader,
+};
+use common::{session_cookie, Server, PASSWORD};
 use engine::simnet::PayRequest;
 use engine::Msat;
 
@@ -47,112 +50,6 @@ async fn listening_server(url: &str) -> (Server, String) {
     Server::listening(url).await
 }
 
-/// A trader: an account whose wallet node has a channel to the hub (and the
-/// hub's back), signed in to the desk with the session cookie.
-struct Trader {
-    user_id: String,
-    node: String,
-    cookie: String,
-}
-
-async fn trader(server: &Server, name: &str) -> Trader {
-    let engine = &server.services.engine;
-    let user = engine.register(name, PASSWORD, None, name).await.unwrap();
-    let node = engine.simnet.node_of_user(&user.id.0).await.unwrap();
-    engine
-        .simnet
-        .faucet(&node.address, Msat::from_sat(3_000_000))
-        .await
-        .unwrap();
-    engine.simnet.mine(1).await.unwrap();
-    let hub = engine.simnet.hub().await.unwrap().pubkey;
-    engine
-        .simnet
-        .open_channel(&node.pubkey, &hub, Msat::from_sat(2_000_000))
-        .await
-        .unwrap();
-    engine.simnet.mine(6).await.unwrap();
-    let login = lnm(
-        server,
-        Method::POST,
-        "/lnm/login/credentials",
-        None,
-        Some(json!({"login": name, "password": PASSWORD})),
-    )
-    .await;
-    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
-    assert_eq!(login.body["username"], name);
-    assert_eq!(login.body["account_type"], "credentials");
-    Trader {
-        user_id: user.id.0,
-        node: node.pubkey,
-        cookie: session_cookie(&login).expect("the session cookie"),
-    }
-}
-
-/// A call to the desk's API: `auth` is a `Cookie` or `Authorization` header
-/// value (the cookie writes carry no CSRF token, as the spec has none).
-async fn lnm(
-    server: &Server,
-    method: Method,
-    path: &str,
-    auth: Option<&str>,
-    body: Option<Value>,
-) -> Reply {
-    let mut request = Request::builder().method(method).uri(path);
-    if let Some(auth) = auth {
-        request = if auth.starts_with("Bearer ") {
-            request.header(header::AUTHORIZATION, auth)
-        } else {
-            request.header(header::COOKIE, auth)
-        };
-    }
-    let body = match body {
-        Some(body) => {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-            Body::from(body.to_string())
-        }
-        None => Body::empty(),
-    };
-    server.send(request.body(body).unwrap()).await
-}
-
-async fn get(server: &Server, path: &str, auth: &str) -> Reply {
-    lnm(server, Method::GET, path, Some(auth), None).await
-}
-
-async fn post(server: &Server, path: &str, auth: &str, body: Value) -> Reply {
-    lnm(server, Method::POST, path, Some(auth), Some(body)).await
-}
-
-/// The trading balance `GET /lnm/user` shows, in sats.
-async fn balance(server: &Server, auth: &str) -> i64 {
-    let user = get(server, "/lnm/user", auth).await;
-    assert_eq!(user.status, StatusCode::OK, "{}", user.text);
-    user.body["balance"].as_str().unwrap().parse().unwrap()
-}
-
-/// Deposits `sats` to the trader's balance, paid by `payer`'s wallet node.
-async fn deposit(server: &Server, trader: &Trader, payer: &str, sats: i64) -> Value {
-    let invoice = post(
-        server,
-        "/lnm/user/deposit",
-        &trader.cookie,
-        json!({"amount": sats}),
-    )
-    .await;
-    assert_eq!(invoice.status, StatusCode::OK, "{}", invoice.text);
-    let bolt11 = invoice.body["paymentRequest"].as_str().unwrap();
-    server
-        .services
-        .engine
-        .simnet
-        .pay(PayRequest::new(payer, bolt11, None))
-        .await
-        .expect("the deposit is paid");
-    invoice.body
-}
-
 /// An invoice of the trader's wallet node.
 async fn wallet_invoice(server: &Server, trader: &Trader, sats: Option<i64>) -> String {
     server
@@ -186,33 +83,6 @@ async fn lightning(server: &Server, trader: &Trader) -> Msat {
     let engine = &server.services.engine;
     let user = engine.accounts.get(&trader.user_id).await.unwrap().unwrap();
     engine.wallet.summary(&user).await.unwrap().lightning
-}
-
-async fn assert_books_balance(server: &Server) {
-    let books = server.services.engine.desk.audit().await.unwrap();
-    assert!(books.balanced(), "{books:?}");
-    let network = server.services.engine.simnet.audit().await.unwrap();
-    assert!(network.balanced(), "{network:?}");
-}
-
-async fn count(server: &Server, table: &str) -> i64 {
-    use sqlx::Row;
-    sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
-        .fetch_one(server.services.engine.db.pool())
-        .await
-        .unwrap()
-        .get("n")
-}
-
-fn assert_error(reply: &Reply, status: StatusCode, words: &str) {
-    assert_eq!(reply.status, status, "{}", reply.text);
-    let message = reply.body["message"].as_str().unwrap_or_else(|| {
-        panic!("no message in {}", reply.text);
-    });
-    assert!(
-        message.to_lowercase().contains(words),
-        "{message:?} should say {words:?}"
-    );
 }
 
 async fn a_trader_deposits_from_a_wallet_and_withdraws_back(server: Server) {
@@ -1176,7 +1046,7 @@ async fn the_lnm_document_describes_every_lnm_route() {
     }
     assert_eq!(
         served.len(),
-        22,
-        "the spec's 20 operations, GET /login/joule and GET /lnurl/a/events"
+        28,
+        "the spec's 25 operations, GET /login/joule, POST /positions/add-margin and GET /lnurl/a/events"
     );
 }

@@ -573,6 +573,365 @@ pub async fn logout() -> Result<Done, LnmError> {
     Ok(Done {})
 }
 
+/// A position as the spec shows it: every number a string, prices with their
+/// decimals ("9990.0"), times RFC 3339. `pl` is realised once closed and
+/// valued at the current quote while open; `exit_price` is the close's, or
+/// while open the price a close would get now. Additive: `closed_by` (manual,
+/// takeprofit, stoploss, liquidation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PositionView {
+    pub id: String,
+    pub pid: String,
+    pub uid: String,
+    pub user_id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub side: String,
+    pub sign: String,
+    pub quantity: String,
+    pub margin: String,
+    pub leverage: String,
+    pub price: String,
+    /// `null` when no price liquidates it (a short at leverage 1).
+    pub liquidation: Option<String>,
+    pub pl: String,
+    pub exit_price: Option<String>,
+    pub takeprofit: Option<String>,
+    pub stoploss: Option<String>,
+    pub takeprofit_wi: Option<String>,
+    pub stoploss_wi: Option<String>,
+    pub market_wi: String,
+    pub margin_wi: String,
+    pub creation_ts: Option<String>,
+    pub market_filled_ts: Option<String>,
+    pub funded: bool,
+    pub funded_ts: Option<String>,
+    pub closed: bool,
+    pub closed_ts: Option<String>,
+    pub canceled: bool,
+    pub canceled_ts: Option<String>,
+    pub closed_by: Option<String>,
+    pub payment_hash: Option<String>,
+    pub wid: Option<String>,
+    pub withdraw: bool,
+}
+
+#[cfg(feature = "ssr")]
+impl PositionView {
+    fn of(position: &engine::desk::Position, quote: Option<&engine::desk::Quote>) -> Self {
+        use engine::desk::contract::Liquidation;
+        use engine::desk::positions::{ClosedBy, State};
+        use engine::rfc3339;
+        let open = matches!(position.state, State::Open | State::Pending);
+        // A trigger's order state: running while it can fire, filled when it
+        // closed the position, canceled when something else ended it.
+        let trigger = |set: bool, fired: ClosedBy| {
+            set.then(|| {
+                if open {
+                    "running"
+                } else if position.closed_by == Some(fired) {
+                    "filled"
+                } else {
+                    "canceled"
+                }
+                .to_string()
+            })
+        };
+        let fired_trigger = |fired: ClosedBy| position.closed_by == Some(fired);
+        let exit = match position.state {
+            State::Closed => position.exit,
+            State::Open => quote.map(|q| position.reference(q)),
+            State::Pending | State::Canceled => None,
+        };
+        PositionView {
+            id: position.id.to_string(),
+            pid: position.pid.clone(),
+            uid: position.user_id.clone(),
+            user_id: None,
+            kind: position.kind.code().into(),
+            side: position.side.code().into(),
+            sign: position.side.sign().to_string(),
+            quantity: position.quantity.to_string(),
+            margin: position.margin.to_string(),
+            leverage: position.leverage.to_string(),
+            price: position.price.to_string(),
+            liquidation: match position.liquidation {
+                Liquidation::At(price) => Some(price.to_string()),
+                Liquidation::Never => None,
+            },
+            pl: position.pl_at(quote).to_string(),
+            exit_price: exit.map(|p| p.to_string()),
+            takeprofit: position.takeprofit.map(|p| p.to_string()),
+            stoploss: position.stoploss.map(|p| p.to_string()),
+            takeprofit_wi: trigger(
+                position.takeprofit.is_some() || fired_trigger(ClosedBy::Takeprofit),
+                ClosedBy::Takeprofit,
+            ),
+            stoploss_wi: trigger(
+                position.stoploss.is_some() || fired_trigger(ClosedBy::Stoploss),
+                ClosedBy::Stoploss,
+            ),
+            market_wi: match position.state {
+                State::Pending => "running",
+                State::Canceled => "canceled",
+                State::Open | State::Closed => "filled",
+            }
+            .into(),
+            margin_wi: match position.state {
+                State::Pending | State::Open => "running",
+                State::Closed => "closed",
+                State::Canceled => "canceled",
+            }
+            .into(),
+            creation_ts: Some(rfc3339(position.created_at_ms)),
+            market_filled_ts: position.filled_at_ms.map(rfc3339),
+            // The margin is paid from the trading balance when the position is made.
+            funded: true,
+            funded_ts: Some(rfc3339(position.created_at_ms)),
+            closed: position.state == State::Closed,
+            closed_ts: position.closed_at_ms.map(rfc3339),
+            canceled: position.state == State::Canceled,
+            canceled_ts: position.canceled_at_ms.map(rfc3339),
+            closed_by: position.closed_by.map(|by| by.code().to_string()),
+            payment_hash: None,
+            wid: None,
+            withdraw: false,
+        }
+    }
+}
+
+/// `GET /lnm/positions` answers `{"positions": [...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PositionList {
+    pub positions: Vec<PositionView>,
+}
+
+/// The caller allowed to trade, and the desk.
+#[cfg(feature = "ssr")]
+async fn trader() -> Result<(engine::Caller, engine::desk::Desk), LnmError> {
+    use engine::desk::DeskScope;
+    let caller = crate::api::auth::permitted(engine::Access::Desk(DeskScope::Positions)).await?;
+    Ok((caller, crate::api::auth::engine()?.desk.clone()))
+}
+
+/// A view of `position` at the latest quote.
+#[cfg(feature = "ssr")]
+fn position_view(desk: &engine::desk::Desk, position: &engine::desk::Position) -> PositionView {
+    PositionView::of(position, desk.market.latest().as_ref())
+}
+
+/// A JSON number as a price: at most two decimals, exactly (the text of the
+/// number, never a float's approximation).
+#[cfg(feature = "ssr")]
+fn price_arg(
+    field: &'static str,
+    value: Option<serde_json::Number>,
+) -> Result<Option<engine::desk::contract::Price>, engine::Error> {
+    value
+        .map(|number| {
+            let text = number.to_string();
+            engine::desk::contract::Price::parse(text.strip_suffix(".0").unwrap_or(&text))
+                .ok_or_else(|| {
+                    engine::Error::invalid(
+                        field,
+                        format!("{field} must be a positive price in USD, with at most 2 decimals"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// A JSON integer as a count of sats or contracts: at least 1.
+#[cfg(feature = "ssr")]
+fn count_arg(field: &'static str, value: Option<i64>) -> Result<Option<u64>, engine::Error> {
+    value
+        .map(|n| {
+            u64::try_from(n)
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| engine::Error::invalid(field, format!("{field} must be at least 1")))
+        })
+        .transpose()
+}
+
+/// `GET /lnm/positions?open|closed|all`: the account's positions (open and
+/// pending limit orders by default; closed: the last 1000). Each flag counts
+/// when present bare (`?closed`) or `true`/`1`.
+#[server(prefix = "/lnm", endpoint = "positions", input = GetUrl)]
+pub async fn list_positions() -> Result<PositionList, LnmError> {
+    use engine::desk::Filter;
+    let (caller, desk) = trader().await?;
+    // Read from the raw query: the URL codec takes `?closed` (no value) for
+    // absent.
+    let axum::extract::RawQuery(query) = leptos_axum::extract()
+        .await
+        .map_err(|_| LnmError::new("the query could not be read"))?;
+    let mut flags = (false, false, false);
+    for pair in query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let on = match value {
+            "" | "true" | "1" => true,
+            "false" | "0" => false,
+            _ => {
+                return Err(
+                    engine::Error::invalid("open", format!("{name} is true or false")).into(),
+                )
+            }
+        };
+        match name {
+            "open" => flags.0 = on,
+            "closed" => flags.1 = on,
+            "all" => flags.2 = on,
+            _ => {}
+        }
+    }
+    let filter = match flags {
+        (_, _, true) | (true, true, _) => Filter::All,
+        (_, true, _) => Filter::Closed,
+        _ => Filter::Open,
+    };
+    let positions = desk.positions(&caller.user, filter).await?;
+    Ok(PositionList {
+        positions: positions.iter().map(|p| position_view(&desk, p)).collect(),
+    })
+}
+
+/// `POST /lnm/positions`: opens a market (`m`) or limit (`l`) position; of
+/// margin, quantity and leverage two decide the third.
+#[server(prefix = "/lnm", endpoint = "positions", input = Json)]
+#[allow(clippy::too_many_arguments)]
+pub async fn create_position(
+    #[server(default)] r#type: Option<String>,
+    #[server(default)] side: Option<String>,
+    #[server(default)] margin: Option<i64>,
+    #[server(default)] leverage: Option<serde_json::Number>,
+    #[server(default)] quantity: Option<i64>,
+    #[server(default)] takeprofit: Option<serde_json::Number>,
+    #[server(default)] stoploss: Option<serde_json::Number>,
+    #[server(default)] price: Option<serde_json::Number>,
+) -> Result<PositionView, LnmError> {
+    use engine::desk::contract::{Leverage, Side};
+    use engine::desk::{Order, OrderType};
+    use engine::Error;
+    let (caller, desk) = trader().await?;
+    let kind = match r#type.as_deref() {
+        None => None,
+        Some(code) => Some(
+            OrderType::from_code(code)
+                .ok_or_else(|| Error::invalid("type", "type must be m (market) or l (limit)"))?,
+        ),
+    };
+    let side = match side.as_deref() {
+        None => None,
+        Some(code) => Some(
+            Side::from_code(code)
+                .ok_or_else(|| Error::invalid("side", "side must be b (buy) or s (sell)"))?,
+        ),
+    };
+    let leverage = leverage
+        .map(|number| {
+            let text = number.to_string();
+            Leverage::parse(text.strip_suffix(".0").unwrap_or(&text)).ok_or_else(|| {
+                Error::invalid(
+                    "leverage",
+                    "leverage must be a positive number with at most 4 decimals",
+                )
+            })
+        })
+        .transpose()?;
+    let order = Order {
+        kind,
+        side,
+        margin: count_arg("margin", margin)?,
+        quantity: count_arg("quantity", quantity)?,
+        leverage,
+        price: price_arg("price", price)?,
+        takeprofit: price_arg("takeprofit", takeprofit)?,
+        stoploss: price_arg("stoploss", stoploss)?,
+    };
+    let position = desk.open_position(&caller.user, order).await?;
+    Ok(position_view(&desk, &position))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Success {
+    pub success: bool,
+}
+
+/// `PUT /lnm/positions {pid, takeprofit | stoploss}`: sets one trigger (never
+/// both in one request); 0 removes it.
+#[server(prefix = "/lnm", endpoint = "positions", input = PutJson)]
+pub async fn update_position(
+    #[server(default)] pid: String,
+    #[server(default)] takeprofit: Option<serde_json::Number>,
+    #[server(default)] stoploss: Option<serde_json::Number>,
+) -> Result<Success, LnmError> {
+    use engine::desk::contract::Price;
+    use engine::desk::TriggerChange;
+    use engine::Error;
+    let (caller, desk) = trader().await?;
+    engine::desk::positions::check_pid(&pid)?;
+    // Zero removes a trigger; anything else is a price.
+    let price = |field, value: serde_json::Number| -> Result<Price, Error> {
+        if value.as_f64() == Some(0.0) {
+            return Ok(Price::default());
+        }
+        Ok(price_arg(field, Some(value))?.unwrap_or_default())
+    };
+    let change = match (takeprofit, stoploss) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(
+                "stoploss",
+                "takeprofit and stoploss are mutually exclusive: send one per request",
+            )
+            .into())
+        }
+        (Some(tp), None) => TriggerChange::Takeprofit(price("takeprofit", tp)?),
+        (None, Some(sl)) => TriggerChange::Stoploss(price("stoploss", sl)?),
+        (None, None) => {
+            return Err(Error::invalid("takeprofit", "send takeprofit or stoploss").into())
+        }
+    };
+    desk.update_position(&caller.user, &pid, change).await?;
+    Ok(Success { success: true })
+}
+
+/// `DELETE /lnm/positions?pid=`: closes a position at the current quote.
+#[server(prefix = "/lnm", endpoint = "positions", input = DeleteUrl)]
+pub async fn close_position(#[server(default)] pid: String) -> Result<PositionView, LnmError> {
+    let (caller, desk) = trader().await?;
+    let position = desk.close_position(&caller.user, &pid).await?;
+    Ok(position_view(&desk, &position))
+}
+
+/// `POST /lnm/positions/cancel {pid}`: cancels a limit order not yet filled
+/// and gives its margin back.
+#[server(prefix = "/lnm", endpoint = "positions/cancel", input = Json)]
+pub async fn cancel_position(#[server(default)] pid: String) -> Result<PositionView, LnmError> {
+    let (caller, desk) = trader().await?;
+    let position = desk.cancel_position(&caller.user, &pid).await?;
+    Ok(position_view(&desk, &position))
+}
+
+/// `POST /lnm/positions/add-margin {pid, amount}` (additive): moves `amount`
+/// sats from the trading balance into an open position's margin.
+#[server(prefix = "/lnm", endpoint = "positions/add-margin", input = Json)]
+pub async fn add_margin(
+    #[server(default)] pid: String,
+    #[server(default)] amount: Option<i64>,
+) -> Result<PositionView, LnmError> {
+    let (caller, desk) = trader().await?;
+    let amount = count_arg("amount", amount)?
+        .ok_or_else(|| engine::Error::invalid("amount", "amount is required"))?;
+    let position = desk.add_margin(&caller.user, &pid, amount).await?;
+    Ok(position_view(&desk, &position))
+}
+
 /// `GET /lnm/lnurl/a/c`: an LNURL-auth for this browser session; once a
 /// wallet answers it, the session is signed in.
 #[server(prefix = "/lnm", endpoint = "lnurl/a/c", input = GetUrl)]
