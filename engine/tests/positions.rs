@@ -1604,14 +1604,14 @@ async fn orders_that_break_a_rule_change_nothing(engine: Engine) {
 async fn a_malformed_pid_or_another_accounts_pid_changes_nothing(engine: Engine) {
     let desk = &engine.desk;
     let alice = trader(&engine, "alice", 100_000).await;
-    let bob = trader(&engine, "bob", 100_000).await;
+    let bob = trader(&engine, "bob", 200_000).await;
     desk.move_price(usd(START)).await.unwrap();
     let bobs = desk
         .open_position(&bob.user, market(Side::Buy, 1000, 10))
         .await
         .unwrap();
     let bobs_order = desk
-        .open_position(&bob.user, limit(Side::Buy, 1000, 10, usd("90000")))
+        .open_position(&bob.user, limit(Side::Buy, 100, 10, usd("90000")))
         .await
         .unwrap();
     let before = snapshot(&engine).await;

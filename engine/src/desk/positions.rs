@@ -994,18 +994,16 @@ async fn settle(
     by: ClosedBy,
     now: i64,
 ) -> Result<Option<(Position, Msat)>> {
-    let pl = realised_pl(
-        position.side,
-        position.quantity,
-        position.price,
-        position.margin,
-        exit,
-    )
-    .ok_or_else(|| Error::Internal("a stored position's P&L does not fit".into()))?;
-    let paid = contract::settlement(position.margin, pl)
-        .ok_or_else(|| Error::Internal("a settlement does not fit".into()))?;
+    // The P&L before the margin's floor: it does not depend on the margin.
+    let pl = contract::pl(position.side, position.quantity, position.price, exit)
+        .ok_or_else(|| Error::Internal("a stored position's P&L does not fit".into()))?;
+    // The floor (a loss never beyond the margin) and the payout use the margin
+    // the row holds when this UPDATE claims it, not the one read before: an
+    // add-margin committed in between (another request, another process) is
+    // then paid back with the rest, instead of going to the house.
     let row = sqlx::query(&format!(
-        "UPDATE desk_positions SET state = 'closed', closed_by = $1, exit_cents = $2, pl = $3, \
+        "UPDATE desk_positions SET state = 'closed', closed_by = $1, exit_cents = $2, \
+         pl = CASE WHEN $3 < -margin THEN -margin ELSE $3 END, \
          closed_at = $4 WHERE id = $5 AND state = 'open' RETURNING {COLUMNS}"
     ))
     .bind(by.code())
@@ -1017,6 +1015,10 @@ async fn settle(
     .await?;
     let Some(row) = row else { return Ok(None) };
     let closed = position_from_row(&row)?;
+    let paid = closed
+        .pl
+        .and_then(|pl| contract::settlement(closed.margin, pl))
+        .ok_or_else(|| Error::Internal("a settlement does not fit".into()))?;
     let balance = credit(conn, &closed.user_id, paid).await?;
     house(
         conn,
@@ -1043,8 +1045,30 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
     let balance_of = "(SELECT balance_msat FROM desk_balances b \
                       WHERE b.user_id = desk_positions.user_id) AS balance_msat";
 
-    // Liquidations first: the trader gets nothing, the house the margin. One
-    // statement per side claims them all.
+    // Limit orders whose price the entry quote reached fill at their price,
+    // first: an order filled through a gap beyond its own liquidation is then
+    // liquidated by this same tick, not left open past it until the next one.
+    for (side, reached) in [("b", "price_cents >= $2"), ("s", "price_cents <= $3")] {
+        let rows = sqlx::query(&format!(
+            "UPDATE desk_positions SET state = 'open', filled_at = $4 \
+             WHERE state = 'pending' AND side = $1 AND {reached} \
+             RETURNING {COLUMNS}, {balance_of}"
+        ))
+        .bind(side)
+        .bind(offer)
+        .bind(bid)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in &rows {
+            let balance = Msat(row.try_get::<Option<i64>, _>("balance_msat")?.unwrap_or(0));
+            changes.push((position_from_row(row)?, "filled", balance));
+        }
+        report.filled += rows.len();
+    }
+
+    // Then liquidations, before any take-profit or stop-loss: the trader gets
+    // nothing, the house the margin. One statement per side claims them all.
     for (side, reached, exit) in [
         ("b", "liquidation_cents >= $2", bid),
         ("s", "liquidation_cents <= $2", offer),
@@ -1069,26 +1093,6 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
         }
         report.liquidated += rows.len();
         house(conn, margins.saturating_mul(1000)).await?;
-    }
-
-    // Limit orders whose price the entry quote reached fill at their price.
-    for (side, reached) in [("b", "price_cents >= $2"), ("s", "price_cents <= $3")] {
-        let rows = sqlx::query(&format!(
-            "UPDATE desk_positions SET state = 'open', filled_at = $4 \
-             WHERE state = 'pending' AND side = $1 AND {reached} \
-             RETURNING {COLUMNS}, {balance_of}"
-        ))
-        .bind(side)
-        .bind(offer)
-        .bind(bid)
-        .bind(now)
-        .fetch_all(&mut *conn)
-        .await?;
-        for row in &rows {
-            let balance = Msat(row.try_get::<Option<i64>, _>("balance_msat")?.unwrap_or(0));
-            changes.push((position_from_row(row)?, "filled", balance));
-        }
-        report.filled += rows.len();
     }
 
     // Take-profits and stop-losses close at the reference quote, each with its
