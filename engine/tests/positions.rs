@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::desk::contract::{self, Leverage, Liquidation, Price, Side};
-use engine::desk::positions::{ClosedBy, State};
+use engine::desk::positions::{ClosedBy, State, TRIGGER_PROBE};
 use engine::desk::{
     DeskConfig, Filter, Order, OrderType, Position, Quote, TickReport, TriggerChange,
 };
@@ -2041,13 +2041,19 @@ async fn insert_seeded(engine: &Engine, user_id: &str, seeded: &[Seeded], now: i
         .unwrap();
 }
 
-/// The plan the database chooses for `sql`, one line per step.
-async fn plan(engine: &Engine, sql: &str) -> Vec<String> {
+/// The plan the database chooses for `sql` with `binds` (`$1`, `$2`, ...),
+/// one line per step.
+async fn plan(engine: &Engine, sql: &str, binds: &[i64]) -> Vec<String> {
     let (explain, column) = match engine.db.backend() {
         Backend::Sqlite => ("EXPLAIN QUERY PLAN", "detail"),
         Backend::Postgres => ("EXPLAIN", "QUERY PLAN"),
     };
-    sqlx::query(&format!("{explain} {sql}"))
+    let sql = format!("{explain} {sql}");
+    let mut query = sqlx::query(&sql);
+    for bind in binds {
+        query = query.bind(*bind);
+    }
+    query
         .fetch_all(engine.db.pool())
         .await
         .unwrap()
@@ -2092,75 +2098,58 @@ async fn a_tick_over_twenty_thousand_positions_settles_exactly_what_it_reaches(e
             .unwrap();
     }
 
-    // The tick's probes and claims read the partial trigger indexes, not the
-    // table: their cost follows what triggers, not what is open.
-    let (bid, offer) = (quote.bid.cents(), quote.offer.cents());
-    let probes = [
-        (
-            format!("state = 'open' AND side = 'b' AND liquidation_cents >= {bid}"),
-            "desk_positions_liquidation",
-        ),
-        (
-            format!("state = 'open' AND side = 's' AND liquidation_cents <= {offer}"),
-            "desk_positions_liquidation",
-        ),
-        (
-            format!("state = 'open' AND side = 'b' AND takeprofit_cents <= {bid}"),
-            "desk_positions_takeprofit",
-        ),
-        (
-            format!("state = 'open' AND side = 's' AND takeprofit_cents >= {offer}"),
-            "desk_positions_takeprofit",
-        ),
-        (
-            format!("state = 'open' AND side = 'b' AND stoploss_cents >= {bid}"),
-            "desk_positions_stoploss",
-        ),
-        (
-            format!("state = 'open' AND side = 's' AND stoploss_cents <= {offer}"),
-            "desk_positions_stoploss",
-        ),
-        (
-            format!("state = 'pending' AND side = 'b' AND price_cents >= {offer}"),
-            "desk_positions_limit",
-        ),
-        (
-            format!("state = 'pending' AND side = 's' AND price_cents <= {bid}"),
-            "desk_positions_limit",
-        ),
-    ];
-    for (condition, index) in &probes {
-        let sql = format!("SELECT 1 FROM desk_positions WHERE {condition}");
-        assert_uses(&plan(&engine, &sql).await, index, &sql);
-    }
-    // The whole probe, as one statement, the way the tick asks it.
-    let any = probes
-        .iter()
-        .map(|(c, _)| format!("EXISTS (SELECT 1 FROM desk_positions WHERE {c})"))
-        .collect::<Vec<_>>()
-        .join(" OR ");
-    let sql = format!("SELECT CAST(CASE WHEN {any} THEN 1 ELSE 0 END AS BIGINT)");
-    let whole = plan(&engine, &sql).await;
-    for index in [
+    // The tick's probe and claims read the partial trigger indexes, not the
+    // table: their cost follows what triggers, not what is open. Asked at the
+    // quote now (nothing reached) and at the fall below (a part reached).
+    let fall = Quote::around(usd("98900"), DeskConfig::default().market.spread_bps, 0);
+    let indexes = [
         "desk_positions_liquidation",
         "desk_positions_takeprofit",
         "desk_positions_stoploss",
         "desk_positions_limit",
-    ] {
-        assert_uses(&whole, index, &sql);
-    }
-    // The claims: liquidations and fills, one statement per side.
-    for (sql, index) in [
-        (
-            format!("UPDATE desk_positions SET state = 'closed' WHERE state = 'open' AND side = 'b' AND liquidation_cents >= {bid}"),
-            "desk_positions_liquidation",
-        ),
-        (
-            format!("UPDATE desk_positions SET state = 'open' WHERE state = 'pending' AND side = 's' AND price_cents <= {bid}"),
-            "desk_positions_limit",
-        ),
-    ] {
-        assert_uses(&plan(&engine, &sql).await, index, &sql);
+    ];
+    for at in [quote, fall] {
+        let binds = [sats(at.bid.cents()), sats(at.offer.cents())];
+        let probe = plan(&engine, TRIGGER_PROBE, &binds).await;
+        for index in indexes {
+            assert_uses(&probe, index, TRIGGER_PROBE);
+        }
+        // The claims: liquidations and fills, one statement per side, and
+        // the take-profits and stop-losses reached.
+        for (sql, index) in [
+            (
+                "UPDATE desk_positions SET state = 'closed' \
+                 WHERE state = 'open' AND side = 'b' AND liquidation_cents >= $1",
+                "desk_positions_liquidation",
+            ),
+            (
+                "UPDATE desk_positions SET state = 'closed' \
+                 WHERE state = 'open' AND side = 's' AND liquidation_cents <= $2",
+                "desk_positions_liquidation",
+            ),
+            (
+                "UPDATE desk_positions SET state = 'open' \
+                 WHERE state = 'pending' AND side = 'b' AND price_cents >= $2",
+                "desk_positions_limit",
+            ),
+            (
+                "UPDATE desk_positions SET state = 'open' \
+                 WHERE state = 'pending' AND side = 's' AND price_cents <= $1",
+                "desk_positions_limit",
+            ),
+            (
+                "SELECT id FROM desk_positions WHERE state = 'open' AND side = 'b' AND takeprofit_cents <= $1 \
+                 UNION SELECT id FROM desk_positions WHERE state = 'open' AND side = 's' AND takeprofit_cents >= $2",
+                "desk_positions_takeprofit",
+            ),
+            (
+                "SELECT id FROM desk_positions WHERE state = 'open' AND side = 'b' AND stoploss_cents >= $1 \
+                 UNION SELECT id FROM desk_positions WHERE state = 'open' AND side = 's' AND stoploss_cents <= $2",
+                "desk_positions_stoploss",
+            ),
+        ] {
+            assert_uses(&plan(&engine, sql, &binds).await, index, sql);
+        }
     }
 
     // A tick that reaches nothing touches nothing.
@@ -2187,8 +2176,7 @@ async fn a_tick_over_twenty_thousand_positions_settles_exactly_what_it_reaches(e
     // leverages are liquidated, every other long with a stop-loss is
     // stopped, the shorts' nearest take-profits and the nearest buy limits
     // fill; everything else stays as it was.
-    let index = usd("98900");
-    let target = Quote::around(index, DeskConfig::default().market.spread_bps, 0);
+    let (index, target) = (usd("98900"), fall);
     let expected: HashMap<&str, Outcome> = seeded
         .iter()
         .map(|p| (p.pid.as_str(), outcome(p, &target)))
