@@ -1066,6 +1066,12 @@ async fn concurrent_openings_never_pass_the_open_positions_cap(engine: Engine) {
     assert_books(&engine).await;
 }
 
+/// What one racer of [`closes_racing_a_move`] answered.
+enum Racer {
+    Close(engine::Result<Position>),
+    Tick(engine::Result<TickReport>),
+}
+
 /// Races closes of `positions` (one task each) against a move of the index to
 /// `index`; answers the closes' outcomes and the tick's report.
 async fn closes_racing_a_move(
@@ -1076,7 +1082,7 @@ async fn closes_racing_a_move(
     index: Price,
 ) -> (Vec<engine::Result<Position>>, TickReport) {
     let n = processes.len();
-    let mut tasks: Vec<Boxed<Result<Option<Position>, (Error, bool)>>> = positions
+    let mut tasks: Vec<Boxed<Racer>> = positions
         .iter()
         .map(|position| {
             let (desk, user, pid) = (
@@ -1084,33 +1090,32 @@ async fn closes_racing_a_move(
                 user.clone(),
                 position.pid.clone(),
             );
-            Box::pin(async move {
-                desk.close_position(&user, &pid)
-                    .await
-                    .map(Some)
-                    .map_err(|e| (e, false))
-            }) as Boxed<_>
+            Box::pin(async move { Racer::Close(desk.close_position(&user, &pid).await) })
+                as Boxed<_>
         })
         .collect();
     let ticker = processes[(round + 1) % n].desk.clone();
-    let tick = Arc::new(std::sync::Mutex::new(None));
-    let told = tick.clone();
+    // Odd rounds quote the move first and race the bare tick, which then
+    // reaches the database sooner (the closes may then see the new quote).
+    let quoted = match round % 2 {
+        1 => Some(ticker.market.publish(index).await.unwrap()),
+        _ => None,
+    };
     tasks.push(Box::pin(async move {
-        let (_, report) = ticker.move_price(index).await.map_err(|e| (e, true))?;
-        *told.lock().unwrap() = Some(report);
-        Ok(None)
+        Racer::Tick(match quoted {
+            Some(quote) => ticker.tick(quote).await,
+            None => ticker.move_price(index).await.map(|(_, report)| report),
+        })
     }));
     let mut closes = Vec::new();
+    let mut report = None;
     for outcome in race(tasks).await {
         match outcome {
-            Ok(Some(position)) => closes.push(Ok(position)),
-            Ok(None) => {}
-            Err((err, true)) => panic!("the tick failed in the race: {err:?}"),
-            Err((err, false)) => closes.push(Err(err)),
+            Racer::Close(close) => closes.push(close),
+            Racer::Tick(tick) => report = Some(tick.expect("the tick settles in the race")),
         }
     }
-    let report = tick.lock().unwrap().take().expect("the tick answered");
-    (closes, report)
+    (closes, report.expect("the tick answered"))
 }
 
 async fn closes_racing_a_liquidation_settle_each_position_once(engine: Engine) {
@@ -1228,9 +1233,19 @@ async fn a_cancel_racing_a_fill_settles_once(engine: Engine) {
         let canceller = processes[round % n].desk.clone();
         let ticker = processes[(round + 1) % n].desk.clone();
         let (user, pid) = (alice.user.clone(), order.pid.clone());
+        // As above: odd rounds race the bare tick of a quote already made.
+        let quoted = match round % 2 {
+            1 => Some(ticker.market.publish(usd("98000")).await.unwrap()),
+            _ => None,
+        };
         let tasks: Vec<Boxed<_>> = vec![
             Box::pin(async move { canceller.cancel_position(&user, &pid).await.map(|_| None) }),
-            Box::pin(async move { ticker.move_price(usd("98000")).await.map(|(_, r)| Some(r)) }),
+            Box::pin(async move {
+                match quoted {
+                    Some(quote) => ticker.tick(quote).await.map(Some),
+                    None => ticker.move_price(usd("98000")).await.map(|(_, r)| Some(r)),
+                }
+            }),
         ];
         let mut outcomes = race(tasks).await.into_iter();
         let (cancel, report) = (outcomes.next().unwrap(), outcomes.next().unwrap());
