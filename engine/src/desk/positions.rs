@@ -12,6 +12,9 @@
 //!   table: its work grows with the positions that trigger, not with those
 //!   open. Liquidations and fills are claimed by one statement per side;
 //!   everything one tick settles commits together.
+//! - Every write locks a position's row before its account's balance, and the
+//!   house's result last: two writes (a tick and a close or an add-margin in
+//!   another process on PostgreSQL) never wait for each other in a cycle.
 //! - The books: the margin of a pending or open position is the trader's no
 //!   more; a close pays `max(0, margin + pl)` back and the house keeps the
 //!   rest (or pays the profit), so every sat stays in exactly one place.
@@ -28,6 +31,26 @@ use crate::{now_ms, Error, Msat, Result, User};
 /// The PostgreSQL advisory lock held by every tick's transaction: one tick at
 /// a time across processes.
 const TICK_LOCK: i64 = 0x616d_7065_7265_0011;
+
+/// Whether the quote (`$1` the bid, `$2` the offer) reaches any trigger: the
+/// nearest trigger of each partial index, per side, against the quote.
+///
+/// A `MIN` or `MAX` over an index whose leading column is fixed by equality
+/// reads one entry on both databases, whatever the planner estimates. The
+/// `EXISTS (... WHERE side = 'b' AND liquidation_cents >= $1)` it replaces
+/// scanned the whole table on PostgreSQL: the planner takes the side and the
+/// price as independent, so the shorts' liquidations above the bid made it
+/// expect thousands of longs there, and a scan finds the first of those soonest.
+pub const TRIGGER_PROBE: &str = "SELECT CAST(CASE WHEN \
+    (SELECT MAX(liquidation_cents) FROM desk_positions WHERE state = 'open' AND side = 'b') >= $1 \
+    OR (SELECT MIN(liquidation_cents) FROM desk_positions WHERE state = 'open' AND side = 's') <= $2 \
+    OR (SELECT MIN(takeprofit_cents) FROM desk_positions WHERE state = 'open' AND side = 'b') <= $1 \
+    OR (SELECT MAX(takeprofit_cents) FROM desk_positions WHERE state = 'open' AND side = 's') >= $2 \
+    OR (SELECT MAX(stoploss_cents) FROM desk_positions WHERE state = 'open' AND side = 'b') >= $1 \
+    OR (SELECT MIN(stoploss_cents) FROM desk_positions WHERE state = 'open' AND side = 's') <= $2 \
+    OR (SELECT MAX(price_cents) FROM desk_positions WHERE state = 'pending' AND side = 'b') >= $2 \
+    OR (SELECT MIN(price_cents) FROM desk_positions WHERE state = 'pending' AND side = 's') <= $1 \
+    THEN 1 ELSE 0 END AS BIGINT)";
 
 /// Most closed positions one list answers (newest first).
 pub const CLOSED_LIMIT: i64 = 1000;
@@ -823,7 +846,8 @@ impl Desk {
             .db
             .write(move |conn| {
                 Box::pin(async move {
-                    let balance = debit(conn, &user_id, amount, "amount").await?;
+                    // The position's row first, then the balance's (see the
+                    // module doc on the order of locks).
                     let row = sqlx::query(&format!(
                         "UPDATE desk_positions SET margin = $1, leverage = $2, liquidation_cents = $3 \
                          WHERE id = $4 AND margin = $5 AND state = 'open' RETURNING {COLUMNS}"
@@ -835,14 +859,15 @@ impl Desk {
                     .bind(before)
                     .fetch_optional(&mut *conn)
                     .await?;
-                    match row {
-                        Some(row) => Ok((position_from_row(&row)?, balance)),
-                        // Undoes the debit with the rest of the write.
-                        None => Err(Error::invalid(
+                    let Some(row) = row else {
+                        return Err(Error::invalid(
                             "pid",
                             "the position changed meanwhile (closed, or margin added): read it and try again",
-                        )),
-                    }
+                        ));
+                    };
+                    // A refused debit undoes the update with the rest of the write.
+                    let balance = debit(conn, &user_id, amount, "amount").await?;
+                    Ok((position_from_row(&row)?, balance))
                 })
             })
             .await?;
@@ -870,28 +895,13 @@ impl Desk {
         Ok(report)
     }
 
-    /// Whether `quote` reaches any trigger: one probe of each index range.
+    /// Whether `quote` reaches any trigger: [`TRIGGER_PROBE`].
     async fn anything_reached(&self, quote: &Quote) -> Result<bool> {
-        let probe = |condition: &str| format!("SELECT 1 FROM desk_positions WHERE {condition}");
-        let sql = [
-            probe("state = 'open' AND side = 'b' AND liquidation_cents >= $1"),
-            probe("state = 'open' AND side = 's' AND liquidation_cents <= $2"),
-            probe("state = 'open' AND side = 'b' AND takeprofit_cents <= $1"),
-            probe("state = 'open' AND side = 's' AND takeprofit_cents >= $2"),
-            probe("state = 'open' AND side = 'b' AND stoploss_cents >= $1"),
-            probe("state = 'open' AND side = 's' AND stoploss_cents <= $2"),
-            probe("state = 'pending' AND side = 'b' AND price_cents >= $2"),
-            probe("state = 'pending' AND side = 's' AND price_cents <= $1"),
-        ]
-        .map(|q| format!("EXISTS ({q})"))
-        .join(" OR ");
-        let hit: i64 = sqlx::query_scalar(&format!(
-            "SELECT CAST(CASE WHEN {sql} THEN 1 ELSE 0 END AS BIGINT)"
-        ))
-        .bind(cents_of(quote.bid))
-        .bind(cents_of(quote.offer))
-        .fetch_one(self.db.pool())
-        .await?;
+        let hit: i64 = sqlx::query_scalar(TRIGGER_PROBE)
+            .bind(cents_of(quote.bid))
+            .bind(cents_of(quote.offer))
+            .fetch_one(self.db.pool())
+            .await?;
         Ok(hit == 1)
     }
 
@@ -994,18 +1004,38 @@ async fn settle(
     by: ClosedBy,
     now: i64,
 ) -> Result<Option<(Position, Msat)>> {
-    let pl = realised_pl(
-        position.side,
-        position.quantity,
-        position.price,
-        position.margin,
-        exit,
+    let Some((closed, paid)) = claim(conn, position, exit, by, now).await? else {
+        return Ok(None);
+    };
+    let balance = credit(conn, &closed.user_id, paid).await?;
+    house(
+        conn,
+        (sats(closed.margin) - sats(paid)).saturating_mul(1000),
     )
-    .ok_or_else(|| Error::Internal("a stored position's P&L does not fit".into()))?;
-    let paid = contract::settlement(position.margin, pl)
-        .ok_or_else(|| Error::Internal("a settlement does not fit".into()))?;
+    .await?;
+    Ok(Some((closed, balance)))
+}
+
+/// Marks `position` closed at `exit` if it is still open, and answers it with
+/// what it pays the trader; moves no money (the caller credits it, then the
+/// house). `None` when something else closed it first.
+async fn claim(
+    conn: &mut AnyConnection,
+    position: &Position,
+    exit: Price,
+    by: ClosedBy,
+    now: i64,
+) -> Result<Option<(Position, u64)>> {
+    // The P&L before the margin's floor: it does not depend on the margin.
+    let pl = contract::pl(position.side, position.quantity, position.price, exit)
+        .ok_or_else(|| Error::Internal("a stored position's P&L does not fit".into()))?;
+    // The floor (a loss never beyond the margin) and the payout use the margin
+    // the row holds when this UPDATE claims it, not the one read before: an
+    // add-margin committed in between (another request, another process) is
+    // then paid back with the rest, instead of going to the house.
     let row = sqlx::query(&format!(
-        "UPDATE desk_positions SET state = 'closed', closed_by = $1, exit_cents = $2, pl = $3, \
+        "UPDATE desk_positions SET state = 'closed', closed_by = $1, exit_cents = $2, \
+         pl = CASE WHEN $3 < -margin THEN -margin ELSE $3 END, \
          closed_at = $4 WHERE id = $5 AND state = 'open' RETURNING {COLUMNS}"
     ))
     .bind(by.code())
@@ -1017,13 +1047,11 @@ async fn settle(
     .await?;
     let Some(row) = row else { return Ok(None) };
     let closed = position_from_row(&row)?;
-    let balance = credit(conn, &closed.user_id, paid).await?;
-    house(
-        conn,
-        (sats(closed.margin) - sats(paid)).saturating_mul(1000),
-    )
-    .await?;
-    Ok(Some((closed, balance)))
+    let paid = closed
+        .pl
+        .and_then(|pl| contract::settlement(closed.margin, pl))
+        .ok_or_else(|| Error::Internal("a settlement does not fit".into()))?;
+    Ok(Some((closed, paid)))
 }
 
 type Changes = Vec<(Position, &'static str, Msat)>;
@@ -1042,36 +1070,16 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
     let mut changes = Changes::new();
     let balance_of = "(SELECT balance_msat FROM desk_balances b \
                       WHERE b.user_id = desk_positions.user_id) AS balance_msat";
+    // Every position's row is claimed before any balance moves, and the house
+    // moves last, once: the order of locks every write keeps (see the module
+    // doc), so a close or an add-margin in another process never deadlocks
+    // with a tick. What the claims owe each account and the house meanwhile:
+    let mut payouts = std::collections::BTreeMap::<String, u64>::new();
+    let mut kept: i64 = 0;
 
-    // Liquidations first: the trader gets nothing, the house the margin. One
-    // statement per side claims them all.
-    for (side, reached, exit) in [
-        ("b", "liquidation_cents >= $2", bid),
-        ("s", "liquidation_cents <= $2", offer),
-    ] {
-        let rows = sqlx::query(&format!(
-            "UPDATE desk_positions SET state = 'closed', closed_by = 'liquidation', \
-             exit_cents = $2, pl = -margin, closed_at = $3 \
-             WHERE state = 'open' AND side = $1 AND {reached} \
-             RETURNING {COLUMNS}, {balance_of}"
-        ))
-        .bind(side)
-        .bind(exit)
-        .bind(now)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut margins: i64 = 0;
-        for row in &rows {
-            let position = position_from_row(row)?;
-            margins = margins.saturating_add(sats(position.margin));
-            let balance = Msat(row.try_get::<Option<i64>, _>("balance_msat")?.unwrap_or(0));
-            changes.push((position, "liquidated", balance));
-        }
-        report.liquidated += rows.len();
-        house(conn, margins.saturating_mul(1000)).await?;
-    }
-
-    // Limit orders whose price the entry quote reached fill at their price.
+    // Limit orders whose price the entry quote reached fill at their price,
+    // first: an order filled through a gap beyond its own liquidation is then
+    // liquidated by this same tick, not left open past it until the next one.
     for (side, reached) in [("b", "price_cents >= $2"), ("s", "price_cents <= $3")] {
         let rows = sqlx::query(&format!(
             "UPDATE desk_positions SET state = 'open', filled_at = $4 \
@@ -1089,6 +1097,32 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
             changes.push((position_from_row(row)?, "filled", balance));
         }
         report.filled += rows.len();
+    }
+
+    // Then liquidations, before any take-profit or stop-loss: the trader gets
+    // nothing, the house the margin. One statement per side claims them all.
+    for (side, reached, exit) in [
+        ("b", "liquidation_cents >= $2", bid),
+        ("s", "liquidation_cents <= $2", offer),
+    ] {
+        let rows = sqlx::query(&format!(
+            "UPDATE desk_positions SET state = 'closed', closed_by = 'liquidation', \
+             exit_cents = $2, pl = -margin, closed_at = $3 \
+             WHERE state = 'open' AND side = $1 AND {reached} \
+             RETURNING {COLUMNS}, {balance_of}"
+        ))
+        .bind(side)
+        .bind(exit)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in &rows {
+            let position = position_from_row(row)?;
+            kept = kept.saturating_add(sats(position.margin));
+            let balance = Msat(row.try_get::<Option<i64>, _>("balance_msat")?.unwrap_or(0));
+            changes.push((position, "liquidated", balance));
+        }
+        report.liquidated += rows.len();
     }
 
     // Take-profits and stop-losses close at the reference quote, each with its
@@ -1111,12 +1145,30 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
             (Side::Sell, Some(tp)) if exit <= tp => ClosedBy::Takeprofit,
             _ => ClosedBy::Stoploss,
         };
-        if let Some((closed, balance)) = settle(conn, &position, exit, by, now).await? {
+        if let Some((closed, paid)) = claim(conn, &position, exit, by, now).await? {
             match by {
                 ClosedBy::Takeprofit => report.takeprofit += 1,
                 _ => report.stoploss += 1,
             }
-            changes.push((closed, by.event(), balance));
+            let owed = payouts.entry(closed.user_id.clone()).or_default();
+            *owed = owed.saturating_add(paid);
+            kept = kept.saturating_add(sats(closed.margin) - sats(paid));
+            changes.push((closed, by.event(), Msat::ZERO));
+        }
+    }
+
+    // Then the money: each account's payout in one credit, in the order of
+    // their ids, then the house.
+    let mut balances = std::collections::HashMap::new();
+    for (user_id, paid) in payouts {
+        let balance = credit(conn, &user_id, paid).await?;
+        balances.insert(user_id, balance);
+    }
+    house(conn, kept.saturating_mul(1000)).await?;
+    // Every change says the account's balance after the tick.
+    for (position, _, balance) in &mut changes {
+        if let Some(after) = balances.get(&position.user_id) {
+            *balance = *after;
         }
     }
     Ok((report, changes))
