@@ -571,7 +571,7 @@ async fn bad_amounts_and_invoices_get_400_and_change_nothing(server: Server) {
             "/rest/v1/openchannel",
             json!({"remotenode": hub, "amount": 0.5}),
         ),
-        ("/rest/v1/settings", json!({"denomination": "usd"})),
+        ("/rest/v1/settings", json!({"denomination": "eur"})),
         ("/rest/v1/createinvoice", json!([1, 2])),
     ];
     for (path, body) in cases {

@@ -6,7 +6,7 @@ use super::{action_error, form_error};
 use crate::api::mylightning::{AddContact, ContactView, DataResponse, QuickPay, RemoveContact};
 use crate::api::session::Account;
 use crate::api::Amount;
-use crate::components::{wallet_data_without_blocks, Field, Live, SignedIn, WithData};
+use crate::components::{wallet_data_without_blocks, Field, Live, RateNote, SignedIn, WithData};
 
 lazy_wallet_page!(ContactsPage, "Contacts · Ampere", Contacts);
 
