@@ -21,7 +21,7 @@ pub mod wallet;
 pub use accounts::{Accounts, User, UserId, Username};
 pub use caller::{Access, Caller, Credential};
 pub use error::{Error, Result};
-pub use money::{Denomination, Msat, MAX_MONEY};
+pub use money::{Denomination, Msat, Unit, UsdRate, MAX_MONEY};
 pub use storage::{Backend, Database};
 pub use throttle::Throttle;
 pub use tokens::{Claims, Tokens};

@@ -12,10 +12,11 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use engine::desk::contract::Price;
 use engine::simnet::invoice::{self, MAX_INVOICE_AMOUNT, MAX_MEMO_BYTES, MAX_MEMO_CHARS};
 use engine::simnet::{parse_node_id, NodeKey};
 use engine::wallet::HistoryFilter;
-use engine::{Denomination, Msat, Username, MAX_MONEY};
+use engine::{Denomination, Msat, Unit, UsdRate, Username, MAX_MONEY};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -211,7 +212,8 @@ fn every_parser(input: &str) {
         assert!(decoded.amount.is_none_or(|a| a.is_within_supply()));
         assert!(decoded.bolt11.starts_with("lnbcrt"));
     }
-    for unit in Denomination::ALL {
+    let usd = Unit::Usd(UsdRate::new(Price::from_cents(1_234_567), 0, false).unwrap());
+    for unit in Unit::BITCOIN.into_iter().chain([usd]) {
         let parsed = survives("parse_amount", input, || unit.parse_amount("amount", input));
         if let Ok(amount) = parsed {
             assert!(amount.is_within_supply(), "{input:?} -> {amount:?}");
@@ -413,7 +415,7 @@ proptest! {
 
     #[test]
     fn amounts_round_trip_in_every_denomination(msat in 0i64..=MAX_MONEY.0) {
-        for unit in Denomination::ALL {
+        for unit in Unit::BITCOIN {
             let text = unit.format(Msat(msat));
             prop_assert_eq!(unit.parse_amount("amount", &text).unwrap(), Msat(msat));
             // Trailing zeros and leading zeros change nothing.
@@ -431,7 +433,7 @@ proptest! {
             Some(f) => format!("{whole}.{f}"),
             None => whole.clone(),
         };
-        for unit in Denomination::ALL {
+        for unit in Unit::BITCOIN {
             let Ok(amount) = unit.parse_amount("amount", &text) else { continue };
             prop_assert!(amount.is_within_supply());
             // Exact: the formatted amount is the same number as the text.
@@ -441,6 +443,28 @@ proptest! {
                 (w.trim_start_matches('0').to_string(), f.trim_end_matches('0').to_string())
             };
             prop_assert_eq!(strip(&formatted), strip(&text));
+        }
+    }
+
+    #[test]
+    fn dollars_read_back_as_typed_and_are_never_worth_less(
+        cents in 0u64..=10_000_000_000_000,
+        index in 1u64..=5_000_000_000,
+    ) {
+        let usd = Unit::Usd(UsdRate::new(Price::from_cents(index), 0, false).unwrap());
+        let typed = format!("{}.{:02}", cents / 100, cents % 100);
+        let exact = u128::from(cents) * 100_000_000_000;
+        match usd.parse_amount("amount", &typed) {
+            Ok(msat) => {
+                prop_assert!(msat.is_within_supply());
+                let worth = u128::from(msat.0 as u64) * u128::from(index);
+                prop_assert!(worth >= exact && worth < exact + u128::from(index));
+                prop_assert_eq!(usd.format(msat), typed);
+            }
+            Err(err) => {
+                prop_assert!(exact / u128::from(index) >= MAX_MONEY.0 as u128, "{}", err);
+                prop_assert!(err.to_string().contains("21 million BTC"));
+            }
         }
     }
 

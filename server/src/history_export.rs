@@ -8,6 +8,9 @@
 //! every character a spreadsheet may split cells on (`,` `;` tab, line breaks,
 //! `|`): the cell `a;=HYPERLINK(...)` never becomes a formula, whatever separator
 //! the spreadsheet guesses.
+//!
+//! In usd, every amount is converted at the rate read when the export starts,
+//! and each row says it in two more columns (`usd_per_btc`, `rate_at`).
 
 use std::io;
 
@@ -21,7 +24,7 @@ use serde::Deserialize;
 use crate::gate::ErrorFormat;
 use crate::gate::SignedIn;
 use engine::wallet::{HistoryCursor, HistoryFilter, HistoryPage, Transaction};
-use engine::{Denomination, Engine, User};
+use engine::{Engine, Unit, User};
 
 /// Most rows a CSV export holds (newest first); narrower filters export the rest.
 pub const CSV_MAX_ROWS: usize = 100_000;
@@ -29,7 +32,10 @@ pub const CSV_MAX_ROWS: usize = 100_000;
 /// Rows read per query: one page in memory at a time.
 const PAGE_ROWS: usize = 500;
 
-const HEADER: &str = "\"time\",\"type\",\"amount\",\"fee\",\"unit\",\"memo\",\"status\",\"id\"\r\n";
+const HEADER: &str = "\"time\",\"type\",\"amount\",\"fee\",\"unit\",\"memo\",\"status\",\"id\"";
+
+/// The columns an export in usd adds: the rate its amounts are in.
+const RATE_HEADER: &str = ",\"usd_per_btc\",\"rate_at\"";
 
 #[derive(Deserialize)]
 pub(crate) struct HistoryQuery {
@@ -44,7 +50,9 @@ pub(crate) struct HistoryQuery {
 }
 
 /// `GET /rest/v1/history.csv?type=&from=&to=&q=`: the caller's transactions that
-/// pass the filter, newest first, amounts in the account's denomination.
+/// pass the filter, newest first, amounts in the account's denomination (in
+/// usd at the latest rate, fresh or stale, which its columns name; 503 when
+/// there is none).
 pub(crate) async fn history_csv(
     State(engine): State<Engine>,
     SignedIn(caller): SignedIn,
@@ -59,11 +67,19 @@ pub(crate) async fn history_csv(
             return ErrorFormat::MyLightning.error(StatusCode::BAD_REQUEST, &err.to_string())
         }
     };
+    let unit = match caller.user.denomination.unit(&engine.desk.market) {
+        Ok(unit) => unit,
+        Err(err) => {
+            return ErrorFormat::MyLightning
+                .error(StatusCode::SERVICE_UNAVAILABLE, &err.to_string())
+        }
+    };
     // The first page is read before answering: a failure is still a 500 then,
     // not a download cut short.
     let export = Export {
         engine,
         user: caller.user,
+        unit,
         filter,
         page_rows: PAGE_ROWS,
         left: CSV_MAX_ROWS,
@@ -94,6 +110,7 @@ pub(crate) async fn history_csv(
 struct Export {
     engine: Engine,
     user: User,
+    unit: Unit,
     filter: HistoryFilter,
     page_rows: usize,
     left: usize,
@@ -116,7 +133,11 @@ impl Export {
     /// A failure after the first page ends the body with an error, so the client
     /// sees a broken download rather than a file that looks complete.
     fn csv(self, first: HistoryPage) -> impl Stream<Item = io::Result<Bytes>> {
-        let unit = self.user.denomination;
+        let unit = self.unit;
+        let header = match unit {
+            Unit::Usd(_) => format!("{HEADER}{RATE_HEADER}\r\n"),
+            _ => format!("{HEADER}\r\n"),
+        };
         let pages = stream::unfold(
             Some((self, Some(first), None::<HistoryCursor>)),
             move |state| async move {
@@ -145,12 +166,12 @@ impl Export {
                 Some((Ok(Bytes::from(chunk)), state))
             },
         );
-        stream::once(async { Ok(Bytes::from_static(HEADER.as_bytes())) }).chain(pages)
+        stream::once(async { Ok(Bytes::from(header)) }).chain(pages)
     }
 }
 
-fn csv_row(out: &mut String, t: &Transaction, unit: Denomination) {
-    let cells = [
+fn csv_row(out: &mut String, t: &Transaction, unit: Unit) {
+    let mut cells = vec![
         text_cell(&utc_timestamp(t.time_ms)),
         text_cell(t.kind),
         number_cell(&unit.format(t.amount)),
@@ -160,6 +181,10 @@ fn csv_row(out: &mut String, t: &Transaction, unit: Denomination) {
         text_cell(t.status),
         text_cell(&t.reference),
     ];
+    if let Some(rate) = unit.rate() {
+        cells.push(number_cell(&rate.usd_per_btc()));
+        cells.push(text_cell(&utc_timestamp(rate.at_ms())));
+    }
     out.push_str(&cells.join(","));
     out.push_str("\r\n");
 }
@@ -284,10 +309,20 @@ mod tests {
             reference: "ab01".into(),
         };
         let mut line = String::new();
-        csv_row(&mut line, &t, Denomination::Sat);
+        csv_row(&mut line, &t, Unit::Sat);
         assert_eq!(
             line,
             "\"2026-11-22T03:25:11Z\",\"sent\",1000.5,1.01,\"sat\",\"a;'=1\",\"succeeded\",\"ab01\"\r\n"
+        );
+        // In usd (100,000.00 USD/BTC: a sat is 0.1 cent), the row names its rate.
+        let price = engine::desk::contract::Price::from_cents(10_000_000);
+        let usd = Unit::Usd(engine::UsdRate::new(price, 1_795_317_900_000, false).unwrap());
+        let mut line = String::new();
+        csv_row(&mut line, &t, usd);
+        assert_eq!(
+            line,
+            "\"2026-11-22T03:25:11Z\",\"sent\",1.00,0.00,\"usd\",\"a;'=1\",\"succeeded\",\"ab01\",\
+             100000.00,\"2026-11-22T03:25:00Z\"\r\n"
         );
     }
 
@@ -316,6 +351,7 @@ mod tests {
                 let export = Export {
                     engine,
                     user,
+                    unit: Unit::Sat,
                     filter: HistoryFilter::default(),
                     page_rows: 7,
                     left: cap,
@@ -335,7 +371,7 @@ mod tests {
         };
         let (chunks, all) = export(CSV_MAX_ROWS).await;
         let lines: Vec<&str> = all.trim_end().split("\r\n").collect();
-        assert_eq!(lines[0], HEADER.trim_end());
+        assert_eq!(lines[0], HEADER);
         assert_eq!(lines.len(), 31);
         assert_eq!(chunks, 1 + 5, "the header, then pages of 7, 7, 7, 7 and 2");
         let ids: std::collections::HashSet<&str> = lines[1..]

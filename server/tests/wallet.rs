@@ -571,7 +571,7 @@ async fn bad_amounts_and_invoices_get_400_and_change_nothing(server: Server) {
             "/rest/v1/openchannel",
             json!({"remotenode": hub, "amount": 0.5}),
         ),
-        ("/rest/v1/settings", json!({"denomination": "usd"})),
+        ("/rest/v1/settings", json!({"denomination": "eur"})),
         ("/rest/v1/createinvoice", json!([1, 2])),
     ];
     for (path, body) in cases {
@@ -2308,5 +2308,470 @@ mod hostile_input {
         let data = get_all_data(&server, &alice).await;
         assert_eq!(data["balances"]["onchainfunds"], 100_000_000);
         assert_conserved(&server).await;
+    }
+}
+
+/// A wallet in usd: amounts read and written in dollars at the desk's BTC/USD
+/// index, cents exact, with the rate and its time in every answer that holds
+/// dollars; nothing in usd is read at a stale price.
+mod usd {
+    use super::*;
+    use engine::desk::contract::Price;
+
+    testdb::on_both_databases!(
+        open_server;
+        a_wallet_in_usd_reads_and_writes_dollars_at_the_index,
+        dollars_beyond_a_cent_or_the_supply_answer_400_and_change_nothing,
+    );
+
+    /// The stories where every price is stale a millisecond after it is made.
+    mod stale {
+        use super::*;
+
+        testdb::on_both_databases!(
+            stale_server;
+            a_stale_price_refuses_dollars_and_still_shows_balances_with_its_time,
+        );
+    }
+
+    async fn stale_server(url: &str) -> Server {
+        let mut settings = engine::Settings::default();
+        settings.desk.market.stale_after = std::time::Duration::from_millis(1);
+        Server::open_with_settings(url, settings, server::Site::for_tests(true)).await
+    }
+
+    /// 30,000.00 USD/BTC: a cent is 33,333.33... msat, so every rounding shows.
+    const INDEX: u64 = 3_000_000;
+    const MSAT_PER_BTC: u128 = 100_000_000_000;
+
+    /// `msat` in dollars at `INDEX`, to the nearest cent, as the API writes it.
+    fn dollars(msat: i64) -> String {
+        let cents = (msat as u128 * u128::from(INDEX) + MSAT_PER_BTC / 2) / MSAT_PER_BTC;
+        format!("{}.{:02}", cents / 100, cents % 100)
+    }
+
+    /// `cents` in msat at `INDEX`: `cents * 10^11 / index`, rounded up.
+    fn msat_of_cents(cents: u64) -> i64 {
+        (u128::from(cents) * MSAT_PER_BTC).div_ceil(u128::from(INDEX)) as i64
+    }
+
+    /// A JSON amount in sats, as msat.
+    fn sat_msat(value: &Value) -> i64 {
+        engine::Unit::Sat
+            .parse_amount("amount", &value.to_string())
+            .unwrap_or_else(|err| panic!("{value}: {err}"))
+            .0
+    }
+
+    /// Whether the JSON number `value` is the decimal `text` (as the same
+    /// double: exact for these amounts).
+    fn is(value: &Value, text: &str) -> bool {
+        value.as_f64().is_some() && value.as_f64() == text.parse::<f64>().ok()
+    }
+
+    /// Quotes `INDEX` now: the quote's time as the API writes it.
+    async fn set_price(server: &Server) -> String {
+        let (quote, _) = server
+            .services
+            .engine
+            .desk
+            .move_price(Price::from_cents(INDEX))
+            .await
+            .unwrap();
+        engine::rfc3339(quote.at_ms)
+    }
+
+    async fn choose(server: &Server, account: &Account, denomination: &str) {
+        let reply = call(
+            server,
+            account,
+            "/rest/v1/settings",
+            json!({"denomination": denomination}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        assert_eq!(reply.body["denomination"], denomination.to_lowercase());
+    }
+
+    fn assert_fresh_rate(reply: &Reply, at: &str) {
+        assert_eq!(
+            reply.body["rate"],
+            json!({"usd": "30000.00", "at": at, "stale": false}),
+            "{}",
+            reply.text
+        );
+    }
+
+    async fn invoice_count(server: &Server) -> i64 {
+        use sqlx::Row;
+        sqlx::query("SELECT COUNT(*) AS n FROM invoices")
+            .fetch_one(server.services.engine.db.pool())
+            .await
+            .unwrap()
+            .get("n")
+    }
+
+    async fn a_wallet_in_usd_reads_and_writes_dollars_at_the_index(server: Server) {
+        let alice = sign_up(&server, "alice").await;
+        let bob = sign_up(&server, "bob").await;
+        connect(&server, &alice).await;
+        connect(&server, &bob).await;
+        let in_sat = get_all_data(&server, &alice).await;
+        assert!(in_sat.get("rate").is_none(), "no rate in sat: {in_sat}");
+
+        // Alice reads her wallet in dollars, with the rate and its time.
+        choose(&server, &alice, "USD").await;
+        let at = set_price(&server).await;
+        let data = server
+            .get("/rest/v1/getalldata", common::Auth::Cookie(&alice.cookie))
+            .await;
+        assert_eq!(data.status, StatusCode::OK, "{}", data.text);
+        assert_eq!(data.body["denomination"], "usd");
+        assert_fresh_rate(&data, &at);
+        for field in ["btcfunds", "lntfunds", "onchainfunds"] {
+            let expected = dollars(sat_msat(&in_sat["balances"][field]));
+            assert!(
+                is(&data.body["balances"][field], &expected),
+                "{field}: {expected} {}",
+                data.text
+            );
+            // Written with both cents, as a JSON number.
+            assert!(
+                data.text.contains(&format!("\"{field}\":{expected}")),
+                "{field}: {}",
+                data.text
+            );
+        }
+        // Her 1,000,000 sat channel is worth 300.00 USD.
+        let channel = data.body["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["initiator"] == true)
+            .unwrap();
+        assert!(is(&channel["capacity"], "300.00"), "{channel}");
+
+        // She asks 12.34 USD: the invoice asks ceil(1234 * 10^11 / 3,000,000)
+        // = 41,133,334 msat, never less than the dollars, and reads back as typed.
+        let asked = call(
+            &server,
+            &alice,
+            "/rest/v1/createinvoice",
+            json!({"amount": "12.34", "memo": "lunch"}),
+        )
+        .await;
+        assert_eq!(asked.status, StatusCode::OK, "{}", asked.text);
+        assert_fresh_rate(&asked, &at);
+        let request = asked.body["payment_request"].as_str().unwrap().to_string();
+        let decoded = engine::simnet::invoice::decode(&request).unwrap();
+        assert_eq!(msat_of_cents(1234), 41_133_334);
+        assert_eq!(decoded.amount, Some(engine::Msat(41_133_334)));
+        let read = call(
+            &server,
+            &alice,
+            "/rest/v1/decodeinvoice",
+            json!({"invoiceid": request}),
+        )
+        .await;
+        assert!(is(&read.body["amount"], "12.34"), "{}", read.text);
+        assert_fresh_rate(&read, &at);
+
+        // Bob, in sats, pays exactly what the invoice asks; his answer has no rate.
+        let paid = call(
+            &server,
+            &bob,
+            "/rest/v1/sendinvoice",
+            json!({"invoiceid": request, "password": PASSWORD}),
+        )
+        .await;
+        assert!(paid.body["error"].is_null(), "{}", paid.text);
+        assert_eq!(sat_msat(&paid.body["payment"]["amount"]), 41_133_334);
+        assert!(paid.body.get("rate").is_none(), "{}", paid.text);
+
+        // Alice pays 5 USD into Bob's amountless invoice, at most a cent of fee,
+        // and saves him: he receives ceil(500 * 10^11 / 3,000,000) msat.
+        let at = set_price(&server).await;
+        let open_invoice = invoice(&server, &bob, json!({"memo": "any"})).await;
+        let sent = call(
+            &server,
+            &alice,
+            "/rest/v1/sendinvoice",
+            json!({"invoiceid": open_invoice, "amount": 5, "fee_limit": "0.01",
+                   "alias": "bob", "password": PASSWORD}),
+        )
+        .await;
+        assert!(sent.body["error"].is_null(), "{}", sent.text);
+        assert!(is(&sent.body["payment"]["amount"], "5.00"), "{}", sent.text);
+        // The hub's fee (1 sat + 100 ppm, 2,666 msat) is under a cent.
+        assert!(is(&sent.body["payment"]["fee"], "0.00"), "{}", sent.text);
+        assert_fresh_rate(&sent, &at);
+        let bob_data = get_all_data(&server, &bob).await;
+        assert_eq!(
+            sat_msat(&bob_data["transactions"][0]["amount"]),
+            msat_of_cents(500)
+        );
+
+        // QuickPay of one cent: 33,334 msat, a positive amount never rounded to zero.
+        let quick = call(
+            &server,
+            &alice,
+            "/rest/v1/quickpay",
+            json!({"dest": "bob", "amount": "0.01", "password": PASSWORD}),
+        )
+        .await;
+        assert!(quick.body["error"].is_null(), "{}", quick.text);
+        assert!(
+            is(&quick.body["payment"]["amount"], "0.01"),
+            "{}",
+            quick.text
+        );
+        assert_fresh_rate(&quick, &at);
+        let bob_data = get_all_data(&server, &bob).await;
+        assert_eq!(sat_msat(&bob_data["transactions"][0]["amount"]), 33_334);
+
+        // A channel of 100 USD: 333,333,334 msat, up to the next whole sat.
+        let hub = hub_of(&server, &alice).await;
+        let opened = call(
+            &server,
+            &alice,
+            "/rest/v1/openchannel",
+            json!({"remotenode": hub, "amount": "100"}),
+        )
+        .await;
+        assert!(opened.body["error"].is_null(), "{}", opened.text);
+        assert!(
+            is(&opened.body["channel"]["capacity"], "100.00"),
+            "{}",
+            opened.text
+        );
+        assert_fresh_rate(&opened, &at);
+
+        // Her history and its CSV show the 12.34 USD she received, and the rate.
+        let history = server
+            .get(
+                "/rest/v1/history?type=received",
+                common::Auth::Cookie(&alice.cookie),
+            )
+            .await;
+        assert_eq!(history.status, StatusCode::OK, "{}", history.text);
+        assert!(
+            is(&history.body["transactions"][0]["amount"], "12.34"),
+            "{}",
+            history.text
+        );
+        assert_fresh_rate(&history, &at);
+        let csv = server
+            .get(
+                "/rest/v1/history.csv?type=received",
+                common::Auth::Cookie(&alice.cookie),
+            )
+            .await;
+        assert_eq!(csv.status, StatusCode::OK, "{}", csv.text);
+        let lines: Vec<&str> = csv.text.trim_end().split("\r\n").collect();
+        assert_eq!(
+            lines[0],
+            "\"time\",\"type\",\"amount\",\"fee\",\"unit\",\"memo\",\"status\",\"id\",\
+             \"usd_per_btc\",\"rate_at\""
+        );
+        assert!(
+            lines[1].contains(",\"received\",12.34,0.00,\"usd\",\"lunch\",")
+                && lines[1].contains(&format!(",30000.00,\"{}", &at[..19])),
+            "{}",
+            csv.text
+        );
+
+        // Back in sats: no rate, and the channel holds 333,334 sat.
+        choose(&server, &alice, "sat").await;
+        let data = get_all_data(&server, &alice).await;
+        assert!(data.get("rate").is_none(), "{data}");
+        assert!(
+            data["channels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["capacity"] == 333_334),
+            "{data}"
+        );
+        assert_conserved(&server).await;
+    }
+
+    async fn dollars_beyond_a_cent_or_the_supply_answer_400_and_change_nothing(server: Server) {
+        let alice = sign_up(&server, "alice").await;
+        choose(&server, &alice, "usd").await;
+        set_price(&server).await;
+        let hub = hub_of(&server, &alice).await;
+        let before = invoice_count(&server).await;
+        let cent = "than a cent in usd (2 at most)";
+        for (body, reason) in [
+            (r#"{"amount": "12.345"}"#, cent),
+            (r#"{"amount": 0.001}"#, cent),
+            // A float would read this as 0.1.
+            (r#"{"amount": 0.10000000000000001}"#, cent),
+            (r#"{"amount": "-1"}"#, "negative"),
+            (r#"{"amount": -0}"#, "negative"),
+            (r#"{"amount": 1e2}"#, "decimal number"),
+            // 7 * 10^13 USD is 2.3 billion BTC at 30,000 USD/BTC.
+            (
+                r#"{"amount": "70000000000000"}"#,
+                "21 million BTC (at 30000.00 USD/BTC)",
+            ),
+        ] {
+            let reply = server
+                .send(
+                    Request::post("/rest/v1/createinvoice")
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .header(header::AUTHORIZATION, format!("Bearer {}", alice.token))
+                        .body(Body::from(body))
+                        .unwrap(),
+                )
+                .await;
+            assert_eq!(
+                reply.status,
+                StatusCode::BAD_REQUEST,
+                "{body}: {}",
+                reply.text
+            );
+            assert_eq!(reply.body["error"]["field"], "amount", "{body}");
+            let message = reply.body["error"]["message"].as_str().unwrap();
+            assert!(message.contains(reason), "{body}: {message}");
+        }
+        for (path, body, field) in [
+            (
+                "/rest/v1/quickpay",
+                json!({"dest": "hub", "amount": "0.005", "password": PASSWORD}),
+                "amount",
+            ),
+            (
+                "/rest/v1/openchannel",
+                json!({"remotenode": hub, "amount": "100.001"}),
+                "amount",
+            ),
+            (
+                "/rest/v1/sendinvoice",
+                json!({"invoiceid": "lnbcrt1", "fee_limit": "0.001", "password": PASSWORD}),
+                "fee_limit",
+            ),
+        ] {
+            let reply = call(&server, &alice, path, body).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::BAD_REQUEST,
+                "{path}: {}",
+                reply.text
+            );
+            assert_eq!(
+                reply.body["error"]["field"], field,
+                "{path}: {}",
+                reply.text
+            );
+        }
+        let unknown = call(
+            &server,
+            &alice,
+            "/rest/v1/settings",
+            json!({"denomination": "eur"}),
+        )
+        .await;
+        assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "{}", unknown.text);
+        assert!(
+            unknown.text.contains("sat, btc, mbtc, bits, usd"),
+            "{}",
+            unknown.text
+        );
+        assert_eq!(invoice_count(&server).await, before);
+        let data = get_all_data(&server, &alice).await;
+        assert_eq!(data["denomination"], "usd");
+        assert!(data["channels"].as_array().unwrap().is_empty(), "{data}");
+        assert!(
+            data["transactions"].as_array().unwrap().is_empty(),
+            "{data}"
+        );
+    }
+
+    async fn a_stale_price_refuses_dollars_and_still_shows_balances_with_its_time(server: Server) {
+        let alice = sign_up(&server, "alice").await;
+        let funded = call(
+            &server,
+            &alice,
+            "/api/v1/simnet/faucet",
+            json!({"address": alice.address, "sats": 2_000_000}),
+        )
+        .await;
+        assert_eq!(funded.status, StatusCode::OK, "{}", funded.text);
+        mine(&server, &alice, 1).await;
+        choose(&server, &alice, "usd").await;
+        let at = set_price(&server).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+        // Reads show the balance at the last price, saying it is stale and when
+        // it was taken: 2,000,000 sat at 30,000.00 USD/BTC is 600.00 USD.
+        let data = server
+            .get("/rest/v1/getalldata", common::Auth::Cookie(&alice.cookie))
+            .await;
+        assert_eq!(data.status, StatusCode::OK, "{}", data.text);
+        assert!(
+            is(&data.body["balances"]["onchainfunds"], "600.00"),
+            "{}",
+            data.text
+        );
+        assert_eq!(
+            data.body["rate"],
+            json!({"usd": "30000.00", "at": at, "stale": true})
+        );
+
+        // Nothing in dollars is read at that price: 503 in the API's format,
+        // and nothing is made.
+        let before = invoice_count(&server).await;
+        let hub = hub_of(&server, &alice).await;
+        for (path, body) in [
+            ("/rest/v1/createinvoice", json!({"amount": "1.00"})),
+            (
+                "/rest/v1/quickpay",
+                json!({"dest": "hub", "amount": "1", "password": PASSWORD}),
+            ),
+            (
+                "/rest/v1/openchannel",
+                json!({"remotenode": hub, "amount": "100"}),
+            ),
+        ] {
+            let reply = call(&server, &alice, path, body).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{path}: {}",
+                reply.text
+            );
+            let message = reply.body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("BTC/USD price is stale") && message.contains("usd"),
+                "{path}: {message}"
+            );
+        }
+        assert_eq!(invoice_count(&server).await, before);
+        let data = get_all_data(&server, &alice).await;
+        assert!(data["channels"].as_array().unwrap().is_empty(), "{data}");
+        assert!(is(&data["balances"]["onchainfunds"], "600.00"), "{data}");
+
+        // What needs no price still works: an amountless invoice, and amounts
+        // in sats.
+        let open = call(
+            &server,
+            &alice,
+            "/rest/v1/createinvoice",
+            json!({"memo": "any"}),
+        )
+        .await;
+        assert_eq!(open.status, StatusCode::OK, "{}", open.text);
+        assert!(open.body.get("rate").is_none(), "{}", open.text);
+        choose(&server, &alice, "sat").await;
+        let in_sat = call(
+            &server,
+            &alice,
+            "/rest/v1/createinvoice",
+            json!({"amount": 1000}),
+        )
+        .await;
+        assert_eq!(in_sat.status, StatusCode::OK, "{}", in_sat.text);
+        assert_eq!(invoice_count(&server).await, before + 2);
     }
 }

@@ -1,7 +1,8 @@
 //! Decimal amounts at the API edge. A request may send a JSON number or a string;
 //! either way the amount is the exact text that was sent (a number is never read
-//! through a float), parsed once by `Denomination::parse_amount`. A response
-//! writes the exact decimal as a JSON number.
+//! through a float), parsed once by `Unit::parse_amount`. A response writes the
+//! exact decimal as a JSON number, and, when it is in usd, the rate it was
+//! converted at ([`Rate`]).
 
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
@@ -46,6 +47,31 @@ impl<'de> Deserialize<'de> for Amount {
                 &"an amount, as a number or a decimal string",
             )),
         }
+    }
+}
+
+/// The BTC/USD rate a response's usd amounts were converted at (an addition
+/// to the spec, present only when the amounts are in usd).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rate {
+    /// USD per BTC, with both cents: `"100000.00"`.
+    pub usd: String,
+    /// When the desk took that index (RFC 3339, UTC).
+    pub at: String,
+    /// The price is older than the desk trades on: amounts are shown at it,
+    /// and amounts in usd are not accepted (503) until it is fresh again.
+    pub stale: bool,
+}
+
+#[cfg(feature = "ssr")]
+impl Rate {
+    /// The rate of `unit`, if it converts at one.
+    pub fn of(unit: engine::Unit) -> Option<Rate> {
+        unit.rate().map(|rate| Rate {
+            usd: rate.usd_per_btc(),
+            at: engine::rfc3339(rate.at_ms()),
+            stale: rate.is_stale(),
+        })
     }
 }
 
@@ -104,7 +130,7 @@ mod tests {
     #[test]
     fn the_parser_refuses_what_it_cannot_take_exactly_with_a_reason() {
         let read = |json: &str| serde_json::from_str::<Amount>(json).unwrap().0;
-        let unit = engine::Denomination::Sat;
+        let unit = engine::Unit::Sat;
         for (text, reason) in [
             ("1.0000000000000000001", "decimal places"),
             ("1e3", "decimal number"),

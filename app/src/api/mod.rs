@@ -12,7 +12,7 @@ pub mod mylightning;
 pub mod session;
 pub mod simnet;
 
-pub use amount::Amount;
+pub use amount::{Amount, Rate};
 #[cfg(feature = "ssr")]
 pub use error::http_status;
 pub use error::{ApiError, ErrorBody};

@@ -1,6 +1,10 @@
 //! The myLightning wallet API (`specs/mylightning-rest-v1.txt`) at `/rest/v1`:
 //! JSON bodies named after the spec's fields, the session cookie `session` (or a
-//! bearer token). Amounts are decimals in the account's denomination.
+//! bearer token). Amounts are decimals in the account's denomination; in `usd`
+//! they are converted at the desk's BTC/USD index (`engine::Unit`), and every
+//! response holding such amounts says the rate and its time in `rate`. An
+//! amount in usd is read only at a fresh price (else 503); amounts are shown
+//! at the latest one, fresh or stale, which `rate` tells.
 //!
 //! Errors are `{"error":{"message":"..."}}`: 401 without a valid credential, 403
 //! without the CSRF token on a cookie-authenticated write, 400 for a malformed
@@ -12,7 +16,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::{GetUrl, Json, PostUrl};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Amount, ApiError, ErrorBody};
+use crate::api::{Amount, ApiError, ErrorBody, Rate};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoginResponse {
@@ -36,6 +40,9 @@ pub struct GenericResponse {
     /// For channel operations: the channel as it now is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<ChannelView>,
+    /// The rate the amounts are in, when they are in usd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +64,9 @@ pub struct CreateInvoiceResponse {
     /// Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+    /// The rate the amount asked in usd was converted at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
 }
@@ -129,6 +139,9 @@ pub struct DataResponse {
     pub csrf: String,
     pub denomination: String,
     pub recheck_password: bool,
+    /// The rate the amounts are in, when they are in usd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,8 +196,8 @@ pub async fn get_all_data() -> Result<DataResponse, ApiError> {
     use crate::api::auth;
     let caller = auth::caller().await?;
     let engine = auth::engine()?;
+    let unit = caller.user.denomination.unit(&engine.desk.market)?;
     let overview = engine.wallet.overview(&caller.user).await?;
-    let unit = caller.user.denomination;
     Ok(DataResponse {
         address: overview.summary.node.address.clone(),
         balances: balances_view(&overview.summary, unit),
@@ -212,6 +225,7 @@ pub async fn get_all_data() -> Result<DataResponse, ApiError> {
         csrf: caller.csrf().to_string(),
         denomination: unit.as_str().to_string(),
         recheck_password: caller.user.recheck_password,
+        rate: Rate::of(unit),
     })
 }
 
@@ -225,6 +239,8 @@ pub struct SummaryResponse {
     #[serde(rename = "_csrf")]
     pub csrf: String,
     pub denomination: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
 }
 
 /// `GET /api/ui/summary`: the dashboard's part of `getalldata`.
@@ -232,14 +248,16 @@ pub struct SummaryResponse {
 pub async fn get_summary() -> Result<SummaryResponse, ApiError> {
     use crate::api::auth;
     let caller = auth::caller().await?;
-    let summary = auth::engine()?.wallet.summary(&caller.user).await?;
-    let unit = caller.user.denomination;
+    let engine = auth::engine()?;
+    let unit = caller.user.denomination.unit(&engine.desk.market)?;
+    let summary = engine.wallet.summary(&caller.user).await?;
     Ok(SummaryResponse {
         address: summary.node.address.clone(),
         balances: balances_view(&summary, unit),
         info: info_view(&summary),
         csrf: caller.csrf().to_string(),
         denomination: unit.as_str().to_string(),
+        rate: Rate::of(unit),
     })
 }
 
@@ -256,9 +274,13 @@ pub async fn create_invoice(
     use crate::api::auth;
     let caller = auth::writer().await?;
     let engine = auth::engine()?;
-    let amount = match amount {
-        Some(a) => Some(caller.user.denomination.parse_amount("amount", &a.0)?),
-        None => None,
+    // The rate matters only to an amount: an amountless invoice needs none.
+    let (amount, rate) = match amount {
+        Some(a) => {
+            let unit = caller.user.denomination.unit(&engine.desk.market)?;
+            (Some(unit.parse_amount("amount", &a.0)?), Rate::of(unit))
+        }
+        None => (None, None),
     };
     let issued = engine
         .wallet
@@ -273,6 +295,7 @@ pub async fn create_invoice(
         payment_request: Some(payment_request),
         payment_hash: Some(issued.payment_hash),
         expires_at: Some(issued.expires_at_ms / 1000),
+        rate,
         error: None,
     })
 }
@@ -294,7 +317,7 @@ pub async fn send_invoice(
     use crate::api::idempotent::once;
     let caller = auth::payer(password.as_deref()).await?;
     let engine = auth::engine()?;
-    let unit = caller.user.denomination;
+    let unit = caller.user.denomination.unit(&engine.desk.market)?;
     let inputs = serde_json::json!([
         invoiceid,
         alias,
@@ -322,6 +345,7 @@ pub async fn send_invoice(
             .await?;
         Ok(GenericResponse {
             payment: Some(payment_view(&payment, unit)),
+            rate: Rate::of(unit),
             ..Default::default()
         })
     })
@@ -338,6 +362,9 @@ pub struct DecodedInvoice {
     pub payment_hash: String,
     /// Unix seconds.
     pub expires_at: i64,
+    /// The rate `amount` is in, when it is in usd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
 }
 
 /// `POST /rest/v1/decodeinvoice {invoiceid}` (an addition to the spec): the
@@ -347,13 +374,17 @@ pub async fn decode_invoice(invoiceid: String) -> Result<DecodedInvoice, ApiErro
     use crate::api::auth;
     let caller = auth::caller().await?;
     let decoded = engine::simnet::invoice::decode(&invoiceid)?;
-    let unit = caller.user.denomination;
+    let unit = caller
+        .user
+        .denomination
+        .unit(&auth::engine()?.desk.market)?;
     Ok(DecodedInvoice {
         amount: decoded.amount.map(|a| Amount(unit.format(a))),
         memo: decoded.memo,
         payee: decoded.payee,
         payment_hash: decoded.payment_hash,
         expires_at: decoded.expires_at_ms / 1000,
+        rate: decoded.amount.and(Rate::of(unit)),
     })
 }
 
@@ -372,7 +403,7 @@ pub async fn quick_pay(
     use crate::api::idempotent::once;
     let caller = auth::payer(password.as_deref()).await?;
     let engine = auth::engine()?;
-    let unit = caller.user.denomination;
+    let unit = caller.user.denomination.unit(&engine.desk.market)?;
     let inputs = serde_json::json!([
         dest,
         amount.0,
@@ -397,6 +428,7 @@ pub async fn quick_pay(
             .await?;
         Ok(GenericResponse {
             payment: Some(payment_view(&payment, unit)),
+            rate: Rate::of(unit),
             ..Default::default()
         })
     })
@@ -415,15 +447,24 @@ pub async fn open_channel(
     use crate::api::idempotent::once;
     let caller = auth::writer().await?;
     let engine = auth::engine()?;
-    let unit = caller.user.denomination;
+    let unit = caller.user.denomination.unit(&engine.desk.market)?;
     let inputs = serde_json::json!([remotenode, amount.0, unit.as_str()]);
     once(&caller, "openchannel", inputs, async {
         let capacity = unit.parse_amount("amount", &amount.0)?;
+        // A channel holds whole sats: dollars take the next whole sat, so the
+        // capacity is still worth at least what was typed.
+        let capacity = match unit {
+            engine::Unit::Usd(_) => capacity
+                .round_up_to_sat()
+                .ok_or_else(|| engine::Error::invalid("amount", "amount exceeds 21 million BTC"))?,
+            _ => capacity,
+        };
         let peer = engine::simnet::parse_node_id(&remotenode)?;
         let node = engine.wallet.node_id(&caller.user).await?;
         let channel = engine.simnet.open_channel(&node, &peer, capacity).await?;
         Ok(GenericResponse {
             channel: Some(channel_view(&channel, unit)),
+            rate: Rate::of(unit),
             ..Default::default()
         })
     })
@@ -442,13 +483,15 @@ pub async fn close_channel(
     use crate::api::auth;
     let caller = auth::payer(password.as_deref()).await?;
     let engine = auth::engine()?;
+    let unit = caller.user.denomination.unit(&engine.desk.market)?;
     let node = engine.wallet.node_id(&caller.user).await?;
     let channel = engine
         .simnet
         .close_channel(&node, &channelpoint, force.unwrap_or(false))
         .await?;
     Ok(GenericResponse {
-        channel: Some(channel_view(&channel, caller.user.denomination)),
+        channel: Some(channel_view(&channel, unit)),
+        rate: Rate::of(unit),
         ..Default::default()
     })
 }
@@ -494,6 +537,9 @@ pub struct HistoryResponse {
     pub transactions: Vec<TransactionView>,
     /// Pass it as `cursor` for the next (older) page; null on the last page.
     pub next_cursor: Option<String>,
+    /// The rate the amounts are in, when they are in usd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
 }
 
 /// `GET /rest/v1/history?type=&from=&to=&q=&limit=&cursor=` (an addition to the
@@ -519,11 +565,12 @@ pub async fn history(
     let filter = HistoryFilter::parse(&kind, &from, &to, &q)?;
     let limit = engine::cursor::parse_limit(&limit)?;
     let after = HistoryCursor::parse(&cursor)?;
-    let page = auth::engine()?
+    let engine = auth::engine()?;
+    let unit = caller.user.denomination.unit(&engine.desk.market)?;
+    let page = engine
         .wallet
         .history(&caller.user, &filter, after.as_ref(), limit)
         .await?;
-    let unit = caller.user.denomination;
     Ok(HistoryResponse {
         transactions: page
             .transactions
@@ -531,6 +578,7 @@ pub async fn history(
             .map(|t| transaction_view(t, unit))
             .collect(),
         next_cursor: page.next_cursor,
+        rate: Rate::of(unit),
     })
 }
 
@@ -540,6 +588,9 @@ pub struct ChannelsResponse {
     pub channels: Vec<ChannelView>,
     /// Pass it as `cursor` for the next (older) page; null on the last page.
     pub next_cursor: Option<String>,
+    /// The rate the amounts are in, when they are in usd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
 }
 
 /// `GET /rest/v1/channels?state=closed&cursor=&limit=` (an addition to the spec):
@@ -563,11 +614,12 @@ pub async fn channels(
     }
     let limit = engine::cursor::parse_limit(&limit)?;
     let after = engine::simnet::ClosedCursor::parse(&cursor)?;
-    let page = auth::engine()?
+    let engine = auth::engine()?;
+    let unit = caller.user.denomination.unit(&engine.desk.market)?;
+    let page = engine
         .wallet
         .closed_channels(&caller.user, after.as_ref(), limit)
         .await?;
-    let unit = caller.user.denomination;
     Ok(ChannelsResponse {
         channels: page
             .channels
@@ -575,11 +627,13 @@ pub async fn channels(
             .map(|c| channel_view(c, unit))
             .collect(),
         next_cursor: page.next_cursor,
+        rate: Rate::of(unit),
     })
 }
 
 /// `POST /rest/v1/settings {denomination, recheck_password}`: the account's
-/// wallet settings; a field left out keeps its value. The CSRF token may also
+/// wallet settings (`denomination`: sat, btc, mbtc, bits or usd); a field left
+/// out keeps its value. The CSRF token may also
 /// come in the body as `_csrf` (the pages send it there).
 #[server(prefix = "/rest/v1", endpoint = "settings", input = Json)]
 pub async fn update_settings(
@@ -610,7 +664,7 @@ pub async fn update_settings(
 }
 
 #[cfg(feature = "ssr")]
-fn channel_view(channel: &engine::simnet::Channel, unit: engine::Denomination) -> ChannelView {
+fn channel_view(channel: &engine::simnet::Channel, unit: engine::Unit) -> ChannelView {
     ChannelView {
         node: channel.remote.clone(),
         channel: channel.point.clone(),
@@ -624,7 +678,7 @@ fn channel_view(channel: &engine::simnet::Channel, unit: engine::Denomination) -
 }
 
 #[cfg(feature = "ssr")]
-fn balances_view(summary: &engine::wallet::Summary, unit: engine::Denomination) -> Balances {
+fn balances_view(summary: &engine::wallet::Summary, unit: engine::Unit) -> Balances {
     let amount = |m: engine::Msat| Amount(unit.format(m));
     Balances {
         btcfunds: amount(summary.total),
@@ -645,10 +699,7 @@ fn info_view(summary: &engine::wallet::Summary) -> Info {
 }
 
 #[cfg(feature = "ssr")]
-fn transaction_view(
-    t: &engine::wallet::Transaction,
-    unit: engine::Denomination,
-) -> TransactionView {
+fn transaction_view(t: &engine::wallet::Transaction, unit: engine::Unit) -> TransactionView {
     TransactionView {
         kind: t.kind.to_string(),
         amount: Amount(unit.format(t.amount)),
@@ -661,7 +712,7 @@ fn transaction_view(
 }
 
 #[cfg(feature = "ssr")]
-fn payment_view(payment: &engine::simnet::Payment, unit: engine::Denomination) -> PaymentView {
+fn payment_view(payment: &engine::simnet::Payment, unit: engine::Unit) -> PaymentView {
     PaymentView {
         payment_hash: payment.payment_hash.clone(),
         destination: payment.destination.clone(),

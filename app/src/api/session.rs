@@ -11,7 +11,8 @@ use crate::api::ApiError;
 pub struct Account {
     pub username: String,
     pub csrf: String,
-    /// The unit amounts are read and written in: `sat`, `btc`, `mbtc`, `bits`.
+    /// The unit amounts are read and written in: `sat`, `btc`, `mbtc`, `bits`,
+    /// `usd`.
     pub denomination: String,
     /// Whether payments ask for the password again.
     pub recheck_password: bool,

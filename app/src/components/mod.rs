@@ -6,6 +6,7 @@ mod copy;
 mod field;
 mod live;
 mod qr;
+mod rate;
 mod scanner;
 mod simnet;
 
@@ -18,5 +19,6 @@ pub use copy::CopyButton;
 pub use field::Field;
 pub use live::Live;
 pub use qr::QrCode;
+pub use rate::RateNote;
 pub use scanner::Scanner;
 pub use simnet::{SimnetActions, SimnetTools};

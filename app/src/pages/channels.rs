@@ -8,9 +8,9 @@ use crate::api::mylightning::{
     channels, ChannelView, ChannelsResponse, CloseChannel, ContactView, DataResponse, OpenChannel,
 };
 use crate::api::session::Account;
-use crate::api::Amount;
+use crate::api::{Amount, Rate};
 use crate::components::{
-    wallet_data, ErrorCard, Field, Live, SignedIn, SimnetActions, SimnetTools, WithData,
+    wallet_data, ErrorCard, Field, Live, RateNote, SignedIn, SimnetActions, SimnetTools, WithData,
 };
 
 lazy_wallet_page!(ChannelsPage, "Channels · Ampere", Channels);
@@ -83,6 +83,7 @@ fn ChannelList(data: DataResponse) -> impl IntoView {
                 view! { <ChannelRow channel peer unit=unit.clone() /> }
             }).collect_view()}
         </ul>
+        <RateNote rate=data.rate />
     }
     .into_any()
 }
@@ -102,7 +103,7 @@ fn RecentlyClosed(data: DataResponse) -> impl IntoView {
         .closed_channels_cursor
         .map(|cursor| format!("/channels?closed={}", url_encode(&cursor)));
     view! {
-        <ClosedTable title="Recently closed" closed names=data.addressbook unit=data.denomination />
+        <ClosedTable title="Recently closed" closed names=data.addressbook unit=data.denomination rate=data.rate />
         {older.map(|href| view! {
             <p><a href=href rel="next" data-testid="closed-older">"Older closed channels"</a></p>
         })}
@@ -144,7 +145,7 @@ fn OlderClosedPage(page: ChannelsResponse, names: Vec<ContactView>, unit: String
         {if page.channels.is_empty() {
             view! { <p class="card empty">"No older closed channels."</p> }.into_any()
         } else {
-            view! { <ClosedTable title="Older closed channels" closed=page.channels names unit /> }.into_any()
+            view! { <ClosedTable title="Older closed channels" closed=page.channels names unit rate=page.rate /> }.into_any()
         }}
         <nav class="actions" aria-label="Pages of closed channels">
             <a href="/channels">"Most recent"</a>
@@ -161,6 +162,7 @@ fn ClosedTable(
     closed: Vec<ChannelView>,
     names: Vec<ContactView>,
     unit: String,
+    rate: Option<Rate>,
 ) -> impl IntoView {
     view! {
         <section class="card">
@@ -185,6 +187,7 @@ fn ClosedTable(
                     }).collect_view()}
                 </tbody>
             </table>
+            <RateNote rate />
         </section>
     }
 }
@@ -371,6 +374,7 @@ fn OpenChannelCard(
                             <p class="hint">
                                 {format!("{} {} on chain can fund a channel.", d.balances.onchainfunds.0, d.denomination)}
                             </p>
+                            <RateNote rate=d.rate />
                         })
                     })}
                 </Transition>

@@ -6,7 +6,7 @@ use super::{action_error, form_error};
 use crate::api::mylightning::{AddContact, ContactView, DataResponse, QuickPay, RemoveContact};
 use crate::api::session::Account;
 use crate::api::Amount;
-use crate::components::{wallet_data_without_blocks, Field, Live, SignedIn, WithData};
+use crate::components::{wallet_data_without_blocks, Field, Live, RateNote, SignedIn, WithData};
 
 lazy_wallet_page!(ContactsPage, "Contacts · Ampere", Contacts);
 
@@ -147,10 +147,11 @@ fn QuickPayCard(
                     {move || if pay.pending().get() { "Paying…" } else { "Pay" }}
                 </button>
             </form>
-            {move || pay.value().get().and_then(|r| r.ok()).and_then(|r| r.payment).map(|p| view! {
+            {move || pay.value().get().and_then(|r| r.ok()).and_then(|r| Some((r.payment?, r.rate))).map(|(p, rate)| view! {
                 <p class="success" role="status" data-testid="quickpay-result">
                     {format!("Paid {} {} to {} (fee {})", p.amount.0, unit, dest.get_untracked(), p.fee.0)}
                 </p>
+                <RateNote rate />
             })}
         </section>
     }

@@ -7,7 +7,7 @@ use leptos_router::{lazy_route, LazyRoute};
 use super::url_encode;
 use crate::api::mylightning::{history, HistoryResponse};
 use crate::api::session::Account;
-use crate::components::{ErrorCard, Live, SignedIn};
+use crate::components::{ErrorCard, Live, RateNote, SignedIn};
 
 lazy_wallet_page!(HistoryPage, "History · Ampere", History);
 
@@ -126,6 +126,7 @@ fn Transactions(page: HistoryResponse, filter: Filter, unit: String) -> impl Int
         .as_deref()
         .map(|cursor| filter.older(cursor));
     let list = page.transactions;
+    let rate = page.rate;
     if list.is_empty() {
         return view! {
             <p class="card empty">"No transactions match."</p>
@@ -162,6 +163,7 @@ fn Transactions(page: HistoryResponse, filter: Filter, unit: String) -> impl Int
                     }).collect_view()}
                 </tbody>
             </table>
+            <RateNote rate />
             <nav class="actions" aria-label="Pages of the history">
                 {paged.then(|| view! { <a href=newest.clone()>"Newest"</a> })}
                 {older.map(|href| view! { <a href=href rel="next" data-testid="history-older">"Older"</a> })}

@@ -4,7 +4,7 @@ use leptos_meta::Title;
 use crate::api::mylightning::{SummaryResponse, UpdateSettings};
 use crate::api::session::Account;
 use crate::components::{
-    wallet_summary, CopyButton, Live, SignedIn, SimnetActions, SimnetTools, WithData,
+    wallet_summary, CopyButton, Live, RateNote, SignedIn, SimnetActions, SimnetTools, WithData,
 };
 
 /// The landing page: the signed-in account's dashboard, or a welcome for visitors.
@@ -102,10 +102,11 @@ fn Balances(data: SummaryResponse, settings: ServerAction<UpdateSettings>) -> im
                 {balance("Lightning", "balance-lightning", data.balances.lntfunds.0)}
                 {balance("On chain", "balance-onchain", data.balances.onchainfunds.0)}
             </div>
+            <RateNote rate=data.rate />
             <label class="inline">
                 "Show amounts in "
                 <select on:change=choose aria-label="Denomination" disabled=move || settings.pending().get()>
-                    {["sat", "btc", "mbtc", "bits"]
+                    {["sat", "btc", "mbtc", "bits", "usd"]
                         .into_iter()
                         .map(|d| view! { <option value=d selected=unit == d>{d}</option> })
                         .collect_view()}

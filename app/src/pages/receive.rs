@@ -6,7 +6,7 @@ use super::{action_error, form_error};
 use crate::api::mylightning::{CreateInvoice, CreateInvoiceResponse};
 use crate::api::session::Account;
 use crate::api::Amount;
-use crate::components::{now_seconds, CopyButton, Field, Live, QrCode, SignedIn};
+use crate::components::{now_seconds, CopyButton, Field, Live, QrCode, RateNote, SignedIn};
 
 lazy_wallet_page!(ReceivePage, "Receive · Ampere", Receive);
 
@@ -63,6 +63,7 @@ fn Invoice(invoice: CreateInvoiceResponse) -> impl IntoView {
     let text = invoice.payment_request.unwrap_or_default();
     let hash = invoice.payment_hash.unwrap_or_default();
     let expires_at = invoice.expires_at.unwrap_or_default();
+    let rate = invoice.rate;
     let live = Live::get();
     let paid = Memo::new(move |_| live.settled.with(|settled| settled.contains(&hash)));
     let now = now_seconds();
@@ -88,6 +89,7 @@ fn Invoice(invoice: CreateInvoiceResponse) -> impl IntoView {
         <section class="card invoice" aria-labelledby="invoice-title">
             <h2 id="invoice-title">"Your invoice"</h2>
             <p class="status" class:success=paid role="status" data-testid="invoice-status">{status}</p>
+            <RateNote rate />
             <QrCode text=text.clone() label="QR code of the invoice" />
             <p class="copyable">
                 <code class="wrap" data-testid="invoice">{text.clone()}</code>

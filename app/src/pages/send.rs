@@ -6,7 +6,7 @@ use super::{action_error, form_error};
 use crate::api::mylightning::{DecodeInvoice, DecodedInvoice, SendInvoice};
 use crate::api::session::Account;
 use crate::api::Amount;
-use crate::components::{now_seconds, Field, Live, Scanner, SignedIn};
+use crate::components::{now_seconds, Field, Live, RateNote, Scanner, SignedIn};
 
 lazy_wallet_page!(SendPage, "Send · Ampere", Send);
 
@@ -112,6 +112,7 @@ fn Confirm(decoded: DecodedInvoice, invoice: String, account: Account) -> impl I
                 <dt>"Amount"</dt>
                 <dd data-testid="send-amount">
                     {decoded.amount.map(|a| format!("{} {unit}", a.0)).unwrap_or_else(|| "any amount".into())}
+                    <RateNote rate=decoded.rate />
                 </dd>
                 <dt>"Memo"</dt>
                 <dd data-testid="send-memo">{decoded.memo}</dd>
@@ -138,10 +139,11 @@ fn Confirm(decoded: DecodedInvoice, invoice: String, account: Account) -> impl I
                     {move || if pay.pending().get() { "Paying…" } else if paid() { "Paid" } else { "Pay" }}
                 </button>
             </form>
-            {move || pay.value().get().and_then(|r| r.ok()).and_then(|r| r.payment).map(|p| view! {
+            {move || pay.value().get().and_then(|r| r.ok()).and_then(|r| Some((r.payment?, r.rate))).map(|(p, rate)| view! {
                 <p class="success" role="status" data-testid="send-result">
                     {format!("Paid {} {} (fee {})", p.amount.0, result_unit, p.fee.0)}
                 </p>
+                <RateNote rate />
             })}
         </section>
     }

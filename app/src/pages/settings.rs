@@ -56,7 +56,7 @@ fn WalletSettings(account: Account) -> impl IntoView {
                 <div class="field">
                     <label for="settings-denomination">"Show amounts in"</label>
                     <select id="settings-denomination" bind:value=denomination>
-                        {["sat", "btc", "mbtc", "bits"].into_iter().map(|d| view! {
+                        {["sat", "btc", "mbtc", "bits", "usd"].into_iter().map(|d| view! {
                             <option value=d selected=account.denomination == d>{d}</option>
                         }).collect_view()}
                     </select>

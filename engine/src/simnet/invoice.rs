@@ -82,7 +82,7 @@ pub fn issue(key: &NodeKey, amount: Option<Msat>, memo: &str, expiry: Duration) 
                 "amount",
                 format!(
                     "amount must be positive and at most {} BTC (what an invoice can hold)",
-                    crate::Denomination::Btc.format(MAX_INVOICE_AMOUNT)
+                    crate::money::Unit::Btc.format(MAX_INVOICE_AMOUNT)
                 ),
             ));
         }
