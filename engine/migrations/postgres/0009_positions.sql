@@ -35,12 +35,15 @@ CREATE TABLE desk_positions (
 CREATE INDEX desk_positions_user ON desk_positions (user_id, id);
 -- The tick's trigger index: what the reference price reaches, per side, among
 -- the positions it can reach. A tick reads ranges of these, never the table.
+-- Positions without a trigger of a kind are not in its index (most have no
+-- take-profit or stop-loss), so the indexes stay small and a settlement
+-- touches only those it is in.
 CREATE INDEX desk_positions_liquidation ON desk_positions (side, liquidation_cents)
-    WHERE state = 'open';
+    WHERE state = 'open' AND liquidation_cents IS NOT NULL;
 CREATE INDEX desk_positions_takeprofit ON desk_positions (side, takeprofit_cents)
-    WHERE state = 'open';
+    WHERE state = 'open' AND takeprofit_cents IS NOT NULL;
 CREATE INDEX desk_positions_stoploss ON desk_positions (side, stoploss_cents)
-    WHERE state = 'open';
+    WHERE state = 'open' AND stoploss_cents IS NOT NULL;
 CREATE INDEX desk_positions_limit ON desk_positions (side, price_cents)
     WHERE state = 'pending';
 

@@ -42,12 +42,12 @@ const TICK_LOCK: i64 = 0x616d_7065_7265_0011;
 /// price as independent, so the shorts' liquidations above the bid made it
 /// expect thousands of longs there, and a scan finds the first of those soonest.
 pub const TRIGGER_PROBE: &str = "SELECT CAST(CASE WHEN \
-    (SELECT MAX(liquidation_cents) FROM desk_positions WHERE state = 'open' AND side = 'b') >= $1 \
-    OR (SELECT MIN(liquidation_cents) FROM desk_positions WHERE state = 'open' AND side = 's') <= $2 \
-    OR (SELECT MIN(takeprofit_cents) FROM desk_positions WHERE state = 'open' AND side = 'b') <= $1 \
-    OR (SELECT MAX(takeprofit_cents) FROM desk_positions WHERE state = 'open' AND side = 's') >= $2 \
-    OR (SELECT MAX(stoploss_cents) FROM desk_positions WHERE state = 'open' AND side = 'b') >= $1 \
-    OR (SELECT MIN(stoploss_cents) FROM desk_positions WHERE state = 'open' AND side = 's') <= $2 \
+    (SELECT MAX(liquidation_cents) FROM desk_positions WHERE state = 'open' AND side = 'b' AND liquidation_cents IS NOT NULL) >= $1 \
+    OR (SELECT MIN(liquidation_cents) FROM desk_positions WHERE state = 'open' AND side = 's' AND liquidation_cents IS NOT NULL) <= $2 \
+    OR (SELECT MIN(takeprofit_cents) FROM desk_positions WHERE state = 'open' AND side = 'b' AND takeprofit_cents IS NOT NULL) <= $1 \
+    OR (SELECT MAX(takeprofit_cents) FROM desk_positions WHERE state = 'open' AND side = 's' AND takeprofit_cents IS NOT NULL) >= $2 \
+    OR (SELECT MAX(stoploss_cents) FROM desk_positions WHERE state = 'open' AND side = 'b' AND stoploss_cents IS NOT NULL) >= $1 \
+    OR (SELECT MIN(stoploss_cents) FROM desk_positions WHERE state = 'open' AND side = 's' AND stoploss_cents IS NOT NULL) <= $2 \
     OR (SELECT MAX(price_cents) FROM desk_positions WHERE state = 'pending' AND side = 'b') >= $2 \
     OR (SELECT MIN(price_cents) FROM desk_positions WHERE state = 'pending' AND side = 's') <= $1 \
     THEN 1 ELSE 0 END AS BIGINT)";
@@ -889,8 +889,8 @@ impl Desk {
             .db
             .write(move |conn| Box::pin(async move { apply_tick(conn, &quote).await }))
             .await?;
-        for (position, what, balance) in &changes {
-            self.position_changed(position, what, *balance);
+        for change in changes {
+            self.publish_change(change.user_id, change.pid, change.what, change.balance);
         }
         Ok(report)
     }
@@ -907,10 +907,19 @@ impl Desk {
 
     /// Tells the account's live views (the realtime socket) what changed.
     fn position_changed(&self, position: &Position, what: &str, balance: Msat) {
+        self.publish_change(
+            position.user_id.clone(),
+            position.pid.clone(),
+            what,
+            balance,
+        );
+    }
+
+    fn publish_change(&self, user_id: String, pid: String, what: &str, balance: Msat) {
         self.bus.publish(
-            Topic::Account(position.user_id.clone()),
+            Topic::Account(user_id),
             EventKind::PositionChanged {
-                pid: position.pid.clone(),
+                pid,
                 what: what.to_string(),
                 balance_msat: balance.0,
             },
@@ -1054,7 +1063,16 @@ async fn claim(
     Ok(Some((closed, paid)))
 }
 
-type Changes = Vec<(Position, &'static str, Msat)>;
+/// What a tick changed in one position, as its event tells it.
+struct Change {
+    pid: String,
+    user_id: String,
+    what: &'static str,
+    /// The account's balance after the tick.
+    balance: Msat,
+}
+
+type Changes = Vec<Change>;
 
 /// The tick's transaction (see [`Desk::tick`]).
 async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickReport, Changes)> {
@@ -1068,14 +1086,25 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
     let (bid, offer) = (cents_of(quote.bid), cents_of(quote.offer));
     let mut report = TickReport::default();
     let mut changes = Changes::new();
-    let balance_of = "(SELECT balance_msat FROM desk_balances b \
-                      WHERE b.user_id = desk_positions.user_id) AS balance_msat";
     // Every position's row is claimed before any balance moves, and the house
     // moves last, once: the order of locks every write keeps (see the module
     // doc), so a close or an add-margin in another process never deadlocks
     // with a tick. What the claims owe each account and the house meanwhile:
     let mut payouts = std::collections::BTreeMap::<String, u64>::new();
     let mut kept: i64 = 0;
+    // A claim answers only what its event and the books need: a tick may
+    // claim thousands of rows.
+    let claimed = |row: &sqlx::any::AnyRow, what| -> Result<(Change, i64)> {
+        Ok((
+            Change {
+                pid: row.try_get("pid")?,
+                user_id: row.try_get("user_id")?,
+                what,
+                balance: Msat::ZERO,
+            },
+            row.try_get("margin")?,
+        ))
+    };
 
     // Limit orders whose price the entry quote reached fill at their price,
     // first: an order filled through a gap beyond its own liquidation is then
@@ -1084,7 +1113,7 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
         let rows = sqlx::query(&format!(
             "UPDATE desk_positions SET state = 'open', filled_at = $4 \
              WHERE state = 'pending' AND side = $1 AND {reached} \
-             RETURNING {COLUMNS}, {balance_of}"
+             RETURNING pid, user_id, margin"
         ))
         .bind(side)
         .bind(offer)
@@ -1093,8 +1122,7 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
         .fetch_all(&mut *conn)
         .await?;
         for row in &rows {
-            let balance = Msat(row.try_get::<Option<i64>, _>("balance_msat")?.unwrap_or(0));
-            changes.push((position_from_row(row)?, "filled", balance));
+            changes.push(claimed(row, "filled")?.0);
         }
         report.filled += rows.len();
     }
@@ -1109,7 +1137,7 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
             "UPDATE desk_positions SET state = 'closed', closed_by = 'liquidation', \
              exit_cents = $2, pl = -margin, closed_at = $3 \
              WHERE state = 'open' AND side = $1 AND {reached} \
-             RETURNING {COLUMNS}, {balance_of}"
+             RETURNING pid, user_id, margin"
         ))
         .bind(side)
         .bind(exit)
@@ -1117,10 +1145,9 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
         .fetch_all(&mut *conn)
         .await?;
         for row in &rows {
-            let position = position_from_row(row)?;
-            kept = kept.saturating_add(sats(position.margin));
-            let balance = Msat(row.try_get::<Option<i64>, _>("balance_msat")?.unwrap_or(0));
-            changes.push((position, "liquidated", balance));
+            let (change, margin) = claimed(row, "liquidated")?;
+            kept = kept.saturating_add(margin);
+            changes.push(change);
         }
         report.liquidated += rows.len();
     }
@@ -1153,7 +1180,12 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
             let owed = payouts.entry(closed.user_id.clone()).or_default();
             *owed = owed.saturating_add(paid);
             kept = kept.saturating_add(sats(closed.margin) - sats(paid));
-            changes.push((closed, by.event(), Msat::ZERO));
+            changes.push(Change {
+                pid: closed.pid,
+                user_id: closed.user_id,
+                what: by.event(),
+                balance: Msat::ZERO,
+            });
         }
     }
 
@@ -1165,11 +1197,14 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
         balances.insert(user_id, balance);
     }
     house(conn, kept.saturating_mul(1000)).await?;
-    // Every change says the account's balance after the tick.
-    for (position, _, balance) in &mut changes {
-        if let Some(after) = balances.get(&position.user_id) {
-            *balance = *after;
+    // Every change says the account's balance after the tick: read once per
+    // account the tick touched.
+    for change in &mut changes {
+        if !balances.contains_key(&change.user_id) {
+            let balance = balance_in(conn, &change.user_id).await?;
+            balances.insert(change.user_id.clone(), balance);
         }
+        change.balance = balances[&change.user_id];
     }
     Ok((report, changes))
 }
