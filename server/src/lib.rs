@@ -13,6 +13,7 @@ mod history_export;
 mod live;
 mod openapi;
 mod photo;
+pub mod price_feed;
 mod rate_limit;
 mod sessions;
 mod wallet_api;
@@ -242,6 +243,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let sweeper = services.sessions.spawn_expiry_sweep();
     // Withdrawals whose payment never committed are ended and refunded.
     let withdrawals = services.engine.desk.spawn_sweeper(Duration::from_secs(30));
+    // The price moves, and every position is checked against it, each tick.
+    let ticker = services.engine.desk.spawn_ticker(config.price_source()?);
     let miner = (config.block_interval > 0).then(|| {
         services
             .engine
@@ -298,6 +301,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     tracing::info!("shutting down: closing the databases");
     sweeper.abort();
     withdrawals.abort();
+    ticker.abort();
     if let Some(miner) = miner {
         miner.abort();
     }
