@@ -475,4 +475,100 @@ mod tests {
         let fine = Config::try_parse_from(["ampere", "--hub-channel-sats", "1000000000"]);
         assert!(fine.is_ok());
     }
+
+    #[test]
+    fn the_market_and_desk_limits_reach_the_desk_settings() {
+        let config = Config::try_parse_from([
+            "ampere",
+            "--price-start",
+            "9990.5",
+            "--price-volatility",
+            "0",
+            "--price-seed",
+            "7",
+            "--price-spread-bps",
+            "10",
+            "--price-interval-ms",
+            "250",
+            "--price-stale-secs",
+            "3",
+            "--max-open-positions",
+            "5",
+            "--max-leverage",
+            "20",
+        ])
+        .unwrap();
+        let desk = config.engine_settings().desk;
+        assert_eq!(desk.market.start, Price::from_cents(999_050));
+        assert_eq!(desk.market.volatility, 0.0);
+        assert_eq!(desk.market.seed, 7);
+        assert_eq!(desk.market.spread_bps, 10);
+        assert_eq!(desk.market.interval, Duration::from_millis(250));
+        assert_eq!(desk.market.stale_after, Duration::from_secs(3));
+        assert_eq!((desk.open_positions_max, desk.leverage_max), (5, 20));
+
+        // The defaults are the engine's; a stale bound under two intervals is raised.
+        let defaults = Config::try_parse_from(["ampere"])
+            .unwrap()
+            .engine_settings()
+            .desk;
+        let engine = engine::desk::DeskConfig::default();
+        assert_eq!(defaults.market.start, engine.market.start);
+        assert_eq!(defaults.market.volatility, engine.market.volatility);
+        assert_eq!(defaults.market.interval, engine.market.interval);
+        assert_eq!(defaults.market.stale_after, engine.market.stale_after);
+        assert_eq!(
+            (defaults.open_positions_max, defaults.leverage_max),
+            (50, 100)
+        );
+        let slow = Config::try_parse_from([
+            "ampere",
+            "--price-interval-ms",
+            "60000",
+            "--price-stale-secs",
+            "10",
+        ])
+        .unwrap();
+        assert_eq!(
+            slow.engine_settings().desk.market.stale_after,
+            Duration::from_secs(120)
+        );
+    }
+
+    #[test]
+    fn nonsense_market_flags_are_refused_at_start() {
+        for (flag, value) in [
+            ("--price-start", "0"),
+            ("--price-start", "-5"),
+            ("--price-start", "100000.001"),
+            ("--price-start", "10000000.01"),
+            ("--price-volatility", "-0.1"),
+            ("--price-volatility", "NaN"),
+            ("--price-volatility", "11"),
+            ("--price-spread-bps", "1001"),
+            ("--price-interval-ms", "0"),
+            ("--price-stale-secs", "0"),
+            ("--price-feed-url", "ftp://prices.example/btc"),
+            ("--price-feed-url", "prices.example/btc"),
+            ("--price-feed-pointer", "data/amount"),
+            ("--max-open-positions", "0"),
+            ("--max-leverage", "0"),
+            ("--max-leverage", "101"),
+            ("--max-realtime-sockets", "0"),
+        ] {
+            assert!(
+                Config::try_parse_from(["ampere", flag, value]).is_err(),
+                "{flag} {value} passed"
+            );
+        }
+        let feed = Config::try_parse_from([
+            "ampere",
+            "--price-feed-url",
+            "https://prices.example/v2/spot",
+            "--price-feed-pointer",
+            "/data/amount",
+        ])
+        .unwrap();
+        assert!(feed.price_source().is_ok());
+    }
 }
