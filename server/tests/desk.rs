@@ -1153,8 +1153,12 @@ async fn the_lnm_document_describes_every_lnm_route() {
     let reply = lnm(&server, Method::GET, "/lnm/openapi.json", None, None).await;
     assert_eq!(reply.status, StatusCode::OK);
     let paths = reply.body["paths"].as_object().expect("paths");
-    // Beside the server functions: the LNURL-auth event stream (axum's).
-    let mut served = vec![("get".to_string(), "/lnurl/a/events".to_string())];
+    // Beside the server functions: the LNURL-auth event stream and the
+    // realtime WebSocket (axum's).
+    let mut served = vec![
+        ("get".to_string(), "/lnurl/a/events".to_string()),
+        ("get".to_string(), "/realtime".to_string()),
+    ];
     for (path, method) in leptos::server_fn::axum::server_fn_paths() {
         if let Some(spec_path) = path.strip_prefix("/lnm") {
             served.push((method.as_str().to_ascii_lowercase(), spec_path.to_string()));
@@ -1176,7 +1180,8 @@ async fn the_lnm_document_describes_every_lnm_route() {
     }
     assert_eq!(
         served.len(),
-        22,
-        "the spec's 20 operations, GET /login/joule and GET /lnurl/a/events"
+        25,
+        "the spec's 20 operations, GET /login/joule, GET /lnurl/a/events, \
+         GET /market/ticker, GET /market/history and GET /realtime"
     );
 }
