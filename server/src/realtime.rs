@@ -86,10 +86,28 @@ pub async fn connect(
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
-            return format.error(
-                rejection.status(),
+            use WebSocketUpgradeRejection::{InvalidConnectionHeader, InvalidUpgradeHeader};
+            // Not a handshake at all: say which protocol to upgrade to.
+            let plain = matches!(
+                rejection,
+                InvalidConnectionHeader(_) | InvalidUpgradeHeader(_)
+            );
+            let status = if plain {
+                StatusCode::UPGRADE_REQUIRED
+            } else {
+                rejection.status()
+            };
+            let mut response = format.error(
+                status,
                 "this route is a WebSocket (JSON-RPC 2.0): connect with a WebSocket client",
-            )
+            );
+            if plain {
+                response.headers_mut().insert(
+                    axum::http::header::UPGRADE,
+                    axum::http::HeaderValue::from_static("websocket"),
+                );
+            }
+            return response;
         }
     };
     let caller = match identity.map(|Extension(identity)| identity) {
