@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser, ValueEnum};
+use engine::desk::contract::Price;
+use engine::desk::market::{MarketConfig, Source, Walk};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -136,6 +138,72 @@ pub struct Config {
           value_parser = BoolishValueParser::new())]
     pub account_creation: bool,
 
+    /// Most positions (open, or limit orders waiting) one account holds at once.
+    #[arg(long, env = "AMPERE_MAX_OPEN_POSITIONS", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_open_positions: u32,
+
+    /// Highest leverage an order may ask (the lowest is 1).
+    #[arg(long, env = "AMPERE_MAX_LEVERAGE", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_leverage: u32,
+
+    /// The BTC/USD index, in USD, on a fresh database (later starts go on from
+    /// the last recorded price).
+    #[arg(long, env = "AMPERE_PRICE_START", default_value = "100000", value_parser = index_usd)]
+    pub price_start: Price,
+
+    /// The embedded price's annualised volatility (0.6 is 60 %); 0 holds the
+    /// price still. Unused with `--price-feed-url`.
+    #[arg(long, env = "AMPERE_PRICE_VOLATILITY", default_value_t = 0.6, value_parser = volatility)]
+    pub price_volatility: f64,
+
+    /// The embedded price's random seed: the same seed and start replay the
+    /// same path.
+    #[arg(long, env = "AMPERE_PRICE_SEED", default_value_t = 21)]
+    pub price_seed: u64,
+
+    /// Bid to offer, in basis points of the index (half on each side).
+    #[arg(long, env = "AMPERE_PRICE_SPREAD_BPS", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(0..=1_000))]
+    pub price_spread_bps: u32,
+
+    /// Milliseconds between price ticks (each moves the price, or asks the
+    /// feed, and checks every position's triggers).
+    #[arg(long, env = "AMPERE_PRICE_INTERVAL_MS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub price_interval_ms: u64,
+
+    /// Seconds after which the last price is stale: new positions and closes
+    /// are then refused (503) and nothing triggers. At least two intervals
+    /// (a smaller value is raised to that).
+    #[arg(long, env = "AMPERE_PRICE_STALE_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub price_stale_secs: u64,
+
+    /// Take the index from this JSON URL (http or https), asked every
+    /// interval, instead of the embedded random walk.
+    #[arg(long, env = "AMPERE_PRICE_FEED_URL", value_parser = crate::price_feed::feed_url)]
+    pub price_feed_url: Option<String>,
+
+    /// Where the feed's answer holds the index: a JSON pointer (RFC 6901) such
+    /// as `/data/amount`, to a number or a decimal string of USD. Empty: the
+    /// whole answer is the number.
+    #[arg(long, env = "AMPERE_PRICE_FEED_POINTER", default_value = "",
+          value_parser = crate::price_feed::feed_pointer)]
+    pub price_feed_pointer: String,
+
+    /// WebSockets (`/lnm/realtime`) one account may hold open at once.
+    #[arg(long, env = "AMPERE_MAX_REALTIME_SOCKETS", default_value_t = 8,
+          value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub max_realtime_sockets: u64,
+
+    /// WebSockets (`/lnm/realtime`) one client address may hold open at once,
+    /// signed in or not.
+    #[arg(long, env = "AMPERE_MAX_REALTIME_SOCKETS_PER_ADDRESS", default_value_t = 32,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_realtime_sockets_per_address: u64,
+
     /// Requests to `/lnm` one account, and one client address, may make in a
     /// minute (each process counts its own); beyond it, 429.
     #[arg(long, env = "AMPERE_LNM_REQUESTS_PER_MINUTE", default_value_t = 600,
@@ -149,6 +217,21 @@ pub struct Config {
     /// Log line format.
     #[arg(long, env = "AMPERE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// An index in USD, as `--price-start` takes it.
+fn index_usd(text: &str) -> Result<Price, String> {
+    let price = Price::parse(text).ok_or("a decimal number of USD, at most two decimals")?;
+    engine::desk::market::check_index(price).map_err(|e| e.to_string())?;
+    Ok(price)
+}
+
+/// An annualised volatility: a finite number from 0 to 10 (1000 %).
+fn volatility(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=10.0).contains(&v) => Ok(v),
+        _ => Err("a number from 0 to 10 (0.6 is 60 % a year)".into()),
+    }
 }
 
 fn default_timeouts() -> engine::storage::Timeouts {
@@ -207,6 +290,9 @@ impl Config {
                 newposition: self.new_positions,
                 account_creation: self.account_creation,
             },
+            open_positions_max: self.max_open_positions,
+            leverage_max: self.max_leverage,
+            market: self.market(),
             public_url: self.public_url(),
             ..Default::default()
         };
@@ -217,6 +303,33 @@ impl Config {
             desk,
             ..Default::default()
         }
+    }
+
+    /// The price's settings: a stale bound of at least two intervals, so one
+    /// late tick never pauses trading.
+    fn market(&self) -> MarketConfig {
+        let interval = Duration::from_millis(self.price_interval_ms);
+        MarketConfig {
+            start: self.price_start,
+            volatility: self.price_volatility,
+            seed: self.price_seed,
+            spread_bps: self.price_spread_bps,
+            interval,
+            stale_after: Duration::from_secs(self.price_stale_secs).max(interval * 2),
+        }
+    }
+
+    /// Where the index comes from: the operator's feed, else the seeded walk.
+    pub fn price_source(&self) -> Result<Box<dyn Source>, engine::Error> {
+        let market = self.market();
+        Ok(match &self.price_feed_url {
+            Some(url) => Box::new(crate::price_feed::Feed::new(
+                url,
+                &self.price_feed_pointer,
+                crate::price_feed::Feed::timeout_for(&market),
+            )?),
+            None => Box::new(Walk::new(market.volatility, market.interval, market.seed)),
+        })
     }
 
     pub fn public_url(&self) -> String {
@@ -361,5 +474,101 @@ mod tests {
         }
         let fine = Config::try_parse_from(["ampere", "--hub-channel-sats", "1000000000"]);
         assert!(fine.is_ok());
+    }
+
+    #[test]
+    fn the_market_and_desk_limits_reach_the_desk_settings() {
+        let config = Config::try_parse_from([
+            "ampere",
+            "--price-start",
+            "9990.5",
+            "--price-volatility",
+            "0",
+            "--price-seed",
+            "7",
+            "--price-spread-bps",
+            "10",
+            "--price-interval-ms",
+            "250",
+            "--price-stale-secs",
+            "3",
+            "--max-open-positions",
+            "5",
+            "--max-leverage",
+            "20",
+        ])
+        .unwrap();
+        let desk = config.engine_settings().desk;
+        assert_eq!(desk.market.start, Price::from_cents(999_050));
+        assert_eq!(desk.market.volatility, 0.0);
+        assert_eq!(desk.market.seed, 7);
+        assert_eq!(desk.market.spread_bps, 10);
+        assert_eq!(desk.market.interval, Duration::from_millis(250));
+        assert_eq!(desk.market.stale_after, Duration::from_secs(3));
+        assert_eq!((desk.open_positions_max, desk.leverage_max), (5, 20));
+
+        // The defaults are the engine's; a stale bound under two intervals is raised.
+        let defaults = Config::try_parse_from(["ampere"])
+            .unwrap()
+            .engine_settings()
+            .desk;
+        let engine = engine::desk::DeskConfig::default();
+        assert_eq!(defaults.market.start, engine.market.start);
+        assert_eq!(defaults.market.volatility, engine.market.volatility);
+        assert_eq!(defaults.market.interval, engine.market.interval);
+        assert_eq!(defaults.market.stale_after, engine.market.stale_after);
+        assert_eq!(
+            (defaults.open_positions_max, defaults.leverage_max),
+            (50, 100)
+        );
+        let slow = Config::try_parse_from([
+            "ampere",
+            "--price-interval-ms",
+            "60000",
+            "--price-stale-secs",
+            "10",
+        ])
+        .unwrap();
+        assert_eq!(
+            slow.engine_settings().desk.market.stale_after,
+            Duration::from_secs(120)
+        );
+    }
+
+    #[test]
+    fn nonsense_market_flags_are_refused_at_start() {
+        for (flag, value) in [
+            ("--price-start", "0"),
+            ("--price-start", "-5"),
+            ("--price-start", "100000.001"),
+            ("--price-start", "10000000.01"),
+            ("--price-volatility", "-0.1"),
+            ("--price-volatility", "NaN"),
+            ("--price-volatility", "11"),
+            ("--price-spread-bps", "1001"),
+            ("--price-interval-ms", "0"),
+            ("--price-stale-secs", "0"),
+            ("--price-feed-url", "ftp://prices.example/btc"),
+            ("--price-feed-url", "prices.example/btc"),
+            ("--price-feed-pointer", "data/amount"),
+            ("--max-open-positions", "0"),
+            ("--max-leverage", "0"),
+            ("--max-leverage", "101"),
+            ("--max-realtime-sockets", "0"),
+        ] {
+            assert!(
+                Config::try_parse_from(["ampere", flag, value]).is_err(),
+                "{flag} {value} passed"
+            );
+        }
+        let feed = Config::try_parse_from([
+            "ampere",
+            "--price-feed-url",
+            "https://prices.example/v2/spot",
+            "--price-feed-pointer",
+            "/data/amount",
+        ])
+        .unwrap();
+        assert!(feed.price_source().is_ok());
     }
 }

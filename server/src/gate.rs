@@ -3,6 +3,8 @@
 //!   `--trusted-proxies`),
 //! - refuses a state-changing request whose `Origin` is not this server (the
 //!   public URL's or the listen address's host, never whatever `Host` says),
+//!   and a WebSocket handshake from another `Origin` that carries the session
+//!   cookie (a GET any page may make: cross-site WebSocket hijacking),
 //! - resolves who is calling into one [`Identity`]: a bearer token or the
 //!   `session` cookie, checked against the account's current credentials,
 //! - notes whether a cookie-authenticated request carried the session's CSRF
@@ -139,6 +141,21 @@ pub async fn admit(State(gate): State<Gate>, request: Request, next: Next) -> Re
             return format.error(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable");
         }
     };
+    if is_websocket_handshake(&parts.headers)
+        && matches!(
+            &identity,
+            Identity::Caller(Caller {
+                credential: Credential::Session { .. },
+                ..
+            })
+        )
+        && !gate.origin_allowed(&parts.headers)
+    {
+        return format.error(
+            StatusCode::FORBIDDEN,
+            "cross-origin WebSocket with the session cookie refused",
+        );
+    }
     let mut body = body;
     let identity = match identity {
         Identity::Caller(mut caller) if writes => {
@@ -302,6 +319,13 @@ fn form_field(text: &str, names: &[&str]) -> Option<String> {
     form_urlencoded::parse(text.as_bytes())
         .find(|(key, _)| names.contains(&key.as_ref()))
         .map(|(_, value)| value.into_owned())
+}
+
+fn is_websocket_handshake(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {

@@ -13,7 +13,9 @@ mod history_export;
 mod live;
 mod openapi;
 mod photo;
+pub mod price_feed;
 mod rate_limit;
+mod realtime;
 mod sessions;
 mod wallet_api;
 
@@ -87,6 +89,10 @@ pub struct Site {
     pub max_event_streams: usize,
     /// `/lnm` requests per minute, per account and per client address.
     pub lnm_requests_per_minute: u32,
+    /// `/lnm/realtime` sockets one account may hold open at once.
+    pub max_realtime_sockets: usize,
+    /// `/lnm/realtime` sockets one client address may hold open at once.
+    pub max_realtime_sockets_per_address: usize,
 }
 
 impl Site {
@@ -100,6 +106,8 @@ impl Site {
             trusted_proxies: config.trusted_proxies.clone(),
             max_event_streams: config.max_event_streams,
             lnm_requests_per_minute: config.lnm_requests_per_minute,
+            max_realtime_sockets: config.max_realtime_sockets as usize,
+            max_realtime_sockets_per_address: config.max_realtime_sockets_per_address as usize,
         }
     }
 
@@ -114,6 +122,8 @@ impl Site {
             trusted_proxies: Vec::new(),
             max_event_streams: 8,
             lnm_requests_per_minute: 600,
+            max_realtime_sockets: 8,
+            max_realtime_sockets_per_address: 32,
         }
     }
 }
@@ -144,7 +154,14 @@ impl Services {
             engine: self.engine.clone(),
             public_url: PublicUrl(site.public_url.clone()),
             simnet_dev: site.simnet_dev,
-            streams: live::Streams::new(site.max_event_streams, self.shutdown.subscribe()),
+            streams: live::Streams::new(
+                live::StreamLimits {
+                    event_streams_per_account: site.max_event_streams,
+                    sockets_per_account: site.max_realtime_sockets,
+                    sockets_per_address: site.max_realtime_sockets_per_address,
+                },
+                self.shutdown.subscribe(),
+            ),
         };
         let gate = gate::Gate::new(
             self.engine.clone(),
@@ -204,6 +221,7 @@ pub fn app(
                 .precompressed_br()
                 .precompressed_gzip(),
         )
+        .route("/lnm/realtime", get(realtime::connect))
         .merge(accounts_api::router())
         .merge(wallet_api::router())
         .merge(openapi::router())
@@ -242,6 +260,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let sweeper = services.sessions.spawn_expiry_sweep();
     // Withdrawals whose payment never committed are ended and refunded.
     let withdrawals = services.engine.desk.spawn_sweeper(Duration::from_secs(30));
+    // The price moves, and every position is checked against it, each tick.
+    let ticker = services.engine.desk.spawn_ticker(config.price_source()?);
     let miner = (config.block_interval > 0).then(|| {
         services
             .engine
@@ -298,6 +318,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     tracing::info!("shutting down: closing the databases");
     sweeper.abort();
     withdrawals.abort();
+    ticker.abort();
     if let Some(miner) = miner {
         miner.abort();
     }

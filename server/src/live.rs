@@ -24,51 +24,88 @@ use crate::gate::{ErrorFormat, SignedIn};
 use engine::events::{EventKind, Subscription, Topic};
 use engine::{Caller, Engine};
 
-/// The open streams of this process, and what ends them all.
+/// The open streams and sockets of this process, and what ends them all.
 #[derive(Clone)]
 pub struct Streams {
-    open: Arc<Mutex<HashMap<String, usize>>>,
-    max_per_account: usize,
+    /// Event streams, per account.
+    events: Slots,
+    /// `/lnm/realtime` sockets, per account and per client address.
+    pub sockets_per_account: Slots,
+    pub sockets_per_address: Slots,
     shutdown: watch::Receiver<bool>,
 }
 
 impl Streams {
-    pub fn new(max_per_account: usize, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(limits: StreamLimits, shutdown: watch::Receiver<bool>) -> Self {
         Streams {
-            open: Arc::new(Mutex::new(HashMap::new())),
-            max_per_account,
+            events: Slots::new(limits.event_streams_per_account),
+            sockets_per_account: Slots::new(limits.sockets_per_account),
+            sockets_per_address: Slots::new(limits.sockets_per_address),
             shutdown,
         }
     }
 
-    /// A slot for one more stream of `account`, or `None` at the limit.
-    fn take_slot(&self, account: &str) -> Option<Slot> {
-        let mut open = self.open.lock().expect("streams lock");
-        let count = open.entry(account.to_string()).or_default();
-        if *count >= self.max_per_account {
+    /// Turns true when the server shuts down.
+    pub fn shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// How many long-lived responses one account or address may hold at once.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    pub event_streams_per_account: usize,
+    pub sockets_per_account: usize,
+    pub sockets_per_address: usize,
+}
+
+/// Counts what is open per key (an account, a client address), up to a limit.
+#[derive(Clone)]
+pub struct Slots {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+    max: usize,
+}
+
+impl Slots {
+    fn new(max: usize) -> Self {
+        Slots {
+            open: Arc::new(Mutex::new(HashMap::new())),
+            max,
+        }
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// A slot for one more of `key`'s, or `None` at the limit.
+    pub fn take(&self, key: &str) -> Option<Slot> {
+        let mut open = self.open.lock().expect("slots lock");
+        let count = open.entry(key.to_string()).or_default();
+        if *count >= self.max {
             return None;
         }
         *count += 1;
         Some(Slot {
             open: self.open.clone(),
-            account: account.to_string(),
+            key: key.to_string(),
         })
     }
 }
 
-/// One open stream of an account; freed when the stream is dropped.
-struct Slot {
+/// One open stream or socket of a key; freed when dropped.
+pub struct Slot {
     open: Arc<Mutex<HashMap<String, usize>>>,
-    account: String,
+    key: String,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut open = self.open.lock().expect("streams lock");
-        if let Some(count) = open.get_mut(&self.account) {
+        let mut open = self.open.lock().expect("slots lock");
+        if let Some(count) = open.get_mut(&self.key) {
             *count -= 1;
             if *count == 0 {
-                open.remove(&self.account);
+                open.remove(&self.key);
             }
         }
     }
@@ -79,10 +116,10 @@ pub async fn events(
     State(streams): State<Streams>,
     SignedIn(caller): SignedIn,
 ) -> Response {
-    let Some(slot) = streams.take_slot(&caller.user.id.0) else {
+    let Some(slot) = streams.events.take(&caller.user.id.0) else {
         let message = format!(
             "at most {} event streams per account may be open at once; close another one first",
-            streams.max_per_account
+            streams.events.max()
         );
         return ErrorFormat::MyLightning.error(StatusCode::TOO_MANY_REQUESTS, &message);
     };

@@ -66,7 +66,7 @@ impl Quotas {
 
 /// What one client is counted as: its IPv4 address, or the /64 network of its
 /// IPv6 address (one subscriber's usual share, which it can change at will).
-fn network_of(address: &str) -> String {
+pub(crate) fn network_of(address: &str) -> String {
     match address.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(v6)) => {
             let s = v6.segments();

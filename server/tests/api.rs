@@ -516,6 +516,7 @@ const API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/rest/v1/scanqr"),
     ("POST", "/api/v1/simnet/mine"),
     ("POST", "/api/v1/simnet/faucet"),
+    ("POST", "/api/v1/simnet/price"),
     ("GET", "/api/v1/auth"),
     ("POST", "/api/v1/auth"),
     ("POST", "/api/v1/auth/register"),

@@ -1023,8 +1023,12 @@ async fn the_lnm_document_describes_every_lnm_route() {
     let reply = lnm(&server, Method::GET, "/lnm/openapi.json", None, None).await;
     assert_eq!(reply.status, StatusCode::OK);
     let paths = reply.body["paths"].as_object().expect("paths");
-    // Beside the server functions: the LNURL-auth event stream (axum's).
-    let mut served = vec![("get".to_string(), "/lnurl/a/events".to_string())];
+    // Beside the server functions: the LNURL-auth event stream and the
+    // realtime WebSocket (axum's).
+    let mut served = vec![
+        ("get".to_string(), "/lnurl/a/events".to_string()),
+        ("get".to_string(), "/realtime".to_string()),
+    ];
     for (path, method) in leptos::server_fn::axum::server_fn_paths() {
         if let Some(spec_path) = path.strip_prefix("/lnm") {
             served.push((method.as_str().to_ascii_lowercase(), spec_path.to_string()));
@@ -1046,7 +1050,8 @@ async fn the_lnm_document_describes_every_lnm_route() {
     }
     assert_eq!(
         served.len(),
-        28,
-        "the spec's 25 operations, GET /login/joule, POST /positions/add-margin and GET /lnurl/a/events"
+        31,
+        "the spec's 25 operations, GET /login/joule, POST /positions/add-margin, \
+         GET /lnurl/a/events, GET /market/ticker, GET /market/history and GET /realtime"
     );
 }

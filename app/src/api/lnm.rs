@@ -1024,3 +1024,85 @@ pub async fn lnurl_withdraw(
         status: "OK".into(),
     })
 }
+
+// The market: the desk's BTC/USD quote and its recent history (additive,
+// public: no credential, counted by the `/lnm` quotas like every route here).
+
+/// `GET /lnm/market/ticker`: the exchange's latest quote, prices as the spec
+/// writes them ("9990.0"). `time` says when it was taken: while it is older
+/// than the server's staleness bound, opening and closing positions answer 503.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TickerView {
+    pub index: String,
+    pub bid: String,
+    pub offer: String,
+    /// RFC 3339.
+    pub time: String,
+}
+
+#[server(prefix = "/lnm", endpoint = "market/ticker", input = GetUrl)]
+pub async fn market_ticker() -> Result<TickerView, LnmError> {
+    let quote = crate::api::auth::engine()?
+        .desk
+        .market
+        .latest()
+        .ok_or_else(|| {
+            engine::Error::Unavailable("the exchange has no BTC/USD price yet".into())
+        })?;
+    Ok(TickerView {
+        index: quote.index.to_string(),
+        bid: quote.bid.to_string(),
+        offer: quote.offer.to_string(),
+        time: engine::rfc3339(quote.at_ms),
+    })
+}
+
+/// One point of `GET /lnm/market/history`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarketPoint {
+    /// Unix milliseconds.
+    pub time: i64,
+    pub index: String,
+    pub bid: String,
+    pub offer: String,
+}
+
+/// `GET /lnm/market/history?from=&to=` (Unix ms, both inclusive; defaults:
+/// the last hour up to now): the recorded quotes, oldest first, every one
+/// when `from` lies within the last hour, one a minute before that (two days
+/// are kept); at most 5000, the newest.
+#[server(prefix = "/lnm", endpoint = "market/history", input = GetUrl)]
+pub async fn market_history(
+    #[server(default)] from: Option<String>,
+    #[server(default)] to: Option<String>,
+) -> Result<Vec<MarketPoint>, LnmError> {
+    const HOUR_MS: i64 = 3600 * 1000;
+    fn millis(field: &'static str, text: Option<&str>) -> Result<Option<i64>, engine::Error> {
+        let Some(text) = text.filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        match text.parse::<i64>() {
+            Ok(ms) if (0..=i64::MAX / 2).contains(&ms) => Ok(Some(ms)),
+            _ => Err(engine::Error::invalid(
+                field,
+                format!("{field} is a time in Unix milliseconds"),
+            )),
+        }
+    }
+    let to_ms = millis("to", to.as_deref())?.unwrap_or_else(engine::now_ms);
+    let from_ms = millis("from", from.as_deref())?.unwrap_or(to_ms.saturating_sub(HOUR_MS));
+    let quotes = crate::api::auth::engine()?
+        .desk
+        .market
+        .history(from_ms, to_ms)
+        .await?;
+    Ok(quotes
+        .into_iter()
+        .map(|quote| MarketPoint {
+            time: quote.at_ms,
+            index: quote.index.to_string(),
+            bid: quote.bid.to_string(),
+            offer: quote.offer.to_string(),
+        })
+        .collect())
+}

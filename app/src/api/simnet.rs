@@ -1,12 +1,13 @@
 //! The simnet's developer calls, served only when the server runs with
-//! `--simnet-dev`: test coins from the faucet and blocks on demand. Scripts and
-//! tests call them; the dashboard shows them as buttons.
+//! `--simnet-dev`: test coins from the faucet, blocks on demand and the desk's
+//! BTC/USD index set at once. Scripts and tests call them; the dashboard shows
+//! them as buttons.
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::api::ApiError;
+use crate::api::{Amount, ApiError};
 
 /// Whether the server runs with `--simnet-dev`, provided by the server.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +45,57 @@ pub async fn faucet(address: String, sats: i64, _csrf: Option<String>) -> Result
         .faucet(&address, amount)
         .await?;
     Ok(Funded { txid })
+}
+
+/// The desk's quote after `POST /api/v1/simnet/price`, prices as the desk's
+/// API writes them ("9990.0"), and what the tick did to the positions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriceSet {
+    pub index: String,
+    pub bid: String,
+    pub offer: String,
+    /// RFC 3339.
+    pub time: String,
+    pub tick: TickDone,
+}
+
+/// How many positions one tick filled or closed, by cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TickDone {
+    pub filled: usize,
+    pub liquidated: usize,
+    pub takeprofit: usize,
+    pub stoploss: usize,
+}
+
+/// `POST /api/v1/simnet/price {"index": N}`: the BTC/USD index becomes `N`
+/// USD at once (a number or a decimal string, at most two decimals, from 1 to
+/// 10,000,000), everywhere; limit orders, take-profits, stop-losses and
+/// liquidations run on it. The embedded walk goes on from it.
+#[server(prefix = "/api/v1/simnet", endpoint = "price", input = Json)]
+pub async fn set_price(index: Amount, _csrf: Option<String>) -> Result<PriceSet, ApiError> {
+    use engine::desk::contract::Price;
+    developer().await?;
+    let price = Price::parse(index.0.trim()).ok_or_else(|| {
+        engine::Error::invalid(
+            "index",
+            "the index is a positive number of USD with at most two decimals",
+        )
+    })?;
+    engine::desk::market::check_index(price)?;
+    let (quote, tick) = crate::api::auth::engine()?.desk.move_price(price).await?;
+    Ok(PriceSet {
+        index: quote.index.to_string(),
+        bid: quote.bid.to_string(),
+        offer: quote.offer.to_string(),
+        time: engine::rfc3339(quote.at_ms),
+        tick: TickDone {
+            filled: tick.filled,
+            liquidated: tick.liquidated,
+            takeprofit: tick.takeprofit,
+            stoploss: tick.stoploss,
+        },
+    })
 }
 
 /// A signed-in writer on a server started with `--simnet-dev`; 404 otherwise.

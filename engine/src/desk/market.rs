@@ -50,6 +50,24 @@ impl Quote {
     }
 }
 
+/// The lowest index the desk quotes: one dollar (the walk's floor, and the
+/// lowest price an order may name).
+pub const INDEX_MIN: Price = Price::from_cents(100);
+/// The highest: 10,000,000 USD, up to which the contract maths are exact.
+pub const INDEX_MAX: Price = Price::from_cents(1_000_000_000);
+
+/// Refuses an index the desk would not quote (an operator's feed, the
+/// simnet's price call): below [`INDEX_MIN`] or above [`INDEX_MAX`].
+pub fn check_index(index: Price) -> Result<()> {
+    if index < INDEX_MIN || index > INDEX_MAX {
+        return Err(Error::invalid(
+            "index",
+            format!("the index must be between {INDEX_MIN} and {INDEX_MAX} USD"),
+        ));
+    }
+    Ok(())
+}
+
 /// Where the index comes from.
 pub trait Source: Send {
     /// The next index, given the last one.

@@ -76,15 +76,24 @@ impl Server {
     /// themselves (the Python wallets): answers it and its base URL, which is
     /// also its public URL (LNURLs point there).
     pub async fn listening(url: &str) -> (Self, String) {
+        Self::listening_with(url, engine::Settings::default(), Site::for_tests(true)).await
+    }
+
+    /// [`Server::listening`] with these engine settings and site (their
+    /// public URL and listen address are the loopback port's).
+    pub async fn listening_with(
+        url: &str,
+        mut settings: engine::Settings,
+        site: Site,
+    ) -> (Self, String) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let base = format!("http://{address}");
-        let mut settings = engine::Settings::default();
         settings.desk.public_url = base.clone();
         let site = Site {
             public_url: base.clone(),
             listen: address,
-            ..Site::for_tests(true)
+            ..site
         };
         let server = Self::open_with_settings(url, settings, site).await;
         let router = server.router.clone();
