@@ -26,11 +26,12 @@ struct Args {
     /// How long each scenario runs.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
-    /// Scenarios to run, in order: login, ping, invoice, pay, dashboard.
+    /// Scenarios to run, in order: login, ping, invoice, pay, dashboard,
+    /// trade.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "login,ping,invoice,pay,dashboard"
+        default_value = "login,ping,invoice,pay,dashboard,trade"
     )]
     scenarios: Vec<String>,
 }
@@ -78,6 +79,7 @@ async fn main() {
             "invoice" => run(&args, &users, &client, Scenario::Invoice, &pair).await,
             "pay" => run(&args, &users, &client, Scenario::Pay, &pair).await,
             "dashboard" => run(&args, &users, &client, Scenario::Dashboard, &pair).await,
+            "trade" => run(&args, &users, &client, Scenario::Trade, &pair).await,
             other => {
                 eprintln!("unknown scenario {other}");
                 std::process::exit(2);
@@ -102,14 +104,25 @@ enum Scenario {
     /// `GET /` with the session cookie: the signed-in dashboard rendered on the
     /// server (balances, node, address), one page per request.
     Dashboard,
+    /// `POST /lnm/positions` (a market buy) then `DELETE /lnm/positions` of
+    /// it, with the desk's session cookie: one operation is the pair. Each
+    /// worker first deposits to its trading balance, paid by the payer.
+    Trade,
 }
 
 impl Scenario {
     /// Per-worker setup: the session cookie the requests carry, if any.
-    async fn prepare(self, client: &HttpClient, url: &str, user: &str) -> Option<String> {
+    async fn prepare(
+        self,
+        client: &HttpClient,
+        url: &str,
+        user: &str,
+        pair: &Pair,
+    ) -> Option<String> {
         match self {
             Scenario::Login | Scenario::Invoice | Scenario::Pay => None,
             Scenario::Ping | Scenario::Dashboard => login(client, url, user).await,
+            Scenario::Trade => trader(client, url, user, pair).await,
         }
     }
 
@@ -146,6 +159,20 @@ impl Scenario {
                 let (status, _, page) =
                     send(client, Method::GET, &format!("{url}/"), cookie, None).await;
                 status == StatusCode::OK && page.contains(r#"data-testid="balance-total""#)
+            }
+            Scenario::Trade => {
+                let order = json!({"type": "m", "side": "b", "margin": 1000, "leverage": 10});
+                let uri = format!("{url}/lnm/positions");
+                let (status, _, text) =
+                    send(client, Method::POST, &uri, cookie, Some(order.to_string())).await;
+                let pid = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v["pid"].as_str().map(str::to_string));
+                let (StatusCode::OK, Some(pid)) = (status, pid) else {
+                    return false;
+                };
+                let uri = format!("{url}/lnm/positions?pid={pid}");
+                send(client, Method::DELETE, &uri, cookie, None).await.0 == StatusCode::OK
             }
         }
     }
@@ -215,6 +242,37 @@ impl Pair {
             payee: tokens.remove(0),
         }
     }
+}
+
+/// Signs `user` in to the desk and funds its trading balance (1,000,000
+/// sats, paid by the pair's payer): answers the desk's session cookie.
+async fn trader(client: &HttpClient, url: &str, user: &str, pair: &Pair) -> Option<String> {
+    let body = json!({"login": user, "password": PASSWORD}).to_string();
+    let uri = format!("{url}/lnm/login/credentials");
+    let (status, cookie, text) = send(client, Method::POST, &uri, None, Some(body)).await;
+    let cookie = match (status, cookie) {
+        (StatusCode::OK, Some(cookie)) => cookie,
+        _ => fail(&format!("desk login of {user}: {status} {text}")),
+    };
+    let body = json!({"amount": 1_000_000}).to_string();
+    let uri = format!("{url}/lnm/user/deposit");
+    let (_, _, text) = send(client, Method::POST, &uri, Some(&cookie), Some(body)).await;
+    let invoice = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["paymentRequest"].as_str().map(str::to_string))
+        .unwrap_or_else(|| fail(&format!("deposit of {user}: {text}")));
+    let body = json!({"invoiceid": invoice}).to_string();
+    let (status, _, text) = send_bearer(
+        client,
+        &format!("{url}/rest/v1/sendinvoice"),
+        &pair.payer,
+        body,
+    )
+    .await;
+    if status != StatusCode::OK || text.contains("\"error\"") {
+        fail(&format!("paying the deposit of {user}: {status} {text}"));
+    }
+    Some(cookie)
 }
 
 fn fail(message: &str) -> ! {
@@ -365,7 +423,7 @@ async fn run(
             let url = args.url.clone();
             let pair = pair.clone();
             tokio::spawn(async move {
-                let cookie = scenario.prepare(&client, &url, &user).await;
+                let cookie = scenario.prepare(&client, &url, &user, &pair).await;
                 let mut latencies = Vec::with_capacity(1 << 16);
                 let mut errors = 0u64;
                 while started.elapsed() < deadline {

@@ -49,6 +49,16 @@ enum Order {
     Write(Job),
     /// Finish the writes queued before, close the connection, stop.
     Close(oneshot::Sender<()>),
+    /// Commit the writes queued before, then let another connection write
+    /// (see [`Database::beside`]).
+    Beside(Turn),
+}
+
+/// Another connection's turn to write: the writer says `go` and waits for
+/// `done` (or for its sender to be dropped).
+struct Turn {
+    go: oneshot::Sender<()>,
+    done: oneshot::Receiver<()>,
 }
 
 /// A write waiting for the writer.
@@ -161,6 +171,15 @@ struct Connections {
     timeouts: Timeouts,
     writer: mpsc::Sender<Order>,
     writer_stopped: watch::Receiver<bool>,
+}
+
+/// Names the backend only: the URL may hold a password.
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("backend", &self.0.backend)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Database {
@@ -287,6 +306,44 @@ impl Database {
             // The writer took it: its answer comes within the writer's own bound.
             Err(_) => answered.await.map_err(dropped)?,
         }
+    }
+
+    /// Runs `op`, a write that another connection makes to this database (the
+    /// session store's), between two of the writer's groups, while the writer
+    /// waits. On SQLite one connection writes at a time, and a busy writer's
+    /// back-to-back groups would otherwise starve the other connection until
+    /// its busy timeout (a login answered 500 while the desk trades). On
+    /// PostgreSQL, whose locks are per row, `op` runs at once.
+    pub async fn beside<T, F>(&self, op: F) -> Result<T>
+    where
+        F: Future<Output = T>,
+    {
+        if self.0.backend == Backend::Postgres {
+            return Ok(op.await);
+        }
+        let (go, mut went) = oneshot::channel();
+        let (done, finished) = oneshot::channel();
+        let turn = Turn { go, done: finished };
+        let deadline = Instant::now() + self.0.timeouts.queue;
+        let waited = |what: &str| {
+            Error::Internal(format!(
+                "the database writer did not {what} within {:?}",
+                self.0.timeouts.queue
+            ))
+        };
+        match tokio::time::timeout_at(deadline, self.0.writer.send(Order::Beside(turn))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(Error::Internal("the database writer has stopped".into())),
+            Err(_) => return Err(waited("take a turn")),
+        }
+        match tokio::time::timeout_at(deadline, &mut went).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(Error::Internal("the database writer has stopped".into())),
+            Err(_) => return Err(waited("give a turn")),
+        }
+        let outcome = op.await;
+        let _ = done.send(());
+        Ok(outcome)
     }
 
     /// Runs one statement as a write (see [`Database::write`]); answers how many
@@ -557,6 +614,7 @@ impl Writer {
                 break;
             };
             let mut group = Vec::new();
+            let mut turn = None;
             let mut next = Some(first);
             while let Some(order) = next.take() {
                 match order {
@@ -566,6 +624,10 @@ impl Writer {
                         closing = Some(done);
                         break;
                     }
+                    Order::Beside(other) => {
+                        turn = Some(other);
+                        break;
+                    }
                 }
                 if group.len() < max_group {
                     next = queue.try_recv().ok();
@@ -573,6 +635,13 @@ impl Writer {
             }
             if !group.is_empty() {
                 self.commit_group(group).await;
+            }
+            if let Some(Turn { go, done }) = turn {
+                // No transaction of ours is open: the other connection writes,
+                // within the bound of a group.
+                if go.send(()).is_ok() {
+                    let _ = tokio::time::timeout(self.timeouts.group, done).await;
+                }
             }
         }
         if let Some(conn) = self.conn.take() {

@@ -139,7 +139,7 @@ pub struct Services {
 impl Services {
     pub async fn open(url: &str, settings: engine::Settings) -> Result<Self, StartError> {
         let engine = Engine::open(url, settings).await?;
-        let sessions = Sessions::open(url).await?;
+        let sessions = Sessions::open(url, engine.db.clone()).await?;
         sessions.follow(&engine.bus);
         Ok(Services {
             engine,

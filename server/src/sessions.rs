@@ -29,6 +29,8 @@ const CACHE_CAPACITY: u64 = 100_000;
 pub struct Sessions {
     backend: SqlxStore,
     cache: moka::sync::Cache<Id, Record>,
+    /// The application's database: the store writes beside its writer.
+    db: engine::Database,
 }
 
 #[derive(Debug, Clone)]
@@ -39,8 +41,9 @@ enum SqlxStore {
 }
 
 impl Sessions {
-    /// Opens the store's own pool on `url` and creates its table when absent.
-    pub async fn open(url: &str) -> Result<Self, StartError> {
+    /// Opens the store's own pool on `url` and creates its table when absent;
+    /// its writes take turns with `db`'s writer.
+    pub async fn open(url: &str, db: engine::Database) -> Result<Self, StartError> {
         let backend = match Backend::from_url(url)? {
             Backend::Sqlite => {
                 let options = SqliteConnectOptions::from_str(url)?
@@ -63,7 +66,7 @@ impl Sessions {
             .max_capacity(CACHE_CAPACITY)
             .time_to_live(CACHE_TTL)
             .build();
-        Ok(Sessions { backend, cache })
+        Ok(Sessions { backend, cache, db })
     }
 
     /// Forgets sessions that ended in any process, as the bus tells it.
@@ -100,7 +103,10 @@ impl Sessions {
             loop {
                 every.tick().await;
                 let swept = match &store.backend {
-                    SqlxStore::Sqlite(s, _) => s.delete_expired().await,
+                    SqlxStore::Sqlite(s, _) => match store.db.beside(s.delete_expired()).await {
+                        Ok(swept) => swept,
+                        Err(err) => Err(no_turn(err)),
+                    },
                     SqlxStore::Postgres(s, _) => s.delete_expired().await,
                 };
                 if let Err(err) = swept {
@@ -125,16 +131,27 @@ impl Sessions {
     }
 }
 
+/// A store's write whose turn never came.
+fn no_turn(err: engine::Error) -> session_store::Error {
+    session_store::Error::Backend(err.to_string())
+}
+
 #[async_trait]
 impl SessionStore for Sessions {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        self.store().create(record).await?;
+        self.db
+            .beside(self.store().create(record))
+            .await
+            .map_err(no_turn)??;
         self.cache.insert(record.id, record.clone());
         Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        self.store().save(record).await?;
+        self.db
+            .beside(self.store().save(record))
+            .await
+            .map_err(no_turn)??;
         self.cache.insert(record.id, record.clone());
         Ok(())
     }
@@ -153,7 +170,10 @@ impl SessionStore for Sessions {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        self.store().delete(id).await?;
+        self.db
+            .beside(self.store().delete(id))
+            .await
+            .map_err(no_turn)??;
         self.cache.invalidate(id);
         Ok(())
     }

@@ -33,6 +33,10 @@ CREATE TABLE desk_positions (
     canceled_at       BIGINT
 );
 CREATE INDEX desk_positions_user ON desk_positions (user_id, id);
+-- An account's open positions and pending orders (counted at every opening,
+-- listed by default), apart from its history, which only grows.
+CREATE INDEX desk_positions_user_open ON desk_positions (user_id)
+    WHERE state IN ('pending', 'open');
 -- The tick's trigger index: what the reference price reaches, per side, among
 -- the positions it can reach. A tick reads ranges of these, never the table.
 -- Positions without a trigger of a kind are not in its index (most have no

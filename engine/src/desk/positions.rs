@@ -405,27 +405,15 @@ impl Desk {
             .write(move |conn| {
                 Box::pin(async move {
                     let balance = debit(conn, &user_id, checked.margin, "margin").await?;
-                    let open: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM desk_positions \
-                         WHERE user_id = $1 AND state IN ('pending', 'open')",
-                    )
-                    .bind(&user_id)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                    if open >= max_open {
-                        return Err(Error::invalid(
-                            "positions",
-                            format!(
-                                "at most {max_open} positions may be open at once; close one first"
-                            ),
-                        ));
-                    }
                     let filled = (checked.state == State::Open).then_some(now);
+                    // The cap is checked by the INSERT itself: no row, no room.
                     let row = sqlx::query(&format!(
                         "INSERT INTO desk_positions (pid, user_id, kind, side, state, quantity, \
                          margin, leverage, price_cents, liquidation_cents, takeprofit_cents, \
                          stoploss_cents, created_at, filled_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+                         WHERE (SELECT COUNT(*) FROM desk_positions \
+                                WHERE user_id = $2 AND state IN ('pending', 'open')) < $15 \
                          RETURNING {COLUMNS}"
                     ))
                     .bind(&pid)
@@ -442,8 +430,17 @@ impl Desk {
                     .bind(checked.stoploss.map(cents_of))
                     .bind(now)
                     .bind(filled)
-                    .fetch_one(&mut *conn)
+                    .bind(max_open)
+                    .fetch_optional(&mut *conn)
                     .await?;
+                    let Some(row) = row else {
+                        return Err(Error::invalid(
+                            "positions",
+                            format!(
+                                "at most {max_open} positions may be open at once; close one first"
+                            ),
+                        ));
+                    };
                     Ok((position_from_row(&row)?, balance))
                 })
             })
