@@ -103,20 +103,7 @@ async fn trader(server: &Server, name: &str) -> Trader {
 async fn funded_trader(server: &Server, name: &str, sats: i64) -> Trader {
     let trader = trader(server, name).await;
     let engine = &server.services.engine;
-    let node = engine.simnet.node_of_user(&trader.user.id.0).await.unwrap();
-    engine
-        .simnet
-        .faucet(&node.address, Msat::from_sat(2_000_000))
-        .await
-        .unwrap();
-    engine.simnet.mine(1).await.unwrap();
-    let hub = engine.simnet.hub().await.unwrap().pubkey;
-    engine
-        .simnet
-        .open_channel(&node.pubkey, &hub, Msat::from_sat(1_500_000))
-        .await
-        .unwrap();
-    engine.simnet.mine(6).await.unwrap();
+    let node = common::desk::wallet_with_channel(server, &trader.user.id.0).await;
     let issued = engine
         .desk
         .deposit(&trader.user.id.0, Msat::from_sat(sats))
@@ -124,7 +111,7 @@ async fn funded_trader(server: &Server, name: &str, sats: i64) -> Trader {
         .unwrap();
     engine
         .simnet
-        .pay(PayRequest::new(&node.pubkey, &issued.bolt11, None))
+        .pay(PayRequest::new(&node, &issued.bolt11, None))
         .await
         .unwrap();
     assert_eq!(balance_sats(server, &trader).await, sats);

@@ -416,6 +416,24 @@ fn two_servers_on_one_postgres_behind_nginx_behave_as_one() {
     let mined = count(&url, "SELECT COUNT(*) FROM blocks") - before;
     assert!((1..=4).contains(&mined), "{mined} blocks in 3 s");
 
+    // One ticker, its price everywhere: over three seconds two would record
+    // about six quotes; one records about three, and B quotes what A quotes
+    // (the one read between two of A's, whichever tick it fell in).
+    let before = count(&url, "SELECT COUNT(*) FROM desk_prices");
+    std::thread::sleep(Duration::from_secs(3));
+    let quoted = count(&url, "SELECT COUNT(*) FROM desk_prices") - before;
+    assert!((1..=4).contains(&quoted), "{quoted} quotes in 3 s");
+    let ticker = |base: &str| {
+        let (status, quote) = Http::new(base).get("/lnm/market/ticker");
+        assert_eq!(status, 200, "{quote}");
+        quote
+    };
+    let (first, on_b, then) = (ticker(&a.base), ticker(&b.base), ticker(&a.base));
+    assert!(
+        on_b == first || on_b == then,
+        "B quotes {on_b}, A {first} then {then}"
+    );
+
     // Through nginx: the per-client login throttle (20 failures in 15 min)
     // counts the real client across both processes, however the client forges
     // its X-Forwarded-For. The client connects from 127.0.0.2: only nginx, on

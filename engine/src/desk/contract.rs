@@ -111,25 +111,7 @@ impl Price {
     /// Parses a decimal number of USD ("9990", "9990.5", "10000.25") exactly:
     /// no sign, no exponent, at most two significant decimal places.
     pub fn parse(text: &str) -> Option<Price> {
-        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || !digits(whole) || !digits(fraction) {
-            return None;
-        }
-        if text.contains('.') && fraction.is_empty() {
-            return None;
-        }
-        let fraction = fraction.trim_end_matches('0');
-        if fraction.len() > 2 {
-            return None;
-        }
-        let whole: u64 = whole.parse().ok()?;
-        let cents = match fraction.len() {
-            0 => 0,
-            1 => u64::from(fraction.as_bytes()[0] - b'0') * 10,
-            _ => fraction.parse::<u64>().ok()?,
-        };
-        whole.checked_mul(100)?.checked_add(cents).map(Price)
+        parse_fixed(text, 2).map(Price)
     }
 }
 
@@ -144,6 +126,31 @@ impl fmt::Display for Price {
             write!(f, "{usd}.{cents:02}")
         }
     }
+}
+
+/// A decimal number ("9990", "2.5", "10000.25") times `10^places`, exactly:
+/// no sign, no exponent, at most `places` significant decimal places, and
+/// `None` beyond `u64`.
+fn parse_fixed(text: &str, places: usize) -> Option<u64> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    if text.contains('.') && fraction.is_empty() {
+        return None;
+    }
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.len() > places {
+        return None;
+    }
+    let scale = 10u64.checked_pow(u32::try_from(places).ok()?)?;
+    let fraction: u64 = format!("{fraction:0<places$}").parse().ok()?;
+    whole
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(scale)?
+        .checked_add(fraction)
 }
 
 /// Where a position is liquidated.
@@ -183,25 +190,7 @@ impl Leverage {
     /// Parses a decimal leverage ("25", "2.5", "33.3333") exactly: no sign, no
     /// exponent, at most four significant decimal places.
     pub fn parse(text: &str) -> Option<Leverage> {
-        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || !digits(whole) || !digits(fraction) {
-            return None;
-        }
-        if text.contains('.') && fraction.is_empty() {
-            return None;
-        }
-        let fraction = fraction.trim_end_matches('0');
-        if fraction.len() > 4 {
-            return None;
-        }
-        let steps: u64 = format!("{fraction:0<4}").parse().ok()?;
-        whole
-            .parse::<u64>()
-            .ok()?
-            .checked_mul(Self::SCALE)?
-            .checked_add(steps)
-            .map(Leverage)
+        parse_fixed(text, 4).map(Leverage)
     }
 
     /// The leverage `margin` sats give `quantity` contracts at `price`:

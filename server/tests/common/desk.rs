@@ -17,10 +17,11 @@ pub struct Trader {
     pub cookie: String,
 }
 
-pub async fn trader(server: &Server, name: &str) -> Trader {
+/// Funds `user_id`'s wallet node and opens its channel to the hub (2,000,000
+/// sats, confirmed): answers the node's pubkey.
+pub async fn wallet_with_channel(server: &Server, user_id: &str) -> String {
     let engine = &server.services.engine;
-    let user = engine.register(name, PASSWORD, None, name).await.unwrap();
-    let node = engine.simnet.node_of_user(&user.id.0).await.unwrap();
+    let node = engine.simnet.node_of_user(user_id).await.unwrap();
     engine
         .simnet
         .faucet(&node.address, Msat::from_sat(3_000_000))
@@ -34,6 +35,13 @@ pub async fn trader(server: &Server, name: &str) -> Trader {
         .await
         .unwrap();
     engine.simnet.mine(6).await.unwrap();
+    node.pubkey
+}
+
+pub async fn trader(server: &Server, name: &str) -> Trader {
+    let engine = &server.services.engine;
+    let user = engine.register(name, PASSWORD, None, name).await.unwrap();
+    let node = wallet_with_channel(server, &user.id.0).await;
     let login = lnm(
         server,
         Method::POST,
@@ -47,7 +55,7 @@ pub async fn trader(server: &Server, name: &str) -> Trader {
     assert_eq!(login.body["account_type"], "credentials");
     Trader {
         user_id: user.id.0,
-        node: node.pubkey,
+        node,
         cookie: session_cookie(&login).expect("the session cookie"),
     }
 }
