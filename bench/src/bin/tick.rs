@@ -257,7 +257,7 @@ struct Row {
 /// the leverage its liquidation band asks.
 fn row(n: u64, args: &Args, index: Price) -> Row {
     let in_band = n < args.liquidations;
-    let side = if in_band || n % 2 == 0 {
+    let side = if in_band || n.is_multiple_of(2) {
         Side::Buy
     } else {
         Side::Sell
@@ -276,7 +276,7 @@ fn row(n: u64, args: &Args, index: Price) -> Row {
         Liquidation::At(price) => Some(price),
         Liquidation::Never => None,
     };
-    let (takeprofit, stoploss) = if n % 5 == 0 && !in_band {
+    let (takeprofit, stoploss) = if n.is_multiple_of(5) && !in_band {
         let far = |cents: i64| Some(Price::from_cents((index.cents() as i64 + cents) as u64));
         match side {
             Side::Buy => (
