@@ -803,8 +803,9 @@ pub async fn list_positions() -> Result<PositionList, LnmError> {
 
 /// `POST /lnm/positions`: opens a market (`m`) or limit (`l`) position; of
 /// margin, quantity and leverage two decide the third.
-#[server(prefix = "/lnm", endpoint = "positions", input = Json)]
+// The spec's eight body fields are the arguments.
 #[allow(clippy::too_many_arguments)]
+#[server(prefix = "/lnm", endpoint = "positions", input = Json)]
 pub async fn create_position(
     #[server(default)] r#type: Option<String>,
     #[server(default)] side: Option<String>,
