@@ -803,8 +803,6 @@ pub async fn list_positions() -> Result<PositionList, LnmError> {
 
 /// `POST /lnm/positions`: opens a market (`m`) or limit (`l`) position; of
 /// margin, quantity and leverage two decide the third.
-// The spec's eight body fields are the arguments.
-#[allow(clippy::too_many_arguments)]
 #[server(prefix = "/lnm", endpoint = "positions", input = Json)]
 pub async fn create_position(
     #[server(default)] r#type: Option<String>,
