@@ -613,7 +613,9 @@ impl Desk {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM desk_positions WHERE pid = $1 AND user_id = $2"
         ))
-        .bind(pid)
+        // Pids are made lower case; a UUID read back in upper case (the
+        // schema's pattern allows it) names the same position.
+        .bind(pid.to_ascii_lowercase())
         .bind(&user.id.0)
         .fetch_optional(self.db.pool())
         .await?;
