@@ -42,6 +42,7 @@ testdb::on_both_databases!(
     new_positions_switched_off_answer_unavailable_and_closes_still_work,
     a_tick_over_twenty_thousand_positions_settles_exactly_what_it_reaches,
     the_history_answers_oldest_first_within_its_range,
+    a_tick_of_a_quote_already_superseded_triggers_nothing,
 );
 
 const PASSWORD: &str = "Correct-horse-7";
@@ -2409,6 +2410,40 @@ async fn the_history_answers_oldest_first_within_its_range(engine: Engine) {
     assert_eq!(capped.first().unwrap().at_ms, base + 100 * 100);
     assert_eq!(capped.last().unwrap().at_ms, base + 5_099 * 100);
     assert!(capped.windows(2).all(|w| w[0].at_ms < w[1].at_ms));
+}
+
+/// Two moves of the price at once (the ticker and the simnet's price call, or
+/// two processes on PostgreSQL while the ticker's lease changes hands) may
+/// apply their quotes out of order: publish(old), publish(new), tick(new),
+/// tick(old). The old quote's tick comes last, but the market has moved on:
+/// a position opened at the new quote must not be liquidated at a price it
+/// never saw, nor anything filled or closed at a price no longer quoted.
+async fn a_tick_of_a_quote_already_superseded_triggers_nothing(engine: Engine) {
+    let desk = &engine.desk;
+    let alice = trader(&engine, "alice", 200_000).await;
+    let old = desk.market.publish(usd(START)).await.unwrap();
+    let (new, _) = desk.move_price(usd("110000")).await.unwrap();
+    assert!(new.at_ms > old.at_ms);
+    let long = desk
+        .open_position(&alice.user, market(Side::Buy, 1000, 50))
+        .await
+        .unwrap();
+    assert_eq!(long.price, new.offer);
+    let Liquidation::At(liquidation) = long.liquidation else {
+        panic!("a long is liquidated somewhere")
+    };
+    // The old quote is fresh (seconds old) and far below the liquidation.
+    assert!(old.bid < liquidation);
+    assert!(desk.market.fresh().is_ok());
+
+    let before = snapshot(&engine).await;
+    assert_eq!(desk.tick(old).await.unwrap(), TickReport::default());
+    assert_eq!(snapshot(&engine).await, before);
+    assert_eq!(
+        desk.position(&alice.user, &long.pid).await.unwrap().state,
+        State::Open
+    );
+    assert_books(&engine).await;
 }
 
 /// Two server processes on one PostgreSQL database: the quote one publishes

@@ -54,6 +54,7 @@ mod realtime {
         a_foreign_page_cannot_open_a_socket_with_the_cookie,
         sockets_are_capped_per_account_and_per_client_address,
         a_socket_ends_with_its_credential_and_with_the_server,
+        a_socket_ends_when_its_browser_signs_in_again_and_logs_out,
     );
 }
 
@@ -981,4 +982,32 @@ async fn a_socket_ends_with_its_credential_and_with_the_server((server, base): (
     server.services.end_streams();
     assert_eq!(close_code(&mut signed_in).await, 1001);
     assert_eq!(close_code(&mut visitor).await, 1001);
+}
+
+/// Signing in again on a browser already signed in moves its session to a
+/// fresh id (the old one is deleted). A socket opened under the old id must
+/// not outlive it: the logout that follows names only the new id, and the
+/// socket would otherwise stream the account's positions forever, whoever
+/// signed in after (another account on the same browser included).
+async fn a_socket_ends_when_its_browser_signs_in_again_and_logs_out(
+    (server, base): (Server, String),
+) {
+    trader(&server, "alice").await;
+    let first = cookie(&server, "alice").await;
+    let mut socket = connect(&base, &[("cookie", first.as_str())]).await.unwrap();
+    let subscribed = ask(&mut socket, subscribe(1, &["user:positions"])).await;
+    assert!(subscribed["result"].is_array(), "{subscribed}");
+
+    let second = server.session_login("alice", Some(&first)).await;
+    assert_ne!(second, first, "signing in again moves the session id");
+    let logout = server
+        .send(
+            Request::post("/lnm/user/logout")
+                .header(header::COOKIE, &second)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(logout.status, StatusCode::OK, "{}", logout.text);
+    assert_eq!(close_code(&mut socket).await, 1008);
 }

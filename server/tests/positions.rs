@@ -23,6 +23,7 @@ testdb::on_both_databases!(
     stop_loss_liquidation_and_cancel_settle_once,
     concurrent_openings_never_overdraw,
     bad_input_answers_400_or_404_and_changes_nothing,
+    whole_numbers_written_with_a_point_and_upper_case_pids_are_taken,
 );
 
 /// A server whose price moves only when a test moves it, with no spread: the
@@ -637,4 +638,56 @@ async fn new_positions_switched_off_answer_503(server: Server) {
     assert_error(&opening, StatusCode::SERVICE_UNAVAILABLE, "switched off");
     assert!(positions(&server, &hal.cookie, "").await.is_empty());
     assert_eq!(balance(&server, &hal.cookie).await, 100_000);
+}
+
+/// What the OpenAPI document calls valid is taken. An `integer` is any JSON
+/// number without a fraction (JSON Schema: `10000.0` is one, and a script
+/// computing a margin in floating point sends it so); a pid matches
+/// `[a-fA-F0-9]` (a UUID is case-insensitive), so the upper-case spelling of
+/// one's own pid names it. A fraction is still refused.
+async fn whole_numbers_written_with_a_point_and_upper_case_pids_are_taken(server: Server) {
+    let gina = funded_trader(&server, "gina", 300_000).await;
+    set_price(&server, "10000").await;
+    let by_margin = open(
+        &server,
+        &gina.cookie,
+        json!({"type": "m", "side": "b", "margin": 10000.0, "leverage": 10}),
+    )
+    .await;
+    assert_eq!(by_margin["margin"], "10000");
+    let by_quantity = open(
+        &server,
+        &gina.cookie,
+        json!({"type": "m", "side": "s", "quantity": 1e2, "leverage": 10}),
+    )
+    .await;
+    assert_eq!(by_quantity["quantity"], "100");
+
+    let pid = by_margin["pid"].as_str().unwrap().to_uppercase();
+    let added = post(
+        &server,
+        "/lnm/positions/add-margin",
+        &gina.cookie,
+        json!({"pid": pid, "amount": 500.0}),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.text);
+    assert_eq!(added.body["margin"], "10500");
+    let closed = close(&server, &gina.cookie, &pid).await;
+    assert_eq!(closed["closed"], true);
+
+    for (body, words) in [
+        (
+            json!({"type": "m", "side": "b", "margin": 10000.5, "leverage": 10}),
+            "margin",
+        ),
+        (
+            json!({"type": "m", "side": "b", "quantity": 1e30, "leverage": 10}),
+            "quantity",
+        ),
+    ] {
+        let reply = post(&server, "/lnm/positions", &gina.cookie, body).await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, words);
+    }
+    assert_books_balance(&server).await;
 }

@@ -210,9 +210,24 @@ pub async fn start_session(user: &User) -> Result<SessionAuth, ApiError> {
 /// a password change: the session id still moves on).
 pub async fn renew_session(user: &User, csrf: String) -> Result<SessionAuth, ApiError> {
     let session = session().await?;
-    sign_in(&session, user, csrf)
+    let before = session.id().map(|id| id.to_string());
+    let signed_in: Option<SessionAuth> = session.get(SESSION_AUTH_KEY).await.ok().flatten();
+    let auth = sign_in(&session, user, csrf)
         .await
-        .map_err(|e| ApiError::from(engine::Error::Internal(format!("session: {e}"))))
+        .map_err(|e| ApiError::from(engine::Error::Internal(format!("session: {e}"))))?;
+    // The old id is gone with the cycle: what was opened under it (the
+    // realtime sockets, every process's cache) ends now, as at a logout, or
+    // it would outlive the logout that follows, which names only the new id.
+    if let (Some(id), Some(previous)) = (before, signed_in) {
+        engine()?
+            .bus
+            .publish_confirmed(
+                Topic::Account(previous.user_id),
+                EventKind::SessionEnded { session: id },
+            )
+            .await?;
+    }
+    Ok(auth)
 }
 
 /// Signs `user` in on `session` with the anti-forgery token `csrf`, under a

@@ -741,15 +741,36 @@ fn price_arg(
         .transpose()
 }
 
-/// A JSON integer as a count of sats or contracts: at least 1.
+/// A JSON integer as a count of sats or contracts: at least 1. An integer is
+/// JSON Schema's, as the OpenAPI document uses it: any number without a
+/// fraction, `10000.0` included (what a script computing in floating point
+/// sends).
 #[cfg(feature = "ssr")]
-fn count_arg(field: &'static str, value: Option<i64>) -> Result<Option<u64>, engine::Error> {
+fn count_arg(
+    field: &'static str,
+    value: Option<serde_json::Number>,
+) -> Result<Option<u64>, engine::Error> {
+    use engine::Error;
     value
-        .map(|n| {
-            u64::try_from(n)
+        .map(|number| {
+            let whole = match number.as_i64() {
+                Some(n) => n,
+                None => match number.as_f64() {
+                    Some(f) if f.fract() != 0.0 => {
+                        return Err(Error::invalid(
+                            field,
+                            format!("{field} must be a whole number"),
+                        ))
+                    }
+                    // Exactly representable up to here, and within i64.
+                    Some(f) if f.abs() < 9.0e15 => f as i64,
+                    _ => return Err(Error::invalid(field, format!("{field} is too large"))),
+                },
+            };
+            u64::try_from(whole)
                 .ok()
                 .filter(|n| *n >= 1)
-                .ok_or_else(|| engine::Error::invalid(field, format!("{field} must be at least 1")))
+                .ok_or_else(|| Error::invalid(field, format!("{field} must be at least 1")))
         })
         .transpose()
 }
@@ -807,9 +828,9 @@ pub async fn list_positions() -> Result<PositionList, LnmError> {
 pub async fn create_position(
     #[server(default)] r#type: Option<String>,
     #[server(default)] side: Option<String>,
-    #[server(default)] margin: Option<i64>,
+    #[server(default)] margin: Option<serde_json::Number>,
     #[server(default)] leverage: Option<serde_json::Number>,
-    #[server(default)] quantity: Option<i64>,
+    #[server(default)] quantity: Option<serde_json::Number>,
     #[server(default)] takeprofit: Option<serde_json::Number>,
     #[server(default)] stoploss: Option<serde_json::Number>,
     #[server(default)] price: Option<serde_json::Number>,
@@ -922,7 +943,7 @@ pub async fn cancel_position(#[server(default)] pid: String) -> Result<PositionV
 #[server(prefix = "/lnm", endpoint = "positions/add-margin", input = Json)]
 pub async fn add_margin(
     #[server(default)] pid: String,
-    #[server(default)] amount: Option<i64>,
+    #[server(default)] amount: Option<serde_json::Number>,
 ) -> Result<PositionView, LnmError> {
     let (caller, desk) = trader().await?;
     let amount = count_arg("amount", amount)?

@@ -613,7 +613,9 @@ impl Desk {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM desk_positions WHERE pid = $1 AND user_id = $2"
         ))
-        .bind(pid)
+        // Pids are made lower case; a UUID read back in upper case (the
+        // schema's pattern allows it) names the same position.
+        .bind(pid.to_ascii_lowercase())
         .bind(&user.id.0)
         .fetch_optional(self.db.pool())
         .await?;
@@ -1078,6 +1080,17 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
             .bind(TICK_LOCK)
             .execute(&mut *conn)
             .await?;
+    }
+    // Two moves of the price at once (the ticker and the simnet's price call,
+    // or two processes) may reach here out of order: a quote older than one
+    // already recorded is no longer the market, and the newer one's own tick
+    // applies the price. Applying it would liquidate, fill or close at a
+    // price the positions opened since never saw.
+    let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(at_ms) FROM desk_prices")
+        .fetch_one(&mut *conn)
+        .await?;
+    if newest.is_some_and(|newest| newest > quote.at_ms) {
+        return Ok((TickReport::default(), Changes::new()));
     }
     let now = now_ms();
     let (bid, offer) = (cents_of(quote.bid), cents_of(quote.offer));
