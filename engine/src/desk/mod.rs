@@ -131,6 +131,9 @@ pub struct Books {
     /// Withdrawals paid or still in flight, with their routing fees (the
     /// reserve, while in flight).
     pub withdrawn: Msat,
+    /// What the exchange won or lost against traders: the margins it kept
+    /// and the profits it paid, read from the closed positions (with what
+    /// `desk_house` holds).
     pub house: Msat,
 }
 
@@ -223,7 +226,9 @@ impl Desk {
                FROM desk_withdrawals WHERE state IN ('pending', 'paid')) AS withdrawn, \
              (SELECT CAST(COALESCE(SUM(margin), 0) * 1000 AS BIGINT) FROM desk_positions \
                WHERE state IN ('pending', 'open')) AS margins, \
-             (SELECT result_msat FROM desk_house WHERE id = 1) AS house",
+             (SELECT result_msat FROM desk_house WHERE id = 1) \
+             + (SELECT CAST(COALESCE(SUM(margin - CASE WHEN margin + pl > 0 THEN margin + pl ELSE 0 END), 0) \
+                 * 1000 AS BIGINT) FROM desk_positions WHERE state = 'closed') AS house",
         )
         .fetch_one(self.db.pool())
         .await?;

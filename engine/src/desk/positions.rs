@@ -12,12 +12,15 @@
 //!   table: its work grows with the positions that trigger, not with those
 //!   open. Liquidations and fills are claimed by one statement per side;
 //!   everything one tick settles commits together.
-//! - Every write locks a position's row before its account's balance, and the
-//!   house's result last: two writes (a tick and a close or an add-margin in
-//!   another process on PostgreSQL) never wait for each other in a cycle.
+//! - Every write locks a position's row before its account's balance: two
+//!   writes (a tick and a close or an add-margin in another process on
+//!   PostgreSQL) never wait for each other in a cycle.
 //! - The books: the margin of a pending or open position is the trader's no
 //!   more; a close pays `max(0, margin + pl)` back and the house keeps the
-//!   rest (or pays the profit), so every sat stays in exactly one place.
+//!   rest (or pays the profit), so every sat stays in exactly one place. The
+//!   house's part is read from the closed positions themselves
+//!   ([`super::Desk::audit`]), not kept in one row every close would update:
+//!   closes in several processes would queue on that row.
 
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
@@ -991,17 +994,6 @@ async fn balance_in(conn: &mut AnyConnection, user_id: &str) -> Result<Msat> {
     Ok(Msat(balance.unwrap_or(0)))
 }
 
-/// Adds `delta_msat` to the house's result.
-async fn house(conn: &mut AnyConnection, delta_msat: i64) -> Result<()> {
-    if delta_msat != 0 {
-        sqlx::query("UPDATE desk_house SET result_msat = result_msat + $1 WHERE id = 1")
-            .bind(delta_msat)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
 /// Closes `position` at `exit` if it is still open: the trader gets margin +
 /// P&L (never below zero) back, the house the rest. `None` when something else
 /// closed it first.
@@ -1016,17 +1008,11 @@ async fn settle(
         return Ok(None);
     };
     let balance = credit(conn, &closed.user_id, paid).await?;
-    house(
-        conn,
-        (sats(closed.margin) - sats(paid)).saturating_mul(1000),
-    )
-    .await?;
     Ok(Some((closed, balance)))
 }
 
 /// Marks `position` closed at `exit` if it is still open, and answers it with
-/// what it pays the trader; moves no money (the caller credits it, then the
-/// house). `None` when something else closed it first.
+/// what it pays the trader; moves no money (the caller credits it). `None` when something else closed it first.
 async fn claim(
     conn: &mut AnyConnection,
     position: &Position,
@@ -1096,24 +1082,20 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
     let (bid, offer) = (cents_of(quote.bid), cents_of(quote.offer));
     let mut report = TickReport::default();
     let mut changes = Changes::new();
-    // Every position's row is claimed before any balance moves, and the house
-    // moves last, once: the order of locks every write keeps (see the module
-    // doc), so a close or an add-margin in another process never deadlocks
-    // with a tick. What the claims owe each account and the house meanwhile:
+    // Every position's row is claimed before any balance moves: the order of
+    // locks every write keeps (see the module doc), so a close or an
+    // add-margin in another process never deadlocks with a tick. What the
+    // claims owe each account meanwhile:
     let mut payouts = std::collections::BTreeMap::<String, u64>::new();
-    let mut kept: i64 = 0;
     // A claim answers only what its event and the books need: a tick may
     // claim thousands of rows.
-    let claimed = |row: &sqlx::any::AnyRow, what| -> Result<(Change, i64)> {
-        Ok((
-            Change {
-                pid: row.try_get("pid")?,
-                user_id: row.try_get("user_id")?,
-                what,
-                balance: Msat::ZERO,
-            },
-            row.try_get("margin")?,
-        ))
+    let claimed = |row: &sqlx::any::AnyRow, what| -> Result<Change> {
+        Ok(Change {
+            pid: row.try_get("pid")?,
+            user_id: row.try_get("user_id")?,
+            what,
+            balance: Msat::ZERO,
+        })
     };
 
     // Limit orders whose price the entry quote reached fill at their price,
@@ -1123,7 +1105,7 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
         let rows = sqlx::query(&format!(
             "UPDATE desk_positions SET state = 'open', filled_at = $4 \
              WHERE state = 'pending' AND side = $1 AND {reached} \
-             RETURNING pid, user_id, margin"
+             RETURNING pid, user_id"
         ))
         .bind(side)
         .bind(offer)
@@ -1132,7 +1114,7 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
         .fetch_all(&mut *conn)
         .await?;
         for row in &rows {
-            changes.push(claimed(row, "filled")?.0);
+            changes.push(claimed(row, "filled")?);
         }
         report.filled += rows.len();
     }
@@ -1147,7 +1129,7 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
             "UPDATE desk_positions SET state = 'closed', closed_by = 'liquidation', \
              exit_cents = $2, pl = -margin, closed_at = $3 \
              WHERE state = 'open' AND side = $1 AND {reached} \
-             RETURNING pid, user_id, margin"
+             RETURNING pid, user_id"
         ))
         .bind(side)
         .bind(exit)
@@ -1155,9 +1137,7 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
         .fetch_all(&mut *conn)
         .await?;
         for row in &rows {
-            let (change, margin) = claimed(row, "liquidated")?;
-            kept = kept.saturating_add(margin);
-            changes.push(change);
+            changes.push(claimed(row, "liquidated")?);
         }
         report.liquidated += rows.len();
     }
@@ -1189,7 +1169,6 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
             }
             let owed = payouts.entry(closed.user_id.clone()).or_default();
             *owed = owed.saturating_add(paid);
-            kept = kept.saturating_add(sats(closed.margin) - sats(paid));
             changes.push(Change {
                 pid: closed.pid,
                 user_id: closed.user_id,
@@ -1200,13 +1179,12 @@ async fn apply_tick(conn: &mut AnyConnection, quote: &Quote) -> Result<(TickRepo
     }
 
     // Then the money: each account's payout in one credit, in the order of
-    // their ids, then the house.
+    // their ids.
     let mut balances = std::collections::HashMap::new();
     for (user_id, paid) in payouts {
         let balance = credit(conn, &user_id, paid).await?;
         balances.insert(user_id, balance);
     }
-    house(conn, kept.saturating_mul(1000)).await?;
     // Every change says the account's balance after the tick: read once per
     // account the tick touched.
     for change in &mut changes {
