@@ -140,15 +140,7 @@ impl Scenario {
                 let Some(invoice) = create_invoice(client, url, &pair.payee).await else {
                     return false;
                 };
-                let body = json!({"invoiceid": invoice}).to_string();
-                let (status, _, text) = send_bearer(
-                    client,
-                    &format!("{url}/rest/v1/sendinvoice"),
-                    &pair.payer,
-                    body,
-                )
-                .await;
-                status == StatusCode::OK && !text.contains("\"error\"")
+                pair.pay(client, url, &invoice).await.is_ok()
             }
             Scenario::Login => login(client, url, user).await.is_some(),
             Scenario::Ping => {
@@ -261,18 +253,25 @@ async fn trader(client: &HttpClient, url: &str, user: &str, pair: &Pair) -> Opti
         .ok()
         .and_then(|v| v["paymentRequest"].as_str().map(str::to_string))
         .unwrap_or_else(|| fail(&format!("deposit of {user}: {text}")));
-    let body = json!({"invoiceid": invoice}).to_string();
-    let (status, _, text) = send_bearer(
-        client,
-        &format!("{url}/rest/v1/sendinvoice"),
-        &pair.payer,
-        body,
-    )
-    .await;
-    if status != StatusCode::OK || text.contains("\"error\"") {
-        fail(&format!("paying the deposit of {user}: {status} {text}"));
+    if let Err(answer) = pair.pay(client, url, &invoice).await {
+        fail(&format!("paying the deposit of {user}: {answer}"));
     }
     Some(cookie)
+}
+
+impl Pair {
+    /// The payer pays `invoice` (`sendinvoice`): the server's answer when it
+    /// did not.
+    async fn pay(&self, client: &HttpClient, url: &str, invoice: &str) -> Result<(), String> {
+        let body = json!({"invoiceid": invoice}).to_string();
+        let uri = format!("{url}/rest/v1/sendinvoice");
+        let (status, _, text) = send_bearer(client, &uri, &self.payer, body).await;
+        if status == StatusCode::OK && !text.contains("\"error\"") {
+            Ok(())
+        } else {
+            Err(format!("{status} {text}"))
+        }
+    }
 }
 
 fn fail(message: &str) -> ! {

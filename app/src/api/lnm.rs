@@ -729,14 +729,12 @@ fn price_arg(
 ) -> Result<Option<engine::desk::contract::Price>, engine::Error> {
     value
         .map(|number| {
-            let text = number.to_string();
-            engine::desk::contract::Price::parse(text.strip_suffix(".0").unwrap_or(&text))
-                .ok_or_else(|| {
-                    engine::Error::invalid(
-                        field,
-                        format!("{field} must be a positive price in USD, with at most 2 decimals"),
-                    )
-                })
+            engine::desk::contract::Price::parse(&number.to_string()).ok_or_else(|| {
+                engine::Error::invalid(
+                    field,
+                    format!("{field} must be a positive price in USD, with at most 2 decimals"),
+                )
+            })
         })
         .transpose()
 }
@@ -855,8 +853,7 @@ pub async fn create_position(
     };
     let leverage = leverage
         .map(|number| {
-            let text = number.to_string();
-            Leverage::parse(text.strip_suffix(".0").unwrap_or(&text)).ok_or_else(|| {
+            Leverage::parse(&number.to_string()).ok_or_else(|| {
                 Error::invalid(
                     "leverage",
                     "leverage must be a positive number with at most 4 decimals",

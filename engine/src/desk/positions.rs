@@ -22,7 +22,6 @@
 //!   ([`super::Desk::audit`]), not kept in one row every close would update:
 //!   closes in several processes would queue on that row.
 
-use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
 use super::contract::{self, Leverage, Liquidation, Price, Side};
@@ -86,8 +85,7 @@ impl OrderType {
 }
 
 /// Where a position is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// A limit order waiting for its price.
     Pending,
@@ -118,8 +116,7 @@ impl State {
 }
 
 /// What closed a position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClosedBy {
     Manual,
     Takeprofit,
@@ -194,31 +191,23 @@ pub enum Filter {
 }
 
 /// A position as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Position {
     pub id: i64,
     pub pid: String,
     pub user_id: String,
-    #[serde(skip)]
     pub kind: OrderType,
-    #[serde(skip)]
     pub side: Side,
     pub state: State,
     pub quantity: u64,
     /// Sats.
     pub margin: u64,
-    #[serde(skip)]
     pub leverage: Leverage,
     /// The entry price (a pending order's limit).
-    #[serde(skip)]
     pub price: Price,
-    #[serde(skip)]
     pub liquidation: Liquidation,
-    #[serde(skip)]
     pub takeprofit: Option<Price>,
-    #[serde(skip)]
     pub stoploss: Option<Price>,
-    #[serde(skip)]
     pub exit: Option<Price>,
     /// Sats, once closed (never below minus the margin).
     pub pl: Option<i64>,
@@ -254,7 +243,7 @@ impl Position {
 }
 
 /// What one tick did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TickReport {
     pub liquidated: usize,
     pub filled: usize,
