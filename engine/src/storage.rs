@@ -6,7 +6,9 @@
 //! Every write goes through [`Database::write`]: one writer task, on a thread and a
 //! connection of its own (readers holding every pooled connection never delay it),
 //! runs the writes of this process one after another and commits them in groups
-//! (group commit). Each write runs in its own savepoint, so a refused write changes
+//! (group commit). Each write runs in its own savepoint (or, for the few writes
+//! whose statements change all or nothing by themselves, none:
+//! [`Database::write_whole`]), so a refused write changes
 //! nothing while the others in its group commit; a write's caller hears back only
 //! once its group is durably committed. One writer also means SQLite writers never
 //! wait on each other's locks, and one `fsync` serves a whole group.
@@ -41,8 +43,29 @@ const MAX_GROUP: usize = 128;
 
 /// Hands a write's outcome to its caller once the group's commit is known.
 type Deliver = Box<dyn FnOnce(Result<()>) + Send>;
-/// A write as the writer task runs it: whether it succeeded, and its delivery.
-type Run = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, (bool, Deliver)> + Send>;
+/// A write as the writer task runs it: how it ended, and its delivery.
+type Run = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, (Ran, Deliver)> + Send>;
+
+/// How a write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    Done,
+    /// Failed with a refusal (bad input, short funds, ...).
+    Refused,
+    /// Failed on the server's side (the database, a broken invariant) or
+    /// panicked.
+    Broke,
+}
+
+/// Whether the writer undoes a failed write by a savepoint of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Undo {
+    /// [`Database::write`]: any write, run in a savepoint.
+    Savepoint,
+    /// [`Database::write_whole`]: statements that change all or nothing by
+    /// their own conditions; no savepoint.
+    Whole,
+}
 
 /// What the writer is asked to do.
 enum Order {
@@ -64,6 +87,7 @@ struct Turn {
 /// A write waiting for the writer.
 struct Job {
     claim: Arc<Claim>,
+    undo: Undo,
     run: Run,
 }
 
@@ -253,6 +277,8 @@ impl Database {
     /// Runs `op` as one atomic write and answers once it is durably committed.
     /// If `op` fails, nothing it did is kept. `op` runs on the writer task with a
     /// connection already inside a transaction: it must not begin or commit one.
+    /// It talks to the database only: on SQLite the writer's runtime has
+    /// timers but no I/O driver (no sockets, processes or signals).
     ///
     /// When the writer has not taken the write within [`Timeouts::queue`] (a stuck
     /// database, a long queue), this answers an error and the write never runs; so
@@ -262,18 +288,46 @@ impl Database {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
+        self.submit(Undo::Savepoint, op).await
+    }
+
+    /// [`Database::write`] for a hot write whose statements change all or
+    /// nothing by their own conditions (each later statement of a batch
+    /// conditioned on the one before, `changes()`), so that a refusal
+    /// ([`Error::is_internal`] false) means nothing changed. The writer then
+    /// opens no savepoint for it: a round trip fewer to the connection on
+    /// SQLite, where every write of the process passes through the writer one
+    /// after another. An internal failure may have changed part: the writer
+    /// then rolls its whole group back, and every write of the group fails.
+    pub async fn write_whole<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        self.submit(Undo::Whole, op).await
+    }
+
+    async fn submit<T, F>(&self, undo: Undo, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
         let (answer, mut answered) = oneshot::channel::<Result<T>>();
         let run: Run = Box::new(move |conn| {
             Box::pin(async move {
                 match op(conn).await {
                     Ok(value) => (
-                        true,
+                        Ran::Done,
                         Box::new(move |committed: Result<()>| {
                             let _ = answer.send(committed.map(|()| value));
                         }) as Deliver,
                     ),
                     Err(err) => (
-                        false,
+                        if err.is_internal() {
+                            Ran::Broke
+                        } else {
+                            Ran::Refused
+                        },
                         Box::new(move |_| {
                             let _ = answer.send(Err(err));
                         }) as Deliver,
@@ -292,6 +346,7 @@ impl Database {
         };
         let job = Job {
             claim: claim.clone(),
+            undo,
             run,
         };
         match tokio::time::timeout_at(deadline, self.0.writer.send(Order::Write(job))).await {
@@ -527,8 +582,15 @@ async fn spawn_writer(
     backend: Backend,
     timeouts: Timeouts,
 ) -> Result<(mpsc::Sender<Order>, watch::Receiver<bool>)> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+    let mut runtime = tokio::runtime::Builder::new_current_thread();
+    match backend {
+        // sqlx talks to SQLite through a thread, not a socket: without an I/O
+        // driver the writer sleeps on a futex, which its connection's thread
+        // wakes for less than an eventfd and an epoll.
+        Backend::Sqlite => runtime.enable_time(),
+        Backend::Postgres => runtime.enable_all(),
+    };
+    let runtime = runtime
         .build()
         .map_err(|e| Error::Internal(format!("writer runtime: {e}")))?;
     let (orders, queue) = mpsc::channel(4096);
@@ -538,6 +600,9 @@ async fn spawn_writer(
         .name("ampere-writer".into())
         .spawn(move || {
             let _stopped = StoppedSignal(stopped);
+            if backend == Backend::Sqlite {
+                share_one_cpu();
+            }
             runtime.block_on(async move {
                 // Connected on this thread's runtime, whose reactor then serves it.
                 let first = tokio::time::timeout(
@@ -574,6 +639,36 @@ async fn spawn_writer(
         .map_err(|_| Error::Internal("the database writer did not start".into()))??;
     Ok((orders, writer_stopped))
 }
+
+/// Keeps the writer's thread on the CPU it runs on, and with it the thread of
+/// its SQLite connection: sqlx runs each SQLite connection on a thread of its
+/// own, made by the thread that connects (the writer, also when it
+/// reconnects), which inherits its CPU affinity. Every statement the writer
+/// runs is a hand-off to that thread and back; on one CPU a hand-off is a
+/// context switch (8 µs on the 2-core VMs we test on), between two it wakes
+/// the other CPU (70 µs there). The writes of the whole process pass through
+/// these two threads one after another, so their hand-offs bound the write
+/// throughput (see README's benchmark figures). Best effort: a refused
+/// affinity leaves the threads free to move.
+#[cfg(target_os = "linux")]
+fn share_one_cpu() {
+    // SAFETY: `cpu_set_t` is plain data (all zeroes is the empty set), and
+    // `sched_setaffinity` only reads the set given with its size.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        if !(0..libc::CPU_SETSIZE).contains(&cpu) {
+            return;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            tracing::debug!("the writer's thread could not be kept on one CPU");
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn share_one_cpu() {}
 
 /// Tells whoever watches that the writer stopped, however its thread ends.
 struct StoppedSignal(watch::Sender<bool>);
@@ -618,7 +713,7 @@ impl Writer {
             let mut next = Some(first);
             while let Some(order) = next.take() {
                 match order {
-                    Order::Write(job) if job.claim.take() => group.push(job.run),
+                    Order::Write(job) if job.claim.take() => group.push((job.undo, job.run)),
                     Order::Write(_abandoned) => {}
                     Order::Close(done) => {
                         closing = Some(done);
@@ -652,7 +747,7 @@ impl Writer {
         }
     }
 
-    async fn commit_group(&mut self, group: Vec<Run>) {
+    async fn commit_group(&mut self, group: Vec<(Undo, Run)>) {
         let size = group.len();
         let started = std::time::Instant::now();
         let mut delivers = Vec::with_capacity(size);
@@ -686,7 +781,7 @@ impl Writer {
 
     async fn run_group(
         &mut self,
-        group: Vec<Run>,
+        group: Vec<(Undo, Run)>,
         delivers: &mut Vec<Deliver>,
     ) -> std::result::Result<(), sqlx::Error> {
         let begin = match self.backend {
@@ -710,48 +805,74 @@ impl Writer {
 async fn run_group_on(
     conn: &mut AnyConnection,
     begin: &str,
-    group: Vec<Run>,
+    group: Vec<(Undo, Run)>,
     delivers: &mut Vec<Deliver>,
 ) -> std::result::Result<(), sqlx::Error> {
-    // Each write runs in savepoint `write`. The savepoint statements ride along
-    // with their neighbours in one round trip ("RELEASE ...; SAVEPOINT ..."): on
-    // SQLite every round trip is a hand-off to sqlx's worker thread.
+    // A write of [`Undo::Savepoint`] in a group runs in savepoint `write`. The
+    // savepoint statements ride along with their neighbours in one round trip
+    // ("RELEASE ...; SAVEPOINT ..."): on SQLite every round trip is a hand-off
+    // to sqlx's worker thread. A lone write needs no savepoint: its
+    // transaction is its undo.
     let alone = group.len() == 1;
-    conn.execute(
-        if alone {
-            begin.to_string()
-        } else {
-            format!("{begin}; SAVEPOINT write")
-        }
-        .as_str(),
-    )
-    .await?;
     let last = group.len() - 1;
-    for (i, job) in group.into_iter().enumerate() {
-        let ran = AssertUnwindSafe(job(conn)).catch_unwind().await;
-        let (ok, deliver) = match ran {
-            Ok(done) => done,
+    let mut next = vec![begin];
+    for (i, (undo, job)) in group.into_iter().enumerate() {
+        let guarded = !alone && undo == Undo::Savepoint;
+        if guarded {
+            next.push("SAVEPOINT write");
+        }
+        send(conn, &mut next).await?;
+        let ran = match AssertUnwindSafe(job(conn)).catch_unwind().await {
+            Ok((ran, deliver)) => {
+                delivers.push(deliver);
+                ran
+            }
             Err(_) => {
                 tracing::error!("a write panicked; its changes are rolled back");
-                (false, Box::new(|_| {}) as Deliver)
+                delivers.push(Box::new(|_| {}));
+                Ran::Broke
             }
         };
-        delivers.push(deliver);
-        let next = match (alone, ok, i == last) {
-            // A lone write needs no savepoint: its transaction is its undo.
-            (true, true, _) => "COMMIT",
-            (true, false, _) => "ROLLBACK",
-            (false, true, false) => "RELEASE SAVEPOINT write; SAVEPOINT write",
-            (false, false, false) => {
-                "ROLLBACK TO SAVEPOINT write; RELEASE SAVEPOINT write; SAVEPOINT write"
+        match ran {
+            Ran::Done if guarded => next.push("RELEASE SAVEPOINT write"),
+            Ran::Done => {}
+            _ if alone => {
+                conn.execute("ROLLBACK").await?;
+                return Ok(());
             }
-            (false, true, true) => "RELEASE SAVEPOINT write; COMMIT",
-            (false, false, true) => "ROLLBACK TO SAVEPOINT write; RELEASE SAVEPOINT write; COMMIT",
-        };
-        if let Err(err) = conn.execute(next).await {
-            let _ = conn.execute("ROLLBACK").await;
-            return Err(err);
+            _ if guarded => next.extend(["ROLLBACK TO SAVEPOINT write", "RELEASE SAVEPOINT write"]),
+            // A whole write refused changed nothing.
+            Ran::Refused => {}
+            // A whole write that broke may have changed part of what it meant
+            // to: nothing of the group is kept.
+            Ran::Broke => {
+                let _ = conn.execute("ROLLBACK").await;
+                return Err(sqlx::Error::Protocol(
+                    "a write without a savepoint failed part-way; its group is rolled back".into(),
+                ));
+            }
         }
+        if i == last {
+            next.push("COMMIT");
+        }
+    }
+    send(conn, &mut next).await
+}
+
+/// Runs the statements `next` holds, if any, in one round trip, and empties
+/// it; on an error rolls the transaction back.
+async fn send(
+    conn: &mut AnyConnection,
+    next: &mut Vec<&str>,
+) -> std::result::Result<(), sqlx::Error> {
+    if next.is_empty() {
+        return Ok(());
+    }
+    let sql = next.join("; ");
+    next.clear();
+    if let Err(err) = conn.execute(sql.as_str()).await {
+        let _ = conn.execute("ROLLBACK").await;
+        return Err(err);
     }
     Ok(())
 }

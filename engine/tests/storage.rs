@@ -1,7 +1,10 @@
 //! The writer and the database's timeouts, on both databases: readers cannot starve
 //! the writer, a stuck database answers writes with an error instead of holding
 //! them forever, PostgreSQL's statement and lock timeouts cut what runs too long,
-//! and whoever watches learns when the writer stops.
+//! and whoever watches learns when the writer stops. Writes committed together
+//! keep each one's outcome: a refused write, in a savepoint or whole
+//! ([`Database::write_whole`]), changes nothing, and a whole write that breaks
+//! part-way takes its group down with it rather than leave half of itself.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +18,8 @@ testdb::on_both_databases!(
     readers_holding_every_pooled_connection_do_not_delay_a_write,
     a_write_queued_behind_a_stuck_database_gives_up_and_never_runs,
     closing_the_database_stops_the_writer_and_tells_its_watchers,
+    in_one_group_a_refused_write_changes_nothing_and_the_others_commit,
+    a_whole_write_that_breaks_part_way_keeps_nothing_of_its_group,
 );
 
 mod postgres_only {
@@ -275,4 +280,128 @@ async fn the_writer_reconnects_after_its_connection_is_killed(url: String) {
     let after = after.expect("the writer reconnects");
     assert_ne!(after, before);
     assert_eq!(db.execute(increment_row_1()).await.unwrap(), 1);
+}
+
+/// What a queued write answers after running its statement.
+type Outcome = fn() -> engine::Result<()>;
+
+/// Queues writes while the writer is busy with a slow one, so that they run
+/// as one group (on SQLite; PostgreSQL commits writes one by one): each is
+/// `(whole, sql, outcome)`, queued in this order. Answers their results.
+async fn one_group(
+    db: &Database,
+    writes: Vec<(bool, &'static str, Outcome)>,
+) -> Vec<engine::Result<()>> {
+    let slow = tokio::spawn({
+        let db = db.clone();
+        async move {
+            db.write(|_| {
+                Box::pin(async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok(())
+                })
+            })
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut answers = Vec::new();
+    for (whole, sql, outcome) in writes {
+        let db = db.clone();
+        answers.push(tokio::spawn(async move {
+            let op = probe_write(sql, outcome);
+            match whole {
+                true => db.write_whole(op).await,
+                false => db.write(op).await,
+            }
+        }));
+        // Queued in order.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    slow.await.unwrap().unwrap();
+    let mut results = Vec::new();
+    for answer in answers {
+        results.push(answer.await.unwrap());
+    }
+    results
+}
+
+/// The write `one_group` queues: `sql`, then `outcome`.
+fn probe_write(
+    sql: &'static str,
+    outcome: Outcome,
+) -> impl for<'c> FnOnce(
+    &'c mut AnyConnection,
+) -> futures_util::future::BoxFuture<'c, engine::Result<()>>
+       + Send
+       + 'static {
+    move |conn| {
+        Box::pin(async move {
+            conn.execute(sql).await?;
+            outcome()
+        })
+    }
+}
+
+fn done() -> engine::Result<()> {
+    Ok(())
+}
+
+fn refused() -> engine::Result<()> {
+    Err(Error::invalid("probe", "refused"))
+}
+
+fn broken() -> engine::Result<()> {
+    Err(Error::Internal("broken".into()))
+}
+
+async fn in_one_group_a_refused_write_changes_nothing_and_the_others_commit(url: String) {
+    let db = open(&url, Timeouts::default()).await;
+    let results = one_group(
+        &db,
+        vec![
+            (true, "INSERT INTO probe (id, n) VALUES (2, 1)", done),
+            // Whole and refused: it changed nothing (its contract).
+            (true, "SELECT 1", refused),
+            // In a savepoint and refused after a change: the change is undone.
+            (false, "INSERT INTO probe (id, n) VALUES (3, 1)", refused),
+            (false, "INSERT INTO probe (id, n) VALUES (4, 1)", done),
+            (true, "UPDATE probe SET n = n + 1 WHERE id = 1", done),
+        ],
+    )
+    .await;
+    let refusals: Vec<bool> = results.iter().map(|r| r.is_err()).collect();
+    assert_eq!(refusals, [false, true, true, false, false], "{results:?}");
+    assert_eq!(probe_rows(&db).await, vec![(1, 1), (2, 1), (4, 1)]);
+}
+
+async fn a_whole_write_that_breaks_part_way_keeps_nothing_of_its_group(url: String) {
+    let db = open(&url, Timeouts::default()).await;
+    let results = one_group(
+        &db,
+        vec![
+            (false, "INSERT INTO probe (id, n) VALUES (2, 1)", done),
+            (true, "INSERT INTO probe (id, n) VALUES (3, 1)", broken),
+        ],
+    )
+    .await;
+    assert!(
+        matches!(results[1], Err(Error::Internal(ref m)) if m == "broken"),
+        "{results:?}"
+    );
+    match db.backend() {
+        // The group goes: the write before it fails too, and nothing stays.
+        Backend::Sqlite => {
+            assert!(matches!(results[0], Err(Error::Internal(_))), "{results:?}");
+            assert_eq!(probe_rows(&db).await, vec![(1, 0)]);
+        }
+        // Each write is its own transaction.
+        Backend::Postgres => {
+            assert!(results[0].is_ok(), "{results:?}");
+            assert_eq!(probe_rows(&db).await, vec![(1, 0), (2, 1)]);
+        }
+    }
+    // The writer goes on.
+    db.execute(increment_row_1()).await.unwrap();
+    assert_eq!(probe_rows(&db).await[0], (1, 1));
 }

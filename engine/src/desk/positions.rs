@@ -394,46 +394,84 @@ impl Desk {
         let now = now_ms();
         let (position, balance) = self
             .db
-            .write(move |conn| {
+            .write_whole(move |conn| {
                 Box::pin(async move {
-                    let balance = debit(conn, &user_id, checked.margin, "margin").await?;
+                    let margin_msat = sats(checked.margin)
+                        .checked_mul(1000)
+                        .ok_or_else(|| Error::invalid("margin", "margin is too large"))?;
                     let filled = (checked.state == State::Open).then_some(now);
-                    // The cap is checked by the INSERT itself: no row, no room.
-                    let row = sqlx::query(&format!(
-                        "INSERT INTO desk_positions (pid, user_id, kind, side, state, quantity, \
-                         margin, leverage, price_cents, liquidation_cents, takeprofit_cents, \
-                         stoploss_cents, created_at, filled_at) \
-                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
-                         WHERE (SELECT COUNT(*) FROM desk_positions \
-                                WHERE user_id = $2 AND state IN ('pending', 'open')) < $15 \
-                         RETURNING {COLUMNS}"
-                    ))
-                    .bind(&pid)
-                    .bind(&user_id)
-                    .bind(checked.kind.code())
-                    .bind(checked.side.code())
-                    .bind(checked.state.code())
-                    .bind(sats(checked.quantity))
-                    .bind(sats(checked.margin))
-                    .bind(sats(checked.leverage.ten_thousandths()))
-                    .bind(cents_of(checked.price))
-                    .bind(liquidation_cents(checked.liquidation))
-                    .bind(checked.takeprofit.map(cents_of))
-                    .bind(checked.stoploss.map(cents_of))
-                    .bind(now)
-                    .bind(filled)
-                    .bind(max_open)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    let Some(row) = row else {
-                        return Err(Error::invalid(
-                            "positions",
-                            format!(
-                                "at most {max_open} positions may be open at once; close one first"
-                            ),
-                        ));
+                    // On SQLite the INSERT and the debit go as one batch: a
+                    // round trip fewer, and the writer runs every write of
+                    // the process one after another. The debit follows only
+                    // a row inserted (`changes()`), and the INSERT only a
+                    // balance that holds the margin: all or nothing. On
+                    // PostgreSQL the debit comes alone, first: it locks the
+                    // account's balance row, so the INSERT's count, a
+                    // statement with a snapshot of its own, sees the openings
+                    // other processes committed meanwhile.
+                    let postgres = conn.backend_name() == "PostgreSQL";
+                    let debited = match postgres {
+                        true => Some(debit(conn, &user_id, checked.margin, "margin").await?),
+                        false => None,
                     };
-                    Ok((position_from_row(&row)?, balance))
+                    let sql = match postgres {
+                        true => open_insert_sql(false),
+                        false => format!(
+                            "{}; UPDATE desk_balances SET balance_msat = balance_msat - $2 \
+                             WHERE user_id = $1 AND changes() = 1 RETURNING balance_msat",
+                            open_insert_sql(true)
+                        ),
+                    };
+                    let opened = sqlx::query(&sql)
+                        .bind(&user_id)
+                        .bind(margin_msat)
+                        .bind(&pid)
+                        .bind(checked.kind.code())
+                        .bind(checked.side.code())
+                        .bind(checked.state.code())
+                        .bind(sats(checked.quantity))
+                        .bind(sats(checked.margin))
+                        .bind(sats(checked.leverage.ten_thousandths()))
+                        .bind(cents_of(checked.price))
+                        .bind(liquidation_cents(checked.liquidation))
+                        .bind(checked.takeprofit.map(cents_of))
+                        .bind(checked.stoploss.map(cents_of))
+                        .bind(now)
+                        .bind(filled)
+                        .bind(max_open)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    let inserted = match (&debited, opened.first()) {
+                        (Some(balance), Some(row)) => Some((position_from_row(row)?, *balance)),
+                        (None, _) => row_and_balance(&opened)?,
+                        (Some(_), None) => None,
+                    };
+                    if let Some(inserted) = inserted {
+                        return Ok(inserted);
+                    }
+                    // Refused: a refusal leaves everything as it was (see
+                    // `Database::write_whole`).
+                    let full = Error::invalid(
+                        "positions",
+                        format!(
+                            "at most {max_open} positions may be open at once; close one first"
+                        ),
+                    );
+                    if postgres {
+                        // The cap refused after the debit: the margin goes back.
+                        credit(conn, &user_id, checked.margin).await?;
+                        return Err(full);
+                    }
+                    if !opened.is_empty() {
+                        return Err(Error::Internal(
+                            "an opening was recorded without its margin taken".into(),
+                        ));
+                    }
+                    let balance = balance_in(conn, &user_id).await?;
+                    match balance.0 < margin_msat {
+                        true => Err(short_balance("margin", balance, checked.margin)),
+                        false => Err(full),
+                    }
                 })
             })
             .await?;
@@ -741,12 +779,14 @@ impl Desk {
         }
         let quote = self.market.fresh()?;
         let exit = position.reference(&quote);
+        // Before the write: a whole write's internal error fails its group.
+        let pl = pl_at(&position, exit)?;
         let settled = self
             .db
-            .write(move |conn| {
-                Box::pin(
-                    async move { settle(conn, &position, exit, ClosedBy::Manual, now_ms()).await },
-                )
+            .write_whole(move |conn| {
+                Box::pin(async move {
+                    settle(conn, &position, exit, pl, ClosedBy::Manual, now_ms()).await
+                })
             })
             .await?;
         match settled {
@@ -943,16 +983,11 @@ async fn debit(
     .await?;
     match row {
         Some(row) => Ok(Msat(row.try_get("balance_msat")?)),
-        None => {
-            let balance = balance_in(conn, user_id).await?;
-            Err(Error::invalid(
-                field,
-                format!(
-                    "the trading balance ({} sats) is less than the {amount} sats needed",
-                    balance.sat()
-                ),
-            ))
-        }
+        None => Err(short_balance(
+            field,
+            balance_in(conn, user_id).await?,
+            amount,
+        )),
     }
 }
 
@@ -974,6 +1009,18 @@ async fn credit(conn: &mut AnyConnection, user_id: &str, amount: u64) -> Result<
     }
 }
 
+/// The refusal of a payment of `amount` sats (the field `field`) that the
+/// trading balance cannot make.
+fn short_balance(field: &'static str, balance: Msat, amount: u64) -> Error {
+    Error::invalid(
+        field,
+        format!(
+            "the trading balance ({} sats) is less than the {amount} sats needed",
+            balance.sat()
+        ),
+    )
+}
+
 async fn balance_in(conn: &mut AnyConnection, user_id: &str) -> Result<Msat> {
     let balance: Option<i64> =
         sqlx::query_scalar("SELECT balance_msat FROM desk_balances WHERE user_id = $1")
@@ -983,25 +1030,142 @@ async fn balance_in(conn: &mut AnyConnection, user_id: &str) -> Result<Msat> {
     Ok(Msat(balance.unwrap_or(0)))
 }
 
-/// Closes `position` at `exit` if it is still open: the trader gets margin +
-/// P&L (never below zero) back, the house the rest. `None` when something else
-/// closed it first.
+/// The claim of an open position at an exit price: `$1` what closed it, `$2`
+/// the exit price, `$3` the P&L before the margin's floor, `$4` the time, `$5`
+/// the position's id. The floor (a loss never beyond the margin) and the
+/// payout use the margin the row holds when this UPDATE claims it, not the one
+/// read before: an add-margin committed in between (another request, another
+/// process) is then paid back with the rest, instead of going to the house.
+fn claim_sql() -> String {
+    format!(
+        "UPDATE desk_positions SET state = 'closed', closed_by = $1, exit_cents = $2, \
+         pl = CASE WHEN $3 < -margin THEN -margin ELSE $3 END, \
+         closed_at = $4 WHERE id = $5 AND state = 'open' RETURNING {COLUMNS}"
+    )
+}
+
+/// The P&L of `position` closed at `exit`, before the margin's floor (it does
+/// not depend on the margin).
+fn pl_at(position: &Position, exit: Price) -> Result<i64> {
+    contract::pl(position.side, position.quantity, position.price, exit)
+        .ok_or_else(|| Error::Internal("a stored position's P&L does not fit".into()))
+}
+
+/// `sql`, a claim ([`claim_sql`], alone or followed by its credit), with its
+/// binds for `position` closed at `exit` with the P&L `pl` ([`pl_at`]).
+fn claim_bound<'q>(
+    sql: &'q str,
+    position: &Position,
+    exit: Price,
+    pl: i64,
+    by: ClosedBy,
+    now: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(sql)
+        .bind(by.code())
+        .bind(cents_of(exit))
+        .bind(pl)
+        .bind(now)
+        .bind(position.id)
+}
+
+/// Records an opening (`$1` account, `$3` pid, `$4`..`$15` its fields) when
+/// the account has fewer than `$16` positions pending or open (the cap is
+/// checked by the INSERT itself: no row, no room) and, with `funded`, a
+/// trading balance of at least `$2` msat.
+fn open_insert_sql(funded: bool) -> String {
+    let funded = match funded {
+        true => {
+            "AND EXISTS (SELECT 1 FROM desk_balances WHERE user_id = $1 AND balance_msat >= $2)"
+        }
+        false => "",
+    };
+    format!(
+        "INSERT INTO desk_positions (pid, user_id, kind, side, state, quantity, \
+         margin, leverage, price_cents, liquidation_cents, takeprofit_cents, \
+         stoploss_cents, created_at, filled_at) \
+         SELECT $3, $1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 \
+         WHERE (SELECT COUNT(*) FROM desk_positions \
+                WHERE user_id = $1 AND state IN ('pending', 'open')) < $16 {funded} \
+         RETURNING {COLUMNS}"
+    )
+}
+
+/// Closing a position in one round trip: the claim
+/// ([`claim_sql`]), then, when it claimed, margin + P&L (the P&L floored at
+/// minus the margin, so never below zero) to the account's balance. The answer
+/// is read by [`row_and_balance`]; no row: something else closed it first.
+///
+/// Every statement is a round trip to the writer's connection, and the writer
+/// runs the writes of the whole process one after another: on SQLite the two
+/// statements go as one batch, the second changing nothing unless the first
+/// claimed (`changes()`); PostgreSQL has no batches with binds, but runs both
+/// as one statement.
+fn close_sql(postgres: bool) -> String {
+    let claim = claim_sql();
+    if postgres {
+        format!(
+            "WITH claimed AS ({claim}), \
+             credited AS (UPDATE desk_balances \
+                 SET balance_msat = desk_balances.balance_msat + 1000 * (claimed.margin + claimed.pl) \
+                 FROM claimed WHERE desk_balances.user_id = claimed.user_id \
+                 RETURNING desk_balances.balance_msat) \
+             SELECT claimed.*, (SELECT balance_msat FROM credited) AS balance_msat FROM claimed"
+        )
+    } else {
+        format!(
+            "{claim}; \
+             UPDATE desk_balances \
+             SET balance_msat = balance_msat + 1000 * (SELECT margin + pl FROM desk_positions WHERE id = $5) \
+             WHERE user_id = (SELECT user_id FROM desk_positions WHERE id = $5) AND changes() = 1 \
+             RETURNING balance_msat"
+        )
+    }
+}
+
+/// Reads what an opening or a close answered: the position (the row with a
+/// `pid`) and the balance after (the row with a `balance_msat`; on SQLite each
+/// statement of the batch answers its own row, on PostgreSQL's one statement a
+/// row has both). `None` unless both are there.
+fn row_and_balance(rows: &[sqlx::any::AnyRow]) -> Result<Option<(Position, Msat)>> {
+    let position = rows.iter().find(|row| row.try_column("pid").is_ok());
+    let balance = rows
+        .iter()
+        .find_map(|row| row.try_get::<Option<i64>, _>("balance_msat").ok().flatten());
+    match (position, balance) {
+        (Some(position), Some(balance)) => Ok(Some((position_from_row(position)?, Msat(balance)))),
+        _ => Ok(None),
+    }
+}
+
+/// Closes `position` at `exit` (its P&L `pl`) if it is still open: the
+/// trader gets margin + P&L (never below zero) back, the house the rest.
+/// `None` when something else closed it first.
 async fn settle(
     conn: &mut AnyConnection,
     position: &Position,
     exit: Price,
+    pl: i64,
     by: ClosedBy,
     now: i64,
 ) -> Result<Option<(Position, Msat)>> {
-    let Some((closed, paid)) = claim(conn, position, exit, by, now).await? else {
-        return Ok(None);
-    };
-    let balance = credit(conn, &closed.user_id, paid).await?;
-    Ok(Some((closed, balance)))
+    let sql = close_sql(conn.backend_name() == "PostgreSQL");
+    let rows = claim_bound(&sql, position, exit, pl, by, now)
+        .fetch_all(&mut *conn)
+        .await?;
+    match (row_and_balance(&rows)?, rows.is_empty()) {
+        (Some(settled), _) => Ok(Some(settled)),
+        (None, true) => Ok(None),
+        (None, false) => Err(Error::Internal(format!(
+            "a position of {} settled without a trading balance",
+            position.user_id
+        ))),
+    }
 }
 
-/// Marks `position` closed at `exit` if it is still open, and answers it with
-/// what it pays the trader; moves no money (the caller credits it). `None` when something else closed it first.
+/// Marks `position` closed at `exit` if it is still open (see [`claim_sql`]),
+/// and answers it with what it pays the trader; moves no money (the caller
+/// credits it). `None` when something else closed it first.
 async fn claim(
     conn: &mut AnyConnection,
     position: &Position,
@@ -1009,25 +1173,10 @@ async fn claim(
     by: ClosedBy,
     now: i64,
 ) -> Result<Option<(Position, u64)>> {
-    // The P&L before the margin's floor: it does not depend on the margin.
-    let pl = contract::pl(position.side, position.quantity, position.price, exit)
-        .ok_or_else(|| Error::Internal("a stored position's P&L does not fit".into()))?;
-    // The floor (a loss never beyond the margin) and the payout use the margin
-    // the row holds when this UPDATE claims it, not the one read before: an
-    // add-margin committed in between (another request, another process) is
-    // then paid back with the rest, instead of going to the house.
-    let row = sqlx::query(&format!(
-        "UPDATE desk_positions SET state = 'closed', closed_by = $1, exit_cents = $2, \
-         pl = CASE WHEN $3 < -margin THEN -margin ELSE $3 END, \
-         closed_at = $4 WHERE id = $5 AND state = 'open' RETURNING {COLUMNS}"
-    ))
-    .bind(by.code())
-    .bind(cents_of(exit))
-    .bind(pl)
-    .bind(now)
-    .bind(position.id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let (sql, pl) = (claim_sql(), pl_at(position, exit)?);
+    let row = claim_bound(&sql, position, exit, pl, by, now)
+        .fetch_optional(&mut *conn)
+        .await?;
     let Some(row) = row else { return Ok(None) };
     let closed = position_from_row(&row)?;
     let paid = closed
