@@ -12,8 +12,8 @@ test('a funded account sees its balances and switches the denomination', async (
   await account.call('/api/v1/simnet/mine', { blocks: 1 });
 
   await signIn(page, account.name);
-  await expect(page.getByTestId('balance-onchain')).toHaveText('1234567');
-  await expect(page.getByTestId('balance-total')).toHaveText('1234567');
+  await expect(page.getByTestId('balance-onchain')).toHaveText('1,234,567');
+  await expect(page.getByTestId('balance-total')).toHaveText('1,234,567');
   await expect(page.getByTestId('balance-lightning')).toHaveText('0');
   await expect(page.getByTestId('address')).toHaveText(data.address);
   await expect(page.getByTestId('node-id')).toHaveText(data.info.nodeId);
@@ -36,7 +36,7 @@ test('the faucet and miner buttons fund the wallet on a --simnet-dev server', as
   await expect(page.getByText('Coins sent')).toBeVisible();
   await page.getByRole('button', { name: 'Mine 1 block' }).click();
   // The balance moves by itself: the block's event refreshes the page.
-  await expect(page.getByTestId('balance-onchain')).toHaveText('1000000');
+  await expect(page.getByTestId('balance-onchain')).toHaveText('1,000,000');
   const data = await apiData(page);
   expect(data.balances.onchainfunds).toBe(1000000);
   await expect(page.getByTestId('blockheight')).toHaveText(String(data.info.blockheight));
@@ -95,7 +95,7 @@ test('a person pays an invoice after reading what it asks for, once', async ({ p
   const invoice = (await payee.call('/rest/v1/createinvoice', { amount: 1234, memo: 'lunch <b>' })).payment_request;
 
   await signIn(page, payer.name);
-  await expect(page.getByTestId('balance-lightning')).toHaveText('100000');
+  await expect(page.getByTestId('balance-lightning')).toHaveText('100,000');
   await page.getByRole('link', { name: 'Send' }).click();
 
   await page.getByLabel('Invoice', { exact: true }).fill('lnbcrt1nonsense');
@@ -115,7 +115,7 @@ test('a person pays an invoice after reading what it asks for, once', async ({ p
 
   await page.getByLabel('Your password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Pay' }).click();
-  await expect(page.getByTestId('send-result')).toHaveText('Paid 1234 sat (fee 1.123)');
+  await expect(page.getByTestId('send-result')).toHaveText('Paid 1,234 sat (fee 1.123)');
   await expect(page.getByRole('button', { name: 'Paid' })).toBeDisabled();
 
   const received = await payee.data();

@@ -2,7 +2,7 @@
 // with the password change, and the wallet pages without JavaScript.
 import { test, expect } from '@playwright/test';
 
-import { PASSWORD, apiAccount, apiData, connectToHub, open, signIn, signUp, uniqueName } from './support.mjs';
+import { PASSWORD, apiAccount, apiData, connectToHub, open, shown, signIn, signUp, uniqueName } from './support.mjs';
 
 test('contacts are added, refused when wrong, and removed after a confirmation', async ({ page, request }) => {
   const friend = await apiAccount(request, 'friend');
@@ -120,12 +120,12 @@ test.describe('without JavaScript', () => {
     await page.getByLabel('Username').fill(account.name);
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await expect(page.getByTestId('balance-lightning')).toHaveText(String(data.balances.lntfunds));
+    await expect(page.getByTestId('balance-lightning')).toHaveText(shown(data.balances.lntfunds));
 
     await page.goto('/channels');
     const own = page.getByTestId('channel').filter({ hasText: 'Opened by you' });
     await expect(own.getByTestId('channel-state')).toHaveText('Open');
-    await expect(own.getByTestId('channel-capacity')).toHaveText('100000 sat');
+    await expect(own.getByTestId('channel-capacity')).toHaveText('100,000 sat');
     await expect(page.getByTestId('channel')).toHaveCount(data.channels.filter((c) => c.state !== 'Closed').length);
     await page.goto('/contacts');
     await expect(page.getByTestId('contact').filter({ hasText: 'hub' })).toBeVisible();

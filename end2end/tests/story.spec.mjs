@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { PASSWORD, accessible, apiData, open, signUp, uniqueName } from './support.mjs';
+import { PASSWORD, accessible, apiData, open, shown, signUp, uniqueName } from './support.mjs';
 
 const screenshots = join(dirname(fileURLToPath(import.meta.url)), '../artifacts/screenshots');
 
@@ -35,16 +35,16 @@ async function photograph(page, name) {
 async function balancesMatch(page) {
   await open(page, '/');
   const data = await apiData(page);
-  await expect(page.getByTestId('balance-total')).toHaveText(String(data.balances.btcfunds));
-  await expect(page.getByTestId('balance-lightning')).toHaveText(String(data.balances.lntfunds));
-  await expect(page.getByTestId('balance-onchain')).toHaveText(String(data.balances.onchainfunds));
+  await expect(page.getByTestId('balance-total')).toHaveText(shown(data.balances.btcfunds));
+  await expect(page.getByTestId('balance-lightning')).toHaveText(shown(data.balances.lntfunds));
+  await expect(page.getByTestId('balance-onchain')).toHaveText(shown(data.balances.onchainfunds));
   return data;
 }
 
 /** The row of the channel this account opened (the hub opens one back too). */
 function channelOf(page, capacity) {
   return page.getByTestId('channel').filter({ hasText: 'Opened by you' }).filter({
-    has: page.getByTestId('channel-capacity').filter({ hasText: new RegExp(`^${capacity} sat$`) }),
+    has: page.getByTestId('channel-capacity').filter({ hasText: new RegExp(`^${shown(capacity)} sat$`) }),
   });
 }
 
@@ -54,7 +54,7 @@ async function fundAndConnect(page, capacity) {
   await page.getByRole('button', { name: 'Get 1,000,000 test sats' }).click();
   await expect(page.getByText('Coins sent')).toBeVisible();
   await page.getByRole('button', { name: 'Mine 1 block' }).click();
-  await expect(page.getByTestId('balance-onchain')).toHaveText('1000000');
+  await expect(page.getByTestId('balance-onchain')).toHaveText('1,000,000');
 
   await page.getByRole('link', { name: 'Channels' }).click();
   await expect(page.getByText('No channels yet')).toBeVisible();
@@ -85,7 +85,7 @@ test('alice and bob: faucet, channels, receive, pay, QuickPay, close', async ({ 
   await bob.getByRole('button', { name: 'Mine 6 blocks' }).click();
   const aliceChannel = channelOf(alice, 400000);
   await expect(aliceChannel.getByTestId('channel-state')).toHaveText('Open');
-  await expect(aliceChannel.getByTestId('channel-local')).toHaveText('400000 sat');
+  await expect(aliceChannel.getByTestId('channel-local')).toHaveText('400,000 sat');
   await photograph(alice, 'channels');
   let aliceData = await balancesMatch(alice);
   expect(aliceData.balances.lntfunds).toBe(400000);
@@ -108,7 +108,7 @@ test('alice and bob: faucet, channels, receive, pay, QuickPay, close', async ({ 
   await expect(bob.getByTestId('send-memo')).toHaveText('rent <share>');
   await bob.getByLabel('Your password').fill(PASSWORD);
   await bob.getByRole('button', { name: 'Pay' }).click();
-  await expect(bob.getByTestId('send-result')).toHaveText('Paid 25000 sat (fee 3.5)');
+  await expect(bob.getByTestId('send-result')).toHaveText('Paid 25,000 sat (fee 3.5)');
   await expect(alice.getByTestId('invoice-status')).toHaveText('Paid');
   aliceData = await balancesMatch(alice);
   expect(aliceData.balances.lntfunds).toBe(425000);
@@ -127,7 +127,7 @@ test('alice and bob: faucet, channels, receive, pay, QuickPay, close', async ({ 
   await alice.getByLabel('Your password').fill(PASSWORD);
   await photograph(alice, 'send');
   await alice.getByRole('button', { name: 'Pay' }).click();
-  await expect(alice.getByTestId('send-result')).toHaveText('Paid 10000 sat (fee 2)');
+  await expect(alice.getByTestId('send-result')).toHaveText('Paid 10,000 sat (fee 2)');
   await expect(bob.getByTestId('invoice-status')).toHaveText('Paid');
   aliceData = await balancesMatch(alice);
   expect(aliceData.balances.lntfunds).toBe(414998);
@@ -140,7 +140,7 @@ test('alice and bob: faucet, channels, receive, pay, QuickPay, close', async ({ 
   await alice.getByLabel('Memo').fill('quick <one>');
   await alice.getByLabel('Your password').fill(PASSWORD);
   await alice.getByRole('button', { name: 'Pay' }).click();
-  await expect(alice.getByTestId('quickpay-result')).toHaveText('Paid 5000 sat to bob (fee 1.5)');
+  await expect(alice.getByTestId('quickpay-result')).toHaveText('Paid 5,000 sat to bob (fee 1.5)');
   await photograph(alice, 'contacts');
   aliceData = await balancesMatch(alice);
   expect(aliceData.balances.lntfunds).toBe(409996.5);
@@ -159,7 +159,7 @@ test('alice and bob: faucet, channels, receive, pay, QuickPay, close', async ({ 
   // on chain.
   await open(alice, '/channels');
   const channel = channelOf(alice, 400000);
-  const local = Number((await channel.getByTestId('channel-local').textContent()).replace(' sat', ''));
+  const local = Number((await channel.getByTestId('channel-local').textContent()).replace(' sat', '').replaceAll(',', ''));
   const before = await apiData(alice);
   await channel.getByRole('button', { name: 'Close channel' }).click();
   await channel.getByLabel('Your password').fill(PASSWORD);

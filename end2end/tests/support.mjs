@@ -68,9 +68,12 @@ export async function connectToHub(account, sats = 100000) {
   await account.call('/api/v1/simnet/mine', { blocks: 6 });
 }
 
-/** How the pages print an amount from the API (a JSON number). */
+/** How the pages print an amount from the API (a JSON number or decimal
+ * text): the whole part grouped by thousands, `1234567.5` as `1,234,567.5`. */
 export function shown(amount) {
-  return String(amount);
+  const [whole, fraction] = String(amount).split('.');
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return fraction === undefined ? grouped : `${grouped}.${fraction}`;
 }
 
 const axe = createRequire(import.meta.url).resolve('axe-core/axe.min.js');

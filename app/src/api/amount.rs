@@ -12,6 +12,43 @@ use serde_json::value::RawValue;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Amount(pub String);
 
+impl Amount {
+    /// The amount for people to read, its whole part grouped by thousands.
+    pub fn grouped(&self) -> String {
+        group_thousands(&self.0)
+    }
+}
+
+/// Decimal text for people to read: `-1234567.891` becomes `-1,234,567.891`.
+/// Only the whole part is grouped; text that is not a plain decimal is
+/// answered unchanged. The APIs never group: this is for the pages.
+pub fn group_thousands(text: &str) -> String {
+    let (sign, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", text),
+    };
+    let (whole, fraction) = match unsigned.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (unsigned, None),
+    };
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return text.to_string();
+    }
+    let mut grouped = String::with_capacity(text.len() + whole.len() / 3);
+    grouped.push_str(sign);
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    if let Some(fraction) = fraction {
+        grouped.push('.');
+        grouped.push_str(fraction);
+    }
+    grouped
+}
+
 impl Serialize for Amount {
     /// A valid JSON number is written as one, digit for digit; anything else a
     /// user typed ("1.", "007") travels as a string, for the server to judge.
@@ -78,6 +115,24 @@ impl Rate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_group_whole_parts_by_thousands_and_leave_other_text_alone() {
+        for (text, shown) in [
+            ("0", "0"),
+            ("999", "999"),
+            ("1000", "1,000"),
+            ("1000000", "1,000,000"),
+            ("-1234567.891", "-1,234,567.891"),
+            ("12345.00001", "12,345.00001"),
+            ("100000.5", "100,000.5"),
+            ("", ""),
+            ("abc", "abc"),
+            ("1e6", "1e6"),
+        ] {
+            assert_eq!(group_thousands(text), shown, "{text}");
+        }
+    }
 
     #[test]
     fn amounts_read_numbers_and_strings_and_write_exact_numbers() {

@@ -18,17 +18,21 @@ use leptos::server_fn::codec::{DeleteUrl, GetUrl, Json, JsonEncoding, PostUrl, P
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
-/// The LN-Markets error body.
+/// The LN-Markets error body, plus `field` (additive) when one input caused
+/// it, so the desk's ticket shows the message next to that input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct LnmError {
     pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl LnmError {
     pub fn new(message: impl Into<String>) -> Self {
         LnmError {
             message: message.into(),
+            field: None,
         }
     }
 }
@@ -86,7 +90,14 @@ mod server {
 
     impl From<Error> for LnmError {
         fn from(err: Error) -> Self {
-            LnmError::new(answer(err))
+            // Internal causes stay in the log: no field is named for them.
+            let field = (!err.is_internal())
+                .then(|| err.field().map(str::to_string))
+                .flatten();
+            LnmError {
+                message: answer(err),
+                field,
+            }
         }
     }
 
@@ -103,7 +114,10 @@ mod server {
     /// set already, the message carries over.
     impl From<ApiError> for LnmError {
         fn from(err: ApiError) -> Self {
-            LnmError::new(err.error.message)
+            LnmError {
+                message: err.error.message,
+                field: err.error.field,
+            }
         }
     }
 

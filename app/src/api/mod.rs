@@ -15,7 +15,7 @@ pub mod mylightning;
 pub mod session;
 pub mod simnet;
 
-pub use amount::{Amount, Rate};
+pub use amount::{group_thousands, Amount, Rate};
 #[cfg(feature = "ssr")]
 pub use error::http_status;
 pub use error::{ApiError, ErrorBody};

@@ -180,8 +180,8 @@ fn ClosedTable(
                     {closed.into_iter().map(|channel| view! {
                         <tr data-testid="closed-channel">
                             <td>{peer_name(&channel, &names)}</td>
-                            <td class="num">{channel.capacity.0}</td>
-                            <td class="num">{channel.balance.0}</td>
+                            <td class="num">{channel.capacity.grouped()}</td>
+                            <td class="num">{channel.balance.grouped()}</td>
                             <td><code class="wrap small">{channel.channelpoint}</code></td>
                         </tr>
                     }).collect_view()}
@@ -226,16 +226,16 @@ fn ChannelRow(channel: ChannelView, peer: String, unit: String) -> impl IntoView
                 <span class="badge" class:open=open data-testid="channel-state">{channel.state.clone()}</span>
             </div>
             <div class="bar" role="img"
-                aria-label=format!("{} {unit} on your side of {} {unit}", channel.balance.0, channel.capacity.0)>
+                aria-label=format!("{} {unit} on your side of {} {unit}", channel.balance.grouped(), channel.capacity.grouped())>
                 <span style=format!("width: {share:.1}%")></span>
             </div>
             <dl class="facts">
                 <dt>"Yours"</dt>
-                <dd data-testid="channel-local">{format!("{} {unit}", channel.balance.0)}</dd>
+                <dd data-testid="channel-local">{format!("{} {unit}", channel.balance.grouped())}</dd>
                 <dt>"Theirs"</dt>
-                <dd data-testid="channel-remote">{format!("{} {unit}", channel.remote_balance.0)}</dd>
+                <dd data-testid="channel-remote">{format!("{} {unit}", channel.remote_balance.grouped())}</dd>
                 <dt>"Capacity"</dt>
-                <dd data-testid="channel-capacity">{format!("{} {unit}", channel.capacity.0)}</dd>
+                <dd data-testid="channel-capacity">{format!("{} {unit}", channel.capacity.grouped())}</dd>
                 <dt>"Channel point"</dt>
                 <dd><code class="wrap small">{channel.channelpoint.clone()}</code></dd>
             </dl>

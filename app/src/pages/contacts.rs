@@ -149,7 +149,7 @@ fn QuickPayCard(
             </form>
             {move || pay.value().get().and_then(|r| r.ok()).and_then(|r| Some((r.payment?, r.rate))).map(|(p, rate)| view! {
                 <p class="success" role="status" data-testid="quickpay-result">
-                    {format!("Paid {} {} to {} (fee {})", p.amount.0, unit, dest.get_untracked(), p.fee.0)}
+                    {format!("Paid {} {} to {} (fee {})", p.amount.grouped(), unit, dest.get_untracked(), p.fee.grouped())}
                 </p>
                 <RateNote rate />
             })}

@@ -154,9 +154,9 @@ fn Transactions(page: HistoryResponse, filter: Filter, unit: String) -> impl Int
                             <td>{utc_date(t.time)}</td>
                             <td>{kind_label(&t.kind)}</td>
                             <td class="num" class:incoming=t.kind.ends_with("received")>
-                                {format!("{}{}", if t.kind.ends_with("received") { "+" } else { "−" }, t.amount.0)}
+                                {format!("{}{}", if t.kind.ends_with("received") { "+" } else { "−" }, t.amount.grouped())}
                             </td>
-                            <td class="num">{t.fee.0}</td>
+                            <td class="num">{t.fee.grouped()}</td>
                             <td class="memo">{t.memo}</td>
                             <td>{t.status}</td>
                         </tr>

@@ -98,9 +98,9 @@ fn Balances(data: SummaryResponse, settings: ServerAction<UpdateSettings>) -> im
         <section class="card" aria-labelledby="balances-title">
             <h2 id="balances-title">"Balances"</h2>
             <div class="balances">
-                {balance("Total", "balance-total", data.balances.btcfunds.0)}
-                {balance("Lightning", "balance-lightning", data.balances.lntfunds.0)}
-                {balance("On chain", "balance-onchain", data.balances.onchainfunds.0)}
+                {balance("Total", "balance-total", data.balances.btcfunds.grouped())}
+                {balance("Lightning", "balance-lightning", data.balances.lntfunds.grouped())}
+                {balance("On chain", "balance-onchain", data.balances.onchainfunds.grouped())}
             </div>
             <RateNote rate=data.rate />
             <label class="inline">

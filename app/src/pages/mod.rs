@@ -47,6 +47,7 @@ pub use settings::SettingsPage;
 pub use sign_in::SignInPage;
 pub use sign_up::SignUpPage;
 
+use crate::api::lnm::LnmError;
 use crate::api::mylightning::{
     ContactView, CreateInvoiceResponse, DecodedInvoice, Empty, GenericResponse, SettingsResponse,
 };
@@ -93,6 +94,24 @@ impl Refusal for GenericResponse {
     }
 }
 
+/// An API's error as a form shows it: the message, and the input that caused
+/// it when one did.
+pub trait FormError {
+    fn message_and_field(&self) -> (&str, Option<&str>);
+}
+
+impl FormError for ApiError {
+    fn message_and_field(&self) -> (&str, Option<&str>) {
+        (&self.error.message, self.error.field.as_deref())
+    }
+}
+
+impl FormError for LnmError {
+    fn message_and_field(&self) -> (&str, Option<&str>) {
+        (&self.message, self.field.as_deref())
+    }
+}
+
 /// The message of the action's last failure or refusal when `field` caused it;
 /// with `None`, when no single field did (shown for the whole form).
 pub(crate) fn action_error<S>(
@@ -100,7 +119,8 @@ pub(crate) fn action_error<S>(
     field: Option<&'static str>,
 ) -> Signal<Option<String>>
 where
-    S: ServerFn<Error = ApiError> + Clone + Send + Sync + 'static,
+    S: ServerFn + Clone + Send + Sync + 'static,
+    S::Error: FormError + Send + Sync + 'static,
     S::Output: Refusal + Send + Sync + 'static,
 {
     last_error(action, move |caused_by| caused_by == field)
@@ -113,7 +133,8 @@ pub(crate) fn form_error<S>(
     fields: &'static [&'static str],
 ) -> Signal<Option<String>>
 where
-    S: ServerFn<Error = ApiError> + Clone + Send + Sync + 'static,
+    S: ServerFn + Clone + Send + Sync + 'static,
+    S::Error: FormError + Send + Sync + 'static,
     S::Output: Refusal + Send + Sync + 'static,
 {
     last_error(action, move |caused_by| {
@@ -126,17 +147,20 @@ fn last_error<S>(
     shows: impl Fn(Option<&str>) -> bool + Send + Sync + 'static,
 ) -> Signal<Option<String>>
 where
-    S: ServerFn<Error = ApiError> + Clone + Send + Sync + 'static,
+    S: ServerFn + Clone + Send + Sync + 'static,
+    S::Error: FormError + Send + Sync + 'static,
     S::Output: Refusal + Send + Sync + 'static,
 {
     Signal::derive(move || {
         action.value().with(|value| {
-            let body = match value {
-                Some(Err(err)) => Some(&err.error),
-                Some(Ok(reply)) => reply.refusal(),
-                None => None,
-            }?;
-            shows(body.field.as_deref()).then(|| body.message.clone())
+            let (message, field) = match value {
+                Some(Err(err)) => err.message_and_field(),
+                Some(Ok(reply)) => reply
+                    .refusal()
+                    .map(|body| (body.message.as_str(), body.field.as_deref()))?,
+                None => return None,
+            };
+            shows(field).then(|| message.to_string())
         })
     })
 }

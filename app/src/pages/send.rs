@@ -111,7 +111,7 @@ fn Confirm(decoded: DecodedInvoice, invoice: String, account: Account) -> impl I
             <dl class="facts">
                 <dt>"Amount"</dt>
                 <dd data-testid="send-amount">
-                    {decoded.amount.map(|a| format!("{} {unit}", a.0)).unwrap_or_else(|| "any amount".into())}
+                    {decoded.amount.map(|a| format!("{} {unit}", a.grouped())).unwrap_or_else(|| "any amount".into())}
                     <RateNote rate=decoded.rate />
                 </dd>
                 <dt>"Memo"</dt>
@@ -141,7 +141,7 @@ fn Confirm(decoded: DecodedInvoice, invoice: String, account: Account) -> impl I
             </form>
             {move || pay.value().get().and_then(|r| r.ok()).and_then(|r| Some((r.payment?, r.rate))).map(|(p, rate)| view! {
                 <p class="success" role="status" data-testid="send-result">
-                    {format!("Paid {} {} (fee {})", p.amount.0, result_unit, p.fee.0)}
+                    {format!("Paid {} {} (fee {})", p.amount.grouped(), result_unit, p.fee.grouped())}
                 </p>
                 <RateNote rate />
             })}

@@ -9,7 +9,7 @@
 //! quantities up to 10^9 and any leverage in 1..=100 (and far beyond). Where an
 //! answer cannot exist or does not fit, the function says `None`, never wraps.
 //! Limits that are policy (leverage 1 to 100, minimum margin, tick of an order's
-//! price) are checked by the caller; this module only refuses what has no
+//! price) are checked by the caller; this crate only refuses what has no
 //! meaning (a zero price, a zero leverage).
 
 use std::fmt;
