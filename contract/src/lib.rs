@@ -14,6 +14,8 @@
 
 use std::fmt;
 
+pub mod ticket;
+
 /// Sats per BTC times cents per USD: `quantity` contracts (USD) at `c` cents
 /// per BTC are worth `quantity * SAT_CENTS / c` sats.
 const SAT_CENTS: u128 = 100_000_000 * 100;

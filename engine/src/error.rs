@@ -67,6 +67,16 @@ pub enum Error {
     Internal(String),
 }
 
+/// A refused order or trigger names its field, as every client mistake does.
+impl From<contract::ticket::Refusal> for Error {
+    fn from(refusal: contract::ticket::Refusal) -> Self {
+        Error::Invalid {
+            field: refusal.field,
+            message: refusal.message,
+        }
+    }
+}
+
 impl Error {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Error::Invalid {

@@ -24,6 +24,8 @@
 
 use sqlx::{AnyConnection, Row};
 
+use super::contract::ticket::check_price;
+pub use super::contract::ticket::{Order, OrderType, MAX_QUANTITY};
 use super::contract::{self, Leverage, Liquidation, Price, Side};
 use super::market::Quote;
 use super::Desk;
@@ -56,33 +58,6 @@ pub const TRIGGER_PROBE: &str = "SELECT CAST(CASE WHEN \
 
 /// Most closed positions one list answers (newest first).
 pub const CLOSED_LIMIT: i64 = 1000;
-
-/// Largest position, in contracts (USD): where the contract's maths is exact.
-pub const MAX_QUANTITY: u64 = 1_000_000_000;
-
-/// Market (`m`) or limit (`l`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderType {
-    Market,
-    Limit,
-}
-
-impl OrderType {
-    pub fn code(self) -> &'static str {
-        match self {
-            OrderType::Market => "m",
-            OrderType::Limit => "l",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<OrderType> {
-        match code {
-            "m" => Some(OrderType::Market),
-            "l" => Some(OrderType::Limit),
-            _ => None,
-        }
-    }
-}
 
 /// Where a position is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,24 +128,6 @@ impl ClosedBy {
             ClosedBy::Liquidation => "liquidated",
         }
     }
-}
-
-/// An order as a trader gives it (`POST /positions`). Of margin, quantity and
-/// leverage, two decide the third: quantity and leverage give the margin (a
-/// margin given too must cover it), margin and leverage the quantity, margin
-/// and quantity the leverage.
-#[derive(Debug, Clone, Default)]
-pub struct Order {
-    pub kind: Option<OrderType>,
-    pub side: Option<Side>,
-    /// Sats.
-    pub margin: Option<u64>,
-    pub quantity: Option<u64>,
-    pub leverage: Option<Leverage>,
-    /// A limit order's price.
-    pub price: Option<Price>,
-    pub takeprofit: Option<Price>,
-    pub stoploss: Option<Price>,
 }
 
 /// What `PUT /positions` changes: one trigger; zero removes it.
@@ -282,19 +239,6 @@ pub fn check_pid(pid: &str) -> Result<()> {
 
 /// A trigger's or an order's price: at least one dollar, on the spec's
 /// 0.1 USD grid.
-fn check_price(field: &'static str, price: Price) -> Result<()> {
-    if price.cents() < 100 {
-        return Err(Error::invalid(field, format!("{field} must be at least 1")));
-    }
-    if !price.is_multiple_of(Price::from_cents(10)) {
-        return Err(Error::invalid(
-            field,
-            format!("{field} must be a multiple of 0.1"),
-        ));
-    }
-    Ok(())
-}
-
 /// The columns every read of a position selects.
 const COLUMNS: &str = "id, pid, user_id, kind, side, state, quantity, margin, leverage, \
      price_cents, liquidation_cents, takeprofit_cents, stoploss_cents, exit_cents, pl, \
@@ -363,20 +307,6 @@ fn sats(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// What an order becomes once checked: everything the row needs.
-struct Checked {
-    kind: OrderType,
-    side: Side,
-    state: State,
-    quantity: u64,
-    margin: u64,
-    leverage: Leverage,
-    price: Price,
-    liquidation: Liquidation,
-    takeprofit: Option<Price>,
-    stoploss: Option<Price>,
-}
-
 impl Desk {
     /// Opens a position (`POST /positions`): checks the order against the
     /// spec's rules and the current quote, then takes the margin from the
@@ -387,7 +317,7 @@ impl Desk {
     pub async fn open_position(&self, user: &User, order: Order) -> Result<Position> {
         self.require(self.config.switches.newposition, "opening new positions")?;
         let quote = self.market.fresh()?;
-        let checked = self.check_order(&order, &quote)?;
+        let checked = order.check(quote.bid, quote.offer, self.config.leverage_max)?;
         let user_id = user.id.0.clone();
         let pid = uuid::Uuid::new_v4().to_string();
         let max_open = i64::from(self.config.open_positions_max);
@@ -399,7 +329,7 @@ impl Desk {
                     let margin_msat = sats(checked.margin)
                         .checked_mul(1000)
                         .ok_or_else(|| Error::invalid("margin", "margin is too large"))?;
-                    let filled = (checked.state == State::Open).then_some(now);
+                    let filled = checked.fills_now.then_some(now);
                     // On SQLite the INSERT and the debit go as one batch: a
                     // round trip fewer, and the writer runs every write of
                     // the process one after another. The debit follows only
@@ -428,7 +358,14 @@ impl Desk {
                         .bind(&pid)
                         .bind(checked.kind.code())
                         .bind(checked.side.code())
-                        .bind(checked.state.code())
+                        .bind(
+                            if checked.fills_now {
+                                State::Open
+                            } else {
+                                State::Pending
+                            }
+                            .code(),
+                        )
                         .bind(sats(checked.quantity))
                         .bind(sats(checked.margin))
                         .bind(sats(checked.leverage.ten_thousandths()))
@@ -477,163 +414,6 @@ impl Desk {
             .await?;
         self.position_changed(&position, "opened", balance);
         Ok(position)
-    }
-
-    /// Checks an order against the rules and the quote (see [`Order`]).
-    fn check_order(&self, order: &Order, quote: &Quote) -> Result<Checked> {
-        let kind = order
-            .kind
-            .ok_or_else(|| Error::invalid("type", "type is required: m (market) or l (limit)"))?;
-        let side = order
-            .side
-            .ok_or_else(|| Error::invalid("side", "side is required: b (buy) or s (sell)"))?;
-        let max_leverage = self.config.leverage_max;
-        if let Some(leverage) = order.leverage {
-            if leverage < Leverage::whole(1) || leverage > Leverage::whole(max_leverage) {
-                return Err(Error::invalid(
-                    "leverage",
-                    format!("leverage must be between 1 and {max_leverage}"),
-                ));
-            }
-        }
-        if order.margin == Some(0) {
-            return Err(Error::invalid("margin", "margin must be at least 1"));
-        }
-        if let Some(quantity) = order.quantity {
-            if !(1..=MAX_QUANTITY).contains(&quantity) {
-                return Err(Error::invalid(
-                    "quantity",
-                    format!("quantity must be between 1 and {MAX_QUANTITY}"),
-                ));
-            }
-        }
-        // Where it enters, and whether it fills now.
-        let entry_quote = side.entry_quote(quote.bid, quote.offer);
-        let (price, state) = match (kind, order.price) {
-            (OrderType::Market, None) => (entry_quote, State::Open),
-            (OrderType::Market, Some(_)) => {
-                return Err(Error::invalid(
-                    "price",
-                    "price is for limit orders (type l) only",
-                ))
-            }
-            (OrderType::Limit, None) => {
-                return Err(Error::invalid(
-                    "price",
-                    "a limit order (type l) needs a price",
-                ))
-            }
-            (OrderType::Limit, Some(limit)) => {
-                check_price("price", limit)?;
-                let reached = match side {
-                    Side::Buy => entry_quote <= limit,
-                    Side::Sell => entry_quote >= limit,
-                };
-                if reached {
-                    (entry_quote, State::Open)
-                } else {
-                    (limit, State::Pending)
-                }
-            }
-        };
-        let (quantity, margin, leverage) = match (order.quantity, order.margin, order.leverage) {
-            (Some(quantity), given, Some(leverage)) => {
-                let margin = contract::margin_for(quantity, price, leverage)
-                    .ok_or_else(|| Error::invalid("quantity", "quantity is too large"))?;
-                if let Some(given) = given {
-                    if given < margin {
-                        return Err(Error::invalid(
-                            "margin",
-                            format!(
-                                "{quantity} contracts at leverage {leverage} and price {price} need a margin of {margin} sats, more than the {given} given"
-                            ),
-                        ));
-                    }
-                }
-                (quantity, margin, leverage)
-            }
-            (None, Some(margin), Some(leverage)) => {
-                let quantity = contract::quantity_for(margin, price, leverage).unwrap_or(0);
-                (quantity, margin, leverage)
-            }
-            (Some(quantity), Some(margin), None) => {
-                let leverage = Leverage::of(quantity, price, margin).unwrap_or_default();
-                if leverage < Leverage::whole(1) || leverage > Leverage::whole(max_leverage) {
-                    return Err(Error::invalid(
-                        "leverage",
-                        format!(
-                            "a margin of {margin} sats for {quantity} contracts at {price} is a leverage of {leverage}, outside 1 to {max_leverage}"
-                        ),
-                    ));
-                }
-                (quantity, margin, leverage)
-            }
-            _ => {
-                return Err(Error::invalid(
-                    "leverage",
-                    "give leverage with margin or quantity, or margin with quantity",
-                ))
-            }
-        };
-        if quantity == 0 {
-            return Err(Error::invalid(
-                "margin",
-                format!("a margin of {margin} sats buys no contract at leverage {leverage} and price {price}"),
-            ));
-        }
-        if quantity > MAX_QUANTITY {
-            return Err(Error::invalid(
-                "quantity",
-                format!("quantity must be between 1 and {MAX_QUANTITY}"),
-            ));
-        }
-        if margin == 0 {
-            return Err(Error::invalid("margin", "margin must be at least 1"));
-        }
-        let liquidation = contract::liquidation(side, quantity, price, margin)
-            .ok_or_else(|| Error::invalid("quantity", "quantity is too large"))?;
-        // Triggers are checked against where the position is valued now (a
-        // pending order: its own price).
-        let reference = match state {
-            State::Pending => price,
-            _ => side.reference_quote(quote.bid, quote.offer),
-        };
-        if let Liquidation::At(at) = liquidation {
-            let alive = match side {
-                Side::Buy => at < reference,
-                Side::Sell => at > reference,
-            };
-            if !alive {
-                return Err(Error::invalid(
-                    "leverage",
-                    format!("at this leverage the position would be liquidated at once ({at}): lower it"),
-                ));
-            }
-        }
-        let covered = contract::last_covered(side, quantity, price, margin)
-            .ok_or_else(|| Error::invalid("quantity", "quantity is too large"))?;
-        if let Some(takeprofit) = order.takeprofit {
-            check_price("takeprofit", takeprofit)?;
-            contract::check_takeprofit(side, takeprofit, reference)
-                .map_err(|e| Error::invalid("takeprofit", e.to_string()))?;
-        }
-        if let Some(stoploss) = order.stoploss {
-            check_price("stoploss", stoploss)?;
-            contract::check_stoploss(side, stoploss, reference, covered)
-                .map_err(|e| Error::invalid("stoploss", e.to_string()))?;
-        }
-        Ok(Checked {
-            kind,
-            side,
-            state,
-            quantity,
-            margin,
-            leverage,
-            price,
-            liquidation,
-            takeprofit: order.takeprofit,
-            stoploss: order.stoploss,
-        })
     }
 
     /// One position of the account, by pid; another account's answers as if it
