@@ -14,10 +14,10 @@ use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title}
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{Lazy, SsrMode, StaticSegment};
 
-use components::Live;
+use components::{Live, Realtime};
 use pages::{
     ChannelsPage, ContactsPage, HistoryPage, HomePage, NotFound, ReceivePage, SendPage,
-    SettingsPage, SignInPage, SignUpPage,
+    SettingsPage, SignInPage, SignUpPage, TradePage,
 };
 
 /// The HTML document around the app, rendered on the server only.
@@ -68,6 +68,7 @@ fn content_security_policy() {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     Live::provide();
+    Realtime::provide();
     view! {
         <Stylesheet id="leptos" href="/pkg/ampere.css" />
         <Title text="Ampere" />
@@ -91,6 +92,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("channels") view={Lazy::<ChannelsPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("contacts") view={Lazy::<ContactsPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("history") view={Lazy::<HistoryPage>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("trade") view={Lazy::<TradePage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("settings") view={Lazy::<SettingsPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("signin") view=SignInPage />
                     <Route path=StaticSegment("signup") view=SignUpPage />

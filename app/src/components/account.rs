@@ -59,25 +59,57 @@ pub fn ErrorCard(err: ApiError) -> impl IntoView {
     view! { <p class="form-error card" role="alert">{err.to_string()}</p> }
 }
 
+/// Where a signed-in person can go: the wallet's pages, then the desk's.
+const DESTINATIONS: [(&str, &str); 11] = [
+    ("/", "Dashboard"),
+    ("/receive", "Receive"),
+    ("/send", "Send"),
+    ("/channels", "Channels"),
+    ("/contacts", "Contacts"),
+    ("/history", "History"),
+    ("/trade", "Trade"),
+    ("/positions", "Positions"),
+    ("/funding", "Funding"),
+    ("/tokens", "Tokens"),
+    ("/settings", "Settings"),
+];
+
+/// Every destination in one row on a wide screen; on a phone, a menu button
+/// that opens all of them at once (a `details` element: no script needed).
 #[component]
 fn WalletNav(csrf: String) -> impl IntoView {
-    let links = [
-        ("/", "Dashboard"),
-        ("/receive", "Receive"),
-        ("/send", "Send"),
-        ("/channels", "Channels"),
-        ("/contacts", "Contacts"),
-        ("/history", "History"),
-        ("/settings", "Settings"),
-    ];
+    let links = || {
+        DESTINATIONS
+            .into_iter()
+            .map(|(href, label)| view! { <li><A href=href exact=true>{label}</A></li> })
+            .collect_view()
+    };
+    let location = leptos_router::hooks::use_location();
+    let here = move || {
+        let path = location.pathname.get();
+        DESTINATIONS
+            .iter()
+            .find(|(href, _)| *href == path)
+            .map_or("Menu", |(_, label)| *label)
+    };
+    // A link followed inside the open menu closes it.
+    let menu = NodeRef::<leptos::html::Details>::new();
+    let close_menu = move |_| {
+        if let Some(menu) = menu.get() {
+            menu.set_open(false);
+        }
+    };
     view! {
-        <nav class="wallet-nav" aria-label="Wallet">
-            <ul>
-                {links
-                    .into_iter()
-                    .map(|(href, label)| view! { <li><A href=href exact=true>{label}</A></li> })
-                    .collect_view()}
-            </ul>
+        <nav class="wallet-nav" aria-label="Main">
+            <ul class="nav-wide">{links()}</ul>
+            <details class="nav-menu" node_ref=menu>
+                <summary>
+                    <span aria-hidden="true">"☰ "</span>
+                    {here}
+                    <span class="visually-hidden">" — open the menu"</span>
+                </summary>
+                <ul on:click=close_menu>{links()}</ul>
+            </details>
             <SignOutButton csrf />
         </nav>
     }

@@ -15,7 +15,8 @@ pub fn now_seconds() -> ReadSignal<i64> {
     now
 }
 
-fn unix_now() -> i64 {
+/// The time in Unix seconds, once.
+pub fn unix_now() -> i64 {
     #[cfg(feature = "hydrate")]
     return (js_sys::Date::now() / 1000.0) as i64;
     #[cfg(not(feature = "hydrate"))]

@@ -18,6 +18,12 @@ pub fn Field(
     #[prop(default = true)] required: bool,
     #[prop(optional)] value: Option<RwSignal<String>>,
     #[prop(into)] error: Signal<Option<String>>,
+    /// A line below the input saying what it accepts (a valid range).
+    #[prop(optional, into)]
+    hint: Option<Signal<String>>,
+    /// Told when the person edits the input (not when `value` is set).
+    #[prop(optional, into)]
+    on_edit: Option<Callback<()>>,
 ) -> impl IntoView {
     let id = if id.is_empty() {
         format!("field-{name}")
@@ -25,6 +31,11 @@ pub fn Field(
         id.to_string()
     };
     let error_id = format!("{id}-error");
+    let hint_id = format!("{id}-hint");
+    let described_by = match hint {
+        Some(_) => format!("{hint_id} {error_id}"),
+        None => error_id.clone(),
+    };
     let value = value.unwrap_or_else(|| RwSignal::new(String::new()));
     view! {
         <div class="field">
@@ -39,9 +50,15 @@ pub fn Field(
                 required=required
                 spellcheck="false"
                 bind:value=value
+                on:input=move |_| {
+                    if let Some(edited) = on_edit {
+                        edited.run(());
+                    }
+                }
                 aria-invalid=move || error.get().is_some().to_string()
-                aria-describedby=error_id.clone()
+                aria-describedby=described_by
             />
+            {hint.map(|hint| view! { <p class="hint" id=hint_id>{move || hint.get()}</p> })}
             <p class="field-error" id=error_id role="alert">
                 {move || error.get()}
             </p>

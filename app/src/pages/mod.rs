@@ -35,6 +35,7 @@ mod send;
 mod settings;
 mod sign_in;
 mod sign_up;
+mod trade;
 
 pub use channels::ChannelsPage;
 pub use contacts::ContactsPage;
@@ -46,8 +47,9 @@ pub use send::SendPage;
 pub use settings::SettingsPage;
 pub use sign_in::SignInPage;
 pub use sign_up::SignUpPage;
+pub use trade::TradePage;
 
-use crate::api::lnm::LnmError;
+use crate::api::lnm::{LnmError, PositionView};
 use crate::api::mylightning::{
     ContactView, CreateInvoiceResponse, DecodedInvoice, Empty, GenericResponse, SettingsResponse,
 };
@@ -81,6 +83,7 @@ impl Refusal for ContactView {}
 impl Refusal for Empty {}
 impl Refusal for Mined {}
 impl Refusal for Funded {}
+impl Refusal for PositionView {}
 
 impl Refusal for CreateInvoiceResponse {
     fn refusal(&self) -> Option<&ErrorBody> {
