@@ -791,8 +791,15 @@ fn count_arg(
 /// pending limit orders by default; closed: the last 1000). Each flag counts
 /// when present bare (`?closed`) or `true`/`1`.
 #[server(prefix = "/lnm", endpoint = "positions", input = GetUrl)]
-pub async fn list_positions() -> Result<PositionList, LnmError> {
+pub async fn list_positions(
+    #[server(default)] open: Option<String>,
+    #[server(default)] closed: Option<String>,
+    #[server(default)] all: Option<String>,
+) -> Result<PositionList, LnmError> {
     use engine::desk::Filter;
+    // The flags are read from the raw query below, bare ones (`?all`) too,
+    // which the query parser drops; the arguments let the pages send them.
+    let _ = (open, closed, all);
     let (caller, desk) = trader().await?;
     // Read from the raw query: the URL codec takes `?closed` (no value) for
     // absent.

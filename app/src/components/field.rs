@@ -9,8 +9,8 @@ pub fn Field(
     #[prop(into)] label: String,
     name: &'static str,
     /// The element id, when a page has two fields of the same name.
-    #[prop(optional)]
-    id: &'static str,
+    #[prop(optional, into)]
+    id: String,
     #[prop(default = "text")] kind: &'static str,
     #[prop(optional)] autocomplete: &'static str,
     #[prop(optional)] inputmode: &'static str,
@@ -28,7 +28,7 @@ pub fn Field(
     let id = if id.is_empty() {
         format!("field-{name}")
     } else {
-        id.to_string()
+        id
     };
     let error_id = format!("{id}-error");
     let hint_id = format!("{id}-hint");

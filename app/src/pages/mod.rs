@@ -30,6 +30,7 @@ mod contacts;
 mod history;
 mod home;
 mod not_found;
+mod positions;
 mod receive;
 mod send;
 mod settings;
@@ -42,6 +43,7 @@ pub use contacts::ContactsPage;
 pub use history::HistoryPage;
 pub use home::HomePage;
 pub use not_found::NotFound;
+pub use positions::PositionsPage;
 pub use receive::ReceivePage;
 pub use send::SendPage;
 pub use settings::SettingsPage;
@@ -49,7 +51,7 @@ pub use sign_in::SignInPage;
 pub use sign_up::SignUpPage;
 pub use trade::TradePage;
 
-use crate::api::lnm::{LnmError, PositionView};
+use crate::api::lnm::{LnmError, PositionView, Success};
 use crate::api::mylightning::{
     ContactView, CreateInvoiceResponse, DecodedInvoice, Empty, GenericResponse, SettingsResponse,
 };
@@ -84,6 +86,7 @@ impl Refusal for Empty {}
 impl Refusal for Mined {}
 impl Refusal for Funded {}
 impl Refusal for PositionView {}
+impl Refusal for Success {}
 
 impl Refusal for CreateInvoiceResponse {
     fn refusal(&self) -> Option<&ErrorBody> {

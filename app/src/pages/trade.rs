@@ -79,7 +79,10 @@ fn Trade(account: Account) -> impl IntoView {
             })
         },
     );
-    let positions = Resource::new(move || realtime.positions(), |_| list_positions());
+    let positions = Resource::new(
+        move || realtime.positions(),
+        |_| list_positions(None, None, None),
+    );
     let user = Resource::new(move || realtime.positions(), |_| get_user());
     // Quotes that arrived since the history was read.
     let live = RwSignal::new(Vec::<(i64, Price)>::new());
