@@ -16,8 +16,8 @@ use leptos_router::{Lazy, SsrMode, StaticSegment};
 
 use components::{Live, Realtime};
 use pages::{
-    ChannelsPage, ContactsPage, HistoryPage, HomePage, NotFound, PositionsPage, ReceivePage,
-    SendPage, SettingsPage, SignInPage, SignUpPage, TradePage,
+    ChannelsPage, ContactsPage, FundingPage, HistoryPage, HomePage, NotFound, PositionsPage,
+    ReceivePage, SendPage, SettingsPage, SignInPage, SignUpPage, TradePage,
 };
 
 /// The HTML document around the app, rendered on the server only.
@@ -94,6 +94,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("history") view={Lazy::<HistoryPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("trade") view={Lazy::<TradePage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("positions") view={Lazy::<PositionsPage>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("funding") view={Lazy::<FundingPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("settings") view={Lazy::<SettingsPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("signin") view=SignInPage />
                     <Route path=StaticSegment("signup") view=SignUpPage />

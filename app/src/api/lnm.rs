@@ -348,6 +348,9 @@ pub struct DepositInvoice {
     pub payment_request: String,
     /// Seconds left to pay it.
     pub expiry: i64,
+    /// Additive: the deposit history's `payment_hash`, to watch it settle.
+    #[serde(rename = "paymentHash")]
+    pub payment_hash: String,
 }
 
 /// `POST /lnm/user/deposit`: an invoice of the exchange; paying it credits the
@@ -368,6 +371,7 @@ pub async fn deposit(
     Ok(DepositInvoice {
         payment_request: issued.bolt11,
         expiry: (issued.expires_at_ms - issued.created_at_ms) / 1000,
+        payment_hash: issued.payment_hash,
     })
 }
 

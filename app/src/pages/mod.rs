@@ -27,6 +27,7 @@ macro_rules! lazy_wallet_page {
 
 mod channels;
 mod contacts;
+mod funding;
 mod history;
 mod home;
 mod not_found;
@@ -40,6 +41,7 @@ mod trade;
 
 pub use channels::ChannelsPage;
 pub use contacts::ContactsPage;
+pub use funding::FundingPage;
 pub use history::HistoryPage;
 pub use home::HomePage;
 pub use not_found::NotFound;

@@ -1,0 +1,426 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
+
+use crate::api::group_thousands;
+use crate::api::lnm::{self, get_user, HistoryEntry, LnmError};
+use crate::api::mylightning::{create_invoice, get_summary, send_invoice};
+use crate::api::session::Account;
+use crate::api::ApiError;
+use crate::components::figures::sats;
+use crate::components::{CopyButton, Field, Live, QrCode, Realtime, SignedIn};
+
+lazy_wallet_page!(FundingPage, "Funding · Ampere", Funding);
+
+/// A wallet error as the desk's forms show it.
+fn desk_error(err: ApiError) -> LnmError {
+    LnmError {
+        message: err.error.message,
+        field: err.error.field,
+    }
+}
+
+/// Whole sats a person typed (`1,000` reads as 1000).
+fn read_sats(text: &str) -> Result<i64, LnmError> {
+    text.trim()
+        .replace([',', ' '], "")
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| LnmError {
+            message: "amount is a whole number of sats, at least 1".into(),
+            field: Some("amount".into()),
+        })
+}
+
+/// Moving sats between the wallet and the trading balance: deposit (paid by
+/// this wallet in one click, or by any wallet from a QR code) and withdraw (to
+/// this wallet in one click, to a pasted invoice, or to a phone wallet by
+/// LNURL-withdraw), each credited or paid live, and the history of both.
+#[component]
+fn Funding(account: Account) -> impl IntoView {
+    let realtime = Realtime::get();
+    realtime.connect();
+    let live = Live::get();
+    let user = Resource::new(move || (live.funds(), realtime.positions()), |_| get_user());
+    let wallet = Resource::new(move || live.funds(), |_| get_summary());
+    let deposits = Resource::new(
+        move || live.funds(),
+        |_| lnm::history(Some("deposit".into())),
+    );
+    let withdrawals = Resource::new(
+        move || live.funds(),
+        |_| lnm::history(Some("withdraw".into())),
+    );
+    let unit = account.denomination.clone();
+    view! {
+        <h1>"Funding"</h1>
+        <section class="card" aria-labelledby="funds-title">
+            <h2 id="funds-title">"Balances"</h2>
+            <div class="balances">
+                <div class="balance">
+                    <span class="label">"Trading balance"</span>
+                    <span class="amount" data-testid="trading-balance">
+                        <Transition fallback=|| "…">
+                            {move || user.get().map(|u| match u {
+                                Ok(u) => group_thousands(&u.balance),
+                                Err(e) => e.message,
+                            })}
+                        </Transition>
+                    </span>
+                    <span class="unit">"sat"</span>
+                </div>
+                <div class="balance">
+                    <span class="label">"Wallet (Lightning)"</span>
+                    <span class="amount" data-testid="wallet-balance">
+                        <Transition fallback=|| "…">
+                            {move || wallet.get().map(|w| match w {
+                                Ok(w) => w.balances.lntfunds.grouped(),
+                                Err(e) => e.to_string(),
+                            })}
+                        </Transition>
+                    </span>
+                    <span class="unit">{unit}</span>
+                </div>
+            </div>
+        </section>
+        <Deposit account=account.clone() deposits />
+        <Withdraw account />
+        <section class="card" aria-labelledby="funding-history-title">
+            <h2 id="funding-history-title">"History"</h2>
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    let (deposits, withdrawals) = (deposits.await, withdrawals.await);
+                    view! {
+                        <HistoryTable title="Deposits" id="deposits" entries=deposits />
+                        <HistoryTable title="Withdrawals" id="withdrawals" entries=withdrawals />
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn Deposit(
+    account: Account,
+    deposits: Resource<Result<lnm::HistoryView, LnmError>>,
+) -> impl IntoView {
+    let amount = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let recheck = account.recheck_password;
+    let csrf = StoredValue::new(account.csrf.clone());
+    // The invoice of the exchange, to show as a QR code.
+    let invoice = Action::new(move |sats: &i64| lnm::deposit(*sats, Some("sat".into())));
+    // Asked of the exchange, then paid by this account's own wallet.
+    let pay = Action::new(move |input: &(i64, Option<String>)| {
+        let (sats, password) = input.clone();
+        async move {
+            let issued = lnm::deposit(sats, Some("sat".into())).await?;
+            let reply = send_invoice(
+                issued.payment_request,
+                None,
+                None,
+                None,
+                password,
+                Some(csrf.get_value()),
+            )
+            .await
+            .map_err(desk_error)?;
+            match reply.error {
+                Some(refused) => Err(LnmError {
+                    message: refused.message,
+                    field: refused.field,
+                }),
+                None => Ok(issued.payment_hash),
+            }
+        }
+    });
+    let parsed = move || read_sats(&amount.get_untracked());
+    let last_error = RwSignal::new(None::<LnmError>);
+    let show_invoice = move |_| match parsed() {
+        Ok(sats) => {
+            last_error.set(None);
+            invoice.dispatch(sats);
+        }
+        Err(err) => last_error.set(Some(err)),
+    };
+    let pay_from_wallet = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        match parsed() {
+            Ok(sats) => {
+                last_error.set(None);
+                pay.dispatch((sats, recheck.then(|| password.get_untracked())));
+            }
+            Err(err) => last_error.set(Some(err)),
+        }
+    };
+    // The latest failure of either way, until the next attempt.
+    Effect::new(move |_| {
+        if let Some(Err(err)) = pay.value().get() {
+            last_error.set(Some(err));
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Err(err)) = invoice.value().get() {
+            last_error.set(Some(err));
+        }
+    });
+    let error_of = move |field: Option<&'static str>| {
+        Signal::derive(move || {
+            last_error.with(|e| {
+                e.as_ref()
+                    .filter(|e| match field {
+                        Some(f) => e.field.as_deref() == Some(f),
+                        None => !matches!(e.field.as_deref(), Some("amount") | Some("password")),
+                    })
+                    .map(|e| e.message.clone())
+            })
+        })
+    };
+    let credited = move |hash: &str| {
+        deposits.get().and_then(Result::ok).is_some_and(|history| {
+            history
+                .transaction
+                .iter()
+                .any(|d| d.payment_hash == hash && d.success)
+        })
+    };
+    let busy = move || pay.pending().get() || invoice.pending().get();
+    view! {
+        <section class="card" aria-labelledby="deposit-title">
+            <h2 id="deposit-title">"Deposit"</h2>
+            <form class="form" on:submit=pay_from_wallet>
+                <Field label="Amount (sat)" name="amount" id="deposit-amount" inputmode="numeric"
+                    value=amount error=error_of(Some("amount")) />
+                {recheck.then(|| view! {
+                    <Field label="Your password" name="password" id="deposit-password" kind="password"
+                        autocomplete="current-password" value=password error=error_of(Some("password")) />
+                })}
+                <p class="form-error" role="alert">{move || error_of(None).get()}</p>
+                <p class="actions">
+                    <button type="submit" disabled=busy data-testid="deposit-from-wallet">
+                        {move || if pay.pending().get() { "Paying…" } else { "Pay from my Ampere wallet" }}
+                    </button>
+                    <button type="button" class="secondary" disabled=busy on:click=show_invoice>
+                        "Show an invoice for another wallet"
+                    </button>
+                </p>
+            </form>
+            <p class="status success" role="status" data-testid="deposit-status">
+                {move || match pay.value().get() {
+                    Some(Ok(hash)) if credited(&hash) => Some("Deposited: the trading balance is credited.".to_string()),
+                    Some(Ok(_)) => Some("Paid, crediting…".to_string()),
+                    _ => None,
+                }}
+            </p>
+            {move || invoice.value().get().and_then(Result::ok).map(|issued| {
+                let hash = issued.payment_hash.clone();
+                let bolt11 = issued.payment_request.clone();
+                view! {
+                    <div class="review">
+                        <QrCode text=format!("lightning:{}", bolt11.to_uppercase()) label="QR code of the deposit invoice" />
+                        <p class="copyable">
+                            <code class="wrap small" data-testid="deposit-invoice">{bolt11.clone()}</code>
+                            <CopyButton text=bolt11 label="Copy the invoice" />
+                        </p>
+                        <p class="status" class:success=move || credited(&hash) role="status" data-testid="deposit-invoice-status">
+                            {let hash = issued.payment_hash.clone(); move || if credited(&hash) {
+                                "Paid: the trading balance is credited."
+                            } else {
+                                "Waiting for the payment…"
+                            }}
+                        </p>
+                    </div>
+                }
+            })}
+        </section>
+    }
+}
+
+#[component]
+fn Withdraw(account: Account) -> impl IntoView {
+    let amount = RwSignal::new(String::new());
+    let pasted = RwSignal::new(String::new());
+    let csrf = StoredValue::new(account.csrf.clone());
+    let realtime = Realtime::get();
+    let live = Live::get();
+    // To this account's own wallet: its invoice, paid by the exchange.
+    let to_wallet = Action::new(move |sats: &i64| {
+        let sats = *sats;
+        async move {
+            let invoice = create_invoice(
+                None,
+                Some("Withdrawal from the Ampere desk".into()),
+                None,
+                Some(csrf.get_value()),
+            )
+            .await
+            .map_err(desk_error)?;
+            let bolt11 = invoice.payment_request.ok_or_else(|| LnmError {
+                message: invoice
+                    .error
+                    .map_or_else(|| "the wallet made no invoice".into(), |e| e.message),
+                field: None,
+            })?;
+            lnm::withdraw(sats, Some("sat".into()), bolt11).await
+        }
+    });
+    let to_invoice = Action::new(move |input: &(i64, String)| {
+        let (sats, invoice) = input.clone();
+        lnm::withdraw(sats, Some("sat".into()), invoice)
+    });
+    let by_lnurl = Action::new(move |sats: &i64| lnm::withdraw_lnurl(*sats, Some("sat".into())));
+    let last_error = RwSignal::new(None::<LnmError>);
+    for failed in [
+        Signal::derive(move || to_wallet.value().get().and_then(Result::err)),
+        Signal::derive(move || to_invoice.value().get().and_then(Result::err)),
+    ] {
+        Effect::new(move |_| {
+            if let Some(err) = failed.get() {
+                last_error.set(Some(err));
+            }
+        });
+    }
+    Effect::new(move |_| {
+        if let Some(Err(err)) = by_lnurl.value().get() {
+            last_error.set(Some(err));
+        }
+    });
+    let done = RwSignal::new(None::<String>);
+    for paid in [
+        Signal::derive(move || to_wallet.value().get().and_then(Result::ok)),
+        Signal::derive(move || to_invoice.value().get().and_then(Result::ok)),
+    ] {
+        Effect::new(move |_| {
+            if let Some(paid) = paid.get() {
+                done.set(Some(format!("Withdrawn: {} paid.", sats(paid.amount))));
+                live.refresh();
+                realtime.refresh();
+            }
+        });
+    }
+    let with_amount = move |then: &dyn Fn(i64)| match read_sats(&amount.get_untracked()) {
+        Ok(sats) => {
+            last_error.set(None);
+            done.set(None);
+            then(sats);
+        }
+        Err(err) => last_error.set(Some(err)),
+    };
+    let error_of = move |field: Option<&'static str>| {
+        Signal::derive(move || {
+            last_error.with(|e| {
+                e.as_ref()
+                    .filter(|e| match field {
+                        Some(f) => e.field.as_deref() == Some(f),
+                        None => !matches!(e.field.as_deref(), Some("amount") | Some("invoice")),
+                    })
+                    .map(|e| e.message.clone())
+            })
+        })
+    };
+    let busy =
+        move || to_wallet.pending().get() || to_invoice.pending().get() || by_lnurl.pending().get();
+    view! {
+        <section class="card" aria-labelledby="withdraw-title">
+            <h2 id="withdraw-title">"Withdraw"</h2>
+            <form class="form" on:submit=move |ev: leptos::ev::SubmitEvent| {
+                ev.prevent_default();
+                with_amount(&|sats| {
+                    to_wallet.dispatch(sats);
+                });
+            }>
+                <Field label="Amount (sat)" name="amount" id="withdraw-amount" inputmode="numeric"
+                    value=amount error=error_of(Some("amount")) />
+                <p class="form-error" role="alert">{move || error_of(None).get()}</p>
+                <p class="actions">
+                    <button type="submit" disabled=busy data-testid="withdraw-to-wallet">
+                        {move || if to_wallet.pending().get() { "Withdrawing…" } else { "To my Ampere wallet" }}
+                    </button>
+                    <button type="button" class="secondary" disabled=busy on:click=move |_| with_amount(&|sats| {
+                        by_lnurl.dispatch(sats);
+                    })>
+                        "As a QR code for a phone wallet"
+                    </button>
+                </p>
+                <details class="review">
+                    <summary>"To an invoice of another wallet"</summary>
+                    <Field label="Invoice" name="invoice" id="withdraw-invoice" value=pasted
+                        required=false error=error_of(Some("invoice")) />
+                    <button type="button" class="secondary" disabled=busy on:click=move |_| with_amount(&|sats| {
+                        to_invoice.dispatch((sats, pasted.get_untracked().trim().to_string()));
+                    })>
+                        "Pay this invoice"
+                    </button>
+                </details>
+            </form>
+            <p class="status success" role="status" data-testid="withdraw-status">{move || done.get()}</p>
+            {move || by_lnurl.value().get().and_then(Result::ok).map(|link| view! {
+                <div class="review">
+                    <QrCode text=format!("lightning:{}", link.lnurl) label="QR code of the LNURL-withdraw" />
+                    <p class="copyable">
+                        <code class="wrap small" data-testid="withdraw-lnurl">{link.lnurl.clone()}</code>
+                        <CopyButton text=link.lnurl label="Copy the LNURL" />
+                    </p>
+                    <p class="hint">"Scan it with a Lightning wallet: it pays once, then the history below shows it."</p>
+                </div>
+            })}
+        </section>
+    }
+}
+
+#[component]
+fn HistoryTable(
+    title: &'static str,
+    id: &'static str,
+    entries: Result<lnm::HistoryView, LnmError>,
+) -> impl IntoView {
+    let rows = match entries {
+        Ok(history) => history.transaction,
+        Err(err) => return view! { <p class="form-error">{err.message}</p> }.into_any(),
+    };
+    let status = |e: &HistoryEntry| {
+        if e.success {
+            "Done".to_string()
+        } else if e.fail {
+            format!(
+                "Failed{}",
+                e.fail_reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            )
+        } else {
+            "Pending".to_string()
+        }
+    };
+    view! {
+        <h3>{title}</h3>
+        {if rows.is_empty() {
+            view! { <p class="empty">"None yet."</p> }.into_any()
+        } else {
+            view! {
+                <table class="history" data-testid=id>
+                    <thead>
+                        <tr>
+                            <th scope="col">"When"</th>
+                            <th scope="col" class="num">"Amount (sat)"</th>
+                            <th scope="col">"Status"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {rows.into_iter().map(|e| view! {
+                            <tr>
+                                <td><time datetime=e.creation_ts.clone()>{e.creation_ts.replace('T', " ").replace('Z', " UTC")}</time></td>
+                                <td class="num">{group_thousands(&e.amount)}</td>
+                                <td>{status(&e)}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            }.into_any()
+        }}
+    }
+    .into_any()
+}
