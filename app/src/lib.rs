@@ -17,7 +17,7 @@ use leptos_router::{Lazy, SsrMode, StaticSegment};
 use components::{Live, Realtime};
 use pages::{
     ChannelsPage, ContactsPage, FundingPage, HistoryPage, HomePage, NotFound, PositionsPage,
-    ReceivePage, SendPage, SettingsPage, SignInPage, SignUpPage, TradePage,
+    ReceivePage, SendPage, SettingsPage, SignInPage, SignUpPage, TokensPage, TradePage,
 };
 
 /// The HTML document around the app, rendered on the server only.
@@ -95,6 +95,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("trade") view={Lazy::<TradePage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("positions") view={Lazy::<PositionsPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("funding") view={Lazy::<FundingPage>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("tokens") view={Lazy::<TokensPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("settings") view={Lazy::<SettingsPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("signin") view=SignInPage />
                     <Route path=StaticSegment("signup") view=SignUpPage />

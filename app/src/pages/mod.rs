@@ -37,6 +37,7 @@ mod send;
 mod settings;
 mod sign_in;
 mod sign_up;
+mod tokens;
 mod trade;
 
 pub use channels::ChannelsPage;
@@ -51,9 +52,10 @@ pub use send::SendPage;
 pub use settings::SettingsPage;
 pub use sign_in::SignInPage;
 pub use sign_up::SignUpPage;
+pub use tokens::TokensPage;
 pub use trade::TradePage;
 
-use crate::api::lnm::{LnmError, PositionView, Success};
+use crate::api::lnm::{Done, LnmError, NewToken, PositionView, Success};
 use crate::api::mylightning::{
     ContactView, CreateInvoiceResponse, DecodedInvoice, Empty, GenericResponse, SettingsResponse,
 };
@@ -89,6 +91,8 @@ impl Refusal for Mined {}
 impl Refusal for Funded {}
 impl Refusal for PositionView {}
 impl Refusal for Success {}
+impl Refusal for NewToken {}
+impl Refusal for Done {}
 
 impl Refusal for CreateInvoiceResponse {
     fn refusal(&self) -> Option<&ErrorBody> {
