@@ -8,6 +8,8 @@
 use contract::Price;
 use leptos::prelude::*;
 
+use crate::api::lnm::PositionView;
+
 /// One quote of the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LiveQuote {
@@ -16,6 +18,19 @@ pub struct LiveQuote {
     pub offer: Price,
     /// Unix milliseconds.
     pub at_ms: i64,
+}
+
+impl LiveQuote {
+    /// The P&L of an open position at this quote, as the server values it (a
+    /// long at the bid, a short at the offer), never a loss beyond the margin.
+    pub fn pl_of(self, position: &PositionView) -> Option<i64> {
+        let side = contract::Side::from_code(&position.side)?;
+        let quantity: u64 = position.quantity.parse().ok()?;
+        let margin: i64 = position.margin.parse().ok()?;
+        let entry = Price::parse(&position.price)?;
+        let exit = side.reference_quote(self.bid, self.offer);
+        Some(contract::pl(side, quantity, entry, exit)?.max(-margin))
+    }
 }
 
 #[derive(Clone, Copy)]

@@ -1,10 +1,14 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use crate::api::group_thousands;
+use crate::api::lnm::{get_user, list_positions};
 use crate::api::mylightning::{SummaryResponse, UpdateSettings};
 use crate::api::session::Account;
+use crate::components::figures::signed_sats;
 use crate::components::{
-    wallet_summary, CopyButton, Live, RateNote, SignedIn, SimnetActions, SimnetTools, WithData,
+    wallet_summary, CopyButton, Live, RateNote, Realtime, SignedIn, SimnetActions, SimnetTools,
+    WithData,
 };
 
 /// The landing page: the signed-in account's dashboard, or a welcome for visitors.
@@ -68,8 +72,75 @@ fn Overview(data: SummaryResponse) -> impl IntoView {
     });
     view! {
         <Balances data=data.clone() settings />
+        <Desk />
         <Node data />
         {tools}
+    }
+}
+
+/// The trading balance and the open positions' P&L, live.
+#[component]
+fn Desk() -> impl IntoView {
+    let realtime = Realtime::get();
+    realtime.connect();
+    let live = Live::get();
+    let user = Resource::new(move || (live.funds(), realtime.positions()), |_| get_user());
+    let positions = Resource::new(
+        move || realtime.positions(),
+        |_| list_positions(None, None, None),
+    );
+    let balance = move || {
+        realtime.balance().or_else(|| {
+            user.get()
+                .and_then(Result::ok)
+                .and_then(|u| u.balance.parse().ok())
+        })
+    };
+    let open_pl = Memo::new(move |_| {
+        let quote = realtime.quote()?;
+        let list = positions.get()?.ok()?;
+        Some(
+            list.positions
+                .iter()
+                .filter(|p| p.market_wi != "running")
+                .filter_map(|p| quote.pl_of(p))
+                .sum::<i64>(),
+        )
+    });
+    let count = move || {
+        positions.get().and_then(Result::ok).map_or(0, |l| {
+            l.positions
+                .iter()
+                .filter(|p| p.market_wi != "running")
+                .count()
+        })
+    };
+    view! {
+        <section class="card" aria-labelledby="desk-title">
+            <div class="row">
+                <h2 id="desk-title" class="grow">"Trading desk"</h2>
+                <a href="/trade">"Trade"</a>
+                <a href="/funding">"Fund"</a>
+            </div>
+            <div class="balances">
+                <div class="balance">
+                    <span class="label">"Trading balance"</span>
+                    <span class="amount" data-testid="desk-balance">
+                        <Transition fallback=|| "…">
+                            {move || balance().map_or_else(|| "—".into(), |b| group_thousands(&b.to_string()))}
+                        </Transition>
+                    </span>
+                    <span class="unit">"sat"</span>
+                </div>
+                <div class="balance">
+                    <span class="label">{move || format!("Open P&L ({} positions)", count())}</span>
+                    <span class="amount" data-testid="desk-open-pl">
+                        {move || open_pl.get().map_or_else(|| "—".into(), signed_sats)}
+                    </span>
+                    <span class="unit">"live"</span>
+                </div>
+            </div>
+        </section>
     }
 }
 

@@ -10,7 +10,7 @@ use crate::api::lnm::{
 };
 use crate::api::session::Account;
 use crate::components::figures::{in_unit, percent, sats, signed_sats, usd};
-use crate::components::{Field, LiveQuote, Realtime, SignedIn};
+use crate::components::{Field, Realtime, SignedIn};
 
 lazy_wallet_page!(PositionsPage, "Positions · Ampere", Positions);
 
@@ -79,17 +79,6 @@ fn Positions(account: Account) -> impl IntoView {
     }
 }
 
-/// The P&L of an open position at `quote`, as the server values it (a long at
-/// the bid, a short at the offer), never a loss beyond the margin.
-fn live_pl(position: &PositionView, quote: LiveQuote) -> Option<i64> {
-    let side = contract::Side::from_code(&position.side)?;
-    let quantity: u64 = position.quantity.parse().ok()?;
-    let margin: i64 = position.margin.parse().ok()?;
-    let entry = Price::parse(&position.price)?;
-    let exit = side.reference_quote(quote.bid, quote.offer);
-    Some(contract::pl(side, quantity, entry, exit)?.max(-margin))
-}
-
 /// Whether a position is a limit order still waiting for its price.
 fn pending(position: &PositionView) -> bool {
     position.market_wi == "running"
@@ -108,7 +97,7 @@ fn Book(open: Vec<PositionView>, closed: Vec<PositionView>) -> impl IntoView {
     let valued = filled.clone();
     let open_pl = Memo::new(move |_| {
         let quote = realtime.quote()?;
-        Some(valued.iter().filter_map(|p| live_pl(p, quote)).sum::<i64>())
+        Some(valued.iter().filter_map(|p| quote.pl_of(p)).sum::<i64>())
     });
     let in_unit_of = move |amount: i64| {
         realtime
@@ -188,7 +177,7 @@ fn OpenRow(position: PositionView) -> impl IntoView {
     let margin: i64 = position.margin.parse().unwrap_or(0);
     let valued = position.clone();
     // Once per tick per row, however many places show it.
-    let pl = Memo::new(move |_| realtime.quote().and_then(|q| live_pl(&valued, q)));
+    let pl = Memo::new(move |_| realtime.quote().and_then(|q| q.pl_of(&valued)));
     let pid = StoredValue::new(position.pid.clone());
     let mine = move || actions.acting_on.get() == pid.get_value();
     let close_error = action_error(actions.close, None);
@@ -450,6 +439,7 @@ fn ClosedRow(position: PositionView) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::components::LiveQuote;
 
     #[test]
     fn a_positions_live_pl_is_the_servers_and_never_beyond_its_margin() {
@@ -494,8 +484,8 @@ mod tests {
             at_ms: 0,
         };
         // The spec's worked example: a short valued at the offer.
-        assert_eq!(live_pl(&position, quote("10010")), Some(-13_640));
-        assert_eq!(live_pl(&position, quote("20000")), Some(-136_536));
+        assert_eq!(quote("10010").pl_of(&position), Some(-13_640));
+        assert_eq!(quote("20000").pl_of(&position), Some(-136_536));
         assert!(!pending(&position));
     }
 }

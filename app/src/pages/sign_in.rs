@@ -2,25 +2,231 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::action_error;
+use crate::api::lnm::{joule_challenge, lnurl_auth_create, login_joule, LnmError};
 use crate::api::session::SignIn;
-use crate::components::Field;
+use crate::components::{CopyButton, Field, QrCode};
 
 #[component]
 pub fn SignInPage() -> impl IntoView {
     let action = ServerAction::<SignIn>::new();
     view! {
         <Title text="Sign in · Ampere" />
-        <section class="card narrow">
-            <h1>"Sign in"</h1>
-            <ActionForm action=action attr:class="form">
-                <Field label="Username" name="username" autocomplete="username"
-                    error=action_error(action, Some("username")) />
-                <Field label="Password" name="password" kind="password"
-                    autocomplete="current-password" error=action_error(action, Some("password")) />
-                <p class="form-error" role="alert">{move || action_error(action, None).get()}</p>
-                <button type="submit" disabled=move || action.pending().get()>"Sign in"</button>
-            </ActionForm>
-            <p>"New here? " <a href="/signup">"Create an account"</a></p>
+        <div class="sign-in">
+            <section class="card narrow">
+                <h1>"Sign in"</h1>
+                <ActionForm action=action attr:class="form">
+                    <Field label="Username" name="username" autocomplete="username"
+                        error=action_error(action, Some("username")) />
+                    <Field label="Password" name="password" kind="password"
+                        autocomplete="current-password" error=action_error(action, Some("password")) />
+                    <p class="form-error" role="alert">{move || action_error(action, None).get()}</p>
+                    <button type="submit" disabled=move || action.pending().get()>"Sign in"</button>
+                </ActionForm>
+                <p>"New here? " <a href="/signup">"Create an account"</a></p>
+            </section>
+            <LightningSignIn />
+        </div>
+    }
+}
+
+/// Signing in with a Lightning wallet: an LNURL-auth QR code that signs this
+/// page in the moment a phone wallet answers it, and, where the browser has
+/// a WebLN wallet, a button that signs the server's one-time challenge.
+#[component]
+fn LightningSignIn() -> impl IntoView {
+    // Asked for in the browser only: each code is a challenge tied to this
+    // session, which a page merely rendered (or crawled) should not mint.
+    let round = RwSignal::new(0u32);
+    let challenge = LocalResource::new(move || {
+        round.track();
+        lnurl_auth_create()
+    });
+    let expired = RwSignal::new(false);
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = challenge.get() {
+            expired.set(false);
+            #[cfg(feature = "hydrate")]
+            browser::await_answer(move || expired.set(true));
+        }
+    });
+    let has_webln = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| has_webln.set(browser::has_webln()));
+    let webln = Action::new_local(|_: &()| async move {
+        #[cfg(feature = "hydrate")]
+        {
+            let challenge = joule_challenge().await?;
+            let (signature, alias) = browser::webln_sign(&challenge.message)
+                .await
+                .map_err(LnmError::new)?;
+            login_joule(challenge.message, signature, alias).await?;
+            browser::go_home();
+            Ok::<(), LnmError>(())
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = (joule_challenge, login_joule);
+            Err::<(), LnmError>(LnmError::new("a browser wallet signs in the browser only"))
+        }
+    });
+    view! {
+        <section class="card narrow" aria-labelledby="lightning-title">
+            <h2 id="lightning-title">"Sign in with a Lightning wallet"</h2>
+            <p class="hint">"Scan with a wallet that supports LNURL-auth. No password, no e-mail: the wallet's key is your account."</p>
+            <Suspense fallback=|| view! { <p class="loading">"Preparing a code…"</p> }>
+                {move || challenge.get().map(|reply| match reply {
+                    Ok(link) => {
+                        let uri = format!("lightning:{}", link.lnurl);
+                        view! {
+                            <Show
+                                when=move || !expired.get()
+                                fallback=move || view! {
+                                    <p class="status">"This code has expired."</p>
+                                    <button type="button" class="secondary" on:click=move |_| round.update(|r| *r += 1)>
+                                        "New code"
+                                    </button>
+                                }
+                            >
+                                <a href=uri.clone() class="qr-link" aria-label="Open in a wallet on this device">
+                                    <QrCode text=uri.clone() label="QR code to sign in with a Lightning wallet" />
+                                </a>
+                                <p class="copyable">
+                                    <code class="wrap small" data-testid="lnurl-auth">{link.lnurl.clone()}</code>
+                                    <CopyButton text=link.lnurl.clone() label="Copy the LNURL" />
+                                </p>
+                                <p class="status" role="status">"Waiting for your wallet…"</p>
+                            </Show>
+                        }
+                        .into_any()
+                    }
+                    Err(err) => view! { <p class="form-error" role="alert">{err.message}</p> }.into_any(),
+                })}
+            </Suspense>
+            <Show when=move || has_webln.get()>
+                <p class="actions">
+                    <button type="button" class="secondary" disabled=move || webln.pending().get()
+                        on:click=move |_| { webln.dispatch(()); }>
+                        "Sign in with a browser wallet"
+                    </button>
+                </p>
+            </Show>
+            <p class="form-error" role="alert">
+                {move || webln.value().get().and_then(Result::err).map(|e| e.message)}
+            </p>
         </section>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use std::cell::RefCell;
+
+    use js_sys::{Function, Promise, Reflect};
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+
+    thread_local! {
+        static WAITING: RefCell<Option<web_sys::EventSource>> = const { RefCell::new(None) };
+    }
+
+    /// Listens for this session's LNURL-auth answer: signs the page in when it
+    /// comes; `expired` runs when the challenge can no longer be answered.
+    pub fn await_answer(expired: impl Fn() + 'static) {
+        if let Some(old) = WAITING.with(|w| w.borrow_mut().take()) {
+            old.close();
+        }
+        let Ok(source) = web_sys::EventSource::new("/lnm/lnurl/a/events") else {
+            return;
+        };
+        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
+            move |message: web_sys::MessageEvent| {
+                let answered = message
+                    .data()
+                    .as_string()
+                    .is_some_and(|data| data.contains("challenge_answered"));
+                if answered {
+                    stop();
+                    go_home();
+                }
+            },
+        );
+        source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        on_message.forget();
+        // The stream ends (and the browser would retry) once the challenge
+        // expires: the page offers a new code instead.
+        let on_error = Closure::<dyn FnMut()>::new(move || {
+            stop();
+            expired();
+        });
+        source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        on_error.forget();
+        WAITING.with(|w| *w.borrow_mut() = Some(source));
+    }
+
+    fn stop() {
+        if let Some(source) = WAITING.with(|w| w.borrow_mut().take()) {
+            source.close();
+        }
+    }
+
+    /// The signed-in home page, loaded whole (the session changed).
+    pub fn go_home() {
+        let _ = leptos::prelude::window().location().assign("/");
+    }
+
+    fn webln() -> Option<JsValue> {
+        let webln = Reflect::get(&leptos::prelude::window(), &"webln".into()).ok()?;
+        (!webln.is_undefined() && !webln.is_null()).then_some(webln)
+    }
+
+    pub fn has_webln() -> bool {
+        webln().is_some()
+    }
+
+    /// Calls `webln.<method>(arg)` and waits for its promise.
+    async fn call(webln: &JsValue, method: &str, arg: Option<&JsValue>) -> Result<JsValue, String> {
+        let function: Function = Reflect::get(webln, &method.into())
+            .ok()
+            .and_then(|f| f.dyn_into().ok())
+            .ok_or_else(|| format!("the browser wallet has no {method}"))?;
+        let returned = match arg {
+            Some(arg) => function.call1(webln, arg),
+            None => function.call0(webln),
+        }
+        .map_err(describe)?;
+        JsFuture::from(Promise::resolve(&returned))
+            .await
+            .map_err(describe)
+    }
+
+    fn describe(err: JsValue) -> String {
+        let message = Reflect::get(&err, &"message".into())
+            .ok()
+            .and_then(|m| m.as_string())
+            .or_else(|| err.as_string())
+            .unwrap_or_else(|| "it refused".into());
+        format!("The browser wallet did not sign: {message}")
+    }
+
+    /// Has the browser's WebLN wallet sign `message`: answers the signature
+    /// and the wallet node's alias (empty when it gives none).
+    pub async fn webln_sign(message: &str) -> Result<(String, String), String> {
+        let webln = webln().ok_or("no browser wallet on this page")?;
+        call(&webln, "enable", None).await?;
+        let signed = call(&webln, "signMessage", Some(&message.into())).await?;
+        let signature = Reflect::get(&signed, &"signature".into())
+            .ok()
+            .and_then(|s| s.as_string())
+            .ok_or("the browser wallet answered no signature")?;
+        let alias = match call(&webln, "getInfo", None).await {
+            Ok(info) => Reflect::get(&info, &"node".into())
+                .and_then(|node| Reflect::get(&node, &"alias".into()))
+                .ok()
+                .and_then(|a| a.as_string())
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        Ok((signature, alias))
     }
 }
