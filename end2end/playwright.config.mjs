@@ -24,7 +24,7 @@ export default defineConfig({
     screenshot: 'only-on-failure',
   },
   webServer: {
-    command: `${process.env.AMPERE_BIN} --log warn --simnet-dev --block-interval 0 --sign-ups-per-address 100000 --sign-ups-per-minute 100000`,
+    command: `${process.env.AMPERE_BIN} --log warn --simnet-dev --block-interval 0 --price-volatility 0 --sign-ups-per-address 100000 --sign-ups-per-minute 100000`,
     url: `${baseURL}/healthz`,
     reuseExistingServer: false,
     timeout: 60_000,

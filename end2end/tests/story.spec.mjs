@@ -4,32 +4,7 @@
 // compared with what the API says. Screenshots of each page at 360 px and
 // 1280 px, light and dark, are kept in end2end/artifacts/screenshots/.
 import { test, expect } from '@playwright/test';
-import { mkdirSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-import { PASSWORD, accessible, apiData, open, shown, signUp, uniqueName } from './support.mjs';
-
-const screenshots = join(dirname(fileURLToPath(import.meta.url)), '../artifacts/screenshots');
-
-/** Screenshots of the current page at both widths, in both colour schemes, and
- * an accessibility check in each scheme (contrast differs). */
-async function photograph(page, name) {
-  mkdirSync(screenshots, { recursive: true });
-  for (const scheme of ['light', 'dark']) {
-    await page.emulateMedia({ colorScheme: scheme });
-    await accessible(page, `${name} (${scheme})`);
-    for (const width of [360, 1280]) {
-      await page.setViewportSize({ width, height: 900 });
-      // Nothing may stick out sideways on a phone.
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-      expect(overflow, `${name} at ${width} px`).toBeLessThanOrEqual(0);
-      await page.screenshot({ path: join(screenshots, `${name}-${width}-${scheme}.png`), fullPage: true });
-    }
-  }
-  await page.emulateMedia({ colorScheme: 'light' });
-  await page.setViewportSize({ width: 1280, height: 900 });
-}
+import { PASSWORD, apiData, open, photograph, shown, signUp, uniqueName } from './support.mjs';
 
 /** The dashboard's three balances equal the API's. */
 async function balancesMatch(page) {

@@ -2,7 +2,9 @@
 // pages, and reading the same account over the API to compare figures.
 import { expect } from '@playwright/test';
 import { createRequire } from 'node:module';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const PASSWORD = 'Correct-horse-7';
 
@@ -89,3 +91,25 @@ export async function accessible(page, name) {
     .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
   expect(serious, `accessibility of ${name}`).toEqual([]);
 }
+
+const screenshots = join(dirname(fileURLToPath(import.meta.url)), '../artifacts/screenshots');
+
+/** Screenshots of the current page at both widths, in both colour schemes, and
+ * an accessibility check in each scheme (contrast differs). */
+export async function photograph(page, name) {
+  mkdirSync(screenshots, { recursive: true });
+  for (const scheme of ['light', 'dark']) {
+    await page.emulateMedia({ colorScheme: scheme });
+    await accessible(page, `${name} (${scheme})`);
+    for (const width of [360, 1280]) {
+      await page.setViewportSize({ width, height: 900 });
+      // Nothing may stick out sideways on a phone.
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow, `${name} at ${width} px`).toBeLessThanOrEqual(0);
+      await page.screenshot({ path: join(screenshots, `${name}-${width}-${scheme}.png`), fullPage: true });
+    }
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
