@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { apiAccount, connectToHub, open, photograph, shown, signIn } from './support.mjs';
+import { PASSWORD, apiAccount, connectToHub, open, photograph, shown, signIn } from './support.mjs';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -212,4 +212,44 @@ test('a phone wallet signs a visitor in with LNURL-auth', async ({ page }) => {
   const me = await page.request.get('/lnm/user');
   expect(me.status()).toBe(200);
   expect((await me.json()).account_type).toBe('lnurl');
+});
+
+test('without JavaScript the positions list, a close and a deposit invoice still work', async ({ browser, request }) => {
+  const trader = await apiAccount(request, 'nojs');
+  await setIndex(trader, 100000);
+  // Funded and opened over the API, as a script would.
+  await connectToHub(trader, 200000);
+  const invoice = await request.post('/lnm/user/deposit', { headers: trader.headers, data: { amount: 20000 } });
+  expect(invoice.status()).toBe(200);
+  await trader.call('/rest/v1/sendinvoice', { invoiceid: (await invoice.json()).paymentRequest });
+  const opened = await request.post('/lnm/positions', {
+    headers: trader.headers,
+    data: { type: 'm', side: 'b', margin: 5000, leverage: 10 },
+  });
+  expect(opened.status()).toBe(200);
+  const { pid } = await opened.json();
+
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto('/signin');
+  await page.getByLabel('Username').fill(trader.name);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await expect(page.getByTestId('username')).toHaveText(trader.name);
+
+  await page.goto('/positions');
+  const row = page.locator(`[data-pid="${pid}"]`);
+  await expect(row.getByTestId('position-margin')).toHaveText('5,000 sat');
+  await row.getByText('Close', { exact: true }).click();
+  await row.getByRole('button', { name: 'Yes, close it' }).click();
+  await expect(page.getByTestId('closed-position')).toHaveCount(1);
+  await expect(page.getByTestId('open-position')).toHaveCount(0);
+
+  await page.goto('/funding');
+  await page.locator('#deposit-amount').fill('1234');
+  await page.getByRole('button', { name: 'Show an invoice for another wallet' }).click();
+  const bolt11 = await page.getByTestId('deposit-invoice').textContent();
+  expect(bolt11).toMatch(/^lnbcrt12340n1/);
+  await expect(page.getByTestId('deposit-invoice-status')).toHaveText('Waiting for the payment…');
+  await context.close();
 });

@@ -4,6 +4,7 @@
 mod amount;
 #[cfg(feature = "ssr")]
 pub mod auth;
+pub mod desk;
 pub(crate) mod error;
 #[cfg(feature = "ssr")]
 pub mod idempotent;

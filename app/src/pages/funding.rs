@@ -1,7 +1,9 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 use leptos_router::{lazy_route, LazyRoute};
 
+use crate::api::desk::DepositFromPage;
 use crate::api::group_thousands;
 use crate::api::lnm::{self, get_user, HistoryEntry, LnmError};
 use crate::api::mylightning::{create_invoice, get_summary, send_invoice};
@@ -110,8 +112,11 @@ fn Deposit(
     let password = RwSignal::new(String::new());
     let recheck = account.recheck_password;
     let csrf = StoredValue::new(account.csrf.clone());
-    // The invoice of the exchange, to show as a QR code.
-    let invoice = Action::new(move |sats: &i64| lnm::deposit(*sats, Some("sat".into())));
+    // The invoice for another wallet: a form (it works without JavaScript)
+    // whose route redirects here with the invoice in the query.
+    let invoice_form = ServerAction::<DepositFromPage>::new();
+    let query = use_query_map();
+    let shown_invoice = move || query.with(|q| Some((q.get("invoice")?, q.get("hash")?)));
     // Asked of the exchange, then paid by this account's own wallet.
     let pay = Action::new(move |input: &(i64, Option<String>)| {
         let (sats, password) = input.clone();
@@ -138,22 +143,12 @@ fn Deposit(
     });
     let parsed = move || read_sats(&amount.get_untracked());
     let last_error = RwSignal::new(None::<LnmError>);
-    let show_invoice = move |_| match parsed() {
+    let pay_from_wallet = move |_| match parsed() {
         Ok(sats) => {
             last_error.set(None);
-            invoice.dispatch(sats);
+            pay.dispatch((sats, recheck.then(|| password.get_untracked())));
         }
         Err(err) => last_error.set(Some(err)),
-    };
-    let pay_from_wallet = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        match parsed() {
-            Ok(sats) => {
-                last_error.set(None);
-                pay.dispatch((sats, recheck.then(|| password.get_untracked())));
-            }
-            Err(err) => last_error.set(Some(err)),
-        }
     };
     // The latest failure of either way, until the next attempt.
     Effect::new(move |_| {
@@ -162,8 +157,13 @@ fn Deposit(
         }
     });
     Effect::new(move |_| {
-        if let Some(Err(err)) = invoice.value().get() {
-            last_error.set(Some(err));
+        if let Some(Err(err)) = invoice_form.value().get() {
+            last_error.set(Some(desk_error(err)));
+        }
+    });
+    Effect::new(move |_| {
+        if invoice_form.version().get() > 0 {
+            last_error.set(None);
         }
     });
     let error_of = move |field: Option<&'static str>| {
@@ -186,27 +186,29 @@ fn Deposit(
                 .any(|d| d.payment_hash == hash && d.success)
         })
     };
-    let busy = move || pay.pending().get() || invoice.pending().get();
+    let busy = move || pay.pending().get() || invoice_form.pending().get();
     view! {
         <section class="card" aria-labelledby="deposit-title">
             <h2 id="deposit-title">"Deposit"</h2>
-            <form class="form" on:submit=pay_from_wallet>
+            <ActionForm action=invoice_form attr:class="form">
+                <input type="hidden" name="csrf" value=csrf.get_value() />
                 <Field label="Amount (sat)" name="amount" id="deposit-amount" inputmode="numeric"
                     value=amount error=error_of(Some("amount")) />
                 {recheck.then(|| view! {
                     <Field label="Your password" name="password" id="deposit-password" kind="password"
-                        autocomplete="current-password" value=password error=error_of(Some("password")) />
+                        autocomplete="current-password" value=password required=false
+                        error=error_of(Some("password")) />
                 })}
                 <p class="form-error" role="alert">{move || error_of(None).get()}</p>
                 <p class="actions">
-                    <button type="submit" disabled=busy data-testid="deposit-from-wallet">
+                    <button type="button" disabled=busy data-testid="deposit-from-wallet" on:click=pay_from_wallet>
                         {move || if pay.pending().get() { "Paying…" } else { "Pay from my Ampere wallet" }}
                     </button>
-                    <button type="button" class="secondary" disabled=busy on:click=show_invoice>
+                    <button type="submit" class="secondary" disabled=busy>
                         "Show an invoice for another wallet"
                     </button>
                 </p>
-            </form>
+            </ActionForm>
             <p class="status success" role="status" data-testid="deposit-status">
                 {move || match pay.value().get() {
                     Some(Ok(hash)) if credited(&hash) => Some("Deposited: the trading balance is credited.".to_string()),
@@ -214,18 +216,17 @@ fn Deposit(
                     _ => None,
                 }}
             </p>
-            {move || invoice.value().get().and_then(Result::ok).map(|issued| {
-                let hash = issued.payment_hash.clone();
-                let bolt11 = issued.payment_request.clone();
+            {move || shown_invoice().map(|(bolt11, hash)| {
+                let watched = hash.clone();
                 view! {
                     <div class="review">
-                        <QrCode text=format!("lightning:{}", bolt11.to_uppercase()) label="QR code of the deposit invoice" />
+                        <QrCode text=format!("lightning:{bolt11}") label="QR code of the deposit invoice" />
                         <p class="copyable">
                             <code class="wrap small" data-testid="deposit-invoice">{bolt11.clone()}</code>
                             <CopyButton text=bolt11 label="Copy the invoice" />
                         </p>
                         <p class="status" class:success=move || credited(&hash) role="status" data-testid="deposit-invoice-status">
-                            {let hash = issued.payment_hash.clone(); move || if credited(&hash) {
+                            {move || if credited(&watched) {
                                 "Paid: the trading balance is credited."
                             } else {
                                 "Waiting for the payment…"

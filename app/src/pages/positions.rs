@@ -4,10 +4,9 @@ use leptos_meta::Title;
 use leptos_router::{lazy_route, LazyRoute};
 
 use super::action_error;
+use crate::api::desk::CloseFromPage;
 use crate::api::group_thousands;
-use crate::api::lnm::{
-    list_positions, AddMargin, CancelPosition, ClosePosition, PositionView, UpdatePosition,
-};
+use crate::api::lnm::{list_positions, AddMargin, CancelPosition, PositionView, UpdatePosition};
 use crate::api::session::Account;
 use crate::components::figures::{in_unit, percent, sats, signed_sats, usd};
 use crate::components::{Field, Realtime, SignedIn};
@@ -19,11 +18,12 @@ lazy_wallet_page!(PositionsPage, "Positions · Ampere", Positions);
 #[derive(Clone, Copy)]
 struct Actions {
     update: ServerAction<UpdatePosition>,
-    close: ServerAction<ClosePosition>,
+    close: ServerAction<CloseFromPage>,
     cancel: ServerAction<CancelPosition>,
     add_margin: ServerAction<AddMargin>,
     acting_on: RwSignal<String>,
     unit: StoredValue<String>,
+    csrf: StoredValue<String>,
 }
 
 /// Open positions with their P&L at every tick, pending limit orders, closed
@@ -47,6 +47,7 @@ fn Positions(account: Account) -> impl IntoView {
         add_margin: ServerAction::new(),
         acting_on: RwSignal::new(String::new()),
         unit: StoredValue::new(account.denomination.clone()),
+        csrf: StoredValue::new(account.csrf.clone()),
     };
     // Whatever an action changed is read again.
     Effect::new(move |_| {
@@ -95,9 +96,10 @@ fn Book(open: Vec<PositionView>, closed: Vec<PositionView>) -> impl IntoView {
         .sum();
     let realised: i64 = closed.iter().filter_map(|p| p.pl.parse::<i64>().ok()).sum();
     let valued = filled.clone();
-    let open_pl = Memo::new(move |_| {
-        let quote = realtime.quote()?;
-        Some(valued.iter().filter_map(|p| quote.pl_of(p)).sum::<i64>())
+    let rendered: i64 = filled.iter().filter_map(|p| p.pl.parse::<i64>().ok()).sum();
+    let open_pl = Memo::new(move |_| match realtime.quote() {
+        Some(quote) => Some(valued.iter().filter_map(|p| quote.pl_of(p)).sum::<i64>()),
+        None => Some(rendered),
     });
     let in_unit_of = move |amount: i64| {
         realtime
@@ -176,8 +178,10 @@ fn OpenRow(position: PositionView) -> impl IntoView {
     let actions: Actions = expect_context();
     let margin: i64 = position.margin.parse().unwrap_or(0);
     let valued = position.clone();
-    // Once per tick per row, however many places show it.
-    let pl = Memo::new(move |_| realtime.quote().and_then(|q| q.pl_of(&valued)));
+    // Once per tick per row, however many places show it; the server's own
+    // valuation until a live quote arrives (and without JavaScript).
+    let rendered: Option<i64> = position.pl.parse().ok();
+    let pl = Memo::new(move |_| realtime.quote().and_then(|q| q.pl_of(&valued)).or(rendered));
     let pid = StoredValue::new(position.pid.clone());
     let mine = move || actions.acting_on.get() == pid.get_value();
     let close_error = action_error(actions.close, None);
@@ -330,40 +334,29 @@ fn AddMarginForm(pid: String) -> impl IntoView {
     }
 }
 
-/// Closes at the current price, after a confirmation.
+/// Closes at the current price, after a confirmation: a `details` element
+/// holding the form, so it works without JavaScript too.
 #[component]
 fn CloseButton(pid: String) -> impl IntoView {
     let actions: Actions = expect_context();
     let realtime = Realtime::get();
-    let confirming = RwSignal::new(false);
-    let pid = StoredValue::new(pid);
+    let acting_on = pid.clone();
     view! {
-        <Show
-            when=move || confirming.get()
-            fallback=move || view! {
-                <button type="button" class="secondary" on:click=move |_| confirming.set(true)>
-                    "Close"
-                </button>
-            }
-        >
-            <span class="confirm" role="group" aria-label="Confirm the close">
+        <details class="confirm-close">
+            <summary class="button secondary">"Close"</summary>
+            <ActionForm action=actions.close attr:class="confirm"
+                on:submit=move |_| actions.acting_on.set(acting_on.clone())>
+                <input type="hidden" name="pid" value=pid />
+                <input type="hidden" name="csrf" value=actions.csrf.get_value() />
                 <span>{move || format!(
                     "Close at the market{}?",
                     realtime.quote().map(|q| format!(" (index {})", usd(q.index))).unwrap_or_default()
                 )}</span>
-                <button type="button" class="danger" disabled=move || actions.close.pending().get()
-                    on:click=move |_| {
-                        actions.acting_on.set(pid.get_value());
-                        actions.close.dispatch(ClosePosition { pid: pid.get_value() });
-                        confirming.set(false);
-                    }>
+                <button type="submit" class="danger" disabled=move || actions.close.pending().get()>
                     "Yes, close it"
                 </button>
-                <button type="button" class="secondary" on:click=move |_| confirming.set(false)>
-                    "Keep it"
-                </button>
-            </span>
-        </Show>
+            </ActionForm>
+        </details>
     }
 }
 
