@@ -180,12 +180,26 @@ test('a short is stopped out, a limit order cancelled, a long liquidated, and th
   await expect(page.getByTestId('trading-balance')).toHaveText(shown(balance - 5000));
   await expect(page.getByTestId('withdrawals').locator('tbody tr')).toHaveCount(1);
 
+  // An LNURL-withdraw QR code, claimed by a phone wallet: paid live.
+  await page.locator('#withdraw-amount').fill('3000');
+  await page.getByRole('button', { name: 'As a QR code for a phone wallet' }).click();
+  const link = await page.getByTestId('withdraw-lnurl').textContent();
+  const { payment_request: bolt11 } = await trader.call('/rest/v1/createinvoice', { amount: 3000, memo: 'phone' });
+  const claimed = JSON.parse(
+    execFileSync(join(root, '.venv/bin/python'), [
+      join(root, 'server/tests/wallets/wallet.py'), 'lnurl-withdraw', link, bolt11,
+    ]).toString(),
+  );
+  expect(claimed.body.status).toBe('OK');
+  await expect(page.getByTestId('withdraw-lnurl-status')).toHaveText('Paid to your phone wallet.');
+  expect(await tradingBalance(page)).toBe(balance - 8000);
+
   await open(page, '/tokens');
   await page.getByRole('button', { name: 'Create token' }).click();
   const token = await page.getByTestId('new-token').textContent();
   const user = await request.get('/lnm/user', { headers: { Authorization: `Bearer ${token}` } });
   expect(user.status()).toBe(200);
-  expect(Number((await user.json()).balance)).toBe(balance - 5000);
+  expect(Number((await user.json()).balance)).toBe(balance - 8000);
   await expect(page.getByTestId('token')).toHaveCount(1);
   await photograph(page, 'tokens');
   await page.getByRole('button', { name: 'Revoke' }).click();

@@ -87,7 +87,7 @@ fn Funding(account: Account) -> impl IntoView {
             </div>
         </section>
         <Deposit account=account.clone() deposits />
-        <Withdraw account />
+        <Withdraw account withdrawals />
         <section class="card" aria-labelledby="funding-history-title">
             <h2 id="funding-history-title">"History"</h2>
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -240,7 +240,10 @@ fn Deposit(
 }
 
 #[component]
-fn Withdraw(account: Account) -> impl IntoView {
+fn Withdraw(
+    account: Account,
+    withdrawals: Resource<Result<lnm::HistoryView, LnmError>>,
+) -> impl IntoView {
     let amount = RwSignal::new(String::new());
     let pasted = RwSignal::new(String::new());
     let csrf = StoredValue::new(account.csrf.clone());
@@ -272,6 +275,24 @@ fn Withdraw(account: Account) -> impl IntoView {
         lnm::withdraw(sats, Some("sat".into()), invoice)
     });
     let by_lnurl = Action::new(move |sats: &i64| lnm::withdraw_lnurl(*sats, Some("sat".into())));
+    // Withdrawals already paid when the LNURL was made: a new one paid since
+    // is the phone wallet's.
+    let paid_before = RwSignal::new(None::<usize>);
+    let paid_count = move || {
+        withdrawals
+            .get()
+            .and_then(Result::ok)
+            .map(|h| h.transaction.iter().filter(|w| w.success).count())
+    };
+    Effect::new(move |_| {
+        if by_lnurl.version().get() > 0 {
+            paid_before.set(paid_count_untracked(withdrawals));
+        }
+    });
+    let lnurl_paid = move || match (paid_before.get(), paid_count()) {
+        (Some(before), Some(now)) => now > before,
+        _ => false,
+    };
     let last_error = RwSignal::new(None::<LnmError>);
     for failed in [
         Signal::derive(move || to_wallet.value().get().and_then(Result::err)),
@@ -364,11 +385,27 @@ fn Withdraw(account: Account) -> impl IntoView {
                         <code class="wrap small" data-testid="withdraw-lnurl">{link.lnurl.clone()}</code>
                         <CopyButton text=link.lnurl label="Copy the LNURL" />
                     </p>
-                    <p class="hint">"Scan it with a Lightning wallet: it pays once, then the history below shows it."</p>
+                    <p class="status" class:success=lnurl_paid role="status" data-testid="withdraw-lnurl-status">
+                        {move || if lnurl_paid() {
+                            "Paid to your phone wallet."
+                        } else {
+                            "Scan it with a Lightning wallet: it can be claimed once."
+                        }}
+                    </p>
                 </div>
             })}
         </section>
     }
+}
+
+/// How many withdrawals of `history` were paid, without tracking it.
+fn paid_count_untracked(history: Resource<Result<lnm::HistoryView, LnmError>>) -> Option<usize> {
+    history.with_untracked(|h| {
+        h.as_ref()?
+            .as_ref()
+            .ok()
+            .map(|h| h.transaction.iter().filter(|w| w.success).count())
+    })
 }
 
 #[component]
