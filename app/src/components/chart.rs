@@ -168,7 +168,7 @@ mod tests {
     #[test]
     fn near_levels_are_drawn_and_distant_ones_listed() {
         let points = [(0, usd("10000")), (1000, usd("10100"))];
-        let level = |price, kind| Level {
+        let level = |price: &str, kind: &'static str| Level {
             label: kind.to_string(),
             price: usd(price),
             kind,
