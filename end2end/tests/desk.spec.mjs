@@ -54,6 +54,8 @@ async function fundedTrader(page, request, sats) {
   await signIn(page, trader.name);
   await open(page, '/funding');
   await page.locator('#deposit-amount').fill(String(sats));
+  // Accounts made over the API check the password before paying.
+  await page.getByLabel('Your password (to pay from the wallet)').fill(PASSWORD);
   await page.getByRole('button', { name: 'Pay from my Ampere wallet' }).click();
   await expect(page.getByTestId('deposit-status')).toHaveText('Deposited: the trading balance is credited.');
   expect(await tradingBalance(page)).toBe(sats);

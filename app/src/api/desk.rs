@@ -1,10 +1,13 @@
 //! The desk pages' forms that must also work without JavaScript: closing a
-//! position and asking for a deposit invoice. They take form encoding, are
+//! position and asking for a deposit invoice (and reading that invoice back
+//! for the page it redirects to). The forms take form encoding, are
 //! cookie writes under `/api/ui` (the gate checks their `csrf` field), call
 //! the same desk services as `/lnm`, and redirect to the page that shows the
 //! result (with JavaScript, the router follows the redirect in place).
 
 use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
+use serde::{Deserialize, Serialize};
 
 use crate::api::ApiError;
 
@@ -25,7 +28,8 @@ pub async fn close_from_page(pid: String, csrf: String) -> Result<(), ApiError> 
 }
 
 /// Issues a deposit invoice of `amount` whole sats, then shows it on the
-/// funding page (`?invoice=&hash=`).
+/// funding page (`?deposit=` its payment hash: the page reads the invoice
+/// back with [`deposit_invoice`], so a link cannot show a stranger's).
 #[server(prefix = "/api/ui", endpoint = "desk/deposit")]
 pub async fn deposit_from_page(amount: String, csrf: String) -> Result<(), ApiError> {
     use crate::api::auth;
@@ -40,9 +44,31 @@ pub async fn deposit_from_page(amount: String, csrf: String) -> Result<(), ApiEr
         .map_err(|_| engine::Error::invalid("amount", "amount is a whole number of sats"))?;
     let amount = desk.amount_in(sats, Some("sat"))?;
     let issued = desk.deposit(&caller.user.id.0, amount).await?;
-    leptos_axum::redirect(&format!(
-        "/funding?invoice={}&hash={}",
-        issued.bolt11, issued.payment_hash
-    ));
+    leptos_axum::redirect(&format!("/funding?deposit={}", issued.payment_hash));
     Ok(())
+}
+
+/// One of the account's deposit invoices, by its payment hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IssuedDeposit {
+    pub bolt11: String,
+    pub paid: bool,
+}
+
+/// The deposit invoice of `hash`, if this account issued it (else 404).
+#[server(prefix = "/api/ui", endpoint = "desk/deposit-invoice", input = GetUrl)]
+pub async fn deposit_invoice(hash: String) -> Result<IssuedDeposit, ApiError> {
+    use crate::api::auth;
+    use engine::desk::DeskScope;
+    let caller = auth::permitted(engine::Access::Desk(DeskScope::Deposit)).await?;
+    let found = auth::engine()?
+        .desk
+        .deposit_invoice(&caller.user.id.0, hash.trim())
+        .await?;
+    match found {
+        Some((bolt11, paid)) => Ok(IssuedDeposit { bolt11, paid }),
+        None => {
+            Err(engine::Error::NotFound("no deposit of yours has this payment hash".into()).into())
+        }
+    }
 }

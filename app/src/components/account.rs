@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use super::Live;
+use super::{Live, Realtime};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -120,8 +120,14 @@ fn WalletNav(csrf: String) -> impl IntoView {
 pub fn SignOutButton(csrf: String) -> impl IntoView {
     let sign_out = ServerAction::<SignOut>::new();
     let live = Live::get();
+    let realtime = Realtime::get();
+    // The account's streams end here: whoever signs in next opens their own.
+    let disconnect = move |_| {
+        live.disconnect();
+        realtime.disconnect();
+    };
     view! {
-        <ActionForm action=sign_out attr:class="sign-out" on:submit=move |_| live.disconnect()>
+        <ActionForm action=sign_out attr:class="sign-out" on:submit=disconnect>
             <input type="hidden" name="csrf" value=csrf />
             <button type="submit" class="secondary">"Sign out"</button>
         </ActionForm>

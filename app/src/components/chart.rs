@@ -9,11 +9,9 @@ use leptos::prelude::*;
 
 use super::figures::usd;
 
-/// Drawing size; the SVG scales to its box.
+/// Drawing size; the SVG stretches to its box.
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 240.0;
-/// Room on the right for the price labels.
-const LABELS: f64 = 72.0;
 /// Most points drawn: more would not show on any screen and would cost
 /// every tick.
 const MAX_POINTS: usize = 320;
@@ -27,16 +25,32 @@ pub struct Level {
     pub kind: &'static str,
 }
 
-/// At most `MAX_POINTS` of `points` (time-ordered), evenly spread, always
-/// keeping the last.
+/// About `MAX_POINTS` of `points` (time-ordered): the last point of each
+/// bucket of time, the buckets aligned to whole multiples of their length (so
+/// that a window sliding with the clock keeps its points in place instead of
+/// jittering), always keeping the first and the last point.
 pub fn thin(points: &[(i64, Price)]) -> Vec<(i64, Price)> {
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return Vec::new();
+    };
     if points.len() <= MAX_POINTS {
         return points.to_vec();
     }
-    let step = points.len().div_ceil(MAX_POINTS);
-    let mut kept: Vec<_> = points.iter().step_by(step).copied().collect();
-    if kept.last() != points.last() {
-        kept.extend(points.last().copied());
+    let span = (last.0 - first.0).max(1);
+    // Whole seconds per bucket (the history's finest step).
+    let bucket = (span / MAX_POINTS as i64 + 1000) / 1000 * 1000;
+    let mut kept = vec![*first];
+    let mut current = None;
+    for &(t, price) in &points[1..] {
+        let this = t.div_euclid(bucket);
+        if current == Some(this) {
+            if let Some(slot) = kept.last_mut() {
+                *slot = (t, price);
+            }
+        } else {
+            kept.push((t, price));
+            current = Some(this);
+        }
     }
     kept
 }
@@ -68,7 +82,7 @@ fn draw(points: &[(i64, Price)], levels: &[Level]) -> Option<Drawing> {
     let (low, high) = (low.saturating_sub(pad), high + pad);
     let span_t = (last - first).max(1) as f64;
     let span_p = (high - low) as f64;
-    let x = |t: i64| (t - first) as f64 / span_t * (WIDTH - LABELS);
+    let x = |t: i64| (t - first) as f64 / span_t * WIDTH;
     let y = |p: u64| HEIGHT - (p - low) as f64 / span_p * HEIGHT;
     let mut line = String::with_capacity(points.len() * 14);
     for (t, p) in points {
@@ -96,6 +110,9 @@ pub fn PriceChart(
     label: &'static str,
 ) -> impl IntoView {
     let drawing = Memo::new(move |_| points.with(|p| levels.with(|l| draw(&thin(p), l))));
+    // Labels are HTML beside the plot, not SVG text: the plot stretches to
+    // its box, and text inside it would stretch with it.
+    let top = |y: f64| format!("top: {:.2}%", y / HEIGHT * 100.0);
     view! {
         <figure class="chart">
             {move || match drawing.get() {
@@ -109,25 +126,32 @@ pub fn PriceChart(
                         last.map(|p| format!(", now {}", usd(p))).unwrap_or_default()
                     );
                     view! {
-                        <svg
-                            viewBox=format!("0 0 {WIDTH} {HEIGHT}")
-                            preserveAspectRatio="none"
-                            role="img"
-                            aria-label=summary
-                        >
-                            {d.levels
-                                .into_iter()
-                                .map(|(level, y)| view! {
-                                    <g class=format!("level {}", level.kind)>
-                                        <line x1="0" x2=WIDTH - LABELS y1=y y2=y />
-                                        <text x=WIDTH - LABELS + 4.0 y=y + 4.0>{level.label}</text>
-                                    </g>
-                                })
-                                .collect_view()}
-                            <polyline class="index" points=d.line />
-                            <text class="axis" x=WIDTH - LABELS + 4.0 y="12">{usd(d.high)}</text>
-                            <text class="axis" x=WIDTH - LABELS + 4.0 y=HEIGHT - 4.0>{usd(d.low)}</text>
-                        </svg>
+                        <div class="plot">
+                            <svg
+                                viewBox=format!("0 0 {WIDTH} {HEIGHT}")
+                                preserveAspectRatio="none"
+                                role="img"
+                                aria-label=summary
+                            >
+                                {d.levels
+                                    .iter()
+                                    .map(|(level, y)| view! {
+                                        <line class=level.kind x1="0" x2=WIDTH y1=*y y2=*y />
+                                    })
+                                    .collect_view()}
+                                <polyline class="index" points=d.line />
+                            </svg>
+                            <div class="labels" aria-hidden="true">
+                                <span class="axis" style="top: 0">{usd(d.high)}</span>
+                                {d.levels
+                                    .into_iter()
+                                    .map(|(level, y)| view! {
+                                        <span class=level.kind style=top(y)>{level.label}</span>
+                                    })
+                                    .collect_view()}
+                                <span class="axis" style="top: 100%">{usd(d.low)}</span>
+                            </div>
+                        </div>
                         {(!d.beyond.is_empty()).then(|| view! {
                             <figcaption class="hint">
                                 "Off the chart: "
@@ -156,13 +180,19 @@ mod tests {
 
     #[test]
     fn a_long_history_is_thinned_and_keeps_its_last_point() {
+        // An hour, a point a second.
         let points: Vec<_> = (0..3600)
-            .map(|t| (t, Price::from_cents(t as u64 + 1)))
+            .map(|t| (t * 1000, Price::from_cents(t as u64 + 1)))
             .collect();
         let thinned = thin(&points);
-        assert!(thinned.len() <= MAX_POINTS + 1, "{}", thinned.len());
+        assert!(thinned.len() <= MAX_POINTS + 2, "{}", thinned.len());
+        assert!(thinned.len() >= MAX_POINTS / 2, "{}", thinned.len());
         assert_eq!(thinned.last(), points.last());
         assert_eq!(thinned.first(), points.first());
+        // A second later the window slid: the points in between stay put.
+        let slid = thin(&[&points[1..], &[(3_600_000, Price::from_cents(1))]].concat());
+        let kept: Vec<_> = thinned[2..thinned.len() - 1].to_vec();
+        assert!(kept.iter().all(|p| slid.contains(p)));
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub fn Field(
     /// Told when the person edits the input (not when `value` is set).
     #[prop(optional, into)]
     on_edit: Option<Callback<()>>,
+    /// The id of the form the input belongs to, when not the enclosing one
+    /// (an id no form has keeps it out of every form's post).
+    #[prop(optional)]
+    form: &'static str,
 ) -> impl IntoView {
     let id = if id.is_empty() {
         format!("field-{name}")
@@ -47,6 +51,7 @@ pub fn Field(
                 autocomplete=(!autocomplete.is_empty()).then_some(autocomplete)
                 inputmode=(!inputmode.is_empty()).then_some(inputmode)
                 placeholder=(!placeholder.is_empty()).then_some(placeholder)
+                form=(!form.is_empty()).then_some(form)
                 required=required
                 spellcheck="false"
                 bind:value=value

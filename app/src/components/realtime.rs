@@ -1,7 +1,8 @@
 //! The desk live: the `/lnm/realtime` WebSocket (JSON-RPC 2.0) turned into
 //! signals. The latest quote changes at every tick; a counter moves when one of
-//! the account's positions changes (filled, triggered, liquidated, closed),
-//! with the trading balance after it. The socket reconnects by itself, and a
+//! the account's positions changes (filled, triggered, liquidated, closed): the
+//! pages then read the positions and the balance again from the server, which
+//! also sees deposits and withdrawals the socket does not tell. The socket reconnects by itself, and a
 //! reconnection counts as a change of the positions (events may have been
 //! missed). It only reads; it never changes data itself.
 
@@ -37,8 +38,6 @@ impl LiveQuote {
 pub struct Realtime {
     quote: RwSignal<Option<LiveQuote>>,
     positions: RwSignal<u64>,
-    /// The trading balance after the latest position event, sats.
-    balance: RwSignal<Option<i64>>,
     connected: RwSignal<bool>,
 }
 
@@ -48,7 +47,6 @@ impl Realtime {
         provide_context(Realtime {
             quote: RwSignal::new(None),
             positions: RwSignal::new(0),
-            balance: RwSignal::new(None),
             connected: RwSignal::new(false),
         });
     }
@@ -78,14 +76,14 @@ impl Realtime {
         self.positions.get()
     }
 
+    /// The same, untracked: whether an answer read since is still the latest.
+    pub fn positions_untracked(self) -> u64 {
+        self.positions.get_untracked()
+    }
+
     /// Asks the desk pages to read their positions again (after an action).
     pub fn refresh(self) {
         self.positions.update(|v| *v += 1);
-    }
-
-    /// The trading balance the latest position event left, sats (tracked).
-    pub fn balance(self) -> Option<i64> {
-        self.balance.get()
     }
 
     /// Whether quotes are arriving live (tracked).
@@ -97,6 +95,14 @@ impl Realtime {
     pub fn connect(self) {
         #[cfg(feature = "hydrate")]
         browser::connect(self);
+    }
+
+    /// Closes the socket and stops reconnecting (at sign-out: the next
+    /// account opens its own).
+    pub fn disconnect(self) {
+        #[cfg(feature = "hydrate")]
+        browser::disconnect();
+        self.connected.set(false);
     }
 }
 
@@ -119,9 +125,7 @@ enum Push {
         offer: Option<Price>,
         at_ms: i64,
     },
-    Position {
-        balance: Option<i64>,
-    },
+    Position,
     Other,
 }
 
@@ -149,9 +153,7 @@ fn read_push(text: &str) -> Push {
             offer: price_of(&data["offer"]),
             at_ms,
         },
-        Some("user:positions") => Push::Position {
-            balance: data["balance"].as_i64(),
-        },
+        Some("user:positions") => Push::Position,
         _ => Push::Other,
     }
 }
@@ -165,30 +167,27 @@ impl Realtime {
                 bid,
                 offer,
                 at_ms,
-            } => self.quote.update(|quote| {
+            } => {
                 let Some(index) = index else { return };
-                let last = quote.unwrap_or(LiveQuote {
+                let last = self.quote.get_untracked().unwrap_or(LiveQuote {
                     index,
                     bid: bid.unwrap_or(index),
                     offer: offer.unwrap_or(index),
                     at_ms,
                 });
-                if at_ms < last.at_ms {
-                    return;
-                }
-                *quote = Some(LiveQuote {
+                let next = LiveQuote {
                     index,
                     bid: bid.unwrap_or(last.bid),
                     offer: offer.unwrap_or(last.offer),
                     at_ms,
-                });
-            }),
-            Push::Position { balance } => {
-                if balance.is_some() {
-                    self.balance.set(balance);
+                };
+                // Both channels push each tick: the second one usually
+                // changes nothing, and wakes nothing.
+                if at_ms >= last.at_ms && self.quote.get_untracked() != Some(next) {
+                    self.quote.set(Some(next));
                 }
-                self.refresh();
             }
+            Push::Position => self.refresh(),
             Push::Other => {}
         }
     }
@@ -196,9 +195,10 @@ impl Realtime {
 
 #[cfg(feature = "hydrate")]
 mod browser {
-    use std::cell::Cell;
+    use std::cell::RefCell;
     use std::time::Duration;
 
+    use futures::channel::oneshot;
     use futures::{SinkExt, StreamExt};
     use gloo_net::websocket::{futures::WebSocket, Message};
 
@@ -206,7 +206,8 @@ mod browser {
     use leptos::prelude::*;
 
     thread_local! {
-        static OPEN: Cell<bool> = const { Cell::new(false) };
+        /// Held while a socket runs; dropping it stops the socket for good.
+        static STOP: RefCell<Option<oneshot::Sender<()>>> = const { RefCell::new(None) };
     }
 
     /// Public quotes in one request, the account's positions in another: a
@@ -217,10 +218,20 @@ mod browser {
     ];
 
     pub fn connect(realtime: Realtime) {
-        if OPEN.with(|open| open.replace(true)) {
+        if STOP.with(|stop| stop.borrow().is_some()) {
             return;
         }
-        leptos::task::spawn_local(run(realtime));
+        let (stop, stopped) = oneshot::channel::<()>();
+        STOP.with(|slot| *slot.borrow_mut() = Some(stop));
+        leptos::task::spawn_local(async move {
+            let running = std::pin::pin!(run(realtime));
+            // Dropping the loop drops its socket, which closes it.
+            let _ = futures::future::select(running, stopped).await;
+        });
+    }
+
+    pub fn disconnect() {
+        STOP.with(|slot| slot.borrow_mut().take());
     }
 
     /// Keeps a socket open for as long as the page lives, waiting a little
@@ -239,7 +250,8 @@ mod browser {
         }
     }
 
-    /// One socket, until it ends; answers whether it had opened.
+    /// One socket, until it ends; answers whether it carried anything (a
+    /// server that refuses at once counts as a failure, and waits longer).
     async fn session(realtime: Realtime, first: bool) -> bool {
         let location = window().location();
         let scheme = match location.protocol().as_deref() {
@@ -263,12 +275,14 @@ mod browser {
         if !first {
             realtime.refresh();
         }
+        let mut carried = false;
         while let Some(Ok(message)) = read.next().await {
+            carried = true;
             if let Message::Text(text) = message {
                 realtime.apply(read_push(&text));
             }
         }
-        true
+        carried
     }
 
     async fn sleep(duration: Duration) {
@@ -310,12 +324,7 @@ mod tests {
             r#"{"jsonrpc":"2.0","method":"subscription","params":{"channel":"user:positions",
             "data":{"pid":"p","what":"closed","balance":12345}}}"#,
         );
-        assert_eq!(
-            position,
-            Push::Position {
-                balance: Some(12345)
-            }
-        );
+        assert_eq!(position, Push::Position);
         assert_eq!(
             read_push(r#"{"jsonrpc":"2.0","id":"quotes","result":[]}"#),
             Push::Other

@@ -3,7 +3,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use leptos_router::{lazy_route, LazyRoute};
 
-use crate::api::desk::DepositFromPage;
+use crate::api::desk::{deposit_invoice, DepositFromPage, IssuedDeposit};
 use crate::api::group_thousands;
 use crate::api::lnm::{self, get_user, HistoryEntry, LnmError};
 use crate::api::mylightning::{create_invoice, get_summary, send_invoice};
@@ -113,10 +113,20 @@ fn Deposit(
     let recheck = account.recheck_password;
     let csrf = StoredValue::new(account.csrf.clone());
     // The invoice for another wallet: a form (it works without JavaScript)
-    // whose route redirects here with the invoice in the query.
+    // whose route redirects here with the invoice's hash in the query; the
+    // invoice itself is read back from the account's own deposits.
     let invoice_form = ServerAction::<DepositFromPage>::new();
     let query = use_query_map();
-    let shown_invoice = move || query.with(|q| Some((q.get("invoice")?, q.get("hash")?)));
+    let live = Live::get();
+    let shown_invoice = Resource::new(
+        move || (query.with(|q| q.get("deposit")), live.funds()),
+        |(hash, _)| async move {
+            match hash {
+                Some(hash) => Some(deposit_invoice(hash).await),
+                None => None,
+            }
+        },
+    );
     // Asked of the exchange, then paid by this account's own wallet.
     let pay = Action::new(move |input: &(i64, Option<String>)| {
         let (sats, password) = input.clone();
@@ -194,10 +204,12 @@ fn Deposit(
                 <input type="hidden" name="csrf" value=csrf.get_value() />
                 <Field label="Amount (sat)" name="amount" id="deposit-amount" inputmode="numeric"
                     value=amount error=error_of(Some("amount")) />
+                // Read by the one-click payment only: `form` keeps it out of
+                // the invoice form's post.
                 {recheck.then(|| view! {
-                    <Field label="Your password" name="password" id="deposit-password" kind="password"
-                        autocomplete="current-password" value=password required=false
-                        error=error_of(Some("password")) />
+                    <Field label="Your password (to pay from the wallet)" name="password" id="deposit-password"
+                        kind="password" autocomplete="current-password" value=password required=false
+                        error=error_of(Some("password")) form="none" />
                 })}
                 <p class="form-error" role="alert">{move || error_of(None).get()}</p>
                 <p class="actions">
@@ -216,26 +228,41 @@ fn Deposit(
                     _ => None,
                 }}
             </p>
-            {move || shown_invoice().map(|(bolt11, hash)| {
-                let watched = hash.clone();
-                view! {
-                    <div class="review">
-                        <QrCode text=format!("lightning:{bolt11}") label="QR code of the deposit invoice" />
-                        <p class="copyable">
-                            <code class="wrap small" data-testid="deposit-invoice">{bolt11.clone()}</code>
-                            <CopyButton text=bolt11 label="Copy the invoice" />
-                        </p>
-                        <p class="status" class:success=move || credited(&hash) role="status" data-testid="deposit-invoice-status">
-                            {move || if credited(&watched) {
-                                "Paid: the trading balance is credited."
-                            } else {
-                                "Waiting for the payment…"
-                            }}
-                        </p>
-                    </div>
-                }
-            })}
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match shown_invoice.await {
+                        None => ().into_any(),
+                        Some(Err(err)) => view! {
+                            <p class="form-error" role="alert">{err.to_string()}</p>
+                        }.into_any(),
+                        Some(Ok(invoice)) => view! { <DepositInvoiceView invoice /> }.into_any(),
+                    }
+                })}
+            </Transition>
         </section>
+    }
+}
+
+/// A deposit invoice for another wallet: its QR code, and whether it is paid
+/// (read again as the account's funds change).
+#[component]
+fn DepositInvoiceView(invoice: IssuedDeposit) -> impl IntoView {
+    let bolt11 = invoice.bolt11;
+    view! {
+        <div class="review">
+            <QrCode text=format!("lightning:{bolt11}") label="QR code of the deposit invoice" />
+            <p class="copyable">
+                <code class="wrap small" data-testid="deposit-invoice">{bolt11.clone()}</code>
+                <CopyButton text=bolt11 label="Copy the invoice" />
+            </p>
+            <p class="status" class:success=invoice.paid role="status" data-testid="deposit-invoice-status">
+                {if invoice.paid {
+                    "Paid: the trading balance is credited."
+                } else {
+                    "Waiting for the payment…"
+                }}
+            </p>
+        </div>
     }
 }
 

@@ -90,11 +90,9 @@ fn Desk() -> impl IntoView {
         |_| list_positions(None, None, None),
     );
     let balance = move || {
-        realtime.balance().or_else(|| {
-            user.get()
-                .and_then(Result::ok)
-                .and_then(|u| u.balance.parse().ok())
-        })
+        user.get()
+            .and_then(Result::ok)
+            .and_then(|u| u.balance.parse::<i64>().ok())
     };
     let open_pl = Memo::new(move |_| {
         let quote = realtime.quote()?;

@@ -13,8 +13,8 @@ use crate::components::{Field, Realtime, SignedIn};
 
 lazy_wallet_page!(PositionsPage, "Positions · Ampere", Positions);
 
-/// The actions every row shares, and which position the last one was for
-/// (its refusal shows in that row only).
+/// The actions every row shares, and which row's form the last one came
+/// from (its refusal shows in that form only).
 #[derive(Clone, Copy)]
 struct Actions {
     update: ServerAction<UpdatePosition>,
@@ -24,6 +24,8 @@ struct Actions {
     acting_on: RwSignal<String>,
     unit: StoredValue<String>,
     csrf: StoredValue<String>,
+    /// Whether the page is hydrated (the forms without a no-JS path wait).
+    ready: RwSignal<bool>,
 }
 
 /// Open positions with their P&L at every tick, pending limit orders, closed
@@ -32,14 +34,10 @@ struct Actions {
 fn Positions(account: Account) -> impl IntoView {
     let realtime = Realtime::get();
     realtime.connect();
-    let open = Resource::new(
-        move || realtime.positions(),
-        |_| list_positions(None, None, None),
-    );
-    let closed = Resource::new(
-        move || realtime.positions(),
-        |_| list_positions(None, Some("true".into()), None),
-    );
+    // Read with the page; afterwards the book reads them again itself (see
+    // `Book`), so that a change redraws only the rows it changed.
+    let open = Resource::new(|| (), |_| list_positions(None, None, None));
+    let closed = Resource::new(|| (), |_| list_positions(None, Some("true".into()), None));
     let actions = Actions {
         update: ServerAction::new(),
         close: ServerAction::new(),
@@ -48,7 +46,11 @@ fn Positions(account: Account) -> impl IntoView {
         acting_on: RwSignal::new(String::new()),
         unit: StoredValue::new(account.denomination.clone()),
         csrf: StoredValue::new(account.csrf.clone()),
+        ready: RwSignal::new(false),
     };
+    // Effects run in the browser only: the forms that need JavaScript wait
+    // for it.
+    Effect::new(move |_| actions.ready.set(true));
     // Whatever an action changed is read again.
     Effect::new(move |_| {
         let versions = (
@@ -64,7 +66,7 @@ fn Positions(account: Account) -> impl IntoView {
     provide_context(actions);
     view! {
         <h1>"Positions"</h1>
-        <Transition fallback=|| view! { <p class="loading">"Loading your positions…"</p> }>
+        <Suspense fallback=|| view! { <p class="loading">"Loading your positions…"</p> }>
             {move || Suspend::new(async move {
                 let (open, closed) = (open.await, closed.await);
                 match (open, closed) {
@@ -76,8 +78,13 @@ fn Positions(account: Account) -> impl IntoView {
                     }.into_any(),
                 }
             })}
-        </Transition>
+        </Suspense>
     }
+}
+
+/// Which form of which row acted last (its refusal shows there only).
+fn acting(pid: &str, form: &str) -> String {
+    format!("{pid} {form}")
 }
 
 /// Whether a position is a limit order still waiting for its price.
@@ -85,21 +92,73 @@ fn pending(position: &PositionView) -> bool {
     position.market_wi == "running"
 }
 
+/// What a row shows besides its live P&L: a row is drawn again only when one
+/// of these changed (a row being edited keeps what is typed in it).
+fn row_key(p: &PositionView) -> String {
+    format!(
+        "{}|{}|{}|{}|{:?}|{:?}|{:?}|{}|{}",
+        p.pid,
+        p.margin,
+        p.leverage,
+        p.quantity,
+        p.liquidation,
+        p.takeprofit,
+        p.stoploss,
+        p.market_wi,
+        p.closed
+    )
+}
+
 #[component]
 fn Book(open: Vec<PositionView>, closed: Vec<PositionView>) -> impl IntoView {
     let realtime = Realtime::get();
     let Actions { unit, .. } = expect_context();
-    let (orders, filled): (Vec<_>, Vec<_>) = open.into_iter().partition(pending);
-    let margins: i64 = filled
-        .iter()
-        .filter_map(|p| p.margin.parse::<i64>().ok())
-        .sum();
-    let realised: i64 = closed.iter().filter_map(|p| p.pl.parse::<i64>().ok()).sum();
-    let valued = filled.clone();
-    let rendered: i64 = filled.iter().filter_map(|p| p.pl.parse::<i64>().ok()).sum();
-    let open_pl = Memo::new(move |_| match realtime.quote() {
-        Some(quote) => Some(valued.iter().filter_map(|p| quote.pl_of(p)).sum::<i64>()),
-        None => Some(rendered),
+    let open = RwSignal::new(open);
+    let closed = RwSignal::new(closed);
+    // Read again when the account's positions change (a push, an action, a
+    // reconnection); an answer older than the latest change is dropped.
+    Effect::new(move |seen: Option<u64>| {
+        let version = realtime.positions();
+        if seen.is_some() {
+            leptos::task::spawn_local(async move {
+                let lists = (
+                    list_positions(None, None, None).await,
+                    list_positions(None, Some("true".into()), None).await,
+                );
+                if let (Ok(o), Ok(c)) = lists {
+                    if realtime.positions_untracked() == version {
+                        open.set(o.positions);
+                        closed.set(c.positions);
+                    }
+                }
+            });
+        }
+        version
+    });
+    let filled = Memo::new(move |_| {
+        open.with(|o| {
+            o.iter()
+                .filter(|p| !pending(p))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+    });
+    let orders = Memo::new(move |_| {
+        open.with(|o| o.iter().filter(|p| pending(p)).cloned().collect::<Vec<_>>())
+    });
+    let sum = |list: &[PositionView], field: fn(&PositionView) -> &String| -> i64 {
+        list.iter()
+            .filter_map(|p| field(p).parse::<i64>().ok())
+            .sum()
+    };
+    // Margin held by filled positions and by orders waiting to fill.
+    let margins = move || open.with(|o| sum(o, |p| &p.margin));
+    let realised = move || closed.with(|c| sum(c, |p| &p.pl));
+    let open_pl = Memo::new(move |_| {
+        filled.with(|filled| match realtime.quote() {
+            Some(quote) => filled.iter().filter_map(|p| quote.pl_of(p)).sum::<i64>(),
+            None => sum(filled, |p| &p.pl),
+        })
     });
     let in_unit_of = move |amount: i64| {
         realtime
@@ -115,43 +174,47 @@ fn Book(open: Vec<PositionView>, closed: Vec<PositionView>) -> impl IntoView {
                 <div class="balance">
                     <span class="label">"Open P&L"</span>
                     <span class="amount" data-testid="total-open-pl">
-                        {move || open_pl.get().map_or_else(|| "—".into(), signed_sats)}
+                        {move || signed_sats(open_pl.get())}
                     </span>
-                    <span class="unit">{move || open_pl.get().map(in_unit_of).unwrap_or_default()}</span>
+                    <span class="unit">{move || in_unit_of(open_pl.get())}</span>
                 </div>
                 <div class="balance">
                     <span class="label">"Margin in use"</span>
-                    <span class="amount" data-testid="total-margin">{sats(margins)}</span>
+                    <span class="amount" data-testid="total-margin">{move || sats(margins())}</span>
                 </div>
                 <div class="balance">
                     <span class="label">"Closed P&L"</span>
-                    <span class="amount" data-testid="total-closed-pl">{signed_sats(realised)}</span>
+                    <span class="amount" data-testid="total-closed-pl">{move || signed_sats(realised())}</span>
+                    <span class="unit">{move || in_unit_of(realised())}</span>
                 </div>
             </div>
         </section>
         <section class="card list" aria-labelledby="open-title">
-            <h2 id="open-title">{format!("Open ({})", filled.len())}</h2>
-            {if filled.is_empty() {
-                view! { <p class="empty">"No open position. "<a href="/trade">"Trade"</a></p> }.into_any()
-            } else {
-                filled.into_iter().map(|p| view! { <OpenRow position=p /> }).collect_view().into_any()
-            }}
+            <h2 id="open-title">{move || format!("Open ({})", filled.with(Vec::len))}</h2>
+            <Show when=move || filled.with(Vec::is_empty)>
+                <p class="empty">"No open position. "<a href="/trade">"Trade"</a></p>
+            </Show>
+            <For each=move || filled.get() key=row_key let(p)>
+                <OpenRow position=p />
+            </For>
         </section>
         <section class="card list" aria-labelledby="orders-title">
-            <h2 id="orders-title">{format!("Limit orders ({})", orders.len())}</h2>
-            {if orders.is_empty() {
-                view! { <p class="empty">"No pending order."</p> }.into_any()
-            } else {
-                orders.into_iter().map(|p| view! { <OrderRow position=p /> }).collect_view().into_any()
-            }}
+            <h2 id="orders-title">{move || format!("Limit orders ({})", orders.with(Vec::len))}</h2>
+            <Show when=move || orders.with(Vec::is_empty)>
+                <p class="empty">"No pending order."</p>
+            </Show>
+            <For each=move || orders.get() key=row_key let(p)>
+                <OrderRow position=p />
+            </For>
         </section>
         <section class="card list" aria-labelledby="closed-title">
-            <h2 id="closed-title">{format!("Closed ({})", closed.len())}</h2>
-            {if closed.is_empty() {
-                view! { <p class="empty">"Nothing closed yet."</p> }.into_any()
-            } else {
-                closed.into_iter().map(|p| view! { <ClosedRow position=p /> }).collect_view().into_any()
-            }}
+            <h2 id="closed-title">{move || format!("Closed ({})", closed.with(Vec::len))}</h2>
+            <Show when=move || closed.with(Vec::is_empty)>
+                <p class="empty">"Nothing closed yet."</p>
+            </Show>
+            <For each=move || closed.get() key=row_key let(p)>
+                <ClosedRow position=p />
+            </For>
         </section>
     }
 }
@@ -183,7 +246,8 @@ fn OpenRow(position: PositionView) -> impl IntoView {
     let rendered: Option<i64> = position.pl.parse().ok();
     let pl = Memo::new(move |_| realtime.quote().and_then(|q| q.pl_of(&valued)).or(rendered));
     let pid = StoredValue::new(position.pid.clone());
-    let mine = move || actions.acting_on.get() == pid.get_value();
+    let closing = acting(&position.pid, "close");
+    let mine = move || actions.acting_on.with(|a| *a == closing);
     let close_error = action_error(actions.close, None);
     view! {
         <article class="row position" data-testid="open-position" data-pid=position.pid.clone()>
@@ -240,32 +304,38 @@ fn TriggerForm(
     let actions: Actions = expect_context();
     let value = RwSignal::new(current.unwrap_or_default());
     let pid = StoredValue::new(pid);
+    let me = StoredValue::new(acting(&pid.get_value(), field));
+    // Text that is no price is refused here, before sending.
+    let typo = RwSignal::new(None::<String>);
     let error = {
         let refused = action_error(actions.update, Some(field));
         let other = action_error(actions.update, None);
         Signal::derive(move || {
-            let mine = actions.acting_on.get() == pid.get_value()
-                && actions
-                    .update
-                    .input()
-                    .with(|i| i.as_ref().is_none_or(|i| i.pid == pid.get_value()));
-            mine.then(|| refused.get().or_else(|| other.get()))
-                .flatten()
+            typo.get().or_else(|| {
+                me.with_value(|me| actions.acting_on.with(|a| a == me))
+                    .then(|| refused.get().or_else(|| other.get()))
+                    .flatten()
+            })
         })
     };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let text = value.get_untracked().trim().replace(',', "");
         // Empty removes the trigger: the API's zero.
-        let price: Option<serde_json::Number> = if text.is_empty() {
-            "0".parse().ok()
+        let price = if text.is_empty() {
+            Some(Price::from_cents(0))
         } else {
-            text.parse().ok()
+            Price::parse(&text)
         };
-        let Some(price) = price else {
+        let Some(price) = price.and_then(|p| p.to_string().parse::<serde_json::Number>().ok())
+        else {
+            typo.set(Some(
+                "Enter a price in USD, like 101000.5 (empty removes it).".into(),
+            ));
             return;
         };
-        actions.acting_on.set(pid.get_value());
+        typo.set(None);
+        actions.acting_on.set(me.get_value());
         let (takeprofit, stoploss) = match field {
             "takeprofit" => (Some(price), None),
             _ => (None, Some(price)),
@@ -283,8 +353,10 @@ fn TriggerForm(
     view! {
         <form class="inline-form" on:submit=submit>
             <Field label=label name=field id=format!("{id}-{}", pid.get_value())
-                inputmode="decimal" required=false value error />
-            <button type="submit" class="small secondary" disabled=move || actions.update.pending().get()>
+                inputmode="decimal" required=false value error
+                on_edit=move |()| typo.set(None) />
+            <button type="submit" class="small secondary"
+                disabled=move || !actions.ready.get() || actions.update.pending().get()>
                 "Set"
             </button>
         </form>
@@ -297,26 +369,33 @@ fn AddMarginForm(pid: String) -> impl IntoView {
     let actions: Actions = expect_context();
     let amount = RwSignal::new(String::new());
     let pid = StoredValue::new(pid);
+    let me = StoredValue::new(acting(&pid.get_value(), "amount"));
+    let typo = RwSignal::new(None::<String>);
     let error = {
         let refused = action_error(actions.add_margin, Some("amount"));
         let other = action_error(actions.add_margin, None);
         Signal::derive(move || {
-            (actions.acting_on.get() == pid.get_value())
-                .then(|| refused.get().or_else(|| other.get()))
-                .flatten()
+            typo.get().or_else(|| {
+                me.with_value(|me| actions.acting_on.with(|a| a == me))
+                    .then(|| refused.get().or_else(|| other.get()))
+                    .flatten()
+            })
         })
     };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let Ok(sats) = amount
-            .get_untracked()
-            .trim()
-            .replace(',', "")
-            .parse::<serde_json::Number>()
+        let text = amount.get_untracked().trim().replace(',', "");
+        let Some(sats) = text
+            .parse::<u64>()
+            .ok()
+            .filter(|sats| *sats > 0)
+            .map(serde_json::Number::from)
         else {
+            typo.set(Some("Enter a whole number of sats, like 5000.".into()));
             return;
         };
-        actions.acting_on.set(pid.get_value());
+        typo.set(None);
+        actions.acting_on.set(me.get_value());
         actions.add_margin.dispatch(AddMargin {
             pid: pid.get_value(),
             amount: Some(sats),
@@ -326,8 +405,9 @@ fn AddMarginForm(pid: String) -> impl IntoView {
         <form class="inline-form" on:submit=submit>
             <Field label="Add margin (sat)" name="amount"
                 id=format!("margin-{}", pid.get_value())
-                inputmode="numeric" value=amount error />
-            <button type="submit" class="small secondary" disabled=move || actions.add_margin.pending().get()>
+                inputmode="numeric" value=amount error on_edit=move |()| typo.set(None) />
+            <button type="submit" class="small secondary"
+                disabled=move || !actions.ready.get() || actions.add_margin.pending().get()>
                 "Add"
             </button>
         </form>
@@ -340,12 +420,12 @@ fn AddMarginForm(pid: String) -> impl IntoView {
 fn CloseButton(pid: String) -> impl IntoView {
     let actions: Actions = expect_context();
     let realtime = Realtime::get();
-    let acting_on = pid.clone();
+    let me = acting(&pid, "close");
     view! {
         <details class="confirm-close">
             <summary class="button secondary">"Close"</summary>
             <ActionForm action=actions.close attr:class="confirm"
-                on:submit=move |_| actions.acting_on.set(acting_on.clone())>
+                on:submit=move |_| actions.acting_on.set(me.clone())>
                 <input type="hidden" name="pid" value=pid />
                 <input type="hidden" name="csrf" value=actions.csrf.get_value() />
                 <span>{move || format!(
@@ -364,7 +444,8 @@ fn CloseButton(pid: String) -> impl IntoView {
 fn OrderRow(position: PositionView) -> impl IntoView {
     let actions: Actions = expect_context();
     let pid = StoredValue::new(position.pid.clone());
-    let mine = move || actions.acting_on.get() == pid.get_value();
+    let cancelling = acting(&position.pid, "cancel");
+    let mine = move || actions.acting_on.with(|a| *a == cancelling);
     let cancel_error = action_error(actions.cancel, None);
     view! {
         <article class="row position" data-testid="limit-order" data-pid=position.pid.clone()>
@@ -378,7 +459,7 @@ fn OrderRow(position: PositionView) -> impl IntoView {
             </div>
             <button type="button" class="secondary" disabled=move || actions.cancel.pending().get()
                 on:click=move |_| {
-                    actions.acting_on.set(pid.get_value());
+                    actions.acting_on.set(acting(&pid.get_value(), "cancel"));
                     actions.cancel.dispatch(CancelPosition { pid: pid.get_value() });
                 }>
                 "Cancel order"
@@ -399,7 +480,7 @@ fn ClosedRow(position: PositionView) -> impl IntoView {
         match position.closed_by.as_deref() {
             Some("takeprofit") => "Take-profit hit",
             Some("stoploss") => "Stopped out",
-            Some("liquidated") => "Liquidated",
+            Some("liquidation") => "Liquidated",
             _ => "Closed",
         }
         .to_string()
@@ -420,7 +501,7 @@ fn ClosedRow(position: PositionView) -> impl IntoView {
                 )}</span>
                 <time class="hint" datetime=when.clone()>{when.replace('T', " ").replace('Z', " UTC")}</time>
             </div>
-            <span class=if position.closed_by.as_deref() == Some("liquidated") { "badge short" } else { "badge" }
+            <span class=if position.closed_by.as_deref() == Some("liquidation") { "badge short" } else { "badge" }
                 data-testid="closed-how">{how}</span>
             <span class="amount" class:gain={pl > 0} class:loss={pl < 0} data-testid="closed-pl">
                 {if position.canceled { "—".to_string() } else { signed_sats(pl) }}

@@ -49,6 +49,8 @@ fn LightningSignIn() -> impl IntoView {
             browser::await_answer(move || expired.set(true));
         }
     });
+    #[cfg(feature = "hydrate")]
+    on_cleanup(browser::stop);
     let has_webln = RwSignal::new(false);
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| has_webln.set(browser::has_webln()));
@@ -153,18 +155,23 @@ mod browser {
         );
         source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         on_message.forget();
-        // The stream ends (and the browser would retry) once the challenge
-        // expires: the page offers a new code instead.
+        // A dropped connection is retried by the browser; once the challenge
+        // expired the retry is refused and the source closes: the page then
+        // offers a new code.
+        let watched = source.clone();
         let on_error = Closure::<dyn FnMut()>::new(move || {
-            stop();
-            expired();
+            if watched.ready_state() == web_sys::EventSource::CLOSED {
+                stop();
+                expired();
+            }
         });
         source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         on_error.forget();
         WAITING.with(|w| *w.borrow_mut() = Some(source));
     }
 
-    fn stop() {
+    /// Stops listening (an answer came, or the page is left).
+    pub fn stop() {
         if let Some(source) = WAITING.with(|w| w.borrow_mut().take()) {
             source.close();
         }

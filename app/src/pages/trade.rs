@@ -123,11 +123,9 @@ fn Trade(account: Account) -> impl IntoView {
     let levels =
         Signal::derive(move || open.with(|open| open.iter().flat_map(levels_of).collect()));
     let balance = Signal::derive(move || {
-        realtime.balance().or_else(|| {
-            user.get()
-                .and_then(Result::ok)
-                .and_then(|u| u.balance.parse().ok())
-        })
+        user.get()
+            .and_then(Result::ok)
+            .and_then(|u| u.balance.parse::<i64>().ok())
     });
     let unit = account.denomination.clone();
     view! {
@@ -214,7 +212,13 @@ fn clock_time(at_ms: i64) -> String {
 /// The lines a position draws on the chart.
 fn levels_of(position: &PositionView) -> Vec<Level> {
     let long = position.side == "b";
-    let name = if long { "Long" } else { "Short" };
+    // A limit order waiting to fill is drawn at the price it waits for.
+    let name = match (long, position.market_wi == "running") {
+        (true, false) => "Long",
+        (false, false) => "Short",
+        (true, true) => "Buy at",
+        (false, true) => "Sell at",
+    };
     let mut levels = Vec::new();
     let mut add = |label: String, price: Option<&String>, kind| {
         if let Some(price) = price.and_then(|p| Price::parse(p)) {
@@ -222,7 +226,7 @@ fn levels_of(position: &PositionView) -> Vec<Level> {
         }
     };
     add(
-        format!("{name} {}", position.quantity),
+        format!("{name} {}", crate::api::group_thousands(&position.quantity)),
         Some(&position.price),
         "entry",
     );
@@ -352,12 +356,16 @@ fn Ticket(balance: Signal<Option<i64>>, unit: String) -> impl IntoView {
     let ticket = Memo::new(move |_| checked(true));
     // Without its triggers, for the ranges the triggers may take.
     let base = Memo::new(move |_| checked(false).and_then(Result::ok));
-    // The derived size follows the typed one.
+    // The derived size follows the typed one (whatever the triggers say), and
+    // is written only when it changes: not at every tick.
     Effect::new(move |_| {
-        if let Some(Ok(t)) = ticket.get() {
-            match sizing.get_untracked() {
-                Sizing::Margin => quantity.set(t.quantity.to_string()),
-                Sizing::Quantity => margin.set(t.margin.to_string()),
+        if let Some(t) = base.get() {
+            let (derived, value) = match sizing.get_untracked() {
+                Sizing::Margin => (quantity, t.quantity.to_string()),
+                Sizing::Quantity => (margin, t.margin.to_string()),
+            };
+            if derived.with_untracked(|v| *v != value) {
+                derived.set(value);
             }
         }
     });
@@ -374,8 +382,6 @@ fn Ticket(balance: Signal<Option<i64>>, unit: String) -> impl IntoView {
     let form_message = form_error(
         create,
         &[
-            "type",
-            "side",
             "price",
             "margin",
             "quantity",

@@ -605,6 +605,30 @@ impl Desk {
             .await
     }
 
+    /// The invoice of one of the account's deposits (`bolt11`, and whether it
+    /// was paid), or `None` when the account issued no deposit of that hash:
+    /// a page shows an invoice only after asking here, never from its link.
+    pub async fn deposit_invoice(
+        &self,
+        user_id: &str,
+        payment_hash: &str,
+    ) -> Result<Option<(String, bool)>> {
+        let row = sqlx::query(
+            "SELECT i.bolt11, d.settled_at FROM desk_deposits d \
+             JOIN invoices i ON i.payment_hash = d.payment_hash \
+             WHERE d.user_id = $1 AND d.payment_hash = $2",
+        )
+        .bind(user_id)
+        .bind(payment_hash)
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.map(|r| {
+            let settled: Option<i64> = r.try_get("settled_at")?;
+            Ok((r.try_get("bolt11")?, settled.is_some()))
+        })
+        .transpose()
+    }
+
     /// The account's deposits, newest first.
     pub async fn deposits(&self, user_id: &str) -> Result<Vec<DepositView>> {
         let rows = sqlx::query(
