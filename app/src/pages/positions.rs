@@ -284,7 +284,7 @@ fn OpenRow(position: PositionView) -> impl IntoView {
                 <TriggerForm pid=pid.get_value() field="takeprofit" label="Take-profit (USD)" current=position.takeprofit.clone() />
                 <TriggerForm pid=pid.get_value() field="stoploss" label="Stop-loss (USD)" current=position.stoploss.clone() />
                 <AddMarginForm pid=pid.get_value() />
-                <CloseButton pid=pid.get_value() />
+                <CloseButton pid=pid.get_value() long=position.side == "b" />
                 <p class="form-error" role="alert">
                     {move || mine().then(|| close_error.get()).flatten()}
                 </p>
@@ -414,10 +414,11 @@ fn AddMarginForm(pid: String) -> impl IntoView {
     }
 }
 
-/// Closes at the current price, after a confirmation: a `details` element
+/// Closes at the current price (a long at the bid, a short at the
+/// offer), after a confirmation: a `details` element
 /// holding the form, so it works without JavaScript too.
 #[component]
-fn CloseButton(pid: String) -> impl IntoView {
+fn CloseButton(pid: String, long: bool) -> impl IntoView {
     let actions: Actions = expect_context();
     let realtime = Realtime::get();
     let me = acting(&pid, "close");
@@ -430,7 +431,10 @@ fn CloseButton(pid: String) -> impl IntoView {
                 <input type="hidden" name="csrf" value=actions.csrf.get_value() />
                 <span>{move || format!(
                     "Close at the market{}?",
-                    realtime.quote().map(|q| format!(" (index {})", usd(q.index))).unwrap_or_default()
+                    realtime.quote().map(|q| match long {
+                        true => format!(" (bid {})", usd(q.bid)),
+                        false => format!(" (offer {})", usd(q.offer)),
+                    }).unwrap_or_default()
                 )}</span>
                 <button type="submit" class="danger" disabled=move || actions.close.pending().get()>
                     "Yes, close it"

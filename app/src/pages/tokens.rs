@@ -124,6 +124,7 @@ fn Tokens(#[allow(unused_variables)] account: Account) -> impl IntoView {
 #[component]
 fn TokenRow(token: TokenEntry, revoke: ServerAction<RevokeToken>) -> impl IntoView {
     let jti = token.jti.clone();
+    let name = format!("Revoke token {}", token.jti.get(..8).unwrap_or(&token.jti));
     let day = |ts: &str| ts.replace('T', " ").get(..16).unwrap_or(ts).to_string() + " UTC";
     view! {
         <article class="row" data-testid="token">
@@ -136,7 +137,8 @@ fn TokenRow(token: TokenEntry, revoke: ServerAction<RevokeToken>) -> impl IntoVi
                 view! { <span class="badge">"Revoked"</span> }.into_any()
             } else {
                 view! {
-                    <button type="button" class="secondary small" disabled=move || revoke.pending().get()
+                    <button type="button" class="secondary small" aria-label=name
+                        disabled=move || revoke.pending().get()
                         on:click=move |_| { revoke.dispatch(RevokeToken { jti: Some(jti.clone()) }); }>
                         "Revoke"
                     </button>
