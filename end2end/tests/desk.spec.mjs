@@ -39,6 +39,17 @@ async function tradingBalance(page) {
   return Number((await reply.json()).balance);
 }
 
+/** What the account's paid withdrawals took from the trading balance, sats:
+ * their amounts and their routing fees (the trader pays them). */
+async function withdrawn(page) {
+  const reply = await page.request.get('/lnm/user/history?type=withdraw');
+  expect(reply.status()).toBe(200);
+  const paid = (await reply.json()).transaction.filter((w) => w.success);
+  const amounts = paid.reduce((sum, w) => sum + Number(w.amount), 0);
+  const feeMsat = paid.reduce((sum, w) => sum + Number(/routing fee (\d+) msat/.exec(w.details ?? '')?.[1] ?? 0), 0);
+  return amounts + Math.ceil(feeMsat / 1000);
+}
+
 /** How the pages write a P&L: `+1,234 sat`, `-1,234 sat`, `0 sat`. */
 function signedSats(pl) {
   const n = Number(pl);
@@ -176,10 +187,15 @@ test('a short is stopped out, a limit order cancelled, a long liquidated, and th
   await open(page, '/funding');
   await page.locator('#withdraw-amount').fill('5000');
   await page.getByTestId('withdraw-to-wallet').click();
-  await expect(page.getByTestId('withdraw-status')).toHaveText('Withdrawn: 5,000 sat paid.');
-  expect(await tradingBalance(page)).toBe(balance - 5000);
+  await expect(page.getByTestId('withdraw-status')).toHaveText(/^Withdrawn: 5,000 sat paid( \(routing fee \d+ sat\))?\.$/);
+  // The trader pays the routing fee, and the page says how much.
+  const cost = await withdrawn(page);
+  const fee = cost - 5000;
+  expect(fee).toBeGreaterThanOrEqual(0);
+  if (fee > 0) await expect(page.getByTestId('withdraw-status')).toContainText(`routing fee ${shown(fee)} sat`);
+  expect(await tradingBalance(page)).toBe(balance - cost);
   expect((await trader.data()).balances.lntfunds).toBe(walletBefore + 5000);
-  await expect(page.getByTestId('trading-balance')).toHaveText(shown(balance - 5000));
+  await expect(page.getByTestId('trading-balance')).toHaveText(shown(balance - cost));
   await expect(page.getByTestId('withdrawals').locator('tbody tr')).toHaveCount(1);
 
   // An LNURL-withdraw QR code, claimed by a phone wallet: paid live.
@@ -194,14 +210,16 @@ test('a short is stopped out, a limit order cancelled, a long liquidated, and th
   );
   expect(claimed.body.status).toBe('OK');
   await expect(page.getByTestId('withdraw-lnurl-status')).toHaveText('Paid to your phone wallet.');
-  expect(await tradingBalance(page)).toBe(balance - 8000);
+  const costs = await withdrawn(page);
+  expect(costs).toBeGreaterThanOrEqual(8000);
+  expect(await tradingBalance(page)).toBe(balance - costs);
 
   await open(page, '/tokens');
   await page.getByRole('button', { name: 'Create token' }).click();
   const token = await page.getByTestId('new-token').textContent();
   const user = await request.get('/lnm/user', { headers: { Authorization: `Bearer ${token}` } });
   expect(user.status()).toBe(200);
-  expect(Number((await user.json()).balance)).toBe(balance - 8000);
+  expect(Number((await user.json()).balance)).toBe(balance - costs);
   await expect(page.getByTestId('token')).toHaveCount(1);
   await photograph(page, 'tokens');
   await page.getByRole('button', { name: 'Revoke' }).click();

@@ -16,7 +16,9 @@ export function uniqueName(prefix) {
 /** Opens a page and waits until it reacts to input. */
 export async function open(page, path) {
   await page.goto(path);
-  await expect(page.locator('body[data-hydrated]')).toBeAttached();
+  // A page's lazily loaded chunk is fetched and compiled first: on a busy
+  // machine that can take a few seconds.
+  await expect(page.locator('body[data-hydrated]')).toBeAttached({ timeout: 15000 });
 }
 
 /** Signs up through the page; unless told it should fail, waits for the dashboard. */

@@ -438,8 +438,9 @@ pub async fn history(#[server(default)] r#type: Option<String>) -> Result<Histor
                 HistoryEntry {
                     amount: w.amount.sat().to_string(),
                     creation_ts: rfc3339(w.created_at_ms),
-                    details: (w.fee.0 > 0)
-                        .then(|| format!("routing fee {} msat paid by the exchange", w.fee.0)),
+                    details: (w.fee.0 > 0).then(|| {
+                        format!("routing fee {} msat paid from the trading balance", w.fee.0)
+                    }),
                     did: None,
                     wid: Some(w.id),
                     fail: failed,
@@ -534,6 +535,9 @@ pub async fn revoke_token(#[server(default)] jti: Option<String>) -> Result<Done
 pub struct WithdrawalDone {
     /// Sats.
     pub amount: i64,
+    /// Additive: the routing fee the trading balance paid besides `amount`,
+    /// sats (rounded up: what the balance shows less).
+    pub fee: i64,
     /// The payment's preimage: proof it was paid.
     pub paymentsecret: String,
     pub wid: String,
@@ -554,6 +558,7 @@ pub async fn withdraw(
     let done = desk.withdraw(&caller.user.id.0, amount, &invoice).await?;
     Ok(WithdrawalDone {
         amount: done.amount.sat(),
+        fee: done.fee.round_up_to_sat().map_or(0, engine::Msat::sat),
         paymentsecret: done.preimage,
         wid: done.id,
         paymenthash: done.payment_hash,
@@ -801,15 +806,25 @@ pub async fn list_positions(
     #[server(default)] all: Option<String>,
 ) -> Result<PositionList, LnmError> {
     use engine::desk::Filter;
-    // The flags are read from the raw query below, bare ones (`?all`) too,
-    // which the query parser drops; the arguments let the pages send them.
-    let _ = (open, closed, all);
     let (caller, desk) = trader().await?;
-    // Read from the raw query: the URL codec takes `?closed` (no value) for
-    // absent.
-    let axum::extract::RawQuery(query) = leptos_axum::extract()
+    // A request to this route is read from its raw query: the URL codec takes
+    // a bare flag (`?closed`) for absent. A page rendering on the server calls
+    // the function directly, with the request of the page: its arguments say.
+    let uri: axum::http::Uri = leptos_axum::extract()
         .await
         .map_err(|_| LnmError::new("the query could not be read"))?;
+    let query = if uri.path() == "/lnm/positions" {
+        uri.query().map(str::to_string)
+    } else {
+        let flags = [("open", open), ("closed", closed), ("all", all)];
+        Some(
+            flags
+                .into_iter()
+                .filter_map(|(name, value)| Some(format!("{name}={}", value?)))
+                .collect::<Vec<_>>()
+                .join("&"),
+        )
+    };
     let mut flags = (false, false, false);
     for pair in query
         .as_deref()

@@ -343,7 +343,11 @@ fn Withdraw(
     ] {
         Effect::new(move |_| {
             if let Some(paid) = paid.get() {
-                done.set(Some(format!("Withdrawn: {} paid.", sats(paid.amount))));
+                let fee = match paid.fee {
+                    0 => String::new(),
+                    fee => format!(" (routing fee {})", sats(fee)),
+                };
+                done.set(Some(format!("Withdrawn: {} paid{fee}.", sats(paid.amount))));
                 live.refresh();
                 realtime.refresh();
             }

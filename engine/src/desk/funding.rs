@@ -30,6 +30,8 @@ use crate::{now_ms, random_hex, Error, Msat, Result};
 pub struct Withdrawal {
     pub id: String,
     pub amount: Msat,
+    /// The routing fee the trading balance paid besides `amount`.
+    pub fee: Msat,
     pub payment_hash: String,
     pub preimage: String,
 }
@@ -356,6 +358,7 @@ impl Desk {
             Ok(payment) => Ok(Withdrawal {
                 id,
                 amount,
+                fee: payment.fee,
                 payment_hash: payment.payment_hash,
                 preimage: payment.preimage,
             }),
