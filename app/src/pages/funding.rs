@@ -302,23 +302,24 @@ fn Withdraw(
         lnm::withdraw(sats, Some("sat".into()), invoice)
     });
     let by_lnurl = Action::new(move |sats: &i64| lnm::withdraw_lnurl(*sats, Some("sat".into())));
-    // Withdrawals already paid when the LNURL was made: a new one paid since
-    // is the phone wallet's.
-    let paid_before = RwSignal::new(None::<usize>);
-    let paid_count = move || {
-        withdrawals
-            .get()
-            .and_then(Result::ok)
-            .map(|h| h.transaction.iter().filter(|w| w.success).count())
+    // The withdrawals already paid when the LNURL was asked for (taken in the
+    // click, outside any reactive scope): one paid since is the phone's.
+    let paid_before = RwSignal::new(None::<Vec<String>>);
+    let paid_ids = move |history: &Option<Result<lnm::HistoryView, LnmError>>| {
+        history.as_ref()?.as_ref().ok().map(|h| {
+            h.transaction
+                .iter()
+                .filter(|w| w.success)
+                .filter_map(|w| w.wid.clone())
+                .collect::<Vec<_>>()
+        })
     };
-    Effect::new(move |_| {
-        if by_lnurl.version().get() > 0 {
-            paid_before.set(paid_count_untracked(withdrawals));
-        }
-    });
-    let lnurl_paid = move || match (paid_before.get(), paid_count()) {
-        (Some(before), Some(now)) => now > before,
-        _ => false,
+    let lnurl_paid = move || {
+        let now = withdrawals.with(paid_ids);
+        paid_before.with(|before| match (before, now) {
+            (Some(before), Some(now)) => now.iter().any(|wid| !before.contains(wid)),
+            _ => false,
+        })
     };
     let last_error = RwSignal::new(None::<LnmError>);
     for failed in [
@@ -392,6 +393,7 @@ fn Withdraw(
                         {move || if to_wallet.pending().get() { "Withdrawing…" } else { "To my Ampere wallet" }}
                     </button>
                     <button type="button" class="secondary" disabled=busy on:click=move |_| with_amount(&|sats| {
+                        paid_before.set(withdrawals.with_untracked(paid_ids));
                         by_lnurl.dispatch(sats);
                     })>
                         "As a QR code for a phone wallet"
@@ -427,16 +429,6 @@ fn Withdraw(
             })}
         </section>
     }
-}
-
-/// How many withdrawals of `history` were paid, without tracking it.
-fn paid_count_untracked(history: Resource<Result<lnm::HistoryView, LnmError>>) -> Option<usize> {
-    history.with_untracked(|h| {
-        h.as_ref()?
-            .as_ref()
-            .ok()
-            .map(|h| h.transaction.iter().filter(|w| w.success).count())
-    })
 }
 
 #[component]
