@@ -104,7 +104,7 @@ test('a person pays an invoice after reading what it asks for, once', async ({ p
 
   await page.getByLabel('Invoice', { exact: true }).fill(`lightning:${invoice}`);
   await page.getByRole('button', { name: 'Review' }).click();
-  await expect(page.getByTestId('send-amount')).toHaveText('1234 sat');
+  await expect(page.getByTestId('send-amount')).toHaveText('1,234 sat');
   await expect(page.getByTestId('send-memo')).toHaveText('lunch <b>');
   await expect(page.getByTestId('send-payee')).toHaveText((await payee.data()).info.nodeId);
   await expect(page.getByTestId('send-expiry')).toContainText(/in \d+:\d\d/);

@@ -79,7 +79,7 @@ test('alice and bob: faucet, channels, receive, pay, QuickPay, close', async ({ 
   await open(bob, '/send');
   await bob.getByLabel('Invoice', { exact: true }).fill(invoice);
   await bob.getByRole('button', { name: 'Review' }).click();
-  await expect(bob.getByTestId('send-amount')).toHaveText('25000 sat');
+  await expect(bob.getByTestId('send-amount')).toHaveText('25,000 sat');
   await expect(bob.getByTestId('send-memo')).toHaveText('rent <share>');
   await bob.getByLabel('Your password').fill(PASSWORD);
   await bob.getByRole('button', { name: 'Pay' }).click();
@@ -143,7 +143,7 @@ test('alice and bob: faucet, channels, receive, pay, QuickPay, close', async ({ 
   await alice.getByRole('button', { name: 'Mine 1 block' }).click();
   await expect(channel).toHaveCount(0);
   // It is listed with the recently closed ones.
-  await expect(alice.getByTestId('closed-channel').filter({ hasText: '400000' })).toHaveCount(1);
+  await expect(alice.getByTestId('closed-channel').filter({ hasText: '400,000' })).toHaveCount(1);
   aliceData = await balancesMatch(alice);
   expect(aliceData.balances.onchainfunds).toBe(before.balances.onchainfunds + local);
   expect(aliceData.balances.lntfunds).toBe(before.balances.lntfunds - local);

@@ -7,7 +7,8 @@
 
 mod common;
 
-use axum::http::{Method, StatusCode};
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
 
 use common::desk::{
@@ -24,6 +25,7 @@ testdb::on_both_databases!(
     concurrent_openings_never_overdraw,
     bad_input_answers_400_or_404_and_changes_nothing,
     whole_numbers_written_with_a_point_and_upper_case_pids_are_taken,
+    the_pages_forms_refuse_other_accounts_and_missing_csrf,
 );
 
 /// A server whose price moves only when a test moves it, with no spread: the
@@ -689,5 +691,103 @@ async fn whole_numbers_written_with_a_point_and_upper_case_pids_are_taken(server
         let reply = post(&server, "/lnm/positions", &gina.cookie, body).await;
         assert_error(&reply, StatusCode::BAD_REQUEST, words);
     }
+    assert_books_balance(&server).await;
+}
+
+/// The session's CSRF token, as the pages put it in their forms.
+async fn csrf_of(server: &Server, cookie: &str) -> String {
+    let data = get(server, "/rest/v1/getalldata", cookie).await;
+    assert_eq!(data.status, StatusCode::OK, "{}", data.text);
+    data.body["_csrf"].as_str().expect("a CSRF token").to_string()
+}
+
+/// A form post of a page without JavaScript (`application/x-www-form-urlencoded`).
+async fn form(server: &Server, path: &str, cookie: &str, fields: &str) -> common::Reply {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::COOKIE, cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "text/html")
+        .body(Body::from(fields.to_string()))
+        .unwrap();
+    server.send(request).await
+}
+
+/// The desk pages' no-JavaScript forms (`/api/ui/desk/close`, `/deposit`) and
+/// the invoice read-back: without the session's CSRF token nothing happens,
+/// another account's position cannot be closed nor its deposit invoice read,
+/// and the owner's own requests work and redirect to the page that shows them.
+async fn the_pages_forms_refuse_other_accounts_and_missing_csrf(server: Server) {
+    set_price(&server, "10000").await;
+    let alice = funded_trader(&server, "alice_forms", 100_000).await;
+    let mallory = funded_trader(&server, "mallory_forms", 1_000).await;
+    let opened = open(
+        &server,
+        &alice.cookie,
+        json!({"type": "m", "side": "b", "margin": 10_000, "leverage": 10}),
+    )
+    .await;
+    let pid = opened["pid"].as_str().unwrap().to_string();
+    let alice_csrf = csrf_of(&server, &alice.cookie).await;
+    let mallory_csrf = csrf_of(&server, &mallory.cookie).await;
+
+    // No token, or another session's: refused, the position stays open.
+    for fields in [format!("pid={pid}"), format!("pid={pid}&csrf={mallory_csrf}")] {
+        let refused = form(&server, "/api/ui/desk/close", &alice.cookie, &fields).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    }
+    // Another account, with its own valid token: no such position of hers.
+    let foreign = form(
+        &server,
+        "/api/ui/desk/close",
+        &mallory.cookie,
+        &format!("pid={pid}&csrf={mallory_csrf}"),
+    )
+    .await;
+    assert!(!foreign.status.is_success() && !foreign.status.is_redirection(), "{}", foreign.status);
+    assert_eq!(positions(&server, &alice.cookie, "").await.len(), 1);
+    assert_eq!(balance(&server, &mallory.cookie).await, 1_000);
+
+    // The owner closes it and is sent to the positions page.
+    let closed = form(
+        &server,
+        "/api/ui/desk/close",
+        &alice.cookie,
+        &format!("pid={pid}&csrf={alice_csrf}"),
+    )
+    .await;
+    assert!(closed.status.is_redirection(), "{} {}", closed.status, closed.text);
+    assert_eq!(closed.headers[header::LOCATION], "/positions");
+    assert!(positions(&server, &alice.cookie, "").await.is_empty());
+    assert_eq!(balance(&server, &alice.cookie).await, 100_000);
+
+    // A deposit invoice: the redirect names its hash only; the invoice is
+    // read back by its owner, never by another account.
+    let refused = form(&server, "/api/ui/desk/deposit", &alice.cookie, "amount=1234").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    let issued = form(
+        &server,
+        "/api/ui/desk/deposit",
+        &alice.cookie,
+        &format!("amount=1%2C234&csrf={alice_csrf}"),
+    )
+    .await;
+    assert!(issued.status.is_redirection(), "{} {}", issued.status, issued.text);
+    let location = issued.headers[header::LOCATION].to_str().unwrap().to_string();
+    let hash = location
+        .strip_prefix("/funding?deposit=")
+        .expect("the funding page with the deposit's hash")
+        .to_string();
+    assert_eq!(hash.len(), 64);
+    let path = format!("/api/ui/desk/deposit-invoice?hash={hash}");
+    let own = get(&server, &path, &alice.cookie).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+    assert_eq!(own.body["paid"], false);
+    let bolt11 = own.body["bolt11"].as_str().unwrap();
+    assert!(bolt11.starts_with("lnbcrt12340n1"), "{bolt11}");
+    let stranger = get(&server, &path, &mallory.cookie).await;
+    assert_eq!(stranger.status, StatusCode::NOT_FOUND, "{}", stranger.text);
+    assert!(!stranger.text.contains(bolt11));
     assert_books_balance(&server).await;
 }
