@@ -104,7 +104,8 @@ const hub = data.addressbook.find((c) => c.alias === 'hub');
 await call('/rest/v1/openchannel', { remotenode: hub.nodeId, amount: 500000 });
 await call('/api/v1/simnet/mine', { blocks: 6 });
 const invoice = await call('/lnm/user/deposit', { amount: 200000 });
-await call('/rest/v1/sendinvoice', { invoiceid: invoice.paymentRequest });
+// Accounts made over the API confirm payments with their password.
+await call('/rest/v1/sendinvoice', { invoiceid: invoice.paymentRequest, password: 'Pageload-pass-1' });
 for (let i = 0; i < 50; i += 1) {
   await call('/lnm/positions', { type: 'm', side: i % 2 ? 's' : 'b', margin: 2000 + i, leverage: 10 });
 }

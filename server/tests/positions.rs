@@ -698,7 +698,10 @@ async fn whole_numbers_written_with_a_point_and_upper_case_pids_are_taken(server
 async fn csrf_of(server: &Server, cookie: &str) -> String {
     let data = get(server, "/rest/v1/getalldata", cookie).await;
     assert_eq!(data.status, StatusCode::OK, "{}", data.text);
-    data.body["_csrf"].as_str().expect("a CSRF token").to_string()
+    data.body["_csrf"]
+        .as_str()
+        .expect("a CSRF token")
+        .to_string()
 }
 
 /// A form post of a page without JavaScript (`application/x-www-form-urlencoded`).
@@ -732,11 +735,20 @@ async fn the_pages_forms_refuse_other_accounts_and_missing_csrf(server: Server) 
     let alice_csrf = csrf_of(&server, &alice.cookie).await;
     let mallory_csrf = csrf_of(&server, &mallory.cookie).await;
 
-    // No token, or another session's: refused, the position stays open.
-    for fields in [format!("pid={pid}"), format!("pid={pid}&csrf={mallory_csrf}")] {
-        let refused = form(&server, "/api/ui/desk/close", &alice.cookie, &fields).await;
-        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
-    }
+    // No token (a malformed form), or another session's: refused, the
+    // position stays open.
+    let missing = form(
+        &server,
+        "/api/ui/desk/close",
+        &alice.cookie,
+        &format!("pid={pid}"),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST, "{}", missing.text);
+    assert!(missing.text.contains("csrf"), "{}", missing.text);
+    let fields = format!("pid={pid}&csrf={mallory_csrf}");
+    let forged = form(&server, "/api/ui/desk/close", &alice.cookie, &fields).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text);
     // Another account, with its own valid token: no such position of hers.
     let foreign = form(
         &server,
@@ -745,7 +757,11 @@ async fn the_pages_forms_refuse_other_accounts_and_missing_csrf(server: Server) 
         &format!("pid={pid}&csrf={mallory_csrf}"),
     )
     .await;
-    assert!(!foreign.status.is_success() && !foreign.status.is_redirection(), "{}", foreign.status);
+    assert!(
+        !foreign.status.is_success() && !foreign.status.is_redirection(),
+        "{}",
+        foreign.status
+    );
     assert_eq!(positions(&server, &alice.cookie, "").await.len(), 1);
     assert_eq!(balance(&server, &mallory.cookie).await, 1_000);
 
@@ -757,14 +773,20 @@ async fn the_pages_forms_refuse_other_accounts_and_missing_csrf(server: Server) 
         &format!("pid={pid}&csrf={alice_csrf}"),
     )
     .await;
-    assert!(closed.status.is_redirection(), "{} {}", closed.status, closed.text);
+    assert!(
+        closed.status.is_redirection(),
+        "{} {}",
+        closed.status,
+        closed.text
+    );
     assert_eq!(closed.headers[header::LOCATION], "/positions");
     assert!(positions(&server, &alice.cookie, "").await.is_empty());
     assert_eq!(balance(&server, &alice.cookie).await, 100_000);
 
     // A deposit invoice: the redirect names its hash only; the invoice is
     // read back by its owner, never by another account.
-    let refused = form(&server, "/api/ui/desk/deposit", &alice.cookie, "amount=1234").await;
+    let fields = format!("amount=1234&csrf={mallory_csrf}");
+    let refused = form(&server, "/api/ui/desk/deposit", &alice.cookie, &fields).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
     let issued = form(
         &server,
@@ -773,8 +795,16 @@ async fn the_pages_forms_refuse_other_accounts_and_missing_csrf(server: Server) 
         &format!("amount=1%2C234&csrf={alice_csrf}"),
     )
     .await;
-    assert!(issued.status.is_redirection(), "{} {}", issued.status, issued.text);
-    let location = issued.headers[header::LOCATION].to_str().unwrap().to_string();
+    assert!(
+        issued.status.is_redirection(),
+        "{} {}",
+        issued.status,
+        issued.text
+    );
+    let location = issued.headers[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string();
     let hash = location
         .strip_prefix("/funding?deposit=")
         .expect("the funding page with the deposit's hash")

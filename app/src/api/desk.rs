@@ -17,7 +17,10 @@ use crate::api::ApiError;
 pub async fn close_from_page(pid: String, csrf: String) -> Result<(), ApiError> {
     use crate::api::auth;
     use engine::desk::DeskScope;
+    // A page's form: the session's CSRF token must come with it (the gate
+    // read `csrf`; `writer` refuses a request that did not carry it).
     let _ = csrf;
+    auth::writer().await?;
     let caller = auth::permitted(engine::Access::Desk(DeskScope::Positions)).await?;
     auth::engine()?
         .desk
@@ -35,6 +38,7 @@ pub async fn deposit_from_page(amount: String, csrf: String) -> Result<(), ApiEr
     use crate::api::auth;
     use engine::desk::DeskScope;
     let _ = csrf;
+    auth::writer().await?;
     let caller = auth::permitted(engine::Access::Desk(DeskScope::Deposit)).await?;
     let desk = auth::engine()?.desk.clone();
     let sats = amount
