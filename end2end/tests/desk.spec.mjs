@@ -228,6 +228,31 @@ test('a short is stopped out, a limit order cancelled, a long liquidated, and th
   expect(refused.status()).toBe(401);
 });
 
+test('on a phone every destination is in the menu, one tap away', async ({ page, request }) => {
+  const account = await apiAccount(request, 'phone');
+  await page.setViewportSize({ width: 360, height: 740 });
+  await signIn(page, account.name);
+  const nav = page.getByRole('navigation', { name: 'Main' });
+  const menu = nav.locator('summary');
+  await expect(menu).toBeVisible();
+  await menu.click();
+  const destinations = ['Dashboard', 'Receive', 'Send', 'Channels', 'Contacts', 'History',
+    'Trade', 'Positions', 'Funding', 'Tokens', 'Settings'];
+  for (const name of destinations) {
+    const link = nav.getByRole('link', { name, exact: true });
+    await expect(link).toBeVisible();
+    // Within the screen: nothing to scroll sideways to find it.
+    const box = await link.boundingBox();
+    expect(box.x + box.width, name).toBeLessThanOrEqual(360);
+  }
+  await nav.getByRole('link', { name: 'Positions', exact: true }).click();
+  await expect(page).toHaveURL(/\/positions$/);
+  await expect(page.getByRole('heading', { name: 'Positions', level: 1 })).toBeVisible();
+  // The menu closed behind the tap, and names where the person is.
+  await expect(nav.getByRole('link', { name: 'Trade', exact: true })).toBeHidden();
+  await expect(menu).toContainText('Positions');
+});
+
 test('a phone wallet signs a visitor in with LNURL-auth', async ({ page }) => {
   await open(page, '/signin');
   const lnurl = await page.getByTestId('lnurl-auth').textContent();
