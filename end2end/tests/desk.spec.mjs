@@ -146,6 +146,17 @@ test('a short is stopped out, a limit order cancelled, a long liquidated, and th
   await expect(page.locator('#field-stoploss-error')).not.toBeEmpty();
   await expect(page.getByTestId('ticket-submit')).toBeDisabled();
 
+  // A margin beyond the balance is refused by the server, beside the margin;
+  // the refusal goes once the margin is changed.
+  await page.getByLabel('Stop-loss (USD)').fill('');
+  await page.getByLabel('Margin (sat)').fill('70000');
+  await page.getByLabel('Leverage', { exact: true }).fill('10');
+  await page.getByTestId('ticket-submit').click();
+  await expect(page.locator('#field-margin-error')).toContainText('trading balance');
+  expect(await positions(page, 'open')).toHaveLength(0);
+  await page.getByLabel('Margin (sat)').fill('10000');
+  await expect(page.locator('#field-margin-error')).toBeEmpty();
+
   await order(page, { side: 'Sell · short', margin: 10000, leverage: 10, stoploss: 100500 });
   await expect(page.getByTestId('ticket-result')).toContainText('Opened: short');
   await setIndex(trader, 100600);

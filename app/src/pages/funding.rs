@@ -35,6 +35,27 @@ fn read_sats(text: &str) -> Result<i64, LnmError> {
         })
 }
 
+/// Where a form shows its latest failure: `Some(field)` beside that field
+/// (one of the form's `fields`), `None` for the form when no field of it
+/// caused it.
+fn refusals(
+    last: RwSignal<Option<LnmError>>,
+    fields: &'static [&'static str],
+) -> impl Fn(Option<&'static str>) -> Signal<Option<String>> + Copy {
+    move |field| {
+        Signal::derive(move || {
+            last.with(|e| {
+                e.as_ref()
+                    .filter(|e| match field {
+                        Some(f) => e.field.as_deref() == Some(f),
+                        None => !e.field.as_deref().is_some_and(|f| fields.contains(&f)),
+                    })
+                    .map(|e| e.message.clone())
+            })
+        })
+    }
+}
+
 /// Moving sats between the wallet and the trading balance: deposit (paid by
 /// this wallet in one click, or by any wallet from a QR code) and withdraw (to
 /// this wallet in one click, to a pasted invoice, or to a phone wallet by
@@ -176,18 +197,7 @@ fn Deposit(
             last_error.set(None);
         }
     });
-    let error_of = move |field: Option<&'static str>| {
-        Signal::derive(move || {
-            last_error.with(|e| {
-                e.as_ref()
-                    .filter(|e| match field {
-                        Some(f) => e.field.as_deref() == Some(f),
-                        None => !matches!(e.field.as_deref(), Some("amount") | Some("password")),
-                    })
-                    .map(|e| e.message.clone())
-            })
-        })
-    };
+    let error_of = refusals(last_error, &["amount", "password"]);
     let credited = move |hash: &str| {
         deposits.get().and_then(Result::ok).is_some_and(|history| {
             history
@@ -362,18 +372,7 @@ fn Withdraw(
         }
         Err(err) => last_error.set(Some(err)),
     };
-    let error_of = move |field: Option<&'static str>| {
-        Signal::derive(move || {
-            last_error.with(|e| {
-                e.as_ref()
-                    .filter(|e| match field {
-                        Some(f) => e.field.as_deref() == Some(f),
-                        None => !matches!(e.field.as_deref(), Some("amount") | Some("invoice")),
-                    })
-                    .map(|e| e.message.clone())
-            })
-        })
-    };
+    let error_of = refusals(last_error, &["amount", "invoice"]);
     let busy =
         move || to_wallet.pending().get() || to_invoice.pending().get() || by_lnurl.pending().get();
     view! {

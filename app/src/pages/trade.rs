@@ -369,6 +369,27 @@ fn Ticket(balance: Signal<Option<i64>>, unit: String) -> impl IntoView {
             }
         }
     });
+    // What the person typed (not the derived size, which moves with the
+    // price), and what it was when the order went: the server's refusal
+    // stands until the person changes what it refused.
+    let typed = move || {
+        let size = match sizing.get() {
+            Sizing::Margin => margin.get(),
+            Sizing::Quantity => quantity.get(),
+        };
+        format!(
+            "{:?} {:?} {:?} {} {size} {} {} {}",
+            side.get(),
+            kind.get(),
+            sizing.get(),
+            price.get(),
+            leverage.get(),
+            takeprofit.get(),
+            stoploss.get()
+        )
+    };
+    let sent = RwSignal::new(None::<String>);
+    let unchanged = move || sent.with(|sent| sent.as_deref() == Some(typed().as_str()));
     let refusal = move |field: &'static str| {
         let server = action_error(create, Some(field));
         Signal::derive(move || {
@@ -376,20 +397,23 @@ fn Ticket(balance: Signal<Option<i64>>, unit: String) -> impl IntoView {
                 Some(Err(r)) if r.field == field => Some(r.message.clone()),
                 _ => None,
             });
-            local.or_else(|| server.get())
+            local.or_else(|| unchanged().then(|| server.get()).flatten())
         })
     };
-    let form_message = form_error(
-        create,
-        &[
-            "price",
-            "margin",
-            "quantity",
-            "leverage",
-            "takeprofit",
-            "stoploss",
-        ],
-    );
+    let form_message = {
+        let server = form_error(
+            create,
+            &[
+                "price",
+                "margin",
+                "quantity",
+                "leverage",
+                "takeprofit",
+                "stoploss",
+            ],
+        );
+        Signal::derive(move || unchanged().then(|| server.get()).flatten())
+    };
     let ranges = move |trigger: &'static str| {
         Signal::derive(move || {
             let Some(t) = base.get() else {
@@ -416,6 +440,7 @@ fn Ticket(balance: Signal<Option<i64>>, unit: String) -> impl IntoView {
             return;
         };
         let Ok(order) = read(true) else { return };
+        sent.set(Some(untrack(typed)));
         create.dispatch(CreatePosition {
             r#type: Some(t.kind.code().into()),
             side: Some(t.side.code().into()),
