@@ -97,8 +97,8 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("funding") view={Lazy::<FundingPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("tokens") view={Lazy::<TokensPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("settings") view={Lazy::<SettingsPage>::new()} ssr=SsrMode::Async />
-                    <Route path=StaticSegment("signin") view=SignInPage />
-                    <Route path=StaticSegment("signup") view=SignUpPage />
+                    <Route path=StaticSegment("signin") view={Lazy::<SignInPage>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("signup") view={Lazy::<SignUpPage>::new()} ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

@@ -1,16 +1,37 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
 
 use super::action_error;
 use crate::api::lnm::{joule_challenge, lnurl_auth_create, login_joule, LnmError};
 use crate::api::session::SignIn;
 use crate::components::{CopyButton, Field, QrCode};
 
+/// The sign-in page: its own lazily loaded chunk, so that the dashboard's
+/// bundle does not carry it (a signed-in person rarely needs it).
+pub struct SignInPage;
+
+#[lazy_route]
+impl LazyRoute for SignInPage {
+    fn data() -> Self {
+        SignInPage
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        view! {
+            <Title text="Sign in · Ampere" />
+            <SignInForms />
+        }
+        .into_any()
+    }
+}
+
+/// The password form beside signing in with a Lightning wallet.
 #[component]
-pub fn SignInPage() -> impl IntoView {
+fn SignInForms() -> impl IntoView {
     let action = ServerAction::<SignIn>::new();
     view! {
-        <Title text="Sign in · Ampere" />
         <div class="sign-in">
             <section class="card narrow">
                 <h1>"Sign in"</h1>

@@ -1,15 +1,34 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
 
 use super::action_error;
 use crate::api::session::SignUp;
 use crate::components::Field;
 
+/// The sign-up page, its own lazily loaded chunk as the sign-in page is.
+pub struct SignUpPage;
+
+#[lazy_route]
+impl LazyRoute for SignUpPage {
+    fn data() -> Self {
+        SignUpPage
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        view! {
+            <Title text="Create an account · Ampere" />
+            <SignUpForm />
+        }
+        .into_any()
+    }
+}
+
 #[component]
-pub fn SignUpPage() -> impl IntoView {
+fn SignUpForm() -> impl IntoView {
     let action = ServerAction::<SignUp>::new();
     view! {
-        <Title text="Create an account · Ampere" />
         <section class="card narrow">
             <h1>"Create an account"</h1>
             <ActionForm action=action attr:class="form">
