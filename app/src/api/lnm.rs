@@ -833,13 +833,16 @@ pub async fn list_positions(
         .filter(|p| !p.is_empty())
     {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let flag = match name {
+            "closed" => "closed",
+            "all" => "all",
+            _ => "open",
+        };
         let on = match value {
             "" | "true" | "1" => true,
             "false" | "0" => false,
             _ => {
-                return Err(
-                    engine::Error::invalid("open", format!("{name} is true or false")).into(),
-                )
+                return Err(engine::Error::invalid(flag, format!("{name} is true or false")).into())
             }
         };
         match name {

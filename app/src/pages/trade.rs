@@ -11,7 +11,7 @@ use crate::api::lnm::{
 use crate::api::session::Account;
 use crate::components::chart::{Level, PriceChart};
 use crate::components::figures::{in_unit, sats, signed_sats, unix_ms, usd};
-use crate::components::{unix_now, Field, LiveQuote, Realtime, SignedIn};
+use crate::components::{unix_now, Field, Live, LiveQuote, Realtime, SignedIn};
 
 lazy_wallet_page!(TradePage, "Trade · Ampere", Trade);
 
@@ -83,7 +83,10 @@ fn Trade(account: Account) -> impl IntoView {
         move || realtime.positions(),
         |_| list_positions(None, None, None),
     );
-    let user = Resource::new(move || realtime.positions(), |_| get_user());
+    // The balance the ticket checks against: read again after a position
+    // event and after any movement of the account's money (a deposit).
+    let live = Live::get();
+    let user = Resource::new(move || (live.funds(), realtime.positions()), |_| get_user());
     // Quotes that arrived since the history was read.
     let live = RwSignal::new(Vec::<(i64, Price)>::new());
     Effect::new(move |_| {
