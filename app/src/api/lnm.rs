@@ -813,39 +813,39 @@ pub async fn list_positions(
     let uri: axum::http::Uri = leptos_axum::extract()
         .await
         .map_err(|_| LnmError::new("the query could not be read"))?;
-    let query = if uri.path() == "/lnm/positions" {
-        uri.query().map(str::to_string)
-    } else {
-        let flags = [("open", open), ("closed", closed), ("all", all)];
-        Some(
-            flags
+    let pairs: Vec<(String, String)> =
+        if uri.path() == <ListPositions as leptos::server_fn::ServerFn>::PATH {
+            uri.query()
+                .unwrap_or("")
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| {
+                    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    (name.to_string(), value.to_string())
+                })
+                .collect()
+        } else {
+            [("open", open), ("closed", closed), ("all", all)]
                 .into_iter()
-                .filter_map(|(name, value)| Some(format!("{name}={}", value?)))
-                .collect::<Vec<_>>()
-                .join("&"),
-        )
-    };
-    let mut flags = (false, false, false);
-    for pair in query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let flag = match name {
-            "closed" => "closed",
-            "all" => "all",
-            _ => "open",
+                .filter_map(|(name, value)| Some((name.to_string(), value?)))
+                .collect()
         };
-        let on = match value {
+    let mut flags = (false, false, false);
+    for (name, value) in &pairs {
+        let on = match value.as_str() {
             "" | "true" | "1" => true,
             "false" | "0" => false,
             _ => {
-                return Err(engine::Error::invalid(flag, format!("{name} is true or false")).into())
+                let field = match name.as_str() {
+                    "closed" => "closed",
+                    "all" => "all",
+                    _ => "open",
+                };
+                let message = format!("{name} is true or false");
+                return Err(engine::Error::invalid(field, message).into());
             }
         };
-        match name {
+        match name.as_str() {
             "open" => flags.0 = on,
             "closed" => flags.1 = on,
             "all" => flags.2 = on,

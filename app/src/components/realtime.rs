@@ -2,9 +2,10 @@
 //! signals. The latest quote changes at every tick; a counter moves when one of
 //! the account's positions changes (filled, triggered, liquidated, closed): the
 //! pages then read the positions and the balance again from the server, which
-//! also sees deposits and withdrawals the socket does not tell. The socket reconnects by itself, and a
-//! reconnection counts as a change of the positions (events may have been
-//! missed). It only reads; it never changes data itself.
+//! also sees deposits and withdrawals the socket does not tell. The socket
+//! reconnects by itself, and a reconnection counts as a change of the
+//! positions (events may have been missed). It only reads; it never changes
+//! data itself.
 
 use contract::Price;
 use leptos::prelude::*;

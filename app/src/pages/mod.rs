@@ -1,10 +1,14 @@
 //! One file per page.
 
-/// A wallet page loaded on demand, its code a separate WASM chunk (`cargo leptos
+/// A page loaded on demand, its code a separate WASM chunk (`cargo leptos
 /// build --split`): `$route` is the route's type, `$title` the document title,
-/// `$page` the component that renders the page for the signed-in account.
-macro_rules! lazy_wallet_page {
+/// `$page` the component that renders the page. `lazy_page!` renders it for
+/// anyone; `lazy_wallet_page!` for the signed-in account (`$page` takes it).
+macro_rules! lazy_page {
     ($route:ident, $title:literal, $page:ident) => {
+        lazy_page!(@route $route, $title, view! { <$page /> });
+    };
+    (@route $route:ident, $title:literal, $body:expr) => {
         pub struct $route;
 
         #[lazy_route]
@@ -14,14 +18,22 @@ macro_rules! lazy_wallet_page {
             }
 
             fn view(this: Self) -> AnyView {
-                let $route = this;
+                let _ = this;
                 view! {
                     <Title text=$title />
-                    <SignedIn page=|account| view! { <$page account /> }.into_any() />
+                    {$body}
                 }
                 .into_any()
             }
         }
+    };
+}
+
+macro_rules! lazy_wallet_page {
+    ($route:ident, $title:literal, $page:ident) => {
+        lazy_page!(@route $route, $title, view! {
+            <SignedIn page=|account| view! { <$page account /> }.into_any() />
+        });
     };
 }
 

@@ -3,13 +3,16 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{lazy_route, LazyRoute};
 
-use super::action_error;
+use super::{action_error, FormError, Refusal};
 use crate::api::desk::CloseFromPage;
 use crate::api::group_thousands;
-use crate::api::lnm::{list_positions, AddMargin, CancelPosition, PositionView, UpdatePosition};
+use crate::api::lnm::{
+    list_positions, AddMargin, CancelPosition, LnmError, PositionView, UpdatePosition,
+};
 use crate::api::session::Account;
 use crate::components::figures::{in_unit, percent, sats, signed_sats, usd};
 use crate::components::{Field, Realtime, SignedIn};
+use leptos::server_fn::ServerFn;
 
 lazy_wallet_page!(PositionsPage, "Positions · Ampere", Positions);
 
@@ -36,8 +39,7 @@ fn Positions(account: Account) -> impl IntoView {
     realtime.connect();
     // Read with the page; afterwards the book reads them again itself (see
     // `Book`), so that a change redraws only the rows it changed.
-    let open = Resource::new(|| (), |_| list_positions(None, None, None));
-    let closed = Resource::new(|| (), |_| list_positions(None, Some("true".into()), None));
+    let book = Resource::new(|| (), |_| read_book());
     let actions = Actions {
         update: ServerAction::new(),
         close: ServerAction::new(),
@@ -68,12 +70,9 @@ fn Positions(account: Account) -> impl IntoView {
         <h1>"Positions"</h1>
         <Suspense fallback=|| view! { <p class="loading">"Loading your positions…"</p> }>
             {move || Suspend::new(async move {
-                let (open, closed) = (open.await, closed.await);
-                match (open, closed) {
-                    (Ok(open), Ok(closed)) => view! {
-                        <Book open=open.positions closed=closed.positions />
-                    }.into_any(),
-                    (Err(err), _) | (_, Err(err)) => view! {
+                match book.await {
+                    Ok((open, closed)) => view! { <Book open closed /> }.into_any(),
+                    Err(err) => view! {
                         <p class="form-error card" role="alert">{err.message}</p>
                     }.into_any(),
                 }
@@ -82,9 +81,43 @@ fn Positions(account: Account) -> impl IntoView {
     }
 }
 
+/// The account's open positions (pending limit orders among them) and its
+/// closed ones.
+async fn read_book() -> Result<(Vec<PositionView>, Vec<PositionView>), LnmError> {
+    let open = list_positions(None, None, None).await?;
+    let closed = list_positions(None, Some("true".into()), None).await?;
+    Ok((open.positions, closed.positions))
+}
+
 /// Which form of which row acted last (its refusal shows there only).
 fn acting(pid: &str, form: &str) -> String {
     format!("{pid} {form}")
+}
+
+/// What a row's form shows under its input: its own `typo` first, then the
+/// refusal of the last request, if this form (`me`) sent it, whether the
+/// server named `field` or no field.
+fn form_refusal<S>(
+    action: ServerAction<S>,
+    field: &'static str,
+    me: StoredValue<String>,
+    typo: RwSignal<Option<String>>,
+) -> Signal<Option<String>>
+where
+    S: ServerFn + Clone + Send + Sync + 'static,
+    S::Error: FormError + Send + Sync + 'static,
+    S::Output: Refusal + Send + Sync + 'static,
+{
+    let Actions { acting_on, .. } = expect_context();
+    let refused = action_error(action, Some(field));
+    let other = action_error(action, None);
+    Signal::derive(move || {
+        typo.get().or_else(|| {
+            me.with_value(|me| acting_on.with(|a| a == me))
+                .then(|| refused.get().or_else(|| other.get()))
+                .flatten()
+        })
+    })
 }
 
 /// Whether a position is a limit order still waiting for its price.
@@ -121,14 +154,10 @@ fn Book(open: Vec<PositionView>, closed: Vec<PositionView>) -> impl IntoView {
         let version = realtime.positions();
         if seen.is_some() {
             leptos::task::spawn_local(async move {
-                let lists = (
-                    list_positions(None, None, None).await,
-                    list_positions(None, Some("true".into()), None).await,
-                );
-                if let (Ok(o), Ok(c)) = lists {
+                if let Ok((o, c)) = read_book().await {
                     if realtime.positions_untracked() == version {
-                        open.set(o.positions);
-                        closed.set(c.positions);
+                        open.set(o);
+                        closed.set(c);
                     }
                 }
             });
@@ -307,17 +336,7 @@ fn TriggerForm(
     let me = StoredValue::new(acting(&pid.get_value(), field));
     // Text that is no price is refused here, before sending.
     let typo = RwSignal::new(None::<String>);
-    let error = {
-        let refused = action_error(actions.update, Some(field));
-        let other = action_error(actions.update, None);
-        Signal::derive(move || {
-            typo.get().or_else(|| {
-                me.with_value(|me| actions.acting_on.with(|a| a == me))
-                    .then(|| refused.get().or_else(|| other.get()))
-                    .flatten()
-            })
-        })
-    };
+    let error = form_refusal(actions.update, field, me, typo);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let text = value.get_untracked().trim().replace(',', "");
@@ -371,17 +390,7 @@ fn AddMarginForm(pid: String) -> impl IntoView {
     let pid = StoredValue::new(pid);
     let me = StoredValue::new(acting(&pid.get_value(), "amount"));
     let typo = RwSignal::new(None::<String>);
-    let error = {
-        let refused = action_error(actions.add_margin, Some("amount"));
-        let other = action_error(actions.add_margin, None);
-        Signal::derive(move || {
-            typo.get().or_else(|| {
-                me.with_value(|me| actions.acting_on.with(|a| a == me))
-                    .then(|| refused.get().or_else(|| other.get()))
-                    .flatten()
-            })
-        })
-    };
+    let error = form_refusal(actions.add_margin, "amount", me, typo);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let text = amount.get_untracked().trim().replace(',', "");

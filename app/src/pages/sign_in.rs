@@ -7,25 +7,9 @@ use crate::api::lnm::{joule_challenge, lnurl_auth_create, login_joule, LnmError}
 use crate::api::session::SignIn;
 use crate::components::{CopyButton, Field, QrCode};
 
-/// The sign-in page: its own lazily loaded chunk, so that the dashboard's
-/// bundle does not carry it (a signed-in person rarely needs it).
-pub struct SignInPage;
-
-#[lazy_route]
-impl LazyRoute for SignInPage {
-    fn data() -> Self {
-        SignInPage
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! {
-            <Title text="Sign in · Ampere" />
-            <SignInForms />
-        }
-        .into_any()
-    }
-}
+// Its own lazily loaded chunk, so that the dashboard's bundle does not carry
+// it (a signed-in person rarely needs it).
+lazy_page!(SignInPage, "Sign in · Ampere", SignInForms);
 
 /// The password form beside signing in with a Lightning wallet.
 #[component]

@@ -6,24 +6,7 @@ use super::action_error;
 use crate::api::session::SignUp;
 use crate::components::Field;
 
-/// The sign-up page, its own lazily loaded chunk as the sign-in page is.
-pub struct SignUpPage;
-
-#[lazy_route]
-impl LazyRoute for SignUpPage {
-    fn data() -> Self {
-        SignUpPage
-    }
-
-    fn view(this: Self) -> AnyView {
-        let _ = this;
-        view! {
-            <Title text="Create an account · Ampere" />
-            <SignUpForm />
-        }
-        .into_any()
-    }
-}
+lazy_page!(SignUpPage, "Create an account · Ampere", SignUpForm);
 
 #[component]
 fn SignUpForm() -> impl IntoView {

@@ -85,8 +85,11 @@ fn Trade(account: Account) -> impl IntoView {
     );
     // The balance the ticket checks against: read again after a position
     // event and after any movement of the account's money (a deposit).
-    let live = Live::get();
-    let user = Resource::new(move || (live.funds(), realtime.positions()), |_| get_user());
+    let wallet = Live::get();
+    let user = Resource::new(
+        move || (wallet.funds(), realtime.positions()),
+        |_| get_user(),
+    );
     // Quotes that arrived since the history was read.
     let live = RwSignal::new(Vec::<(i64, Price)>::new());
     Effect::new(move |_| {
@@ -380,19 +383,19 @@ fn Ticket(balance: Signal<Option<i64>>, unit: String) -> impl IntoView {
             Sizing::Margin => margin.get(),
             Sizing::Quantity => quantity.get(),
         };
-        format!(
-            "{:?} {:?} {:?} {} {size} {} {} {}",
+        let triggers = (takeprofit.get(), stoploss.get());
+        (
             side.get(),
             kind.get(),
             sizing.get(),
             price.get(),
+            size,
             leverage.get(),
-            takeprofit.get(),
-            stoploss.get()
+            triggers,
         )
     };
-    let sent = RwSignal::new(None::<String>);
-    let unchanged = move || sent.with(|sent| sent.as_deref() == Some(typed().as_str()));
+    let sent = RwSignal::new(None);
+    let unchanged = move || sent.with(|sent| sent.as_ref() == Some(&typed()));
     let refusal = move |field: &'static str| {
         let server = action_error(create, Some(field));
         Signal::derive(move || {
