@@ -256,6 +256,11 @@ async fn scoped_tokens_stay_within_their_scopes(server: Server) {
     )
     .await;
     assert_error(&beyond, StatusCode::FORBIDDEN, "deposit");
+    // The dashboard's card shows positions too: the user scope is not enough.
+    let card = get(&server, "/api/ui/desk/card", &user_token).await;
+    assert_eq!(card.status, StatusCode::FORBIDDEN, "{}", card.text);
+    let stranger = server.get("/api/ui/desk/card", common::Auth::None).await;
+    assert_eq!(stranger.status, StatusCode::UNAUTHORIZED, "{}", stranger.text);
     let minting = post(
         &server,
         "/lnm/user/jwt",

@@ -178,6 +178,10 @@ async fn a_limit_order_fills_and_its_take_profit_triggers(server: Server) {
     let pid = order["pid"].as_str().unwrap().to_string();
     assert_eq!(balance(&server, &bob.cookie).await, 400_000);
     assert_books_balance(&server).await;
+    // The dashboard's card: the balance, and no exposure while unfilled.
+    let card = get(&server, "/api/ui/desk/card", &bob.cookie).await;
+    assert_eq!(card.status, StatusCode::OK, "{}", card.text);
+    assert_eq!(card.body, json!({"balance": 400_000, "open": []}));
 
     // Above its price nothing fills; at it, it fills at its own price.
     assert_eq!(set_price(&server, "19600").await.filled, 0);
@@ -185,6 +189,12 @@ async fn a_limit_order_fills_and_its_take_profit_triggers(server: Server) {
     let filled = positions(&server, &bob.cookie, "").await;
     assert_eq!(filled[0]["market_wi"], "filled");
     assert!(filled[0]["market_filled_ts"].is_string());
+    // Filled, it is on the card as /lnm/positions writes it.
+    let card = get(&server, "/api/ui/desk/card", &bob.cookie).await;
+    let exposure = &filled[0];
+    let expected = json!({"side": "b", "quantity": exposure["quantity"],
+        "margin": exposure["margin"], "price": exposure["price"]});
+    assert_eq!(card.body["open"], json!([expected]), "{}", card.text);
 
     // A take-profit below the bid is refused; above it, accepted.
     let wrong = lnm(

@@ -1,15 +1,70 @@
-//! The desk pages' forms that must also work without JavaScript: closing a
-//! position and asking for a deposit invoice (and reading that invoice back
-//! for the page it redirects to). The forms take form encoding, are
-//! cookie writes under `/api/ui` (the gate checks their `csrf` field), call
-//! the same desk services as `/lnm`, and redirect to the page that shows the
-//! result (with JavaScript, the router follows the redirect in place).
+//! What the desk pages read and post beyond `/lnm`: the dashboard's compact
+//! desk card, and the forms that must also work without JavaScript (closing a
+//! position, asking for a deposit invoice and reading that invoice back for
+//! the page it redirects to). The forms take form encoding, are cookie writes
+//! under `/api/ui` (the gate checks their `csrf` field), call the same desk
+//! services as `/lnm`, and redirect to the page that shows the result (with
+//! JavaScript, the router follows the redirect in place).
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 use serde::{Deserialize, Serialize};
 
 use crate::api::ApiError;
+
+/// What a filled position's live P&L is computed from, written as `/lnm`
+/// writes a position's fields (side code, contracts, sats, entry price).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exposure {
+    pub side: String,
+    pub quantity: String,
+    pub margin: String,
+    pub price: String,
+}
+
+#[cfg(feature = "ssr")]
+impl Exposure {
+    pub fn of(position: &engine::desk::Position) -> Self {
+        Exposure {
+            side: position.side.code().into(),
+            quantity: position.quantity.to_string(),
+            margin: position.margin.to_string(),
+            price: position.price.to_string(),
+        }
+    }
+}
+
+/// The dashboard's desk card: the trading balance in sats and the filled
+/// positions' exposures. The card reads this rather than `/lnm`'s full views
+/// so that the dashboard's bundle does not carry their decoders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeskCardView {
+    pub balance: i64,
+    pub open: Vec<Exposure>,
+}
+
+/// The account's desk card (the desk's `user` and `positions` scopes).
+#[server(prefix = "/api/ui", endpoint = "desk/card", input = GetUrl)]
+pub async fn desk_card() -> Result<DeskCardView, ApiError> {
+    use crate::api::auth;
+    use engine::desk::positions::State;
+    use engine::desk::{DeskScope, Filter};
+    use engine::Access;
+    let caller = auth::permitted(Access::Desk(DeskScope::User)).await?;
+    caller
+        .permits(Access::Desk(DeskScope::Positions))
+        .map_err(engine::Error::from)?;
+    let desk = &auth::engine()?.desk;
+    let balance = desk.balance(&caller.user.id.0).await?.sat();
+    let open = desk
+        .positions(&caller.user, Filter::Open)
+        .await?
+        .iter()
+        .filter(|p| p.state == State::Open)
+        .map(Exposure::of)
+        .collect();
+    Ok(DeskCardView { balance, open })
+}
 
 /// Closes one of the account's positions at the current price, then shows
 /// the positions.

@@ -639,6 +639,18 @@ pub struct PositionView {
     pub withdraw: bool,
 }
 
+impl PositionView {
+    /// What its live P&L is computed from.
+    pub fn exposure(&self) -> crate::api::desk::Exposure {
+        crate::api::desk::Exposure {
+            side: self.side.clone(),
+            quantity: self.quantity.clone(),
+            margin: self.margin.clone(),
+            price: self.price.clone(),
+        }
+    }
+}
+
 #[cfg(feature = "ssr")]
 impl PositionView {
     fn of(position: &engine::desk::Position, quote: Option<&engine::desk::Quote>) -> Self {

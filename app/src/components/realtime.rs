@@ -10,7 +10,7 @@
 use contract::Price;
 use leptos::prelude::*;
 
-use crate::api::lnm::PositionView;
+use crate::api::desk::Exposure;
 
 /// One quote of the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,9 +23,9 @@ pub struct LiveQuote {
 }
 
 impl LiveQuote {
-    /// The P&L of an open position at this quote, as the server values it (a
+    /// The P&L of a filled position at this quote, as the server values it (a
     /// long at the bid, a short at the offer), never a loss beyond the margin.
-    pub fn pl_of(self, position: &PositionView) -> Option<i64> {
+    pub fn pl_of(self, position: &Exposure) -> Option<i64> {
         let side = contract::Side::from_code(&position.side)?;
         let quantity: u64 = position.quantity.parse().ok()?;
         let margin: i64 = position.margin.parse().ok()?;

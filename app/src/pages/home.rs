@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::group_thousands;
-use crate::api::lnm::{get_user, list_positions};
+use crate::api::desk::desk_card;
 use crate::api::mylightning::{SummaryResponse, UpdateSettings};
 use crate::api::session::Account;
 use crate::components::figures::signed_sats;
@@ -84,35 +84,16 @@ fn Desk() -> impl IntoView {
     let realtime = Realtime::get();
     realtime.connect();
     let live = Live::get();
-    let user = Resource::new(move || (live.funds(), realtime.positions()), |_| get_user());
-    let positions = Resource::new(
-        move || realtime.positions(),
-        |_| list_positions(None, None, None),
-    );
-    let balance = move || {
-        user.get()
-            .and_then(Result::ok)
-            .and_then(|u| u.balance.parse::<i64>().ok())
-    };
+    // Read again when money moves or a position changes (filled, triggered,
+    // closed); the P&L itself moves with every quote.
+    let card = Resource::new(move || (live.funds(), realtime.positions()), |_| desk_card());
+    let read = move || card.get().and_then(Result::ok);
+    let balance = move || read().map(|c| c.balance);
     let open_pl = Memo::new(move |_| {
         let quote = realtime.quote()?;
-        let list = positions.get()?.ok()?;
-        Some(
-            list.positions
-                .iter()
-                .filter(|p| p.market_wi != "running")
-                .filter_map(|p| quote.pl_of(p))
-                .sum::<i64>(),
-        )
+        Some(read()?.open.iter().filter_map(|p| quote.pl_of(p)).sum::<i64>())
     });
-    let count = move || {
-        positions.get().and_then(Result::ok).map_or(0, |l| {
-            l.positions
-                .iter()
-                .filter(|p| p.market_wi != "running")
-                .count()
-        })
-    };
+    let count = move || read().map_or(0, |c| c.open.len());
     view! {
         <section class="card" aria-labelledby="desk-title">
             <div class="row">

@@ -185,7 +185,10 @@ fn Book(open: Vec<PositionView>, closed: Vec<PositionView>) -> impl IntoView {
     let realised = move || closed.with(|c| sum(c, |p| &p.pl));
     let open_pl = Memo::new(move |_| {
         filled.with(|filled| match realtime.quote() {
-            Some(quote) => filled.iter().filter_map(|p| quote.pl_of(p)).sum::<i64>(),
+            Some(quote) => filled
+                .iter()
+                .filter_map(|p| quote.pl_of(&p.exposure()))
+                .sum::<i64>(),
             None => sum(filled, |p| &p.pl),
         })
     });
@@ -269,7 +272,7 @@ fn OpenRow(position: PositionView) -> impl IntoView {
     let realtime = Realtime::get();
     let actions: Actions = expect_context();
     let margin: i64 = position.margin.parse().unwrap_or(0);
-    let valued = position.clone();
+    let valued = position.exposure();
     // Once per tick per row, however many places show it; the server's own
     // valuation until a live quote arrives (and without JavaScript).
     let rendered: Option<i64> = position.pl.parse().ok();
@@ -571,8 +574,8 @@ mod tests {
             at_ms: 0,
         };
         // The spec's worked example: a short valued at the offer.
-        assert_eq!(quote("10010").pl_of(&position), Some(-13_640));
-        assert_eq!(quote("20000").pl_of(&position), Some(-136_536));
+        assert_eq!(quote("10010").pl_of(&position.exposure()), Some(-13_640));
+        assert_eq!(quote("20000").pl_of(&position.exposure()), Some(-136_536));
         assert!(!pending(&position));
     }
 }
