@@ -260,7 +260,12 @@ async fn scoped_tokens_stay_within_their_scopes(server: Server) {
     let card = get(&server, "/api/ui/desk/card", &user_token).await;
     assert_eq!(card.status, StatusCode::FORBIDDEN, "{}", card.text);
     let stranger = server.get("/api/ui/desk/card", common::Auth::None).await;
-    assert_eq!(stranger.status, StatusCode::UNAUTHORIZED, "{}", stranger.text);
+    assert_eq!(
+        stranger.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        stranger.text
+    );
     let minting = post(
         &server,
         "/lnm/user/jwt",

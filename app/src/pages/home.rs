@@ -1,8 +1,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::group_thousands;
 use crate::api::desk::desk_card;
+use crate::api::group_thousands;
 use crate::api::mylightning::{SummaryResponse, UpdateSettings};
 use crate::api::session::Account;
 use crate::components::figures::signed_sats;
@@ -86,12 +86,21 @@ fn Desk() -> impl IntoView {
     let live = Live::get();
     // Read again when money moves or a position changes (filled, triggered,
     // closed); the P&L itself moves with every quote.
-    let card = Resource::new(move || (live.funds(), realtime.positions()), |_| desk_card());
+    let card = Resource::new(
+        move || (live.funds(), realtime.positions()),
+        |_| desk_card(),
+    );
     let read = move || card.get().and_then(Result::ok);
     let balance = move || read().map(|c| c.balance);
     let open_pl = Memo::new(move |_| {
         let quote = realtime.quote()?;
-        Some(read()?.open.iter().filter_map(|p| quote.pl_of(p)).sum::<i64>())
+        Some(
+            read()?
+                .open
+                .iter()
+                .filter_map(|p| quote.pl_of(p))
+                .sum::<i64>(),
+        )
     });
     let count = move || read().map_or(0, |c| c.open.len());
     view! {
