@@ -107,15 +107,6 @@ impl Realtime {
     }
 }
 
-/// A JSON number of USD as the socket sends it (`9990.5`), exactly.
-#[cfg(any(feature = "hydrate", test))]
-fn price_of(value: &serde_json::Value) -> Option<Price> {
-    match value {
-        serde_json::Value::Number(number) => Price::parse(&number.to_string()),
-        _ => None,
-    }
-}
-
 /// What one message of the socket changes.
 #[cfg(any(feature = "hydrate", test))]
 #[derive(Debug, PartialEq)]
@@ -130,31 +121,64 @@ enum Push {
     Other,
 }
 
+/// One message of the socket, as far as the pages read it (typed, and its
+/// prices kept as the JSON text they were sent as, so they read exactly).
+#[cfg(any(feature = "hydrate", test))]
+#[derive(serde::Deserialize)]
+struct Message<'a> {
+    method: Option<&'a str>,
+    #[serde(borrow)]
+    params: Option<Params<'a>>,
+}
+
+#[cfg(any(feature = "hydrate", test))]
+#[derive(serde::Deserialize)]
+struct Params<'a> {
+    channel: &'a str,
+    #[serde(borrow)]
+    data: Data<'a>,
+}
+
+#[cfg(any(feature = "hydrate", test))]
+#[derive(serde::Deserialize)]
+struct Data<'a> {
+    #[serde(default)]
+    time: i64,
+    #[serde(borrow)]
+    index: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, rename = "lastPrice")]
+    last_price: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    bid: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    offer: Option<&'a serde_json::value::RawValue>,
+}
+
 #[cfg(any(feature = "hydrate", test))]
 fn read_push(text: &str) -> Push {
-    let Ok(message) = serde_json::from_str::<serde_json::Value>(text) else {
+    // A JSON number of USD (`9990.5`), exactly; anything else is no price.
+    let price = |raw: Option<&serde_json::value::RawValue>| raw.and_then(|r| Price::parse(r.get()));
+    let Ok(Message {
+        method: Some("subscription"),
+        params: Some(Params { channel, data }),
+    }) = serde_json::from_str::<Message>(text)
+    else {
         return Push::Other;
     };
-    if message["method"] != "subscription" {
-        return Push::Other;
-    }
-    let params = &message["params"];
-    let data = &params["data"];
-    let at_ms = data["time"].as_i64().unwrap_or(0);
-    match params["channel"].as_str() {
-        Some("futures:btc_usd:index") => Push::Quote {
-            index: price_of(&data["index"]),
+    match channel {
+        "futures:btc_usd:index" => Push::Quote {
+            index: price(data.index),
             bid: None,
             offer: None,
-            at_ms,
+            at_ms: data.time,
         },
-        Some("futures:btc_usd:last-price") => Push::Quote {
-            index: price_of(&data["lastPrice"]),
-            bid: price_of(&data["bid"]),
-            offer: price_of(&data["offer"]),
-            at_ms,
+        "futures:btc_usd:last-price" => Push::Quote {
+            index: price(data.last_price),
+            bid: price(data.bid),
+            offer: price(data.offer),
+            at_ms: data.time,
         },
-        Some("user:positions") => Push::Position,
+        "user:positions" => Push::Position,
         _ => Push::Other,
     }
 }
@@ -331,5 +355,30 @@ mod tests {
             Push::Other
         );
         assert_eq!(read_push("not json"), Push::Other);
+        // A price sent as text is no price; an index tick reads its own field.
+        assert_eq!(
+            read_push(
+                r#"{"method":"subscription","params":{"channel":"futures:btc_usd:index",
+                "data":{"index":"9990","time":5}}}"#
+            ),
+            Push::Quote {
+                index: None,
+                bid: None,
+                offer: None,
+                at_ms: 5
+            }
+        );
+        assert_eq!(
+            read_push(
+                r#"{"method":"subscription","params":{"channel":"futures:btc_usd:index",
+                "data":{"index":100000.25,"time":6}}}"#
+            ),
+            Push::Quote {
+                index: Some(usd("100000.25")),
+                bid: None,
+                offer: None,
+                at_ms: 6
+            }
+        );
     }
 }
