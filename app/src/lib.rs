@@ -10,7 +10,7 @@ mod pages;
 pub mod qr;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{Lazy, SsrMode, StaticSegment};
 
@@ -30,6 +30,14 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
+                // The same on every page: written here, on the server, the
+                // bundle carries no code for them.
+                <meta name="color-scheme" content="light dark" />
+                <meta name="theme-color" content="#6b3fd4" />
+                <link rel="stylesheet" id="leptos" href="/pkg/ampere.css" />
+                <link rel="manifest" href="/manifest.webmanifest" />
+                <link rel="icon" href="/icon.svg" />
+                <link rel="apple-touch-icon" href="/icon-192.png" />
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -70,13 +78,7 @@ pub fn App() -> impl IntoView {
     Live::provide();
     Realtime::provide();
     view! {
-        <Stylesheet id="leptos" href="/pkg/ampere.css" />
         <Title text="Ampere" />
-        <Meta name="color-scheme" content="light dark" />
-        <Link rel="manifest" href="/manifest.webmanifest" />
-        <Link rel="icon" href="/icon.svg" />
-        <Link rel="apple-touch-icon" href="/icon-192.png" />
-        <Meta name="theme-color" content="#6b3fd4" />
         <Router>
             <header class="topbar">
                 <a href="/" class="brand">"⚡ Ampere"</a>

@@ -84,6 +84,16 @@ async fn pages_allow_only_the_script_with_their_nonce(server: Server) {
     }
     let second = server.get("/signin", Auth::None).await;
     assert_ne!(nonce_of(&second), nonce, "a nonce is used once");
+    // The head every page shares is written once, before the body.
+    let head = first.text.split("<body").next().unwrap();
+    for tag in [
+        r#"<link rel="stylesheet" id="leptos" href="/pkg/ampere.css">"#,
+        r#"<link rel="manifest" href="/manifest.webmanifest">"#,
+        r#"<link rel="icon" href="/icon.svg">"#,
+        r#"<meta name="color-scheme" content="light dark">"#,
+    ] {
+        assert_eq!(head.matches(tag).count(), 1, "{tag} in {head}");
+    }
 }
 
 async fn a_forged_forwarded_for_does_not_dodge_the_throttle(server: Server) {

@@ -2,6 +2,7 @@
 //! the navigation, and the wallet's data kept fresh by the live updates.
 
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_router::components::A;
 
 use super::{Live, Realtime};
@@ -115,22 +116,31 @@ fn WalletNav(csrf: String) -> impl IntoView {
     }
 }
 
-/// Ends the session (a form, so it also works without JavaScript).
+/// Ends the session: a plain form, so it also works without JavaScript; with
+/// it, the action posts the same field and the router follows the server's
+/// redirect in place.
 #[component]
 pub fn SignOutButton(csrf: String) -> impl IntoView {
     let sign_out = ServerAction::<SignOut>::new();
     let live = Live::get();
     let realtime = Realtime::get();
-    // The account's streams end here: whoever signs in next opens their own.
-    let disconnect = move |_| {
+    let token = StoredValue::new(csrf.clone());
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        // The account's streams end here: whoever signs in next opens their own.
         live.disconnect();
         realtime.disconnect();
+        sign_out.dispatch(SignOut {
+            csrf: token.get_value(),
+        });
     };
     view! {
-        <ActionForm action=sign_out attr:class="sign-out" on:submit=disconnect>
+        <form method="post" action=SignOut::PATH class="sign-out" on:submit=submit>
             <input type="hidden" name="csrf" value=csrf />
-            <button type="submit" class="secondary">"Sign out"</button>
-        </ActionForm>
+            <button type="submit" class="secondary" disabled=move || sign_out.pending().get()>
+                "Sign out"
+            </button>
+        </form>
     }
 }
 
