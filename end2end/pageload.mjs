@@ -29,7 +29,6 @@ const add = (a, b) => ({ raw: a.raw + b.raw, gzip: a.gzip + b.gzip, brotli: a.br
 const zero = { raw: 0, gzip: 0, brotli: 0 };
 console.log(`\n${'bundle (target/site/pkg)'.padEnd(44)} ${'raw'.padStart(10)} ${'gzip'.padStart(10)} ${'brotli'.padStart(10)}`);
 const files = readdirSync(pkg).filter((f) => /\.(wasm|js|css)$/.test(f)).sort();
-let main = zero;
 let all = zero;
 let allWasm = zero;
 for (const file of files) {
@@ -37,9 +36,7 @@ for (const file of files) {
   row(file, s);
   all = add(all, s);
   if (file.endsWith('.wasm')) allWasm = add(allWasm, s);
-  if (['ampere.wasm', 'ampere.js', 'ampere.css'].includes(file)) main = add(main, s);
 }
-row('main: ampere.wasm + .js + .css (dashboard)', main);
 row('every .wasm (main and lazy chunks)', allWasm);
 row('everything', all);
 
@@ -71,6 +68,7 @@ await call('/api/v1/simnet/price', { index: 100000 });
  * answers the times to a hydrated page, in ms. */
 async function coldLoads(path, ready) {
   const times = [];
+  const fetched = new Set();
   for (let i = 0; i < runs; i += 1) {
     const context = await browser.newContext({ baseURL: url });
     await context.addCookies(cookies);
@@ -83,6 +81,10 @@ async function coldLoads(path, ready) {
       }).observe(document, { attributes: true, subtree: true, childList: true });
     });
     const page = await context.newPage();
+    page.on('response', (reply) => {
+      const file = new URL(reply.url()).pathname;
+      if (file.startsWith('/pkg/')) fetched.add(file.slice('/pkg/'.length));
+    });
     await page.goto(path);
     await page.waitForSelector(`body[data-hydrated] ${ready}`);
     times.push(await page.evaluate(() => window.__interactive));
@@ -90,6 +92,8 @@ async function coldLoads(path, ready) {
   }
   times.sort((a, b) => a - b);
   const at = (q) => times[Math.min(times.length - 1, Math.floor(q * times.length))];
+  // What the page downloaded from /pkg/ (the bundle, glue, style, chunks).
+  row(`what ${path} fetched (${fetched.size} files)`, [...fetched].map(sizes).reduce(add, zero));
   return `p50 ${at(0.5).toFixed(0)} ms, p95 ${at(0.95).toFixed(0)} ms, max ${times[times.length - 1].toFixed(0)} ms`;
 }
 

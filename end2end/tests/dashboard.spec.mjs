@@ -2,6 +2,10 @@
 // API: balances and the denomination, an invoice to show, copy or download that
 // turns paid live, and paying an invoice pasted or read from a photo.
 import { test, expect } from '@playwright/test';
+import { readFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 
 import { PASSWORD, apiAccount, apiData, connectToHub, open, signIn, signUp, uniqueName } from './support.mjs';
 
@@ -145,4 +149,24 @@ test('an invoice is read from a photo of its QR code', async ({ page, request })
     name: 'not-a-photo.png', mimeType: 'image/png', buffer: Buffer.from('not a picture'),
   });
   await expect(page.locator('.scanner .field-error')).toHaveText('the photo is not a PNG, JPEG or WebP image');
+});
+
+test('the dashboard downloads at most 350 KB of code and style, gzipped', async ({ page }) => {
+  // Everything it fetches from /pkg/ counts: the main bundle, its glue, the
+  // style and any chunk (a split gone wrong would show here first).
+  const account = await apiAccount(page.request, 'size');
+  const login = await page.request.post('/rest/v1/login', { data: { username: account.name, password: PASSWORD } });
+  expect(login.status()).toBe(200);
+  const fetched = new Set();
+  page.on('response', (reply) => {
+    const path = new URL(reply.url()).pathname;
+    if (path.startsWith('/pkg/')) fetched.add(path);
+  });
+  await open(page, '/');
+  await expect(page.getByTestId('desk-balance')).toHaveText('0');
+  const site = join(dirname(fileURLToPath(import.meta.url)), '../../target/site');
+  const sizes = [...fetched].map((path) => [path, gzipSync(readFileSync(join(site, path)), { level: 9 }).length]);
+  expect([...fetched]).toEqual(expect.arrayContaining(['/pkg/ampere.wasm', '/pkg/ampere.js', '/pkg/ampere.css']));
+  const total = sizes.reduce((sum, [, size]) => sum + size, 0);
+  expect(total, JSON.stringify(sizes)).toBeLessThanOrEqual(350 * 1024);
 });
