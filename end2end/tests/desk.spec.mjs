@@ -197,6 +197,12 @@ test('a short is stopped out, a limit order cancelled, a long liquidated, and th
   const walletBefore = (await trader.data()).balances.lntfunds;
   await open(page, '/funding');
   await page.locator('#withdraw-amount').fill('5000');
+  // Money leaving the desk asks for the password: a wrong one pays nothing.
+  await page.getByLabel('Your password (to withdraw)').fill('Wrong-horse-1');
+  await page.getByTestId('withdraw-to-wallet').click();
+  await expect(page.locator('#withdraw-password-error')).toHaveText('password is not correct');
+  expect(await tradingBalance(page)).toBe(balance);
+  await page.getByLabel('Your password (to withdraw)').fill(PASSWORD);
   await page.getByTestId('withdraw-to-wallet').click();
   await expect(page.getByTestId('withdraw-status')).toHaveText(/^Withdrawn: 5,000 sat paid( \(routing fee \d+ sat\))?\.$/);
   // The trader pays the routing fee, and the page says how much.

@@ -23,6 +23,7 @@ testdb::on_both_databases!(
     a_trader_deposits_from_a_wallet_and_withdraws_back,
     a_deposit_paid_by_another_account_credits_its_owner_once,
     concurrent_withdrawals_never_overdraw,
+    a_session_withdraws_only_with_the_password,
     scoped_tokens_stay_within_their_scopes,
     an_account_paid_by_invoice_opens_once,
     bad_input_answers_400_and_changes_nothing,
@@ -108,7 +109,7 @@ async fn a_trader_deposits_from_a_wallet_and_withdraws_back(server: Server) {
         &server,
         "/lnm/user/withdraw",
         &alice.cookie,
-        json!({"amount": 20_000, "unit": "sat", "invoice": bolt11}),
+        json!({"password": PASSWORD, "amount": 20_000, "unit": "sat", "invoice": bolt11}),
     )
     .await;
     assert_eq!(withdrawn.status, StatusCode::OK, "{}", withdrawn.text);
@@ -140,7 +141,7 @@ async fn a_trader_deposits_from_a_wallet_and_withdraws_back(server: Server) {
         &server,
         "/lnm/user/withdraw",
         &alice.cookie,
-        json!({"amount": 1_500, "invoice": open}),
+        json!({"password": PASSWORD, "amount": 1_500, "invoice": open}),
     )
     .await;
     assert_eq!(withdrawn.status, StatusCode::OK, "{}", withdrawn.text);
@@ -213,7 +214,8 @@ async fn concurrent_withdrawals_never_overdraw(server: Server) {
                     .header(header::CONTENT_TYPE, "application/json")
                     .header(header::COOKIE, cookie)
                     .body(Body::from(
-                        json!({"amount": 3_000, "invoice": bolt11}).to_string(),
+                        json!({"password": PASSWORD, "amount": 3_000, "invoice": bolt11})
+                            .to_string(),
                     ))
                     .unwrap();
                 router.oneshot(request).await.unwrap().status()
@@ -232,6 +234,58 @@ async fn concurrent_withdrawals_never_overdraw(server: Server) {
     let (held, fees) = held_and_fees(&server, &alice).await;
     assert_eq!(held, 1_000_000 - fees);
     assert_books_balance(&server).await;
+}
+
+/// An open session is not enough to send the trading balance away: the
+/// account re-checks the password (as the wallet's payments do), so a stolen
+/// cookie or a page left open pays nothing. A token is its own credential.
+async fn a_session_withdraws_only_with_the_password(server: Server) {
+    let alice = trader(&server, "alice").await;
+    deposit(&server, &alice, &alice.node, 10_000).await;
+    let withdrawals = count(&server, "desk_withdrawals").await;
+    for password in [None, Some(""), Some("Wrong-horse-1")] {
+        let mut body =
+            json!({"amount": 2_000, "invoice": wallet_invoice(&server, &alice, Some(2_000)).await});
+        let mut link = json!({"amount": 2_000});
+        if let Some(password) = password {
+            body["password"] = json!(password);
+            link["password"] = json!(password);
+        }
+        for (path, body) in [
+            ("/lnm/user/withdraw", body),
+            ("/lnm/user/withdraw/lnurl", link),
+        ] {
+            let refused = post(&server, path, &alice.cookie, body).await;
+            assert_error(&refused, StatusCode::BAD_REQUEST, "password");
+            assert_eq!(refused.body["field"], "password", "{}", refused.text);
+        }
+    }
+    assert_eq!(balance(&server, &alice.cookie).await, 10_000);
+    assert_eq!(count(&server, "desk_withdrawals").await, withdrawals);
+
+    // A token allowed to withdraw needs no password.
+    let made = post(
+        &server,
+        "/lnm/user/jwt",
+        &alice.cookie,
+        json!({"scopes": ["user", "withdraw"], "expiry": 3600}),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.text);
+    let token = format!("Bearer {}", made.body["signature"].as_str().unwrap());
+    let body =
+        json!({"amount": 2_000, "invoice": wallet_invoice(&server, &alice, Some(2_000)).await});
+    let paid = post(&server, "/lnm/user/withdraw", &token, body).await;
+    assert_eq!(paid.status, StatusCode::OK, "{}", paid.text);
+    let link = post(
+        &server,
+        "/lnm/user/withdraw/lnurl",
+        &token,
+        json!({"amount": 1_000}),
+    )
+    .await;
+    assert_eq!(link.status, StatusCode::OK, "{}", link.text);
+    assert_eq!(count(&server, "desk_withdrawals").await, withdrawals + 1);
 }
 
 async fn scoped_tokens_stay_within_their_scopes(server: Server) {
@@ -535,34 +589,37 @@ async fn bad_input_answers_400_and_changes_nothing(server: Server) {
     let deposits = deposits + 1;
     for (body, words) in [
         (
-            json!({"amount": 999, "invoice": wallet_invoice(&server, &alice, None).await}),
+            json!({"password": PASSWORD, "amount": 999, "invoice": wallet_invoice(&server, &alice, None).await}),
             "at least 1000",
         ),
         (
-            json!({"amount": 3_000, "invoice": other_amount}),
+            json!({"password": PASSWORD, "amount": 3_000, "invoice": other_amount}),
             "asks 2000000 msat",
         ),
         (
-            json!({"amount": 2_500, "invoice": mainnet}),
+            json!({"password": PASSWORD, "amount": 2_500, "invoice": mainnet}),
             "another network",
         ),
         (
-            json!({"amount": 2_000, "invoice": "lnbcrt1nonsense"}),
+            json!({"password": PASSWORD, "amount": 2_000, "invoice": "lnbcrt1nonsense"}),
             "invalid invoice",
         ),
         (
-            json!({"amount": 1_000, "invoice": exchange_own}),
+            json!({"password": PASSWORD, "amount": 1_000, "invoice": exchange_own}),
             "exchange's own",
         ),
         (
-            json!({"amount": 9_000, "invoice": wallet_invoice(&server, &alice, Some(9_000)).await}),
+            json!({"password": PASSWORD, "amount": 9_000, "invoice": wallet_invoice(&server, &alice, Some(9_000)).await}),
             "insufficient",
         ),
         (
-            json!({"amount": 2_000, "unit": "eur", "invoice": wallet_invoice(&server, &alice, None).await}),
+            json!({"password": PASSWORD, "amount": 2_000, "unit": "eur", "invoice": wallet_invoice(&server, &alice, None).await}),
             "unit",
         ),
-        (json!({"amount": 2_000}), "invalid request"),
+        (
+            json!({"password": PASSWORD, "amount": 2_000}),
+            "invalid request",
+        ),
     ] {
         let refused = post(&server, "/lnm/user/withdraw", &alice.cookie, body).await;
         assert_error(&refused, StatusCode::BAD_REQUEST, words);
@@ -592,7 +649,10 @@ async fn bad_input_answers_400_and_changes_nothing(server: Server) {
         .await
         .unwrap()
         .bolt11;
-    for (body, words) in [(json!({"amount": 2_000, "invoice": unreachable}), "no route")] {
+    for (body, words) in [(
+        json!({"password": PASSWORD, "amount": 2_000, "invoice": unreachable}),
+        "no route",
+    )] {
         let refused = post(&server, "/lnm/user/withdraw", &alice.cookie, body).await;
         assert_error(&refused, StatusCode::BAD_REQUEST, words);
     }
@@ -604,7 +664,7 @@ async fn bad_input_answers_400_and_changes_nothing(server: Server) {
         &server,
         "/lnm/user/withdraw/lnurl",
         &alice.cookie,
-        json!({"amount": 500}),
+        json!({"password": PASSWORD, "amount": 500}),
     )
     .await;
     assert_error(&link, StatusCode::BAD_REQUEST, "at least 1000");
@@ -612,7 +672,7 @@ async fn bad_input_answers_400_and_changes_nothing(server: Server) {
         &server,
         "/lnm/user/withdraw/lnurl",
         &alice.cookie,
-        json!({"amount": 50_000}),
+        json!({"password": PASSWORD, "amount": 50_000}),
     )
     .await;
     assert_error(&link, StatusCode::BAD_REQUEST, "insufficient");
@@ -762,7 +822,7 @@ async fn a_phone_wallet_claims_an_lnurl_withdraw_once((server, _base): (Server, 
         &server,
         "/lnm/user/withdraw/lnurl",
         &alice.cookie,
-        json!({"amount": 12_000}),
+        json!({"password": PASSWORD, "amount": 12_000}),
     )
     .await;
     assert_eq!(link.status, StatusCode::OK, "{}", link.text);

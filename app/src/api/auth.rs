@@ -153,10 +153,11 @@ pub async fn writer() -> Result<Caller, ApiError> {
     permitted(Access::Write).await
 }
 
-/// The caller, allowed to move the account's money: a write and, for a browser
-/// whose account asks for it, the password again.
-pub async fn payer(password: Option<&str>) -> Result<Caller, ApiError> {
-    let caller = permitted(Access::Pay).await?;
+/// The caller, allowed to move the account's money out (`access`: the
+/// wallet's payments or the desk's withdrawals) and, for a browser whose
+/// account asks for it, with the password again.
+pub async fn payer(access: Access, password: Option<&str>) -> Result<Caller, ApiError> {
+    let caller = permitted(access).await?;
     if caller.must_recheck_password() {
         recheck(&caller, password).await?;
     }

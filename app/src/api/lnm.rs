@@ -545,14 +545,18 @@ pub struct WithdrawalDone {
 }
 
 /// `POST /lnm/user/withdraw`: pays `invoice` from the trading balance.
+/// Additive: `password`, which a browser's session needs when its account
+/// re-checks passwords before money leaves (tokens need none).
 #[server(prefix = "/lnm", endpoint = "user/withdraw", input = Json)]
 pub async fn withdraw(
     amount: i64,
     #[server(default)] unit: Option<String>,
     invoice: String,
+    #[server(default)] password: Option<String>,
 ) -> Result<WithdrawalDone, LnmError> {
     use engine::desk::DeskScope;
-    let caller = crate::api::auth::permitted(engine::Access::Desk(DeskScope::Withdraw)).await?;
+    let access = engine::Access::Desk(DeskScope::Withdraw);
+    let caller = crate::api::auth::payer(access, password.as_deref()).await?;
     let desk = crate::api::auth::engine()?.desk.clone();
     let amount = desk.amount_in(amount, unit.as_deref())?;
     let done = desk.withdraw(&caller.user.id.0, amount, &invoice).await?;
@@ -571,14 +575,16 @@ pub struct Lnurl {
 }
 
 /// `POST /lnm/user/withdraw/lnurl`: an LNURL-withdraw for exactly `amount`,
-/// paid at most once.
+/// paid at most once. Additive: `password`, as for `POST /lnm/user/withdraw`.
 #[server(prefix = "/lnm", endpoint = "user/withdraw/lnurl", input = Json)]
 pub async fn withdraw_lnurl(
     amount: i64,
     #[server(default)] unit: Option<String>,
+    #[server(default)] password: Option<String>,
 ) -> Result<Lnurl, LnmError> {
     use engine::desk::DeskScope;
-    let caller = crate::api::auth::permitted(engine::Access::Desk(DeskScope::Withdraw)).await?;
+    let access = engine::Access::Desk(DeskScope::Withdraw);
+    let caller = crate::api::auth::payer(access, password.as_deref()).await?;
     let desk = crate::api::auth::engine()?.desk.clone();
     let amount = desk.amount_in(amount, unit.as_deref())?;
     let token = match &caller.credential {

@@ -315,7 +315,7 @@ pub async fn send_invoice(
 ) -> Result<GenericResponse, ApiError> {
     use crate::api::auth;
     use crate::api::idempotent::once;
-    let caller = auth::payer(password.as_deref()).await?;
+    let caller = auth::payer(engine::Access::Pay, password.as_deref()).await?;
     let engine = auth::engine()?;
     let unit = caller.user.denomination.unit(&engine.desk.market)?;
     let inputs = serde_json::json!([
@@ -401,7 +401,7 @@ pub async fn quick_pay(
 ) -> Result<GenericResponse, ApiError> {
     use crate::api::auth;
     use crate::api::idempotent::once;
-    let caller = auth::payer(password.as_deref()).await?;
+    let caller = auth::payer(engine::Access::Pay, password.as_deref()).await?;
     let engine = auth::engine()?;
     let unit = caller.user.denomination.unit(&engine.desk.market)?;
     let inputs = serde_json::json!([
@@ -481,7 +481,7 @@ pub async fn close_channel(
     _csrf: Option<String>,
 ) -> Result<GenericResponse, ApiError> {
     use crate::api::auth;
-    let caller = auth::payer(password.as_deref()).await?;
+    let caller = auth::payer(engine::Access::Pay, password.as_deref()).await?;
     let engine = auth::engine()?;
     let unit = caller.user.denomination.unit(&engine.desk.market)?;
     let node = engine.wallet.node_id(&caller.user).await?;

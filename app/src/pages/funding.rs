@@ -283,12 +283,16 @@ fn Withdraw(
 ) -> impl IntoView {
     let amount = RwSignal::new(String::new());
     let pasted = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    // Money leaving the desk asks for the password, as the wallet's payments do.
+    let recheck = account.recheck_password;
+    let secret = move || recheck.then(|| password.get_untracked());
     let csrf = StoredValue::new(account.csrf.clone());
     let realtime = Realtime::get();
     let live = Live::get();
     // To this account's own wallet: its invoice, paid by the exchange.
-    let to_wallet = Action::new(move |sats: &i64| {
-        let sats = *sats;
+    let to_wallet = Action::new(move |input: &(i64, Option<String>)| {
+        let (sats, password) = input.clone();
         async move {
             let invoice = create_invoice(
                 None,
@@ -304,14 +308,17 @@ fn Withdraw(
                     .map_or_else(|| "the wallet made no invoice".into(), |e| e.message),
                 field: None,
             })?;
-            lnm::withdraw(sats, Some("sat".into()), bolt11).await
+            lnm::withdraw(sats, Some("sat".into()), bolt11, password).await
         }
     });
-    let to_invoice = Action::new(move |input: &(i64, String)| {
-        let (sats, invoice) = input.clone();
-        lnm::withdraw(sats, Some("sat".into()), invoice)
+    let to_invoice = Action::new(move |input: &(i64, String, Option<String>)| {
+        let (sats, invoice, password) = input.clone();
+        lnm::withdraw(sats, Some("sat".into()), invoice, password)
     });
-    let by_lnurl = Action::new(move |sats: &i64| lnm::withdraw_lnurl(*sats, Some("sat".into())));
+    let by_lnurl = Action::new(move |input: &(i64, Option<String>)| {
+        let (sats, password) = input.clone();
+        lnm::withdraw_lnurl(sats, Some("sat".into()), password)
+    });
     // The withdrawals already paid when the LNURL was asked for (taken in the
     // click, outside any reactive scope): one paid since is the phone's.
     let paid_before = RwSignal::new(None::<Vec<String>>);
@@ -372,7 +379,7 @@ fn Withdraw(
         }
         Err(err) => last_error.set(Some(err)),
     };
-    let error_of = refusals(last_error, &["amount", "invoice"]);
+    let error_of = refusals(last_error, &["amount", "invoice", "password"]);
     let busy =
         move || to_wallet.pending().get() || to_invoice.pending().get() || by_lnurl.pending().get();
     view! {
@@ -381,11 +388,16 @@ fn Withdraw(
             <form class="form" on:submit=move |ev: leptos::ev::SubmitEvent| {
                 ev.prevent_default();
                 with_amount(&|sats| {
-                    to_wallet.dispatch(sats);
+                    to_wallet.dispatch((sats, secret()));
                 });
             }>
                 <Field label="Amount (sat)" name="amount" id="withdraw-amount" inputmode="numeric"
                     value=amount error=error_of(Some("amount")) />
+                {recheck.then(|| view! {
+                    <Field label="Your password (to withdraw)" name="password" id="withdraw-password"
+                        kind="password" autocomplete="current-password" value=password
+                        error=error_of(Some("password")) />
+                })}
                 <p class="form-error" role="alert">{move || error_of(None).get()}</p>
                 <p class="actions">
                     <button type="submit" disabled=busy data-testid="withdraw-to-wallet">
@@ -393,7 +405,7 @@ fn Withdraw(
                     </button>
                     <button type="button" class="secondary" disabled=busy on:click=move |_| with_amount(&|sats| {
                         paid_before.set(withdrawals.with_untracked(paid_ids));
-                        by_lnurl.dispatch(sats);
+                        by_lnurl.dispatch((sats, secret()));
                     })>
                         "As a QR code for a phone wallet"
                     </button>
@@ -403,7 +415,7 @@ fn Withdraw(
                     <Field label="Invoice" name="invoice" id="withdraw-invoice" value=pasted
                         required=false error=error_of(Some("invoice")) />
                     <button type="button" class="secondary" disabled=busy on:click=move |_| with_amount(&|sats| {
-                        to_invoice.dispatch((sats, pasted.get_untracked().trim().to_string()));
+                        to_invoice.dispatch((sats, pasted.get_untracked().trim().to_string(), secret()));
                     })>
                         "Pay this invoice"
                     </button>
