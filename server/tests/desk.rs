@@ -198,7 +198,17 @@ async fn a_deposit_paid_by_another_account_credits_its_owner_once(server: Server
 async fn concurrent_withdrawals_never_overdraw(server: Server) {
     let alice = trader(&server, "alice").await;
     deposit(&server, &alice, &alice.node, 10_000).await;
-    // Eight withdrawals of 3,000 sats at once from 10,000: three pass.
+    // Eight withdrawals of 3,000 sats at once from 10,000, by a script with a
+    // token (a session re-checks its password, one at a time): three pass.
+    let made = post(
+        &server,
+        "/lnm/user/jwt",
+        &alice.cookie,
+        json!({"scopes": ["withdraw"], "expiry": 3600}),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.text);
+    let token = format!("Bearer {}", made.body["signature"].as_str().unwrap());
     let mut invoices = Vec::new();
     for _ in 0..8 {
         invoices.push(wallet_invoice(&server, &alice, Some(3_000)).await);
@@ -207,15 +217,14 @@ async fn concurrent_withdrawals_never_overdraw(server: Server) {
     let tasks: Vec<_> = invoices
         .into_iter()
         .map(|bolt11| {
-            let (router, cookie) = (router.clone(), alice.cookie.clone());
+            let (router, token) = (router.clone(), token.clone());
             tokio::spawn(async move {
                 use tower::ServiceExt;
                 let request = Request::post("/lnm/user/withdraw")
                     .header(header::CONTENT_TYPE, "application/json")
-                    .header(header::COOKIE, cookie)
+                    .header(header::AUTHORIZATION, token)
                     .body(Body::from(
-                        json!({"password": PASSWORD, "amount": 3_000, "invoice": bolt11})
-                            .to_string(),
+                        json!({"amount": 3_000, "invoice": bolt11}).to_string(),
                     ))
                     .unwrap();
                 router.oneshot(request).await.unwrap().status()
