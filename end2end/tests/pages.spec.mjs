@@ -140,6 +140,12 @@ test.describe('without JavaScript', () => {
       await page.goto(path);
       await expect(page.getByRole('heading', { name: heading, exact: true })).toBeVisible();
     }
+    // Signing out is a plain form too: the session ends, the start page greets a visitor.
+    await page.getByRole('main').getByRole('button', { name: 'Sign out' }).last().click();
+    await expect(page).toHaveURL(/\/signin$/);
+    expect((await page.request.get('/rest/v1/getalldata')).status()).toBe(401);
+    await page.goto('/');
+    await expect(page.getByRole('link', { name: 'Create an account' })).toBeVisible();
   });
 
   test('the history shows 100 at a time, the older ones behind a link', async ({ page, request }) => {
