@@ -12,7 +12,8 @@ use axum::http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
 
 use common::desk::{
-    assert_books_balance, assert_error, balance, count, deposit, get, lnm, post, trader, Trader,
+    assert_books_balance, assert_error, balance, bearer, count, deposit, get, lnm, post, trader,
+    Trader,
 };
 use common::{session_cookie, Server, PASSWORD};
 use engine::simnet::PayRequest;
@@ -200,15 +201,7 @@ async fn concurrent_withdrawals_never_overdraw(server: Server) {
     deposit(&server, &alice, &alice.node, 10_000).await;
     // Eight withdrawals of 3,000 sats at once from 10,000, by a script with a
     // token (a session re-checks its password, one at a time): three pass.
-    let made = post(
-        &server,
-        "/lnm/user/jwt",
-        &alice.cookie,
-        json!({"scopes": ["withdraw"], "expiry": 3600}),
-    )
-    .await;
-    assert_eq!(made.status, StatusCode::OK, "{}", made.text);
-    let token = format!("Bearer {}", made.body["signature"].as_str().unwrap());
+    let token = bearer(&server, &alice.cookie, &["withdraw"]).await;
     let mut invoices = Vec::new();
     for _ in 0..8 {
         invoices.push(wallet_invoice(&server, &alice, Some(3_000)).await);
@@ -273,15 +266,7 @@ async fn a_session_withdraws_only_with_the_password(server: Server) {
     assert_eq!(count(&server, "desk_withdrawals").await, withdrawals);
 
     // A token allowed to withdraw needs no password.
-    let made = post(
-        &server,
-        "/lnm/user/jwt",
-        &alice.cookie,
-        json!({"scopes": ["user", "withdraw"], "expiry": 3600}),
-    )
-    .await;
-    assert_eq!(made.status, StatusCode::OK, "{}", made.text);
-    let token = format!("Bearer {}", made.body["signature"].as_str().unwrap());
+    let token = bearer(&server, &alice.cookie, &["user", "withdraw"]).await;
     let body =
         json!({"amount": 2_000, "invoice": wallet_invoice(&server, &alice, Some(2_000)).await});
     let paid = post(&server, "/lnm/user/withdraw", &token, body).await;
@@ -299,15 +284,7 @@ async fn a_session_withdraws_only_with_the_password(server: Server) {
 
 async fn scoped_tokens_stay_within_their_scopes(server: Server) {
     let alice = trader(&server, "alice").await;
-    let made = post(
-        &server,
-        "/lnm/user/jwt",
-        &alice.cookie,
-        json!({"scopes": ["user"], "expiry": 3600}),
-    )
-    .await;
-    assert_eq!(made.status, StatusCode::OK, "{}", made.text);
-    let user_token = format!("Bearer {}", made.body["signature"].as_str().unwrap());
+    let user_token = bearer(&server, &alice.cookie, &["user"]).await;
 
     // Within its scope; beyond it 403; never on the wallet nor on /user/jwt.
     assert_eq!(balance(&server, &user_token).await, 0);
@@ -345,7 +322,7 @@ async fn scoped_tokens_stay_within_their_scopes(server: Server) {
     let wallet = server
         .get(
             "/rest/v1/getalldata",
-            common::Auth::Bearer(made.body["signature"].as_str().unwrap()),
+            common::Auth::Bearer(user_token.trim_start_matches("Bearer ")),
         )
         .await;
     assert_eq!(wallet.status, StatusCode::FORBIDDEN, "{}", wallet.text);
@@ -404,14 +381,7 @@ async fn scoped_tokens_stay_within_their_scopes(server: Server) {
     );
 
     // A password change voids every token and every other session, everywhere.
-    let made = post(
-        &server,
-        "/lnm/user/jwt",
-        &alice.cookie,
-        json!({"scopes": ["user", "deposit"], "expiry": 3600}),
-    )
-    .await;
-    let token = format!("Bearer {}", made.body["signature"].as_str().unwrap());
+    let token = bearer(&server, &alice.cookie, &["user", "deposit"]).await;
     let other_session = trader_login(&server, "alice").await;
     let changed = lnm(
         &server,

@@ -12,7 +12,7 @@ use axum::http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
 
 use common::desk::{
-    assert_books_balance, assert_error, balance, count, deposit, get, lnm, post, trader,
+    assert_books_balance, assert_error, balance, bearer, count, deposit, get, lnm, post, trader,
 };
 use common::Server;
 use engine::desk::contract::{self, Leverage, Liquidation, Price, Side};
@@ -539,15 +539,7 @@ async fn bad_input_answers_400_or_404_and_changes_nothing(server: Server) {
         "{}",
         anonymous.text
     );
-    let token = post(
-        &server,
-        "/lnm/user/jwt",
-        &erin.cookie,
-        json!({"scopes": ["deposit"], "expiry": 3600}),
-    )
-    .await;
-    assert_eq!(token.status, StatusCode::OK, "{}", token.text);
-    let bearer = format!("Bearer {}", token.body["signature"].as_str().unwrap());
+    let bearer = bearer(&server, &erin.cookie, &["deposit"]).await;
     let scoped = post(&server, "/lnm/positions", &bearer, order(json!({}))).await;
     assert_eq!(scoped.status, StatusCode::FORBIDDEN, "{}", scoped.text);
 

@@ -95,6 +95,20 @@ pub async fn post(server: &Server, path: &str, auth: &str, body: Value) -> Reply
     lnm(server, Method::POST, path, Some(auth), Some(body)).await
 }
 
+/// A desk token of the session's account with `scopes`, for an hour, as the
+/// `Authorization` header value.
+pub async fn bearer(server: &Server, cookie: &str, scopes: &[&str]) -> String {
+    let made = post(
+        server,
+        "/lnm/user/jwt",
+        cookie,
+        serde_json::json!({"scopes": scopes, "expiry": 3600}),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.text);
+    format!("Bearer {}", made.body["signature"].as_str().unwrap())
+}
+
 /// The trading balance `GET /lnm/user` shows, in sats.
 pub async fn balance(server: &Server, auth: &str) -> i64 {
     let user = get(server, "/lnm/user", auth).await;
