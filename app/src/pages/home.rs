@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::desk::desk_card;
+use crate::api::desk::{desk_card, DeskCardView};
 use crate::api::group_thousands;
 use crate::api::mylightning::{SummaryResponse, UpdateSettings};
 use crate::api::session::Account;
@@ -90,19 +90,6 @@ fn Desk() -> impl IntoView {
         move || (live.funds(), realtime.positions()),
         |_| desk_card(),
     );
-    let read = move || card.get().and_then(Result::ok);
-    let balance = move || read().map(|c| c.balance);
-    let open_pl = Memo::new(move |_| {
-        let quote = realtime.quote()?;
-        Some(
-            read()?
-                .open
-                .iter()
-                .filter_map(|p| quote.pl_of(p))
-                .sum::<i64>(),
-        )
-    });
-    let count = move || read().map_or(0, |c| c.open.len());
     view! {
         <section class="card" aria-labelledby="desk-title">
             <div class="row">
@@ -110,25 +97,47 @@ fn Desk() -> impl IntoView {
                 <a href="/trade">"Trade"</a>
                 <a href="/funding">"Fund"</a>
             </div>
-            <div class="balances">
-                <div class="balance">
-                    <span class="label">"Trading balance"</span>
-                    <span class="amount" data-testid="desk-balance">
-                        <Transition fallback=|| "…">
-                            {move || balance().map_or_else(|| "—".into(), |b| group_thousands(&b.to_string()))}
-                        </Transition>
-                    </span>
-                    <span class="unit">"sat"</span>
-                </div>
-                <div class="balance">
-                    <span class="label">{move || format!("Open P&L ({} positions)", count())}</span>
-                    <span class="amount" data-testid="desk-open-pl">
-                        {move || open_pl.get().map_or_else(|| "—".into(), signed_sats)}
-                    </span>
-                    <span class="unit">"live"</span>
-                </div>
-            </div>
+            // The card is awaited, never read with `.get()` under the
+            // boundary: Leptos 0.8's server rendering can deadlock when
+            // boundaries read resources reactively under concurrent load
+            // (leptos-rs/leptos#4578, #4673).
+            <Transition fallback=|| view! { <p class="loading">"Loading the desk…"</p> }>
+                {move || Suspend::new(async move {
+                    view! { <DeskFigures card=card.await.ok() /> }
+                })}
+            </Transition>
         </section>
+    }
+}
+
+/// The desk card's figures: the balance as read, the P&L at every quote.
+#[component]
+fn DeskFigures(card: Option<DeskCardView>) -> impl IntoView {
+    let realtime = Realtime::get();
+    let count = card.as_ref().map_or(0, |c| c.open.len());
+    let balance = card
+        .as_ref()
+        .map_or_else(|| "—".into(), |c| group_thousands(&c.balance.to_string()));
+    let open = card.map(|c| c.open).unwrap_or_default();
+    let open_pl = move || {
+        realtime
+            .quote()
+            .map(|quote| open.iter().filter_map(|p| quote.pl_of(p)).sum::<i64>())
+            .map_or_else(|| "—".into(), signed_sats)
+    };
+    view! {
+        <div class="balances">
+            <div class="balance">
+                <span class="label">"Trading balance"</span>
+                <span class="amount" data-testid="desk-balance">{balance}</span>
+                <span class="unit">"sat"</span>
+            </div>
+            <div class="balance">
+                <span class="label">{format!("Open P&L ({count} positions)")}</span>
+                <span class="amount" data-testid="desk-open-pl">{open_pl}</span>
+                <span class="unit">"live"</span>
+            </div>
+        </div>
     }
 }
 
