@@ -16,6 +16,7 @@ mod photo;
 pub mod price_feed;
 mod rate_limit;
 mod realtime;
+mod render;
 mod sessions;
 mod wallet_api;
 
@@ -236,6 +237,7 @@ pub fn app(
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn(render::on_one_thread))
         // Outermost last: the session is loaded, the gate decides who calls,
         // then the caller's quota is counted.
         .layer(middleware::from_fn_with_state(quotas, rate_limit::limit))
