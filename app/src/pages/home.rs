@@ -5,6 +5,7 @@ use crate::api::desk::{desk_card, DeskCardView};
 use crate::api::group_thousands;
 use crate::api::mylightning::{SummaryResponse, UpdateSettings};
 use crate::api::session::Account;
+use crate::api::ApiError;
 use crate::components::figures::signed_sats;
 use crate::components::{
     wallet_summary, CopyButton, Live, RateNote, Realtime, SignedIn, SimnetActions, SimnetTools,
@@ -84,12 +85,40 @@ fn Desk() -> impl IntoView {
     let realtime = Realtime::get();
     realtime.connect();
     let live = Live::get();
-    // Read again when money moves or a position changes (filled, triggered,
-    // closed); the P&L itself moves with every quote.
-    let card = Resource::new(
-        move || (live.funds(), realtime.positions()),
-        |_| desk_card(),
-    );
+    // Read by the browser after hydration (an effect), again whenever money
+    // moves or a position changes; the P&L moves with every quote. Neither a
+    // resource nor read while the server renders: resources read reactively
+    // in its render hung it under load (Leptos 0.8's SSR, leptos-rs/leptos
+    // #4578 and #4673), and the figures are live anyway.
+    let card = RwSignal::new(None::<Result<DeskCardView, ApiError>>);
+    let asked = StoredValue::new(0u64);
+    Effect::new(move |_| {
+        live.funds();
+        realtime.positions();
+        let ask = asked.get_value() + 1;
+        asked.set_value(ask);
+        leptos::task::spawn_local(async move {
+            let read = desk_card().await;
+            // An older answer never overwrites a newer one.
+            if asked.get_value() == ask {
+                card.set(Some(read));
+            }
+        });
+    });
+    let read = move || card.with(|c| c.as_ref().map(|c| c.as_ref().ok().cloned()));
+    let balance = move || match read() {
+        None => "…".to_string(),
+        Some(None) => "—".to_string(),
+        Some(Some(c)) => group_thousands(&c.balance.to_string()),
+    };
+    let open_pl = move || {
+        let quote = realtime.quote()?;
+        card.with(|c| {
+            let open = &c.as_ref()?.as_ref().ok()?.open;
+            Some(open.iter().filter_map(|p| quote.pl_of(p)).sum::<i64>())
+        })
+    };
+    let count = move || read().flatten().map_or(0, |c| c.open.len());
     view! {
         <section class="card" aria-labelledby="desk-title">
             <div class="row">
@@ -97,47 +126,21 @@ fn Desk() -> impl IntoView {
                 <a href="/trade">"Trade"</a>
                 <a href="/funding">"Fund"</a>
             </div>
-            // The card is awaited, never read with `.get()` under the
-            // boundary: Leptos 0.8's server rendering can deadlock when
-            // boundaries read resources reactively under concurrent load
-            // (leptos-rs/leptos#4578, #4673).
-            <Transition fallback=|| view! { <p class="loading">"Loading the desk…"</p> }>
-                {move || Suspend::new(async move {
-                    view! { <DeskFigures card=card.await.ok() /> }
-                })}
-            </Transition>
+            <div class="balances">
+                <div class="balance">
+                    <span class="label">"Trading balance"</span>
+                    <span class="amount" data-testid="desk-balance">{balance}</span>
+                    <span class="unit">"sat"</span>
+                </div>
+                <div class="balance">
+                    <span class="label">{move || format!("Open P&L ({} positions)", count())}</span>
+                    <span class="amount" data-testid="desk-open-pl">
+                        {move || open_pl().map_or_else(|| "—".into(), signed_sats)}
+                    </span>
+                    <span class="unit">"live"</span>
+                </div>
+            </div>
         </section>
-    }
-}
-
-/// The desk card's figures: the balance as read, the P&L at every quote.
-#[component]
-fn DeskFigures(card: Option<DeskCardView>) -> impl IntoView {
-    let realtime = Realtime::get();
-    let count = card.as_ref().map_or(0, |c| c.open.len());
-    let balance = card
-        .as_ref()
-        .map_or_else(|| "—".into(), |c| group_thousands(&c.balance.to_string()));
-    let open = card.map(|c| c.open).unwrap_or_default();
-    let open_pl = move || {
-        realtime
-            .quote()
-            .map(|quote| open.iter().filter_map(|p| quote.pl_of(p)).sum::<i64>())
-            .map_or_else(|| "—".into(), signed_sats)
-    };
-    view! {
-        <div class="balances">
-            <div class="balance">
-                <span class="label">"Trading balance"</span>
-                <span class="amount" data-testid="desk-balance">{balance}</span>
-                <span class="unit">"sat"</span>
-            </div>
-            <div class="balance">
-                <span class="label">{format!("Open P&L ({count} positions)")}</span>
-                <span class="amount" data-testid="desk-open-pl">{open_pl}</span>
-                <span class="unit">"live"</span>
-            </div>
-        </div>
     }
 }
 

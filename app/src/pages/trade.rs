@@ -79,17 +79,23 @@ fn Trade(account: Account) -> impl IntoView {
             })
         },
     );
-    let positions = Resource::new(
-        move || realtime.positions(),
-        |_| list_positions(None, None, None),
-    );
-    // The balance the ticket checks against: read again after a position
-    // event and after any movement of the account's money (a deposit).
+    // The positions (drawn on the chart, listed below it) and the balance the
+    // ticket checks against are read by the browser, after hydration: read
+    // reactively during the server's render, these resources hung it under
+    // concurrent loads (Leptos 0.8's SSR with several resources read by
+    // `.get()`, leptos-rs/leptos#4578). The server renders the chart's
+    // history, awaited in its boundary. Read again after a position event and
+    // after any movement of the account's money (a deposit).
+    let positions = LocalResource::new(move || {
+        realtime.positions();
+        list_positions(None, None, None)
+    });
     let wallet = Live::get();
-    let user = Resource::new(
-        move || (wallet.funds(), realtime.positions()),
-        |_| get_user(),
-    );
+    let user = LocalResource::new(move || {
+        wallet.funds();
+        realtime.positions();
+        get_user()
+    });
     // Quotes that arrived since the history was read.
     let live = RwSignal::new(Vec::<(i64, Price)>::new());
     Effect::new(move |_| {
