@@ -13,7 +13,7 @@ use serde::Serialize;
 use sqlx::Row;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::on_unique_violation;
+use crate::error::on_account_violation;
 use crate::events::{Bus, EventKind, Topic};
 use crate::throttle::{Key, Scope, Throttle, EVERYONE};
 use crate::{now_ms, Database, Error, Result};
@@ -125,7 +125,7 @@ async fn insert_user(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO users (id, username, username_key, email, password_hash, created_at, \
-         recheck_password, account_type) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         recheck_password, account_type, is_admin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&user.id.0)
     .bind(&user.username)
@@ -135,15 +135,98 @@ async fn insert_user(
     .bind(user.created_at_ms)
     .bind(i64::from(user.recheck_password))
     .bind(&user.account_type)
+    .bind(i64::from(user.is_admin))
     .execute(&mut *conn)
     .await
-    .map_err(|e| on_unique_violation(e, Error::UsernameTaken))?;
+    .map_err(|e| on_account_violation(e, Error::UsernameTaken))?;
     crate::simnet::create_account_node(conn, &user.id.0, &user.username).await?;
     Ok(())
 }
 
 /// Longest input the engine accepts for free text fields such as the e-mail.
 const MAX_EMAIL_LEN: usize = 254;
+
+/// Longest display name, in characters.
+const MAX_DISPLAY_NAME_CHARS: usize = 64;
+
+/// An e-mail address as typed: `None` for none (empty), else one that has the
+/// shape of an address (`local@domain.tld`, no spaces or control characters).
+/// Whether it reaches anyone only a message sent to it can tell.
+pub fn parse_email(raw: &str) -> Result<Option<String>> {
+    let email = raw.trim();
+    if email.is_empty() {
+        return Ok(None);
+    }
+    let shaped = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && !domain.contains('@')
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+    });
+    if email.len() > MAX_EMAIL_LEN
+        || !shaped
+        || email.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(Error::invalid("email", "email address is not valid"));
+    }
+    Ok(Some(email.to_string()))
+}
+
+/// A display name as typed: `None` for none (empty), else at most
+/// [`MAX_DISPLAY_NAME_CHARS`] characters without control characters.
+fn parse_display_name(raw: &str) -> Result<Option<String>> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if name.chars().count() > MAX_DISPLAY_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "display_name",
+            format!("display_name is at most {MAX_DISPLAY_NAME_CHARS} characters, without control characters"),
+        ));
+    }
+    Ok(Some(name.to_string()))
+}
+
+/// What the operator decides about accounts.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Whether new accounts may be made, every way (a password, a wallet's
+    /// key, the desk's paid registration).
+    pub allow_new_accounts: bool,
+    /// The administrators: usernames (any case) or account ids.
+    pub admin_users: Vec<String>,
+    /// The legacy sign-in with an account id alone (`POST /api/v1/auth/usr`).
+    pub user_id_login: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            allow_new_accounts: true,
+            admin_users: Vec::new(),
+            user_id_login: false,
+        }
+    }
+}
+
+impl Policy {
+    fn is_admin(&self, username_key: &str, id: &str) -> bool {
+        self.admin_users.iter().any(|admin| {
+            let admin = admin.trim();
+            admin.eq_ignore_ascii_case(username_key) || admin.eq_ignore_ascii_case(id)
+        })
+    }
+
+    fn new_accounts(&self) -> Result<()> {
+        match self.allow_new_accounts {
+            true => Ok(()),
+            false => Err(Error::Forbidden("this server takes no new accounts".into())),
+        }
+    }
+}
 
 /// How long an authenticated account is remembered between requests. Changes
 /// (a new password, other settings) invalidate it at once through the bus, in
@@ -165,13 +248,20 @@ pub struct Accounts {
     /// Argon2 jobs run so far (hashes and verifications).
     hashes_run: Arc<AtomicU64>,
     bus: Bus,
+    policy: Arc<Policy>,
 }
 
 /// Every hashing permit, held: see [`Accounts::hold_hashing`].
 pub struct HashingHold(#[allow(dead_code)] OwnedSemaphorePermit);
 
 impl Accounts {
-    pub fn new(db: Database, throttle: Throttle, hashing_wait: Duration, bus: Bus) -> Self {
+    pub fn new(
+        db: Database,
+        throttle: Throttle,
+        hashing_wait: Duration,
+        bus: Bus,
+        policy: Policy,
+    ) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let current: moka::sync::Cache<String, User> = moka::sync::Cache::builder()
             .max_capacity(100_000)
@@ -192,7 +282,42 @@ impl Accounts {
             hashing_wait,
             hashes_run: Arc::new(AtomicU64::new(0)),
             bus,
+            policy: Arc::new(policy),
         }
+    }
+
+    /// Marks the operator's administrators as such and everyone else not (at
+    /// start: the list is the operator's, not the database's).
+    pub async fn apply_admins(&self) -> Result<()> {
+        // Usernames are kept lower case in `username_key`; ids are made lower case.
+        let admins: Vec<String> = self
+            .policy
+            .admin_users
+            .iter()
+            .map(|a| a.trim().to_ascii_lowercase())
+            .collect();
+        let listed = (1..=admins.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let admin = match admins.is_empty() {
+            true => "0".to_string(),
+            false => format!(
+                "CASE WHEN username_key IN ({listed}) OR id IN ({listed}) THEN 1 ELSE 0 END"
+            ),
+        };
+        let sql = format!("UPDATE users SET is_admin = {admin} WHERE is_admin <> {admin}");
+        self.db
+            .write(move |conn| {
+                Box::pin(async move {
+                    let query = admins
+                        .iter()
+                        .fold(sqlx::query(&sql), |query, admin| query.bind(admin));
+                    query.execute(&mut *conn).await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     pub fn throttle(&self) -> &Throttle {
@@ -231,15 +356,9 @@ impl Accounts {
         email: Option<&str>,
         client: &str,
     ) -> Result<User> {
-        let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
-            Some(e)
-                if e.len() > MAX_EMAIL_LEN
-                    || !e.contains('@')
-                    || e.chars().any(char::is_control) =>
-            {
-                return Err(Error::invalid("email", "email address is not valid"))
-            }
-            other => other.map(str::to_string),
+        let email = match email {
+            Some(raw) => parse_email(raw)?,
+            None => None,
         };
         self.sign_up(username, password, email, client, None).await
     }
@@ -266,6 +385,7 @@ impl Accounts {
         client: &str,
         within: Option<Within>,
     ) -> Result<User> {
+        self.policy.new_accounts()?;
         let username = Username::parse(username)?;
         check_password_rule(password)?;
         if self.username_taken(&username.key()).await? {
@@ -277,12 +397,13 @@ impl Accounts {
         ];
         self.throttle.begin(&keys).await?;
         let hash = self.counted_work(&keys, self.hash(password)).await?;
+        let id = uuid::Uuid::new_v4().to_string();
         let user = User {
-            id: UserId(uuid::Uuid::new_v4().to_string()),
+            is_admin: self.policy.is_admin(&username.key(), &id),
+            id: UserId(id),
             username: username.as_str().to_string(),
             email,
             display_name: None,
-            is_admin: false,
             auth_version: 0,
             created_at_ms: now_ms(),
             denomination: crate::Denomination::Sat,
@@ -318,6 +439,7 @@ impl Accounts {
         if let Some(user) = self.keyed(pubkey).await? {
             return Ok(user);
         }
+        self.policy.new_accounts()?;
         let keys = [
             (Scope::SignUpClient, client),
             (Scope::SignUpOverall, EVERYONE),
@@ -337,12 +459,13 @@ impl Accounts {
             if self.username_taken(&username.key()).await? {
                 continue;
             }
+            let id = uuid::Uuid::new_v4().to_string();
             let user = User {
-                id: UserId(uuid::Uuid::new_v4().to_string()),
+                is_admin: self.policy.is_admin(&username.key(), &id),
+                id: UserId(id),
                 username: username.as_str().to_string(),
                 email: None,
                 display_name: None,
-                is_admin: false,
                 auth_version: 0,
                 created_at_ms: now_ms(),
                 denomination: crate::Denomination::Sat,
@@ -439,6 +562,70 @@ impl Accounts {
             }
             _ => Err(Error::InvalidCredentials),
         }
+    }
+
+    /// The legacy sign-in with an account id alone (`POST /api/v1/auth/usr`),
+    /// when the operator switched it on. Throttled per client address like a
+    /// password login, so ids cannot be tried in bulk.
+    pub async fn login_with_id(&self, id: &str, client: &str) -> Result<User> {
+        if !self.policy.user_id_login {
+            return Err(Error::Forbidden(
+                "signing in with a user ID is switched off on this server".into(),
+            ));
+        }
+        let keys = [(Scope::LoginClient, client)];
+        self.throttle.begin(&keys).await?;
+        let id = id.trim();
+        let found = match id.len() <= 64 && !id.chars().any(char::is_control) {
+            true => self.get(id).await?,
+            false => None,
+        };
+        match found {
+            Some(user) => {
+                self.throttle.succeeded(&keys).await;
+                Ok(user)
+            }
+            None => Err(Error::InvalidCredentials),
+        }
+    }
+
+    /// Changes the profile of `user` (`PUT /api/v1/auth/me`): `None` leaves a
+    /// field as it is, an empty text removes it. An e-mail address belongs to
+    /// one account at most, whatever its case ([`Error::EmailTaken`]).
+    pub async fn update_profile(
+        &self,
+        user: &User,
+        display_name: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<User> {
+        let display_name = display_name.map(parse_display_name).transpose()?;
+        let email = email.map(parse_email).transpose()?;
+        let id = user.id.0.clone();
+        self.db
+            .write(move |conn| {
+                Box::pin(async move {
+                    if let Some(name) = display_name {
+                        sqlx::query("UPDATE users SET display_name = $1 WHERE id = $2")
+                            .bind(name)
+                            .bind(&id)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    if let Some(email) = email {
+                        sqlx::query("UPDATE users SET email = $1 WHERE id = $2")
+                            .bind(email)
+                            .bind(&id)
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(|e| on_account_violation(e, Error::EmailTaken))?;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+        self.bus
+            .publish(Topic::Account(user.id.0.clone()), EventKind::AccountChanged);
+        self.get(&user.id.0).await?.ok_or(Error::Unauthenticated)
     }
 
     /// The account with this id, if it still exists.

@@ -15,6 +15,8 @@ pub enum Error {
     },
     #[error("username is already taken")]
     UsernameTaken,
+    #[error("this e-mail address belongs to another account")]
+    EmailTaken,
     #[error("invalid username or password")]
     InvalidCredentials,
     #[error("authentication required")]
@@ -90,6 +92,7 @@ impl Error {
         match self {
             Error::Invalid { field, .. } => Some(field),
             Error::UsernameTaken => Some("username"),
+            Error::EmailTaken => Some("email"),
             Error::InvalidCredentials => Some("password"),
             _ => None,
         }
@@ -138,5 +141,18 @@ pub(crate) fn on_unique_violation(err: sqlx::Error, taken: Error) -> Error {
     match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => taken,
         _ => Error::Database(err),
+    }
+}
+
+/// A unique violation of the e-mail's index as [`Error::EmailTaken`], any other
+/// as `taken`: an account's row has two unique keys.
+pub(crate) fn on_account_violation(err: sqlx::Error, taken: Error) -> Error {
+    let email = matches!(&err, sqlx::Error::Database(db)
+        if db.is_unique_violation()
+            && (db.message().contains("users_email_key")
+                || db.constraint() == Some("users_email_key")));
+    match email {
+        true => Error::EmailTaken,
+        false => on_unique_violation(err, taken),
     }
 }

@@ -42,6 +42,8 @@ pub struct Settings {
     pub simnet: simnet::SimnetConfig,
     pub storage: storage::Timeouts,
     pub desk: desk::DeskConfig,
+    /// Who may make accounts, who administers, which ways sign in.
+    pub accounts: accounts::Policy,
 }
 
 impl Default for Settings {
@@ -54,6 +56,7 @@ impl Default for Settings {
             simnet: simnet::SimnetConfig::default(),
             storage: storage::Timeouts::default(),
             desk: desk::DeskConfig::default(),
+            accounts: accounts::Policy::default(),
         }
     }
 }
@@ -99,7 +102,9 @@ impl Engine {
             throttle.clone(),
             settings.hashing_wait,
             bus.clone(),
+            settings.accounts,
         );
+        accounts.apply_admins().await?;
         let simnet = simnet::Simnet::start(db.clone(), settings.simnet, bus.clone()).await?;
         let wallet = wallet::Wallet::new(db.clone(), simnet.clone());
         let desk = desk::Desk::start(

@@ -1,6 +1,8 @@
 //! The account API of `specs/lnbits-users-accounts-api.txt` at `/api/v1/auth`:
-//! register, log in for a bearer token, and read the current user. Errors answer
-//! in that API's own format, `{"detail": "..."}`.
+//! register, log in for a bearer token (with a password, or with the account's
+//! id where the operator allows it), read and change the current user's
+//! profile, change the password. Errors answer in that API's own format,
+//! `{"detail": "..."}`.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, State};
@@ -21,6 +23,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/auth", get(current_user).post(login))
         .route("/api/v1/auth/register", post(register))
+        .route("/api/v1/auth/usr", post(login_with_id))
+        .route("/api/v1/auth/me", axum::routing::put(update_profile))
         .route(
             "/api/v1/auth/update-password",
             axum::routing::put(update_password),
@@ -102,6 +106,69 @@ async fn login(
         )
         .await?;
     Ok(Json(bearer(&engine, &user)?))
+}
+
+#[derive(Debug, Deserialize)]
+struct UserIdLoginRequest {
+    usr: String,
+}
+
+/// `POST /api/v1/auth/usr`: 200 with a bearer token, when the operator
+/// allows signing in with an account id (403 otherwise).
+async fn login_with_id(
+    State(engine): State<Engine>,
+    extensions: axum::http::Extensions,
+    Body(req): Body<UserIdLoginRequest>,
+) -> Result<Json<TokenResponse>, DetailError> {
+    let user = engine
+        .accounts
+        .login_with_id(&req.usr, &client_address_of(&extensions))
+        .await?;
+    Ok(Json(bearer(&engine, &user)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileRequest {
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ProfileResponse {
+    id: String,
+    username: String,
+    email: Option<String>,
+    display_name: Option<String>,
+}
+
+/// `PUT /api/v1/auth/me`: changes the display name and the e-mail address
+/// (absent: unchanged; empty: removed). 409 for an address another account
+/// has, whatever its case.
+async fn update_profile(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    Body(req): Body<ProfileRequest>,
+) -> Result<Json<ProfileResponse>, DetailError> {
+    caller
+        .permits(engine::Access::Write)
+        .map_err(engine::Error::from)?;
+    let user = engine
+        .accounts
+        .update_profile(
+            &caller.user,
+            req.display_name.as_deref(),
+            req.email.as_deref(),
+        )
+        .await?;
+    Ok(Json(ProfileResponse {
+        id: user.id.0,
+        username: user.username,
+        email: user.email,
+        display_name: user.display_name,
+    }))
 }
 
 /// `GET /api/v1/auth`: the user of the bearer token (or session cookie).

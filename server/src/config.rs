@@ -90,6 +90,22 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub db_write_timeout_ms: u64,
 
+    /// New accounts may be made, every way: a password, a wallet's key, the
+    /// desk's paid registration (off: 403).
+    #[arg(long, env = "AMPERE_ALLOW_NEW_ACCOUNTS", default_value_t = true, action = ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
+    pub allow_new_accounts: bool,
+
+    /// The administrators: usernames or account ids, comma-separated (their
+    /// `is_admin` is true; everyone else's false).
+    #[arg(long, env = "AMPERE_ADMIN_USERS", value_delimiter = ',')]
+    pub admin_users: Vec<String>,
+
+    /// Allow the legacy sign-in with an account id alone (`POST
+    /// /api/v1/auth/usr`): whoever knows an account's id can then use it.
+    #[arg(long, env = "AMPERE_USER_ID_LOGIN", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub user_id_login: bool,
+
     /// Sign-ups one client address may make in an hour.
     #[arg(long, env = "AMPERE_SIGN_UPS_PER_ADDRESS", default_value_t = 5)]
     pub sign_ups_per_address: u32,
@@ -288,7 +304,7 @@ impl Config {
             switches: engine::desk::Switches {
                 withdraw: self.withdraw,
                 newposition: self.new_positions,
-                account_creation: self.account_creation,
+                account_creation: self.account_creation && self.allow_new_accounts,
             },
             open_positions_max: self.max_open_positions,
             leverage_max: self.max_leverage,
@@ -296,11 +312,22 @@ impl Config {
             public_url: self.public_url(),
             ..Default::default()
         };
+        let accounts = engine::accounts::Policy {
+            allow_new_accounts: self.allow_new_accounts,
+            admin_users: self
+                .admin_users
+                .iter()
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect(),
+            user_id_login: self.user_id_login,
+        };
         engine::Settings {
             simnet,
             storage,
             sign_up,
             desk,
+            accounts,
             ..Default::default()
         }
     }

@@ -520,6 +520,8 @@ const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/auth"),
     ("POST", "/api/v1/auth"),
     ("POST", "/api/v1/auth/register"),
+    ("POST", "/api/v1/auth/usr"),
+    ("PUT", "/api/v1/auth/me"),
     ("PUT", "/api/v1/auth/update-password"),
 ];
 

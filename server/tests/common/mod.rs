@@ -144,6 +144,31 @@ impl Server {
         self.send(request.body(Body::empty()).unwrap()).await
     }
 
+    /// A JSON call (`body`, if any) with `auth`: a cookie write carries no
+    /// CSRF token unless the path or `body` does.
+    pub async fn call(
+        &self,
+        method: axum::http::Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        request = match auth {
+            Auth::None => request,
+            Auth::Cookie(c) => request.header(header::COOKIE, c),
+            Auth::Bearer(t) => request.header(header::AUTHORIZATION, format!("Bearer {t}")),
+        };
+        let body = match body {
+            Some(body) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(body.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(request.body(body).unwrap()).await
+    }
+
     pub async fn register(&self, username: &str) -> String {
         let reply = self
             .post_json(
