@@ -150,11 +150,18 @@ struct ProfileResponse {
 async fn update_profile(
     State(engine): State<Engine>,
     SignedIn(caller): SignedIn,
-    Body(req): Body<ProfileRequest>,
+    Body(raw): Body<serde_json::Value>,
 ) -> Result<Json<ProfileResponse>, DetailError> {
     caller
         .permits(engine::Access::Write)
         .map_err(engine::Error::from)?;
+    // An object only: serde would also read a struct from an array.
+    let req: ProfileRequest = match raw.is_object() {
+        true => {
+            serde_path_to_error::deserialize(raw).map_err(|err| bad_request(err.to_string()))?
+        }
+        false => return Err(bad_request("the body is a JSON object".into())),
+    };
     let user = engine
         .accounts
         .update_profile(
@@ -228,12 +235,16 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(Body(value)),
-            Err(rejection) => Err(DetailError {
-                status: StatusCode::BAD_REQUEST,
-                detail: rejection.body_text(),
-                retry_after: None,
-            }),
+            Err(rejection) => Err(bad_request(rejection.body_text())),
         }
+    }
+}
+
+fn bad_request(detail: String) -> DetailError {
+    DetailError {
+        status: StatusCode::BAD_REQUEST,
+        detail,
+        retry_after: None,
     }
 }
 

@@ -131,6 +131,7 @@ async fn the_profile_changes_and_refuses_bad_input_unchanged(server: Server) {
             "is_admin",
         ),
         (json!({"email": 42}), StatusCode::BAD_REQUEST, "email"),
+        (json!([null, null]), StatusCode::BAD_REQUEST, "object"),
     ] {
         let refused = put_me(&server, Auth::Bearer(&token), body.clone()).await;
         assert_eq!(refused.status, status, "{body}: {}", refused.text);
