@@ -152,7 +152,7 @@ const MAX_DISPLAY_NAME_CHARS: usize = 64;
 /// An e-mail address as typed: `None` for none (empty), else one that has the
 /// shape of an address (`local@domain.tld`, no spaces or control characters).
 /// Whether it reaches anyone only a message sent to it can tell.
-pub fn parse_email(raw: &str) -> Result<Option<String>> {
+fn parse_email(raw: &str) -> Result<Option<String>> {
     let email = raw.trim();
     if email.is_empty() {
         return Ok(None);

@@ -56,7 +56,12 @@ async fn open_with(url: &str, policy: engine::accounts::Policy) -> Server {
 
 async fn put_me(server: &Server, auth: Auth<'_>, body: Value) -> Reply {
     server
-        .call(Method::PUT, "/api/v1/auth/me", auth, Some(&body))
+        .call(
+            Method::PUT,
+            "/api/v1/auth/me",
+            auth,
+            Some(&body.to_string()),
+        )
         .await
 }
 

@@ -148,18 +148,8 @@ async fn call(
     bearer: Option<&str>,
     body: Option<&str>,
 ) -> Reply {
-    let mut request = Request::builder().method(method).uri(path);
-    if let Some(token) = bearer {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let body = match body {
-        Some(body) => {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-            Body::from(body.to_string())
-        }
-        None => Body::empty(),
-    };
-    server.send(request.body(body).unwrap()).await
+    let auth = bearer.map_or(common::Auth::None, common::Auth::Bearer);
+    server.call(method, path, auth, body).await
 }
 
 /// `POST /api/v1/simnet/price` with this raw JSON body.

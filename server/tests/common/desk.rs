@@ -1,11 +1,10 @@
 //! What the desk's (`/lnm`) HTTP suites share: traders with a funded wallet,
 //! calls in the API's own way, deposits, and the books' check.
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::{session_cookie, Reply, Server, PASSWORD};
+use super::{session_cookie, Auth, Reply, Server, PASSWORD};
 use engine::simnet::PayRequest;
 use engine::Msat;
 
@@ -69,22 +68,15 @@ pub async fn lnm(
     auth: Option<&str>,
     body: Option<Value>,
 ) -> Reply {
-    let mut request = Request::builder().method(method).uri(path);
-    if let Some(auth) = auth {
-        request = if auth.starts_with("Bearer ") {
-            request.header(header::AUTHORIZATION, auth)
-        } else {
-            request.header(header::COOKIE, auth)
-        };
-    }
-    let body = match body {
-        Some(body) => {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-            Body::from(body.to_string())
-        }
-        None => Body::empty(),
+    let auth = match auth {
+        None => Auth::None,
+        Some(auth) => match auth.strip_prefix("Bearer ") {
+            Some(token) => Auth::Bearer(token),
+            None => Auth::Cookie(auth),
+        },
     };
-    server.send(request.body(body).unwrap()).await
+    let body = body.map(|body| body.to_string());
+    server.call(method, path, auth, body.as_deref()).await
 }
 
 pub async fn get(server: &Server, path: &str, auth: &str) -> Reply {

@@ -134,24 +134,18 @@ impl Server {
     }
 
     pub async fn get(&self, path: &str, auth: Auth<'_>) -> Reply {
-        let request = match auth {
-            Auth::None => Request::get(path),
-            Auth::Cookie(c) => Request::get(path).header(header::COOKIE, c),
-            Auth::Bearer(t) => {
-                Request::get(path).header(header::AUTHORIZATION, format!("Bearer {t}"))
-            }
-        };
-        self.send(request.body(Body::empty()).unwrap()).await
+        self.call(axum::http::Method::GET, path, auth, None).await
     }
 
-    /// A JSON call (`body`, if any) with `auth`: a cookie write carries no
-    /// CSRF token unless the path or `body` does.
+    /// A call with `auth` and, if any, a JSON `body` (its raw text: malformed
+    /// bodies too). A cookie write carries no CSRF token unless the path or
+    /// the body does.
     pub async fn call(
         &self,
         method: axum::http::Method,
         path: &str,
         auth: Auth<'_>,
-        body: Option<&Value>,
+        body: Option<&str>,
     ) -> Reply {
         let mut request = Request::builder().method(method).uri(path);
         request = match auth {
