@@ -5,6 +5,7 @@
 //! API keys, OAuth2 tokens) is a new [`Credential`] variant and a new arm here,
 //! never an edit to each route.
 
+use crate::acls::Grant;
 use crate::desk::{DeskScope, Scopes};
 use crate::events::{EventKind, Topic};
 use crate::{Error, User};
@@ -40,6 +41,10 @@ pub enum Credential {
         /// Unix milliseconds.
         expires_at_ms: i64,
     },
+    /// An ACL token: the account's rights on every API, but only for the
+    /// requests its ACL's patterns match (checked by [`Caller::admits`]), and
+    /// never managing ACLs or tokens.
+    AclToken { grant: std::sync::Arc<Grant> },
 }
 
 /// What a route does with the account.
@@ -59,6 +64,9 @@ pub enum Access {
     /// Managing scoped tokens: the session cookie only, so a token cannot
     /// mint tokens.
     ManageTokens,
+    /// Managing ACLs and their tokens: the session cookie (with its CSRF token)
+    /// or an account token; never a scoped or ACL token.
+    ManageAcls,
 }
 
 /// Why a caller may not do what it asked.
@@ -72,6 +80,10 @@ pub enum Denied {
     DeskTokenElsewhere,
     #[error("tokens are managed with the session cookie only")]
     SessionOnly,
+    #[error("an ACL token cannot manage ACLs or tokens")]
+    AclTokenManaging,
+    #[error("this token's ACL does not allow {0}")]
+    OutsideAcl(String),
 }
 
 impl Caller {
@@ -87,17 +99,34 @@ impl Caller {
             }
             (Credential::DeskToken { .. }, Access::ManageTokens) => Err(Denied::SessionOnly),
             (Credential::DeskToken { .. }, _) => Err(Denied::DeskTokenElsewhere),
+            (Credential::AclToken { .. }, Access::ManageTokens | Access::ManageAcls) => {
+                Err(Denied::AclTokenManaging)
+            }
             (Credential::Session { .. }, Access::ManageTokens) => Ok(()),
             (Credential::AccountToken { .. }, Access::ManageTokens) => Err(Denied::SessionOnly),
             (_, Access::Read | Access::Desk(_)) => Ok(()),
-            (Credential::AccountToken { .. }, _) => Ok(()),
-            (Credential::Session { csrf_presented, .. }, Access::Write | Access::Pay) => {
+            (Credential::AccountToken { .. } | Credential::AclToken { .. }, _) => Ok(()),
+            (
+                Credential::Session { csrf_presented, .. },
+                Access::Write | Access::Pay | Access::ManageAcls,
+            ) => {
                 if *csrf_presented {
                     Ok(())
                 } else {
                     Err(Denied::CsrfToken)
                 }
             }
+        }
+    }
+
+    /// Whether this credential may send a `method` request to `path` at all
+    /// (before any route): only an ACL token is bounded by the request itself.
+    pub fn admits(&self, method: &str, path: &str) -> Result<(), Denied> {
+        match &self.credential {
+            Credential::AclToken { grant } if !grant.allows(method, path) => Err(
+                Denied::OutsideAcl(format!("{method} {}", crate::cut(path, 200))),
+            ),
+            _ => Ok(()),
         }
     }
 
@@ -111,14 +140,16 @@ impl Caller {
     pub fn csrf(&self) -> &str {
         match &self.credential {
             Credential::Session { csrf, .. } => csrf,
-            Credential::AccountToken { .. } | Credential::DeskToken { .. } => "",
+            Credential::AccountToken { .. }
+            | Credential::DeskToken { .. }
+            | Credential::AclToken { .. } => "",
         }
     }
 
     /// When the credential stops working by itself (unix ms), if it does.
     pub fn expires_at_ms(&self) -> Option<i64> {
         match &self.credential {
-            Credential::Session { .. } => None,
+            Credential::Session { .. } | Credential::AclToken { .. } => None,
             Credential::AccountToken { expires_at_ms }
             | Credential::DeskToken { expires_at_ms, .. } => Some(*expires_at_ms),
         }
@@ -139,8 +170,15 @@ impl Caller {
             EventKind::SessionEnded { session } => {
                 matches!(&self.credential, Credential::Session { id, .. } if id == session)
             }
-            EventKind::TokenRevoked { jti: revoked } => {
-                matches!(&self.credential, Credential::DeskToken { jti, .. } if jti == revoked)
+            EventKind::TokenRevoked { jti: revoked } => match &self.credential {
+                Credential::DeskToken { jti, .. } => jti == revoked,
+                Credential::AclToken { grant } => grant.token_id == *revoked,
+                _ => false,
+            },
+            // A stream of an ACL token ends when its ACL changes: the client
+            // reconnects under the ACL as it now reads.
+            EventKind::AclChanged { acl_id } => {
+                matches!(&self.credential, Credential::AclToken { grant } if grant.acl_id == *acl_id)
             }
             _ => false,
         }

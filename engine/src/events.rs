@@ -100,9 +100,15 @@ pub enum EventKind {
     },
     /// The account's settings changed: caches of it are stale.
     AccountChanged,
-    /// One scoped token of the account was revoked: its id (`jti`).
+    /// One token of the account (a scoped desk token or an ACL token) was
+    /// revoked: its id (`jti`).
     TokenRevoked {
         jti: String,
+    },
+    /// One of the account's ACLs changed or was deleted: its tokens' grants
+    /// are stale.
+    AclChanged {
+        acl_id: String,
     },
     /// One session ended (logout): its id, as the session store names it.
     SessionEnded {
@@ -123,6 +129,7 @@ impl EventKind {
                 | EventKind::AccountChanged
                 | EventKind::SessionEnded { .. }
                 | EventKind::TokenRevoked { .. }
+                | EventKind::AclChanged { .. }
                 | EventKind::Resync
         )
     }

@@ -3,6 +3,7 @@
 //! tested on its own against both databases.
 
 pub mod accounts;
+pub mod acls;
 pub mod caller;
 pub mod cursor;
 pub mod desk;
@@ -82,6 +83,8 @@ pub struct Services {
     pub accounts: Accounts,
     pub throttle: Throttle,
     pub tokens: Tokens,
+    /// Access control lists and their tokens.
+    pub acls: acls::Acls,
     /// First outcomes of retried payments (`Idempotency-Key`).
     pub idempotency: idempotency::Idempotency,
     pub simnet: simnet::Simnet,
@@ -96,6 +99,7 @@ impl Engine {
         let db = Database::open(url, settings.storage).await?;
         let bus = events::Bus::start(&db).await?;
         let tokens = Tokens::load(&db).await?;
+        let acls = acls::Acls::load(&db, &bus).await?;
         let throttle = Throttle::new(db.clone(), &settings);
         let accounts = Accounts::new(
             db.clone(),
@@ -123,6 +127,7 @@ impl Engine {
             accounts,
             throttle,
             tokens,
+            acls,
             simnet,
             wallet,
         })))

@@ -1,11 +1,12 @@
 //! The account API of `specs/lnbits-users-accounts-api.txt` at `/api/v1/auth`:
 //! register, log in for a bearer token (with a password, or with the account's
 //! id where the operator allows it), read and change the current user's
-//! profile, change the password. Errors answer in that API's own format,
+//! profile, change the password, and manage the account's access control
+//! lists and their tokens (what an ACL token may call is decided by the gate,
+//! `Caller::admits`, before any route). Errors answer in that API's own format,
 //! `{"detail": "..."}`.
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, State};
+use axum::extract::{FromRequest, Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,6 +29,16 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/v1/auth/update-password",
             axum::routing::put(update_password),
+        )
+        .route("/api/v1/auth/acls", get(list_acls).post(create_acl))
+        .route(
+            "/api/v1/auth/acls/{acl_id}",
+            axum::routing::put(update_acl).delete(delete_acl),
+        )
+        .route("/api/v1/auth/acls/{acl_id}/tokens", post(issue_acl_token))
+        .route(
+            "/api/v1/auth/acls/{acl_id}/tokens/{token_id}",
+            axum::routing::delete(revoke_acl_token),
         )
 }
 
@@ -150,18 +161,11 @@ struct ProfileResponse {
 async fn update_profile(
     State(engine): State<Engine>,
     SignedIn(caller): SignedIn,
-    Body(raw): Body<serde_json::Value>,
+    Body(req): Body<ProfileRequest>,
 ) -> Result<Json<ProfileResponse>, DetailError> {
     caller
         .permits(engine::Access::Write)
         .map_err(engine::Error::from)?;
-    // An object only: serde would also read a struct from an array.
-    let req: ProfileRequest = match raw.is_object() {
-        true => {
-            serde_path_to_error::deserialize(raw).map_err(|err| bad_request(err.to_string()))?
-        }
-        false => return Err(bad_request("the body is a JSON object".into())),
-    };
     let user = engine
         .accounts
         .update_profile(
@@ -214,6 +218,158 @@ async fn update_password(
     Ok(Json(serde_json::json!({ "detail": "Password updated" })))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AclRequest {
+    name: String,
+    allowed_endpoints: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AclUpdateRequest {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    allowed_endpoints: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+struct AclResponse {
+    id: String,
+    name: String,
+    allowed_endpoints: Vec<String>,
+    created_at: String,
+    /// Its live tokens (never the token itself).
+    tokens: Vec<AclTokenResponse>,
+}
+
+#[derive(Debug, Serialize)]
+struct AclTokenResponse {
+    id: String,
+    /// The bearer token, in the answer that issues it only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    acl_id: String,
+    created_at: String,
+}
+
+impl From<engine::acls::Acl> for AclResponse {
+    fn from(acl: engine::acls::Acl) -> Self {
+        AclResponse {
+            id: acl.id,
+            name: acl.name,
+            allowed_endpoints: acl.allowed_endpoints,
+            created_at: engine::rfc3339(acl.created_at_ms),
+            tokens: acl
+                .tokens
+                .into_iter()
+                .map(|t| AclTokenResponse::new(t, None))
+                .collect(),
+        }
+    }
+}
+
+impl AclTokenResponse {
+    fn new(token: engine::acls::AclToken, secret: Option<String>) -> Self {
+        AclTokenResponse {
+            id: token.id,
+            token: secret,
+            acl_id: token.acl_id,
+            created_at: engine::rfc3339(token.created_at_ms),
+        }
+    }
+}
+
+/// The caller, if its credential may manage ACLs (a session with its CSRF
+/// token, or an account token).
+fn acl_manager(caller: &engine::Caller) -> Result<&User, DetailError> {
+    caller
+        .permits(engine::Access::ManageAcls)
+        .map_err(engine::Error::from)?;
+    Ok(&caller.user)
+}
+
+/// `GET /api/v1/auth/acls`: the account's ACLs, oldest first, with their tokens.
+async fn list_acls(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+) -> Result<Json<Vec<AclResponse>>, DetailError> {
+    let user = acl_manager(&caller)?;
+    let acls = engine.acls.list(user).await?;
+    Ok(Json(acls.into_iter().map(AclResponse::from).collect()))
+}
+
+/// `POST /api/v1/auth/acls`: 201 with the new ACL.
+async fn create_acl(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    Body(req): Body<AclRequest>,
+) -> Result<(StatusCode, Json<AclResponse>), DetailError> {
+    let user = acl_manager(&caller)?;
+    let acl = engine
+        .acls
+        .create(user, &req.name, &req.allowed_endpoints)
+        .await?;
+    Ok((StatusCode::CREATED, Json(acl.into())))
+}
+
+/// `PUT /api/v1/auth/acls/{acl_id}`: its tokens follow the new patterns at once.
+async fn update_acl(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    Path(acl_id): Path<String>,
+    Body(req): Body<AclUpdateRequest>,
+) -> Result<Json<AclResponse>, DetailError> {
+    let user = acl_manager(&caller)?;
+    let acl = engine
+        .acls
+        .update(
+            user,
+            &acl_id,
+            req.name.as_deref(),
+            req.allowed_endpoints.as_deref(),
+        )
+        .await?;
+    Ok(Json(acl.into()))
+}
+
+/// `DELETE /api/v1/auth/acls/{acl_id}`: its tokens stop working at once.
+async fn delete_acl(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    Path(acl_id): Path<String>,
+) -> Result<Json<serde_json::Value>, DetailError> {
+    let user = acl_manager(&caller)?;
+    engine.acls.delete(user, &acl_id).await?;
+    Ok(Json(serde_json::json!({ "detail": "ACL deleted" })))
+}
+
+/// `POST /api/v1/auth/acls/{acl_id}/tokens`: 201 with the token, shown once.
+async fn issue_acl_token(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    Path(acl_id): Path<String>,
+) -> Result<(StatusCode, Json<AclTokenResponse>), DetailError> {
+    let user = acl_manager(&caller)?;
+    let (token, secret) = engine.acls.issue(user, &acl_id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(AclTokenResponse::new(token, Some(secret))),
+    ))
+}
+
+/// `DELETE /api/v1/auth/acls/{acl_id}/tokens/{token_id}`.
+async fn revoke_acl_token(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    Path((acl_id, token_id)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, DetailError> {
+    let user = acl_manager(&caller)?;
+    engine.acls.revoke(user, &acl_id, &token_id).await?;
+    Ok(Json(serde_json::json!({ "detail": "Token revoked" })))
+}
+
 fn bearer(engine: &Engine, user: &User) -> Result<TokenResponse, DetailError> {
     Ok(TokenResponse {
         access_token: engine.tokens.issue(user)?,
@@ -221,22 +377,30 @@ fn bearer(engine: &Engine, user: &User) -> Result<TokenResponse, DetailError> {
     })
 }
 
-/// A JSON body whose rejection (malformed JSON, wrong type, missing field, wrong
-/// content type) answers 400 in this API's format instead of axum's plain text.
+/// A JSON object body read into `T`; any mistake (malformed JSON, not an
+/// object, wrong type, missing or unknown field, wrong content type) answers
+/// 400 in this API's format naming what is wrong. Objects only: serde would
+/// also read a struct from an array.
 pub(crate) struct Body<T>(pub T);
 
 impl<S, T> FromRequest<S> for Body<T>
 where
-    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    T: serde::de::DeserializeOwned,
     S: Send + Sync,
 {
     type Rejection = DetailError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Body(value)),
-            Err(rejection) => Err(bad_request(rejection.body_text())),
+        let raw = match Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(Json(raw)) => raw,
+            Err(rejection) => return Err(bad_request(rejection.body_text())),
+        };
+        if !raw.is_object() {
+            return Err(bad_request("the body is a JSON object".into()));
         }
+        serde_path_to_error::deserialize(raw)
+            .map(Body)
+            .map_err(|err| bad_request(err.to_string()))
     }
 }
 

@@ -5,8 +5,10 @@
 //!   public URL's or the listen address's host, never whatever `Host` says),
 //!   and a WebSocket handshake from another `Origin` that carries the session
 //!   cookie (a GET any page may make: cross-site WebSocket hijacking),
-//! - resolves who is calling into one [`Identity`]: a bearer token or the
-//!   `session` cookie, checked against the account's current credentials,
+//! - resolves who is calling into one [`Identity`]: a bearer token (account,
+//!   ACL or scoped desk token) or the `session` cookie, checked against the
+//!   account's current credentials, and refuses what an ACL token's patterns
+//!   do not allow (403 on every API, before any route),
 //! - notes whether a cookie-authenticated request carried the session's CSRF
 //!   token (header, query or body).
 //!
@@ -141,6 +143,11 @@ pub async fn admit(State(gate): State<Gate>, request: Request, next: Next) -> Re
             return format.error(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable");
         }
     };
+    if let Identity::Caller(caller) = &identity {
+        if let Err(denied) = caller.admits(parts.method.as_str(), parts.uri.path()) {
+            return format.error(StatusCode::FORBIDDEN, &denied.to_string());
+        }
+    }
     if is_websocket_handshake(&parts.headers)
         && matches!(
             &identity,
@@ -182,28 +189,8 @@ pub async fn admit(State(gate): State<Gate>, request: Request, next: Next) -> Re
 /// `Rejected`, not a visitor. A session whose account moved on is deleted.
 async fn resolve(engine: &Engine, parts: &Parts) -> Result<Identity, engine::Error> {
     if let Some(token) = bearer_token(&parts.headers) {
-        // An account token, else a scoped desk token (each has its own key).
-        let (subject, version, credential) = match engine.tokens.verify(token) {
-            Ok(claims) => (
-                claims.sub,
-                claims.ver,
-                Credential::AccountToken {
-                    expires_at_ms: claims.exp.saturating_mul(1000),
-                },
-            ),
-            Err(_) => match engine.desk.tokens.verify(token).await {
-                Ok(claims) => (
-                    claims.sub.clone(),
-                    claims.ver,
-                    Credential::DeskToken {
-                        scopes: claims.scopes(),
-                        expires_at_ms: claims.exp.saturating_mul(1000),
-                        jti: claims.jti,
-                    },
-                ),
-                Err(engine::Error::Unauthenticated) => return Ok(Identity::Rejected),
-                Err(err) => return Err(err),
-            },
+        let Some((subject, version, credential)) = bearer_credential(engine, token).await? else {
+            return Ok(Identity::Rejected);
         };
         return match engine.accounts.authenticate(&subject, version).await {
             Ok(user) => Ok(Identity::Caller(Caller { user, credential })),
@@ -233,6 +220,41 @@ async fn resolve(engine: &Engine, parts: &Parts) -> Result<Identity, engine::Err
             let _ = session.flush().await;
             Ok(Identity::Visitor)
         }
+        Err(err) => Err(err),
+    }
+}
+
+/// The account, `auth_version` and credential a bearer token names, if this
+/// server issued it and it still works: an account token, an ACL token or a
+/// scoped desk token (each kind has its own key, so at most one verifies).
+async fn bearer_credential(
+    engine: &Engine,
+    token: &str,
+) -> Result<Option<(String, i64, Credential)>, engine::Error> {
+    if let Ok(claims) = engine.tokens.verify(token) {
+        let credential = Credential::AccountToken {
+            expires_at_ms: claims.exp.saturating_mul(1000),
+        };
+        return Ok(Some((claims.sub, claims.ver, credential)));
+    }
+    match engine.acls.verify(token).await {
+        Ok(acl) => {
+            let credential = Credential::AclToken { grant: acl.grant };
+            return Ok(Some((acl.user_id, acl.auth_version, credential)));
+        }
+        Err(engine::Error::Unauthenticated) => {}
+        Err(err) => return Err(err),
+    }
+    match engine.desk.tokens.verify(token).await {
+        Ok(claims) => {
+            let credential = Credential::DeskToken {
+                scopes: claims.scopes(),
+                expires_at_ms: claims.exp.saturating_mul(1000),
+                jti: claims.jti,
+            };
+            Ok(Some((claims.sub, claims.ver, credential)))
+        }
+        Err(engine::Error::Unauthenticated) => Ok(None),
         Err(err) => Err(err),
     }
 }

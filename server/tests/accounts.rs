@@ -3,7 +3,9 @@
 //! profile (`PUT /api/v1/auth/me`) with an e-mail address one account holds
 //! whatever its case, even when two claim it at once; the legacy sign-in with
 //! an account id, off unless allowed and throttled; no new accounts when the
-//! operator says so, every way; administrators named by the operator.
+//! operator says so, every way; administrators named by the operator; access
+//! control lists, whose tokens call only what their patterns allow on every
+//! API, follow an update at once and die with their ACL.
 
 mod common;
 
@@ -16,6 +18,8 @@ testdb::on_both_databases!(
     open_server;
     the_profile_changes_and_refuses_bad_input_unchanged,
     signing_in_with_an_id_is_off_by_default,
+    acl_tokens_call_only_what_their_patterns_allow,
+    acls_refuse_strangers_other_credentials_and_bad_patterns,
 );
 
 /// Stories that open their servers with the operator's own settings.
@@ -382,4 +386,436 @@ async fn administrators_are_the_operators_list(url: String) {
     .await;
     assert_eq!(me(&second, &carol).await["is_admin"], false);
     assert_eq!(me(&second, &dave).await["is_admin"], true);
+}
+
+async fn acl_call(server: &Server, method: Method, path: &str, owner: &str, body: Value) -> Reply {
+    let body = (!body.is_null()).then(|| body.to_string());
+    server
+        .call(method, path, Auth::Bearer(owner), body.as_deref())
+        .await
+}
+
+/// Makes an ACL of `owner`'s allowing `endpoints` and one token of it: the
+/// ACL's id and the token.
+async fn acl_with_token(server: &Server, owner: &str, endpoints: &[&str]) -> (String, String) {
+    let made = acl_call(
+        server,
+        Method::POST,
+        "/api/v1/auth/acls",
+        owner,
+        json!({"name": "script", "allowed_endpoints": endpoints}),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    let id = made.body["id"].as_str().unwrap().to_string();
+    let issued = acl_call(
+        server,
+        Method::POST,
+        &format!("/api/v1/auth/acls/{id}/tokens"),
+        owner,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(issued.status, StatusCode::CREATED, "{}", issued.text);
+    assert_eq!(issued.body["acl_id"], id.as_str());
+    (id, issued.body["token"].as_str().unwrap().to_string())
+}
+
+async fn acl_tokens_call_only_what_their_patterns_allow(server: Server) {
+    let owner = server.register("alice").await;
+    let made = acl_call(
+        &server,
+        Method::POST,
+        "/api/v1/auth/acls",
+        &owner,
+        json!({"name": " dashboard ", "allowed_endpoints": [
+            "get /api/v1/auth", "GET /rest/v1/getalldata", "GET /lnm/user",
+            "POST /rest/v1/createinvoice", "GET /rest/v1/getalldata"]}),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    // Stored canonically, each once.
+    assert_eq!(made.body["name"], "dashboard");
+    assert_eq!(
+        made.body["allowed_endpoints"],
+        json!([
+            "GET /api/v1/auth",
+            "GET /rest/v1/getalldata",
+            "GET /lnm/user",
+            "POST /rest/v1/createinvoice"
+        ])
+    );
+    let acl = made.body["id"].as_str().unwrap().to_string();
+    let tokens = format!("/api/v1/auth/acls/{acl}/tokens");
+    let issued = acl_call(&server, Method::POST, &tokens, &owner, Value::Null).await;
+    assert_eq!(issued.status, StatusCode::CREATED, "{}", issued.text);
+    let token = issued.body["token"].as_str().unwrap().to_string();
+    let token_id = issued.body["id"].as_str().unwrap().to_string();
+
+    // Inside its patterns, on each API, reads and writes: what the account may.
+    let call = |method: Method, path: &'static str, body: Option<Value>| {
+        let (server, token) = (&server, token.clone());
+        async move {
+            let body = body.map(|b| b.to_string());
+            server
+                .call(method, path, Auth::Bearer(&token), body.as_deref())
+                .await
+        }
+    };
+    let who = call(Method::GET, "/api/v1/auth", None).await;
+    assert_eq!(who.status, StatusCode::OK, "{}", who.text);
+    assert_eq!(who.body["username"], "alice");
+    for path in ["/rest/v1/getalldata", "/lnm/user"] {
+        let read = call(Method::GET, path, None).await;
+        assert_eq!(read.status, StatusCode::OK, "{path}: {}", read.text);
+    }
+    let invoice = call(
+        Method::POST,
+        "/rest/v1/createinvoice",
+        Some(json!({"amount": 1000, "memo": "by ACL"})),
+    )
+    .await;
+    assert_eq!(invoice.status, StatusCode::OK, "{}", invoice.text);
+    assert!(
+        invoice.body["payment_request"].is_string(),
+        "{}",
+        invoice.text
+    );
+
+    // Outside them, 403 in each API's own format, and nothing done.
+    let outside = call(Method::GET, "/rest/v1/channels", None).await;
+    assert_eq!(outside.status, StatusCode::FORBIDDEN, "{}", outside.text);
+    assert!(outside.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("does not allow GET /rest/v1/channels"));
+    let desk = call(Method::GET, "/lnm/positions", None).await;
+    assert_eq!(desk.status, StatusCode::FORBIDDEN, "{}", desk.text);
+    assert!(desk.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("/lnm/positions"));
+    let profile = call(
+        Method::PUT,
+        "/api/v1/auth/me",
+        Some(json!({"display_name": "Eve"})),
+    )
+    .await;
+    assert_eq!(profile.status, StatusCode::FORBIDDEN, "{}", profile.text);
+    assert!(detail(&profile).contains("does not allow put /api/v1/auth/me"));
+    assert_eq!(me(&server, &owner).await["display_name"], Value::Null);
+    // Another method of an allowed path is outside too.
+    let other_method = call(Method::POST, "/rest/v1/getalldata", Some(json!({}))).await;
+    assert_eq!(
+        other_method.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        other_method.text
+    );
+
+    // Even patterns that name them never let an ACL token manage ACLs or tokens.
+    let widened = acl_call(
+        &server,
+        Method::PUT,
+        &format!("/api/v1/auth/acls/{acl}"),
+        &owner,
+        json!({"allowed_endpoints": ["GET /api/v1/auth/acls", "POST /api/v1/auth/acls",
+                                     "POST /api/v1/auth/acls/*/tokens", "DELETE /api/v1/auth/acls/*",
+                                     "POST /lnm/user/jwt"]}),
+    )
+    .await;
+    assert_eq!(widened.status, StatusCode::OK, "{}", widened.text);
+    assert_eq!(widened.body["name"], "dashboard");
+    for (method, path) in [
+        (Method::GET, "/api/v1/auth/acls".to_string()),
+        (Method::POST, "/api/v1/auth/acls".to_string()),
+        (Method::POST, tokens.clone()),
+        (Method::DELETE, format!("/api/v1/auth/acls/{acl}")),
+    ] {
+        let body = json!({"name": "more", "allowed_endpoints": ["GET /"]}).to_string();
+        let refused = server
+            .call(method.clone(), &path, Auth::Bearer(&token), Some(&body))
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::FORBIDDEN,
+            "{method} {path}: {}",
+            refused.text
+        );
+        assert!(
+            detail(&refused).contains("cannot manage"),
+            "{}",
+            refused.text
+        );
+    }
+    let desk_token = server
+        .call(
+            Method::POST,
+            "/lnm/user/jwt",
+            Auth::Bearer(&token),
+            Some(&json!({"scopes": ["user"], "expiry": 3600}).to_string()),
+        )
+        .await;
+    assert_eq!(
+        desk_token.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        desk_token.text
+    );
+    // The update applied at once: what the ACL allowed before is now refused.
+    let narrowed = call(Method::GET, "/api/v1/auth", None).await;
+    assert_eq!(narrowed.status, StatusCode::FORBIDDEN, "{}", narrowed.text);
+    let listed = acl_call(
+        &server,
+        Method::GET,
+        "/api/v1/auth/acls",
+        &owner,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    assert_eq!(listed.body.as_array().unwrap().len(), 1, "{}", listed.text);
+    assert_eq!(listed.body[0]["tokens"][0]["id"], token_id.as_str());
+    assert!(
+        listed.body[0]["tokens"][0].get("token").is_none(),
+        "{}",
+        listed.text
+    );
+
+    // Revoking one token leaves the other; deleting the ACL voids every token.
+    let update = acl_call(
+        &server,
+        Method::PUT,
+        &format!("/api/v1/auth/acls/{acl}"),
+        &owner,
+        json!({"allowed_endpoints": ["GET /api/v1/auth"]}),
+    )
+    .await;
+    assert_eq!(update.status, StatusCode::OK, "{}", update.text);
+    let second = acl_call(&server, Method::POST, &tokens, &owner, Value::Null).await;
+    let second = second.body["token"].as_str().unwrap().to_string();
+    let revoked = acl_call(
+        &server,
+        Method::DELETE,
+        &format!("{tokens}/{token_id}"),
+        &owner,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
+    assert_eq!(revoked.body["detail"], "Token revoked");
+    let gone = server.get("/api/v1/auth", Auth::Bearer(&token)).await;
+    assert_eq!(gone.status, StatusCode::UNAUTHORIZED, "{}", gone.text);
+    assert_eq!(me(&server, &second).await["username"], "alice");
+    let deleted = acl_call(
+        &server,
+        Method::DELETE,
+        &format!("/api/v1/auth/acls/{acl}"),
+        &owner,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text);
+    assert_eq!(deleted.body["detail"], "ACL deleted");
+    let voided = server.get("/api/v1/auth", Auth::Bearer(&second)).await;
+    assert_eq!(voided.status, StatusCode::UNAUTHORIZED, "{}", voided.text);
+
+    // A password change voids ACL tokens as it does every other.
+    let (_, third) = acl_with_token(&server, &owner, &["GET /api/v1/auth"]).await;
+    assert_eq!(me(&server, &third).await["username"], "alice");
+    let changed = acl_call(
+        &server,
+        Method::PUT,
+        "/api/v1/auth/update-password",
+        &owner,
+        json!({"old_password": PASSWORD, "new_password": "Another1Passphrase"}),
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    let after = server.get("/api/v1/auth", Auth::Bearer(&third)).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED, "{}", after.text);
+}
+
+async fn acls_refuse_strangers_other_credentials_and_bad_patterns(server: Server) {
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let (acl, token) = acl_with_token(&server, &alice, &["GET /api/v1/auth"]).await;
+    let list = |owner: String| {
+        let server = &server;
+        async move {
+            let listed = acl_call(
+                server,
+                Method::GET,
+                "/api/v1/auth/acls",
+                &owner,
+                Value::Null,
+            )
+            .await;
+            assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+            listed.body
+        }
+    };
+    let before = list(alice.clone()).await;
+
+    // Malformed input: 400 naming what is wrong, nothing saved.
+    for (body, words) in [
+        (
+            json!({"name": "x", "allowed_endpoints": ["GET api/v1/auth"]}),
+            "absolute",
+        ),
+        (
+            json!({"name": "x", "allowed_endpoints": ["FETCH /api"]}),
+            "method",
+        ),
+        (
+            json!({"name": "x", "allowed_endpoints": ["GET /api/v*"]}),
+            "whole segment",
+        ),
+        (
+            json!({"name": "x", "allowed_endpoints": ["GET /api//x"]}),
+            "empty segment",
+        ),
+        (
+            json!({"name": "x", "allowed_endpoints": ["GET /api?x=1"]}),
+            "query",
+        ),
+        (
+            json!({"name": "x", "allowed_endpoints": ["GET /a/../b"]}),
+            "..",
+        ),
+        (
+            json!({"name": "x", "allowed_endpoints": ["GET /ok", "GET"]}),
+            "method /path",
+        ),
+        (
+            json!({"name": "", "allowed_endpoints": ["GET /ok"]}),
+            "name",
+        ),
+        (
+            json!({"name": "x".repeat(101), "allowed_endpoints": []}),
+            "name",
+        ),
+        (
+            json!({"name": "x", "allowed_endpoints": vec!["GET /a"; 101]}),
+            "at most",
+        ),
+        (json!({"allowed_endpoints": ["GET /ok"]}), "name"),
+        (
+            json!({"name": "x", "allowed_endpoints": "GET /ok"}),
+            "allowed_endpoints",
+        ),
+        (
+            json!({"name": "x", "allowed_endpoints": [], "admin": true}),
+            "admin",
+        ),
+        (json!(["x", ["GET /ok"]]), "object"),
+    ] {
+        let refused = acl_call(
+            &server,
+            Method::POST,
+            "/api/v1/auth/acls",
+            &alice,
+            body.clone(),
+        )
+        .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            refused.text
+        );
+        assert!(detail(&refused).contains(words), "{body}: {}", refused.text);
+    }
+    let bad_update = acl_call(
+        &server,
+        Method::PUT,
+        &format!("/api/v1/auth/acls/{acl}"),
+        &alice,
+        json!({"name": "fine", "allowed_endpoints": ["GET /ok", "nonsense"]}),
+    )
+    .await;
+    assert_eq!(
+        bad_update.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        bad_update.text
+    );
+    assert_eq!(list(alice.clone()).await, before);
+
+    // Another account's ACL is not found by any route, and stays as it was.
+    for (method, path) in [
+        (Method::PUT, format!("/api/v1/auth/acls/{acl}")),
+        (Method::DELETE, format!("/api/v1/auth/acls/{acl}")),
+        (Method::POST, format!("/api/v1/auth/acls/{acl}/tokens")),
+        (Method::DELETE, format!("/api/v1/auth/acls/{acl}/tokens/x")),
+    ] {
+        let body = json!({"name": "mine now"});
+        let stranger = acl_call(&server, method.clone(), &path, &bob, body).await;
+        assert_eq!(
+            stranger.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {}",
+            stranger.text
+        );
+    }
+    assert_eq!(list(bob.clone()).await, json!([]));
+    assert_eq!(list(alice.clone()).await, before);
+    assert_eq!(me(&server, &token).await["username"], "alice");
+    // Bob cannot revoke Alice's token through an ACL of his own either.
+    let (bobs_acl, _) = acl_with_token(&server, &bob, &["GET /"]).await;
+    let token_id = before[0]["tokens"][0]["id"].as_str().unwrap();
+    let crossed = acl_call(
+        &server,
+        Method::DELETE,
+        &format!("/api/v1/auth/acls/{bobs_acl}/tokens/{token_id}"),
+        &bob,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(crossed.status, StatusCode::NOT_FOUND, "{}", crossed.text);
+    assert_eq!(me(&server, &token).await["username"], "alice");
+
+    // A session writes only with its CSRF token; a scoped desk token never
+    // manages ACLs; nobody signed in is 401.
+    let cookie = server.session_login("alice", None).await;
+    let body = json!({"name": "forged", "allowed_endpoints": ["GET /"]}).to_string();
+    let forged = server
+        .call(
+            Method::POST,
+            "/api/v1/auth/acls",
+            Auth::Cookie(&cookie),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text);
+    let data = server
+        .get("/rest/v1/getalldata", Auth::Cookie(&cookie))
+        .await;
+    let csrf = data.body["_csrf"].as_str().unwrap();
+    let with_csrf = server
+        .call(
+            Method::POST,
+            &format!("/api/v1/auth/acls?_csrf={csrf}"),
+            Auth::Cookie(&cookie),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(with_csrf.status, StatusCode::CREATED, "{}", with_csrf.text);
+    let scoped = common::desk::bearer(&server, &cookie, &["user"]).await;
+    let scoped = scoped.trim_start_matches("Bearer ");
+    let desk = server.get("/api/v1/auth/acls", Auth::Bearer(scoped)).await;
+    assert_eq!(desk.status, StatusCode::FORBIDDEN, "{}", desk.text);
+    let anonymous = server.get("/api/v1/auth/acls", Auth::None).await;
+    assert_eq!(
+        anonymous.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        anonymous.text
+    );
+    // A forged token (another key) and a token of another kind's key are 401.
+    let forged_token = format!("{}x", &token[..token.len() - 1]);
+    let refused = server
+        .get("/api/v1/auth", Auth::Bearer(&forged_token))
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.text);
 }
