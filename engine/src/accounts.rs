@@ -18,6 +18,9 @@ use crate::events::{Bus, EventKind, Topic};
 use crate::throttle::{Key, Scope, Throttle, EVERYONE};
 use crate::{now_ms, Database, Error, Result};
 
+mod recovery;
+pub use recovery::{RESET_LINK_LIFETIME, RESET_PAGE};
+
 /// A user's id: a random UUID, stable for the account's life.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct UserId(pub String);

@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod idempotency;
 pub mod lnurl;
+pub mod mail;
 pub mod money;
 pub mod signed_message;
 pub mod simnet;
@@ -45,6 +46,8 @@ pub struct Settings {
     pub desk: desk::DeskConfig,
     /// Who may make accounts, who administers, which ways sign in.
     pub accounts: accounts::Policy,
+    /// Where the mail the server sends goes.
+    pub mail: mail::MailConfig,
 }
 
 impl Default for Settings {
@@ -58,6 +61,7 @@ impl Default for Settings {
             storage: storage::Timeouts::default(),
             desk: desk::DeskConfig::default(),
             accounts: accounts::Policy::default(),
+            mail: mail::MailConfig::default(),
         }
     }
 }
@@ -91,11 +95,14 @@ pub struct Services {
     pub wallet: wallet::Wallet,
     /// The exchange: trading balances and their funding.
     pub desk: desk::Desk,
+    /// The mail the server sends.
+    pub mail: mail::Mail,
 }
 
 impl Engine {
     /// Opens the database at `url` (running its migrations) and builds the services.
     pub async fn open(url: &str, settings: Settings) -> Result<Self> {
+        let mail = mail::Mail::new(&settings.mail)?;
         let db = Database::open(url, settings.storage).await?;
         let bus = events::Bus::start(&db).await?;
         let tokens = Tokens::load(&db).await?;
@@ -130,6 +137,7 @@ impl Engine {
             acls,
             simnet,
             wallet,
+            mail,
         })))
     }
 

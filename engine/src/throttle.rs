@@ -69,6 +69,11 @@ impl ClientLimits {
     };
 }
 
+/// Password reset requests one client address may make in an hour.
+const RESET_PER_CLIENT: Rule = Rule::new(10, Duration::from_secs(60 * 60));
+/// Password reset requests naming one e-mail address in an hour.
+const RESET_PER_ADDRESS: Rule = Rule::new(3, Duration::from_secs(60 * 60));
+
 /// A kind of attempt: each scope counts apart from the others, under its own rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
@@ -88,6 +93,11 @@ pub enum Scope {
     DemoFundingClient,
     /// Demo fundings of all accounts (the subject is [`EVERYONE`]).
     DemoFundingOverall,
+    /// Password reset requests from one client address.
+    ResetClient,
+    /// Password reset requests naming one e-mail address (lower-cased),
+    /// whether or not an account has it: nobody floods an inbox.
+    ResetAddress,
 }
 
 /// The subject of the scopes that count everyone together.
@@ -104,6 +114,8 @@ impl Scope {
             Scope::SignUpOverall => "sign-up-overall",
             Scope::DemoFundingClient => "demo-funding-client",
             Scope::DemoFundingOverall => "demo-funding-overall",
+            Scope::ResetClient => "reset-client",
+            Scope::ResetAddress => "reset-address",
         }
     }
 
@@ -162,6 +174,8 @@ impl Throttle {
             Scope::SignUpOverall => self.sign_up.overall,
             Scope::DemoFundingClient => self.demo_funding.per_client,
             Scope::DemoFundingOverall => self.demo_funding.overall,
+            Scope::ResetClient => RESET_PER_CLIENT,
+            Scope::ResetAddress => RESET_PER_ADDRESS,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The account API of `specs/lnbits-users-accounts-api.txt` at `/api/v1/auth`:
 //! register, log in for a bearer token (with a password, or with the account's
 //! id where the operator allows it), read and change the current user's
-//! profile, change the password, and manage the account's access control
+//! profile, change the password or reset a forgotten one by e-mail, and manage the account's access control
 //! lists and their tokens (what an ACL token may call is decided by the gate,
 //! `Caller::admits`, before any route). Errors answer in that API's own format,
 //! `{"detail": "..."}`.
@@ -30,6 +30,8 @@ pub fn router() -> Router<AppState> {
             "/api/v1/auth/update-password",
             axum::routing::put(update_password),
         )
+        .route("/api/v1/auth/reset-password", post(request_password_reset))
+        .route("/api/v1/auth/reset", axum::routing::put(reset_password))
         .route("/api/v1/auth/acls", get(list_acls).post(create_acl))
         .route(
             "/api/v1/auth/acls/{acl_id}",
@@ -215,6 +217,47 @@ async fn update_password(
         )
         .await?;
     let _ = session.flush().await;
+    Ok(Json(serde_json::json!({ "detail": "Password updated" })))
+}
+
+#[derive(Debug, Deserialize)]
+struct ResetRequest {
+    email: String,
+}
+
+/// `POST /api/v1/auth/reset-password`: the same answer whether or not an
+/// account has the address; if one does, a single-use link goes to it.
+async fn request_password_reset(
+    State(engine): State<Engine>,
+    extensions: axum::http::Extensions,
+    Body(req): Body<ResetRequest>,
+) -> Result<Json<serde_json::Value>, DetailError> {
+    engine
+        .accounts
+        .request_password_reset(&req.email, &client_address_of(&extensions), &engine.mail)
+        .await?;
+    Ok(Json(
+        serde_json::json!({ "detail": "Password reset email sent" }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewPasswordRequest {
+    reset_key: String,
+    password: String,
+    password_repeat: String,
+}
+
+/// `PUT /api/v1/auth/reset` (as LNbits names it): sets the new password from
+/// a reset link's key; every session and token of the account ends.
+async fn reset_password(
+    State(engine): State<Engine>,
+    Body(req): Body<NewPasswordRequest>,
+) -> Result<Json<serde_json::Value>, DetailError> {
+    engine
+        .accounts
+        .reset_password(&req.reset_key, &req.password, &req.password_repeat)
+        .await?;
     Ok(Json(serde_json::json!({ "detail": "Password updated" })))
 }
 

@@ -106,6 +106,21 @@ pub struct Config {
     #[arg(long, env = "AMPERE_USER_ID_LOGIN", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub user_id_login: bool,
 
+    /// The SMTP server the server's mail (password reset links) goes through:
+    /// `smtp://[user:password@]host[:port]` (`?tls=required` for STARTTLS) or
+    /// `smtps://...`. Without it, mail is written to `outbox/` in the data
+    /// directory.
+    #[arg(long, env = "AMPERE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The sender of the server's mail, e.g. `Ampere <wallet@example.com>`.
+    #[arg(
+        long,
+        env = "AMPERE_MAIL_FROM",
+        default_value = "Ampere <ampere@localhost>"
+    )]
+    pub mail_from: String,
+
     /// Sign-ups one client address may make in an hour.
     #[arg(long, env = "AMPERE_SIGN_UPS_PER_ADDRESS", default_value_t = 5)]
     pub sign_ups_per_address: u32,
@@ -322,12 +337,19 @@ impl Config {
                 .collect(),
             user_id_login: self.user_id_login,
         };
+        let mail = engine::mail::MailConfig {
+            smtp_url: self.smtp_url.clone(),
+            from: self.mail_from.clone(),
+            outbox: Some(self.data_dir.join("outbox")),
+            public_url: self.public_url(),
+        };
         engine::Settings {
             simnet,
             storage,
             sign_up,
             desk,
             accounts,
+            mail,
             ..Default::default()
         }
     }

@@ -5,7 +5,8 @@
 //! an account id, off unless allowed and throttled; no new accounts when the
 //! operator says so, every way; administrators named by the operator; access
 //! control lists, whose tokens call only what their patterns allow on every
-//! API, follow an update at once and die with their ACL.
+//! API, follow an update at once and die with their ACL; a forgotten password
+//! reset by a single-use link that a real SMTP server (aiosmtpd) receives.
 
 mod common;
 
@@ -32,6 +33,9 @@ mod operated {
         signing_in_with_an_id_when_allowed_is_throttled,
         no_new_accounts_when_the_operator_says_so,
         administrators_are_the_operators_list,
+        a_forgotten_password_is_reset_by_a_link_sent_over_smtp,
+        one_reset_link_sets_one_password_even_in_a_race,
+        without_smtp_mail_goes_to_the_outbox,
     );
 }
 
@@ -818,4 +822,352 @@ async fn acls_refuse_strangers_other_credentials_and_bad_patterns(server: Server
         .get("/api/v1/auth", Auth::Bearer(&forged_token))
         .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.text);
+}
+
+/// A server whose mail goes to `smtp` (or, without it, to `outbox`), with
+/// links to `https://wallet.example`.
+async fn open_with_mail(
+    url: &str,
+    smtp: Option<&common::mail::SmtpSink>,
+    outbox: Option<&std::path::Path>,
+) -> Server {
+    use engine::throttle::{ClientLimits, Rule};
+    let hour = std::time::Duration::from_secs(3600);
+    let settings = engine::Settings {
+        mail: engine::mail::MailConfig {
+            smtp_url: smtp.map(|s| s.url()),
+            from: "Ampere <wallet@example.com>".into(),
+            outbox: outbox.map(|o| o.to_path_buf()),
+            public_url: "https://wallet.example/".into(),
+        },
+        sign_up: ClientLimits {
+            per_client: Rule::new(1000, hour),
+            overall: Rule::new(1000, hour),
+        },
+        ..Default::default()
+    };
+    Server::open_with_settings(url, settings, server::Site::for_tests(false)).await
+}
+
+async fn ask_reset(server: &Server, email: &str) -> Reply {
+    server
+        .call(
+            Method::POST,
+            "/api/v1/auth/reset-password",
+            Auth::None,
+            Some(&json!({ "email": email }).to_string()),
+        )
+        .await
+}
+
+async fn set_password(server: &Server, key: &str, password: &str, repeat: &str) -> Reply {
+    server
+        .call(
+            Method::PUT,
+            "/api/v1/auth/reset",
+            Auth::None,
+            Some(
+                &json!({"reset_key": key, "password": password, "password_repeat": repeat})
+                    .to_string(),
+            ),
+        )
+        .await
+}
+
+/// The key of the reset link in a message's text.
+fn reset_key(body: &str) -> String {
+    let start = body
+        .find("https://wallet.example/reset-password?key=")
+        .unwrap_or_else(|| panic!("no reset link in {body}"))
+        + "https://wallet.example/reset-password?key=".len();
+    let key: String = body[start..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    assert_eq!(key.len(), 64, "{body}");
+    key
+}
+
+async fn login_status(server: &Server, username: &str, password: &str) -> StatusCode {
+    server
+        .post_json(
+            "/api/v1/auth",
+            &json!({"username": username, "password": password}).to_string(),
+            None,
+        )
+        .await
+        .status
+}
+
+/// Alice with the e-mail address `Alice@Example.com` and a bearer token.
+async fn alice_with_email(server: &Server) -> String {
+    let token = server.register("alice").await;
+    let set = put_me(
+        server,
+        Auth::Bearer(&token),
+        json!({"email": "Alice@Example.com"}),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text);
+    token
+}
+
+async fn a_forgotten_password_is_reset_by_a_link_sent_over_smtp(url: String) {
+    let smtp = common::mail::SmtpSink::start().await;
+    let server = open_with_mail(&url, Some(&smtp), None).await;
+    let token = alice_with_email(&server).await;
+    let cookie = server.session_login("alice", None).await;
+    let (_, acl_token) = acl_with_token(&server, &token, &["GET /api/v1/auth"]).await;
+
+    // Known or not, in any case, the same answer; one message, to the account.
+    let known = ask_reset(&server, "alice@EXAMPLE.com").await;
+    let unknown = ask_reset(&server, "nobody@example.com").await;
+    assert_eq!(known.status, StatusCode::OK, "{}", known.text);
+    assert_eq!((unknown.status, &unknown.body), (known.status, &known.body));
+    assert_eq!(known.body["detail"], "Password reset email sent");
+    let message = smtp.wait_for(1).await;
+    assert_eq!(message.to, "Alice@Example.com");
+    assert_eq!(message.from, "Ampere <wallet@example.com>");
+    assert_eq!(message.subject, "Reset your Ampere password");
+    assert!(message.body.contains("\"alice\""), "{}", message.body);
+    let key = reset_key(&message.body);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        smtp.count(),
+        1,
+        "a message went to an address no account has"
+    );
+
+    // Malformed asks are refused; nothing is sent.
+    for body in [
+        json!({"email": "not an address"}),
+        json!({}),
+        json!(["a@b.c"]),
+    ] {
+        let refused = server
+            .call(
+                Method::POST,
+                "/api/v1/auth/reset-password",
+                Auth::None,
+                Some(&body.to_string()),
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            refused.text
+        );
+    }
+
+    // Wrong keys, a weak or mismatched password: refused, nothing changes.
+    let wrong = engine::random_hex(32);
+    for (key, password, repeat, field) in [
+        (
+            wrong.as_str(),
+            "Brand9NewPass",
+            "Brand9NewPass",
+            "reset link",
+        ),
+        ("short", "Brand9NewPass", "Brand9NewPass", "reset link"),
+        (key.as_str(), "weak", "weak", "password must"),
+        (
+            key.as_str(),
+            "Brand9NewPass",
+            "Brand9NewPas",
+            "not the same",
+        ),
+    ] {
+        let refused = set_password(&server, key, password, repeat).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{key}: {}",
+            refused.text
+        );
+        assert!(detail(&refused).contains(field), "{}", refused.text);
+    }
+    assert_eq!(
+        login_status(&server, "alice", PASSWORD).await,
+        StatusCode::OK
+    );
+
+    // The link sets the password once; every session and token ends.
+    let set = set_password(&server, &key, "Brand9NewPass", "Brand9NewPass").await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text);
+    assert_eq!(
+        login_status(&server, "alice", PASSWORD).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login_status(&server, "alice", "Brand9NewPass").await,
+        StatusCode::OK
+    );
+    for auth in [Auth::Bearer(&token), Auth::Bearer(&acl_token)] {
+        let ended = server.get("/api/v1/auth", auth).await;
+        assert_eq!(ended.status, StatusCode::UNAUTHORIZED, "{}", ended.text);
+    }
+    let session = server
+        .get("/rest/v1/getalldata", Auth::Cookie(&cookie))
+        .await;
+    assert_eq!(session.status, StatusCode::UNAUTHORIZED, "{}", session.text);
+    let reused = set_password(&server, &key, "Other9Password", "Other9Password").await;
+    assert_eq!(reused.status, StatusCode::BAD_REQUEST, "{}", reused.text);
+    assert_eq!(
+        login_status(&server, "alice", "Brand9NewPass").await,
+        StatusCode::OK
+    );
+
+    // An expired link, and a link made before the password changed, are void.
+    assert_eq!(
+        ask_reset(&server, "alice@example.com").await.status,
+        StatusCode::OK
+    );
+    let expired = reset_key(&smtp.wait_for(2).await.body);
+    sqlx::query("UPDATE password_resets SET expires_at = $1")
+        .bind(engine::now_ms() - 1)
+        .execute(server.services.engine.db.pool())
+        .await
+        .unwrap();
+    let late = set_password(&server, &expired, "Other9Password", "Other9Password").await;
+    assert_eq!(late.status, StatusCode::BAD_REQUEST, "{}", late.text);
+    assert_eq!(
+        ask_reset(&server, "alice@example.com").await.status,
+        StatusCode::OK
+    );
+    let older = reset_key(&smtp.wait_for(3).await.body);
+    let token = server
+        .post_json(
+            "/api/v1/auth",
+            &json!({"username": "alice", "password": "Brand9NewPass"}).to_string(),
+            None,
+        )
+        .await
+        .body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let changed = server
+        .call(
+            Method::PUT,
+            "/api/v1/auth/update-password",
+            Auth::Bearer(&token),
+            Some(
+                &json!({"old_password": "Brand9NewPass", "new_password": "Third9Password"})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    let stale = set_password(&server, &older, "Other9Password", "Other9Password").await;
+    assert_eq!(stale.status, StatusCode::BAD_REQUEST, "{}", stale.text);
+    assert_eq!(
+        login_status(&server, "alice", "Third9Password").await,
+        StatusCode::OK
+    );
+
+    // Three asks an hour per address, whoever has it: then 429, nothing sent.
+    let sent = smtp.count();
+    for _ in 0..3 {
+        assert_eq!(
+            ask_reset(&server, "flood@example.com").await.status,
+            StatusCode::OK
+        );
+    }
+    let flood = ask_reset(&server, "FLOOD@example.com").await;
+    assert_eq!(
+        flood.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        flood.text
+    );
+    assert!(flood.headers.contains_key("retry-after"));
+    let alice_again = ask_reset(&server, "alice@example.com").await;
+    assert_eq!(
+        alice_again.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        alice_again.text
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(smtp.count(), sent);
+}
+
+async fn one_reset_link_sets_one_password_even_in_a_race(url: String) {
+    let smtp = common::mail::SmtpSink::start().await;
+    let server = open_with_mail(&url, Some(&smtp), None).await;
+    alice_with_email(&server).await;
+    assert_eq!(
+        ask_reset(&server, "alice@example.com").await.status,
+        StatusCode::OK
+    );
+    let key = reset_key(&smtp.wait_for(1).await.body);
+    let passwords: Vec<String> = (0..6).map(|i| format!("Racer{i}Password")).collect();
+    let replies =
+        futures_util::future::join_all(passwords.iter().map(|p| set_password(&server, &key, p, p)))
+            .await;
+    let winners: Vec<&String> = passwords
+        .iter()
+        .zip(&replies)
+        .filter(|(_, r)| r.status == StatusCode::OK)
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "{:?}",
+        replies.iter().map(|r| &r.text).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        login_status(&server, "alice", winners[0]).await,
+        StatusCode::OK
+    );
+    // The others' passwords were never set (a few: failed logins are throttled).
+    for password in passwords.iter().filter(|p| *p != winners[0]).take(3) {
+        assert_eq!(
+            login_status(&server, "alice", password).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+async fn without_smtp_mail_goes_to_the_outbox(url: String) {
+    let data = tempfile::tempdir().unwrap();
+    let outbox = data.path().join("outbox");
+    let server = open_with_mail(&url, None, Some(&outbox)).await;
+    alice_with_email(&server).await;
+    assert_eq!(
+        ask_reset(&server, "alice@example.com").await.status,
+        StatusCode::OK
+    );
+    let mut files = Vec::new();
+    for _ in 0..100 {
+        files = std::fs::read_dir(&outbox)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if !files.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        files[0].extension().is_some_and(|e| e == "eml"),
+        "{files:?}"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&files[0]), 0o600, "a reset link readable by others");
+        assert_eq!(mode(&outbox), 0o700);
+    }
+    let message = common::mail::read_message(&files[0]).await;
+    assert_eq!(message.to, "Alice@Example.com");
+    let key = reset_key(&message.body);
+    let set = set_password(&server, &key, "Brand9NewPass", "Brand9NewPass").await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text);
+    assert_eq!(
+        login_status(&server, "alice", "Brand9NewPass").await,
+        StatusCode::OK
+    );
 }

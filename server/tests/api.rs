@@ -523,6 +523,8 @@ const API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/usr"),
     ("PUT", "/api/v1/auth/me"),
     ("PUT", "/api/v1/auth/update-password"),
+    ("POST", "/api/v1/auth/reset-password"),
+    ("PUT", "/api/v1/auth/reset"),
     ("GET", "/api/v1/auth/acls"),
     ("POST", "/api/v1/auth/acls"),
     ("PUT", "/api/v1/auth/acls/{acl_id}"),
