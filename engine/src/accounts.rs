@@ -685,6 +685,32 @@ impl Accounts {
         }
     }
 
+    /// A browser taking a grave step (deleting the account) gives its password
+    /// again; a token is its own proof, and an account without a password
+    /// (keyed by a wallet) has only its session to show.
+    pub async fn confirm(
+        &self,
+        caller: &crate::Caller,
+        password: Option<&str>,
+        client: &str,
+    ) -> Result<()> {
+        if !matches!(caller.credential, crate::Credential::Session { .. }) {
+            return Ok(());
+        }
+        let key = caller.user.username.to_ascii_lowercase();
+        let has_password = self
+            .find_with_hash(&key)
+            .await?
+            .is_some_and(|(_, hash)| !hash.0.is_empty());
+        if !has_password {
+            return Ok(());
+        }
+        let password = password
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| Error::invalid("password", "enter your password to confirm"))?;
+        self.recheck(&caller.user, password, client).await
+    }
+
     /// Replaces the password after checking the current one. The account's
     /// `auth_version` moves on, so every session and token issued before stops
     /// working, in every process, before this answers.

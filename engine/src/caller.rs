@@ -67,6 +67,9 @@ pub enum Access {
     /// Managing ACLs and their tokens: the session cookie (with its CSRF token)
     /// or an account token; never a scoped or ACL token.
     ManageAcls,
+    /// Deleting the account: as [`Access::ManageAcls`], whatever an ACL's
+    /// patterns say.
+    CloseAccount,
 }
 
 /// Why a caller may not do what it asked.
@@ -82,6 +85,8 @@ pub enum Denied {
     SessionOnly,
     #[error("an ACL token cannot manage ACLs or tokens")]
     AclTokenManaging,
+    #[error("an ACL token cannot delete the account")]
+    AclTokenClosing,
     #[error("this token's ACL does not allow {0}")]
     OutsideAcl(String),
 }
@@ -102,13 +107,14 @@ impl Caller {
             (Credential::AclToken { .. }, Access::ManageTokens | Access::ManageAcls) => {
                 Err(Denied::AclTokenManaging)
             }
+            (Credential::AclToken { .. }, Access::CloseAccount) => Err(Denied::AclTokenClosing),
             (Credential::Session { .. }, Access::ManageTokens) => Ok(()),
             (Credential::AccountToken { .. }, Access::ManageTokens) => Err(Denied::SessionOnly),
             (_, Access::Read | Access::Desk(_)) => Ok(()),
             (Credential::AccountToken { .. } | Credential::AclToken { .. }, _) => Ok(()),
             (
                 Credential::Session { csrf_presented, .. },
-                Access::Write | Access::Pay | Access::ManageAcls,
+                Access::Write | Access::Pay | Access::ManageAcls | Access::CloseAccount,
             ) => {
                 if *csrf_presented {
                     Ok(())

@@ -33,6 +33,10 @@ pub enum Error {
     /// A limit on how much one account may hold open at once (event streams).
     #[error("{0}")]
     TooMany(String),
+    /// The account is not in a state that allows this (deleting an account
+    /// that still holds funds); the message says what to do first.
+    #[error("{0}")]
+    Conflict(String),
     #[error("too many attempts, retry in {} s", retry_after.as_secs().max(1))]
     Throttled { retry_after: Duration },
     /// Every password-hashing permit stayed taken for as long as a request may

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod acls;
 pub mod caller;
+pub mod closing;
 pub mod cursor;
 pub mod desk;
 pub mod error;

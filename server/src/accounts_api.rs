@@ -25,7 +25,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/auth", get(current_user).post(login))
         .route("/api/v1/auth/register", post(register))
         .route("/api/v1/auth/usr", post(login_with_id))
-        .route("/api/v1/auth/me", axum::routing::put(update_profile))
+        .route(
+            "/api/v1/auth/me",
+            axum::routing::put(update_profile).delete(delete_account),
+        )
         .route(
             "/api/v1/auth/update-password",
             axum::routing::put(update_password),
@@ -182,6 +185,41 @@ async fn update_profile(
         email: user.email,
         display_name: user.display_name,
     }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseRequest {
+    /// A browser's session gives it again; a token needs none.
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// `DELETE /api/v1/auth/me`: deletes the account and all of it, unless it
+/// still holds funds (409 saying what to move first). The body is optional
+/// (`{"password": ...}`, required of a browser's session).
+async fn delete_account(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    extensions: axum::http::Extensions,
+    session: Session,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, DetailError> {
+    let req: CloseRequest = match body.is_empty() {
+        true => CloseRequest::default(),
+        false => {
+            object_from(serde_json::from_slice(&body).map_err(|err| bad_request(err.to_string()))?)?
+        }
+    };
+    engine
+        .close_account(
+            &caller,
+            req.password.as_deref(),
+            &client_address_of(&extensions),
+        )
+        .await?;
+    let _ = session.flush().await;
+    Ok(Json(serde_json::json!({ "detail": "Account deleted" })))
 }
 
 /// `GET /api/v1/auth`: the user of the bearer token (or session cookie).
@@ -438,13 +476,20 @@ where
             Ok(Json(raw)) => raw,
             Err(rejection) => return Err(bad_request(rejection.body_text())),
         };
-        if !raw.is_object() {
-            return Err(bad_request("the body is a JSON object".into()));
-        }
-        serde_path_to_error::deserialize(raw)
-            .map(Body)
-            .map_err(|err| bad_request(err.to_string()))
+        object_from(raw).map(Body)
     }
+}
+
+/// `T` from a JSON object (never an array), naming the field it refuses.
+/// A browser's `_csrf` field was the gate's to read; it is no field of `T`.
+fn object_from<T: serde::de::DeserializeOwned>(
+    mut raw: serde_json::Value,
+) -> Result<T, DetailError> {
+    let Some(object) = raw.as_object_mut() else {
+        return Err(bad_request("the body is a JSON object".into()));
+    };
+    object.remove("_csrf");
+    serde_path_to_error::deserialize(raw).map_err(|err| bad_request(err.to_string()))
 }
 
 fn bad_request(detail: String) -> DetailError {

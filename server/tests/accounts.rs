@@ -6,7 +6,8 @@
 //! operator says so, every way; administrators named by the operator; access
 //! control lists, whose tokens call only what their patterns allow on every
 //! API, follow an update at once and die with their ACL; a forgotten password
-//! reset by a single-use link that a real SMTP server (aiosmtpd) receives.
+//! reset by a single-use link that a real SMTP server (aiosmtpd) receives;
+//! deleting an account, never while it holds funds.
 
 mod common;
 
@@ -21,6 +22,8 @@ testdb::on_both_databases!(
     signing_in_with_an_id_is_off_by_default,
     acl_tokens_call_only_what_their_patterns_allow,
     acls_refuse_strangers_other_credentials_and_bad_patterns,
+    an_account_holding_funds_is_never_deleted,
+    a_deleted_account_goes_with_everything_of_it,
 );
 
 /// Stories that open their servers with the operator's own settings.
@@ -1170,4 +1173,247 @@ async fn without_smtp_mail_goes_to_the_outbox(url: String) {
         login_status(&server, "alice", "Brand9NewPass").await,
         StatusCode::OK
     );
+}
+
+async fn delete_me(server: &Server, auth: Auth<'_>, body: Option<Value>) -> Reply {
+    let body = body.map(|b| b.to_string());
+    server
+        .call(Method::DELETE, "/api/v1/auth/me", auth, body.as_deref())
+        .await
+}
+
+async fn an_account_holding_funds_is_never_deleted(server: Server) {
+    use common::desk::{assert_books_balance, deposit, trader};
+    let alice = trader(&server, "alice").await;
+    let bob = trader(&server, "bob").await;
+    let login = server
+        .post_json(
+            "/api/v1/auth",
+            &json!({"username": "alice", "password": PASSWORD}).to_string(),
+            None,
+        )
+        .await;
+    let token = login.body["access_token"].as_str().unwrap().to_string();
+    let users = server.user_count().await;
+
+    // Her wallet has coins on chain and a channel: refused, saying what to do.
+    let refused = delete_me(&server, Auth::Bearer(&token), None).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    let said = detail(&refused);
+    assert!(
+        said.contains("on-chain balance") && said.contains("channel"),
+        "{said}"
+    );
+    assert!(!said.contains("trading balance"), "{said}");
+
+    // With a trading balance too, and an open position, that is said as well.
+    deposit(&server, &alice, &bob.node, 50_000).await;
+    let opened = common::desk::post(
+        &server,
+        "/lnm/positions",
+        &alice.cookie,
+        json!({"type": "m", "side": "b", "quantity": 1, "leverage": 10}),
+    )
+    .await;
+    assert_eq!(opened.status, StatusCode::OK, "{}", opened.text);
+    let refused = delete_me(&server, Auth::Bearer(&token), None).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    let said = detail(&refused);
+    assert!(said.contains("withdraw the trading balance"), "{said}");
+    assert!(said.contains("1 running or open position"), "{said}");
+
+    // Nothing was deleted: the account, its credentials and its money stand.
+    assert_eq!(server.user_count().await, users);
+    assert_eq!(me(&server, &token).await["username"], "alice");
+    let user = common::desk::get(&server, "/lnm/user", &alice.cookie).await;
+    assert_eq!(user.status, StatusCode::OK, "{}", user.text);
+    assert_books_balance(&server).await;
+}
+
+async fn a_deleted_account_goes_with_everything_of_it(server: Server) {
+    use common::desk::{assert_books_balance, count, trader};
+    let bob = trader(&server, "bob").await;
+    let token = alice_with_email(&server).await;
+    let alice_id = me(&server, &token).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cookie = server.session_login("alice", None).await;
+    let csrf = server
+        .get("/rest/v1/getalldata", Auth::Cookie(&cookie))
+        .await
+        .body["_csrf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, acl_token) = acl_with_token(
+        &server,
+        &token,
+        &["DELETE /api/v1/auth/me", "GET /api/v1/auth"],
+    )
+    .await;
+    let scoped = common::desk::bearer(&server, &cookie, &["user"]).await;
+    let contact = server
+        .call(
+            Method::POST,
+            "/rest/v1/addcontact",
+            Auth::Bearer(&token),
+            Some(&json!({"alias": "bob", "node_id": bob.node}).to_string()),
+        )
+        .await;
+    assert_eq!(contact.status, StatusCode::OK, "{}", contact.text);
+    let invoice = common::desk::post(
+        &server,
+        "/lnm/user/deposit",
+        &cookie,
+        json!({"amount": 10_000}),
+    )
+    .await;
+    assert_eq!(invoice.status, StatusCode::OK, "{}", invoice.text);
+    let deposit_invoice = invoice.body["paymentRequest"].as_str().unwrap().to_string();
+    // Coins minted to her wallet once, since moved on (to the hub): her
+    // deletion must leave the network's books whole.
+    let engine = &server.services.engine;
+    let node = engine.simnet.node_of_user(&alice_id).await.unwrap();
+    engine
+        .simnet
+        .faucet(&node.address, engine::Msat::from_sat(1_000))
+        .await
+        .unwrap();
+    engine.simnet.mine(1).await.unwrap();
+    let hub = engine.simnet.hub().await.unwrap().pubkey;
+    for (sql, key) in [
+        (
+            "UPDATE nodes SET onchain_msat = onchain_msat + 1000000 WHERE pubkey = $1",
+            &hub,
+        ),
+        (
+            "UPDATE nodes SET onchain_msat = onchain_msat - 1000000 WHERE pubkey = $1",
+            &node.pubkey,
+        ),
+    ] {
+        sqlx::query(sql)
+            .bind(key)
+            .execute(engine.db.pool())
+            .await
+            .unwrap();
+    }
+    assert_books_balance(&server).await;
+
+    // A session gives its password (and CSRF token); ACL and desk tokens never delete.
+    let path = format!("/api/v1/auth/me?_csrf={csrf}");
+    let no_password = server
+        .call(Method::DELETE, &path, Auth::Cookie(&cookie), None)
+        .await;
+    assert_eq!(
+        no_password.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        no_password.text
+    );
+    assert!(
+        detail(&no_password).contains("password"),
+        "{}",
+        no_password.text
+    );
+    let wrong = server
+        .call(
+            Method::DELETE,
+            &path,
+            Auth::Cookie(&cookie),
+            Some(&json!({"password": "Wrong1Password"}).to_string()),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text);
+    let forged = delete_me(
+        &server,
+        Auth::Cookie(&cookie),
+        Some(json!({"password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text);
+    let by_acl = delete_me(&server, Auth::Bearer(&acl_token), None).await;
+    assert_eq!(by_acl.status, StatusCode::FORBIDDEN, "{}", by_acl.text);
+    let by_desk = delete_me(
+        &server,
+        Auth::Bearer(scoped.trim_start_matches("Bearer ")),
+        None,
+    )
+    .await;
+    assert_eq!(by_desk.status, StatusCode::FORBIDDEN, "{}", by_desk.text);
+    let malformed = delete_me(&server, Auth::Bearer(&token), Some(json!(["x"]))).await;
+    assert_eq!(
+        malformed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        malformed.text
+    );
+    assert_eq!(me(&server, &token).await["username"], "alice");
+
+    let users = server.user_count().await;
+    let deleted = server
+        .call(
+            Method::DELETE,
+            &path,
+            Auth::Cookie(&cookie),
+            Some(&json!({"password": PASSWORD, "_csrf": csrf}).to_string()),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text);
+    assert_eq!(deleted.body["detail"], "Account deleted");
+    assert_eq!(server.user_count().await, users - 1);
+
+    // Every credential is dead, every row of hers gone.
+    for auth in [
+        Auth::Bearer(&token),
+        Auth::Bearer(&acl_token),
+        Auth::Cookie(&cookie),
+    ] {
+        let gone = server.get("/api/v1/auth", auth).await;
+        assert_eq!(gone.status, StatusCode::UNAUTHORIZED, "{}", gone.text);
+    }
+    let desk = common::desk::get(&server, "/lnm/user", &scoped).await;
+    assert_eq!(desk.status, StatusCode::UNAUTHORIZED, "{}", desk.text);
+    assert_eq!(
+        login_status(&server, "alice", PASSWORD).await,
+        StatusCode::UNAUTHORIZED
+    );
+    for table in [
+        "acls",
+        "acl_tokens",
+        "desk_tokens",
+        "addressbook",
+        "desk_deposits",
+    ] {
+        let left: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM {table} WHERE user_id = $1"))
+            .bind(&alice_id)
+            .fetch_one(engine.db.pool())
+            .await
+            .map(|row| sqlx::Row::get(&row, 0))
+            .unwrap();
+        assert_eq!(left, 0, "{table} kept rows of a deleted account");
+    }
+    assert_eq!(
+        count(&server, "nodes WHERE user_id IS NOT NULL").await,
+        users - 1
+    );
+
+    // Her unpaid deposit invoice can no longer take anyone's money.
+    let paid = engine
+        .simnet
+        .pay(engine::simnet::PayRequest::new(
+            &bob.node,
+            &deposit_invoice,
+            None,
+        ))
+        .await;
+    assert!(
+        matches!(paid, Err(engine::Error::InvoiceExpired)),
+        "{paid:?}"
+    );
+    assert_books_balance(&server).await;
+
+    // The name is free again, for a new account.
+    let again = server.register("alice").await;
+    assert_ne!(me(&server, &again).await["id"], alice_id.as_str());
 }

@@ -522,6 +522,7 @@ const API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/usr"),
     ("PUT", "/api/v1/auth/me"),
+    ("DELETE", "/api/v1/auth/me"),
     ("PUT", "/api/v1/auth/update-password"),
     ("POST", "/api/v1/auth/reset-password"),
     ("PUT", "/api/v1/auth/reset"),

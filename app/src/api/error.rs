@@ -108,7 +108,7 @@ pub fn http_status(err: &engine::Error) -> axum::http::StatusCode {
     use engine::Error::*;
     match err {
         Invalid { .. } => StatusCode::BAD_REQUEST,
-        UsernameTaken | EmailTaken => StatusCode::CONFLICT,
+        UsernameTaken | EmailTaken | Conflict(_) => StatusCode::CONFLICT,
         InvalidCredentials | Unauthenticated => StatusCode::UNAUTHORIZED,
         Forbidden(_) => StatusCode::FORBIDDEN,
         NotFound(_) => StatusCode::NOT_FOUND,

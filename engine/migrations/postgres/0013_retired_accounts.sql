@@ -1,0 +1,6 @@
+-- Coins minted to wallets of accounts since deleted. Deleting an account (only
+-- when its wallet is empty) deletes its node's chain history, faucet receipts
+-- included; the supply's audit adds this back so that every coin ever minted
+-- is still counted once.
+ALTER TABLE money_supply ADD COLUMN retired_msat BIGINT NOT NULL DEFAULT 0
+    CHECK (retired_msat BETWEEN 0 AND 2100000000000000000);

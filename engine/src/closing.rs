@@ -1,0 +1,177 @@
+//! Deleting an account (`DELETE /api/v1/auth/me`): everything of it goes (its
+//! wallet node and history, contacts, sessions' standing, tokens, ACLs, desk
+//! records), but never money. An account whose wallet, channels or trading
+//! balance still hold funds, or with money on its way, is refused with what to
+//! move first. The check and the deletion are one transaction that locks the
+//! account's rows, so no payment can slip in between.
+
+use sqlx::{AnyConnection, Row};
+
+use crate::events::{EventKind, Topic};
+use crate::{Access, Caller, Engine, Error, Result};
+
+impl Engine {
+    /// Deletes the caller's account. A browser gives its password again
+    /// (see [`crate::Accounts::confirm`]).
+    pub async fn close_account(
+        &self,
+        caller: &Caller,
+        password: Option<&str>,
+        client: &str,
+    ) -> Result<()> {
+        caller.permits(Access::CloseAccount)?;
+        self.accounts.confirm(caller, password, client).await?;
+        let user_id = caller.user.id.0.clone();
+        self.db
+            .write(move |conn| {
+                Box::pin(async move {
+                    lock_account(conn, &user_id).await?;
+                    let holds = funds_held(conn, &user_id).await?;
+                    if !holds.is_empty() {
+                        return Err(Error::Conflict(format!(
+                            "this account still holds funds; first {}",
+                            holds.join("; ")
+                        )));
+                    }
+                    retire(conn, &user_id).await
+                })
+            })
+            .await?;
+        self.bus
+            .publish_confirmed(
+                Topic::Account(caller.user.id.0.clone()),
+                EventKind::CredentialsChanged {
+                    auth_version: caller.user.auth_version + 1,
+                },
+            )
+            .await
+    }
+}
+
+/// On PostgreSQL, locks the rows a payment to the account would change or
+/// reference (the account, its node, its trading balance): a concurrent credit
+/// waits, then finds them gone and fails whole. SQLite has one writer.
+async fn lock_account(conn: &mut AnyConnection, user_id: &str) -> Result<()> {
+    if conn.backend_name() != "PostgreSQL" {
+        return Ok(());
+    }
+    for sql in [
+        "SELECT id FROM users WHERE id = $1 FOR UPDATE",
+        "SELECT pubkey FROM nodes WHERE user_id = $1 FOR UPDATE",
+        "SELECT user_id FROM desk_balances WHERE user_id = $1 FOR UPDATE",
+    ] {
+        sqlx::query(sql).bind(user_id).fetch_all(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// What the account must move or finish before it can go, as instructions.
+async fn funds_held(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<String>> {
+    let mut holds = Vec::new();
+    if scalar(
+        conn,
+        "SELECT onchain_msat FROM nodes WHERE user_id = $1",
+        user_id,
+    )
+    .await?
+        > 0
+    {
+        holds.push("send the wallet's on-chain balance elsewhere".to_string());
+    }
+    let confirming = scalar(
+        conn,
+        "SELECT COUNT(*) FROM chain_txs WHERE height IS NULL AND amount_msat > 0 \
+         AND node IN (SELECT pubkey FROM nodes WHERE user_id = $1)",
+        user_id,
+    )
+    .await?;
+    if confirming > 0 {
+        holds.push("wait until the on-chain payment to the wallet confirms".to_string());
+    }
+    let channels = scalar(
+        conn,
+        "SELECT COUNT(*) FROM channels WHERE state <> 'closed' AND (opener IN \
+         (SELECT pubkey FROM nodes WHERE user_id = $1) OR peer IN \
+         (SELECT pubkey FROM nodes WHERE user_id = $1))",
+        user_id,
+    )
+    .await?;
+    if channels > 0 {
+        holds.push(format!(
+            "close the wallet's {channels} channel{} and wait until {} closed, then send the on-chain balance elsewhere",
+            if channels == 1 { "" } else { "s" },
+            if channels == 1 { "it is" } else { "they are" },
+        ));
+    }
+    let balance = "SELECT balance_msat FROM desk_balances WHERE user_id = $1";
+    if scalar(conn, balance, user_id).await? > 0 {
+        holds.push("withdraw the trading balance".to_string());
+    }
+    let positions = scalar(
+        conn,
+        "SELECT COUNT(*) FROM desk_positions WHERE user_id = $1 AND state IN ('pending', 'open')",
+        user_id,
+    )
+    .await?;
+    if positions > 0 {
+        holds.push(format!(
+            "close or cancel the {positions} running or open position{}",
+            if positions == 1 { "" } else { "s" }
+        ));
+    }
+    let withdrawing = scalar(
+        conn,
+        "SELECT COUNT(*) FROM desk_withdrawals WHERE user_id = $1 AND state = 'pending'",
+        user_id,
+    )
+    .await?;
+    if withdrawing > 0 {
+        holds.push("wait until the withdrawal in flight is paid".to_string());
+    }
+    Ok(holds)
+}
+
+/// The one number `sql` answers about `user_id` (0 for no row or NULL).
+async fn scalar(conn: &mut AnyConnection, sql: &str, user_id: &str) -> Result<i64> {
+    let row = sqlx::query(sql)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get::<Option<i64>, _>(0)?.unwrap_or(0),
+        None => 0,
+    })
+}
+
+/// Deletes the account and all of it (the rows cascade). The minted coins its
+/// wallet's history counted move to `money_supply.retired_msat`; its unpaid
+/// deposit invoices expire now, so nobody can pay money to an account that is
+/// gone.
+async fn retire(conn: &mut AnyConnection, user_id: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE money_supply SET retired_msat = retired_msat + COALESCE((SELECT \
+         CAST(SUM(amount_msat) AS BIGINT) FROM chain_txs WHERE kind IN ('genesis', 'faucet') \
+         AND node IN (SELECT pubkey FROM nodes WHERE user_id = $1)), 0) WHERE id = 1",
+    )
+    .bind(user_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE invoices SET expires_at = $1 WHERE settled_at IS NULL AND expires_at > $1 \
+         AND payment_hash IN (SELECT payment_hash FROM desk_deposits \
+         WHERE user_id = $2 AND settled_at IS NULL)",
+    )
+    .bind(crate::now_ms())
+    .bind(user_id)
+    .execute(&mut *conn)
+    .await?;
+    let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if deleted != 1 {
+        return Err(Error::Unauthenticated);
+    }
+    Ok(())
+}
