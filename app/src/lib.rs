@@ -17,7 +17,8 @@ use leptos_router::{Lazy, SsrMode, StaticSegment};
 use components::{Live, Realtime};
 use pages::{
     ChannelsPage, ContactsPage, FundingPage, HistoryPage, HomePage, NotFound, PositionsPage,
-    ReceivePage, SendPage, SettingsPage, SignInPage, SignUpPage, TokensPage, TradePage,
+    ReceivePage, ResetPasswordPage, SendPage, SettingsPage, SignInPage, SignUpPage, TokensPage,
+    TradePage,
 };
 
 /// The HTML document around the app, rendered on the server only.
@@ -101,6 +102,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("settings") view={Lazy::<SettingsPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("signin") view={Lazy::<SignInPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("signup") view={Lazy::<SignUpPage>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("reset-password") view={Lazy::<ResetPasswordPage>::new()} ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

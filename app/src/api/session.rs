@@ -1,4 +1,4 @@
-//! The calls behind the sign-up, sign-in and sign-out forms. They take form
+//! The calls behind the sign-up, sign-in, sign-out and password reset forms. They take form
 //! encoding so the forms also work without JavaScript, and redirect when done.
 
 use leptos::prelude::*;
@@ -68,6 +68,35 @@ pub async fn sign_out(csrf: String) -> Result<(), ApiError> {
     auth::writer().await?;
     auth::end_session().await?;
     leptos_axum::redirect("/signin");
+    Ok(())
+}
+
+/// Sends a reset link to `email` if an account has it; the same answer
+/// either way (see `Accounts::request_password_reset`).
+#[server(prefix = "/api/ui", endpoint = "request_password_reset")]
+pub async fn request_password_reset(email: String) -> Result<(), ApiError> {
+    use crate::api::auth;
+    let engine = auth::engine()?;
+    engine
+        .accounts
+        .request_password_reset(&email, &auth::client_address(), &engine.mail)
+        .await?;
+    Ok(())
+}
+
+/// Sets a new password from a reset link's key: every session and token of
+/// the account ends; the person then signs in with it.
+#[server(prefix = "/api/ui", endpoint = "reset_password")]
+pub async fn reset_password(
+    reset_key: String,
+    password: String,
+    password_repeat: String,
+) -> Result<(), ApiError> {
+    use crate::api::auth;
+    auth::engine()?
+        .accounts
+        .reset_password(&reset_key, &password, &password_repeat)
+        .await?;
     Ok(())
 }
 

@@ -27,6 +27,7 @@ fn SignInForms() -> impl IntoView {
                     <p class="form-error" role="alert">{move || action_error(action, None).get()}</p>
                     <button type="submit" disabled=move || action.pending().get()>"Sign in"</button>
                 </ActionForm>
+                <p><a href="/reset-password">"Forgot your password?"</a></p>
                 <p>"New here? " <a href="/signup">"Create an account"</a></p>
             </section>
             <LightningSignIn />
