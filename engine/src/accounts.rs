@@ -453,10 +453,11 @@ impl Accounts {
             .map(|u| u.as_str().to_string())
             .into_iter()
             .collect();
-        names.extend([10, 16, 24].map(|n| format!("ln-{}", &pubkey[..n.min(pubkey.len())])));
+        let prefix = if kind == "nostr" { "nostr" } else { "ln" };
+        names.extend([10, 16, 24].map(|n| format!("{prefix}-{}", &pubkey[..n.min(pubkey.len())])));
         // Names anyone may take first: random ones last, so squatting the
         // key's names cannot keep its owner out.
-        names.extend((0..3).map(|_| format!("ln-{}", crate::random_hex(8))));
+        names.extend((0..3).map(|_| format!("{prefix}-{}", crate::random_hex(8))));
         for name in names {
             let username = Username::parse(&name)?;
             if self.username_taken(&username.key()).await? {
@@ -516,6 +517,86 @@ impl Accounts {
         Err(Error::Internal(
             "no free username for a keyed account".into(),
         ))
+    }
+
+    /// Links one more key (of `kind`) to `user`: it then signs in to this
+    /// account. Linking a key the account holds is fine; one another account
+    /// holds is refused.
+    pub async fn link_key(&self, user: &User, pubkey: &str, kind: &'static str) -> Result<()> {
+        let (id, key) = (user.id.0.clone(), pubkey.to_string());
+        let owner = self
+            .db
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO linking_keys (pubkey, user_id, kind, created_at) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (pubkey) DO NOTHING",
+                    )
+                    .bind(&key)
+                    .bind(&id)
+                    .bind(kind)
+                    .bind(now_ms())
+                    .execute(&mut *conn)
+                    .await?;
+                    let row = sqlx::query("SELECT user_id FROM linking_keys WHERE pubkey = $1")
+                        .bind(&key)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    Ok(row.try_get::<String, _>("user_id")?)
+                })
+            })
+            .await?;
+        if owner != user.id.0 {
+            return Err(Error::Conflict(
+                "this key signs in to another account; unlink it there first".into(),
+            ));
+        }
+        self.bus
+            .publish(Topic::Account(user.id.0.clone()), EventKind::AccountChanged);
+        Ok(())
+    }
+
+    /// Unlinks a key of `kind` from `user`, unless it is the account's last
+    /// way to sign in (no password, no other key).
+    pub async fn unlink_key(&self, user: &User, pubkey: &str, kind: &'static str) -> Result<()> {
+        let (id, key) = (user.id.0.clone(), pubkey.to_ascii_lowercase());
+        self.db
+            .write(move |conn| {
+                Box::pin(async move {
+                    let row = sqlx::query(
+                        "SELECT password_hash, (SELECT COUNT(*) FROM linking_keys \
+                         WHERE user_id = $1) AS keys FROM users WHERE id = $1",
+                    )
+                    .bind(&id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    let has_password = !row.try_get::<String, _>("password_hash")?.is_empty();
+                    let keys: i64 = row.try_get("keys")?;
+                    let deleted = sqlx::query(
+                        "DELETE FROM linking_keys WHERE pubkey = $1 AND user_id = $2 AND kind = $3",
+                    )
+                    .bind(&key)
+                    .bind(&id)
+                    .bind(kind)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    if deleted == 0 {
+                        return Err(Error::NotFound("no such key of this account".into()));
+                    }
+                    if !has_password && keys <= 1 {
+                        // Rolled back: the key stays.
+                        return Err(Error::Conflict(
+                            "this key is the account's only way to sign in; set a password or link another key first".into(),
+                        ));
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+        self.bus
+            .publish(Topic::Account(user.id.0.clone()), EventKind::AccountChanged);
+        Ok(())
     }
 
     /// The account a wallet key signs in to, if any.

@@ -64,10 +64,11 @@ pub enum Access {
     /// Managing scoped tokens: the session cookie only, so a token cannot
     /// mint tokens.
     ManageTokens,
-    /// Managing ACLs and their tokens: the session cookie (with its CSRF token)
-    /// or an account token; never a scoped or ACL token.
-    ManageAcls,
-    /// Deleting the account: as [`Access::ManageAcls`], whatever an ACL's
+    /// Managing how the account is reached (ACLs and their tokens, linked
+    /// sign-in keys): the session cookie (with its CSRF token) or an account
+    /// token; never a scoped or ACL token.
+    ManageAccess,
+    /// Deleting the account: as [`Access::ManageAccess`], whatever an ACL's
     /// patterns say.
     CloseAccount,
 }
@@ -104,7 +105,7 @@ impl Caller {
             }
             (Credential::DeskToken { .. }, Access::ManageTokens) => Err(Denied::SessionOnly),
             (Credential::DeskToken { .. }, _) => Err(Denied::DeskTokenElsewhere),
-            (Credential::AclToken { .. }, Access::ManageTokens | Access::ManageAcls) => {
+            (Credential::AclToken { .. }, Access::ManageTokens | Access::ManageAccess) => {
                 Err(Denied::AclTokenManaging)
             }
             (Credential::AclToken { .. }, Access::CloseAccount) => Err(Denied::AclTokenClosing),
@@ -114,7 +115,7 @@ impl Caller {
             (Credential::AccountToken { .. } | Credential::AclToken { .. }, _) => Ok(()),
             (
                 Credential::Session { csrf_presented, .. },
-                Access::Write | Access::Pay | Access::ManageAcls | Access::CloseAccount,
+                Access::Write | Access::Pay | Access::ManageAccess | Access::CloseAccount,
             ) => {
                 if *csrf_presented {
                     Ok(())

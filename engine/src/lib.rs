@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod lnurl;
 pub mod mail;
 pub mod money;
+pub mod nostr;
 pub mod signed_message;
 pub mod simnet;
 pub mod storage;

@@ -16,7 +16,7 @@ use tower_sessions::Session;
 
 use crate::gate::SignedIn;
 use crate::AppState;
-use app::api::auth::client_address_of;
+use app::api::auth::{client_address_of, PublicUrl};
 use app::api::http_status;
 use engine::{Engine, User};
 
@@ -35,6 +35,15 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/auth/reset-password", post(request_password_reset))
         .route("/api/v1/auth/reset", axum::routing::put(reset_password))
+        .route("/api/v1/auth/nostr", post(login_with_nostr))
+        .route(
+            "/api/v1/auth/nostr/keys",
+            get(list_nostr_keys).post(link_nostr_key),
+        )
+        .route(
+            "/api/v1/auth/nostr/keys/{pubkey}",
+            axum::routing::delete(unlink_nostr_key),
+        )
         .route("/api/v1/auth/acls", get(list_acls).post(create_acl))
         .route(
             "/api/v1/auth/acls/{acl_id}",
@@ -259,6 +268,88 @@ async fn update_password(
 }
 
 #[derive(Debug, Deserialize)]
+struct NostrRequest {
+    /// The signed NIP-98 event: its JSON text (as the spec has it) or the
+    /// object itself.
+    nostr_event: serde_json::Value,
+}
+
+impl NostrRequest {
+    fn event(&self) -> String {
+        match &self.nostr_event {
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// `POST /api/v1/auth/nostr`: 200 with a bearer token for the account of the
+/// event's key (made on its first sign-in). The event's `u` tag is this
+/// route's URL at the server's public address.
+async fn login_with_nostr(
+    State(engine): State<Engine>,
+    State(public): State<PublicUrl>,
+    extensions: axum::http::Extensions,
+    Body(req): Body<NostrRequest>,
+) -> Result<Json<TokenResponse>, DetailError> {
+    let url = format!("{}/api/v1/auth/nostr", public.0);
+    let user = engine
+        .nostr_sign_in(&req.event(), &url, &client_address_of(&extensions))
+        .await?;
+    Ok(Json(bearer(&engine, &user)?))
+}
+
+/// `GET /api/v1/auth/nostr/keys`: the Nostr keys that sign in to the account.
+async fn list_nostr_keys(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+) -> Result<Json<serde_json::Value>, DetailError> {
+    caller
+        .permits(engine::Access::ManageAccess)
+        .map_err(engine::Error::from)?;
+    let keys = engine.nostr_keys(&caller.user).await?;
+    Ok(Json(serde_json::json!({ "keys": keys })))
+}
+
+/// `POST /api/v1/auth/nostr/keys`: links the key of a NIP-98 event for this
+/// route's URL to the account.
+async fn link_nostr_key(
+    State(engine): State<Engine>,
+    State(public): State<PublicUrl>,
+    SignedIn(caller): SignedIn,
+    Body(req): Body<NostrRequest>,
+) -> Result<(StatusCode, Json<serde_json::Value>), DetailError> {
+    caller
+        .permits(engine::Access::ManageAccess)
+        .map_err(engine::Error::from)?;
+    let url = format!("{}/api/v1/auth/nostr/keys", public.0);
+    let pubkey = engine
+        .link_nostr_key(&caller.user, &req.event(), &url)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "pubkey": pubkey })),
+    ))
+}
+
+/// `DELETE /api/v1/auth/nostr/keys/{pubkey}`: the key no longer signs in here
+/// (refused for the account's last way to sign in).
+async fn unlink_nostr_key(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    Path(pubkey): Path<String>,
+) -> Result<Json<serde_json::Value>, DetailError> {
+    caller
+        .permits(engine::Access::ManageAccess)
+        .map_err(engine::Error::from)?;
+    engine
+        .accounts
+        .unlink_key(&caller.user, &pubkey, "nostr")
+        .await?;
+    Ok(Json(serde_json::json!({ "detail": "Key unlinked" })))
+}
+
+#[derive(Debug, Deserialize)]
 struct ResetRequest {
     email: String,
 }
@@ -366,7 +457,7 @@ impl AclTokenResponse {
 /// token, or an account token).
 fn acl_manager(caller: &engine::Caller) -> Result<&User, DetailError> {
     caller
-        .permits(engine::Access::ManageAcls)
+        .permits(engine::Access::ManageAccess)
         .map_err(engine::Error::from)?;
     Ok(&caller.user)
 }

@@ -7,7 +7,8 @@
 //! control lists, whose tokens call only what their patterns allow on every
 //! API, follow an update at once and die with their ACL; a forgotten password
 //! reset by a single-use link that a real SMTP server (aiosmtpd) receives;
-//! deleting an account, never while it holds funds.
+//! deleting an account, never while it holds funds; signing in with Nostr
+//! (NIP-98 events made by pynostr, an independent implementation).
 
 mod common;
 
@@ -24,6 +25,8 @@ testdb::on_both_databases!(
     acls_refuse_strangers_other_credentials_and_bad_patterns,
     an_account_holding_funds_is_never_deleted,
     a_deleted_account_goes_with_everything_of_it,
+    a_nostr_event_signs_in_once_and_only_for_this_request,
+    nostr_keys_link_to_an_account_and_unlink,
 );
 
 /// Stories that open their servers with the operator's own settings.
@@ -1416,4 +1419,291 @@ async fn a_deleted_account_goes_with_everything_of_it(server: Server) {
     // The name is free again, for a new account.
     let again = server.register("alice").await;
     assert_ne!(me(&server, &again).await["id"], alice_id.as_str());
+}
+
+/// The public URL the test servers name in links (`Site::for_tests`).
+const PUBLIC: &str = "https://wallet.example:8443";
+
+/// A NIP-98 event signed by pynostr with the key `secret`: the event (as
+/// JSON text) and the key's public half.
+async fn nostr_event(
+    secret: &str,
+    url: &str,
+    method: &str,
+    age: i64,
+    kind: u32,
+) -> (String, String) {
+    let args: Vec<String> = [secret, url, method, &age.to_string(), &kind.to_string()]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        std::process::Command::new(format!("{root}/.venv/bin/python"))
+            .arg(format!("{root}/server/tests/wallets/nostr.py"))
+            .args(&args)
+            .output()
+            .expect("the test venv (.venv, made by scripts/test) with pynostr")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        printed["event"].to_string(),
+        printed["pubkey"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn nostr_login(server: &Server, event: &str) -> Reply {
+    server
+        .call(
+            Method::POST,
+            "/api/v1/auth/nostr",
+            Auth::None,
+            Some(&json!({ "nostr_event": event }).to_string()),
+        )
+        .await
+}
+
+async fn a_nostr_event_signs_in_once_and_only_for_this_request(server: Server) {
+    let secret = engine::random_hex(32);
+    let url = format!("{PUBLIC}/api/v1/auth/nostr");
+    let (event, pubkey) = nostr_event(&secret, &url, "POST", 0, 27235).await;
+    let first = nostr_login(&server, &event).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let token = first.body["access_token"].as_str().unwrap().to_string();
+    let account = me(&server, &token).await;
+    assert!(
+        account["username"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("nostr-{}", &pubkey[..10])),
+        "{account}"
+    );
+
+    // The same event again is refused; a new one signs in to the same account.
+    let replayed = nostr_login(&server, &event).await;
+    assert_eq!(
+        replayed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        replayed.text
+    );
+    assert!(
+        detail(&replayed).contains("used already"),
+        "{}",
+        replayed.text
+    );
+    let (again, _) = nostr_event(&secret, &url, "POST", 0, 27235).await;
+    let second = nostr_login(&server, &again).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.text);
+    let token = second.body["access_token"].as_str().unwrap();
+    assert_eq!(me(&server, token).await["id"], account["id"]);
+
+    // Events for another request, stale or from the future, of another kind,
+    // or tampered with: refused, and no account is made.
+    let users = server.user_count().await;
+    let stranger = engine::random_hex(32);
+    let mut refusals = vec![
+        (
+            nostr_event(
+                &stranger,
+                "https://evil.example/api/v1/auth/nostr",
+                "POST",
+                0,
+                27235,
+            )
+            .await
+            .0,
+            "u tag",
+        ),
+        (
+            nostr_event(
+                &stranger,
+                &format!("{PUBLIC}/api/v1/auth/nostr/keys"),
+                "POST",
+                0,
+                27235,
+            )
+            .await
+            .0,
+            "u tag",
+        ),
+        (
+            nostr_event(&stranger, &url, "GET", 0, 27235).await.0,
+            "method",
+        ),
+        (
+            nostr_event(&stranger, &url, "POST", 120, 27235).await.0,
+            "60 seconds",
+        ),
+        (
+            nostr_event(&stranger, &url, "POST", -120, 27235).await.0,
+            "60 seconds",
+        ),
+        (nostr_event(&stranger, &url, "POST", 0, 1).await.0, "kind"),
+        ("not json".to_string(), "not a nostr event"),
+    ];
+    let (good, _) = nostr_event(&stranger, &url, "POST", 0, 27235).await;
+    let mut tampered: Value = serde_json::from_str(&good).unwrap();
+    let sig = tampered["sig"].as_str().unwrap().to_string();
+    let flipped = if sig.starts_with('0') { "1" } else { "0" };
+    tampered["sig"] = json!(format!("{flipped}{}", &sig[1..]));
+    refusals.push((tampered.to_string(), "signature"));
+    let mut other_key: Value = serde_json::from_str(&good).unwrap();
+    other_key["pubkey"] = json!(pubkey);
+    refusals.push((other_key.to_string(), "hash"));
+    for (event, words) in refusals {
+        let refused = nostr_login(&server, &event).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{event}: {}",
+            refused.text
+        );
+        assert!(
+            detail(&refused).contains(words),
+            "{words}: {}",
+            refused.text
+        );
+    }
+    assert_eq!(server.user_count().await, users);
+
+    // Six sign-ins with one event at once: one goes through.
+    let (raced, _) = nostr_event(&stranger, &url, "POST", 0, 27235).await;
+    let replies =
+        futures_util::future::join_all((0..6).map(|_| nostr_login(&server, &raced))).await;
+    let signed_in = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    assert_eq!(
+        signed_in,
+        1,
+        "{:?}",
+        replies.iter().map(|r| &r.text).collect::<Vec<_>>()
+    );
+    assert_eq!(server.user_count().await, users + 1);
+}
+
+async fn nostr_keys_link_to_an_account_and_unlink(server: Server) {
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let secret = engine::random_hex(32);
+    let keys_url = format!("{PUBLIC}/api/v1/auth/nostr/keys");
+    let link = |token: String, event: String| {
+        let server = &server;
+        async move {
+            server
+                .call(
+                    Method::POST,
+                    "/api/v1/auth/nostr/keys",
+                    Auth::Bearer(&token),
+                    Some(&json!({ "nostr_event": event }).to_string()),
+                )
+                .await
+        }
+    };
+    let (event, pubkey) = nostr_event(&secret, &keys_url, "POST", 0, 27235).await;
+    // An event made for signing in does not link.
+    let (login_event, _) = nostr_event(
+        &secret,
+        &format!("{PUBLIC}/api/v1/auth/nostr"),
+        "POST",
+        0,
+        27235,
+    )
+    .await;
+    let wrong_route = link(alice.clone(), login_event).await;
+    assert_eq!(
+        wrong_route.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        wrong_route.text
+    );
+    let linked = link(alice.clone(), event).await;
+    assert_eq!(linked.status, StatusCode::CREATED, "{}", linked.text);
+    assert_eq!(linked.body["pubkey"], pubkey.as_str());
+    let listed = server
+        .get("/api/v1/auth/nostr/keys", Auth::Bearer(&alice))
+        .await;
+    assert_eq!(listed.body, json!({ "keys": [pubkey] }));
+
+    // The key now signs in to Alice's account.
+    let (login, _) = nostr_event(
+        &secret,
+        &format!("{PUBLIC}/api/v1/auth/nostr"),
+        "POST",
+        0,
+        27235,
+    )
+    .await;
+    let signed_in = nostr_login(&server, &login).await;
+    assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.text);
+    let token = signed_in.body["access_token"].as_str().unwrap();
+    assert_eq!(me(&server, token).await["username"], "alice");
+
+    // Bob cannot take it, nor can an ACL token of Alice's link or unlink.
+    let (event, _) = nostr_event(&secret, &keys_url, "POST", 0, 27235).await;
+    let taken = link(bob.clone(), event).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.text);
+    let (_, acl_token) = acl_with_token(
+        &server,
+        &alice,
+        &[
+            "POST /api/v1/auth/nostr/keys",
+            "DELETE /api/v1/auth/nostr/keys/*",
+        ],
+    )
+    .await;
+    let (event, _) = nostr_event(&secret, &keys_url, "POST", 0, 27235).await;
+    let by_acl = link(acl_token.clone(), event).await;
+    assert_eq!(by_acl.status, StatusCode::FORBIDDEN, "{}", by_acl.text);
+    let path = format!("/api/v1/auth/nostr/keys/{pubkey}");
+    let unlink_by_acl = server
+        .call(Method::DELETE, &path, Auth::Bearer(&acl_token), None)
+        .await;
+    assert_eq!(
+        unlink_by_acl.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        unlink_by_acl.text
+    );
+    let by_bob = server
+        .call(Method::DELETE, &path, Auth::Bearer(&bob), None)
+        .await;
+    assert_eq!(by_bob.status, StatusCode::NOT_FOUND, "{}", by_bob.text);
+
+    // Unlinked, the key makes an account of its own at its next sign-in.
+    let unlinked = server
+        .call(Method::DELETE, &path, Auth::Bearer(&alice), None)
+        .await;
+    assert_eq!(unlinked.status, StatusCode::OK, "{}", unlinked.text);
+    let (login, _) = nostr_event(
+        &secret,
+        &format!("{PUBLIC}/api/v1/auth/nostr"),
+        "POST",
+        0,
+        27235,
+    )
+    .await;
+    let own = nostr_login(&server, &login).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+    let own_token = own.body["access_token"].as_str().unwrap().to_string();
+    assert_ne!(me(&server, &own_token).await["username"], "alice");
+
+    // That account's key is its only way in: it cannot be unlinked.
+    let last = server
+        .call(Method::DELETE, &path, Auth::Bearer(&own_token), None)
+        .await;
+    assert_eq!(last.status, StatusCode::CONFLICT, "{}", last.text);
+    let listed = server
+        .get("/api/v1/auth/nostr/keys", Auth::Bearer(&own_token))
+        .await;
+    assert_eq!(listed.body, json!({ "keys": [pubkey] }));
 }
