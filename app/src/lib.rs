@@ -17,8 +17,8 @@ use leptos_router::{Lazy, SsrMode, StaticSegment};
 use components::{Live, Realtime};
 use pages::{
     ChannelsPage, ContactsPage, FundingPage, HistoryPage, HomePage, NotFound, PositionsPage,
-    ReceivePage, ResetPasswordPage, SendPage, SettingsPage, SignInPage, SignUpPage, TokensPage,
-    TradePage,
+    ReceivePage, ResetPasswordPage, SecurityPage, SendPage, SettingsPage, SignInPage, SignUpPage,
+    TokensPage, TradePage,
 };
 
 /// The HTML document around the app, rendered on the server only.
@@ -100,6 +100,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("funding") view={Lazy::<FundingPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("tokens") view={Lazy::<TokensPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("settings") view={Lazy::<SettingsPage>::new()} ssr=SsrMode::Async />
+                    <Route path=StaticSegment("security") view={Lazy::<SecurityPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("signin") view={Lazy::<SignInPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("signup") view={Lazy::<SignUpPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("reset-password") view={Lazy::<ResetPasswordPage>::new()} ssr=SsrMode::Async />

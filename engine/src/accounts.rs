@@ -519,6 +519,30 @@ impl Accounts {
         ))
     }
 
+    /// Whether `user` signs in with a password (an account keyed by a wallet
+    /// or a Nostr key may have none).
+    pub async fn has_password(&self, user: &User) -> Result<bool> {
+        let key = user.username.to_ascii_lowercase();
+        Ok(self
+            .find_with_hash(&key)
+            .await?
+            .is_some_and(|(_, hash)| !hash.0.is_empty()))
+    }
+
+    /// The keys that sign in to `user`: `(pubkey, kind)`, oldest first; kinds
+    /// are `lnurl`, `joule` and `nostr`.
+    pub async fn linked_keys(&self, user: &User) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT pubkey, kind FROM linking_keys WHERE user_id = $1 ORDER BY created_at, pubkey",
+        )
+        .bind(&user.id.0)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("pubkey")?, r.try_get("kind")?)))
+            .collect()
+    }
+
     /// Links one more key (of `kind`) to `user`: it then signs in to this
     /// account. Linking a key the account holds is fine; one another account
     /// holds is refused.
@@ -778,12 +802,7 @@ impl Accounts {
         if !matches!(caller.credential, crate::Credential::Session { .. }) {
             return Ok(());
         }
-        let key = caller.user.username.to_ascii_lowercase();
-        let has_password = self
-            .find_with_hash(&key)
-            .await?
-            .is_some_and(|(_, hash)| !hash.0.is_empty());
-        if !has_password {
+        if !self.has_password(&caller.user).await? {
             return Ok(());
         }
         let password = password

@@ -10,7 +10,6 @@ use std::time::Duration;
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{schnorr, Message, Secp256k1, XOnlyPublicKey};
 use serde::Deserialize;
-use sqlx::Row;
 
 use crate::{now_ms, Engine, Error, Result, User};
 
@@ -163,20 +162,6 @@ impl Engine {
             true => Ok(()),
             false => Err(refused("this event was used already; sign a new one")),
         }
-    }
-
-    /// The Nostr keys linked to `user`, oldest first.
-    pub async fn nostr_keys(&self, user: &User) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT pubkey FROM linking_keys WHERE user_id = $1 AND kind = 'nostr' \
-             ORDER BY created_at, pubkey",
-        )
-        .bind(&user.id.0)
-        .fetch_all(self.db.pool())
-        .await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get::<String, _>("pubkey")?))
-            .collect()
     }
 }
 

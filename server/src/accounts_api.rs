@@ -307,7 +307,14 @@ async fn list_nostr_keys(
     caller
         .permits(engine::Access::ManageAccess)
         .map_err(engine::Error::from)?;
-    let keys = engine.nostr_keys(&caller.user).await?;
+    let keys: Vec<String> = engine
+        .accounts
+        .linked_keys(&caller.user)
+        .await?
+        .into_iter()
+        .filter(|(_, kind)| kind == "nostr")
+        .map(|(pubkey, _)| pubkey)
+        .collect();
     Ok(Json(serde_json::json!({ "keys": keys })))
 }
 

@@ -730,3 +730,21 @@ async fn a_busy_server_answers_503_with_retry_after(server: Server) {
     // Busy answers used none of olga's three allowed failures.
     server.session_login("olga", None).await;
 }
+
+/// The requests the security page offers for an ACL are served: each is
+/// described by one of the two OpenAPI documents (which list only served
+/// routes, see above).
+#[test]
+fn the_acl_choices_on_the_security_page_are_served_routes() {
+    let ours: serde_json::Value = serde_json::from_str(include_str!("../openapi.json")).unwrap();
+    let lnm: serde_json::Value = serde_json::from_str(include_str!("../lnm-openapi.json")).unwrap();
+    for endpoint in app::api::security::COMMON_ENDPOINTS {
+        let (method, path) = endpoint.split_once(' ').unwrap();
+        let method = method.to_ascii_lowercase();
+        let described = match path.strip_prefix("/lnm") {
+            Some(rest) => lnm["paths"][rest][&method].is_object(),
+            None => ours["paths"][path][&method].is_object(),
+        };
+        assert!(described, "{endpoint} is offered but not served");
+    }
+}

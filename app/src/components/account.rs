@@ -61,7 +61,7 @@ pub fn ErrorCard(err: ApiError) -> impl IntoView {
 }
 
 /// Where a signed-in person can go: the wallet's pages, then the desk's.
-const DESTINATIONS: [(&str, &str); 11] = [
+const DESTINATIONS: [(&str, &str); 12] = [
     ("/", "Dashboard"),
     ("/receive", "Receive"),
     ("/send", "Send"),
@@ -72,6 +72,7 @@ const DESTINATIONS: [(&str, &str); 11] = [
     ("/positions", "Positions"),
     ("/funding", "Funding"),
     ("/tokens", "Tokens"),
+    ("/security", "Security"),
     ("/settings", "Settings"),
 ];
 

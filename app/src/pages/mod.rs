@@ -46,6 +46,7 @@ mod not_found;
 mod positions;
 mod receive;
 mod reset_password;
+mod security;
 mod send;
 mod settings;
 mod sign_in;
@@ -62,6 +63,7 @@ pub use not_found::NotFound;
 pub use positions::PositionsPage;
 pub use receive::ReceivePage;
 pub use reset_password::ResetPasswordPage;
+pub use security::SecurityPage;
 pub use send::SendPage;
 pub use settings::SettingsPage;
 pub use sign_in::SignInPage;
@@ -106,6 +108,7 @@ impl Refusal for Funded {}
 impl Refusal for PositionView {}
 impl Refusal for Success {}
 impl Refusal for NewToken {}
+impl Refusal for crate::api::security::NewAclToken {}
 impl Refusal for Done {}
 
 impl Refusal for CreateInvoiceResponse {

@@ -82,7 +82,7 @@ fn WalletSettings(account: Account) -> impl IntoView {
 }
 
 #[component]
-fn PasswordCard(csrf: String) -> impl IntoView {
+pub(super) fn PasswordCard(csrf: String) -> impl IntoView {
     let change = ServerAction::<ChangePassword>::new();
     let old_password = RwSignal::new(String::new());
     let new_password = RwSignal::new(String::new());

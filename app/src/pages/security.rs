@@ -1,0 +1,306 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
+
+use super::settings::PasswordCard;
+use super::{action_error, form_error};
+use crate::api::security::{
+    security, AclEntry, CreateAcl, DeleteAccount, DeleteAcl, IssueAclToken, RevokeAclToken,
+    SecurityView, UnlinkKey, UpdateProfile, COMMON_ENDPOINTS,
+};
+use crate::api::session::Account;
+use crate::components::{CopyButton, Field, SignedIn};
+
+lazy_wallet_page!(SecurityPage, "Security · Ampere", Security);
+
+/// Who the account is and how it is reached: the profile, the password, the
+/// access control lists with their tokens, the keys that sign in, and deleting
+/// the account.
+#[component]
+fn Security(account: Account) -> impl IntoView {
+    let profile = ServerAction::<UpdateProfile>::new();
+    let create = ServerAction::<CreateAcl>::new();
+    let delete = ServerAction::<DeleteAcl>::new();
+    let issue = ServerAction::<IssueAclToken>::new();
+    let revoke = ServerAction::<RevokeAclToken>::new();
+    let unlink = ServerAction::<UnlinkKey>::new();
+    let view_of = Resource::new(
+        move || {
+            (
+                profile.version().get(),
+                create.version().get(),
+                delete.version().get(),
+                issue.version().get(),
+                revoke.version().get(),
+                unlink.version().get(),
+            )
+        },
+        |_| security(),
+    );
+    let csrf = account.csrf.clone();
+    let actions = AclActions {
+        delete,
+        issue,
+        revoke,
+        csrf: csrf.clone(),
+    };
+    view! {
+        <h1>"Security"</h1>
+        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || {
+                let (csrf, actions) = (csrf.clone(), actions.clone());
+                Suspend::new(async move {
+                    match view_of.await {
+                        Ok(view) => view! {
+                            <ProfileCard view=view.clone() action=profile csrf=csrf.clone() />
+                            <PasswordCard csrf=csrf.clone() />
+                            <AclsCard acls=view.acls.clone() create actions csrf=csrf.clone() />
+                            <SignInsCard view=view.clone() unlink csrf=csrf.clone() />
+                            <DeleteCard has_password=view.has_password csrf />
+                        }
+                        .into_any(),
+                        Err(err) => view! { <p class="form-error">{err.error.message}</p> }.into_any(),
+                    }
+                })
+            }}
+        </Transition>
+    }
+}
+
+#[component]
+fn ProfileCard(
+    view: SecurityView,
+    action: ServerAction<UpdateProfile>,
+    csrf: String,
+) -> impl IntoView {
+    view! {
+        <section class="card" aria-labelledby="profile-title">
+            <h2 id="profile-title">"Profile"</h2>
+            <ActionForm action attr:class="form">
+                <input type="hidden" name="_csrf" value=csrf />
+                <Field label="Display name" name="display_name" required=false
+                    value=RwSignal::new(view.display_name.unwrap_or_default())
+                    error=action_error(action, Some("display_name")) />
+                <Field label="E-mail address" name="email" kind="email" autocomplete="email" required=false
+                    value=RwSignal::new(view.email.unwrap_or_default())
+                    error=action_error(action, Some("email")) />
+                <p class="hint">"Where a password reset link goes. Leave empty to remove it."</p>
+                <p class="form-error" role="alert">{move || form_error(action, &["display_name", "email"]).get()}</p>
+                <button type="submit" disabled=move || action.pending().get()>"Save profile"</button>
+                {move || matches!(action.value().get(), Some(Ok(()))).then(|| view! {
+                    <p class="success" role="status">"Profile saved."</p>
+                })}
+            </ActionForm>
+        </section>
+    }
+}
+
+/// The actions every ACL row shares.
+#[derive(Clone)]
+struct AclActions {
+    delete: ServerAction<DeleteAcl>,
+    issue: ServerAction<IssueAclToken>,
+    revoke: ServerAction<RevokeAclToken>,
+    csrf: String,
+}
+
+#[component]
+fn AclsCard(
+    acls: Vec<AclEntry>,
+    create: ServerAction<CreateAcl>,
+    actions: AclActions,
+    csrf: String,
+) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let chosen = RwSignal::new(Vec::<&'static str>::new());
+    let more = RwSignal::new(String::new());
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let mut endpoints: Vec<String> = chosen
+            .get_untracked()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        endpoints.push(more.get_untracked());
+        create.dispatch(CreateAcl {
+            name: name.get_untracked(),
+            endpoints: endpoints.join("\n"),
+            _csrf: csrf.clone(),
+        });
+    };
+    Effect::new(move |_| {
+        if matches!(create.value().get(), Some(Ok(()))) {
+            name.set(String::new());
+            chosen.set(Vec::new());
+            more.set(String::new());
+        }
+    });
+    let issued = actions.issue;
+    let errors = (actions.delete, actions.revoke);
+    view! {
+        <section class="card" aria-labelledby="acls-title">
+            <h2 id="acls-title">"Access control lists"</h2>
+            <p class="hint">"An ACL token works as a bearer token on every API, for the requests its list allows and nothing else. It lives until you revoke it, delete its list or change your password."</p>
+            <form class="form" on:submit=submit>
+                <Field label="List name" name="name" value=name error=action_error(create, Some("name")) />
+                <fieldset>
+                    <legend>"Allowed requests"</legend>
+                    {COMMON_ENDPOINTS.into_iter().map(|endpoint| view! {
+                        <label class="check">
+                            <input type="checkbox" value=endpoint
+                                prop:checked=move || chosen.with(|c| c.contains(&endpoint))
+                                on:change=move |ev| {
+                                    let on = event_target_checked(&ev);
+                                    chosen.update(|c| {
+                                        c.retain(|e| *e != endpoint);
+                                        if on {
+                                            c.push(endpoint);
+                                        }
+                                    });
+                                } />
+                            <code>{endpoint}</code>
+                        </label>
+                    }).collect_view()}
+                </fieldset>
+                <div class="field">
+                    <label for="acl-more">"More requests, one per line"</label>
+                    <textarea id="acl-more" rows="3" placeholder="GET /rest/v1/history.csv"
+                        aria-describedby="acl-more-hint acl-more-error"
+                        prop:value=move || more.get()
+                        on:input=move |ev| more.set(event_target_value(&ev))></textarea>
+                    <p class="hint" id="acl-more-hint">"METHOD /path; * stands for one whole path segment, as in GET /lnm/positions/*"</p>
+                    <p class="field-error" id="acl-more-error" role="alert">{move || action_error(create, Some("allowed_endpoints")).get()}</p>
+                </div>
+                <p class="form-error" role="alert">{move || form_error(create, &["name", "allowed_endpoints"]).get()}</p>
+                <button type="submit" disabled=move || create.pending().get()>"Create list"</button>
+            </form>
+            {move || issued.value().get().and_then(Result::ok).map(|token| view! {
+                <div class="review" role="status">
+                    <p class="success">"Your ACL token. It is shown once: copy it now."</p>
+                    <p class="copyable">
+                        <code class="wrap small" data-testid="new-acl-token">{token.token.clone()}</code>
+                        <CopyButton text=token.token label="Copy the token" />
+                    </p>
+                </div>
+            })}
+            <p class="form-error" role="alert">
+                {move || action_error(issued, None).get()
+                    .or_else(|| action_error(errors.0, None).get())
+                    .or_else(|| action_error(errors.1, None).get())}
+            </p>
+            {if acls.is_empty() {
+                view! { <p class="empty">"No list yet."</p> }.into_any()
+            } else {
+                acls.into_iter()
+                    .map(|acl| view! { <AclRow acl actions=actions.clone() /> })
+                    .collect_view()
+                    .into_any()
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn AclRow(acl: AclEntry, actions: AclActions) -> impl IntoView {
+    let AclActions {
+        delete,
+        issue,
+        revoke,
+        csrf,
+    } = actions;
+    let (id, id2, name) = (acl.id.clone(), acl.id.clone(), acl.name.clone());
+    let csrf2 = csrf.clone();
+    let tokens = acl.tokens.clone();
+    view! {
+        <article class="row" data-testid="acl">
+            <div class="grow">
+                <strong class="alias">{acl.name.clone()}</strong>
+                <ul class="small">
+                    {acl.allowed_endpoints.into_iter().map(|e| view! { <li><code>{e}</code></li> }).collect_view()}
+                </ul>
+                {tokens.into_iter().map(|(token_id, created)| {
+                    let (acl_id, csrf, label) = (id.clone(), csrf.clone(), format!("Revoke token {}", token_id.get(..8).unwrap_or(&token_id)));
+                    view! {
+                        <p class="hint" data-testid="acl-token">
+                            {format!("Token {} · created {}", token_id.get(..8).unwrap_or(&token_id), created.replace('T', " ").get(..16).unwrap_or(&created))}
+                            " "
+                            <button type="button" class="secondary small" aria-label=label
+                                on:click=move |_| { revoke.dispatch(RevokeAclToken { acl_id: acl_id.clone(), token_id: token_id.clone(), _csrf: csrf.clone() }); }>
+                                "Revoke"
+                            </button>
+                        </p>
+                    }
+                }).collect_view()}
+            </div>
+            <div class="actions">
+                <button type="button" class="secondary small" aria-label=format!("New token for {name}")
+                    on:click={
+                        let (acl_id, csrf) = (id2.clone(), csrf2.clone());
+                        move |_| { issue.dispatch(IssueAclToken { acl_id: acl_id.clone(), _csrf: csrf.clone() }); }
+                    }>
+                    "New token"
+                </button>
+                <button type="button" class="danger small" aria-label=format!("Delete list {}", acl.name)
+                    on:click=move |_| { delete.dispatch(DeleteAcl { acl_id: id2.clone(), _csrf: csrf2.clone() }); }>
+                    "Delete"
+                </button>
+            </div>
+        </article>
+    }
+}
+
+#[component]
+fn SignInsCard(view: SecurityView, unlink: ServerAction<UnlinkKey>, csrf: String) -> impl IntoView {
+    let kind_name = |kind: &str| match kind {
+        "nostr" => "Nostr key",
+        "joule" => "Lightning node key (Joule)",
+        _ => "Lightning wallet key (LNURL-auth)",
+    };
+    view! {
+        <section class="card" aria-labelledby="sign-ins-title">
+            <h2 id="sign-ins-title">"Ways to sign in"</h2>
+            <ul>
+                <li>{if view.has_password { "Username and password" } else { "No password" }}</li>
+                {view.keys.into_iter().map(|(pubkey, kind)| {
+                    let csrf = csrf.clone();
+                    let label = format!("Unlink {}", kind_name(&kind));
+                    view! {
+                        <li data-testid="linked-key">
+                            {kind_name(&kind)} " " <code class="small">{pubkey.get(..16).unwrap_or(&pubkey).to_string()}"…"</code>
+                            " "
+                            <button type="button" class="secondary small" aria-label=label
+                                on:click=move |_| { unlink.dispatch(UnlinkKey { pubkey: pubkey.clone(), kind: kind.clone(), _csrf: csrf.clone() }); }>
+                                "Unlink"
+                            </button>
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            <p class="form-error" role="alert">{move || action_error(unlink, None).get()}</p>
+        </section>
+    }
+}
+
+#[component]
+fn DeleteCard(has_password: bool, csrf: String) -> impl IntoView {
+    let action = ServerAction::<DeleteAccount>::new();
+    view! {
+        <section class="card" aria-labelledby="delete-title">
+            <h2 id="delete-title">"Delete the account"</h2>
+            <p class="hint">"Everything of the account goes, for good. An account that still holds funds (wallet, channels, trading balance) is not deleted: move them first."</p>
+            <ActionForm action attr:class="form">
+                <input type="hidden" name="_csrf" value=csrf />
+                {if has_password {
+                    view! {
+                        <Field label="Your password (to delete)" name="password" kind="password"
+                            autocomplete="current-password" error=action_error(action, Some("password")) />
+                    }.into_any()
+                } else {
+                    view! { <input type="hidden" name="password" value="" /> }.into_any()
+                }}
+                <p class="form-error" role="alert">{move || form_error(action, &["password"]).get()}</p>
+                <button type="submit" class="danger" disabled=move || action.pending().get()>"Delete my account"</button>
+            </ActionForm>
+        </section>
+    }
+}

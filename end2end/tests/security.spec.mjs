@@ -1,0 +1,64 @@
+// The security page: the profile, ACL tokens made in the browser and used by a
+// script (only for what their list allows, dead once revoked), and deleting
+// an account.
+import { test, expect } from '@playwright/test';
+
+import { PASSWORD, open, signUp, uniqueName } from './support.mjs';
+
+test('an ACL token made on the security page calls only what its list allows', async ({ page, request }) => {
+  const name = uniqueName('acl');
+  await signUp(page, name);
+  await open(page, '/security');
+
+  await page.getByLabel('E-mail address').fill(`${name}@example.com`);
+  await page.getByRole('button', { name: 'Save profile' }).click();
+  await expect(page.getByText('Profile saved.')).toBeVisible();
+
+  // A malformed pattern is explained beside the field; nothing is made.
+  await page.getByLabel('List name').fill('dashboard');
+  await page.getByLabel('More requests, one per line').fill('GET api/v1/auth');
+  await page.getByRole('button', { name: 'Create list' }).click();
+  await expect(page.locator('#acl-more-error')).toContainText('absolute');
+  await expect(page.getByTestId('acl')).toHaveCount(0);
+
+  await page.getByLabel('More requests, one per line').fill('');
+  await page.getByRole('checkbox', { name: 'GET /api/v1/auth', exact: true }).check();
+  await page.getByRole('button', { name: 'Create list' }).click();
+  await expect(page.getByTestId('acl')).toHaveCount(1);
+  await expect(page.getByTestId('acl')).toContainText('GET /api/v1/auth');
+
+  await page.getByRole('button', { name: 'New token for dashboard' }).click();
+  const shown = page.getByTestId('new-acl-token');
+  await expect(shown).not.toBeEmpty();
+  const token = (await shown.textContent()).trim();
+  const headers = { Authorization: `Bearer ${token}` };
+
+  const allowed = await request.get('/api/v1/auth', { headers });
+  expect(allowed.status()).toBe(200);
+  expect((await allowed.json()).email).toBe(`${name}@example.com`);
+  const outside = await request.get('/rest/v1/getalldata', { headers });
+  expect(outside.status()).toBe(403);
+  const manage = await request.get('/api/v1/auth/acls', { headers });
+  expect(manage.status()).toBe(403);
+
+  await expect(page.getByTestId('acl-token')).toHaveCount(1);
+  await page.getByRole('button', { name: /^Revoke token / }).click();
+  await expect(page.getByTestId('acl-token')).toHaveCount(0);
+  const revoked = await request.get('/api/v1/auth', { headers });
+  expect(revoked.status()).toBe(401);
+});
+
+test('an account is deleted from the security page with its password', async ({ page, request }) => {
+  const name = uniqueName('leaving');
+  await signUp(page, name);
+  await open(page, '/security');
+  await page.getByLabel('Your password (to delete)').fill('Wrong-horse-7');
+  await page.getByRole('button', { name: 'Delete my account' }).click();
+  await expect(page.locator('#field-password-error')).toHaveText('password is not correct');
+
+  await page.getByLabel('Your password (to delete)').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Delete my account' }).click();
+  await expect(page.getByRole('link', { name: 'Sign in' })).toBeVisible();
+  const login = await request.post('/api/v1/auth', { data: { username: name, password: PASSWORD } });
+  expect(login.status()).toBe(401);
+});
