@@ -10,7 +10,11 @@ test('an ACL token made on the security page calls only what its list allows', a
   await signUp(page, name);
   await open(page, '/security');
 
+  // A new e-mail address (where reset links go) takes the password.
   await page.getByLabel('E-mail address').fill(`${name}@example.com`);
+  await page.getByRole('button', { name: 'Save profile' }).click();
+  await expect(page.locator('#field-password-error').first()).toHaveText('enter your password to confirm');
+  await page.getByLabel('Your password (to change the e-mail)').fill(PASSWORD);
   await page.getByRole('button', { name: 'Save profile' }).click();
   await expect(page.getByText('Profile saved.')).toBeVisible();
 

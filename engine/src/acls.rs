@@ -62,6 +62,11 @@ impl Endpoint {
         let Some(rest) = path.strip_prefix('/') else {
             return Err(invalid("the path is absolute (starts with /)"));
         };
+        if !is_api(path) {
+            return Err(invalid(
+                "a pattern names an API route: under /rest/, /api/ or /lnm",
+            ));
+        }
         if !path.bytes().all(|b| b.is_ascii_graphic()) || path.contains(['?', '#']) {
             return Err(invalid(
                 "the path is printable characters without spaces, query or fragment",
@@ -116,6 +121,15 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
+/// Whether `path` is one of the APIs (the pages render the account's data
+/// themselves, out of any pattern's reach: an ACL token never opens them).
+pub fn is_api(path: &str) -> bool {
+    path.starts_with("/rest/")
+        || path.starts_with("/api/")
+        || path == "/lnm"
+        || path.starts_with("/lnm/")
+}
+
 /// What an ACL token may call: its ACL's patterns as they read now.
 #[derive(Debug, Clone)]
 pub struct Grant {
@@ -128,7 +142,7 @@ impl Grant {
     pub fn allows(&self, method: &str, path: &str) -> bool {
         // HEAD reads what GET does.
         let method = if method == "HEAD" { "GET" } else { method };
-        self.endpoints.iter().any(|e| e.matches(method, path))
+        is_api(path) && self.endpoints.iter().any(|e| e.matches(method, path))
     }
 }
 
@@ -151,11 +165,11 @@ pub struct AclToken {
     pub created_at_ms: i64,
 }
 
+/// What an ACL token says: only its id. The account and version are read from
+/// its row, so a token handed to a script does not show whose it is (an
+/// account id is a credential where `--user-id-login` is on).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct AclClaims {
-    sub: String,
-    /// The account's `auth_version` at issue.
-    ver: i64,
     /// The token's id (its row in `acl_tokens`).
     jti: String,
     iat: i64,
@@ -174,9 +188,13 @@ pub struct Acls {
     db: Database,
     bus: Bus,
     keys: Arc<(EncodingKey, DecodingKey, Validation)>,
-    /// A token id's grant (`None`: revoked or gone), remembered briefly; any
-    /// change to an ACL or its tokens clears it in every process through the bus.
-    grants: moka::sync::Cache<String, Option<Arc<Grant>>>,
+    /// A token's account, version and grant (`None`: revoked or gone),
+    /// remembered briefly; any change to an ACL or its tokens clears it in
+    /// every process through the bus.
+    grants: moka::sync::Cache<String, Option<Arc<Verified>>>,
+    /// Bumped by every such change: a grant read while one happened is not
+    /// remembered (it may be from before it).
+    generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Acls {
@@ -186,15 +204,22 @@ impl Acls {
         // An ACL token lives until it is revoked, its ACL deleted or the
         // account's password changed.
         validation.validate_exp = false;
-        validation.set_required_spec_claims(&["sub", "jti"]);
-        let grants: moka::sync::Cache<String, Option<Arc<Grant>>> = moka::sync::Cache::builder()
+        validation.set_required_spec_claims(&["jti"]);
+        let grants: moka::sync::Cache<String, Option<Arc<Verified>>> = moka::sync::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(std::time::Duration::from_secs(5))
             .build();
-        let cache = grants.clone();
+        let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (cache, changes) = (grants.clone(), generation.clone());
         bus.on_control(Box::new(move |event| match &event.kind {
-            EventKind::AclChanged { .. } | EventKind::Resync => cache.invalidate_all(),
-            EventKind::TokenRevoked { jti } => cache.invalidate(jti),
+            EventKind::AclChanged { .. } | EventKind::Resync => {
+                changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                cache.invalidate_all();
+            }
+            EventKind::TokenRevoked { jti } => {
+                changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                cache.invalidate(jti);
+            }
             _ => {}
         }));
         Ok(Acls {
@@ -206,6 +231,7 @@ impl Acls {
                 validation,
             )),
             grants,
+            generation,
         })
     }
 
@@ -365,8 +391,6 @@ impl Acls {
     pub async fn issue(&self, user: &User, acl_id: &str) -> Result<(AclToken, String)> {
         let created_at_ms = now_ms();
         let claims = AclClaims {
-            sub: user.id.0.clone(),
-            ver: user.auth_version,
             jti: crate::random_hex(16),
             iat: created_at_ms / 1000,
         };
@@ -457,33 +481,31 @@ impl Acls {
     /// The account, version and grant of an ACL token this server signed that
     /// still works; `Unauthenticated` otherwise. Whether the account and version
     /// are current is `Accounts::authenticate`'s call.
-    pub async fn verify(&self, token: &str) -> Result<Verified> {
+    pub async fn verify(&self, token: &str) -> Result<Arc<Verified>> {
+        use std::sync::atomic::Ordering;
         let claims = decode::<AclClaims>(token, &self.keys.1, &self.keys.2)
             .map(|data| data.claims)
             .map_err(|_| Error::Unauthenticated)?;
-        let grant = match self.grants.get(&claims.jti) {
-            Some(grant) => grant,
+        let verified = match self.grants.get(&claims.jti) {
+            Some(verified) => verified,
             None => {
-                let grant = self.read_grant(&claims.jti, &claims.sub).await?;
-                self.grants.insert(claims.jti.clone(), grant.clone());
-                grant
+                let before = self.generation.load(Ordering::SeqCst);
+                let verified = self.read_grant(&claims.jti).await?;
+                if self.generation.load(Ordering::SeqCst) == before {
+                    self.grants.insert(claims.jti.clone(), verified.clone());
+                }
+                verified
             }
         };
-        let grant = grant.ok_or(Error::Unauthenticated)?;
-        Ok(Verified {
-            user_id: claims.sub,
-            auth_version: claims.ver,
-            grant,
-        })
+        verified.ok_or(Error::Unauthenticated)
     }
 
-    async fn read_grant(&self, token_id: &str, user_id: &str) -> Result<Option<Arc<Grant>>> {
+    async fn read_grant(&self, token_id: &str) -> Result<Option<Arc<Verified>>> {
         let row = sqlx::query(
-            "SELECT a.id AS acl_id, a.endpoints FROM acl_tokens t JOIN acls a ON a.id = t.acl_id \
-             WHERE t.id = $1 AND t.user_id = $2",
+            "SELECT t.user_id, t.auth_version, a.id AS acl_id, a.endpoints FROM acl_tokens t \
+             JOIN acls a ON a.id = t.acl_id WHERE t.id = $1",
         )
         .bind(token_id)
-        .bind(user_id)
         .fetch_optional(self.db.pool())
         .await?;
         let Some(row) = row else {
@@ -493,10 +515,14 @@ impl Acls {
             .iter()
             .filter_map(|text| Endpoint::parse(text).ok())
             .collect();
-        Ok(Some(Arc::new(Grant {
-            acl_id: row.try_get("acl_id")?,
-            token_id: token_id.to_string(),
-            endpoints,
+        Ok(Some(Arc::new(Verified {
+            user_id: row.try_get("user_id")?,
+            auth_version: row.try_get("auth_version")?,
+            grant: Arc::new(Grant {
+                acl_id: row.try_get("acl_id")?,
+                token_id: token_id.to_string(),
+                endpoints,
+            }),
         })))
     }
 
@@ -573,9 +599,9 @@ mod tests {
         assert!(!exact.matches("GET", "/rest/v1/balance/"));
         assert!(!exact.matches("GET", "/rest/v1/Balance"));
         assert!(!exact.matches("GET", "/rest/v1"));
-        let root = Endpoint::parse("GET /").unwrap();
-        assert!(root.matches("GET", "/"));
-        assert!(!root.matches("GET", "/lnm"));
+        let desk = Endpoint::parse("GET /lnm").unwrap();
+        assert!(desk.matches("GET", "/lnm"));
+        assert!(!desk.matches("GET", "/lnm/user"));
     }
 
     #[test]
@@ -592,6 +618,9 @@ mod tests {
             "GET /api/../auth",
             "GET  /api",
             "GET /a b",
+            "GET /",
+            "GET /history",
+            "GET /lnmx/user",
         ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad:?} was accepted");
         }

@@ -144,7 +144,8 @@ async fn scalar(conn: &mut AnyConnection, sql: &str, user_id: &str) -> Result<i6
 }
 
 /// Deletes the account and all of it (the rows cascade). The minted coins its
-/// wallet's history counted move to `money_supply.retired_msat`; its unpaid
+/// wallet's history counted move to `money_supply.retired_msat`, its desk
+/// history's sums to `desk_house`; its unpaid
 /// deposit invoices expire now, so nobody can pay money to an account that is
 /// gone.
 async fn retire(conn: &mut AnyConnection, user_id: &str) -> Result<()> {
@@ -152,6 +153,22 @@ async fn retire(conn: &mut AnyConnection, user_id: &str) -> Result<()> {
         "UPDATE money_supply SET retired_msat = retired_msat + COALESCE((SELECT \
          CAST(SUM(amount_msat) AS BIGINT) FROM chain_txs WHERE kind IN ('genesis', 'faucet') \
          AND node IN (SELECT pubkey FROM nodes WHERE user_id = $1)), 0) WHERE id = 1",
+    )
+    .bind(user_id)
+    .execute(&mut *conn)
+    .await?;
+    // The desk's figures: what the trader paid in and took out, and the
+    // house's result against its closed positions, stay counted.
+    sqlx::query(
+        "UPDATE desk_house SET \
+         retired_received_msat = retired_received_msat + (SELECT CAST(COALESCE(SUM(amount_msat), \
+           0) AS BIGINT) FROM desk_deposits WHERE user_id = $1 AND settled_at IS NOT NULL), \
+         retired_withdrawn_msat = retired_withdrawn_msat + (SELECT CAST(COALESCE(SUM(amount_msat \
+           + fee_msat), 0) AS BIGINT) FROM desk_withdrawals WHERE user_id = $1 AND state = 'paid'), \
+         result_msat = result_msat + (SELECT CAST(COALESCE(SUM(margin - CASE WHEN margin + pl > 0 \
+           THEN margin + pl ELSE 0 END), 0) * 1000 AS BIGINT) FROM desk_positions \
+           WHERE user_id = $1 AND state = 'closed') \
+         WHERE id = 1",
     )
     .bind(user_id)
     .execute(&mut *conn)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::secp256k1::{Message, PublicKey, Secp256k1, SecretKey};
-use engine::desk::{DeskConfig, DeskScope, Scopes};
+use engine::desk::{DeskConfig, DeskScope, MadeWith, Scopes};
 use engine::simnet::{ChannelState, PayRequest};
 use engine::{Backend, Engine, Error, Msat, Settings, User};
 use sqlx::Row;
@@ -983,7 +983,10 @@ async fn an_lnurl_withdraw_link_pays_once_even_answered_twice_at_once(engine: En
     deposit(&engine, &alice, Msat::from_sat(100_000)).await;
     let amount = Msat::from_sat(25_000);
 
-    let lnurl = desk.withdraw_link(&alice.user, amount, None).await.unwrap();
+    let lnurl = desk
+        .withdraw_link(&alice.user, amount, MadeWith::Account)
+        .await
+        .unwrap();
     assert_eq!(lnurl, lnurl.to_uppercase());
     assert!(lnurl.starts_with("LNURL1"), "{lnurl}");
     let url = engine::lnurl::decode(&lnurl).unwrap();
@@ -1033,7 +1036,7 @@ async fn an_lnurl_withdraw_link_pays_once_even_answered_twice_at_once(engine: En
     let expired = engine::lnurl::decode(
         &brief
             .desk
-            .withdraw_link(&alice.user, amount, None)
+            .withdraw_link(&alice.user, amount, MadeWith::Account)
             .await
             .unwrap(),
     )
@@ -1133,7 +1136,7 @@ async fn an_lnurl_withdraw_link_pays_once_even_answered_twice_at_once(engine: En
 
     // No link for more than the balance.
     let outcome = desk
-        .withdraw_link(&alice.user, Msat::from_sat(75_001), None)
+        .withdraw_link(&alice.user, Msat::from_sat(75_001), MadeWith::Account)
         .await;
     assert!(
         matches!(outcome, Err(Error::InsufficientFunds)),
@@ -1680,7 +1683,7 @@ async fn a_withdraw_link_dies_with_the_credential_that_made_it(engine: Engine) {
         .unwrap();
     let jti = desk.tokens.verify(&token).await.unwrap().jti;
     let by_token = k1_of(
-        desk.withdraw_link(&alice.user, amount, Some(&jti))
+        desk.withdraw_link(&alice.user, amount, MadeWith::DeskToken(&jti))
             .await
             .unwrap(),
     );
@@ -1693,8 +1696,45 @@ async fn a_withdraw_link_dies_with_the_credential_that_made_it(engine: Engine) {
         .await;
     assert_invalid(outcome, "k1");
 
+    // Made by an ACL token, then the token is revoked: void as well; and one
+    // made by a token of an ACL that is then deleted.
+    let acl = engine
+        .acls
+        .create(
+            &alice.user,
+            "withdrawals",
+            &["POST /lnm/user/withdraw/lnurl".to_string()],
+        )
+        .await
+        .unwrap();
+    for revoke in [true, false] {
+        let (made, _) = engine.acls.issue(&alice.user, &acl.id).await.unwrap();
+        let by_acl = k1_of(
+            desk.withdraw_link(&alice.user, amount, MadeWith::AclToken(&made.id))
+                .await
+                .unwrap(),
+        );
+        if revoke {
+            engine
+                .acls
+                .revoke(&alice.user, &acl.id, &made.id)
+                .await
+                .unwrap();
+        } else {
+            engine.acls.delete(&alice.user, &acl.id).await.unwrap();
+        }
+        let outcome = desk
+            .withdraw_by_link(&by_acl, &invoice(engine.clone(), alice.node.clone()).await)
+            .await;
+        assert_invalid(outcome, "k1");
+    }
+
     // Made with the session, then the password changes: void too.
-    let by_session = k1_of(desk.withdraw_link(&alice.user, amount, None).await.unwrap());
+    let by_session = k1_of(
+        desk.withdraw_link(&alice.user, amount, MadeWith::Account)
+            .await
+            .unwrap(),
+    );
     engine
         .accounts
         .change_password(&alice.user, PASSWORD, "Other-horse-8", "client")
@@ -1715,7 +1755,11 @@ async fn a_withdraw_link_dies_with_the_credential_that_made_it(engine: Engine) {
 
     // A link made under the new password still works.
     let user = engine.accounts.get(alice.id()).await.unwrap().unwrap();
-    let fresh = k1_of(desk.withdraw_link(&user, amount, None).await.unwrap());
+    let fresh = k1_of(
+        desk.withdraw_link(&user, amount, MadeWith::Account)
+            .await
+            .unwrap(),
+    );
     desk.withdraw_by_link(&fresh, &invoice(engine.clone(), alice.node.clone()).await)
         .await
         .unwrap();

@@ -159,6 +159,9 @@ struct ProfileRequest {
     display_name: Option<String>,
     #[serde(default)]
     email: Option<String>,
+    /// Required of a browser's session changing the e-mail address.
+    #[serde(default)]
+    password: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -171,21 +174,21 @@ struct ProfileResponse {
 
 /// `PUT /api/v1/auth/me`: changes the display name and the e-mail address
 /// (absent: unchanged; empty: removed). 409 for an address another account
-/// has, whatever its case.
+/// has, whatever its case. A new address takes what managing access takes
+/// (see `Engine::change_profile`).
 async fn update_profile(
     State(engine): State<Engine>,
     SignedIn(caller): SignedIn,
+    extensions: axum::http::Extensions,
     Body(req): Body<ProfileRequest>,
 ) -> Result<Json<ProfileResponse>, DetailError> {
-    caller
-        .permits(engine::Access::Write)
-        .map_err(engine::Error::from)?;
     let user = engine
-        .accounts
-        .update_profile(
-            &caller.user,
+        .change_profile(
+            &caller,
             req.display_name.as_deref(),
             req.email.as_deref(),
+            req.password.as_deref(),
+            &client_address_of(&extensions),
         )
         .await?;
     Ok(Json(ProfileResponse {

@@ -239,8 +239,10 @@ async fn bearer_credential(
     }
     match engine.acls.verify(token).await {
         Ok(acl) => {
-            let credential = Credential::AclToken { grant: acl.grant };
-            return Ok(Some((acl.user_id, acl.auth_version, credential)));
+            let credential = Credential::AclToken {
+                grant: acl.grant.clone(),
+            };
+            return Ok(Some((acl.user_id.clone(), acl.auth_version, credential)));
         }
         Err(engine::Error::Unauthenticated) => {}
         Err(err) => return Err(err),

@@ -410,6 +410,8 @@ impl Channels {
     }
 
     /// Subscribes to all of `channels` or, when one is not allowed, to none.
+    /// `user:positions` shows what `GET /lnm/positions` does: an ACL token
+    /// must be allowed that request too.
     fn subscribe(&mut self, channels: Vec<Channel>) -> Result<Vec<&'static str>, (i64, String)> {
         if channels.contains(&Channel::Positions) {
             let Some(caller) = &self.caller else {
@@ -422,6 +424,7 @@ impl Channels {
             };
             caller
                 .permits(Access::Desk(DeskScope::Positions))
+                .and_then(|()| caller.admits("GET", "/lnm/positions"))
                 .map_err(|denied| (FORBIDDEN, denied.to_string()))?;
         }
         for channel in &channels {

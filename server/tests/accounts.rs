@@ -42,6 +42,7 @@ mod operated {
         a_forgotten_password_is_reset_by_a_link_sent_over_smtp,
         one_reset_link_sets_one_password_even_in_a_race,
         without_smtp_mail_goes_to_the_outbox,
+        a_new_email_address_takes_what_managing_access_takes,
     );
 }
 
@@ -523,6 +524,17 @@ async fn acl_tokens_call_only_what_their_patterns_allow(server: Server) {
         other_method.text
     );
 
+    // Pages render the account themselves: an ACL token never opens one.
+    for page in ["/", "/history", "/security"] {
+        let refused = server.get(page, Auth::Bearer(&token)).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::FORBIDDEN,
+            "{page}: {}",
+            refused.text
+        );
+    }
+
     // Even patterns that name them never let an ACL token manage ACLs or tokens.
     let widened = acl_call(
         &server,
@@ -542,7 +554,7 @@ async fn acl_tokens_call_only_what_their_patterns_allow(server: Server) {
         (Method::POST, tokens.clone()),
         (Method::DELETE, format!("/api/v1/auth/acls/{acl}")),
     ] {
-        let body = json!({"name": "more", "allowed_endpoints": ["GET /"]}).to_string();
+        let body = json!({"name": "more", "allowed_endpoints": ["GET /api/v1/auth"]}).to_string();
         let refused = server
             .call(method.clone(), &path, Auth::Bearer(&token), Some(&body))
             .await;
@@ -686,19 +698,23 @@ async fn acls_refuse_strangers_other_credentials_and_bad_patterns(server: Server
             "empty segment",
         ),
         (
-            json!({"name": "x", "allowed_endpoints": ["GET /api?x=1"]}),
+            json!({"name": "x", "allowed_endpoints": ["GET /api/v1?x=1"]}),
             "query",
         ),
         (
-            json!({"name": "x", "allowed_endpoints": ["GET /a/../b"]}),
+            json!({"name": "x", "allowed_endpoints": ["GET /api/../b"]}),
             "..",
         ),
         (
-            json!({"name": "x", "allowed_endpoints": ["GET /ok", "GET"]}),
+            json!({"name": "x", "allowed_endpoints": ["GET /history"]}),
+            "api route",
+        ),
+        (
+            json!({"name": "x", "allowed_endpoints": ["GET /api/ok", "GET"]}),
             "method /path",
         ),
         (
-            json!({"name": "", "allowed_endpoints": ["GET /ok"]}),
+            json!({"name": "", "allowed_endpoints": ["GET /api/ok"]}),
             "name",
         ),
         (
@@ -706,19 +722,19 @@ async fn acls_refuse_strangers_other_credentials_and_bad_patterns(server: Server
             "name",
         ),
         (
-            json!({"name": "x", "allowed_endpoints": vec!["GET /a"; 101]}),
+            json!({"name": "x", "allowed_endpoints": vec!["GET /api/a"; 101]}),
             "at most",
         ),
-        (json!({"allowed_endpoints": ["GET /ok"]}), "name"),
+        (json!({"allowed_endpoints": ["GET /api/ok"]}), "name"),
         (
-            json!({"name": "x", "allowed_endpoints": "GET /ok"}),
+            json!({"name": "x", "allowed_endpoints": "GET /api/ok"}),
             "allowed_endpoints",
         ),
         (
             json!({"name": "x", "allowed_endpoints": [], "admin": true}),
             "admin",
         ),
-        (json!(["x", ["GET /ok"]]), "object"),
+        (json!(["x", ["GET /api/ok"]]), "object"),
     ] {
         let refused = acl_call(
             &server,
@@ -741,7 +757,7 @@ async fn acls_refuse_strangers_other_credentials_and_bad_patterns(server: Server
         Method::PUT,
         &format!("/api/v1/auth/acls/{acl}"),
         &alice,
-        json!({"name": "fine", "allowed_endpoints": ["GET /ok", "nonsense"]}),
+        json!({"name": "fine", "allowed_endpoints": ["GET /api/ok", "nonsense"]}),
     )
     .await;
     assert_eq!(
@@ -772,7 +788,7 @@ async fn acls_refuse_strangers_other_credentials_and_bad_patterns(server: Server
     assert_eq!(list(alice.clone()).await, before);
     assert_eq!(me(&server, &token).await["username"], "alice");
     // Bob cannot revoke Alice's token through an ACL of his own either.
-    let (bobs_acl, _) = acl_with_token(&server, &bob, &["GET /"]).await;
+    let (bobs_acl, _) = acl_with_token(&server, &bob, &["GET /api/v1/auth"]).await;
     let token_id = before[0]["tokens"][0]["id"].as_str().unwrap();
     let crossed = acl_call(
         &server,
@@ -788,7 +804,7 @@ async fn acls_refuse_strangers_other_credentials_and_bad_patterns(server: Server
     // A session writes only with its CSRF token; a scoped desk token never
     // manages ACLs; nobody signed in is 401.
     let cookie = server.session_login("alice", None).await;
-    let body = json!({"name": "forged", "allowed_endpoints": ["GET /"]}).to_string();
+    let body = json!({"name": "forged", "allowed_endpoints": ["GET /api/v1/auth"]}).to_string();
     let forged = server
         .call(
             Method::POST,
@@ -1706,4 +1722,91 @@ async fn nostr_keys_link_to_an_account_and_unlink(server: Server) {
         .get("/api/v1/auth/nostr/keys", Auth::Bearer(&own_token))
         .await;
     assert_eq!(listed.body, json!({ "keys": [pubkey] }));
+}
+
+/// The messages in `outbox`, read by Python's `email` package, oldest first.
+async fn outbox_messages(outbox: &std::path::Path, at_least: usize) -> Vec<common::mail::Received> {
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    for _ in 0..100 {
+        files = std::fs::read_dir(outbox)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if files.len() >= at_least {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    files.sort();
+    let mut messages = Vec::new();
+    for file in files {
+        messages.push(common::mail::read_message(&file).await);
+    }
+    messages
+}
+
+async fn a_new_email_address_takes_what_managing_access_takes(url: String) {
+    let data = tempfile::tempdir().unwrap();
+    let outbox = data.path().join("outbox");
+    let server = open_with_mail(&url, None, Some(&outbox)).await;
+    let token = alice_with_email(&server).await;
+    assert_eq!(
+        ask_reset(&server, "alice@example.com").await.status,
+        StatusCode::OK
+    );
+    let link = reset_key(&outbox_messages(&outbox, 1).await[0].body);
+
+    // An ACL token may rename, never move the address reset links go to.
+    let (_, acl_token) = acl_with_token(&server, &token, &["PUT /api/v1/auth/me"]).await;
+    let renamed = put_me(
+        &server,
+        Auth::Bearer(&acl_token),
+        json!({"display_name": "Al"}),
+    )
+    .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
+    let moved = put_me(
+        &server,
+        Auth::Bearer(&acl_token),
+        json!({"email": "eve@evil.example"}),
+    )
+    .await;
+    assert_eq!(moved.status, StatusCode::FORBIDDEN, "{}", moved.text);
+
+    // A session gives the password for it (a change of case is no move).
+    let cookie = server.session_login("alice", None).await;
+    let csrf = server
+        .get("/rest/v1/getalldata", Auth::Cookie(&cookie))
+        .await
+        .body["_csrf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let session_put = |mut body: Value| {
+        body["_csrf"] = json!(csrf);
+        let (server, cookie) = (&server, cookie.clone());
+        async move { put_me(server, Auth::Cookie(&cookie), body).await }
+    };
+    let case = session_put(json!({"email": "ALICE@example.com"})).await;
+    assert_eq!(case.status, StatusCode::OK, "{}", case.text);
+    let bare = session_put(json!({"email": "eve@evil.example"})).await;
+    assert_eq!(bare.status, StatusCode::BAD_REQUEST, "{}", bare.text);
+    assert!(detail(&bare).contains("password"), "{}", bare.text);
+    let wrong =
+        session_put(json!({"email": "eve@evil.example", "password": "Wrong1Password"})).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text);
+    assert_eq!(me(&server, &token).await["email"], "ALICE@example.com");
+    let moved = session_put(json!({"email": "alice@new.example", "password": PASSWORD})).await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.text);
+
+    // The old address is told; the link sent to it no longer works.
+    let messages = outbox_messages(&outbox, 2).await;
+    let notice = messages.last().unwrap();
+    assert_eq!(notice.subject, "Your Ampere e-mail address changed");
+    assert_eq!(notice.to, "ALICE@example.com");
+    let stale = set_password(&server, &link, "Brand9NewPass", "Brand9NewPass").await;
+    assert_eq!(stale.status, StatusCode::BAD_REQUEST, "{}", stale.text);
+    assert_eq!(
+        login_status(&server, "alice", PASSWORD).await,
+        StatusCode::OK
+    );
 }

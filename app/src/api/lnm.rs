@@ -587,11 +587,9 @@ pub async fn withdraw_lnurl(
     let caller = crate::api::auth::payer(access, password.as_deref()).await?;
     let desk = crate::api::auth::engine()?.desk.clone();
     let amount = desk.amount_in(amount, unit.as_deref())?;
-    let token = match &caller.credential {
-        engine::Credential::DeskToken { jti, .. } => Some(jti.as_str()),
-        _ => None,
-    };
-    let lnurl = desk.withdraw_link(&caller.user, amount, token).await?;
+    let lnurl = desk
+        .withdraw_link(&caller.user, amount, (&caller.credential).into())
+        .await?;
     Ok(Lnurl { lnurl })
 }
 

@@ -105,12 +105,19 @@ pub async fn security() -> Result<SecurityView, ApiError> {
 pub async fn update_profile(
     display_name: String,
     email: String,
+    #[server(default)] password: Option<String>,
     _csrf: String,
 ) -> Result<(), ApiError> {
-    let caller = manager(true).await?;
-    crate::api::auth::engine()?
-        .accounts
-        .update_profile(&caller.user, Some(&display_name), Some(&email))
+    use crate::api::auth;
+    let caller = auth::writer().await?;
+    auth::engine()?
+        .change_profile(
+            &caller,
+            Some(&display_name),
+            Some(&email),
+            password.as_deref(),
+            &auth::client_address(),
+        )
         .await?;
     Ok(())
 }

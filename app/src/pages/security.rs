@@ -37,6 +37,12 @@ fn Security(account: Account) -> impl IntoView {
         },
         |_| security(),
     );
+    // Kept out of the list's reloads: a refused form keeps what was typed.
+    let form = AclForm {
+        name: RwSignal::new(String::new()),
+        chosen: RwSignal::new(Vec::new()),
+        more: RwSignal::new(String::new()),
+    };
     let csrf = account.csrf.clone();
     let actions = AclActions {
         delete,
@@ -54,7 +60,7 @@ fn Security(account: Account) -> impl IntoView {
                         Ok(view) => view! {
                             <ProfileCard view=view.clone() action=profile csrf=csrf.clone() />
                             <PasswordCard csrf=csrf.clone() />
-                            <AclsCard acls=view.acls.clone() create actions csrf=csrf.clone() />
+                            <AclsCard acls=view.acls.clone() create form actions csrf=csrf.clone() />
                             <SignInsCard view=view.clone() unlink csrf=csrf.clone() />
                             <DeleteCard has_password=view.has_password csrf />
                         }
@@ -85,7 +91,12 @@ fn ProfileCard(
                     value=RwSignal::new(view.email.unwrap_or_default())
                     error=action_error(action, Some("email")) />
                 <p class="hint">"Where a password reset link goes. Leave empty to remove it."</p>
-                <p class="form-error" role="alert">{move || form_error(action, &["display_name", "email"]).get()}</p>
+                {view.has_password.then(|| view! {
+                    <Field label="Your password (to change the e-mail)" name="password" kind="password"
+                        autocomplete="current-password" required=false
+                        error=action_error(action, Some("password")) />
+                })}
+                <p class="form-error" role="alert">{move || form_error(action, &["display_name", "email", "password"]).get()}</p>
                 <button type="submit" disabled=move || action.pending().get()>"Save profile"</button>
                 {move || matches!(action.value().get(), Some(Ok(()))).then(|| view! {
                     <p class="success" role="status">"Profile saved."</p>
@@ -93,6 +104,14 @@ fn ProfileCard(
             </ActionForm>
         </section>
     }
+}
+
+/// What the new ACL form holds.
+#[derive(Clone, Copy)]
+struct AclForm {
+    name: RwSignal<String>,
+    chosen: RwSignal<Vec<&'static str>>,
+    more: RwSignal<String>,
 }
 
 /// The actions every ACL row shares.
@@ -108,12 +127,11 @@ struct AclActions {
 fn AclsCard(
     acls: Vec<AclEntry>,
     create: ServerAction<CreateAcl>,
+    form: AclForm,
     actions: AclActions,
     csrf: String,
 ) -> impl IntoView {
-    let name = RwSignal::new(String::new());
-    let chosen = RwSignal::new(Vec::<&'static str>::new());
-    let more = RwSignal::new(String::new());
+    let AclForm { name, chosen, more } = form;
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let mut endpoints: Vec<String> = chosen

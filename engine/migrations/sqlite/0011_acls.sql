@@ -20,3 +20,7 @@ CREATE TABLE acl_tokens (
     created_at   INTEGER  NOT NULL
 );
 CREATE INDEX acl_tokens_acl ON acl_tokens (acl_id, created_at);
+
+-- A withdraw link made with an ACL token names it: the link dies with the
+-- token (revoked, or its ACL deleted), as one made with a scoped token does.
+ALTER TABLE desk_lnurl_withdrawals ADD COLUMN acl_token_id TEXT;

@@ -4,3 +4,11 @@
 -- is still counted once.
 ALTER TABLE money_supply ADD COLUMN retired_msat INTEGER NOT NULL DEFAULT 0
     CHECK (retired_msat BETWEEN 0 AND 2100000000000000000);
+
+-- The same for the desk: a deleted trader's settled deposits, withdrawals and
+-- the house's result against them leave with their rows; these keep the books'
+-- figures (`Desk::audit`) what they were.
+ALTER TABLE desk_house ADD COLUMN retired_received_msat INTEGER NOT NULL DEFAULT 0
+    CHECK (retired_received_msat BETWEEN 0 AND 2100000000000000000);
+ALTER TABLE desk_house ADD COLUMN retired_withdrawn_msat INTEGER NOT NULL DEFAULT 0
+    CHECK (retired_withdrawn_msat BETWEEN 0 AND 2100000000000000000);

@@ -2,8 +2,8 @@
 //! account's e-mail address. Asking never tells whether an account has the
 //! address (the same answer, at once, either way: the lookup and the mail run
 //! in the background); a link works once, for [`RESET_LINK_LIFETIME`], while
-//! the account's password is the one it was made under; setting the new
-//! password ends every session and token of the account.
+//! the account's password and e-mail address are the ones it was made under;
+//! setting the new password ends every session and token of the account.
 
 use bitcoin::hashes::{sha256, Hash};
 use sqlx::Row;
@@ -12,7 +12,7 @@ use super::{check_password_rule, parse_email, user_from_row, Accounts, User, USE
 use crate::events::{EventKind, Topic};
 use crate::mail::Mail;
 use crate::throttle::Scope;
-use crate::{now_ms, Error, Result};
+use crate::{now_ms, Access, Caller, Engine, Error, Result};
 
 /// How long a reset link works.
 pub const RESET_LINK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(30 * 60);
@@ -76,6 +76,7 @@ impl Accounts {
         let now = now_ms();
         let expires_at = now + RESET_LINK_LIFETIME.as_millis() as i64;
         let (hash, id, version) = (key_hash(&key), user.id.0.clone(), user.auth_version);
+        let sent_to = address.clone();
         self.db
             .write(move |conn| {
                 Box::pin(async move {
@@ -85,12 +86,13 @@ impl Accounts {
                         .execute(&mut *conn)
                         .await?;
                     sqlx::query(
-                        "INSERT INTO password_resets (key_hash, user_id, auth_version, created_at, \
-                         expires_at) VALUES ($1, $2, $3, $4, $5)",
+                        "INSERT INTO password_resets (key_hash, user_id, auth_version, email, \
+                         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
                     )
                     .bind(hash)
                     .bind(id)
                     .bind(version)
+                    .bind(sent_to)
                     .bind(now)
                     .bind(expires_at)
                     .execute(&mut *conn)
@@ -134,7 +136,7 @@ impl Accounts {
         let usable = sqlx::query(
             "SELECT 1 AS found FROM password_resets r JOIN users u ON u.id = r.user_id \
              WHERE r.key_hash = $1 AND r.used_at IS NULL AND r.expires_at > $2 \
-             AND r.auth_version = u.auth_version",
+             AND r.auth_version = u.auth_version AND u.email = r.email",
         )
         .bind(&hash)
         .bind(now)
@@ -171,11 +173,13 @@ impl Accounts {
                     .rows_affected();
                     let set = sqlx::query(
                         "UPDATE users SET password_hash = $1, auth_version = auth_version + 1 \
-                         WHERE id = $2 AND auth_version = $3",
+                         WHERE id = $2 AND auth_version = $3 AND email = \
+                         (SELECT email FROM password_resets WHERE key_hash = $4)",
                     )
                     .bind(password_hash.0)
                     .bind(&user_id)
                     .bind(version)
+                    .bind(&hash)
                     .execute(&mut *conn)
                     .await?
                     .rows_affected();
@@ -196,6 +200,49 @@ impl Accounts {
                 },
             )
             .await?;
+        Ok(user)
+    }
+}
+
+impl Engine {
+    /// Changes the profile (`None`: unchanged; empty: removed). The e-mail
+    /// address is where a reset link goes, so changing it takes what managing
+    /// the account's access takes (never an ACL or desk token; a browser gives
+    /// its password again), voids the reset links sent to the old address, and
+    /// tells the old address.
+    pub async fn change_profile(
+        &self,
+        caller: &Caller,
+        display_name: Option<&str>,
+        email: Option<&str>,
+        password: Option<&str>,
+        client: &str,
+    ) -> Result<User> {
+        caller.permits(Access::Write)?;
+        let before = caller.user.email.clone();
+        let moves = email.is_some_and(|new| {
+            !before
+                .as_deref()
+                .is_some_and(|old| old.eq_ignore_ascii_case(new.trim()))
+        });
+        if moves {
+            caller.permits(Access::ManageAccess)?;
+            self.accounts.confirm(caller, password, client).await?;
+        }
+        let user = self
+            .accounts
+            .update_profile(&caller.user, display_name, email)
+            .await?;
+        if let (true, Some(old)) = (moves, before) {
+            let text = format!(
+                "The e-mail address of the Ampere account \"{username}\" was changed from this \
+                 one. Password reset links now go to the new address.\n\n\
+                 If you did not change it, sign in and change your password at once.\n",
+                username = user.username,
+            );
+            self.mail
+                .send(&old, "Your Ampere e-mail address changed", text);
+        }
         Ok(user)
     }
 }

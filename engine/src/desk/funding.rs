@@ -146,6 +146,27 @@ async fn debit(conn: &mut AnyConnection, user: &str, amount: Msat) -> Result<()>
     }
 }
 
+/// The credential that made a withdraw link: the link dies with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MadeWith<'a> {
+    /// A session or an account token: the account's password stands for it.
+    Account,
+    /// A scoped desk token (its `jti`).
+    DeskToken(&'a str),
+    /// An ACL token (its id).
+    AclToken(&'a str),
+}
+
+impl<'a> From<&'a crate::Credential> for MadeWith<'a> {
+    fn from(credential: &'a crate::Credential) -> Self {
+        match credential {
+            crate::Credential::DeskToken { jti, .. } => MadeWith::DeskToken(jti),
+            crate::Credential::AclToken { grant } => MadeWith::AclToken(&grant.token_id),
+            _ => MadeWith::Account,
+        }
+    }
+}
+
 impl Desk {
     /// Checks a deposit or withdrawal amount given in `unit` (`sat` or `msat`)
     /// and answers it in msat.
@@ -479,12 +500,12 @@ impl Desk {
     /// Makes an LNURL-withdraw link (LUD-03) for exactly `amount`, answered as
     /// the bech32 LNURL (upper case, for QR codes). It works only while what
     /// made it stands: the account's password (its `auth_version`) and, when a
-    /// scoped token made it, that token (`token`, its `jti`).
+    /// scoped or ACL token made it, that token.
     pub async fn withdraw_link(
         &self,
         user: &crate::User,
         amount: Msat,
-        token: Option<&str>,
+        made_with: MadeWith<'_>,
     ) -> Result<String> {
         let user_id = user.id.0.as_str();
         self.require(self.config.switches.withdraw, "withdrawing")?;
@@ -506,12 +527,20 @@ impl Desk {
             .execute(
                 sqlx::query(
                     "INSERT INTO desk_lnurl_withdrawals (k1, user_id, auth_version, token_jti, \
-                     amount_msat, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                     acl_token_id, amount_msat, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(k1.clone())
                 .bind(user_id.to_string())
                 .bind(user.auth_version)
-                .bind(token.map(str::to_string))
+                .bind(match made_with {
+                    MadeWith::DeskToken(jti) => Some(jti.to_string()),
+                    _ => None,
+                })
+                .bind(match made_with {
+                    MadeWith::AclToken(id) => Some(id.to_string()),
+                    _ => None,
+                })
                 .bind(amount.0)
                 .bind(now_ms())
                 .bind(expires_at),
@@ -569,8 +598,8 @@ impl Desk {
             return Err(Error::invalid("k1", "k1 must be 32 bytes of hex"));
         }
         let row = sqlx::query(
-            "SELECT user_id, auth_version, token_jti, amount_msat, expires_at, withdrawal_id \
-             FROM desk_lnurl_withdrawals WHERE k1 = $1",
+            "SELECT user_id, auth_version, token_jti, acl_token_id, amount_msat, expires_at, \
+             withdrawal_id FROM desk_lnurl_withdrawals WHERE k1 = $1",
         )
         .bind(k1)
         .fetch_optional(self.db.pool())
@@ -598,6 +627,16 @@ impl Desk {
         }
         if let Some(jti) = row.try_get::<Option<String>, _>("token_jti")? {
             if self.tokens.is_revoked(&jti).await? {
+                return Err(voided());
+            }
+        }
+        if let Some(id) = row.try_get::<Option<String>, _>("acl_token_id")? {
+            // Revoking the token, or deleting its ACL, deletes its row.
+            let live = sqlx::query("SELECT 1 AS live FROM acl_tokens WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.db.pool())
+                .await?;
+            if live.is_none() {
                 return Err(voided());
             }
         }

@@ -28,7 +28,7 @@ use crate::simnet::{Node, Simnet};
 use crate::{Accounts, Database, Error, Msat, Result};
 use contract::Price;
 
-pub use funding::{DepositView, Withdrawal, WithdrawalView};
+pub use funding::{DepositView, MadeWith, Withdrawal, WithdrawalView};
 pub use market::{Market, MarketConfig, Quote};
 pub use positions::{Filter, Order, OrderType, Position, TickReport, TriggerChange};
 pub use tokens::{DeskClaims, DeskScope, DeskTokens, Scopes, TokenView};
@@ -219,12 +219,14 @@ impl Desk {
         let row = sqlx::query(
             "SELECT \
              (SELECT CAST(COALESCE(SUM(amount_msat), 0) AS BIGINT) FROM desk_deposits \
-               WHERE settled_at IS NOT NULL) AS received, \
+               WHERE settled_at IS NOT NULL) \
+             + (SELECT retired_received_msat FROM desk_house WHERE id = 1) AS received, \
              (SELECT CAST(COALESCE(SUM(balance_msat), 0) AS BIGINT) FROM desk_balances) AS balances, \
              (SELECT CAST(COALESCE(SUM(amount_msat), 0) AS BIGINT) FROM desk_deposits \
                WHERE purpose = 'account' AND settled_at IS NOT NULL AND claimed_at IS NULL) AS unclaimed, \
              (SELECT CAST(COALESCE(SUM(amount_msat + fee_msat), 0) AS BIGINT) \
-               FROM desk_withdrawals WHERE state IN ('pending', 'paid')) AS withdrawn, \
+               FROM desk_withdrawals WHERE state IN ('pending', 'paid')) \
+             + (SELECT retired_withdrawn_msat FROM desk_house WHERE id = 1) AS withdrawn, \
              (SELECT CAST(COALESCE(SUM(margin), 0) * 1000 AS BIGINT) FROM desk_positions \
                WHERE state IN ('pending', 'open')) AS margins, \
              (SELECT result_msat FROM desk_house WHERE id = 1) \
