@@ -13,7 +13,7 @@ test('an ACL token made on the security page calls only what its list allows', a
   // A new e-mail address (where reset links go) takes the password.
   await page.getByLabel('E-mail address').fill(`${name}@example.com`);
   await page.getByRole('button', { name: 'Save profile' }).click();
-  await expect(page.locator('#field-password-error').first()).toHaveText('enter your password to confirm');
+  await expect(page.locator('#profile-password-error')).toHaveText('enter your password to confirm');
   await page.getByLabel('Your password (to change the e-mail)').fill(PASSWORD);
   await page.getByRole('button', { name: 'Save profile' }).click();
   await expect(page.getByText('Profile saved.')).toBeVisible();
@@ -58,7 +58,7 @@ test('an account is deleted from the security page with its password', async ({ 
   await open(page, '/security');
   await page.getByLabel('Your password (to delete)').fill('Wrong-horse-7');
   await page.getByRole('button', { name: 'Delete my account' }).click();
-  await expect(page.locator('#field-password-error')).toHaveText('password is not correct');
+  await expect(page.locator('#delete-password-error')).toHaveText('password is not correct');
 
   await page.getByLabel('Your password (to delete)').fill(PASSWORD);
   await page.getByRole('button', { name: 'Delete my account' }).click();

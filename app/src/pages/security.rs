@@ -92,7 +92,7 @@ fn ProfileCard(
                     error=action_error(action, Some("email")) />
                 <p class="hint">"Where a password reset link goes. Leave empty to remove it."</p>
                 {view.has_password.then(|| view! {
-                    <Field label="Your password (to change the e-mail)" name="password" kind="password"
+                    <Field label="Your password (to change the e-mail)" name="password" id="profile-password" kind="password"
                         autocomplete="current-password" required=false
                         error=action_error(action, Some("password")) />
                 })}
@@ -310,7 +310,7 @@ fn DeleteCard(has_password: bool, csrf: String) -> impl IntoView {
                 <input type="hidden" name="_csrf" value=csrf />
                 {if has_password {
                     view! {
-                        <Field label="Your password (to delete)" name="password" kind="password"
+                        <Field label="Your password (to delete)" name="password" id="delete-password" kind="password"
                             autocomplete="current-password" error=action_error(action, Some("password")) />
                     }.into_any()
                 } else {
