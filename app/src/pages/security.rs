@@ -9,13 +9,16 @@ use crate::api::security::{
     SecurityView, UnlinkKey, UpdateProfile, COMMON_ENDPOINTS,
 };
 use crate::api::session::Account;
+use crate::api::ApiError;
 use crate::components::{CopyButton, Field, SignedIn};
 
 lazy_wallet_page!(SecurityPage, "Security · Ampere", Security);
 
 /// Who the account is and how it is reached: the profile, the password, the
 /// access control lists with their tokens, the keys that sign in, and deleting
-/// the account.
+/// the account. The forms stay put; only the lists reload after a change (a
+/// form inside a reloading boundary would lose what was typed, and its
+/// signals with it).
 #[component]
 fn Security(account: Account) -> impl IntoView {
     let profile = ServerAction::<UpdateProfile>::new();
@@ -24,10 +27,11 @@ fn Security(account: Account) -> impl IntoView {
     let issue = ServerAction::<IssueAclToken>::new();
     let revoke = ServerAction::<RevokeAclToken>::new();
     let unlink = ServerAction::<UnlinkKey>::new();
-    let view_of = Resource::new(
+    // The profile as it was when the page opened (its form then holds it).
+    let opened = Resource::new(|| (), |_| security());
+    let lists = Resource::new(
         move || {
             (
-                profile.version().get(),
                 create.version().get(),
                 delete.version().get(),
                 issue.version().get(),
@@ -37,12 +41,6 @@ fn Security(account: Account) -> impl IntoView {
         },
         |_| security(),
     );
-    // Kept out of the list's reloads: a refused form keeps what was typed.
-    let form = AclForm {
-        name: RwSignal::new(String::new()),
-        chosen: RwSignal::new(Vec::new()),
-        more: RwSignal::new(String::new()),
-    };
     let csrf = account.csrf.clone();
     let actions = AclActions {
         delete,
@@ -50,26 +48,28 @@ fn Security(account: Account) -> impl IntoView {
         revoke,
         csrf: csrf.clone(),
     };
+    let (profile_csrf, delete_csrf) = (csrf.clone(), csrf.clone());
     view! {
         <h1>"Security"</h1>
-        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || {
-                let (csrf, actions) = (csrf.clone(), actions.clone());
+                let csrf = profile_csrf.clone();
                 Suspend::new(async move {
-                    match view_of.await {
-                        Ok(view) => view! {
-                            <ProfileCard view=view.clone() action=profile csrf=csrf.clone() />
-                            <PasswordCard csrf=csrf.clone() />
-                            <AclsCard acls=view.acls.clone() create form actions csrf=csrf.clone() />
-                            <SignInsCard view=view.clone() unlink csrf=csrf.clone() />
-                            <DeleteCard has_password=view.has_password csrf />
-                        }
-                        .into_any(),
-                        Err(err) => view! { <p class="form-error">{err.error.message}</p> }.into_any(),
-                    }
+                    opened.await.map(|view| view! { <ProfileCard view action=profile csrf /> })
                 })
             }}
-        </Transition>
+        </Suspense>
+        <PasswordCard csrf=csrf.clone() />
+        <AclsCard lists create actions csrf=csrf.clone() />
+        <SignInsCard lists unlink csrf=csrf.clone() />
+        <Suspense fallback=|| ()>
+            {move || {
+                let csrf = delete_csrf.clone();
+                Suspend::new(async move {
+                    opened.await.map(|view| view! { <DeleteCard has_password=view.has_password csrf /> })
+                })
+            }}
+        </Suspense>
     }
 }
 
@@ -106,14 +106,6 @@ fn ProfileCard(
     }
 }
 
-/// What the new ACL form holds.
-#[derive(Clone, Copy)]
-struct AclForm {
-    name: RwSignal<String>,
-    chosen: RwSignal<Vec<&'static str>>,
-    more: RwSignal<String>,
-}
-
 /// The actions every ACL row shares.
 #[derive(Clone)]
 struct AclActions {
@@ -125,13 +117,14 @@ struct AclActions {
 
 #[component]
 fn AclsCard(
-    acls: Vec<AclEntry>,
+    lists: Resource<Result<SecurityView, ApiError>>,
     create: ServerAction<CreateAcl>,
-    form: AclForm,
     actions: AclActions,
     csrf: String,
 ) -> impl IntoView {
-    let AclForm { name, chosen, more } = form;
+    let name = RwSignal::new(String::new());
+    let chosen = RwSignal::new(Vec::<&'static str>::new());
+    let more = RwSignal::new(String::new());
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let mut endpoints: Vec<String> = chosen
@@ -206,14 +199,25 @@ fn AclsCard(
                     .or_else(|| action_error(errors.0, None).get())
                     .or_else(|| action_error(errors.1, None).get())}
             </p>
-            {if acls.is_empty() {
-                view! { <p class="empty">"No list yet."</p> }.into_any()
-            } else {
-                acls.into_iter()
-                    .map(|acl| view! { <AclRow acl actions=actions.clone() /> })
-                    .collect_view()
-                    .into_any()
-            }}
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || {
+                    let actions = actions.clone();
+                    Suspend::new(async move {
+                        match lists.await {
+                            Ok(view) if view.acls.is_empty() => {
+                                view! { <p class="empty">"No list yet."</p> }.into_any()
+                            }
+                            Ok(view) => view
+                                .acls
+                                .into_iter()
+                                .map(|acl| view! { <AclRow acl actions=actions.clone() /> })
+                                .collect_view()
+                                .into_any(),
+                            Err(err) => view! { <p class="form-error">{err.error.message}</p> }.into_any(),
+                        }
+                    })
+                }}
+            </Transition>
         </section>
     }
 }
@@ -268,7 +272,11 @@ fn AclRow(acl: AclEntry, actions: AclActions) -> impl IntoView {
 }
 
 #[component]
-fn SignInsCard(view: SecurityView, unlink: ServerAction<UnlinkKey>, csrf: String) -> impl IntoView {
+fn SignInsCard(
+    lists: Resource<Result<SecurityView, ApiError>>,
+    unlink: ServerAction<UnlinkKey>,
+    csrf: String,
+) -> impl IntoView {
     let kind_name = |kind: &str| match kind {
         "nostr" => "Nostr key",
         "joule" => "Lightning node key (Joule)",
@@ -277,23 +285,32 @@ fn SignInsCard(view: SecurityView, unlink: ServerAction<UnlinkKey>, csrf: String
     view! {
         <section class="card" aria-labelledby="sign-ins-title">
             <h2 id="sign-ins-title">"Ways to sign in"</h2>
-            <ul>
-                <li>{if view.has_password { "Username and password" } else { "No password" }}</li>
-                {view.keys.into_iter().map(|(pubkey, kind)| {
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || {
                     let csrf = csrf.clone();
-                    let label = format!("Unlink {}", kind_name(&kind));
-                    view! {
-                        <li data-testid="linked-key">
-                            {kind_name(&kind)} " " <code class="small">{pubkey.get(..16).unwrap_or(&pubkey).to_string()}"…"</code>
-                            " "
-                            <button type="button" class="secondary small" aria-label=label
-                                on:click=move |_| { unlink.dispatch(UnlinkKey { pubkey: pubkey.clone(), kind: kind.clone(), _csrf: csrf.clone() }); }>
-                                "Unlink"
-                            </button>
-                        </li>
-                    }
-                }).collect_view()}
-            </ul>
+                    Suspend::new(async move {
+                        lists.await.map(|view| view! {
+                            <ul>
+                                <li>{if view.has_password { "Username and password" } else { "No password" }}</li>
+                                {view.keys.into_iter().map(|(pubkey, kind)| {
+                                    let csrf = csrf.clone();
+                                    let label = format!("Unlink {}", kind_name(&kind));
+                                    view! {
+                                        <li data-testid="linked-key">
+                                            {kind_name(&kind)} " " <code class="small">{pubkey.get(..16).unwrap_or(&pubkey).to_string()}"…"</code>
+                                            " "
+                                            <button type="button" class="secondary small" aria-label=label
+                                                on:click=move |_| { unlink.dispatch(UnlinkKey { pubkey: pubkey.clone(), kind: kind.clone(), _csrf: csrf.clone() }); }>
+                                                "Unlink"
+                                            </button>
+                                        </li>
+                                    }
+                                }).collect_view()}
+                            </ul>
+                        })
+                    })
+                }}
+            </Transition>
             <p class="form-error" role="alert">{move || action_error(unlink, None).get()}</p>
         </section>
     }
