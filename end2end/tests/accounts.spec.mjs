@@ -2,7 +2,7 @@
 // sees next to the field that caused them, with and without JavaScript.
 import { test, expect } from '@playwright/test';
 
-import { PASSWORD, open, signIn, signUp, uniqueName } from './support.mjs';
+import { PASSWORD, open, photograph, signIn, signUp, uniqueName } from './support.mjs';
 
 test('a person signs up, signs out and signs in again', async ({ page }) => {
   const name = uniqueName('alice');
@@ -129,6 +129,7 @@ test('a forgotten password is reset through the e-mailed link', async ({ page, r
   const link = message.match(/https?:\/\/\S+\/reset-password\?key=[0-9a-f]{64}/)[0];
   await open(page, new URL(link).pathname + new URL(link).search);
   await expect(page.getByRole('heading', { name: 'Choose a new password' })).toBeVisible();
+  await photograph(page, 'reset-password');
   await page.getByLabel('New password').fill('Brand-new-pass-8');
   await page.getByLabel('The same password again').fill('Brand-new-pass-9');
   await page.getByRole('button', { name: 'Set the password' }).click();

@@ -3,7 +3,7 @@
 // an account.
 import { test, expect } from '@playwright/test';
 
-import { PASSWORD, open, signUp, uniqueName } from './support.mjs';
+import { PASSWORD, open, photograph, signUp, uniqueName } from './support.mjs';
 
 test('an ACL token made on the security page calls only what its list allows', async ({ page, request }) => {
   const name = uniqueName('acl');
@@ -35,6 +35,7 @@ test('an ACL token made on the security page calls only what its list allows', a
   const shown = page.getByTestId('new-acl-token');
   await expect(shown).not.toBeEmpty();
   const token = (await shown.textContent()).trim();
+  await photograph(page, 'security');
   const headers = { Authorization: `Bearer ${token}` };
 
   const allowed = await request.get('/api/v1/auth', { headers });
