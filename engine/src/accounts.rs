@@ -587,6 +587,14 @@ impl Accounts {
         self.db
             .write(move |conn| {
                 Box::pin(async move {
+                    if conn.backend_name() == "PostgreSQL" {
+                        // Two unlinks at once (in two processes) count one
+                        // after the other: never both the last two keys.
+                        sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                            .bind(&id)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                    }
                     let row = sqlx::query(
                         "SELECT password_hash, (SELECT COUNT(*) FROM linking_keys \
                          WHERE user_id = $1) AS keys FROM users WHERE id = $1",

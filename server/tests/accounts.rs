@@ -25,6 +25,7 @@ testdb::on_both_databases!(
     acls_refuse_strangers_other_credentials_and_bad_patterns,
     an_account_holding_funds_is_never_deleted,
     a_deleted_account_goes_with_everything_of_it,
+    a_deleted_trader_leaves_the_desk_books_as_they_were,
     a_nostr_event_signs_in_once_and_only_for_this_request,
     nostr_keys_link_to_an_account_and_unlink,
 );
@@ -1809,4 +1810,70 @@ async fn a_new_email_address_takes_what_managing_access_takes(url: String) {
         login_status(&server, "alice", PASSWORD).await,
         StatusCode::OK
     );
+}
+
+/// A trader who deposited, lost it all to a liquidation and holds nothing may
+/// go; the desk's figures (received, withdrawn, the house's result) stay.
+async fn a_deleted_trader_leaves_the_desk_books_as_they_were(server: Server) {
+    use common::desk::{assert_books_balance, balance, post, trader};
+    use engine::desk::contract::Price;
+    let bob = trader(&server, "bob").await;
+    let token = server.register("dave").await;
+    let login = common::desk::lnm(
+        &server,
+        Method::POST,
+        "/lnm/login/credentials",
+        None,
+        Some(json!({"login": "dave", "password": PASSWORD})),
+    )
+    .await;
+    let cookie = common::session_cookie(&login).expect("the session cookie");
+    let desk = &server.services.engine.desk;
+    desk.move_price(Price::parse("30000").unwrap())
+        .await
+        .unwrap();
+    // Dave deposits 20,000 sats, paid by Bob's wallet, and puts all of it in
+    // one long at leverage 100.
+    let margin: i64 = 20_000;
+    let invoice = post(
+        &server,
+        "/lnm/user/deposit",
+        &cookie,
+        json!({ "amount": margin }),
+    )
+    .await;
+    assert_eq!(invoice.status, StatusCode::OK, "{}", invoice.text);
+    let bolt11 = invoice.body["paymentRequest"].as_str().unwrap();
+    let engine = &server.services.engine;
+    engine
+        .simnet
+        .pay(engine::simnet::PayRequest::new(&bob.node, bolt11, None))
+        .await
+        .unwrap();
+    let long = post(
+        &server,
+        "/lnm/positions",
+        &cookie,
+        json!({"type": "m", "side": "b", "margin": margin, "leverage": 100}),
+    )
+    .await;
+    assert_eq!(long.status, StatusCode::OK, "{}", long.text);
+    assert_eq!(balance(&server, &cookie).await, 0);
+    let refused = delete_me(&server, Auth::Bearer(&token), None).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    let report = desk
+        .move_price(Price::parse("29000").unwrap())
+        .await
+        .unwrap()
+        .1;
+    assert_eq!(report.liquidated, 1);
+    let before = desk.audit().await.unwrap();
+    assert!(before.balanced(), "{before:?}");
+    assert_eq!(before.house.0, margin * 1000);
+
+    let deleted = delete_me(&server, Auth::Bearer(&token), None).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text);
+    let after = desk.audit().await.unwrap();
+    assert_eq!(after, before, "deleting a trader changed the books");
+    assert_books_balance(&server).await;
 }
