@@ -854,7 +854,13 @@ impl Accounts {
                 .bind(user.id.0.clone()),
             )
             .await?;
-        let user = self.get(&user.id.0).await?.ok_or(Error::Unauthenticated)?;
+        self.credentials_changed(&user.id.0).await
+    }
+
+    /// The account as it now is, once every process knows its credentials
+    /// changed (every session and token of an older `auth_version` is void).
+    async fn credentials_changed(&self, id: &str) -> Result<User> {
+        let user = self.get(id).await?.ok_or(Error::Unauthenticated)?;
         self.bus
             .publish_confirmed(
                 Topic::Account(user.id.0.clone()),

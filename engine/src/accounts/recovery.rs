@@ -9,7 +9,6 @@ use bitcoin::hashes::{sha256, Hash};
 use sqlx::Row;
 
 use super::{check_password_rule, parse_email, user_from_row, Accounts, User, USER_COLUMNS};
-use crate::events::{EventKind, Topic};
 use crate::mail::Mail;
 use crate::throttle::Scope;
 use crate::{now_ms, Access, Caller, Engine, Error, Result};
@@ -191,16 +190,7 @@ impl Accounts {
                 })
             })
             .await?;
-        let user = self.get(&user_id).await?.ok_or(Error::Unauthenticated)?;
-        self.bus
-            .publish_confirmed(
-                Topic::Account(user.id.0.clone()),
-                EventKind::CredentialsChanged {
-                    auth_version: user.auth_version,
-                },
-            )
-            .await?;
-        Ok(user)
+        self.credentials_changed(&user_id).await
     }
 }
 
