@@ -49,13 +49,20 @@ impl Engine {
 }
 
 /// On PostgreSQL, locks the rows a payment to the account would change or
-/// reference (the account, its node, its trading balance): a concurrent credit
-/// waits, then finds them gone and fails whole. SQLite has one writer.
+/// reference (its deposit invoices, the account, its node, its trading
+/// balance): a concurrent credit waits, then finds them gone and fails whole.
+/// SQLite has one writer.
 async fn lock_account(conn: &mut AnyConnection, user_id: &str) -> Result<()> {
     if conn.backend_name() != "PostgreSQL" {
         return Ok(());
     }
     for sql in [
+        // The exchange's unpaid deposit invoices first: a deposit's payment
+        // locks its invoice before the trading balance, and so does this,
+        // so the two wait for each other instead of deadlocking.
+        "SELECT payment_hash FROM invoices WHERE payment_hash IN (SELECT payment_hash \
+         FROM desk_deposits WHERE user_id = $1 AND settled_at IS NULL) \
+         ORDER BY payment_hash FOR UPDATE",
         "SELECT id FROM users WHERE id = $1 FOR UPDATE",
         "SELECT pubkey FROM nodes WHERE user_id = $1 FOR UPDATE",
         "SELECT user_id FROM desk_balances WHERE user_id = $1 FOR UPDATE",
