@@ -44,6 +44,7 @@ mod operated {
         one_reset_link_sets_one_password_even_in_a_race,
         without_smtp_mail_goes_to_the_outbox,
         a_new_email_address_takes_what_managing_access_takes,
+        a_deposit_racing_the_deletion_is_never_lost,
     );
 }
 
@@ -1876,4 +1877,63 @@ async fn a_deleted_trader_leaves_the_desk_books_as_they_were(server: Server) {
     let after = desk.audit().await.unwrap();
     assert_eq!(after, before, "deleting a trader changed the books");
     assert_books_balance(&server).await;
+}
+
+/// A deposit paid at the moment its account is deleted: either the deposit is
+/// credited and the deletion refused, or the payment fails and the payer keeps
+/// the money; never both through. Several rounds, on both databases.
+async fn a_deposit_racing_the_deletion_is_never_lost(url: String) {
+    use common::desk::{assert_books_balance, post, trader};
+    let server = open_with(&url, engine::accounts::Policy::default()).await;
+    let bob = trader(&server, "bob").await;
+    let engine = &server.services.engine;
+    let payer = engine.accounts.get(&bob.user_id).await.unwrap().unwrap();
+    for round in 0..6 {
+        let name = format!("racer{round}");
+        let token = server.register(&name).await;
+        let login = common::desk::lnm(
+            &server,
+            Method::POST,
+            "/lnm/login/credentials",
+            None,
+            Some(json!({"login": name, "password": PASSWORD})),
+        )
+        .await;
+        let cookie = common::session_cookie(&login).expect("the session cookie");
+        let invoice = post(
+            &server,
+            "/lnm/user/deposit",
+            &cookie,
+            json!({"amount": 5_000}),
+        )
+        .await;
+        let bolt11 = invoice.body["paymentRequest"].as_str().unwrap().to_string();
+        let before = engine.wallet.summary(&payer).await.unwrap().total;
+        let request = engine::simnet::PayRequest::new(&bob.node, &bolt11, None);
+        let (paid, deleted) = tokio::join!(
+            engine.simnet.pay(request),
+            delete_me(&server, Auth::Bearer(&token), None)
+        );
+        match (&paid, deleted.status) {
+            (Ok(_), StatusCode::CONFLICT) => {
+                assert!(
+                    detail(&deleted).contains("trading balance"),
+                    "{}",
+                    deleted.text
+                );
+                let kept = server.get("/api/v1/auth", Auth::Bearer(&token)).await;
+                assert_eq!(
+                    kept.status,
+                    StatusCode::OK,
+                    "the account went with its deposit"
+                );
+            }
+            (Err(engine::Error::InvoiceExpired | engine::Error::NoRoute), StatusCode::OK) => {
+                let after = engine.wallet.summary(&payer).await.unwrap().total;
+                assert_eq!(after, before, "the payer lost money to a deleted account");
+            }
+            other => panic!("round {round}: {other:?} {}", deleted.text),
+        }
+        assert_books_balance(&server).await;
+    }
 }
