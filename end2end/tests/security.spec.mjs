@@ -1,7 +1,9 @@
 // The security page: the profile, ACL tokens made in the browser and used by a
-// script (only for what their list allows, dead once revoked), and deleting
-// an account.
+// script (only for what their list allows, dead once revoked), deleting an
+// account, and signing in with a Nostr extension (NIP-07, played by
+// nostr-tools, an independent implementation).
 import { test, expect } from '@playwright/test';
+import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 
 import { PASSWORD, open, photograph, signUp, uniqueName } from './support.mjs';
 
@@ -66,4 +68,29 @@ test('an account is deleted from the security page with its password', async ({ 
   await expect(page.getByRole('link', { name: 'Sign in' })).toBeVisible();
   const login = await request.post('/api/v1/auth', { data: { username: name, password: PASSWORD } });
   expect(login.status()).toBe(401);
+});
+
+test('a Nostr extension signs a person in, and the page lists the key', async ({ page }) => {
+  const secret = generateSecretKey();
+  const pubkey = getPublicKey(secret);
+  // The extension: window.nostr, signing in Node with nostr-tools.
+  await page.exposeFunction('__nostrSign', (event) => finalizeEvent(event, secret));
+  await page.addInitScript((key) => {
+    window.nostr = {
+      getPublicKey: async () => key,
+      signEvent: async (event) => window.__nostrSign(event),
+    };
+  }, pubkey);
+  await open(page, '/signin');
+  await page.getByRole('button', { name: 'Sign in with Nostr' }).click();
+  await expect(page.getByTestId('username')).toHaveText(new RegExp(`^nostr-${pubkey.slice(0, 10)}`));
+
+  await open(page, '/security');
+  await expect(page.getByTestId('linked-key')).toContainText('Nostr key');
+  await expect(page.getByTestId('linked-key')).toContainText(pubkey.slice(0, 16));
+  await expect(page.getByText('No password')).toBeVisible();
+  // Its only way in cannot be unlinked.
+  await page.getByRole('button', { name: 'Unlink Nostr key' }).click();
+  await expect(page.getByRole('alert').filter({ hasText: 'only way to sign in' })).toBeVisible();
+  await expect(page.getByTestId('linked-key')).toHaveCount(1);
 });

@@ -71,6 +71,23 @@ pub async fn sign_out(csrf: String) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Signs this browser in with a NIP-98 event its Nostr extension (NIP-07)
+/// signed for this call's URL at the public address: the account of the
+/// event's key, made on its first sign-in.
+#[server(prefix = "/api/ui", endpoint = "nostr_sign_in")]
+pub async fn nostr_sign_in(event: String) -> Result<(), ApiError> {
+    use crate::api::auth;
+    let engine = auth::engine()?;
+    let public = use_context::<auth::PublicUrl>()
+        .ok_or_else(|| ApiError::new("public URL missing from context"))?;
+    let url = format!("{}/api/ui/nostr_sign_in", public.0);
+    let user = engine
+        .nostr_sign_in(&event, &url, &auth::client_address())
+        .await?;
+    auth::start_session(&user).await?;
+    Ok(())
+}
+
 /// Sends a reset link to `email` if an account has it; the same answer
 /// either way (see `Accounts::request_password_reset`).
 #[server(prefix = "/api/ui", endpoint = "request_password_reset")]

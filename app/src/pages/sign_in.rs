@@ -4,7 +4,7 @@ use leptos_router::{lazy_route, LazyRoute};
 
 use super::action_error;
 use crate::api::lnm::{joule_challenge, lnurl_auth_create, login_joule, LnmError};
-use crate::api::session::SignIn;
+use crate::api::session::{nostr_sign_in, SignIn};
 use crate::components::{CopyButton, Field, QrCode};
 
 // Its own lazily loaded chunk, so that the dashboard's bundle does not carry
@@ -31,6 +31,7 @@ fn SignInForms() -> impl IntoView {
                 <p>"New here? " <a href="/signup">"Create an account"</a></p>
             </section>
             <LightningSignIn />
+            <NostrSignIn />
         </div>
     }
 }
@@ -122,6 +123,54 @@ fn LightningSignIn() -> impl IntoView {
                 {move || webln.value().get().and_then(Result::err).map(|e| e.message)}
             </p>
         </section>
+    }
+}
+
+/// Signing in with a Nostr key, where the browser has an extension that
+/// signs for it (NIP-07 `window.nostr`): a NIP-98 event for the sign-in call.
+#[component]
+fn NostrSignIn() -> impl IntoView {
+    let has_nostr = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| has_nostr.set(browser::has_nostr()));
+    let nostr = Action::new_local(|_: &()| async move {
+        #[cfg(feature = "hydrate")]
+        {
+            let origin = leptos::prelude::window()
+                .location()
+                .origin()
+                .unwrap_or_default();
+            let event = browser::nostr_sign(&format!("{origin}/api/ui/nostr_sign_in"))
+                .await
+                .map_err(|message| crate::api::ApiError::new(&message))?;
+            nostr_sign_in(event).await?;
+            browser::go_home();
+            Ok::<(), crate::api::ApiError>(())
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = nostr_sign_in;
+            Err::<(), crate::api::ApiError>(crate::api::ApiError::new(
+                "a Nostr extension signs in the browser only",
+            ))
+        }
+    });
+    view! {
+        <Show when=move || has_nostr.get()>
+            <section class="card narrow" aria-labelledby="nostr-title">
+                <h2 id="nostr-title">"Sign in with Nostr"</h2>
+                <p class="hint">"Your browser's Nostr extension signs a one-time request. The first time, it makes an account for your key."</p>
+                <p class="actions">
+                    <button type="button" class="secondary" disabled=move || nostr.pending().get()
+                        on:click=move |_| { nostr.dispatch(()); }>
+                        "Sign in with Nostr"
+                    </button>
+                </p>
+                <p class="form-error" role="alert">
+                    {move || nostr.value().get().and_then(Result::err).map(|e| e.error.message)}
+                </p>
+            </section>
+        </Show>
     }
 }
 
@@ -220,6 +269,35 @@ mod browser {
             .or_else(|| err.as_string())
             .unwrap_or_else(|| "it refused".into());
         format!("The browser wallet did not sign: {message}")
+    }
+
+    fn nostr() -> Option<JsValue> {
+        let nostr = Reflect::get(&leptos::prelude::window(), &"nostr".into()).ok()?;
+        (!nostr.is_undefined() && !nostr.is_null()).then_some(nostr)
+    }
+
+    pub fn has_nostr() -> bool {
+        nostr().is_some()
+    }
+
+    /// Has the browser's Nostr extension sign a NIP-98 event (kind 27235) for
+    /// a POST to `url`: the signed event, as JSON.
+    pub async fn nostr_sign(url: &str) -> Result<String, String> {
+        let nostr = nostr().ok_or("no Nostr extension on this page")?;
+        let quoted = js_sys::JSON::stringify(&url.into())
+            .ok()
+            .and_then(|q| q.as_string())
+            .ok_or("the URL does not encode")?;
+        let created_at = (js_sys::Date::now() / 1000.0).floor();
+        let unsigned = js_sys::JSON::parse(&format!(
+            r#"{{"kind":27235,"created_at":{created_at},"tags":[["u",{quoted}],["method","POST"]],"content":""}}"#
+        ))
+        .map_err(describe)?;
+        let signed = call(&nostr, "signEvent", Some(&unsigned)).await?;
+        js_sys::JSON::stringify(&signed)
+            .ok()
+            .and_then(|text| text.as_string())
+            .ok_or_else(|| "the Nostr extension answered no event".to_string())
     }
 
     /// Has the browser's WebLN wallet sign `message`: answers the signature
