@@ -18,6 +18,7 @@ use crate::gate::SignedIn;
 use crate::AppState;
 use app::api::auth::{client_address_of, PublicUrl};
 use app::api::http_status;
+use app::api::security::{AclTokenView, AclView};
 use engine::{Engine, User};
 
 pub fn router() -> Router<AppState> {
@@ -416,53 +417,6 @@ struct AclUpdateRequest {
     allowed_endpoints: Option<Vec<String>>,
 }
 
-#[derive(Debug, Serialize)]
-struct AclResponse {
-    id: String,
-    name: String,
-    allowed_endpoints: Vec<String>,
-    created_at: String,
-    /// Its live tokens (never the token itself).
-    tokens: Vec<AclTokenResponse>,
-}
-
-#[derive(Debug, Serialize)]
-struct AclTokenResponse {
-    id: String,
-    /// The bearer token, in the answer that issues it only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token: Option<String>,
-    acl_id: String,
-    created_at: String,
-}
-
-impl From<engine::acls::Acl> for AclResponse {
-    fn from(acl: engine::acls::Acl) -> Self {
-        AclResponse {
-            id: acl.id,
-            name: acl.name,
-            allowed_endpoints: acl.allowed_endpoints,
-            created_at: engine::rfc3339(acl.created_at_ms),
-            tokens: acl
-                .tokens
-                .into_iter()
-                .map(|t| AclTokenResponse::new(t, None))
-                .collect(),
-        }
-    }
-}
-
-impl AclTokenResponse {
-    fn new(token: engine::acls::AclToken, secret: Option<String>) -> Self {
-        AclTokenResponse {
-            id: token.id,
-            token: secret,
-            acl_id: token.acl_id,
-            created_at: engine::rfc3339(token.created_at_ms),
-        }
-    }
-}
-
 /// The caller, if its credential may manage ACLs (a session with its CSRF
 /// token, or an account token).
 fn acl_manager(caller: &engine::Caller) -> Result<&User, DetailError> {
@@ -476,10 +430,10 @@ fn acl_manager(caller: &engine::Caller) -> Result<&User, DetailError> {
 async fn list_acls(
     State(engine): State<Engine>,
     SignedIn(caller): SignedIn,
-) -> Result<Json<Vec<AclResponse>>, DetailError> {
+) -> Result<Json<Vec<AclView>>, DetailError> {
     let user = acl_manager(&caller)?;
     let acls = engine.acls.list(user).await?;
-    Ok(Json(acls.into_iter().map(AclResponse::from).collect()))
+    Ok(Json(acls.into_iter().map(AclView::from).collect()))
 }
 
 /// `POST /api/v1/auth/acls`: 201 with the new ACL.
@@ -487,7 +441,7 @@ async fn create_acl(
     State(engine): State<Engine>,
     SignedIn(caller): SignedIn,
     Body(req): Body<AclRequest>,
-) -> Result<(StatusCode, Json<AclResponse>), DetailError> {
+) -> Result<(StatusCode, Json<AclView>), DetailError> {
     let user = acl_manager(&caller)?;
     let acl = engine
         .acls
@@ -502,7 +456,7 @@ async fn update_acl(
     SignedIn(caller): SignedIn,
     Path(acl_id): Path<String>,
     Body(req): Body<AclUpdateRequest>,
-) -> Result<Json<AclResponse>, DetailError> {
+) -> Result<Json<AclView>, DetailError> {
     let user = acl_manager(&caller)?;
     let acl = engine
         .acls
@@ -532,12 +486,12 @@ async fn issue_acl_token(
     State(engine): State<Engine>,
     SignedIn(caller): SignedIn,
     Path(acl_id): Path<String>,
-) -> Result<(StatusCode, Json<AclTokenResponse>), DetailError> {
+) -> Result<(StatusCode, Json<AclTokenView>), DetailError> {
     let user = acl_manager(&caller)?;
     let (token, secret) = engine.acls.issue(user, &acl_id).await?;
     Ok((
         StatusCode::CREATED,
-        Json(AclTokenResponse::new(token, Some(secret))),
+        Json(AclTokenView::new(token, Some(secret))),
     ))
 }
 

@@ -9,32 +9,71 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::ApiError;
 
-/// What the security page shows.
+/// The profile, as the page opens with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SecurityView {
+pub struct ProfileView {
     pub display_name: Option<String>,
     pub email: Option<String>,
     pub has_password: bool,
-    pub acls: Vec<AclEntry>,
+}
+
+/// How the account is reached: its ACLs and the keys that sign in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessView {
+    pub has_password: bool,
+    pub acls: Vec<AclView>,
     /// `(pubkey, kind)`: `lnurl`, `joule` or `nostr`.
     pub keys: Vec<(String, String)>,
 }
 
+/// An ACL as `GET /api/v1/auth/acls` answers it and the page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AclEntry {
+pub struct AclView {
     pub id: String,
     pub name: String,
     pub allowed_endpoints: Vec<String>,
     pub created_at: String,
-    /// `(id, created_at)` of its live tokens.
-    pub tokens: Vec<(String, String)>,
+    /// Its live tokens (never the token itself).
+    pub tokens: Vec<AclTokenView>,
 }
 
+/// A token of an ACL; `token` only in the answer that issues it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NewAclToken {
+pub struct AclTokenView {
     pub id: String,
-    /// The token itself, shown once.
-    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    pub acl_id: String,
+    pub created_at: String,
+}
+
+#[cfg(feature = "ssr")]
+impl From<engine::acls::Acl> for AclView {
+    fn from(acl: engine::acls::Acl) -> Self {
+        AclView {
+            id: acl.id,
+            name: acl.name,
+            allowed_endpoints: acl.allowed_endpoints,
+            created_at: engine::rfc3339(acl.created_at_ms),
+            tokens: acl
+                .tokens
+                .into_iter()
+                .map(|t| AclTokenView::new(t, None))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl AclTokenView {
+    pub fn new(token: engine::acls::AclToken, secret: Option<String>) -> Self {
+        AclTokenView {
+            id: token.id,
+            token: secret,
+            acl_id: token.acl_id,
+            created_at: engine::rfc3339(token.created_at_ms),
+        }
+    }
 }
 
 /// Requests a script commonly needs, offered as choices on the page (each is
@@ -73,29 +112,30 @@ async fn manager(write: bool) -> Result<engine::Caller, ApiError> {
     }
 }
 
-#[server(prefix = "/api/ui", endpoint = "security")]
-pub async fn security() -> Result<SecurityView, ApiError> {
+#[server(prefix = "/api/ui", endpoint = "security_profile")]
+pub async fn security_profile() -> Result<ProfileView, ApiError> {
+    let caller = manager(false).await?;
+    let engine = crate::api::auth::engine()?;
+    Ok(ProfileView {
+        display_name: caller.user.display_name.clone(),
+        email: caller.user.email.clone(),
+        has_password: engine.accounts.has_password(&caller.user).await?,
+    })
+}
+
+#[server(prefix = "/api/ui", endpoint = "security_access")]
+pub async fn security_access() -> Result<AccessView, ApiError> {
     let caller = manager(false).await?;
     let engine = crate::api::auth::engine()?;
     let user = &caller.user;
-    let acls = engine.acls.list(user).await?;
-    Ok(SecurityView {
-        display_name: user.display_name.clone(),
-        email: user.email.clone(),
+    Ok(AccessView {
         has_password: engine.accounts.has_password(user).await?,
-        acls: acls
+        acls: engine
+            .acls
+            .list(user)
+            .await?
             .into_iter()
-            .map(|acl| AclEntry {
-                id: acl.id,
-                name: acl.name,
-                allowed_endpoints: acl.allowed_endpoints,
-                created_at: engine::rfc3339(acl.created_at_ms),
-                tokens: acl
-                    .tokens
-                    .into_iter()
-                    .map(|t| (t.id, engine::rfc3339(t.created_at_ms)))
-                    .collect(),
-            })
+            .map(AclView::from)
             .collect(),
         keys: engine.accounts.linked_keys(user).await?,
     })
@@ -150,16 +190,13 @@ pub async fn delete_acl(acl_id: String, _csrf: String) -> Result<(), ApiError> {
 }
 
 #[server(prefix = "/api/ui", endpoint = "issue_acl_token")]
-pub async fn issue_acl_token(acl_id: String, _csrf: String) -> Result<NewAclToken, ApiError> {
+pub async fn issue_acl_token(acl_id: String, _csrf: String) -> Result<AclTokenView, ApiError> {
     let caller = manager(true).await?;
     let (token, secret) = crate::api::auth::engine()?
         .acls
         .issue(&caller.user, &acl_id)
         .await?;
-    Ok(NewAclToken {
-        id: token.id,
-        token: secret,
-    })
+    Ok(AclTokenView::new(token, Some(secret)))
 }
 
 #[server(prefix = "/api/ui", endpoint = "revoke_acl_token")]

@@ -108,7 +108,7 @@ impl Refusal for Funded {}
 impl Refusal for PositionView {}
 impl Refusal for Success {}
 impl Refusal for NewToken {}
-impl Refusal for crate::api::security::NewAclToken {}
+impl Refusal for crate::api::security::AclTokenView {}
 impl Refusal for Done {}
 
 impl Refusal for CreateInvoiceResponse {

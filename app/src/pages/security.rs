@@ -5,8 +5,8 @@ use leptos_router::{lazy_route, LazyRoute};
 use super::settings::PasswordCard;
 use super::{action_error, form_error};
 use crate::api::security::{
-    security, AclEntry, CreateAcl, DeleteAccount, DeleteAcl, IssueAclToken, RevokeAclToken,
-    SecurityView, UnlinkKey, UpdateProfile, COMMON_ENDPOINTS,
+    security_access, security_profile, AccessView, AclView, CreateAcl, DeleteAccount, DeleteAcl,
+    IssueAclToken, ProfileView, RevokeAclToken, UnlinkKey, UpdateProfile, COMMON_ENDPOINTS,
 };
 use crate::api::session::Account;
 use crate::api::ApiError;
@@ -28,7 +28,7 @@ fn Security(account: Account) -> impl IntoView {
     let revoke = ServerAction::<RevokeAclToken>::new();
     let unlink = ServerAction::<UnlinkKey>::new();
     // The profile as it was when the page opened (its form then holds it).
-    let opened = Resource::new(|| (), |_| security());
+    let opened = Resource::new(|| (), |_| security_profile());
     let lists = Resource::new(
         move || {
             (
@@ -39,7 +39,7 @@ fn Security(account: Account) -> impl IntoView {
                 unlink.version().get(),
             )
         },
-        |_| security(),
+        |_| security_access(),
     );
     let csrf = account.csrf.clone();
     let actions = AclActions {
@@ -75,7 +75,7 @@ fn Security(account: Account) -> impl IntoView {
 
 #[component]
 fn ProfileCard(
-    view: SecurityView,
+    view: ProfileView,
     action: ServerAction<UpdateProfile>,
     csrf: String,
 ) -> impl IntoView {
@@ -117,7 +117,7 @@ struct AclActions {
 
 #[component]
 fn AclsCard(
-    lists: Resource<Result<SecurityView, ApiError>>,
+    lists: Resource<Result<AccessView, ApiError>>,
     create: ServerAction<CreateAcl>,
     actions: AclActions,
     csrf: String,
@@ -189,8 +189,8 @@ fn AclsCard(
                 <div class="review" role="status">
                     <p class="success">"Your ACL token. It is shown once: copy it now."</p>
                     <p class="copyable">
-                        <code class="wrap small" data-testid="new-acl-token">{token.token.clone()}</code>
-                        <CopyButton text=token.token label="Copy the token" />
+                        <code class="wrap small" data-testid="new-acl-token">{token.token.clone().unwrap_or_default()}</code>
+                        <CopyButton text=token.token.unwrap_or_default() label="Copy the token" />
                     </p>
                 </div>
             })}
@@ -223,7 +223,7 @@ fn AclsCard(
 }
 
 #[component]
-fn AclRow(acl: AclEntry, actions: AclActions) -> impl IntoView {
+fn AclRow(acl: AclView, actions: AclActions) -> impl IntoView {
     let AclActions {
         delete,
         issue,
@@ -240,7 +240,8 @@ fn AclRow(acl: AclEntry, actions: AclActions) -> impl IntoView {
                 <ul class="small">
                     {acl.allowed_endpoints.into_iter().map(|e| view! { <li><code>{e}</code></li> }).collect_view()}
                 </ul>
-                {tokens.into_iter().map(|(token_id, created)| {
+                {tokens.into_iter().map(|token| {
+                    let (token_id, created) = (token.id, token.created_at);
                     let (acl_id, csrf, label) = (id.clone(), csrf.clone(), format!("Revoke token {}", token_id.get(..8).unwrap_or(&token_id)));
                     view! {
                         <p class="hint" data-testid="acl-token">
@@ -273,7 +274,7 @@ fn AclRow(acl: AclEntry, actions: AclActions) -> impl IntoView {
 
 #[component]
 fn SignInsCard(
-    lists: Resource<Result<SecurityView, ApiError>>,
+    lists: Resource<Result<AccessView, ApiError>>,
     unlink: ServerAction<UnlinkKey>,
     csrf: String,
 ) -> impl IntoView {
