@@ -453,13 +453,27 @@ impl Accounts {
             .map(|u| u.as_str().to_string())
             .into_iter()
             .collect();
-        let prefix = if kind == "nostr" { "nostr" } else { "ln" };
-        names.extend([10, 16, 24].map(|n| format!("{prefix}-{}", &pubkey[..n.min(pubkey.len())])));
+        let prefix = match kind {
+            "lnurl" | "joule" => "ln",
+            other => other,
+        };
+        // A provider's key reads `<provider>:<subject>`: names come from the subject.
+        let tail: String = pubkey
+            .rsplit(':')
+            .next()
+            .unwrap_or(pubkey)
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        names.extend([10, 16, 24].map(|n| format!("{prefix}-{}", &tail[..n.min(tail.len())])));
         // Names anyone may take first: random ones last, so squatting the
         // key's names cannot keep its owner out.
         names.extend((0..3).map(|_| format!("{prefix}-{}", crate::random_hex(8))));
         for name in names {
-            let username = Username::parse(&name)?;
+            let Ok(username) = Username::parse(&name) else {
+                continue;
+            };
             if self.username_taken(&username.key()).await? {
                 continue;
             }
@@ -530,7 +544,7 @@ impl Accounts {
     }
 
     /// The keys that sign in to `user`: `(pubkey, kind)`, oldest first; kinds
-    /// are `lnurl`, `joule` and `nostr`.
+    /// are those of [`KEY_KINDS`].
     pub async fn linked_keys(&self, user: &User) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query(
             "SELECT pubkey, kind FROM linking_keys WHERE user_id = $1 ORDER BY created_at, pubkey",
@@ -583,7 +597,7 @@ impl Accounts {
     /// Unlinks a key of `kind` from `user`, unless it is the account's last
     /// way to sign in (no password, no other key).
     pub async fn unlink_key(&self, user: &User, pubkey: &str, kind: &'static str) -> Result<()> {
-        let (id, key) = (user.id.0.clone(), pubkey.to_ascii_lowercase());
+        let (id, key) = (user.id.0.clone(), pubkey.to_string());
         self.db
             .write(move |conn| {
                 Box::pin(async move {
@@ -985,6 +999,16 @@ impl Accounts {
         .await
         .map_err(|e| Error::Internal(format!("hashing task: {e}")))?
     }
+}
+
+/// The kinds of key an account signs in with besides its password: wallet
+/// keys (LNURL-auth, Joule), Nostr keys, and accounts at identity providers
+/// (stored as `<provider>:<subject>`).
+pub const KEY_KINDS: [&str; 6] = ["lnurl", "joule", "nostr", "google", "keycloak", "github"];
+
+/// `kind` as one of [`KEY_KINDS`], if it is one.
+pub fn key_kind(kind: &str) -> Option<&'static str> {
+    KEY_KINDS.into_iter().find(|k| *k == kind)
 }
 
 const USER_COLUMNS: &str = "SELECT id, username, email, display_name, is_admin, auth_version, \

@@ -226,7 +226,7 @@ pub fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
 
 /// At most `max` bytes of `text`, cut at a character boundary (outside text
 /// kept in a bounded column or message).
-pub(crate) fn cut(text: &str, max: usize) -> &str {
+pub fn cut(text: &str, max: usize) -> &str {
     let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
         end -= 1;

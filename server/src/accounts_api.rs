@@ -355,7 +355,7 @@ async fn unlink_nostr_key(
         .map_err(engine::Error::from)?;
     engine
         .accounts
-        .unlink_key(&caller.user, &pubkey, "nostr")
+        .unlink_key(&caller.user, &pubkey.to_ascii_lowercase(), "nostr")
         .await?;
     Ok(Json(serde_json::json!({ "detail": "Key unlinked" })))
 }
@@ -548,11 +548,7 @@ fn object_from<T: serde::de::DeserializeOwned>(
 }
 
 fn bad_request(detail: String) -> DetailError {
-    DetailError {
-        status: StatusCode::BAD_REQUEST,
-        detail,
-        retry_after: None,
-    }
+    DetailError::new(StatusCode::BAD_REQUEST, detail)
 }
 
 /// An error answered as `{"detail": "..."}` with its status.
@@ -561,6 +557,16 @@ pub struct DetailError {
     status: StatusCode,
     detail: String,
     retry_after: Option<u64>,
+}
+
+impl DetailError {
+    pub fn new(status: StatusCode, detail: String) -> Self {
+        DetailError {
+            status,
+            detail,
+            retry_after: None,
+        }
+    }
 }
 
 impl From<engine::Error> for DetailError {

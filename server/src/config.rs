@@ -121,6 +121,59 @@ pub struct Config {
     )]
     pub mail_from: String,
 
+    /// Sign-in with Google: the OAuth client's id (its redirect URI is
+    /// `<public URL>/api/v1/auth/google/token`).
+    #[arg(long, env = "AMPERE_GOOGLE_CLIENT_ID")]
+    pub google_client_id: Option<String>,
+
+    /// Sign-in with Google: the OAuth client's secret (better given in the
+    /// variable than on the command line).
+    #[arg(long, env = "AMPERE_GOOGLE_CLIENT_SECRET", hide_env_values = true)]
+    pub google_client_secret: Option<String>,
+
+    /// Sign-in with Google: the OpenID Connect issuer.
+    #[arg(
+        long,
+        env = "AMPERE_GOOGLE_ISSUER",
+        default_value = "https://accounts.google.com"
+    )]
+    pub google_issuer: String,
+
+    /// Sign-in with Keycloak (or any OpenID Connect provider): the issuer,
+    /// e.g. `https://id.example.com/realms/main` (the redirect URI is
+    /// `<public URL>/api/v1/auth/keycloak/token`).
+    #[arg(long, env = "AMPERE_KEYCLOAK_ISSUER")]
+    pub keycloak_issuer: Option<String>,
+
+    /// Sign-in with Keycloak: the client's id.
+    #[arg(long, env = "AMPERE_KEYCLOAK_CLIENT_ID")]
+    pub keycloak_client_id: Option<String>,
+
+    /// Sign-in with Keycloak: the client's secret.
+    #[arg(long, env = "AMPERE_KEYCLOAK_CLIENT_SECRET", hide_env_values = true)]
+    pub keycloak_client_secret: Option<String>,
+
+    /// Sign-in with GitHub: the OAuth app's client id (its callback URL is
+    /// `<public URL>/api/v1/auth/github/token`).
+    #[arg(long, env = "AMPERE_GITHUB_CLIENT_ID")]
+    pub github_client_id: Option<String>,
+
+    /// Sign-in with GitHub: the OAuth app's client secret.
+    #[arg(long, env = "AMPERE_GITHUB_CLIENT_SECRET", hide_env_values = true)]
+    pub github_client_secret: Option<String>,
+
+    /// Sign-in with GitHub: its web address (a GitHub Enterprise server's).
+    #[arg(long, env = "AMPERE_GITHUB_URL", default_value = "https://github.com")]
+    pub github_url: String,
+
+    /// Sign-in with GitHub: its REST API's address.
+    #[arg(
+        long,
+        env = "AMPERE_GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: String,
+
     /// Sign-ups one client address may make in an hour.
     #[arg(long, env = "AMPERE_SIGN_UPS_PER_ADDRESS", default_value_t = 5)]
     pub sign_ups_per_address: u32,
@@ -379,6 +432,49 @@ impl Config {
             )?),
             None => Box::new(Walk::new(market.volatility, market.interval, market.seed)),
         })
+    }
+
+    /// The identity providers configured: those with a client id and secret
+    /// (and, for Keycloak, an issuer).
+    pub fn providers(&self) -> Vec<crate::oidc::ProviderSettings> {
+        use crate::oidc::{Kind, ProviderSettings};
+        fn given(v: &Option<String>) -> Option<&str> {
+            v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+        }
+        let mut providers = Vec::new();
+        let mut add = |kind, id: &Option<String>, secret: &Option<String>, issuer: Option<&str>, api: &str| {
+            if let (Some(id), Some(secret), Some(issuer)) = (given(id), given(secret), issuer) {
+                providers.push(ProviderSettings {
+                    kind,
+                    client_id: id.to_string(),
+                    client_secret: secret.to_string(),
+                    issuer: issuer.trim_end_matches('/').to_string(),
+                    api: api.trim_end_matches('/').to_string(),
+                });
+            }
+        };
+        add(
+            Kind::Google,
+            &self.google_client_id,
+            &self.google_client_secret,
+            Some(&self.google_issuer),
+            "",
+        );
+        add(
+            Kind::Keycloak,
+            &self.keycloak_client_id,
+            &self.keycloak_client_secret,
+            given(&self.keycloak_issuer),
+            "",
+        );
+        add(
+            Kind::Github,
+            &self.github_client_id,
+            &self.github_client_secret,
+            Some(&self.github_url),
+            &self.github_api_url,
+        );
+        providers
     }
 
     pub fn public_url(&self) -> String {

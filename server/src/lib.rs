@@ -11,7 +11,9 @@ pub mod gate;
 mod health;
 mod history_export;
 mod live;
+pub mod oidc;
 mod openapi;
+mod outbound;
 mod photo;
 pub mod price_feed;
 mod rate_limit;
@@ -21,6 +23,7 @@ mod sessions;
 mod wallet_api;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
@@ -35,7 +38,7 @@ use std::future::IntoFuture;
 use tower_http::trace::TraceLayer;
 use tower_sessions::SessionManagerLayer;
 
-use app::api::auth::PublicUrl;
+use app::api::auth::{PublicUrl, SignInProviders};
 use app::api::simnet::SimnetDev;
 use app::{shell, App};
 use engine::Engine;
@@ -62,6 +65,8 @@ pub struct AppState {
     /// Whether the simnet's mine and faucet endpoints are served.
     pub simnet_dev: bool,
     pub streams: live::Streams,
+    /// The identity providers people may sign in with.
+    pub providers: Arc<oidc::Providers>,
 }
 
 pub fn init_logging(config: &Config) {
@@ -94,6 +99,8 @@ pub struct Site {
     pub max_realtime_sockets: usize,
     /// `/lnm/realtime` sockets one client address may hold open at once.
     pub max_realtime_sockets_per_address: usize,
+    /// The identity providers people may sign in with.
+    pub providers: Vec<oidc::ProviderSettings>,
 }
 
 impl Site {
@@ -109,6 +116,7 @@ impl Site {
             lnm_requests_per_minute: config.lnm_requests_per_minute,
             max_realtime_sockets: config.max_realtime_sockets as usize,
             max_realtime_sockets_per_address: config.max_realtime_sockets_per_address as usize,
+            providers: config.providers(),
         }
     }
 
@@ -125,6 +133,7 @@ impl Site {
             lnm_requests_per_minute: 600,
             max_realtime_sockets: 8,
             max_realtime_sockets_per_address: 32,
+            providers: Vec::new(),
         }
     }
 }
@@ -150,6 +159,9 @@ impl Services {
     }
 
     pub fn router(&self, site: Site) -> Router {
+        // ring's TLS provider always supports the default protocol versions.
+        let providers = oidc::Providers::new(site.providers, &site.public_url)
+            .expect("an HTTPS client for the identity providers");
         let state = AppState {
             leptos_options: site.leptos_options,
             engine: self.engine.clone(),
@@ -163,6 +175,7 @@ impl Services {
                 },
                 self.shutdown.subscribe(),
             ),
+            providers: Arc::new(providers),
         };
         let gate = gate::Gate::new(
             self.engine.clone(),
@@ -210,6 +223,14 @@ pub fn app(
     let engine = state.engine.clone();
     let public_url = state.public_url.clone();
     let simnet_dev = SimnetDev(state.simnet_dev);
+    let sign_in_providers = SignInProviders(
+        state
+            .providers
+            .kinds()
+            .into_iter()
+            .map(|k| (k.as_str().to_string(), k.label().to_string()))
+            .collect(),
+    );
     let options = state.leptos_options.clone();
     // The bundle as built, compressed ahead of time (scripts/precompress.mjs):
     // brotli or gzip as the browser accepts, the plain file otherwise.
@@ -224,6 +245,7 @@ pub fn app(
         )
         .route("/lnm/realtime", get(realtime::connect))
         .merge(accounts_api::router())
+        .merge(oidc::router())
         .merge(wallet_api::router())
         .merge(openapi::router())
         .leptos_routes_with_context(
@@ -233,6 +255,7 @@ pub fn app(
                 provide_context(engine.clone());
                 provide_context(public_url.clone());
                 provide_context(simnet_dev);
+                provide_context(sign_in_providers.clone());
             },
             move || shell(options.clone()),
         )

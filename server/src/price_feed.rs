@@ -22,10 +22,8 @@ use futures_util::future::BoxFuture;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper::{header, Uri};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+
+use crate::outbound::HttpClient;
 
 use engine::desk::contract::Price;
 use engine::desk::market::{check_index, MarketConfig, Source};
@@ -40,7 +38,7 @@ const CONFIRM_PERCENT: u64 = 1;
 
 /// The feed as a price source.
 pub struct Feed {
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: HttpClient<Empty<Bytes>>,
     url: Uri,
     pointer: String,
     timeout: Duration,
@@ -56,14 +54,8 @@ impl Feed {
             .and_then(|u| u.parse().map_err(|_| "not a URL".to_string()))
             .map_err(|e| Error::invalid("price_feed_url", e))?;
         let pointer = feed_pointer(pointer).map_err(|e| Error::invalid("price_feed_pointer", e))?;
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| Error::Internal(format!("the feed's TLS settings: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(Feed {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client: crate::outbound::client()?,
             url,
             pointer,
             timeout,

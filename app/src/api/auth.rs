@@ -67,6 +67,11 @@ impl PublicUrl {
     }
 }
 
+/// The identity providers this server signs in with: `(name, label)`, as the
+/// operator configured them (`google`, `keycloak`, `github`).
+#[derive(Debug, Clone, Default)]
+pub struct SignInProviders(pub Vec<(String, String)>);
+
 pub fn public_host_port() -> String {
     use_context::<PublicUrl>()
         .map(|u| u.host_port())
@@ -210,17 +215,26 @@ pub async fn start_session(user: &User) -> Result<SessionAuth, ApiError> {
 /// Like [`start_session`], keeping the CSRF token the page already holds (after
 /// a password change: the session id still moves on).
 pub async fn renew_session(user: &User, csrf: String) -> Result<SessionAuth, ApiError> {
-    let session = session().await?;
+    switch_session(&engine()?, &session().await?, user, csrf).await
+}
+
+/// Signs `user` in on `session` under a fresh id and the anti-forgery token
+/// `csrf`. What was opened under the old id, if it was signed in (the
+/// realtime sockets, every process's cache), ends now, as at a logout, or it
+/// would outlive the logout that follows, which names only the new id.
+pub async fn switch_session(
+    engine: &Engine,
+    session: &Session,
+    user: &User,
+    csrf: String,
+) -> Result<SessionAuth, ApiError> {
     let before = session.id().map(|id| id.to_string());
     let signed_in: Option<SessionAuth> = session.get(SESSION_AUTH_KEY).await.ok().flatten();
-    let auth = sign_in(&session, user, csrf)
+    let auth = sign_in(session, user, csrf)
         .await
         .map_err(|e| ApiError::from(engine::Error::Internal(format!("session: {e}"))))?;
-    // The old id is gone with the cycle: what was opened under it (the
-    // realtime sockets, every process's cache) ends now, as at a logout, or
-    // it would outlive the logout that follows, which names only the new id.
     if let (Some(id), Some(previous)) = (before, signed_in) {
-        engine()?
+        engine
             .bus
             .publish_confirmed(
                 Topic::Account(previous.user_id),

@@ -217,11 +217,8 @@ pub async fn revoke_acl_token(
 #[server(prefix = "/api/ui", endpoint = "unlink_key")]
 pub async fn unlink_key(pubkey: String, kind: String, _csrf: String) -> Result<(), ApiError> {
     let caller = manager(true).await?;
-    let kind = match kind.as_str() {
-        "lnurl" => "lnurl",
-        "joule" => "joule",
-        "nostr" => "nostr",
-        _ => return Err(engine::Error::invalid("kind", "kind is lnurl, joule or nostr").into()),
+    let Some(kind) = engine::accounts::key_kind(&kind) else {
+        return Err(engine::Error::invalid("kind", "no such kind of sign-in key").into());
     };
     crate::api::auth::engine()?
         .accounts
