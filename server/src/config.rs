@@ -442,7 +442,11 @@ impl Config {
             v.as_deref().map(str::trim).filter(|v| !v.is_empty())
         }
         let mut providers = Vec::new();
-        let mut add = |kind, id: &Option<String>, secret: &Option<String>, issuer: Option<&str>, api: &str| {
+        let mut add = |kind,
+                       id: &Option<String>,
+                       secret: &Option<String>,
+                       issuer: Option<&str>,
+                       api: &str| {
             if let (Some(id), Some(secret), Some(issuer)) = (given(id), given(secret), issuer) {
                 providers.push(ProviderSettings {
                     kind,

@@ -150,7 +150,9 @@ struct Identity {
 pub enum Refused {
     #[error("no sign-in provider named {0:?} is configured here")]
     Unknown(String),
-    #[error("this sign-in was not started in this browser, or took longer than 10 minutes: start again")]
+    #[error(
+        "this sign-in was not started in this browser, or took longer than 10 minutes: start again"
+    )]
     State,
     #[error("the provider refused the sign-in: {0}")]
     Provider(String),
@@ -451,7 +453,6 @@ impl Providers {
         )
         .set_redirect_uri(self.redirect_url(provider.kind)?))
     }
-
 }
 
 /// The HTTP client the OAuth 2.0 and OpenID Connect requests go through.
@@ -506,11 +507,13 @@ fn github_client(
 ) -> Result<GithubClient, Refused> {
     let web = provider.issuer.trim_end_matches('/');
     let bad = |e: oauth2::url::ParseError| Refused::Unreachable(format!("GitHub address: {e}"));
-    Ok(oauth2::basic::BasicClient::new(oauth2::ClientId::new(provider.client_id.clone()))
-        .set_client_secret(oauth2::ClientSecret::new(provider.client_secret.clone()))
-        .set_auth_uri(AuthUrl::new(format!("{web}/login/oauth/authorize")).map_err(bad)?)
-        .set_token_uri(TokenUrl::new(format!("{web}/login/oauth/access_token")).map_err(bad)?)
-        .set_redirect_uri(redirect))
+    Ok(
+        oauth2::basic::BasicClient::new(oauth2::ClientId::new(provider.client_id.clone()))
+            .set_client_secret(oauth2::ClientSecret::new(provider.client_secret.clone()))
+            .set_auth_uri(AuthUrl::new(format!("{web}/login/oauth/authorize")).map_err(bad)?)
+            .set_token_uri(TokenUrl::new(format!("{web}/login/oauth/access_token")).map_err(bad)?)
+            .set_redirect_uri(redirect),
+    )
 }
 
 /// A token endpoint's refusal, as the sign-in's.
@@ -543,7 +546,9 @@ async fn start(
     Path(provider): Path<String>,
     session: Session,
 ) -> Result<Redirect, DetailError> {
-    Ok(Redirect::to(&providers.begin(&provider, None, &session).await?))
+    Ok(Redirect::to(
+        &providers.begin(&provider, None, &session).await?,
+    ))
 }
 
 /// `POST /api/v1/auth/{provider}/link`: to the provider, to link its account
@@ -715,4 +720,3 @@ async fn finish_for_token(
         Err((refused, _)) => Err(refused.into()),
     }
 }
-

@@ -45,6 +45,9 @@ mod operated {
         without_smtp_mail_goes_to_the_outbox,
         a_new_email_address_takes_what_managing_access_takes,
         a_deposit_racing_the_deletion_is_never_lost,
+        openid_connect_signs_in_to_one_account_per_subject,
+        a_provider_sign_in_refuses_what_an_attacker_brings,
+        a_provider_account_links_to_a_signed_in_account,
     );
 }
 
@@ -1936,4 +1939,408 @@ async fn a_deposit_racing_the_deletion_is_never_lost(url: String) {
         }
         assert_books_balance(&server).await;
     }
+}
+
+/// A server signing in through the loopback provider as Keycloak (OpenID
+/// Connect) and as GitHub (OAuth 2.0 and its user endpoint).
+async fn open_with_provider(url: &str) -> (Server, common::provider::LoopbackProvider) {
+    use server::oidc::Kind;
+    let site = server::Site::for_tests(false);
+    let provider =
+        common::provider::LoopbackProvider::start(&site.public_url, &["keycloak", "github"]);
+    let site = server::Site {
+        providers: vec![
+            provider.settings(Kind::Keycloak),
+            provider.settings(Kind::Github),
+        ],
+        ..site
+    };
+    let server = Server::open_with_settings(url, engine::Settings::default(), site).await;
+    (server, provider)
+}
+
+/// A browser starting a sign-in with `provider` (`start`: the path that
+/// starts it, GET unless `csrf` makes it the linking POST) and going through
+/// the provider: its session cookie and where the provider sends it back.
+async fn through_provider(
+    server: &Server,
+    provider: &common::provider::LoopbackProvider,
+    start: &str,
+    cookie: Option<&str>,
+) -> (String, String) {
+    let auth = cookie.map_or(Auth::None, Auth::Cookie);
+    let method = if start.contains("/link") {
+        Method::POST
+    } else {
+        Method::GET
+    };
+    let started = server.call(method, start, auth, None).await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.text);
+    let cookie = common::session_cookie(&started)
+        .or(cookie.map(str::to_string))
+        .expect("the flow waits in the browser's session");
+    let location = started.headers["location"].to_str().unwrap();
+    assert!(location.starts_with(&provider.issuer), "{location}");
+    let back = provider.browse(location).await;
+    (cookie, back)
+}
+
+/// The `code` and `state` of the provider's redirect back.
+fn code_and_state(back: &str) -> (String, String) {
+    let query = back.split_once('?').unwrap().1;
+    let field = |name: &str| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_else(|| panic!("no {name} in {back}"))
+    };
+    (field("code"), field("state"))
+}
+
+async fn finish_for_token(
+    server: &Server,
+    provider: &str,
+    cookie: &str,
+    code: &str,
+    state: &str,
+) -> Reply {
+    server
+        .call(
+            Method::POST,
+            &format!("/api/v1/auth/{provider}/token"),
+            Auth::Cookie(cookie),
+            Some(&json!({ "code": code, "state": state }).to_string()),
+        )
+        .await
+}
+
+async fn whoami(server: &Server, auth: Auth<'_>) -> Value {
+    let me = server.get("/api/v1/auth", auth).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text);
+    me.body
+}
+
+async fn openid_connect_signs_in_to_one_account_per_subject(url: String) {
+    let (server, provider) = open_with_provider(&url).await;
+    let before = server.user_count().await;
+
+    // The start asks for a code with PKCE (S256), a state and a nonce.
+    let started = server.get("/api/v1/auth/keycloak", Auth::None).await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.text);
+    let location = started.headers["location"].to_str().unwrap();
+    for part in [
+        "code_challenge_method=S256",
+        "code_challenge=",
+        "state=",
+        "nonce=",
+        "response_type=code",
+    ] {
+        assert!(location.contains(part), "{part} in {location}");
+    }
+
+    // The browser comes back, is signed in under a fresh session and lands
+    // on the start page, in an account named after the provider's username.
+    let (cookie, back) = through_provider(&server, &provider, "/api/v1/auth/keycloak", None).await;
+    assert!(back.starts_with("/api/v1/auth/keycloak/token?"), "{back}");
+    let landed = server.get(&back, Auth::Cookie(&cookie)).await;
+    assert_eq!(landed.status, StatusCode::SEE_OTHER, "{}", landed.text);
+    assert_eq!(landed.headers["location"], "/");
+    let signed_in = common::session_cookie(&landed).expect("a fresh session");
+    assert_ne!(signed_in, cookie, "the session id moves on at sign-in");
+    let alice = whoami(&server, Auth::Cookie(&signed_in)).await;
+    assert_eq!(alice["username"], "alice");
+    assert_eq!(server.user_count().await, before + 1);
+
+    // Signing in again (another browser, the POST for scripts) is the same
+    // account: a bearer token for it.
+    let (cookie, back) = through_provider(&server, &provider, "/api/v1/auth/keycloak", None).await;
+    let (code, state) = code_and_state(&back);
+    let token = finish_for_token(&server, "keycloak", &cookie, &code, &state).await;
+    assert_eq!(token.status, StatusCode::OK, "{}", token.text);
+    assert_eq!(token.body["token_type"], "bearer");
+    let again = whoami(
+        &server,
+        Auth::Bearer(token.body["access_token"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(again["id"], alice["id"]);
+    assert_eq!(server.user_count().await, before + 1);
+
+    // Another subject is another account, even wanting a taken name.
+    server.register("bob").await;
+    provider.sign_in_as("bob").await;
+    let (cookie, back) = through_provider(&server, &provider, "/api/v1/auth/keycloak", None).await;
+    let (code, state) = code_and_state(&back);
+    let token = finish_for_token(&server, "keycloak", &cookie, &code, &state).await;
+    assert_eq!(token.status, StatusCode::OK, "{}", token.text);
+    let other = whoami(
+        &server,
+        Auth::Bearer(token.body["access_token"].as_str().unwrap()),
+    )
+    .await;
+    assert_ne!(other["id"], alice["id"]);
+    assert_ne!(
+        other["username"], "bob",
+        "never the password account named bob"
+    );
+
+    // GitHub: OAuth 2.0, the account from its user endpoint.
+    provider.sign_in_as("carol").await;
+    let (cookie, back) = through_provider(&server, &provider, "/api/v1/auth/github", None).await;
+    assert!(back.starts_with("/api/v1/auth/github/token?"), "{back}");
+    let (code, state) = code_and_state(&back);
+    let token = finish_for_token(&server, "github", &cookie, &code, &state).await;
+    assert_eq!(token.status, StatusCode::OK, "{}", token.text);
+    let carol = whoami(
+        &server,
+        Auth::Bearer(token.body["access_token"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(carol["username"], "carol");
+    let user = server
+        .services
+        .engine
+        .accounts
+        .get(carol["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let keys = server
+        .services
+        .engine
+        .accounts
+        .linked_keys(&user)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys,
+        vec![("github:1000".to_string(), "github".to_string())]
+    );
+}
+
+async fn a_provider_sign_in_refuses_what_an_attacker_brings(url: String) {
+    let (server, provider) = open_with_provider(&url).await;
+    let before = server.user_count().await;
+
+    // Providers not configured, or unknown: 404.
+    for name in ["google", "facebook"] {
+        let reply = server
+            .get(&format!("/api/v1/auth/{name}"), Auth::None)
+            .await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.text);
+        assert!(reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no sign-in provider"));
+    }
+
+    // A wrong state: refused, and the flow is used up.
+    let (cookie, back) = through_provider(&server, &provider, "/api/v1/auth/keycloak", None).await;
+    let (code, state) = code_and_state(&back);
+    let wrong = finish_for_token(&server, "keycloak", &cookie, &code, "not-the-state").await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text);
+    assert!(wrong.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not started in this browser"));
+    let after = finish_for_token(&server, "keycloak", &cookie, &code, &state).await;
+    assert_eq!(after.status, StatusCode::BAD_REQUEST, "{}", after.text);
+
+    // The right code and state in another browser (a sign-in forged into a
+    // victim's browser): refused; the browser is sent back to sign in.
+    let (_, back) = through_provider(&server, &provider, "/api/v1/auth/keycloak", None).await;
+    let forged = server.get(&back, Auth::None).await;
+    assert_eq!(forged.status, StatusCode::SEE_OTHER);
+    assert_eq!(forged.headers["location"], "/login?provider_error=state");
+    if let Some(cookie) = common::session_cookie(&forged) {
+        let nobody = server.get("/api/v1/auth", Auth::Cookie(&cookie)).await;
+        assert_eq!(nobody.status, StatusCode::UNAUTHORIZED, "{}", nobody.text);
+    }
+
+    // A replayed code: the same answer again finds its flow used up; under
+    // a fresh flow's state, the provider refuses the used code.
+    let (cookie, back) = through_provider(&server, &provider, "/api/v1/auth/keycloak", None).await;
+    let (code, state) = code_and_state(&back);
+    let first = finish_for_token(&server, "keycloak", &cookie, &code, &state).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let replayed = finish_for_token(&server, "keycloak", &cookie, &code, &state).await;
+    assert_eq!(
+        replayed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        replayed.text
+    );
+    let restarted = server
+        .get("/api/v1/auth/keycloak", Auth::Cookie(&cookie))
+        .await;
+    let location = restarted.headers["location"].to_str().unwrap().to_string();
+    let fresh_state = code_and_state(&format!("{location}&code=x")).1;
+    let replayed = finish_for_token(&server, "keycloak", &cookie, &code, &fresh_state).await;
+    assert_eq!(
+        replayed.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        replayed.text
+    );
+    assert!(
+        replayed.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("did not accept the code"),
+        "{}",
+        replayed.text
+    );
+    assert_eq!(
+        server.user_count().await,
+        before + 1,
+        "alice's account, once"
+    );
+
+    // ID tokens the provider never issued: signed by another key, or made
+    // out to another client. Nobody new signs in.
+    provider.sign_in_as("mallory").await;
+    for (lie, why) in [("wrong-key", "ignature"), ("wrong-audience", "udience")] {
+        provider.lie(lie).await;
+        let (cookie, back) =
+            through_provider(&server, &provider, "/api/v1/auth/keycloak", None).await;
+        let (code, state) = code_and_state(&back);
+        let refused = finish_for_token(&server, "keycloak", &cookie, &code, &state).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNAUTHORIZED,
+            "{lie}: {}",
+            refused.text
+        );
+        let detail = refused.body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("ID token did not verify") && detail.contains(why),
+            "{lie}: {detail}"
+        );
+        // The browser's way: back to the sign-in page, not signed in.
+        let (cookie, back) =
+            through_provider(&server, &provider, "/api/v1/auth/keycloak", None).await;
+        let landed = server.get(&back, Auth::Cookie(&cookie)).await;
+        assert_eq!(
+            landed.headers["location"], "/login?provider_error=failed",
+            "{lie}"
+        );
+    }
+    provider.lie("honest").await;
+    assert_eq!(
+        server.user_count().await,
+        before + 1,
+        "no account for mallory"
+    );
+
+    // The provider's own refusal (the person said no).
+    let (cookie, back) = through_provider(&server, &provider, "/api/v1/auth/keycloak", None).await;
+    let (_, state) = code_and_state(&back);
+    let denied = server
+        .get(
+            &format!("/api/v1/auth/keycloak/token?error=access_denied&state={state}"),
+            Auth::Cookie(&cookie),
+        )
+        .await;
+    assert_eq!(denied.headers["location"], "/login?provider_error=refused");
+
+    // Malformed answers: 400 in the API's format.
+    let malformed = server
+        .call(
+            Method::POST,
+            "/api/v1/auth/keycloak/token",
+            Auth::None,
+            Some("[1, 2]"),
+        )
+        .await;
+    assert_eq!(
+        malformed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        malformed.text
+    );
+    assert!(malformed.body["detail"].is_string());
+}
+
+async fn a_provider_account_links_to_a_signed_in_account(url: String) {
+    let (server, provider) = open_with_provider(&url).await;
+    server.register("dora").await;
+    let cookie = server.session_login("dora", None).await;
+    let data = server
+        .get("/rest/v1/getalldata", Auth::Cookie(&cookie))
+        .await;
+    let csrf = data.body["_csrf"].as_str().unwrap().to_string();
+    let dora = whoami(&server, Auth::Cookie(&cookie)).await;
+
+    // Without the CSRF token: refused before the provider is asked.
+    let forged = server
+        .call(
+            Method::POST,
+            "/api/v1/auth/keycloak/link",
+            Auth::Cookie(&cookie),
+            None,
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text);
+
+    // With it: the provider's account links, and signs in to dora's.
+    provider.sign_in_as("dora-at-keycloak").await;
+    let start = format!("/api/v1/auth/keycloak/link?_csrf={csrf}");
+    let (cookie, back) = through_provider(&server, &provider, &start, Some(&cookie)).await;
+    let linked = server.get(&back, Auth::Cookie(&cookie)).await;
+    assert_eq!(linked.status, StatusCode::SEE_OTHER, "{}", linked.text);
+    assert_eq!(linked.headers["location"], "/security?linked=keycloak");
+    let (fresh, back) = through_provider(&server, &provider, "/api/v1/auth/keycloak", None).await;
+    let (code, state) = code_and_state(&back);
+    let token = finish_for_token(&server, "keycloak", &fresh, &code, &state).await;
+    assert_eq!(token.status, StatusCode::OK, "{}", token.text);
+    let me = whoami(
+        &server,
+        Auth::Bearer(token.body["access_token"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(me["id"], dora["id"]);
+
+    // A provider account that signs in elsewhere does not link here.
+    server.register("eve").await;
+    let eve = server.session_login("eve", None).await;
+    let data = server.get("/rest/v1/getalldata", Auth::Cookie(&eve)).await;
+    let csrf = data.body["_csrf"].as_str().unwrap().to_string();
+    let start = format!("/api/v1/auth/keycloak/link?_csrf={csrf}");
+    let (eve, back) = through_provider(&server, &provider, &start, Some(&eve)).await;
+    let taken = server.get(&back, Auth::Cookie(&eve)).await;
+    assert_eq!(taken.headers["location"], "/security?provider_error=taken");
+    let user = server
+        .services
+        .engine
+        .accounts
+        .get(dora["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let keys = server
+        .services
+        .engine
+        .accounts
+        .linked_keys(&user)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys,
+        vec![(
+            "keycloak:dora-at-keycloak".to_string(),
+            "keycloak".to_string()
+        )]
+    );
+
+    // A bearer token cannot start a link (it needs the browser's session).
+    let token = server.register("fay").await;
+    let refused = server
+        .call(
+            Method::POST,
+            "/api/v1/auth/keycloak/link",
+            Auth::Bearer(&token),
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
 }

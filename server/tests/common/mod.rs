@@ -5,6 +5,7 @@
 
 pub mod desk;
 pub mod mail;
+pub mod provider;
 
 use std::time::Duration;
 

@@ -53,6 +53,8 @@ const provider = new Provider(issuer, {
     token_endpoint_auth_method: 'client_secret_basic',
   }],
   jwks: { keys: [providerJwk] },
+  // GitHub's paths, so one provider plays GitHub (OAuth 2.0) too.
+  routes: { authorization: '/login/oauth/authorize', token: '/login/oauth/access_token' },
   pkce: { required: () => true },
   scopes: ['openid', 'email', 'profile', 'read:user', 'user:email'],
   claims: {
@@ -125,7 +127,7 @@ provider.use(async (ctx, next) => {
     return;
   }
   await next();
-  if (ctx.path === '/token' && mode !== 'honest' && ctx.body && ctx.body.id_token) {
+  if (ctx.path === '/login/oauth/access_token' && mode !== 'honest' && ctx.body && ctx.body.id_token) {
     ctx.body = { ...ctx.body, id_token: await forge(ctx.body.id_token) };
   }
 });
