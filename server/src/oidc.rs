@@ -663,7 +663,7 @@ async fn finish_in_browser(
                 Ok(_) => Redirect::to("/").into_response(),
                 Err(err) => {
                     tracing::error!(error = ?err, "session after a provider's sign-in");
-                    Redirect::to("/login?provider_error=failed").into_response()
+                    Redirect::to("/signin?provider_error=failed").into_response()
                 }
             }
         }
@@ -674,7 +674,7 @@ async fn finish_in_browser(
         .into_response(),
         Err((refused, linking)) => {
             tracing::info!(provider = %engine::cut(&provider, 40), reason = %refused, "sign-in through a provider refused");
-            let page = if linking { "/security" } else { "/login" };
+            let page = if linking { "/security" } else { "/signin" };
             Redirect::to(&format!("{page}?provider_error={}", refused.code())).into_response()
         }
     }

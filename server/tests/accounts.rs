@@ -2151,7 +2151,7 @@ async fn a_provider_sign_in_refuses_what_an_attacker_brings(url: String) {
     let (_, back) = through_provider(&server, &provider, "/api/v1/auth/keycloak", None).await;
     let forged = server.get(&back, Auth::None).await;
     assert_eq!(forged.status, StatusCode::SEE_OTHER);
-    assert_eq!(forged.headers["location"], "/login?provider_error=state");
+    assert_eq!(forged.headers["location"], "/signin?provider_error=state");
     if let Some(cookie) = common::session_cookie(&forged) {
         let nobody = server.get("/api/v1/auth", Auth::Cookie(&cookie)).await;
         assert_eq!(nobody.status, StatusCode::UNAUTHORIZED, "{}", nobody.text);
@@ -2221,7 +2221,7 @@ async fn a_provider_sign_in_refuses_what_an_attacker_brings(url: String) {
             through_provider(&server, &provider, "/api/v1/auth/keycloak", None).await;
         let landed = server.get(&back, Auth::Cookie(&cookie)).await;
         assert_eq!(
-            landed.headers["location"], "/login?provider_error=failed",
+            landed.headers["location"], "/signin?provider_error=failed",
             "{lie}"
         );
     }
@@ -2241,7 +2241,7 @@ async fn a_provider_sign_in_refuses_what_an_attacker_brings(url: String) {
             Auth::Cookie(&cookie),
         )
         .await;
-    assert_eq!(denied.headers["location"], "/login?provider_error=refused");
+    assert_eq!(denied.headers["location"], "/signin?provider_error=refused");
 
     // Malformed answers: 400 in the API's format.
     let malformed = server

@@ -22,8 +22,11 @@ pub struct ProfileView {
 pub struct AccessView {
     pub has_password: bool,
     pub acls: Vec<AclView>,
-    /// `(pubkey, kind)`: `lnurl`, `joule` or `nostr`.
+    /// `(pubkey, kind)`, kinds as `engine::accounts::KEY_KINDS` names them
+    /// (a provider's key reads `<provider>:<subject>`).
     pub keys: Vec<(String, String)>,
+    /// The identity providers an account may link: `(name, label)`.
+    pub providers: Vec<(String, String)>,
 }
 
 /// An ACL as `GET /api/v1/auth/acls` answers it and the page shows it.
@@ -138,6 +141,9 @@ pub async fn security_access() -> Result<AccessView, ApiError> {
             .map(AclView::from)
             .collect(),
         keys: engine.accounts.linked_keys(user).await?,
+        providers: use_context::<crate::api::auth::SignInProviders>()
+            .unwrap_or_default()
+            .0,
     })
 }
 
@@ -223,6 +229,20 @@ pub async fn unlink_key(pubkey: String, kind: String, _csrf: String) -> Result<(
     crate::api::auth::engine()?
         .accounts
         .unlink_key(&caller.user, &pubkey, kind)
+        .await?;
+    Ok(())
+}
+
+/// Links the key of a NIP-98 event the browser's Nostr extension signed for
+/// this call's URL at the public address.
+#[server(prefix = "/api/ui", endpoint = "link_nostr_key")]
+pub async fn link_nostr_key(event: String, _csrf: String) -> Result<(), ApiError> {
+    let caller = manager(true).await?;
+    let public = use_context::<crate::api::auth::PublicUrl>()
+        .ok_or_else(|| ApiError::new("public URL missing from context"))?;
+    let url = format!("{}/api/ui/link_nostr_key", public.0);
+    crate::api::auth::engine()?
+        .link_nostr_key(&caller.user, &event, &url)
         .await?;
     Ok(())
 }

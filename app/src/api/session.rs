@@ -71,6 +71,29 @@ pub async fn sign_out(csrf: String) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The identity providers this server signs in with: `(name, label)`.
+#[server(prefix = "/api/ui", endpoint = "sign_in_providers")]
+pub async fn sign_in_providers() -> Result<Vec<(String, String)>, ApiError> {
+    Ok(use_context::<crate::api::auth::SignInProviders>()
+        .unwrap_or_default()
+        .0)
+}
+
+/// What the sign-in and security pages say when a provider's sign-in came
+/// back refused (`?provider_error=<reason>`, see `server/src/oidc.rs`).
+pub fn provider_error_message(reason: &str) -> &'static str {
+    match reason {
+        "state" => "That sign-in was started in another browser, or took too long. Try again.",
+        "refused" => "The provider did not let you sign in.",
+        "unreachable" => "The provider could not be reached. Try again later.",
+        "taken" => "That account at the provider already signs in to another Ampere account.",
+        "closed" => "This server does not take new accounts.",
+        "throttled" => "Too many sign-ins from here. Wait a little and try again.",
+        "unknown" => "That provider is not set up on this server.",
+        _ => "The provider's answer could not be verified. Try again.",
+    }
+}
+
 /// Signs this browser in with a NIP-98 event its Nostr extension (NIP-07)
 /// signed for this call's URL at the public address: the account of the
 /// event's key, made on its first sign-in.

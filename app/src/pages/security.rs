@@ -5,10 +5,11 @@ use leptos_router::{lazy_route, LazyRoute};
 use super::settings::PasswordCard;
 use super::{action_error, form_error};
 use crate::api::security::{
-    security_access, security_profile, AccessView, AclView, CreateAcl, DeleteAccount, DeleteAcl,
-    IssueAclToken, ProfileView, RevokeAclToken, UnlinkKey, UpdateProfile, COMMON_ENDPOINTS,
+    link_nostr_key, security_access, security_profile, AccessView, AclView, CreateAcl,
+    DeleteAccount, DeleteAcl, IssueAclToken, ProfileView, RevokeAclToken, UnlinkKey, UpdateProfile,
+    COMMON_ENDPOINTS,
 };
-use crate::api::session::Account;
+use crate::api::session::{provider_error_message, Account};
 use crate::api::ApiError;
 use crate::components::{CopyButton, Field, SignedIn};
 
@@ -27,6 +28,7 @@ fn Security(account: Account) -> impl IntoView {
     let issue = ServerAction::<IssueAclToken>::new();
     let revoke = ServerAction::<RevokeAclToken>::new();
     let unlink = ServerAction::<UnlinkKey>::new();
+    let link_nostr = nostr_linking(account.csrf.clone());
     // The profile as it was when the page opened (its form then holds it).
     let opened = Resource::new(|| (), |_| security_profile());
     let lists = Resource::new(
@@ -37,6 +39,7 @@ fn Security(account: Account) -> impl IntoView {
                 issue.version().get(),
                 revoke.version().get(),
                 unlink.version().get(),
+                link_nostr.version().get(),
             )
         },
         |_| security_access(),
@@ -61,7 +64,7 @@ fn Security(account: Account) -> impl IntoView {
         </Suspense>
         <PasswordCard csrf=csrf.clone() />
         <AclsCard lists create actions csrf=csrf.clone() />
-        <SignInsCard lists unlink csrf=csrf.clone() />
+        <SignInsCard lists unlink link_nostr csrf=csrf.clone() />
         <Suspense fallback=|| ()>
             {move || {
                 let csrf = delete_csrf.clone();
@@ -71,6 +74,33 @@ fn Security(account: Account) -> impl IntoView {
             }}
         </Suspense>
     }
+}
+
+/// Links the key of the browser's Nostr extension (NIP-07): it signs a
+/// NIP-98 event for the linking call.
+fn nostr_linking(csrf: String) -> Action<(), Result<(), ApiError>> {
+    Action::new_local(move |_: &()| {
+        let csrf = csrf.clone();
+        async move {
+            #[cfg(feature = "hydrate")]
+            {
+                let origin = leptos::prelude::window()
+                    .location()
+                    .origin()
+                    .unwrap_or_default();
+                let event =
+                    super::sign_in::browser::nostr_sign(&format!("{origin}/api/ui/link_nostr_key"))
+                        .await
+                        .map_err(|message| ApiError::new(&message))?;
+                link_nostr_key(event, csrf).await
+            }
+            #[cfg(not(feature = "hydrate"))]
+            {
+                let _ = (link_nostr_key, csrf);
+                Err(ApiError::new("a Nostr extension signs in the browser only"))
+            }
+        }
+    })
 }
 
 #[component]
@@ -272,47 +302,110 @@ fn AclRow(acl: AclView, actions: AclActions) -> impl IntoView {
     }
 }
 
+/// What a linked sign-in key is, for people.
+fn key_kind_name(kind: &str) -> &'static str {
+    match kind {
+        "nostr" => "Nostr key",
+        "joule" => "Lightning node key (Joule)",
+        "google" => "Google account",
+        "keycloak" => "Keycloak account",
+        "github" => "GitHub account",
+        _ => "Lightning wallet key (LNURL-auth)",
+    }
+}
+
+/// A linked key as the list shows it: a provider's subject whole, a public
+/// key's start.
+fn key_shown(pubkey: &str) -> String {
+    match pubkey.split_once(':') {
+        Some((_, subject)) => subject.to_string(),
+        None => format!("{}…", pubkey.get(..16).unwrap_or(pubkey)),
+    }
+}
+
 #[component]
 fn SignInsCard(
     lists: Resource<Result<AccessView, ApiError>>,
     unlink: ServerAction<UnlinkKey>,
+    link_nostr: Action<(), Result<(), ApiError>>,
     csrf: String,
 ) -> impl IntoView {
-    let kind_name = |kind: &str| match kind {
-        "nostr" => "Nostr key",
-        "joule" => "Lightning node key (Joule)",
-        _ => "Lightning wallet key (LNURL-auth)",
+    let query = leptos_router::hooks::use_query_map();
+    let came_back = move || {
+        query.with(|q| {
+            q.get("provider_error")
+                .map(|reason| (false, provider_error_message(&reason).to_string()))
+                .or_else(|| {
+                    q.get("linked").map(|name| {
+                        (
+                            true,
+                            format!("Your {} now signs in here.", key_kind_name(&name)),
+                        )
+                    })
+                })
+        })
     };
+    let has_nostr = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| has_nostr.set(super::sign_in::browser::has_nostr()));
     view! {
         <section class="card" aria-labelledby="sign-ins-title">
             <h2 id="sign-ins-title">"Ways to sign in"</h2>
+            {move || came_back().map(|(linked, message)| if linked {
+                view! { <p class="success" role="status">{message}</p> }.into_any()
+            } else {
+                view! { <p class="form-error" role="alert">{message}</p> }.into_any()
+            })}
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || {
                     let csrf = csrf.clone();
                     Suspend::new(async move {
-                        lists.await.map(|view| view! {
-                            <ul>
-                                <li>{if view.has_password { "Username and password" } else { "No password" }}</li>
-                                {view.keys.into_iter().map(|(pubkey, kind)| {
-                                    let csrf = csrf.clone();
-                                    let label = format!("Unlink {}", kind_name(&kind));
-                                    view! {
-                                        <li data-testid="linked-key">
-                                            {kind_name(&kind)} " " <code class="small">{pubkey.get(..16).unwrap_or(&pubkey).to_string()}"…"</code>
-                                            " "
-                                            <button type="button" class="secondary small" aria-label=label
-                                                on:click=move |_| { unlink.dispatch(UnlinkKey { pubkey: pubkey.clone(), kind: kind.clone(), _csrf: csrf.clone() }); }>
-                                                "Unlink"
-                                            </button>
-                                        </li>
-                                    }
-                                }).collect_view()}
-                            </ul>
+                        lists.await.map(|view| {
+                            let link_csrf = csrf.clone();
+                            view! {
+                                <ul>
+                                    <li>{if view.has_password { "Username and password" } else { "No password" }}</li>
+                                    {view.keys.into_iter().map(|(pubkey, kind)| {
+                                        let csrf = csrf.clone();
+                                        let label = format!("Unlink {}", key_kind_name(&kind));
+                                        view! {
+                                            <li data-testid="linked-key">
+                                                {key_kind_name(&kind)} " " <code class="small">{key_shown(&pubkey)}</code>
+                                                " "
+                                                <button type="button" class="secondary small" aria-label=label
+                                                    on:click=move |_| { unlink.dispatch(UnlinkKey { pubkey: pubkey.clone(), kind: kind.clone(), _csrf: csrf.clone() }); }>
+                                                    "Unlink"
+                                                </button>
+                                            </li>
+                                        }
+                                    }).collect_view()}
+                                </ul>
+                                // Plain forms: the answer sends the browser on to the provider.
+                                <div class="actions">
+                                    {view.providers.into_iter().map(|(name, label)| view! {
+                                        <form method="post" action=format!("/api/v1/auth/{name}/link")>
+                                            <input type="hidden" name="_csrf" value=link_csrf.clone() />
+                                            <button type="submit" class="secondary">{format!("Link a {label} account")}</button>
+                                        </form>
+                                    }).collect_view()}
+                                </div>
+                            }
                         })
                     })
                 }}
             </Transition>
-            <p class="form-error" role="alert">{move || action_error(unlink, None).get()}</p>
+            <Show when=move || has_nostr.get()>
+                <p class="actions">
+                    <button type="button" class="secondary" disabled=move || link_nostr.pending().get()
+                        on:click=move |_| { link_nostr.dispatch(()); }>
+                        "Link this browser's Nostr key"
+                    </button>
+                </p>
+            </Show>
+            <p class="form-error" role="alert">
+                {move || action_error(unlink, None).get()
+                    .or_else(|| link_nostr.value().get().and_then(Result::err).map(|e| e.error.message))}
+            </p>
         </section>
     }
 }

@@ -4,7 +4,7 @@ use leptos_router::{lazy_route, LazyRoute};
 
 use super::action_error;
 use crate::api::lnm::{joule_challenge, lnurl_auth_create, login_joule, LnmError};
-use crate::api::session::{nostr_sign_in, SignIn};
+use crate::api::session::{nostr_sign_in, provider_error_message, sign_in_providers, SignIn};
 use crate::components::{CopyButton, Field, QrCode};
 
 // Its own lazily loaded chunk, so that the dashboard's bundle does not carry
@@ -30,9 +30,46 @@ fn SignInForms() -> impl IntoView {
                 <p><a href="/reset-password">"Forgot your password?"</a></p>
                 <p>"New here? " <a href="/signup">"Create an account"</a></p>
             </section>
+            <ProviderSignIn />
             <LightningSignIn />
             <NostrSignIn />
         </div>
+    }
+}
+
+/// Signing in with the identity providers the operator configured (Google,
+/// Keycloak, GitHub): plain links, so they work without JavaScript; the
+/// router leaves them to the browser (`rel="external"`). A sign-in the
+/// provider sent back refused says why here.
+#[component]
+fn ProviderSignIn() -> impl IntoView {
+    let providers = Resource::new(|| (), |_| sign_in_providers());
+    let query = leptos_router::hooks::use_query_map();
+    let refused = move || {
+        query
+            .with(|q| q.get("provider_error"))
+            .map(|reason| provider_error_message(&reason))
+    };
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let providers = providers.await.unwrap_or_default();
+                (!providers.is_empty()).then(|| view! {
+                    <section class="card narrow" aria-labelledby="providers-title">
+                        <h2 id="providers-title">"Sign in with another account"</h2>
+                        <p class="form-error" role="alert">{refused}</p>
+                        <p class="actions">
+                            {providers.into_iter().map(|(name, label)| view! {
+                                <a class="button secondary" rel="external" href=format!("/api/v1/auth/{name}")>
+                                    {format!("Sign in with {label}")}
+                                </a>
+                            }).collect_view()}
+                        </p>
+                        <p class="hint">"The first time, it makes an account for you here."</p>
+                    </section>
+                })
+            })}
+        </Suspense>
     }
 }
 
@@ -175,7 +212,7 @@ fn NostrSignIn() -> impl IntoView {
 }
 
 #[cfg(feature = "hydrate")]
-mod browser {
+pub(crate) mod browser {
     use std::cell::RefCell;
 
     use js_sys::{Function, Promise, Reflect};
