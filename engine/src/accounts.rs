@@ -19,6 +19,7 @@ use crate::throttle::{Key, Scope, Throttle, EVERYONE};
 use crate::{now_ms, Database, Error, Result};
 
 mod recovery;
+pub mod sessions;
 pub use recovery::{RESET_LINK_LIFETIME, RESET_PAGE};
 
 /// A user's id: a random UUID, stable for the account's life.
@@ -243,6 +244,9 @@ pub struct Accounts {
     /// Accounts by id, so that authenticating a request rarely reads the database.
     /// Invalidated by the bus when the account changes, in every process.
     current: moka::sync::Cache<String, User>,
+    /// Session handles known to stand (see `sessions`), for as briefly; the
+    /// bus clears one when its session ends, in every process.
+    standing: moka::sync::Cache<String, ()>,
     /// One permit per core: argon2 work waits here instead of piling up threads.
     hashing: Arc<Semaphore>,
     permits: u32,
@@ -270,16 +274,28 @@ impl Accounts {
             .max_capacity(100_000)
             .time_to_live(CURRENT_USER_TTL)
             .build();
-        let cache = current.clone();
-        bus.on_control(Box::new(move |event| match (&event.topic, &event.kind) {
-            (Topic::Account(id), _) => cache.invalidate(id),
-            (_, EventKind::Resync) => cache.invalidate_all(),
-            _ => {}
+        let standing: moka::sync::Cache<String, ()> = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(CURRENT_USER_TTL)
+            .build();
+        let (cache, handles) = (current.clone(), standing.clone());
+        bus.on_control(Box::new(move |event| {
+            match &event.kind {
+                EventKind::SessionEnded { session } => handles.invalidate(session),
+                EventKind::Resync => handles.invalidate_all(),
+                _ => {}
+            }
+            match (&event.topic, &event.kind) {
+                (Topic::Account(id), _) => cache.invalidate(id),
+                (_, EventKind::Resync) => cache.invalidate_all(),
+                _ => {}
+            }
         }));
         Accounts {
             db,
             throttle,
             current,
+            standing,
             hashing: Arc::new(Semaphore::new(cores)),
             permits: u32::try_from(cores).unwrap_or(u32::MAX),
             hashing_wait,
@@ -875,6 +891,16 @@ impl Accounts {
     /// changed (every session and token of an older `auth_version` is void).
     async fn credentials_changed(&self, id: &str) -> Result<User> {
         let user = self.get(id).await?.ok_or(Error::Unauthenticated)?;
+        // Sessions of the old password are over: their rows go.
+        self.db
+            .execute(
+                sqlx::query(
+                    "DELETE FROM account_sessions WHERE user_id = $1 AND auth_version <> $2",
+                )
+                .bind(user.id.0.clone())
+                .bind(user.auth_version),
+            )
+            .await?;
         self.bus
             .publish_confirmed(
                 Topic::Account(user.id.0.clone()),

@@ -110,7 +110,8 @@ pub enum EventKind {
     AclChanged {
         acl_id: String,
     },
-    /// One session ended (logout): its id, as the session store names it.
+    /// One session ended (signed out, or ended from another): its handle
+    /// (`accounts::sessions`).
     SessionEnded {
         session: String,
     },

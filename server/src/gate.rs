@@ -28,6 +28,8 @@ use axum::Json;
 use ipnet::IpNet;
 use tower_sessions::Session;
 
+use engine::accounts::sessions::Seen;
+
 use app::api::auth::{
     AwaitedLnurlAuth, ClientAddress, Identity, SessionAuth, LNURL_AUTH_KEY, SESSION_AUTH_KEY,
 };
@@ -205,7 +207,7 @@ async fn resolve(engine: &Engine, parts: &Parts) -> Result<Identity, engine::Err
         |e: tower_sessions::session::Error| engine::Error::Internal(format!("session: {e}"));
     let auth: Option<SessionAuth> = session.get(SESSION_AUTH_KEY).await.map_err(session_error)?;
     let Some(auth) = auth else {
-        return lnurl_auth_answered(engine, session).await;
+        return lnurl_auth_answered(engine, session, parts).await;
     };
     match engine
         .accounts
@@ -213,8 +215,22 @@ async fn resolve(engine: &Engine, parts: &Parts) -> Result<Identity, engine::Err
         .await
     {
         Ok(user) => {
+            let (address, user_agent) = app::api::auth::seen_from(parts);
+            let from = Seen {
+                address: &address,
+                user_agent: &user_agent,
+            };
+            if !engine
+                .accounts
+                .session_stands(&auth.handle, &user, from)
+                .await?
+            {
+                // Ended from another session (or from before sessions had rows).
+                let _ = session.flush().await;
+                return Ok(Identity::Visitor);
+            }
             app::api::auth::renew(session).await;
-            Ok(session_caller(user, session, auth.csrf))
+            Ok(session_caller(user, auth))
         }
         Err(engine::Error::Unauthenticated) => {
             let _ = session.flush().await;
@@ -266,6 +282,7 @@ async fn bearer_credential(
 async fn lnurl_auth_answered(
     engine: &Engine,
     session: &Session,
+    parts: &Parts,
 ) -> Result<Identity, engine::Error> {
     let session_error =
         |e: tower_sessions::session::Error| engine::Error::Internal(format!("session: {e}"));
@@ -281,20 +298,24 @@ async fn lnurl_auth_answered(
     else {
         return Ok(Identity::Visitor);
     };
-    let auth = app::api::auth::sign_in(session, &user, engine::random_hex(16))
-        .await
-        .map_err(session_error)?;
-    Ok(session_caller(user, session, auth.csrf))
+    let (address, user_agent) = app::api::auth::seen_from(parts);
+    let from = Seen {
+        address: &address,
+        user_agent: &user_agent,
+    };
+    let auth =
+        app::api::auth::sign_in(engine, session, &user, engine::random_hex(16), from).await?;
+    Ok(session_caller(user, auth))
 }
 
-/// `user`, calling with `session` (whether this request carried the CSRF
-/// token is noted later, for writes).
-fn session_caller(user: engine::User, session: &Session, csrf: String) -> Identity {
+/// `user`, calling with the session signed in as `auth` (whether this
+/// request carried the CSRF token is noted later, for writes).
+fn session_caller(user: engine::User, auth: SessionAuth) -> Identity {
     Identity::Caller(Caller {
         user,
         credential: Credential::Session {
-            id: session.id().map(|id| id.to_string()).unwrap_or_default(),
-            csrf,
+            id: auth.handle,
+            csrf: auth.csrf,
             csrf_presented: false,
         },
     })

@@ -282,7 +282,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub async fn run(config: Config) -> Result<(), StartError> {
     std::fs::create_dir_all(&config.data_dir)?;
     let services = Services::open(&config.database_url(), config.engine_settings()).await?;
-    let sweeper = services.sessions.spawn_expiry_sweep();
+    let sweeper = services
+        .sessions
+        .spawn_expiry_sweep(services.engine.accounts.clone());
     // Withdrawals whose payment never committed are ended and refunded.
     let withdrawals = services.engine.desk.spawn_sweeper(Duration::from_secs(30));
     // The price moves, and every position is checked against it, each tick.

@@ -46,6 +46,7 @@ use crate::gate::SignedIn;
 use crate::outbound::HttpClient;
 use crate::AppState;
 use app::api::auth::{client_address_of, SessionAuth, SESSION_AUTH_KEY};
+use engine::accounts::sessions::Seen;
 use engine::{Engine, User};
 
 /// How long a started sign-in waits for the provider's answer.
@@ -652,14 +653,22 @@ async fn finish_in_browser(
     Path(provider): Path<String>,
     Query(answer): Query<Answer>,
     session: Session,
+    headers: axum::http::HeaderMap,
     extensions: axum::http::Extensions,
 ) -> Response {
     let client = client_address_of(&extensions);
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let from = Seen {
+        address: &client,
+        user_agent,
+    };
     match finish(&engine, &providers, &provider, answer, &session, &client).await {
         Ok((Finished::SignedIn(user), _)) => {
-            match app::api::auth::switch_session(&engine, &session, &user, engine::random_hex(16))
-                .await
-            {
+            let csrf = engine::random_hex(16);
+            match app::api::auth::switch_session(&engine, &session, &user, csrf, from).await {
                 Ok(_) => Redirect::to("/").into_response(),
                 Err(err) => {
                     tracing::error!(error = ?err, "session after a provider's sign-in");

@@ -1,9 +1,9 @@
 //! Session storage: tower-sessions' sqlx store in the application's database,
 //! behind a short-lived in-process cache so that an authenticated request does not
-//! cost a database read. A session deleted in any process is forgotten here as
-//! soon as the bus says so (`SessionEnded`); `CACHE_TTL` only bounds what a lost
-//! notification could leave behind, and a lost link to the database clears the
-//! whole cache.
+//! cost a database read. A record cached here may outlive its session ended in
+//! another process for `CACHE_TTL`: harmless, since the gate also asks whether
+//! the sign-in's row stands (`engine::accounts::sessions`), which the bus keeps
+//! current in every process; a lost link to the database clears the whole cache.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -69,18 +69,14 @@ impl Sessions {
         Ok(Sessions { backend, cache, db })
     }
 
-    /// Forgets sessions that ended in any process, as the bus tells it.
+    /// Forgets every cached session when this process may have missed events.
     pub fn follow(&self, bus: &engine::events::Bus) {
         use engine::events::EventKind;
         let cache = self.cache.clone();
-        bus.on_control(Box::new(move |event| match &event.kind {
-            EventKind::SessionEnded { session } => {
-                if let Ok(id) = session.parse::<Id>() {
-                    cache.invalidate(&id);
-                }
+        bus.on_control(Box::new(move |event| {
+            if let EventKind::Resync = &event.kind {
+                cache.invalidate_all();
             }
-            EventKind::Resync => cache.invalidate_all(),
-            _ => {}
         }));
     }
 
@@ -95,13 +91,20 @@ impl Sessions {
             .with_expiry(Expiry::OnInactivity(IDLE_LIFETIME))
     }
 
-    /// Deletes expired sessions from the database every hour, until the server stops.
-    pub fn spawn_expiry_sweep(&self) -> tokio::task::JoinHandle<()> {
+    /// Deletes expired sessions (and the rows of dead sign-ins) from the
+    /// database every hour, until the server stops.
+    pub fn spawn_expiry_sweep(
+        &self,
+        accounts: engine::accounts::Accounts,
+    ) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 every.tick().await;
+                if let Err(err) = accounts.forget_dead_sessions().await {
+                    tracing::warn!(error = %err, "forgetting dead sign-ins failed");
+                }
                 let swept = match &store.backend {
                     SqlxStore::Sqlite(s, _) => match store.db.beside(s.delete_expired()).await {
                         Ok(swept) => swept,

@@ -28,6 +28,7 @@ testdb::on_both_databases!(
     a_deleted_trader_leaves_the_desk_books_as_they_were,
     a_nostr_event_signs_in_once_and_only_for_this_request,
     nostr_keys_link_to_an_account_and_unlink,
+    signed_in_browsers_are_listed_and_signed_out_one_or_all_others,
 );
 
 /// Stories that open their servers with the operator's own settings.
@@ -2343,4 +2344,147 @@ async fn a_provider_account_links_to_a_signed_in_account(url: String) {
         )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+}
+
+/// Signs `username` in from a browser saying `user_agent`: its cookie.
+async fn sign_in_from(server: &Server, username: &str, user_agent: &str) -> String {
+    let request = axum::http::Request::post("/rest/v1/login")
+        .header("content-type", "application/json")
+        .header("user-agent", user_agent)
+        .body(axum::body::Body::from(
+            json!({"username": username, "password": PASSWORD}).to_string(),
+        ))
+        .unwrap();
+    let reply = server.send(request).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    common::session_cookie(&reply).unwrap()
+}
+
+/// A security page call (a server function, form-encoded) with `cookie`.
+async fn page_call(server: &Server, path: &str, cookie: &str, fields: &str) -> Reply {
+    let request = axum::http::Request::post(path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .body(axum::body::Body::from(fields.to_string()))
+        .unwrap();
+    server.send(request).await
+}
+
+async fn csrf_of(server: &Server, cookie: &str) -> String {
+    let data = server
+        .get("/rest/v1/getalldata", Auth::Cookie(cookie))
+        .await;
+    data.body["_csrf"].as_str().unwrap().to_string()
+}
+
+/// The handle of the session listed with this device.
+fn handle_of(list: &Value, device: &str) -> String {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["device"] == device)
+        .unwrap_or_else(|| panic!("no {device} in {list}"))["handle"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn signed_in_browsers_are_listed_and_signed_out_one_or_all_others(server: Server) {
+    const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    server.register("sid").await;
+    let firefox = sign_in_from(&server, "sid", FIREFOX).await;
+    let curl = sign_in_from(&server, "sid", "curl/8.5.0").await;
+    let chrome = sign_in_from(&server, "sid", CHROME).await;
+    let csrf = csrf_of(&server, &firefox).await;
+
+    // Every browser, where and when; this one marked.
+    let list = page_call(&server, "/api/ui/security_sessions", &firefox, "").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    let rows = list.body.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{}", list.text);
+    let current: Vec<_> = rows.iter().filter(|r| r["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["device"], "Firefox on Linux");
+    assert_eq!(rows[0]["address"], "local");
+    let curl_handle = handle_of(&list.body, "curl");
+
+    // Another account cannot end sid's sessions; nor can a write without
+    // the CSRF token. Nothing ends.
+    server.register("other").await;
+    let other = sign_in_from(&server, "other", FIREFOX).await;
+    let other_csrf = csrf_of(&server, &other).await;
+    let fields = format!("handle={curl_handle}&_csrf={other_csrf}");
+    let refused = page_call(&server, "/api/ui/end_session", &other, &fields).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.text);
+    let fields = format!("handle={curl_handle}&_csrf=forged");
+    let forged = page_call(&server, "/api/ui/end_session", &firefox, &fields).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text);
+    assert_eq!(
+        server.get("/api/v1/auth", Auth::Cookie(&curl)).await.status,
+        StatusCode::OK
+    );
+
+    // One ended: signed out at once; the others stay.
+    let fields = format!("handle={curl_handle}&_csrf={csrf}");
+    let ended = page_call(&server, "/api/ui/end_session", &firefox, &fields).await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.text);
+    assert_eq!(
+        server.get("/api/v1/auth", Auth::Cookie(&curl)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server
+            .get("/api/v1/auth", Auth::Cookie(&chrome))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let again = page_call(&server, "/api/ui/end_session", &firefox, &fields).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "{}", again.text);
+
+    // Every other one: this browser alone stays signed in.
+    let fields = format!("_csrf={csrf}");
+    let others = page_call(&server, "/api/ui/end_other_sessions", &firefox, &fields).await;
+    assert_eq!(others.status, StatusCode::OK, "{}", others.text);
+    assert_eq!(others.body, json!(1));
+    assert_eq!(
+        server
+            .get("/api/v1/auth", Auth::Cookie(&chrome))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server
+            .get("/api/v1/auth", Auth::Cookie(&firefox))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        server
+            .get("/api/v1/auth", Auth::Cookie(&other))
+            .await
+            .status,
+        StatusCode::OK,
+        "another account's sessions stay"
+    );
+    let list = page_call(&server, "/api/ui/security_sessions", &firefox, "").await;
+    assert_eq!(list.body.as_array().unwrap().len(), 1, "{}", list.text);
+
+    // Signing out takes the browser off the list.
+    let out = server
+        .call(
+            Method::POST,
+            &format!("/rest/v1/logout?_csrf={csrf}"),
+            Auth::Cookie(&firefox),
+            None,
+        )
+        .await;
+    assert!(out.status.is_success(), "{}", out.text);
+    let back = sign_in_from(&server, "sid", CHROME).await;
+    let list = page_call(&server, "/api/ui/security_sessions", &back, "").await;
+    assert_eq!(list.body.as_array().unwrap().len(), 1, "{}", list.text);
+    assert_eq!(list.body[0]["current"], true);
 }

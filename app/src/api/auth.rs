@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use crate::api::ApiError;
-use engine::events::{EventKind, Topic};
+use engine::accounts::sessions::Seen;
 use engine::{Access, Caller, Engine, User};
 
 /// What the session cookie stands for once signed in.
@@ -21,6 +21,11 @@ pub struct SessionAuth {
     pub auth_version: i64,
     /// The token cookie-authenticated writes must echo (`_csrf`).
     pub csrf: String,
+    /// The sign-in's row among the account's sessions (`accounts::sessions`);
+    /// empty in a session signed in before sessions had rows, which then
+    /// signs in again.
+    #[serde(default)]
+    pub handle: String,
 }
 
 pub const SESSION_AUTH_KEY: &str = "auth";
@@ -215,53 +220,79 @@ pub async fn start_session(user: &User) -> Result<SessionAuth, ApiError> {
 /// Like [`start_session`], keeping the CSRF token the page already holds (after
 /// a password change: the session id still moves on).
 pub async fn renew_session(user: &User, csrf: String) -> Result<SessionAuth, ApiError> {
-    switch_session(&engine()?, &session().await?, user, csrf).await
+    let (address, user_agent) = seen_from(&parts()?);
+    let from = Seen {
+        address: &address,
+        user_agent: &user_agent,
+    };
+    switch_session(&engine()?, &session().await?, user, csrf, from).await
 }
 
 /// Signs `user` in on `session` under a fresh id and the anti-forgery token
-/// `csrf`. What was opened under the old id, if it was signed in (the
-/// realtime sockets, every process's cache), ends now, as at a logout, or it
-/// would outlive the logout that follows, which names only the new id.
+/// `csrf`, seen from `from`. The sign-in it replaces, if any, ends now in
+/// every process (its streams, every cache), as at a logout, or it would
+/// outlive the logout that follows, which names only the new sign-in.
 pub async fn switch_session(
     engine: &Engine,
     session: &Session,
     user: &User,
     csrf: String,
+    from: Seen<'_>,
 ) -> Result<SessionAuth, ApiError> {
-    let before = session.id().map(|id| id.to_string());
     let signed_in: Option<SessionAuth> = session.get(SESSION_AUTH_KEY).await.ok().flatten();
-    let auth = sign_in(session, user, csrf)
-        .await
-        .map_err(|e| ApiError::from(engine::Error::Internal(format!("session: {e}"))))?;
-    if let (Some(id), Some(previous)) = (before, signed_in) {
+    let auth = sign_in(engine, session, user, csrf, from).await?;
+    if let Some(previous) = signed_in {
         engine
-            .bus
-            .publish_confirmed(
-                Topic::Account(previous.user_id),
-                EventKind::SessionEnded { session: id },
-            )
+            .accounts
+            .end_session(&previous.user_id, &previous.handle)
             .await?;
     }
     Ok(auth)
 }
 
 /// Signs `user` in on `session` with the anti-forgery token `csrf`, under a
-/// fresh session id.
+/// fresh session id and a fresh row among the account's sessions.
 pub async fn sign_in(
+    engine: &Engine,
     session: &Session,
     user: &User,
     csrf: String,
-) -> Result<SessionAuth, tower_sessions::session::Error> {
-    session.cycle_id().await?;
+    from: Seen<'_>,
+) -> Result<SessionAuth, engine::Error> {
+    let internal =
+        |e: tower_sessions::session::Error| engine::Error::Internal(format!("session: {e}"));
+    session.cycle_id().await.map_err(internal)?;
     let auth = SessionAuth {
         user_id: user.id.0.clone(),
         auth_version: user.auth_version,
         csrf,
+        handle: engine.accounts.open_session(user, from).await?,
     };
-    session.insert(SESSION_AUTH_KEY, &auth).await?;
-    session.insert(RENEWED_KEY, engine::now_ms()).await?;
-    session.remove_value(LNURL_AUTH_KEY).await?;
+    session
+        .insert(SESSION_AUTH_KEY, &auth)
+        .await
+        .map_err(internal)?;
+    session
+        .insert(RENEWED_KEY, engine::now_ms())
+        .await
+        .map_err(internal)?;
+    session
+        .remove_value(LNURL_AUTH_KEY)
+        .await
+        .map_err(internal)?;
     Ok(auth)
+}
+
+/// Where the request in `parts` comes from, as the account's sessions list
+/// shows it: the client's address (as the gate worked it out) and its
+/// `User-Agent`.
+pub fn seen_from(parts: &Parts) -> (String, String) {
+    let agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    (client_address_of(&parts.extensions), agent.to_string())
 }
 
 /// An LNURL-auth this browser session waits on: its `k1`, and the nonce the
@@ -294,19 +325,15 @@ pub async fn await_lnurl_auth(k1: String, nonce: String) -> Result<(), ApiError>
 /// told (its caches forget it, its event streams end) before this answers.
 pub async fn end_session() -> Result<(), ApiError> {
     let session = session().await?;
-    let ended = session.id().map(|id| id.to_string());
     let auth: Option<SessionAuth> = session.get(SESSION_AUTH_KEY).await.ok().flatten();
     session
         .flush()
         .await
         .map_err(|e| ApiError::from(engine::Error::Internal(format!("session: {e}"))))?;
-    if let (Some(id), Some(auth)) = (ended, auth) {
+    if let Some(auth) = auth {
         engine()?
-            .bus
-            .publish_confirmed(
-                Topic::Account(auth.user_id),
-                EventKind::SessionEnded { session: id },
-            )
+            .accounts
+            .end_session(&auth.user_id, &auth.handle)
             .await?;
     }
     Ok(())

@@ -29,6 +29,55 @@ pub struct AccessView {
     pub providers: Vec<(String, String)>,
 }
 
+/// One signed-in browser of the account, as the page lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub handle: String,
+    /// Whether it is the browser looking at the list.
+    pub current: bool,
+    /// The browser and system its `User-Agent` names, in a few words.
+    pub device: String,
+    pub address: String,
+    pub signed_in_at: String,
+    pub seen_at: String,
+}
+
+/// A `User-Agent` in a few words: "Firefox on Linux", "curl".
+pub fn device_of(user_agent: &str) -> String {
+    let has = |needle: &str| user_agent.contains(needle);
+    let browser = if has("Edg/") {
+        "Edge"
+    } else if has("Firefox/") {
+        "Firefox"
+    } else if has("Chrome/") || has("Chromium/") {
+        "Chrome"
+    } else if has("Safari/") {
+        "Safari"
+    } else if let Some(name) = user_agent
+        .split(['/', ' '])
+        .next()
+        .filter(|n| !n.is_empty())
+    {
+        return name.chars().take(40).collect();
+    } else {
+        return "Unknown browser".into();
+    };
+    let system = if has("Android") {
+        "Android"
+    } else if has("iPhone") || has("iPad") {
+        "iOS"
+    } else if has("Windows") {
+        "Windows"
+    } else if has("Mac OS") {
+        "macOS"
+    } else if has("Linux") || has("X11") {
+        "Linux"
+    } else {
+        return browser.into();
+    };
+    format!("{browser} on {system}")
+}
+
 /// An ACL as `GET /api/v1/auth/acls` answers it and the page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AclView {
@@ -219,6 +268,57 @@ pub async fn revoke_acl_token(
     Ok(())
 }
 
+/// The account's signed-in browsers, the most recently seen first.
+#[server(prefix = "/api/ui", endpoint = "security_sessions")]
+pub async fn security_sessions() -> Result<Vec<SessionView>, ApiError> {
+    let caller = manager(false).await?;
+    let current = match &caller.credential {
+        engine::Credential::Session { id, .. } => id.clone(),
+        _ => String::new(),
+    };
+    Ok(crate::api::auth::engine()?
+        .accounts
+        .sessions(&caller.user)
+        .await?
+        .into_iter()
+        .map(|row| SessionView {
+            current: row.handle == current,
+            device: device_of(&row.user_agent),
+            address: row.address,
+            signed_in_at: engine::rfc3339(row.created_at_ms),
+            seen_at: engine::rfc3339(row.seen_at_ms),
+            handle: row.handle,
+        })
+        .collect())
+}
+
+/// Signs one of the account's sessions out, at once, wherever it is.
+#[server(prefix = "/api/ui", endpoint = "end_session")]
+pub async fn end_session(handle: String, _csrf: String) -> Result<(), ApiError> {
+    let caller = manager(true).await?;
+    let ended = crate::api::auth::engine()?
+        .accounts
+        .end_session(&caller.user.id.0, &handle)
+        .await?;
+    if !ended {
+        return Err(engine::Error::NotFound("no such session of this account".into()).into());
+    }
+    Ok(())
+}
+
+/// Signs out every session of the account but this one.
+#[server(prefix = "/api/ui", endpoint = "end_other_sessions")]
+pub async fn end_other_sessions(_csrf: String) -> Result<usize, ApiError> {
+    let caller = manager(true).await?;
+    let engine::Credential::Session { id, .. } = &caller.credential else {
+        return Err(engine::Error::from(engine::caller::Denied::SessionOnly).into());
+    };
+    Ok(crate::api::auth::engine()?
+        .accounts
+        .end_other_sessions(&caller.user, id)
+        .await?)
+}
+
 /// Unlinks a key that signs in (refused for the account's last way in).
 #[server(prefix = "/api/ui", endpoint = "unlink_key")]
 pub async fn unlink_key(pubkey: String, kind: String, _csrf: String) -> Result<(), ApiError> {
@@ -259,4 +359,22 @@ pub async fn delete_account(password: String, _csrf: String) -> Result<(), ApiEr
     auth::end_session().await?;
     leptos_axum::redirect("/");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::device_of;
+
+    #[test]
+    fn a_user_agent_reads_as_browser_and_system() {
+        let chromium = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36";
+        assert_eq!(device_of(chromium), "Chrome on Linux");
+        let firefox =
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
+        assert_eq!(device_of(firefox), "Firefox on Windows");
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+        assert_eq!(device_of(iphone), "Safari on iOS");
+        assert_eq!(device_of("curl/8.5.0"), "curl");
+        assert_eq!(device_of(""), "Unknown browser");
+    }
 }

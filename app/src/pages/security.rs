@@ -5,9 +5,9 @@ use leptos_router::{lazy_route, LazyRoute};
 use super::settings::PasswordCard;
 use super::{action_error, form_error};
 use crate::api::security::{
-    link_nostr_key, security_access, security_profile, AccessView, AclView, CreateAcl,
-    DeleteAccount, DeleteAcl, IssueAclToken, ProfileView, RevokeAclToken, UnlinkKey, UpdateProfile,
-    COMMON_ENDPOINTS,
+    link_nostr_key, security_access, security_profile, security_sessions, AccessView, AclView,
+    CreateAcl, DeleteAccount, DeleteAcl, EndOtherSessions, EndSession, IssueAclToken, ProfileView,
+    RevokeAclToken, UnlinkKey, UpdateProfile, COMMON_ENDPOINTS,
 };
 use crate::api::session::{provider_error_message, Account};
 use crate::api::ApiError;
@@ -63,6 +63,7 @@ fn Security(account: Account) -> impl IntoView {
             }}
         </Suspense>
         <PasswordCard csrf=csrf.clone() />
+        <SessionsCard csrf=csrf.clone() />
         <AclsCard lists create actions csrf=csrf.clone() />
         <SignInsCard lists unlink link_nostr csrf=csrf.clone() />
         <Suspense fallback=|| ()>
@@ -132,6 +133,72 @@ fn ProfileCard(
                     <p class="success" role="status">"Profile saved."</p>
                 })}
             </ActionForm>
+        </section>
+    }
+}
+
+/// The account's signed-in browsers: where and when, and signing one (or
+/// every other) out.
+#[component]
+fn SessionsCard(csrf: String) -> impl IntoView {
+    let end = ServerAction::<EndSession>::new();
+    let end_others = ServerAction::<EndOtherSessions>::new();
+    let sessions = Resource::new(
+        move || (end.version().get(), end_others.version().get()),
+        |_| security_sessions(),
+    );
+    let when = |at: &str| at.replace('T', " ").get(..16).unwrap_or(at).to_string();
+    let others_csrf = csrf.clone();
+    view! {
+        <section class="card" aria-labelledby="sessions-title">
+            <h2 id="sessions-title">"Signed-in browsers"</h2>
+            <p class="hint">"Every browser signed in to this account. Sign out one you do not know, then change your password."</p>
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || {
+                    let csrf = csrf.clone();
+                    Suspend::new(async move {
+                        sessions.await.map(|list| view! {
+                            <ul class="sessions">
+                                {list.into_iter().map(|row| {
+                                    let (handle, csrf) = (row.handle.clone(), csrf.clone());
+                                    let label = format!("Sign out {} ({})", row.device, row.address);
+                                    view! {
+                                        <li data-testid="session">
+                                            <strong>{row.device.clone()}</strong>
+                                            {row.current.then(|| view! { " " <span class="badge">"This browser"</span> })}
+                                            <br />
+                                            <span class="hint">
+                                                {format!("{} · signed in {} · last seen {}", row.address, when(&row.signed_in_at), when(&row.seen_at))}
+                                            </span>
+                                            {(!row.current).then(|| view! {
+                                                " "
+                                                <button type="button" class="secondary small" aria-label=label
+                                                    on:click=move |_| { end.dispatch(EndSession { handle: handle.clone(), _csrf: csrf.clone() }); }>
+                                                    "Sign out"
+                                                </button>
+                                            })}
+                                        </li>
+                                    }
+                                }).collect_view()}
+                            </ul>
+                        })
+                    })
+                }}
+            </Transition>
+            <p class="actions">
+                <button type="button" class="secondary" disabled=move || end_others.pending().get()
+                    on:click=move |_| { end_others.dispatch(EndOtherSessions { _csrf: others_csrf.clone() }); }>
+                    "Sign out every other browser"
+                </button>
+            </p>
+            {move || end_others.value().get().and_then(Result::ok).map(|n| view! {
+                <p class="success" role="status">{match n { 0 => "No other browser was signed in.".to_string(), 1 => "1 other browser signed out.".to_string(), n => format!("{n} other browsers signed out.") }}</p>
+            })}
+            <p class="form-error" role="alert">
+                {move || action_error(end, None).get().or_else(|| {
+                    end_others.value().get().and_then(Result::err).map(|e| e.error.message)
+                })}
+            </p>
         </section>
     }
 }
