@@ -1,6 +1,6 @@
 // Runs the Playwright suite against a fresh release server: a free loopback port,
 // an empty data directory, then a one-line summary of the results.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,6 +18,25 @@ const port = await new Promise((resolve) => {
 });
 const dataDir = mkdtempSync(join(tmpdir(), 'ampere-e2e-'));
 
+// A real OpenID Connect provider on loopback (npm's oidc-provider), which the
+// server signs in with as "Keycloak".
+const CLIENT_SECRET = 'e2e-client-secret';
+const provider = spawn(
+  process.execPath,
+  [join(root, 'server/tests/providers/oidc.mjs'), 'ampere', CLIENT_SECRET,
+    `http://127.0.0.1:${port}/api/v1/auth/keycloak/token`],
+  { cwd: root, stdio: ['pipe', 'pipe', 'ignore'] },
+);
+const issuer = await new Promise((resolve, reject) => {
+  let said = '';
+  provider.stdout.on('data', (chunk) => {
+    said += chunk;
+    const line = said.split('\n').find((l) => l.startsWith('issuer '));
+    if (line) resolve(line.slice('issuer '.length).trim());
+  });
+  provider.on('exit', (code) => reject(new Error(`the OpenID provider stopped (${code})`)));
+});
+
 const env = {
   ...process.env,
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: '1',
@@ -26,12 +45,18 @@ const env = {
   AMPERE_LISTEN: `127.0.0.1:${port}`,
   AMPERE_DATA_DIR: dataDir,
   LEPTOS_SITE_ROOT: join(root, 'target/site'),
+  E2E_OIDC_ISSUER: issuer,
+  AMPERE_KEYCLOAK_ISSUER: issuer,
+  AMPERE_KEYCLOAK_CLIENT_ID: 'ampere',
+  AMPERE_KEYCLOAK_CLIENT_SECRET: CLIENT_SECRET,
 };
 const run = spawnSync(
   join(root, 'node_modules/.bin/playwright'),
   ['test', '-c', join(here, 'playwright.config.mjs'), ...process.argv.slice(2)],
   { cwd: here, env, stdio: 'inherit' },
 );
+provider.removeAllListeners('exit');
+provider.kill();
 rmSync(dataDir, { recursive: true, force: true });
 
 let passed = 0;

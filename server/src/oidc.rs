@@ -541,15 +541,26 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// `GET /api/v1/auth/{provider}`: to the provider, to sign in.
+/// `GET /api/v1/auth/{provider}`: to the provider, to sign in (404 for a
+/// provider not configured; a provider that cannot be asked sends the
+/// browser back to the sign-in page saying so).
 async fn start(
     State(providers): State<Arc<Providers>>,
     Path(provider): Path<String>,
     session: Session,
 ) -> Result<Redirect, DetailError> {
-    Ok(Redirect::to(
-        &providers.begin(&provider, None, &session).await?,
-    ))
+    match providers.begin(&provider, None, &session).await {
+        Ok(url) => Ok(Redirect::to(&url)),
+        Err(refused @ Refused::Unknown(_)) => Err(refused.into()),
+        Err(refused) => Ok(back_refused("/signin", &provider, &refused)),
+    }
+}
+
+/// The browser sent back to `page` with the reason a provider's sign-in
+/// did not happen.
+fn back_refused(page: &str, provider: &str, refused: &Refused) -> Redirect {
+    tracing::info!(provider = %engine::cut(provider, 40), reason = %refused, "sign-in through a provider refused");
+    Redirect::to(&format!("{page}?provider_error={}", refused.code()))
 }
 
 /// `POST /api/v1/auth/{provider}/link`: to the provider, to link its account
@@ -566,10 +577,14 @@ async fn start_link(
     caller
         .permits(engine::Access::ManageAccess)
         .map_err(engine::Error::from)?;
-    let url = providers
+    match providers
         .begin(&provider, Some(&caller.user), &session)
-        .await?;
-    Ok(Redirect::to(&url))
+        .await
+    {
+        Ok(url) => Ok(Redirect::to(&url)),
+        Err(refused @ Refused::Unknown(_)) => Err(refused.into()),
+        Err(refused) => Ok(back_refused("/security", &provider, &refused)),
+    }
 }
 
 /// The provider's answer in the redirect back.
@@ -682,9 +697,8 @@ async fn finish_in_browser(
         ))
         .into_response(),
         Err((refused, linking)) => {
-            tracing::info!(provider = %engine::cut(&provider, 40), reason = %refused, "sign-in through a provider refused");
             let page = if linking { "/security" } else { "/signin" };
-            Redirect::to(&format!("{page}?provider_error={}", refused.code())).into_response()
+            back_refused(page, &provider, &refused).into_response()
         }
     }
 }
@@ -695,14 +709,9 @@ struct CodeRequest {
     state: String,
 }
 
-#[derive(Debug, Serialize)]
-struct TokenAnswer {
-    access_token: String,
-    token_type: &'static str,
-}
-
 /// `POST /api/v1/auth/{provider}/token {code, state}`: a bearer token for the
-/// account the provider's subject signs in to.
+/// account the provider's subject signs in to (`{access_token, token_type}`),
+/// or, for a flow started to link, `{"detail": "Provider account linked"}`.
 async fn finish_for_token(
     State(engine): State<Engine>,
     State(providers): State<Arc<Providers>>,
@@ -710,7 +719,7 @@ async fn finish_for_token(
     session: Session,
     extensions: axum::http::Extensions,
     Body(request): Body<CodeRequest>,
-) -> Result<Json<TokenAnswer>, DetailError> {
+) -> Result<Json<serde_json::Value>, DetailError> {
     let answer = Answer {
         code: Some(request.code),
         state: Some(request.state),
@@ -718,13 +727,12 @@ async fn finish_for_token(
     };
     let client = client_address_of(&extensions);
     match finish(&engine, &providers, &provider, answer, &session, &client).await {
-        Ok((Finished::SignedIn(user), _)) => Ok(Json(TokenAnswer {
-            access_token: engine.tokens.issue(&user)?,
-            token_type: "bearer",
-        })),
-        Ok((Finished::Linked, _)) => Err(DetailError::new(
-            StatusCode::BAD_REQUEST,
-            "this flow links an account: finish it in the browser".into(),
+        Ok((Finished::SignedIn(user), _)) => Ok(Json(serde_json::json!({
+            "access_token": engine.tokens.issue(&user)?,
+            "token_type": "bearer",
+        }))),
+        Ok((Finished::Linked, _)) => Ok(Json(
+            serde_json::json!({ "detail": "Provider account linked" }),
         )),
         Err((refused, _)) => Err(refused.into()),
     }
