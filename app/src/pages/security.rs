@@ -28,7 +28,7 @@ fn Security(account: Account) -> impl IntoView {
     let issue = ServerAction::<IssueAclToken>::new();
     let revoke = ServerAction::<RevokeAclToken>::new();
     let unlink = ServerAction::<UnlinkKey>::new();
-    let link_nostr = nostr_linking(account.csrf.clone());
+    let link_nostr = nostr_linking();
     // The profile as it was when the page opened (its form then holds it).
     let opened = Resource::new(|| (), |_| security_profile());
     let lists = Resource::new(
@@ -78,9 +78,11 @@ fn Security(account: Account) -> impl IntoView {
 }
 
 /// Links the key of the browser's Nostr extension (NIP-07): it signs a
-/// NIP-98 event for the linking call.
-fn nostr_linking(csrf: String) -> Action<(), Result<(), ApiError>> {
-    Action::new_local(move |_: &()| {
+/// NIP-98 event for the linking call. Dispatched with the session's CSRF
+/// token (the closure holds nothing: on the server, where it is never run, a
+/// local action must be droppable from any thread).
+fn nostr_linking() -> Action<String, Result<(), ApiError>> {
+    Action::new_local(|csrf: &String| {
         let csrf = csrf.clone();
         async move {
             #[cfg(feature = "hydrate")]
@@ -394,7 +396,7 @@ fn key_shown(pubkey: &str) -> String {
 fn SignInsCard(
     lists: Resource<Result<AccessView, ApiError>>,
     unlink: ServerAction<UnlinkKey>,
-    link_nostr: Action<(), Result<(), ApiError>>,
+    link_nostr: Action<String, Result<(), ApiError>>,
     csrf: String,
 ) -> impl IntoView {
     let query = leptos_router::hooks::use_query_map();
@@ -415,6 +417,7 @@ fn SignInsCard(
     let has_nostr = RwSignal::new(false);
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| has_nostr.set(super::sign_in::browser::has_nostr()));
+    let nostr_csrf = StoredValue::new(csrf.clone());
     view! {
         <section class="card" aria-labelledby="sign-ins-title">
             <h2 id="sign-ins-title">"Ways to sign in"</h2>
@@ -464,7 +467,7 @@ fn SignInsCard(
             <Show when=move || has_nostr.get()>
                 <p class="actions">
                     <button type="button" class="secondary" disabled=move || link_nostr.pending().get()
-                        on:click=move |_| { link_nostr.dispatch(()); }>
+                        on:click=move |_| { link_nostr.dispatch(nostr_csrf.get_value()); }>
                         "Link this browser's Nostr key"
                     </button>
                 </p>
