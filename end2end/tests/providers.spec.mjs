@@ -47,7 +47,7 @@ test('a password account links a provider account from the security page', async
   const subject = uniqueName('kc-link');
   await providerSignsInAs(request, subject);
   await open(page, '/security');
-  await page.getByRole('button', { name: 'Link a Keycloak account' }).click();
+  await page.getByRole('link', { name: 'Link a Keycloak account' }).click();
   await expect(page).toHaveURL(/\/security\?linked=keycloak$/);
   await expect(page.getByText('Your Keycloak account now signs in here.')).toBeVisible();
   await expect(page.getByTestId('linked-key')).toContainText(subject);

@@ -167,14 +167,20 @@ pub async fn admit(State(gate): State<Gate>, request: Request, next: Next) -> Re
     }
     let mut body = body;
     let identity = match identity {
-        Identity::Caller(mut caller) if writes => {
+        Identity::Caller(mut caller) => {
             if let Credential::Session {
                 csrf,
                 csrf_presented,
                 ..
             } = &mut caller.credential
             {
-                let (presented, kept) = csrf_presented_in(&parts, body, csrf).await;
+                // A read's body is never read for it: only a header or the
+                // query carries it there (a link that starts something).
+                let (presented, kept) = if writes {
+                    csrf_presented_in(&parts, body, csrf).await
+                } else {
+                    (csrf_outside_body(&parts, csrf).unwrap_or(false), body)
+                };
                 body = kept;
                 *csrf_presented = presented;
             }
@@ -326,11 +332,8 @@ fn session_caller(user: engine::User, auth: SessionAuth) -> Identity {
 /// Answers the body to run the route with (read, when it had to be).
 async fn csrf_presented_in(parts: &Parts, body: Body, expected: &str) -> (bool, Body) {
     let matches = |sent: &str| engine::same_secret(sent.as_bytes(), expected.as_bytes());
-    if let Some(sent) = parts.headers.get("x-csrf-token") {
-        return (sent.to_str().is_ok_and(matches), body);
-    }
-    if let Some(sent) = parts.uri.query().and_then(|q| form_field(q, &["_csrf"])) {
-        return (matches(&sent), body);
+    if let Some(presented) = csrf_outside_body(parts, expected) {
+        return (presented, body);
     }
     let content_type = parts
         .headers
@@ -357,6 +360,20 @@ async fn csrf_presented_in(parts: &Parts, body: Body, expected: &str) -> (bool, 
             .and_then(|text| form_field(text, &["_csrf", "csrf"]))
     };
     (sent.is_some_and(|s| matches(&s)), Body::from(bytes))
+}
+
+/// Whether the `X-CSRF-Token` header, else the `_csrf` query parameter,
+/// carries `expected`; `None` when neither is there.
+fn csrf_outside_body(parts: &Parts, expected: &str) -> Option<bool> {
+    let matches = |sent: &str| engine::same_secret(sent.as_bytes(), expected.as_bytes());
+    if let Some(sent) = parts.headers.get("x-csrf-token") {
+        return Some(sent.to_str().is_ok_and(matches));
+    }
+    parts
+        .uri
+        .query()
+        .and_then(|q| form_field(q, &["_csrf"]))
+        .map(|sent| matches(&sent))
 }
 
 /// The first of `names` in an `application/x-www-form-urlencoded` text.

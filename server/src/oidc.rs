@@ -6,8 +6,10 @@
 //!   authorization-code request: PKCE (S256), a random `state` and, for OpenID
 //!   Connect, a `nonce`, all kept in this browser's session. A code and state
 //!   carried to another browser (a login forged by someone else) find nothing.
-//! - `POST /api/v1/auth/{provider}/link` does the same from the security page
-//!   (session and CSRF token) to link the provider's account to this one.
+//! - `GET /api/v1/auth/{provider}/link?_csrf=...` does the same from the
+//!   security page (the session, and its CSRF token: a link, since a form's
+//!   redirect to another origin is blocked by the pages' `form-action 'self'`)
+//!   to link the provider's account to this one.
 //! - `GET /api/v1/auth/{provider}/token?code&state` is where the provider
 //!   sends the browser back: the code is exchanged with the client's secret
 //!   and the PKCE verifier, the ID token verified against the provider's
@@ -28,7 +30,7 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
@@ -534,7 +536,7 @@ where
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/auth/{provider}", get(start))
-        .route("/api/v1/auth/{provider}/link", post(start_link))
+        .route("/api/v1/auth/{provider}/link", get(start_link))
         .route(
             "/api/v1/auth/{provider}/token",
             get(finish_in_browser).post(finish_for_token),
@@ -563,8 +565,8 @@ fn back_refused(page: &str, provider: &str, refused: &Refused) -> Redirect {
     Redirect::to(&format!("{page}?provider_error={}", refused.code()))
 }
 
-/// `POST /api/v1/auth/{provider}/link`: to the provider, to link its account
-/// to the signed-in one (a browser's session, with its CSRF token).
+/// `GET /api/v1/auth/{provider}/link?_csrf=...`: to the provider, to link its
+/// account to the signed-in one (a browser's session, with its CSRF token).
 async fn start_link(
     State(providers): State<Arc<Providers>>,
     Path(provider): Path<String>,

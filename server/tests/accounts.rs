@@ -1961,7 +1961,7 @@ async fn open_with_provider(url: &str) -> (Server, common::provider::LoopbackPro
 }
 
 /// A browser starting a sign-in with `provider` (`start`: the path that
-/// starts it, GET unless `csrf` makes it the linking POST) and going through
+/// starts it) and going through
 /// the provider: its session cookie and where the provider sends it back.
 async fn through_provider(
     server: &Server,
@@ -1970,12 +1970,7 @@ async fn through_provider(
     cookie: Option<&str>,
 ) -> (String, String) {
     let auth = cookie.map_or(Auth::None, Auth::Cookie);
-    let method = if start.contains("/link") {
-        Method::POST
-    } else {
-        Method::GET
-    };
-    let started = server.call(method, start, auth, None).await;
+    let started = server.get(start, auth).await;
     assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.text);
     let cookie = common::session_cookie(&started)
         .or(cookie.map(str::to_string))
@@ -2272,16 +2267,15 @@ async fn a_provider_account_links_to_a_signed_in_account(url: String) {
     let csrf = data.body["_csrf"].as_str().unwrap().to_string();
     let dora = whoami(&server, Auth::Cookie(&cookie)).await;
 
-    // Without the CSRF token: refused before the provider is asked.
-    let forged = server
-        .call(
-            Method::POST,
-            "/api/v1/auth/keycloak/link",
-            Auth::Cookie(&cookie),
-            None,
-        )
-        .await;
-    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text);
+    // Without the CSRF token, or with another: refused before the provider
+    // is asked.
+    for path in [
+        "/api/v1/auth/keycloak/link",
+        "/api/v1/auth/keycloak/link?_csrf=forged",
+    ] {
+        let forged = server.get(path, Auth::Cookie(&cookie)).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text);
+    }
 
     // With it: the provider's account links, and signs in to dora's.
     provider.sign_in_as("dora-at-keycloak").await;
@@ -2336,12 +2330,7 @@ async fn a_provider_account_links_to_a_signed_in_account(url: String) {
     // A bearer token cannot start a link (it needs the browser's session).
     let token = server.register("fay").await;
     let refused = server
-        .call(
-            Method::POST,
-            "/api/v1/auth/keycloak/link",
-            Auth::Bearer(&token),
-            None,
-        )
+        .get("/api/v1/auth/keycloak/link", Auth::Bearer(&token))
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
 }

@@ -450,13 +450,13 @@ fn SignInsCard(
                                         }
                                     }).collect_view()}
                                 </ul>
-                                // Plain forms: the answer sends the browser on to the provider.
+                                // Plain links: the answer sends the browser on to the provider.
                                 <div class="actions">
                                     {view.providers.into_iter().map(|(name, label)| view! {
-                                        <form method="post" action=format!("/api/v1/auth/{name}/link")>
-                                            <input type="hidden" name="_csrf" value=link_csrf.clone() />
-                                            <button type="submit" class="secondary">{format!("Link a {label} account")}</button>
-                                        </form>
+                                        <a class="button secondary" rel="external"
+                                            href=format!("/api/v1/auth/{name}/link?_csrf={link_csrf}")>
+                                            {format!("Link a {label} account")}
+                                        </a>
                                     }).collect_view()}
                                 </div>
                             }
