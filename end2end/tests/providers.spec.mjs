@@ -76,7 +76,7 @@ test('another browser is signed out from the security page', async ({ page, brow
   // The other browser is signed out at its next step; this one is not.
   await open(other, '/history');
   await expect(other.getByRole('link', { name: 'Sign in', exact: true })).toBeVisible();
-  await open(page, '/history');
+  await open(page, '/');
   await expect(page.getByTestId('username')).toHaveText(name);
   await elsewhere.close();
 });
