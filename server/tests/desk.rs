@@ -40,6 +40,7 @@ mod listening {
         listening_server;
         a_phone_wallet_claims_an_lnurl_withdraw_once,
         lnurl_auth_signs_the_waiting_browser_in,
+        an_lnurl_auth_links_a_wallet_key_to_a_signed_in_account,
         joule_signs_in_with_an_independently_made_signature_once,
     );
 }
@@ -905,6 +906,90 @@ async fn lnurl_auth_signs_the_waiting_browser_in((server, _base): (Server, Strin
     let again = get(&server, "/lnm/user", &second).await;
     assert_eq!(again.body["uid"], user.body["uid"]);
     assert_books_balance(&server).await;
+}
+
+/// A signed-in account's link code (`/api/ui/lnurl_link_create`), as the
+/// security page asks for it with the session's CSRF token.
+async fn link_code(server: &Server, cookie: &str, csrf: &str) -> common::Reply {
+    let request = Request::post("/api/ui/lnurl_link_create")
+        .header(header::COOKIE, cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("_csrf={csrf}")))
+        .unwrap();
+    server.send(request).await
+}
+
+async fn an_lnurl_auth_links_a_wallet_key_to_a_signed_in_account(
+    (server, _base): (Server, String),
+) {
+    server.register("linda").await;
+    let cookie = server.session_login("linda", None).await;
+    let csrf = get(&server, "/rest/v1/getalldata", &cookie).await.body["_csrf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let linda = get(&server, "/lnm/user", &cookie).await.body["uid"].clone();
+
+    // Without the CSRF token nothing is issued.
+    let forged = link_code(&server, &cookie, "forged").await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text);
+
+    // The phone wallet (coincurve, the PyPI lnurl package) answers the code.
+    let code = link_code(&server, &cookie, &csrf).await;
+    assert_eq!(code.status, StatusCode::OK, "{}", code.text);
+    let lnurl = code.body["lnurl"].as_str().unwrap().to_string();
+    let secret = engine::random_hex(32);
+    let answered = wallet(&["lnurl-auth", &lnurl, &secret]).await;
+    assert_eq!(answered["body"]["status"], "OK", "{answered}");
+    let key = answered["key"].as_str().unwrap().to_string();
+    let users_before = server.user_count().await;
+
+    // Once only.
+    let replay = wallet(&["lnurl-auth", &lnurl, &secret]).await;
+    assert_eq!(replay["status_code"], 400, "{replay}");
+
+    // The wallet now signs in to linda's account, not to a new one.
+    let asked = lnm(&server, Method::GET, "/lnm/lnurl/a/c", None, None).await;
+    let browser = session_cookie(&asked).unwrap();
+    let signed = wallet(&["lnurl-auth", asked.body["lnurl"].as_str().unwrap(), &secret]).await;
+    assert_eq!(signed["body"]["status"], "OK", "{signed}");
+    let user = get(&server, "/lnm/user", &browser).await;
+    assert_eq!(user.body["uid"], linda, "{}", user.text);
+    assert_eq!(server.user_count().await, users_before);
+
+    // A key that signs in to another account is not taken from it.
+    let asked = lnm(&server, Method::GET, "/lnm/lnurl/a/c", None, None).await;
+    let other_secret = engine::random_hex(32);
+    let own = wallet(&[
+        "lnurl-auth",
+        asked.body["lnurl"].as_str().unwrap(),
+        &other_secret,
+    ])
+    .await;
+    assert_eq!(own["body"]["status"], "OK", "{own}");
+    let code = link_code(&server, &cookie, &csrf).await;
+    let taken = wallet(&[
+        "lnurl-auth",
+        code.body["lnurl"].as_str().unwrap(),
+        &other_secret,
+    ])
+    .await;
+    assert_eq!(taken["body"]["status"], "ERROR", "{taken}");
+    let accounts = &server.services.engine.accounts;
+    let user = accounts
+        .get(linda.as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let keys = accounts.linked_keys(&user).await.unwrap();
+    assert_eq!(keys, vec![(key, "lnurl".to_string())]);
+
+    // A sign-in code's answer is no link code's: the two links' MACs differ.
+    let asked = lnm(&server, Method::GET, "/lnm/lnurl/a/c", None, None).await;
+    let sign_in_url = engine::lnurl::decode(asked.body["lnurl"].as_str().unwrap()).unwrap();
+    let forged_link = engine::lnurl::encode(&format!("{sign_in_url}&action=link"));
+    let refused = wallet(&["lnurl-auth", &forged_link, &engine::random_hex(32)]).await;
+    assert_eq!(refused["body"]["status"], "ERROR", "{refused}");
 }
 
 async fn joule_signs_in_with_an_independently_made_signature_once(

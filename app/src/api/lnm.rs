@@ -1024,7 +1024,8 @@ pub struct LnurlOk {
     pub status: String,
 }
 
-/// `GET /lnm/lnurl/a`: the wallet's signed answer to an LNURL-auth.
+/// `GET /lnm/lnurl/a`: the wallet's signed answer to an LNURL-auth (with
+/// `action=link`: to a link challenge from the security page).
 #[server(prefix = "/lnm", endpoint = "lnurl/a", input = GetUrl)]
 pub async fn lnurl_auth(
     #[server(default)] k1: String,
@@ -1033,15 +1034,20 @@ pub async fn lnurl_auth(
     #[server(default)] key: String,
     #[server(default)] hmac: String,
     #[server(default)] t: String,
+    #[server(default)] action: String,
 ) -> Result<LnurlOk, LnurlError> {
     use crate::api::auth;
     if tag != "login" {
         return Err(engine::Error::invalid("tag", "tag must be login").into());
     }
-    auth::engine()?
-        .desk
-        .lnurl_auth_answer(&k1, &sig, &key, &hmac, &t, &auth::client_address())
-        .await?;
+    let desk = &auth::engine()?.desk;
+    match action.as_str() {
+        "link" => desk.lnurl_link_answer(&k1, &sig, &key, &hmac, &t).await?,
+        _ => {
+            desk.lnurl_auth_answer(&k1, &sig, &key, &hmac, &t, &auth::client_address())
+                .await?
+        }
+    };
     Ok(LnurlOk {
         status: "OK".into(),
     })

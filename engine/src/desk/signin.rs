@@ -52,6 +52,41 @@ impl Desk {
         Ok((k1, lnurl))
     }
 
+    /// Issues an LNURL-auth challenge (LUD-04 `action=link`) that links the
+    /// answering wallet's key to `user`: answers its `k1` and the LNURL.
+    pub async fn lnurl_link_challenge(&self, user: &User) -> Result<(String, String)> {
+        let k1 = random_hex(32);
+        let now = now_ms();
+        let expires_at = now + self.config.link_expiry.as_millis() as i64;
+        let (id, user_id) = (k1.clone(), user.id.0.clone());
+        self.db
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM lnurl_link_challenges WHERE expires_at < $1")
+                        .bind(now - 3_600_000)
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query(
+                        "INSERT INTO lnurl_link_challenges (k1, user_id, expires_at)                          VALUES ($1, $2, $3)",
+                    )
+                    .bind(&id)
+                    .bind(&user_id)
+                    .bind(expires_at)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await?;
+        let t = (expires_at / 1000).to_string();
+        let hmac = link_mac(&self.link_key, &["al", &k1, &t]);
+        let url = format!(
+            "{}/lnm/lnurl/a?tag=login&action=link&k1={k1}&hmac={hmac}&t={t}",
+            self.config.public_url
+        );
+        Ok((k1.clone(), crate::lnurl::encode(&url)))
+    }
+
     /// Records a challenge; answers its expiry in Unix seconds.
     async fn issue_challenge(&self, id: &str, kind: &str, session: Option<&str>) -> Result<i64> {
         let now = now_ms();
@@ -100,20 +135,7 @@ impl Desk {
         t: &str,
         client: &str,
     ) -> Result<User> {
-        if !crate::same_secret(
-            hmac.as_bytes(),
-            link_mac(&self.link_key, &["a", k1, t]).as_bytes(),
-        ) {
-            return Err(Error::invalid("hmac", "this login link is not valid"));
-        }
-        let expires: i64 = t
-            .parse()
-            .map_err(|_| Error::invalid("t", "t is a Unix time"))?;
-        if expires.saturating_mul(1000) <= now_ms() {
-            return Err(Error::invalid("t", "this login link has expired"));
-        }
-        crate::lnurl::verify_auth(k1, sig, key)
-            .map_err(|e| Error::invalid("sig", e.to_string()))?;
+        self.check_auth_answer("a", k1, sig, key, hmac, t)?;
         self.take_challenge(k1, "lnurl").await?;
         let key = key.to_ascii_lowercase();
         let user = self
@@ -125,6 +147,86 @@ impl Desk {
             Topic::Challenge(k1.to_string()),
             EventKind::ChallengeAnswered,
         );
+        Ok(user)
+    }
+
+    /// A wallet's answer to a link challenge (`GET /lnm/lnurl/a` with
+    /// `action=link`, see [`Desk::lnurl_link_challenge`]): checked as a
+    /// sign-in's, the challenge used up once, and the key linked to the
+    /// challenge's account (never one that signs in to another account).
+    pub async fn lnurl_link_answer(
+        &self,
+        k1: &str,
+        sig: &str,
+        key: &str,
+        hmac: &str,
+        t: &str,
+    ) -> Result<User> {
+        self.check_auth_answer("al", k1, sig, key, hmac, t)?;
+        self.link_lnurl_key(k1, &key.to_ascii_lowercase()).await
+    }
+
+    /// Checks an LNURL-auth answer: the link's `hmac` (made for `domain`) and
+    /// `t`, and the signature of `k1` by `key`.
+    fn check_auth_answer(
+        &self,
+        domain: &str,
+        k1: &str,
+        sig: &str,
+        key: &str,
+        hmac: &str,
+        t: &str,
+    ) -> Result<()> {
+        if !crate::same_secret(
+            hmac.as_bytes(),
+            link_mac(&self.link_key, &[domain, k1, t]).as_bytes(),
+        ) {
+            return Err(Error::invalid("hmac", "this login link is not valid"));
+        }
+        let expires: i64 = t
+            .parse()
+            .map_err(|_| Error::invalid("t", "t is a Unix time"))?;
+        if expires.saturating_mul(1000) <= now_ms() {
+            return Err(Error::invalid("t", "this login link has expired"));
+        }
+        crate::lnurl::verify_auth(k1, sig, key).map_err(|e| Error::invalid("sig", e.to_string()))
+    }
+
+    /// Uses a link challenge up (once, before it expires) and links `key` to
+    /// its account.
+    async fn link_lnurl_key(&self, k1: &str, key: &str) -> Result<User> {
+        let (id, linked) = (k1.to_string(), key.to_string());
+        let user_id = self
+            .db
+            .write(move |conn| {
+                Box::pin(async move {
+                    let row = sqlx::query(
+                        "UPDATE lnurl_link_challenges SET linked_key = $1 \
+                         WHERE k1 = $2 AND linked_key IS NULL AND expires_at > $3 \
+                         RETURNING user_id",
+                    )
+                    .bind(&linked)
+                    .bind(&id)
+                    .bind(now_ms())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    Ok(row
+                        .map(|row| row.try_get::<String, _>("user_id"))
+                        .transpose()?)
+                })
+            })
+            .await?
+            .ok_or_else(|| {
+                Error::invalid("k1", "this challenge is unknown, used already or expired")
+            })?;
+        let user = self
+            .accounts
+            .get(&user_id)
+            .await?
+            .ok_or_else(|| Error::invalid("k1", "this challenge's account is gone"))?;
+        self.accounts
+            .link_key(&user, key, KeyKind::Lnurl.as_str())
+            .await?;
         Ok(user)
     }
 
