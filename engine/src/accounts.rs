@@ -18,6 +18,7 @@ use crate::events::{Bus, EventKind, Topic};
 use crate::throttle::{Key, Scope, Throttle, EVERYONE};
 use crate::{now_ms, Database, Error, Result};
 
+pub mod provider_flows;
 mod recovery;
 pub mod sessions;
 pub use recovery::{RESET_LINK_LIFETIME, RESET_PAGE};

@@ -452,7 +452,12 @@ impl Config {
                     kind,
                     client_id: id.to_string(),
                     client_secret: secret.to_string(),
-                    issuer: issuer.trim_end_matches('/').to_string(),
+                    // An OpenID Connect issuer is compared exactly (some
+                    // end in `/`); GitHub's address is joined to paths.
+                    issuer: match kind {
+                        Kind::Github => issuer.trim_end_matches('/').to_string(),
+                        Kind::Google | Kind::Keycloak => issuer.to_string(),
+                    },
                     api: api.trim_end_matches('/').to_string(),
                 });
             }

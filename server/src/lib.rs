@@ -160,7 +160,7 @@ impl Services {
 
     pub fn router(&self, site: Site) -> Router {
         // ring's TLS provider always supports the default protocol versions.
-        let providers = oidc::Providers::new(site.providers, &site.public_url)
+        let providers = oidc::Providers::new(site.providers, &site.public_url, site.secure_cookies)
             .expect("an HTTPS client for the identity providers");
         let state = AppState {
             leptos_options: site.leptos_options,
@@ -280,6 +280,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Opens the storage, serves until SIGINT or SIGTERM, lets in-flight requests
 /// finish, then closes the databases cleanly.
 pub async fn run(config: Config) -> Result<(), StartError> {
+    for provider in config.providers() {
+        provider
+            .check()
+            .map_err(|e| engine::Error::invalid("provider", e))?;
+    }
     std::fs::create_dir_all(&config.data_dir)?;
     let services = Services::open(&config.database_url(), config.engine_settings()).await?;
     let sweeper = services

@@ -148,6 +148,7 @@ pub async fn events(
         subscription,
         caller,
         shutdown: streams.shutdown.clone(),
+        ending: false,
         _slot: slot,
     };
     Sse::new(open.into_stream())
@@ -217,6 +218,10 @@ struct Open {
     subscription: Subscription,
     caller: Caller,
     shutdown: watch::Receiver<bool>,
+    /// Events were missed: the stream ends after telling the page, and the
+    /// browser reconnects through the gate (a session ended meanwhile, its
+    /// notice among the missed events, is refused there).
+    ending: bool,
     _slot: Slot,
 }
 
@@ -235,7 +240,7 @@ impl Open {
             tokio::time::Instant::now() + Duration::from_millis(left)
         });
         loop {
-            if *self.shutdown.borrow() {
+            if *self.shutdown.borrow() || self.ending {
                 return None;
             }
             let event = tokio::select! {
@@ -248,7 +253,10 @@ impl Open {
             }
             match &event.kind {
                 // Events may have been missed: the page reads everything again.
-                EventKind::Resync => return Some(SseEvent::default().data(r#"{"type":"lagged"}"#)),
+                EventKind::Resync => {
+                    self.ending = true;
+                    return Some(SseEvent::default().data(r#"{"type":"lagged"}"#));
+                }
                 kind if kind.is_control() => continue,
                 kind => {
                     if let Ok(json) = serde_json::to_string(kind) {

@@ -4,8 +4,10 @@
 //!
 //! - `GET /api/v1/auth/{provider}` sends the browser to the provider with an
 //!   authorization-code request: PKCE (S256), a random `state` and, for OpenID
-//!   Connect, a `nonce`, all kept in this browser's session. A code and state
-//!   carried to another browser (a login forged by someone else) find nothing.
+//!   Connect, a `nonce`, remembered in the database for 10 minutes under the
+//!   state and bound to this browser by a cookie of its own (`provider_flow`,
+//!   see `engine::accounts::provider_flows`). A code and state carried to
+//!   another browser (a login forged by someone else) find nothing.
 //! - `GET /api/v1/auth/{provider}/link?_csrf=...` does the same from the
 //!   security page (the session, and its CSRF token: a link, since a form's
 //!   redirect to another origin is blocked by the pages' `form-action 'self'`)
@@ -18,7 +20,7 @@
 //!   subject signs in to (made at its first sign-in), or the subject linked.
 //!   A refusal goes back to the sign-in (or security) page with its reason.
 //! - `POST /api/v1/auth/{provider}/token {code, state}` is the same for a
-//!   client that follows the redirects itself (keeping the session cookie):
+//!   client that follows the redirects itself (keeping that cookie):
 //!   it answers a bearer token, refusals as `{"detail": ...}`.
 //!
 //! A provider's account is stored as a sign-in key `<provider>:<subject>` of
@@ -28,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -40,7 +42,7 @@ use openidconnect::{
     HttpResponse, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
     RedirectUrl, RequestTokenError, Scope, TokenResponse, TokenUrl,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::accounts_api::{Body, DetailError};
@@ -48,17 +50,16 @@ use crate::gate::SignedIn;
 use crate::outbound::HttpClient;
 use crate::AppState;
 use app::api::auth::{client_address_of, SessionAuth, SESSION_AUTH_KEY};
+use engine::accounts::provider_flows::ProviderFlow;
 use engine::accounts::sessions::Seen;
 use engine::{Engine, User};
 
-/// How long a started sign-in waits for the provider's answer.
-const FLOW_LIFETIME_MS: i64 = 10 * 60 * 1000;
 /// How long one request to a provider may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest answer read from a provider.
 const BODY_MAX: usize = 256 * 1024;
-/// Where a started sign-in waits in the browser's session.
-const PENDING_KEY: &str = "provider_sign_in";
+/// The cookie binding a started sign-in to its browser.
+const FLOW_COOKIE: &str = "provider_flow";
 
 /// The providers Ampere knows how to sign in with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -123,22 +124,12 @@ impl std::fmt::Debug for ProviderSettings {
 pub struct Providers {
     configured: Vec<ProviderSettings>,
     public_url: String,
+    /// Whether cookies are marked `Secure`.
+    secure_cookies: bool,
     http: ProviderHttp,
     /// Discovery documents (with the keys they name), read again after a
     /// while and whenever an ID token does not verify (the keys rotated).
     discovered: moka::future::Cache<Kind, CoreProviderMetadata>,
-}
-
-/// A sign-in started in this browser, waiting for the provider's answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Pending {
-    provider: String,
-    state: String,
-    verifier: String,
-    nonce: Option<String>,
-    /// The account to link the provider's account to (else: sign in).
-    link_to: Option<String>,
-    started_at_ms: i64,
 }
 
 /// What the provider said about the person who came back.
@@ -213,11 +204,42 @@ impl Refused {
 #[error("{0}")]
 struct Unreachable(String);
 
+impl ProviderSettings {
+    /// Refuses a provider reached over plain HTTP beyond this machine: the
+    /// client secret, and GitHub's unsigned answer of who signed in, would
+    /// cross the network in the clear.
+    pub fn check(&self) -> Result<(), String> {
+        for url in [&self.issuer, &self.api]
+            .into_iter()
+            .filter(|u| !u.is_empty())
+        {
+            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|l| {
+                    url.strip_prefix(l)
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+                });
+            if !url.starts_with("https://") && !loopback {
+                return Err(format!(
+                    "{} sign-in: {url} is not an https:// address",
+                    self.kind.label()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Providers {
-    pub fn new(configured: Vec<ProviderSettings>, public_url: &str) -> Result<Self, engine::Error> {
+    pub fn new(
+        configured: Vec<ProviderSettings>,
+        public_url: &str,
+        secure_cookies: bool,
+    ) -> Result<Self, engine::Error> {
         Ok(Providers {
             configured,
             public_url: public_url.trim_end_matches('/').to_string(),
+            secure_cookies,
             http: ProviderHttp(crate::outbound::client()?),
             discovered: moka::future::Cache::builder()
                 .time_to_live(Duration::from_secs(3600))
@@ -246,29 +268,37 @@ impl Providers {
         .map_err(|e| Refused::Engine(engine::Error::Internal(format!("public URL: {e}"))))
     }
 
-    /// Starts a sign-in (or, with `link_to`, a link) in this browser's
-    /// session: the provider's authorization URL to send it to.
+    /// Starts a sign-in (or, with `link_to`, a link) for the browser holding
+    /// the flow cookie `browser`: the provider's authorization URL to send it
+    /// to.
     async fn begin(
         &self,
+        accounts: &engine::accounts::Accounts,
         name: &str,
         link_to: Option<&User>,
-        session: &Session,
+        browser: &str,
     ) -> Result<String, Refused> {
         let provider = self.settings(name)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state, nonce) = match provider.kind {
             Kind::Github => {
-                let (url, state) = github_client(provider, self.redirect_url(provider.kind)?)?
+                let client = github_client(provider, self.redirect_url(provider.kind)?)?;
+                let mut request = client
                     .authorize_url(CsrfToken::new_random)
                     .add_scope(Scope::new("read:user".into()))
-                    .set_pkce_challenge(challenge)
-                    .url();
+                    .set_pkce_challenge(challenge);
+                if link_to.is_some() {
+                    // Which GitHub account to link is the person's choice,
+                    // not whichever this browser is signed in to.
+                    request = request.add_extra_param("prompt", "select_account");
+                }
+                let (url, state) = request.url();
                 (url, state, None)
             }
             Kind::Google | Kind::Keycloak => {
                 let metadata = self.metadata(provider, false).await?;
-                let (url, state, nonce) = self
-                    .oidc_client(provider, metadata)?
+                let client = self.oidc_client(provider, metadata)?;
+                let mut request = client
                     .authorize_url(
                         CoreAuthenticationFlow::AuthorizationCode,
                         CsrfToken::new_random,
@@ -276,48 +306,39 @@ impl Providers {
                     )
                     .add_scope(Scope::new("email".into()))
                     .add_scope(Scope::new("profile".into()))
-                    .set_pkce_challenge(challenge)
-                    .url();
+                    .set_pkce_challenge(challenge);
+                if link_to.is_some() {
+                    // The person signs in at the provider again: linking
+                    // never takes whoever this browser is signed in as there.
+                    request = request.add_prompt(openidconnect::core::CoreAuthPrompt::Login);
+                }
+                let (url, state, nonce) = request.url();
                 (url, state, Some(nonce.secret().clone()))
             }
         };
-        let pending = Pending {
+        let flow = ProviderFlow {
             provider: provider.kind.as_str().to_string(),
-            state: state.secret().clone(),
             verifier: verifier.secret().clone(),
             nonce,
             link_to: link_to.map(|u| u.id.0.clone()),
-            started_at_ms: engine::now_ms(),
         };
-        session
-            .insert(PENDING_KEY, pending)
-            .await
-            .map_err(|e| engine::Error::Internal(format!("session: {e}")))?;
+        accounts
+            .begin_provider_flow(state.secret(), browser, &flow)
+            .await?;
         Ok(url.to_string())
     }
 
-    /// Takes the sign-in this session started with `name` and `state` (each
-    /// works once), if it is still fresh.
-    async fn take_pending(
-        &self,
-        name: &str,
-        state: &str,
-        session: &Session,
-    ) -> Result<Pending, Refused> {
-        let pending: Option<Pending> = session
-            .remove(PENDING_KEY)
-            .await
-            .map_err(|e| engine::Error::Internal(format!("session: {e}")))?;
-        let pending = pending.ok_or(Refused::State)?;
-        let fresh = engine::now_ms() - pending.started_at_ms < FLOW_LIFETIME_MS;
-        if !fresh || pending.state != state || pending.provider != name {
-            return Err(Refused::State);
-        }
-        Ok(pending)
+    /// A `Set-Cookie` value binding started sign-ins to this browser.
+    fn flow_cookie(&self, browser: &str) -> String {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        format!(
+            "{FLOW_COOKIE}={browser}; Path=/api/v1/auth; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+            engine::accounts::provider_flows::FLOW_LIFETIME_MS / 1000
+        )
     }
 
     /// Exchanges the provider's `code` for who signed in.
-    async fn identify(&self, pending: &Pending, code: &str) -> Result<Identity, Refused> {
+    async fn identify(&self, pending: &ProviderFlow, code: &str) -> Result<Identity, Refused> {
         let provider = self.settings(&pending.provider)?;
         let code = AuthorizationCode::new(code.to_string());
         let verifier = PkceCodeVerifier::new(pending.verifier.clone());
@@ -464,15 +485,23 @@ struct ProviderHttp(HttpClient<Full<Bytes>>);
 impl ProviderHttp {
     /// One request to a provider: bounded in time and size, never redirected.
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, Unreachable> {
+        // The answer's body too: a provider trickling it cannot hold a sign-in.
+        tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(request))
+            .await
+            .map_err(|_| Unreachable("timed out".into()))?
+    }
+
+    async fn exchange(&self, request: HttpRequest) -> Result<HttpResponse, Unreachable> {
         let (mut parts, body) = request.into_parts();
         parts
             .headers
             .entry(hyper::header::USER_AGENT)
             .or_insert(hyper::header::HeaderValue::from_static("ampere"));
         let request = hyper::Request::from_parts(parts, Full::new(Bytes::from(body)));
-        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.0.request(request))
+        let response = self
+            .0
+            .request(request)
             .await
-            .map_err(|_| Unreachable("timed out".into()))?
             .map_err(|e| Unreachable(e.to_string()))?;
         let (parts, body) = response.into_parts();
         let body = Limited::new(body, BODY_MAX)
@@ -547,45 +576,82 @@ pub fn router() -> Router<AppState> {
 /// provider not configured; a provider that cannot be asked sends the
 /// browser back to the sign-in page saying so).
 async fn start(
+    State(engine): State<Engine>,
     State(providers): State<Arc<Providers>>,
     Path(provider): Path<String>,
-    session: Session,
-) -> Result<Redirect, DetailError> {
-    match providers.begin(&provider, None, &session).await {
-        Ok(url) => Ok(Redirect::to(&url)),
+    headers: HeaderMap,
+) -> Result<Response, DetailError> {
+    let browser = browser_of(&headers);
+    match providers
+        .begin(&engine.accounts, &provider, None, &browser)
+        .await
+    {
+        Ok(url) => Ok(to_provider(&providers, &browser, &url)),
         Err(refused @ Refused::Unknown(_)) => Err(refused.into()),
-        Err(refused) => Ok(back_refused("/signin", &provider, &refused)),
+        Err(refused) => Ok(back_refused("/signin", &provider, &refused).into_response()),
     }
+}
+
+/// The flow cookie's value this browser holds, or a new one.
+fn browser_of(headers: &HeaderMap) -> String {
+    flow_cookie_of(headers)
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(|| engine::random_hex(32))
+}
+
+fn flow_cookie_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == FLOW_COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+/// The browser sent on to the provider, holding its flow cookie.
+fn to_provider(providers: &Providers, browser: &str, url: &str) -> Response {
+    let mut response = Redirect::to(url).into_response();
+    if let Ok(cookie) = providers.flow_cookie(browser).parse() {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, cookie);
+    }
+    response
 }
 
 /// The browser sent back to `page` with the reason a provider's sign-in
 /// did not happen.
 fn back_refused(page: &str, provider: &str, refused: &Refused) -> Redirect {
-    tracing::info!(provider = %engine::cut(provider, 40), reason = %refused, "sign-in through a provider refused");
+    // `?`: the path's text is escaped, never a line of its own in the log.
+    tracing::info!(provider = ?engine::cut(provider, 40), reason = %refused, "sign-in through a provider refused");
     Redirect::to(&format!("{page}?provider_error={}", refused.code()))
 }
 
 /// `GET /api/v1/auth/{provider}/link?_csrf=...`: to the provider, to link its
 /// account to the signed-in one (a browser's session, with its CSRF token).
 async fn start_link(
+    State(engine): State<Engine>,
     State(providers): State<Arc<Providers>>,
     Path(provider): Path<String>,
     SignedIn(caller): SignedIn,
-    session: Session,
-) -> Result<Redirect, DetailError> {
+    headers: HeaderMap,
+) -> Result<Response, DetailError> {
     if !matches!(caller.credential, engine::Credential::Session { .. }) {
         return Err(engine::Error::from(engine::caller::Denied::SessionOnly).into());
     }
     caller
         .permits(engine::Access::ManageAccess)
         .map_err(engine::Error::from)?;
+    let browser = browser_of(&headers);
     match providers
-        .begin(&provider, Some(&caller.user), &session)
+        .begin(&engine.accounts, &provider, Some(&caller.user), &browser)
         .await
     {
-        Ok(url) => Ok(Redirect::to(&url)),
+        Ok(url) => Ok(to_provider(&providers, &browser, &url)),
         Err(refused @ Refused::Unknown(_)) => Err(refused.into()),
-        Err(refused) => Ok(back_refused("/security", &provider, &refused)),
+        Err(refused) => Ok(back_refused("/security", &provider, &refused).into_response()),
     }
 }
 
@@ -603,20 +669,24 @@ enum Finished {
     Linked,
 }
 
-/// Completes the flow this session started, with the provider's answer.
+/// Completes the flow this browser (its flow cookie in `headers`) started,
+/// with the provider's answer.
 async fn finish(
     engine: &Engine,
     providers: &Providers,
     name: &str,
     answer: Answer,
+    headers: &HeaderMap,
     session: &Session,
     client: &str,
 ) -> Result<(Finished, Option<String>), (Refused, bool)> {
     let state = answer.state.unwrap_or_default();
-    let pending = providers
-        .take_pending(name, &state, session)
-        .await
-        .map_err(|r| (r, false))?;
+    let browser = flow_cookie_of(headers).unwrap_or_default();
+    let pending = match engine.accounts.take_provider_flow(&state, &browser).await {
+        Ok(Some(flow)) if flow.provider == name && !state.is_empty() => flow,
+        Ok(_) => return Err((Refused::State, false)),
+        Err(err) => return Err((err.into(), false)),
+    };
     let linking = pending.link_to.is_some();
     let fail = |r: Refused| (r, linking);
     if let Some(error) = answer.error {
@@ -670,7 +740,7 @@ async fn finish_in_browser(
     Path(provider): Path<String>,
     Query(answer): Query<Answer>,
     session: Session,
-    headers: axum::http::HeaderMap,
+    headers: HeaderMap,
     extensions: axum::http::Extensions,
 ) -> Response {
     let client = client_address_of(&extensions);
@@ -682,7 +752,11 @@ async fn finish_in_browser(
         address: &client,
         user_agent,
     };
-    match finish(&engine, &providers, &provider, answer, &session, &client).await {
+    match finish(
+        &engine, &providers, &provider, answer, &headers, &session, &client,
+    )
+    .await
+    {
         Ok((Finished::SignedIn(user), _)) => {
             let csrf = engine::random_hex(16);
             match app::api::auth::switch_session(&engine, &session, &user, csrf, from).await {
@@ -719,6 +793,7 @@ async fn finish_for_token(
     State(providers): State<Arc<Providers>>,
     Path(provider): Path<String>,
     session: Session,
+    headers: HeaderMap,
     extensions: axum::http::Extensions,
     Body(request): Body<CodeRequest>,
 ) -> Result<Json<serde_json::Value>, DetailError> {
@@ -728,7 +803,11 @@ async fn finish_for_token(
         error: None,
     };
     let client = client_address_of(&extensions);
-    match finish(&engine, &providers, &provider, answer, &session, &client).await {
+    match finish(
+        &engine, &providers, &provider, answer, &headers, &session, &client,
+    )
+    .await
+    {
         Ok((Finished::SignedIn(user), _)) => Ok(Json(serde_json::json!({
             "access_token": engine.tokens.issue(&user)?,
             "token_type": "bearer",
@@ -737,5 +816,42 @@ async fn finish_for_token(
             serde_json::json!({ "detail": "Provider account linked" }),
         )),
         Err((refused, _)) => Err(refused.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Kind, ProviderSettings};
+
+    fn at(issuer: &str) -> ProviderSettings {
+        ProviderSettings {
+            kind: Kind::Keycloak,
+            client_id: "ampere".into(),
+            client_secret: "secret".into(),
+            issuer: issuer.into(),
+            api: String::new(),
+        }
+    }
+
+    #[test]
+    fn providers_are_reached_over_https_or_on_this_machine_only() {
+        for fine in [
+            "https://id.example.com/realms/main",
+            "http://127.0.0.1:8080",
+            "http://localhost/realms/x",
+            "http://[::1]:9000",
+        ] {
+            assert!(at(fine).check().is_ok(), "{fine}");
+        }
+        for refused in [
+            "http://id.example.com",
+            "http://localhost.example.com",
+            "http://127.0.0.1.example.com/",
+            "ftp://id.example.com",
+        ] {
+            assert!(at(refused).check().is_err(), "{refused}");
+        }
+        let secret = format!("{:?}", at("https://id.example.com"));
+        assert!(!secret.contains("secret\""), "{secret}");
     }
 }

@@ -478,7 +478,14 @@ impl Channels {
                     json!({"pid": pid, "what": what, "balance": balance_msat / 1000}),
                 ));
             }
-            EventKind::Resync if self.subscribed.contains(&Channel::Positions) => {
+            // Events were missed: a user's positions, or the end of the
+            // session it was opened with, among them.
+            EventKind::Resync
+                if self.subscribed.contains(&Channel::Positions)
+                    || self.caller.as_ref().is_some_and(|c| {
+                        matches!(c.credential, engine::Credential::Session { .. })
+                    }) =>
+            {
                 return Err(Missed)
             }
             _ => {}

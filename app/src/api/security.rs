@@ -347,6 +347,18 @@ pub async fn link_nostr_key(event: String, _csrf: String) -> Result<(), ApiError
     Ok(())
 }
 
+/// An LNURL-auth (LUD-04 `action=link`) that links the answering wallet's
+/// key to this account.
+#[server(prefix = "/api/ui", endpoint = "lnurl_link_create")]
+pub async fn lnurl_link_create(_csrf: String) -> Result<crate::api::lnm::Lnurl, ApiError> {
+    let caller = manager(true).await?;
+    let (_, lnurl) = crate::api::auth::engine()?
+        .desk
+        .lnurl_link_challenge(&caller.user)
+        .await?;
+    Ok(crate::api::lnm::Lnurl { lnurl })
+}
+
 /// Deletes the account (refused while it holds funds), then goes to the
 /// start page.
 #[server(prefix = "/api/ui", endpoint = "delete_account")]

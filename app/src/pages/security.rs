@@ -6,12 +6,12 @@ use super::settings::PasswordCard;
 use super::{action_error, form_error};
 use crate::api::security::{
     link_nostr_key, security_access, security_profile, security_sessions, AccessView, AclView,
-    CreateAcl, DeleteAccount, DeleteAcl, EndOtherSessions, EndSession, IssueAclToken, ProfileView,
-    RevokeAclToken, UnlinkKey, UpdateProfile, COMMON_ENDPOINTS,
+    CreateAcl, DeleteAccount, DeleteAcl, EndOtherSessions, EndSession, IssueAclToken,
+    LnurlLinkCreate, ProfileView, RevokeAclToken, UnlinkKey, UpdateProfile, COMMON_ENDPOINTS,
 };
 use crate::api::session::{provider_error_message, Account};
 use crate::api::ApiError;
-use crate::components::{CopyButton, Field, SignedIn};
+use crate::components::{CopyButton, Field, QrCode, SignedIn};
 
 lazy_wallet_page!(SecurityPage, "Security · Ampere", Security);
 
@@ -29,6 +29,9 @@ fn Security(account: Account) -> impl IntoView {
     let revoke = ServerAction::<RevokeAclToken>::new();
     let unlink = ServerAction::<UnlinkKey>::new();
     let link_nostr = nostr_linking();
+    let link_wallet = ServerAction::<LnurlLinkCreate>::new();
+    // Pressed once a wallet has answered the link code.
+    let wallet_linked = RwSignal::new(0u32);
     // The profile as it was when the page opened (its form then holds it).
     let opened = Resource::new(|| (), |_| security_profile());
     let lists = Resource::new(
@@ -40,6 +43,7 @@ fn Security(account: Account) -> impl IntoView {
                 revoke.version().get(),
                 unlink.version().get(),
                 link_nostr.version().get(),
+                wallet_linked.get(),
             )
         },
         |_| security_access(),
@@ -65,7 +69,7 @@ fn Security(account: Account) -> impl IntoView {
         <PasswordCard csrf=csrf.clone() />
         <SessionsCard csrf=csrf.clone() />
         <AclsCard lists create actions csrf=csrf.clone() />
-        <SignInsCard lists unlink link_nostr csrf=csrf.clone() />
+        <SignInsCard lists unlink link_nostr link_wallet wallet_linked csrf=csrf.clone() />
         <Suspense fallback=|| ()>
             {move || {
                 let csrf = delete_csrf.clone();
@@ -397,6 +401,8 @@ fn SignInsCard(
     lists: Resource<Result<AccessView, ApiError>>,
     unlink: ServerAction<UnlinkKey>,
     link_nostr: Action<String, Result<(), ApiError>>,
+    link_wallet: ServerAction<LnurlLinkCreate>,
+    wallet_linked: RwSignal<u32>,
     csrf: String,
 ) -> impl IntoView {
     let query = leptos_router::hooks::use_query_map();
@@ -464,6 +470,31 @@ fn SignInsCard(
                     })
                 }}
             </Transition>
+            <p class="actions">
+                <button type="button" class="secondary" disabled=move || link_wallet.pending().get()
+                    on:click=move |_| { link_wallet.dispatch(LnurlLinkCreate { _csrf: nostr_csrf.get_value() }); }>
+                    "Link a Lightning wallet"
+                </button>
+            </p>
+            {move || link_wallet.value().get().and_then(Result::ok).map(|link| {
+                let uri = format!("lightning:{}", link.lnurl);
+                view! {
+                    <div class="review" data-testid="lnurl-link">
+                        <a href=uri.clone() class="qr-link" aria-label="Open in a wallet on this device">
+                            <QrCode text=uri.clone() label="QR code to link a Lightning wallet" />
+                        </a>
+                        <p class="copyable">
+                            <code class="wrap small">{link.lnurl.clone()}</code>
+                            <CopyButton text=link.lnurl label="Copy the LNURL" />
+                        </p>
+                        <p class="hint">"Scan it with a wallet that supports LNURL-auth: its key then signs in to this account too."</p>
+                        <button type="button" class="secondary small"
+                            on:click=move |_| wallet_linked.update(|n| *n += 1)>
+                            "Done: show the list again"
+                        </button>
+                    </div>
+                }
+            })}
             <Show when=move || has_nostr.get()>
                 <p class="actions">
                     <button type="button" class="secondary" disabled=move || link_nostr.pending().get()
@@ -474,6 +505,7 @@ fn SignInsCard(
             </Show>
             <p class="form-error" role="alert">
                 {move || action_error(unlink, None).get()
+                    .or_else(|| link_wallet.value().get().and_then(Result::err).map(|e| e.error.message))
                     .or_else(|| link_nostr.value().get().and_then(Result::err).map(|e| e.error.message))}
             </p>
         </section>
