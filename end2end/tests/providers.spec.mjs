@@ -3,7 +3,7 @@
 // account from the security page, and signing other browsers out.
 import { test, expect } from '@playwright/test';
 
-import { open, signIn, signUp, uniqueName } from './support.mjs';
+import { PASSWORD, open, signIn, signUp, uniqueName } from './support.mjs';
 
 const issuer = process.env.E2E_OIDC_ISSUER;
 
@@ -70,6 +70,11 @@ test('another browser is signed out from the security page', async ({ page, brow
   const sessions = page.getByTestId('session');
   await expect(sessions).toHaveCount(2);
   await expect(sessions.filter({ hasText: 'This browser' })).toHaveCount(1);
+  // Not without the password.
+  await sessions.filter({ hasNotText: 'This browser' }).getByRole('button', { name: /^Sign out / }).click();
+  await expect(page.locator('#sessions-password-error')).toHaveText('enter your password to confirm');
+  await expect(sessions).toHaveCount(2);
+  await page.getByLabel('Your password (to sign browsers out)').fill(PASSWORD);
   await sessions.filter({ hasNotText: 'This browser' }).getByRole('button', { name: /^Sign out / }).click();
   await expect(sessions).toHaveCount(1);
 

@@ -2392,7 +2392,7 @@ async fn signed_in_browsers_are_listed_and_signed_out_one_or_all_others(server: 
     server.register("other").await;
     let other = sign_in_from(&server, "other", FIREFOX).await;
     let other_csrf = csrf_of(&server, &other).await;
-    let fields = format!("handle={curl_handle}&_csrf={other_csrf}");
+    let fields = format!("handle={curl_handle}&password={PASSWORD}&_csrf={other_csrf}");
     let refused = page_call(&server, "/api/ui/end_session", &other, &fields).await;
     assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.text);
     let fields = format!("handle={curl_handle}&_csrf=forged");
@@ -2403,8 +2403,49 @@ async fn signed_in_browsers_are_listed_and_signed_out_one_or_all_others(server: 
         StatusCode::OK
     );
 
-    // One ended: signed out at once; the others stay.
+    // Not without the password (a stolen session cannot keep its owner
+    // out); nothing ends.
     let fields = format!("handle={curl_handle}&_csrf={csrf}");
+    let unconfirmed = page_call(&server, "/api/ui/end_session", &firefox, &fields).await;
+    assert_eq!(
+        unconfirmed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        unconfirmed.text
+    );
+    assert!(
+        unconfirmed.text.contains("enter your password"),
+        "{}",
+        unconfirmed.text
+    );
+    let wrong = format!("{fields}&password=Wrong-horse-7");
+    let refused = page_call(&server, "/api/ui/end_session", &firefox, &wrong).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    assert!(
+        refused.text.contains("password is not correct"),
+        "{}",
+        refused.text
+    );
+    let unconfirmed = page_call(
+        &server,
+        "/api/ui/end_other_sessions",
+        &firefox,
+        &format!("_csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(
+        unconfirmed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        unconfirmed.text
+    );
+    assert_eq!(
+        server.get("/api/v1/auth", Auth::Cookie(&curl)).await.status,
+        StatusCode::OK
+    );
+
+    // One ended: signed out at once; the others stay.
+    let fields = format!("handle={curl_handle}&password={PASSWORD}&_csrf={csrf}");
     let ended = page_call(&server, "/api/ui/end_session", &firefox, &fields).await;
     assert_eq!(ended.status, StatusCode::OK, "{}", ended.text);
     assert_eq!(
@@ -2422,7 +2463,7 @@ async fn signed_in_browsers_are_listed_and_signed_out_one_or_all_others(server: 
     assert_eq!(again.status, StatusCode::NOT_FOUND, "{}", again.text);
 
     // Every other one: this browser alone stays signed in.
-    let fields = format!("_csrf={csrf}");
+    let fields = format!("password={PASSWORD}&_csrf={csrf}");
     let others = page_call(&server, "/api/ui/end_other_sessions", &firefox, &fields).await;
     assert_eq!(others.status, StatusCode::OK, "{}", others.text);
     assert_eq!(others.body, json!(1));

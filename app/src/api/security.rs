@@ -293,10 +293,25 @@ pub async fn security_sessions() -> Result<Vec<SessionView>, ApiError> {
 }
 
 /// Signs one of the account's sessions out, at once, wherever it is.
+/// (The account's password first, where it has one: a stolen session must
+/// not be able to keep its owner signed out.)
 #[server(prefix = "/api/ui", endpoint = "end_session")]
-pub async fn end_session(handle: String, _csrf: String) -> Result<(), ApiError> {
+pub async fn end_session(
+    handle: String,
+    #[server(default)] password: Option<String>,
+    _csrf: String,
+) -> Result<(), ApiError> {
     let caller = manager(true).await?;
-    let ended = crate::api::auth::engine()?
+    let engine = crate::api::auth::engine()?;
+    engine
+        .accounts
+        .confirm(
+            &caller,
+            password.as_deref(),
+            &crate::api::auth::client_address(),
+        )
+        .await?;
+    let ended = engine
         .accounts
         .end_session(&caller.user.id.0, &handle)
         .await?;
@@ -306,17 +321,27 @@ pub async fn end_session(handle: String, _csrf: String) -> Result<(), ApiError> 
     Ok(())
 }
 
-/// Signs out every session of the account but this one.
+/// Signs out every session of the account but this one (the password
+/// first, as for one).
 #[server(prefix = "/api/ui", endpoint = "end_other_sessions")]
-pub async fn end_other_sessions(_csrf: String) -> Result<usize, ApiError> {
+pub async fn end_other_sessions(
+    #[server(default)] password: Option<String>,
+    _csrf: String,
+) -> Result<usize, ApiError> {
     let caller = manager(true).await?;
     let engine::Credential::Session { id, .. } = &caller.credential else {
         return Err(engine::Error::from(engine::caller::Denied::SessionOnly).into());
     };
-    Ok(crate::api::auth::engine()?
+    let engine = crate::api::auth::engine()?;
+    engine
         .accounts
-        .end_other_sessions(&caller.user, id)
-        .await?)
+        .confirm(
+            &caller,
+            password.as_deref(),
+            &crate::api::auth::client_address(),
+        )
+        .await?;
+    Ok(engine.accounts.end_other_sessions(&caller.user, id).await?)
 }
 
 /// Unlinks a key that signs in (refused for the account's last way in).

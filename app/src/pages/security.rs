@@ -55,7 +55,7 @@ fn Security(account: Account) -> impl IntoView {
         revoke,
         csrf: csrf.clone(),
     };
-    let (profile_csrf, delete_csrf) = (csrf.clone(), csrf.clone());
+    let (profile_csrf, delete_csrf, sessions_csrf) = (csrf.clone(), csrf.clone(), csrf.clone());
     view! {
         <h1>"Security"</h1>
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -67,7 +67,14 @@ fn Security(account: Account) -> impl IntoView {
             }}
         </Suspense>
         <PasswordCard csrf=csrf.clone() />
-        <SessionsCard csrf=csrf.clone() />
+        <Suspense fallback=|| ()>
+            {move || {
+                let csrf = sessions_csrf.clone();
+                Suspend::new(async move {
+                    opened.await.map(|view| view! { <SessionsCard has_password=view.has_password csrf /> })
+                })
+            }}
+        </Suspense>
         <AclsCard lists create actions csrf=csrf.clone() />
         <SignInsCard lists unlink link_nostr link_wallet wallet_linked csrf=csrf.clone() />
         <Suspense fallback=|| ()>
@@ -146,7 +153,10 @@ fn ProfileCard(
 /// The account's signed-in browsers: where and when, and signing one (or
 /// every other) out.
 #[component]
-fn SessionsCard(csrf: String) -> impl IntoView {
+fn SessionsCard(has_password: bool, csrf: String) -> impl IntoView {
+    // Signing browsers out takes the password (where the account has one).
+    let password = RwSignal::new(String::new());
+    let given = move || has_password.then(|| password.get_untracked());
     let end = ServerAction::<EndSession>::new();
     let end_others = ServerAction::<EndOtherSessions>::new();
     let sessions = Resource::new(
@@ -179,7 +189,7 @@ fn SessionsCard(csrf: String) -> impl IntoView {
                                             {(!row.current).then(|| view! {
                                                 " "
                                                 <button type="button" class="secondary small" aria-label=label
-                                                    on:click=move |_| { end.dispatch(EndSession { handle: handle.clone(), _csrf: csrf.clone() }); }>
+                                                    on:click=move |_| { end.dispatch(EndSession { handle: handle.clone(), password: given(), _csrf: csrf.clone() }); }>
                                                     "Sign out"
                                                 </button>
                                             })}
@@ -191,9 +201,14 @@ fn SessionsCard(csrf: String) -> impl IntoView {
                     })
                 }}
             </Transition>
+            {has_password.then(|| view! {
+                <Field label="Your password (to sign browsers out)" name="password" id="sessions-password" kind="password"
+                    autocomplete="current-password" required=false value=password
+                    error=action_error(end, Some("password")) />
+            })}
             <p class="actions">
                 <button type="button" class="secondary" disabled=move || end_others.pending().get()
-                    on:click=move |_| { end_others.dispatch(EndOtherSessions { _csrf: others_csrf.clone() }); }>
+                    on:click=move |_| { end_others.dispatch(EndOtherSessions { password: given(), _csrf: others_csrf.clone() }); }>
                     "Sign out every other browser"
                 </button>
             </p>
