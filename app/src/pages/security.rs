@@ -55,7 +55,7 @@ fn Security(account: Account) -> impl IntoView {
         revoke,
         csrf: csrf.clone(),
     };
-    let (profile_csrf, delete_csrf, sessions_csrf) = (csrf.clone(), csrf.clone(), csrf.clone());
+    let (profile_csrf, delete_csrf) = (csrf.clone(), csrf.clone());
     view! {
         <h1>"Security"</h1>
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -67,14 +67,7 @@ fn Security(account: Account) -> impl IntoView {
             }}
         </Suspense>
         <PasswordCard csrf=csrf.clone() />
-        <Suspense fallback=|| ()>
-            {move || {
-                let csrf = sessions_csrf.clone();
-                Suspend::new(async move {
-                    opened.await.map(|view| view! { <SessionsCard has_password=view.has_password csrf /> })
-                })
-            }}
-        </Suspense>
+        <SessionsCard opened csrf=csrf.clone() />
         <AclsCard lists create actions csrf=csrf.clone() />
         <SignInsCard lists unlink link_nostr link_wallet wallet_linked csrf=csrf.clone() />
         <Suspense fallback=|| ()>
@@ -153,10 +146,10 @@ fn ProfileCard(
 /// The account's signed-in browsers: where and when, and signing one (or
 /// every other) out.
 #[component]
-fn SessionsCard(has_password: bool, csrf: String) -> impl IntoView {
+fn SessionsCard(opened: Resource<Result<ProfileView, ApiError>>, csrf: String) -> impl IntoView {
     // Signing browsers out takes the password (where the account has one).
     let password = RwSignal::new(String::new());
-    let given = move || has_password.then(|| password.get_untracked());
+    let given = move || Some(password.get_untracked()).filter(|p| !p.is_empty());
     let end = ServerAction::<EndSession>::new();
     let end_others = ServerAction::<EndOtherSessions>::new();
     let sessions = Resource::new(
@@ -201,11 +194,15 @@ fn SessionsCard(has_password: bool, csrf: String) -> impl IntoView {
                     })
                 }}
             </Transition>
-            {has_password.then(|| view! {
-                <Field label="Your password (to sign browsers out)" name="password" id="sessions-password" kind="password"
-                    autocomplete="current-password" required=false value=password
-                    error=action_error(end, Some("password")) />
-            })}
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    opened.await.ok().filter(|view| view.has_password).map(|_| view! {
+                        <Field label="Your password (to sign browsers out)" name="password" id="sessions-password" kind="password"
+                            autocomplete="current-password" required=false value=password
+                            error=action_error(end, Some("password")) />
+                    })
+                })}
+            </Suspense>
             <p class="actions">
                 <button type="button" class="secondary" disabled=move || end_others.pending().get()
                     on:click=move |_| { end_others.dispatch(EndOtherSessions { password: given(), _csrf: others_csrf.clone() }); }>
