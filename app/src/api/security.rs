@@ -292,15 +292,12 @@ pub async fn security_sessions() -> Result<Vec<SessionView>, ApiError> {
         .collect())
 }
 
-/// Signs one of the account's sessions out, at once, wherever it is.
-/// (The account's password first, where it has one: a stolen session must
-/// not be able to keep its owner signed out.)
-#[server(prefix = "/api/ui", endpoint = "end_session")]
-pub async fn end_session(
-    handle: String,
-    #[server(default)] password: Option<String>,
-    _csrf: String,
-) -> Result<(), ApiError> {
+/// A writing manager who gave the account's password again (where it has
+/// one), and the engine.
+#[cfg(feature = "ssr")]
+async fn confirmed_manager(
+    password: Option<String>,
+) -> Result<(engine::Caller, engine::Engine), ApiError> {
     let caller = manager(true).await?;
     let engine = crate::api::auth::engine()?;
     engine
@@ -311,6 +308,19 @@ pub async fn end_session(
             &crate::api::auth::client_address(),
         )
         .await?;
+    Ok((caller, engine))
+}
+
+/// Signs one of the account's sessions out, at once, wherever it is.
+/// (The account's password first, where it has one: a stolen session must
+/// not be able to keep its owner signed out.)
+#[server(prefix = "/api/ui", endpoint = "end_session")]
+pub async fn end_session(
+    handle: String,
+    #[server(default)] password: Option<String>,
+    _csrf: String,
+) -> Result<(), ApiError> {
+    let (caller, engine) = confirmed_manager(password).await?;
     let ended = engine
         .accounts
         .end_session(&caller.user.id.0, &handle)
@@ -328,19 +338,10 @@ pub async fn end_other_sessions(
     #[server(default)] password: Option<String>,
     _csrf: String,
 ) -> Result<usize, ApiError> {
-    let caller = manager(true).await?;
+    let (caller, engine) = confirmed_manager(password).await?;
     let engine::Credential::Session { id, .. } = &caller.credential else {
         return Err(engine::Error::from(engine::caller::Denied::SessionOnly).into());
     };
-    let engine = crate::api::auth::engine()?;
-    engine
-        .accounts
-        .confirm(
-            &caller,
-            password.as_deref(),
-            &crate::api::auth::client_address(),
-        )
-        .await?;
     Ok(engine.accounts.end_other_sessions(&caller.user, id).await?)
 }
 

@@ -67,7 +67,7 @@ impl Desk {
                         .execute(&mut *conn)
                         .await?;
                     sqlx::query(
-                        "INSERT INTO lnurl_link_challenges (k1, user_id, expires_at)                          VALUES ($1, $2, $3)",
+                        "INSERT INTO lnurl_link_challenges (k1, user_id, expires_at) VALUES ($1, $2, $3)",
                     )
                     .bind(&id)
                     .bind(&user_id)
