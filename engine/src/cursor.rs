@@ -35,9 +35,9 @@ pub fn decode(cursor: &str, count: usize) -> Result<Vec<String>> {
 }
 
 /// A page size from query text: empty means [`DEFAULT_LIMIT`], else 1 to
-/// [`MAX_LIMIT`].
+/// [`MAX_LIMIT`]. Nothing else, not even blanks: the API's schema admits a number
+/// or the empty text.
 pub fn parse_limit(text: &str) -> Result<usize> {
-    let text = text.trim();
     if text.is_empty() {
         return Ok(DEFAULT_LIMIT);
     }
@@ -83,7 +83,17 @@ mod tests {
         assert_eq!(parse_limit("").unwrap(), DEFAULT_LIMIT);
         assert_eq!(parse_limit("1").unwrap(), 1);
         assert_eq!(parse_limit("500").unwrap(), 500);
-        for bad in ["0", "501", "-1", "ten", "1.5", "99999999999999999999999"] {
+        for bad in [
+            "0",
+            "501",
+            "-1",
+            "ten",
+            "1.5",
+            "99999999999999999999999",
+            " ",
+            "\u{a0}",
+            " 5",
+        ] {
             assert_eq!(
                 parse_limit(bad).unwrap_err().field(),
                 Some("limit"),

@@ -605,7 +605,7 @@ pub async fn channels(
 ) -> Result<ChannelsResponse, ApiError> {
     use crate::api::auth;
     let caller = auth::caller().await?;
-    if state.trim() != "closed" {
+    if state != "closed" {
         return Err(engine::Error::invalid(
             "state",
             "state must be closed (getalldata lists the channels not yet closed)",

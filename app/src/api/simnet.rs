@@ -76,7 +76,7 @@ pub struct TickDone {
 pub async fn set_price(index: Amount, _csrf: Option<String>) -> Result<PriceSet, ApiError> {
     use engine::desk::contract::Price;
     developer().await?;
-    let price = Price::parse(index.0.trim()).ok_or_else(|| {
+    let price = Price::parse(&index.0).ok_or_else(|| {
         engine::Error::invalid(
             "index",
             "the index is a positive number of USD with at most two decimals",
