@@ -16,11 +16,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::error::on_account_violation;
 use crate::events::{Bus, EventKind, Topic};
 use crate::throttle::{Key, Scope, Throttle, EVERYONE};
-use crate::{now_ms, Database, Error, Result};
+use crate::{now_ms, Database, Error, Result, Seen};
 
+pub mod activity;
 pub mod provider_flows;
 mod recovery;
 pub mod sessions;
+pub mod two_factor;
 pub use recovery::{RESET_LINK_LIFETIME, RESET_PAGE};
 
 /// A user's id: a random UUID, stable for the account's life.
@@ -63,21 +65,63 @@ impl Username {
     }
 }
 
-/// Checks the LN-Markets password rule: 8 to 64 characters with a digit, a lower
-/// case and an upper case letter.
-pub fn check_password_rule(password: &str) -> Result<()> {
+/// Checks a new password: the LN-Markets rule (8 to 64 characters with a
+/// digit, a lower case and an upper case letter), and strong enough that
+/// `zxcvbn` scores it 3 or more out of 4, `known` (the account's username and
+/// e-mail address) counting as easy to guess.
+pub fn check_password_rule(password: &str, known: &[&str]) -> Result<()> {
     let len = password.chars().count();
     let ok = (8..=64).contains(&len)
         && password.chars().any(|c| c.is_ascii_digit())
         && password.chars().any(|c| c.is_lowercase())
         && password.chars().any(|c| c.is_uppercase());
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
+    if !ok {
+        return Err(Error::invalid(
             "password",
             "password must be 8 to 64 characters with a digit, a lower case and an upper case letter",
-        ))
+        ));
+    }
+    let strength = password_strength(password, known);
+    if strength.score < MIN_PASSWORD_SCORE {
+        let mut message = String::from("password is too easy to guess");
+        if let Some(warning) = &strength.warning {
+            message = format!("{message}: {warning}");
+        }
+        if let Some(suggestion) = strength.suggestions.first() {
+            message = format!("{message} ({suggestion})");
+        }
+        return Err(Error::invalid("password", message));
+    }
+    Ok(())
+}
+
+/// The least `zxcvbn` score (0 to 4) a new password must have.
+pub const MIN_PASSWORD_SCORE: u8 = 3;
+
+/// How hard a password is to guess, as `zxcvbn` estimates it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Strength {
+    /// 0 (guessed at once) to 4 (very hard).
+    pub score: u8,
+    /// log2 of the guesses needed: the password's entropy in bits.
+    pub entropy: u32,
+    pub warning: Option<String>,
+    pub suggestions: Vec<String>,
+}
+
+/// The strength of `password` (at most its first 64 characters: `zxcvbn`
+/// slows down on long inputs, and longer passwords are refused anyway).
+pub fn password_strength(password: &str, known: &[&str]) -> Strength {
+    let cut: String = password.chars().take(64).collect();
+    let estimate = zxcvbn::zxcvbn(&cut, known);
+    let feedback = estimate.feedback();
+    Strength {
+        score: u8::from(estimate.score()),
+        entropy: (estimate.guesses_log10() * std::f64::consts::LOG2_10).round() as u32,
+        warning: feedback.and_then(|f| f.warning()).map(|w| w.to_string()),
+        suggestions: feedback
+            .map(|f| f.suggestions().iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -407,7 +451,10 @@ impl Accounts {
     ) -> Result<User> {
         self.policy.new_accounts()?;
         let username = Username::parse(username)?;
-        check_password_rule(password)?;
+        check_password_rule(
+            password,
+            &[username.as_str(), email.as_deref().unwrap_or_default()],
+        )?;
         if self.username_taken(&username.key()).await? {
             return Err(Error::UsernameTaken);
         }
@@ -454,14 +501,28 @@ impl Accounts {
         pubkey: &str,
         kind: &'static str,
         alias: Option<&str>,
-        client: &str,
+        client: &Seen,
+    ) -> Result<User> {
+        let result = self.keyed_account(pubkey, kind, alias, client).await;
+        if let Ok(user) = &result {
+            self.record_sign_in(&user.id.0, kind, client, &result).await;
+        }
+        result
+    }
+
+    async fn keyed_account(
+        &self,
+        pubkey: &str,
+        kind: &'static str,
+        alias: Option<&str>,
+        client: &Seen,
     ) -> Result<User> {
         if let Some(user) = self.keyed(pubkey).await? {
             return Ok(user);
         }
         self.policy.new_accounts()?;
         let keys = [
-            (Scope::SignUpClient, client),
+            (Scope::SignUpClient, client.address.as_str()),
             (Scope::SignUpOverall, EVERYONE),
         ];
         self.throttle.begin(&keys).await?;
@@ -673,20 +734,53 @@ impl Accounts {
         row.map(|r| user_from_row(&r)).transpose()
     }
 
-    /// Checks a username and password. The throttle is asked first, so a client
-    /// that keeps failing costs no argon2 work; an unknown user costs the same
-    /// hashing time as a known one, so timing does not reveal who exists.
-    pub async fn login(&self, username: &str, password: &str, client: &str) -> Result<User> {
+    /// Signs in with a username and password, and the account's two-factor
+    /// code when it has that on ([`Error::CodeRequired`] without one, asked
+    /// only once the password is right). The attempt goes to the account's
+    /// activity log.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        code: Option<&str>,
+        client: &Seen,
+    ) -> Result<User> {
+        let mut tried = None;
+        let result = self
+            .password_sign_in(username, password, code, client, &mut tried)
+            .await;
+        if let Some(id) = tried {
+            self.record_sign_in(&id, "password", client, &result).await;
+        }
+        result
+    }
+
+    /// Checks a username and password (then the code). The throttle is asked
+    /// first, so a client that keeps failing costs no argon2 work; an unknown
+    /// user costs the same hashing time as a known one, so timing does not
+    /// reveal who exists. `tried` names the account once its password was
+    /// checked.
+    async fn password_sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        code: Option<&str>,
+        client: &Seen,
+        tried: &mut Option<String>,
+    ) -> Result<User> {
         let key = username.trim().to_ascii_lowercase();
+        let address = client.address.as_str();
         if key.len() > 64 || key.chars().any(char::is_control) {
             // No such account can exist: counted against the client alone, so
             // junk names never reach the throttle's table.
-            self.throttle.begin(&[(Scope::LoginClient, client)]).await?;
+            self.throttle
+                .begin(&[(Scope::LoginClient, address)])
+                .await?;
             return Err(Error::InvalidCredentials);
         }
         let keys = [
             (Scope::LoginUsername, key.as_str()),
-            (Scope::LoginClient, client),
+            (Scope::LoginClient, address),
         ];
         self.throttle.begin(&keys).await?;
         if password.len() > 256 {
@@ -702,9 +796,11 @@ impl Accounts {
         let verified = self
             .counted_work(&keys, self.verify(password, hash))
             .await?;
+        *tried = found.as_ref().map(|(user, _)| user.id.0.clone());
         match found {
             Some((user, _)) if verified => {
                 self.throttle.succeeded(&keys).await;
+                self.second_factor(&user, code).await?;
                 Ok(user)
             }
             _ => Err(Error::InvalidCredentials),
@@ -714,26 +810,34 @@ impl Accounts {
     /// The legacy sign-in with an account id alone (`POST /api/v1/auth/usr`),
     /// when the operator switched it on. Throttled per client address like a
     /// password login, so ids cannot be tried in bulk.
-    pub async fn login_with_id(&self, id: &str, client: &str) -> Result<User> {
+    pub async fn login_with_id(&self, id: &str, client: &Seen) -> Result<User> {
         if !self.policy.user_id_login {
             return Err(Error::Forbidden(
                 "signing in with a user ID is switched off on this server".into(),
             ));
         }
-        let keys = [(Scope::LoginClient, client)];
+        let keys = [(Scope::LoginClient, client.address.as_str())];
         self.throttle.begin(&keys).await?;
         let id = id.trim();
         let found = match id.len() <= 64 && !id.chars().any(char::is_control) {
             true => self.get(id).await?,
             false => None,
         };
-        match found {
-            Some(user) => {
-                self.throttle.succeeded(&keys).await;
-                Ok(user)
-            }
-            None => Err(Error::InvalidCredentials),
-        }
+        let Some(user) = found else {
+            return Err(Error::InvalidCredentials);
+        };
+        self.throttle.succeeded(&keys).await;
+        // An id is no second factor: an account that has one signs in with
+        // its password and code.
+        let result = match self.two_factor_on(&user.id.0).await? {
+            true => Err(Error::Forbidden(
+                "this account has two-factor authentication on: sign in with its password and code"
+                    .into(),
+            )),
+            false => Ok(user),
+        };
+        self.record_sign_in(id, "user_id", client, &result).await;
+        result
     }
 
     /// Changes the profile of `user` (`PUT /api/v1/auth/me`): `None` leaves a
@@ -806,10 +910,10 @@ impl Accounts {
     /// Checks the password of a signed-in user again, as payments made with the
     /// session cookie require. Throttled like a login, per account (apart from
     /// logins under its name) and per client address.
-    pub async fn recheck(&self, user: &User, password: &str, client: &str) -> Result<()> {
+    pub async fn recheck(&self, user: &User, password: &str, client: &Seen) -> Result<()> {
         let keys = [
             (Scope::RecheckAccount, user.id.0.as_str()),
-            (Scope::LoginClient, client),
+            (Scope::LoginClient, client.address.as_str()),
         ];
         self.throttle.begin(&keys).await?;
         let (_, hash) = self
@@ -836,7 +940,7 @@ impl Accounts {
         &self,
         caller: &crate::Caller,
         password: Option<&str>,
-        client: &str,
+        client: &Seen,
     ) -> Result<()> {
         if !matches!(caller.credential, crate::Credential::Session { .. }) {
             return Ok(());
@@ -858,7 +962,31 @@ impl Accounts {
         user: &User,
         old_password: &str,
         new_password: &str,
-        client: &str,
+        code: Option<&str>,
+        client: &Seen,
+    ) -> Result<User> {
+        let result = self
+            .replace_password(user, old_password, new_password, code, client)
+            .await;
+        self.record(
+            &user.id.0,
+            activity::Topic::Password,
+            "update",
+            activity::Outcome::of(&result),
+            client,
+            serde_json::json!({}),
+        )
+        .await;
+        result
+    }
+
+    async fn replace_password(
+        &self,
+        user: &User,
+        old_password: &str,
+        new_password: &str,
+        code: Option<&str>,
+        client: &Seen,
     ) -> Result<User> {
         self.recheck(user, old_password, client)
             .await
@@ -868,12 +996,12 @@ impl Accounts {
                 }
                 other => other,
             })?;
-        check_password_rule(new_password).map_err(|_| {
-            Error::invalid(
-                "new_password",
-                "password must be 8 to 64 characters with a digit, a lower case and an upper case letter",
-            )
-        })?;
+        check_password_rule(
+            new_password,
+            &[&user.username, user.email.as_deref().unwrap_or_default()],
+        )
+        .map_err(|err| Error::invalid("new_password", err.to_string()))?;
+        self.second_factor(user, code).await?;
         let new_hash = self.hash(new_password).await?;
         self.db
             .execute(

@@ -16,6 +16,25 @@ pub struct Caller {
     pub credential: Credential,
 }
 
+/// Where a request comes from: the client's address (as the server's edge
+/// worked it out) and its `User-Agent`. Throttles count by the address; the
+/// account's sessions and activity log show both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seen {
+    pub address: String,
+    pub user_agent: String,
+}
+
+impl Seen {
+    /// A client known by its address alone.
+    pub fn at(address: &str) -> Self {
+        Seen {
+            address: address.to_string(),
+            user_agent: String::new(),
+        }
+    }
+}
+
 /// How the caller proved who it is.
 #[derive(Debug, Clone)]
 pub enum Credential {

@@ -17,7 +17,7 @@ impl Engine {
         &self,
         caller: &Caller,
         password: Option<&str>,
-        client: &str,
+        client: &crate::Seen,
     ) -> Result<()> {
         caller.permits(Access::CloseAccount)?;
         self.accounts.confirm(caller, password, client).await?;

@@ -21,6 +21,10 @@ pub enum Error {
     InvalidCredentials,
     #[error("authentication required")]
     Unauthenticated,
+    /// The password was right, and the account has two-factor authentication
+    /// on: the same request again with a code (`otp_code`).
+    #[error("this account has two-factor authentication on: enter the code from your authenticator app (otp_code)")]
+    CodeRequired,
     /// Signed in, but this credential may not do this (CSRF token missing, scope).
     #[error("{0}")]
     Forbidden(String),
@@ -98,6 +102,7 @@ impl Error {
             Error::UsernameTaken => Some("username"),
             Error::EmailTaken => Some("email"),
             Error::InvalidCredentials => Some("password"),
+            Error::CodeRequired => Some("otp_code"),
             _ => None,
         }
     }

@@ -23,7 +23,7 @@ pub mod tokens;
 pub mod wallet;
 
 pub use accounts::{Accounts, User, UserId, Username};
-pub use caller::{Access, Caller, Credential};
+pub use caller::{Access, Caller, Credential, Seen};
 pub use error::{Error, Result};
 pub use money::{Denomination, Msat, Unit, UsdRate, MAX_MONEY};
 pub use storage::{Backend, Database};

@@ -116,7 +116,12 @@ impl Engine {
     /// Signs in with a NIP-98 event for a POST to `url`: the account linked to
     /// its key, made on the key's first sign-in. The event is used up first,
     /// so of two requests with one event only one signs in.
-    pub async fn nostr_sign_in(&self, event: &str, url: &str, client: &str) -> Result<User> {
+    pub async fn nostr_sign_in(
+        &self,
+        event: &str,
+        url: &str,
+        client: &crate::Seen,
+    ) -> Result<User> {
         let (pubkey, id) = verify_http_auth(event, url, "POST", now_ms())?;
         self.use_nostr_event(id).await?;
         self.accounts

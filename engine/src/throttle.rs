@@ -98,6 +98,8 @@ pub enum Scope {
     /// Password reset requests naming one e-mail address (lower-cased),
     /// whether or not an account has it: nobody floods an inbox.
     ResetAddress,
+    /// Two-factor codes tried for one account (the subject is its id).
+    OtpAccount,
 }
 
 /// The subject of the scopes that count everyone together.
@@ -116,6 +118,7 @@ impl Scope {
             Scope::DemoFundingOverall => "demo-funding-overall",
             Scope::ResetClient => "reset-client",
             Scope::ResetAddress => "reset-address",
+            Scope::OtpAccount => "otp-account",
         }
     }
 
@@ -123,7 +126,10 @@ impl Scope {
     /// proved its password) rather than only the attempt that succeeded (one
     /// address guessing many accounts stays counted).
     fn cleared_by_success(self) -> bool {
-        matches!(self, Scope::LoginUsername | Scope::RecheckAccount)
+        matches!(
+            self,
+            Scope::LoginUsername | Scope::RecheckAccount | Scope::OtpAccount
+        )
     }
 }
 
@@ -168,7 +174,9 @@ impl Throttle {
     pub fn rule(&self, scope: Scope) -> Rule {
         let login = |limit| Rule::new(limit, self.login.window);
         match scope {
-            Scope::LoginUsername | Scope::RecheckAccount => login(self.login.per_username),
+            Scope::LoginUsername | Scope::RecheckAccount | Scope::OtpAccount => {
+                login(self.login.per_username)
+            }
             Scope::LoginClient => login(self.login.per_client),
             Scope::SignUpClient => self.sign_up.per_client,
             Scope::SignUpOverall => self.sign_up.overall,

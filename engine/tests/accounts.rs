@@ -1,6 +1,7 @@
 //! Accounts on both databases: sign-up rules, log-in, throttling (shared by every
 //! engine on one database, as by every server process), bounded hashing, tokens.
 
+use engine::Seen;
 use std::time::{Duration, Instant};
 
 use engine::throttle::{ClientLimits, Limits, Rule, Scope};
@@ -101,7 +102,7 @@ async fn alice_signs_up_and_logs_in_with_any_case_of_her_name(url: String) {
     assert_eq!(alice.email.as_deref(), Some("alice@example.com"));
     let again = engine
         .accounts
-        .login("aLiCe", PASSWORD, "1.1.1.1")
+        .login("aLiCe", PASSWORD, None, &Seen::at("1.1.1.1"))
         .await
         .unwrap();
     assert_eq!(again.id, alice.id);
@@ -183,7 +184,7 @@ async fn a_wrong_password_is_refused(url: String) {
     ] {
         let err = engine
             .accounts
-            .login(username, password, "2.2.2.2")
+            .login(username, password, None, &Seen::at("2.2.2.2"))
             .await
             .unwrap_err();
         assert!(matches!(err, Error::InvalidCredentials), "{err:?}");
@@ -239,14 +240,14 @@ async fn repeated_failures_are_throttled_even_with_the_right_password(url: Strin
     for _ in 0..3 {
         let err = engine
             .accounts
-            .login("erin", "Wrong-1a", "3.3.3.3")
+            .login("erin", "Wrong-1a", None, &Seen::at("3.3.3.3"))
             .await
             .unwrap_err();
         assert!(matches!(err, Error::InvalidCredentials));
     }
     let err = engine
         .accounts
-        .login("ERIN", PASSWORD, "4.4.4.4")
+        .login("ERIN", PASSWORD, None, &Seen::at("4.4.4.4"))
         .await
         .unwrap_err();
     match err {
@@ -320,7 +321,12 @@ async fn parallel_guesses_are_all_counted_by_the_throttle(url: String) {
             tokio::spawn(async move {
                 engine
                     .accounts
-                    .login("mallory", &format!("Guess-{i}-aA"), "6.6.6.6")
+                    .login(
+                        "mallory",
+                        &format!("Guess-{i}-aA"),
+                        None,
+                        &Seen::at("6.6.6.6"),
+                    )
                     .await
             })
         })
@@ -432,14 +438,19 @@ async fn two_engines_on_one_database_share_the_login_throttle(url: String) {
     for _ in 0..3 {
         let err = first
             .accounts
-            .login("nina", "Wrong-horse-7", "7.7.7.7")
+            .login("nina", "Wrong-horse-7", None, &Seen::at("7.7.7.7"))
             .await
             .unwrap_err();
         assert!(matches!(err, Error::InvalidCredentials), "{err:?}");
     }
     // The other process refuses her too, right password and all, before hashing.
     let hashed = second.accounts.hashes_run();
-    let wait = retry_after(second.accounts.login("NINA", PASSWORD, "8.8.8.8").await);
+    let wait = retry_after(
+        second
+            .accounts
+            .login("NINA", PASSWORD, None, &Seen::at("8.8.8.8"))
+            .await,
+    );
     assert!(wait > Duration::from_secs(50), "{wait:?}");
     assert_eq!(second.accounts.hashes_run(), hashed);
 
@@ -451,24 +462,24 @@ async fn two_engines_on_one_database_share_the_login_throttle(url: String) {
     for _ in 0..2 {
         let _ = second
             .accounts
-            .login("omar", "Wrong-horse-7", "7.7.7.8")
+            .login("omar", "Wrong-horse-7", None, &Seen::at("7.7.7.8"))
             .await;
     }
     first
         .accounts
-        .login("omar", PASSWORD, "7.7.7.8")
+        .login("omar", PASSWORD, None, &Seen::at("7.7.7.8"))
         .await
         .unwrap();
     for _ in 0..2 {
         let _ = second
             .accounts
-            .login("omar", "Wrong-horse-7", "7.7.7.8")
+            .login("omar", "Wrong-horse-7", None, &Seen::at("7.7.7.8"))
             .await;
     }
     // Two failures since the success: the third attempt is still allowed.
     second
         .accounts
-        .login("omar", PASSWORD, "7.7.7.8")
+        .login("omar", PASSWORD, None, &Seen::at("7.7.7.8"))
         .await
         .unwrap();
 }
@@ -493,7 +504,12 @@ async fn parallel_guesses_through_two_engines_reach_the_password_check_only_up_t
             tokio::spawn(async move {
                 engine
                     .accounts
-                    .login("peggy", &format!("Guess-{i}-aA"), &format!("6.6.6.{i}"))
+                    .login(
+                        "peggy",
+                        &format!("Guess-{i}-aA"),
+                        None,
+                        &Seen::at(&format!("6.6.6.{i}")),
+                    )
                     .await
             })
         })
@@ -654,7 +670,7 @@ async fn with_every_hashing_permit_held_a_login_waits_the_bound_and_is_busy(url:
     let started = Instant::now();
     let err = engine
         .accounts
-        .login("wendy", PASSWORD, "3.3.3.3")
+        .login("wendy", PASSWORD, None, &Seen::at("3.3.3.3"))
         .await
         .unwrap_err();
     let waited = started.elapsed();
@@ -679,7 +695,7 @@ async fn with_every_hashing_permit_held_a_login_waits_the_bound_and_is_busy(url:
     // address's one sign-up are still there.
     engine
         .accounts
-        .login("wendy", PASSWORD, "3.3.3.3")
+        .login("wendy", PASSWORD, None, &Seen::at("3.3.3.3"))
         .await
         .unwrap();
     engine

@@ -4,6 +4,7 @@
 //! tokens. Every story ends with the exchange's books balanced (every sat
 //! received is in exactly one place) and the network's funds conserved.
 
+use engine::Seen;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -1181,7 +1182,7 @@ async fn an_account_paid_by_invoice_opens_once(engine: Engine) {
     assert_eq!(books.balances, price);
     engine
         .accounts
-        .login("newtrader", PASSWORD, "client-2")
+        .login("newtrader", PASSWORD, None, &Seen::at("client-2"))
         .await
         .unwrap();
 
@@ -1277,7 +1278,7 @@ async fn joule_signs_in_with_a_one_time_challenge(engine: Engine) {
     assert!(expires * 1000 > engine::now_ms());
     let signature = engine::signed_message::sign(&key, &message);
     let (user, pubkey) = desk
-        .joule_login(&message, &signature, "satoshi", "client-joule-1")
+        .joule_login(&message, &signature, "satoshi", &Seen::at("client-joule-1"))
         .await
         .unwrap();
     assert_eq!(pubkey, key_hex(&key));
@@ -1286,7 +1287,7 @@ async fn joule_signs_in_with_a_one_time_challenge(engine: Engine) {
 
     // A captured login cannot be replayed.
     assert_invalid(
-        desk.joule_login(&message, &signature, "satoshi", "client-joule-1")
+        desk.joule_login(&message, &signature, "satoshi", &Seen::at("client-joule-1"))
             .await,
         "message",
     );
@@ -1298,8 +1299,13 @@ async fn joule_signs_in_with_a_one_time_challenge(engine: Engine) {
     let forged = format!("Sign in to Ampere: {}", engine::random_hex(16));
     let forged_signature = engine::signed_message::sign(&stranger, &forged);
     assert_invalid(
-        desk.joule_login(&forged, &forged_signature, "stranger", "client-joule-2")
-            .await,
+        desk.joule_login(
+            &forged,
+            &forged_signature,
+            "stranger",
+            &Seen::at("client-joule-2"),
+        )
+        .await,
         "message",
     );
     assert_eq!(users(&engine).await, users_before);
@@ -1311,15 +1317,20 @@ async fn joule_signs_in_with_a_one_time_challenge(engine: Engine) {
             other,
             &engine::signed_message::sign(&stranger, other),
             "stranger",
-            "client-joule-2",
+            &Seen::at("client-joule-2"),
         )
         .await,
         "message",
     );
     let (fresh, _) = desk.joule_challenge().await.unwrap();
     assert_invalid(
-        desk.joule_login(&fresh, "not-a-signature", "stranger", "client-joule-2")
-            .await,
+        desk.joule_login(
+            &fresh,
+            "not-a-signature",
+            "stranger",
+            &Seen::at("client-joule-2"),
+        )
+        .await,
         "signature",
     );
     assert_eq!(users(&engine).await, users_before);
@@ -1331,7 +1342,7 @@ async fn joule_signs_in_with_a_one_time_challenge(engine: Engine) {
         .map(|_| {
             let (desk, message, signature) = (desk.clone(), message.clone(), signature.clone());
             tokio::spawn(async move {
-                desk.joule_login(&message, &signature, "satoshi", "client-joule-1")
+                desk.joule_login(&message, &signature, "satoshi", &Seen::at("client-joule-1"))
                     .await
             })
         })
@@ -1358,8 +1369,13 @@ async fn joule_signs_in_with_a_one_time_challenge(engine: Engine) {
             let (desk, message) = (desk.clone(), message.clone());
             let signature = engine::signed_message::sign(wallet, &message);
             tokio::spawn(async move {
-                desk.joule_login(&message, &signature, "", &format!("client-racer-{i}"))
-                    .await
+                desk.joule_login(
+                    &message,
+                    &signature,
+                    "",
+                    &Seen::at(&format!("client-racer-{i}")),
+                )
+                .await
             })
         })
         .collect();
@@ -1388,7 +1404,7 @@ async fn joule_signs_in_with_a_one_time_challenge(engine: Engine) {
             &message,
             &engine::signed_message::sign(&key, &message),
             "renamed",
-            "client-joule-1",
+            &Seen::at("client-joule-1"),
         )
         .await
         .unwrap();
@@ -1421,26 +1437,26 @@ async fn lnurl_auth_signs_the_waiting_browser_in_once(engine: Engine) {
     // A forged link, and a signature of something else: refused, and the
     // challenge still works.
     assert_invalid(
-        desk.lnurl_auth_answer(&k1, &sig, &key, &tampered(&hmac), &t, "client-a")
+        desk.lnurl_auth_answer(&k1, &sig, &key, &tampered(&hmac), &t, &Seen::at("client-a"))
             .await,
         "hmac",
     );
     let later = (t.parse::<i64>().unwrap() + 3600).to_string();
     assert_invalid(
-        desk.lnurl_auth_answer(&k1, &sig, &key, &hmac, &later, "client-a")
+        desk.lnurl_auth_answer(&k1, &sig, &key, &hmac, &later, &Seen::at("client-a"))
             .await,
         "hmac",
     );
     let (other_sig, _) = lnurl_sign(&wallet, &engine::random_hex(32));
     assert_invalid(
-        desk.lnurl_auth_answer(&k1, &other_sig, &key, &hmac, &t, "client-a")
+        desk.lnurl_auth_answer(&k1, &other_sig, &key, &hmac, &t, &Seen::at("client-a"))
             .await,
         "sig",
     );
     let users_before = users(&engine).await;
 
     let user = desk
-        .lnurl_auth_answer(&k1, &sig, &key, &hmac, &t, "client-a")
+        .lnurl_auth_answer(&k1, &sig, &key, &hmac, &t, &Seen::at("client-a"))
         .await
         .unwrap();
     assert_eq!(user.account_type, "lnurl");
@@ -1460,15 +1476,22 @@ async fn lnurl_auth_signs_the_waiting_browser_in_once(engine: Engine) {
     // The k1 is used: answered again, by the same wallet or another, it is
     // refused, and no account is made for the other.
     assert_invalid(
-        desk.lnurl_auth_answer(&k1, &sig, &key, &hmac, &t, "client-a")
+        desk.lnurl_auth_answer(&k1, &sig, &key, &hmac, &t, &Seen::at("client-a"))
             .await,
         "k1",
     );
     let intruder = new_key();
     let (intruder_sig, intruder_key) = lnurl_sign(&intruder, &k1);
     assert_invalid(
-        desk.lnurl_auth_answer(&k1, &intruder_sig, &intruder_key, &hmac, &t, "client-b")
-            .await,
+        desk.lnurl_auth_answer(
+            &k1,
+            &intruder_sig,
+            &intruder_key,
+            &hmac,
+            &t,
+            &Seen::at("client-b"),
+        )
+        .await,
         "k1",
     );
     assert_eq!(users(&engine).await, users_before + 1);
@@ -1496,7 +1519,7 @@ async fn lnurl_auth_signs_the_waiting_browser_in_once(engine: Engine) {
             &key.to_uppercase(),
             &params["hmac"],
             &params["t"],
-            "client-a",
+            &Seen::at("client-a"),
         )
         .await
         .unwrap();
@@ -1515,8 +1538,15 @@ async fn lnurl_auth_signs_the_waiting_browser_in_once(engine: Engine) {
     let params = query_of(&engine::lnurl::decode(&lnurl).unwrap());
     let (sig, key) = lnurl_sign(&wallet, &k1);
     assert_invalid(
-        desk.lnurl_auth_answer(&k1, &sig, &key, &params["hmac"], &params["t"], "client-a")
-            .await,
+        desk.lnurl_auth_answer(
+            &k1,
+            &sig,
+            &key,
+            &params["hmac"],
+            &params["t"],
+            &Seen::at("client-a"),
+        )
+        .await,
         "t",
     );
     assert_eq!(users(&engine).await, users_before + 1);
@@ -1622,7 +1652,13 @@ async fn scoped_tokens_work_until_revoked_or_voided_by_a_password_change(engine:
     assert_eq!(live_claims.aud, vec!["deposit", "withdraw"]);
     let alice = engine
         .accounts
-        .change_password(&alice, PASSWORD, "Another-horse-8", "client-of-alice")
+        .change_password(
+            &alice,
+            PASSWORD,
+            "Another-horse-8",
+            None,
+            &Seen::at("client-of-alice"),
+        )
         .await
         .unwrap();
     let listed = tokens.list(&alice).await.unwrap();
@@ -1737,7 +1773,13 @@ async fn a_withdraw_link_dies_with_the_credential_that_made_it(engine: Engine) {
     );
     engine
         .accounts
-        .change_password(&alice.user, PASSWORD, "Other-horse-8", "client")
+        .change_password(
+            &alice.user,
+            PASSWORD,
+            "Other-horse-8",
+            None,
+            &Seen::at("client"),
+        )
         .await
         .unwrap();
     let outcome = desk

@@ -2,6 +2,7 @@
 //! others, and with PostgreSQL the events (and the invalidations they carry)
 //! cross to every other engine on the same database.
 
+use engine::Seen;
 use std::time::Duration;
 
 use engine::events::{EventKind, Topic};
@@ -75,7 +76,7 @@ async fn events_and_invalidations_cross_processes_on_postgres() {
         .await
         .expect("cached in B");
     a.accounts
-        .change_password(&user, PASSWORD, "Battery-staple-9", "test")
+        .change_password(&user, PASSWORD, "Battery-staple-9", None, &Seen::at("test"))
         .await
         .unwrap();
     let started = std::time::Instant::now();

@@ -227,7 +227,7 @@ fn every_parser(input: &str) {
         assert!((3..=32).contains(&name.as_str().len()));
     }
     survives("check_password_rule", input, || {
-        engine::accounts::check_password_rule(input)
+        engine::accounts::check_password_rule(input, &["alice"])
     })
     .ok();
     survives("check_memo", input, || invoice::check_memo(input)).ok();

@@ -16,7 +16,7 @@ use tower_sessions::Session;
 
 use crate::gate::SignedIn;
 use crate::AppState;
-use app::api::auth::{client_address_of, PublicUrl};
+use app::api::auth::{PublicUrl, SeenFrom};
 use app::api::http_status;
 use app::api::security::{AclTokenView, AclView};
 use engine::{Engine, User};
@@ -69,6 +69,10 @@ struct RegisterRequest {
 struct LoginRequest {
     username: String,
     password: String,
+    /// The two-factor code, for an account that has it on (an addition to
+    /// the spec).
+    #[serde(default)]
+    otp_code: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -103,7 +107,7 @@ impl From<User> for UserResponse {
 /// `POST /api/v1/auth/register`: 201 with a bearer token.
 async fn register(
     State(engine): State<Engine>,
-    extensions: axum::http::Extensions,
+    SeenFrom(seen): SeenFrom,
     Body(req): Body<RegisterRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), DetailError> {
     let user = engine
@@ -111,7 +115,7 @@ async fn register(
             &req.username,
             &req.password,
             req.email.as_deref(),
-            &client_address_of(&extensions),
+            &seen.address,
         )
         .await?;
     Ok((StatusCode::CREATED, Json(bearer(&engine, &user)?)))
@@ -120,16 +124,12 @@ async fn register(
 /// `POST /api/v1/auth`: 200 with a bearer token.
 async fn login(
     State(engine): State<Engine>,
-    extensions: axum::http::Extensions,
+    SeenFrom(seen): SeenFrom,
     Body(req): Body<LoginRequest>,
 ) -> Result<Json<TokenResponse>, DetailError> {
     let user = engine
         .accounts
-        .login(
-            &req.username,
-            &req.password,
-            &client_address_of(&extensions),
-        )
+        .login(&req.username, &req.password, req.otp_code.as_deref(), &seen)
         .await?;
     Ok(Json(bearer(&engine, &user)?))
 }
@@ -143,13 +143,10 @@ struct UserIdLoginRequest {
 /// allows signing in with an account id (403 otherwise).
 async fn login_with_id(
     State(engine): State<Engine>,
-    extensions: axum::http::Extensions,
+    SeenFrom(seen): SeenFrom,
     Body(req): Body<UserIdLoginRequest>,
 ) -> Result<Json<TokenResponse>, DetailError> {
-    let user = engine
-        .accounts
-        .login_with_id(&req.usr, &client_address_of(&extensions))
-        .await?;
+    let user = engine.accounts.login_with_id(&req.usr, &seen).await?;
     Ok(Json(bearer(&engine, &user)?))
 }
 
@@ -180,7 +177,7 @@ struct ProfileResponse {
 async fn update_profile(
     State(engine): State<Engine>,
     SignedIn(caller): SignedIn,
-    extensions: axum::http::Extensions,
+    SeenFrom(seen): SeenFrom,
     Body(req): Body<ProfileRequest>,
 ) -> Result<Json<ProfileResponse>, DetailError> {
     let user = engine
@@ -189,7 +186,7 @@ async fn update_profile(
             req.display_name.as_deref(),
             req.email.as_deref(),
             req.password.as_deref(),
-            &client_address_of(&extensions),
+            &seen,
         )
         .await?;
     Ok(Json(ProfileResponse {
@@ -214,7 +211,7 @@ struct CloseRequest {
 async fn delete_account(
     State(engine): State<Engine>,
     SignedIn(caller): SignedIn,
-    extensions: axum::http::Extensions,
+    SeenFrom(seen): SeenFrom,
     session: Session,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, DetailError> {
@@ -225,11 +222,7 @@ async fn delete_account(
         }
     };
     engine
-        .close_account(
-            &caller,
-            req.password.as_deref(),
-            &client_address_of(&extensions),
-        )
+        .close_account(&caller, req.password.as_deref(), &seen)
         .await?;
     let _ = session.flush().await;
     Ok(Json(serde_json::json!({ "detail": "Account deleted" })))
@@ -244,6 +237,9 @@ async fn current_user(SignedIn(caller): SignedIn) -> Json<UserResponse> {
 struct UpdatePasswordRequest {
     old_password: String,
     new_password: String,
+    /// The two-factor code, for an account that has it on.
+    #[serde(default)]
+    otp_code: Option<String>,
 }
 
 /// `PUT /api/v1/auth/update-password`: every session and token of the account,
@@ -251,7 +247,7 @@ struct UpdatePasswordRequest {
 async fn update_password(
     State(engine): State<Engine>,
     SignedIn(caller): SignedIn,
-    extensions: axum::http::Extensions,
+    SeenFrom(seen): SeenFrom,
     session: Session,
     Body(req): Body<UpdatePasswordRequest>,
 ) -> Result<Json<serde_json::Value>, DetailError> {
@@ -264,7 +260,8 @@ async fn update_password(
             &caller.user,
             &req.old_password,
             &req.new_password,
-            &client_address_of(&extensions),
+            req.otp_code.as_deref(),
+            &seen,
         )
         .await?;
     let _ = session.flush().await;
@@ -293,13 +290,11 @@ impl NostrRequest {
 async fn login_with_nostr(
     State(engine): State<Engine>,
     State(public): State<PublicUrl>,
-    extensions: axum::http::Extensions,
+    SeenFrom(seen): SeenFrom,
     Body(req): Body<NostrRequest>,
 ) -> Result<Json<TokenResponse>, DetailError> {
     let url = format!("{}/api/v1/auth/nostr", public.0);
-    let user = engine
-        .nostr_sign_in(&req.event(), &url, &client_address_of(&extensions))
-        .await?;
+    let user = engine.nostr_sign_in(&req.event(), &url, &seen).await?;
     Ok(Json(bearer(&engine, &user)?))
 }
 
@@ -369,12 +364,12 @@ struct ResetRequest {
 /// account has the address; if one does, a single-use link goes to it.
 async fn request_password_reset(
     State(engine): State<Engine>,
-    extensions: axum::http::Extensions,
+    SeenFrom(seen): SeenFrom,
     Body(req): Body<ResetRequest>,
 ) -> Result<Json<serde_json::Value>, DetailError> {
     engine
         .accounts
-        .request_password_reset(&req.email, &client_address_of(&extensions), &engine.mail)
+        .request_password_reset(&req.email, &seen.address, &engine.mail)
         .await?;
     Ok(Json(
         serde_json::json!({ "detail": "Password reset email sent" }),
@@ -392,11 +387,12 @@ struct NewPasswordRequest {
 /// a reset link's key; every session and token of the account ends.
 async fn reset_password(
     State(engine): State<Engine>,
+    SeenFrom(seen): SeenFrom,
     Body(req): Body<NewPasswordRequest>,
 ) -> Result<Json<serde_json::Value>, DetailError> {
     engine
         .accounts
-        .reset_password(&req.reset_key, &req.password, &req.password_repeat)
+        .reset_password(&req.reset_key, &req.password, &req.password_repeat, &seen)
         .await?;
     Ok(Json(serde_json::json!({ "detail": "Password updated" })))
 }

@@ -28,8 +28,6 @@ use axum::Json;
 use ipnet::IpNet;
 use tower_sessions::Session;
 
-use engine::accounts::sessions::Seen;
-
 use app::api::auth::{
     AwaitedLnurlAuth, ClientAddress, Identity, SessionAuth, LNURL_AUTH_KEY, SESSION_AUTH_KEY,
 };
@@ -221,14 +219,10 @@ async fn resolve(engine: &Engine, parts: &Parts) -> Result<Identity, engine::Err
         .await
     {
         Ok(user) => {
-            let (address, user_agent) = app::api::auth::seen_from(parts);
-            let from = Seen {
-                address: &address,
-                user_agent: &user_agent,
-            };
+            let from = app::api::auth::seen_of(parts);
             if !engine
                 .accounts
-                .session_stands(&auth.handle, &user, from)
+                .session_stands(&auth.handle, &user, &from)
                 .await?
             {
                 // Ended from another session (or from before sessions had rows).
@@ -304,13 +298,9 @@ async fn lnurl_auth_answered(
     else {
         return Ok(Identity::Visitor);
     };
-    let (address, user_agent) = app::api::auth::seen_from(parts);
-    let from = Seen {
-        address: &address,
-        user_agent: &user_agent,
-    };
+    let from = app::api::auth::seen_of(parts);
     let auth =
-        app::api::auth::sign_in(engine, session, &user, engine::random_hex(16), from).await?;
+        app::api::auth::sign_in(engine, session, &user, engine::random_hex(16), &from).await?;
     Ok(session_caller(user, auth))
 }
 

@@ -49,9 +49,9 @@ use crate::accounts_api::{Body, DetailError};
 use crate::gate::SignedIn;
 use crate::outbound::HttpClient;
 use crate::AppState;
-use app::api::auth::{client_address_of, SessionAuth, SESSION_AUTH_KEY};
+use app::api::auth::{SeenFrom, SessionAuth, SESSION_AUTH_KEY};
 use engine::accounts::provider_flows::ProviderFlow;
-use engine::accounts::sessions::Seen;
+use engine::Seen;
 use engine::{Engine, User};
 
 /// How long one request to a provider may take.
@@ -678,7 +678,7 @@ async fn finish(
     answer: Answer,
     headers: &HeaderMap,
     session: &Session,
-    client: &str,
+    client: &Seen,
 ) -> Result<(Finished, Option<String>), (Refused, bool)> {
     let state = answer.state.unwrap_or_default();
     let browser = flow_cookie_of(headers).unwrap_or_default();
@@ -741,25 +741,16 @@ async fn finish_in_browser(
     Query(answer): Query<Answer>,
     session: Session,
     headers: HeaderMap,
-    extensions: axum::http::Extensions,
+    SeenFrom(from): SeenFrom,
 ) -> Response {
-    let client = client_address_of(&extensions);
-    let user_agent = headers
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let from = Seen {
-        address: &client,
-        user_agent,
-    };
     match finish(
-        &engine, &providers, &provider, answer, &headers, &session, &client,
+        &engine, &providers, &provider, answer, &headers, &session, &from,
     )
     .await
     {
         Ok((Finished::SignedIn(user), _)) => {
             let csrf = engine::random_hex(16);
-            match app::api::auth::switch_session(&engine, &session, &user, csrf, from).await {
+            match app::api::auth::switch_session(&engine, &session, &user, csrf, &from).await {
                 Ok(_) => Redirect::to("/").into_response(),
                 Err(err) => {
                     tracing::error!(error = ?err, "session after a provider's sign-in");
@@ -794,7 +785,7 @@ async fn finish_for_token(
     Path(provider): Path<String>,
     session: Session,
     headers: HeaderMap,
-    extensions: axum::http::Extensions,
+    SeenFrom(from): SeenFrom,
     Body(request): Body<CodeRequest>,
 ) -> Result<Json<serde_json::Value>, DetailError> {
     let answer = Answer {
@@ -802,9 +793,8 @@ async fn finish_for_token(
         state: Some(request.state),
         error: None,
     };
-    let client = client_address_of(&extensions);
     match finish(
-        &engine, &providers, &provider, answer, &headers, &session, &client,
+        &engine, &providers, &provider, answer, &headers, &session, &from,
     )
     .await
     {

@@ -13,6 +13,7 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
+use engine::Seen;
 use serde_json::{json, Value};
 
 use common::{Auth, Reply, Server, PASSWORD};
@@ -367,7 +368,7 @@ async fn no_new_accounts_when_the_operator_says_so(url: String) {
         .services
         .engine
         .accounts
-        .sign_in_with_key(&"02".repeat(33), "lnurl", None, "198.51.100.7")
+        .sign_in_with_key(&"02".repeat(33), "lnurl", None, &Seen::at("198.51.100.7"))
         .await;
     assert!(
         matches!(keyed, Err(engine::Error::Forbidden(_))),

@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use crate::api::ApiError;
-use engine::accounts::sessions::Seen;
-use engine::{Access, Caller, Engine, User};
+use engine::{Access, Caller, Engine, Seen, User};
 
 /// What the session cookie stands for once signed in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -193,7 +192,7 @@ pub async fn recheck(caller: &Caller, password: Option<&str>) -> Result<(), ApiE
     };
     engine()?
         .accounts
-        .recheck(&caller.user, password, &client_address())
+        .recheck(&caller.user, password, &seen())
         .await?;
     Ok(())
 }
@@ -220,12 +219,8 @@ pub async fn start_session(user: &User) -> Result<SessionAuth, ApiError> {
 /// Like [`start_session`], keeping the CSRF token the page already holds (after
 /// a password change: the session id still moves on).
 pub async fn renew_session(user: &User, csrf: String) -> Result<SessionAuth, ApiError> {
-    let (address, user_agent) = seen_from(&parts()?);
-    let from = Seen {
-        address: &address,
-        user_agent: &user_agent,
-    };
-    switch_session(&engine()?, &session().await?, user, csrf, from).await
+    let from = seen_of(&parts()?);
+    switch_session(&engine()?, &session().await?, user, csrf, &from).await
 }
 
 /// Signs `user` in on `session` under a fresh id and the anti-forgery token
@@ -237,7 +232,7 @@ pub async fn switch_session(
     session: &Session,
     user: &User,
     csrf: String,
-    from: Seen<'_>,
+    from: &Seen,
 ) -> Result<SessionAuth, ApiError> {
     let signed_in: Option<SessionAuth> = session.get(SESSION_AUTH_KEY).await.ok().flatten();
     let auth = sign_in(engine, session, user, csrf, from).await?;
@@ -257,7 +252,7 @@ pub async fn sign_in(
     session: &Session,
     user: &User,
     csrf: String,
-    from: Seen<'_>,
+    from: &Seen,
 ) -> Result<SessionAuth, engine::Error> {
     let internal =
         |e: tower_sessions::session::Error| engine::Error::Internal(format!("session: {e}"));
@@ -283,16 +278,37 @@ pub async fn sign_in(
     Ok(auth)
 }
 
-/// Where the request in `parts` comes from, as the account's sessions list
-/// shows it: the client's address (as the gate worked it out) and its
-/// `User-Agent`.
-pub fn seen_from(parts: &Parts) -> (String, String) {
+/// Where the request in `parts` comes from: the client's address (as the
+/// gate worked it out) and its `User-Agent`.
+pub fn seen_of(parts: &Parts) -> Seen {
     let agent = parts
         .headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    (client_address_of(&parts.extensions), agent.to_string())
+    Seen {
+        address: client_address_of(&parts.extensions),
+        user_agent: agent.to_string(),
+    }
+}
+
+/// Where this server function's request comes from ("local" when served
+/// without a request, as in tests).
+pub fn seen() -> Seen {
+    parts()
+        .map(|p| seen_of(&p))
+        .unwrap_or_else(|_| Seen::at("local"))
+}
+
+/// [`seen_of`] as an axum extractor, for the API handlers.
+pub struct SeenFrom(pub Seen);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for SeenFrom {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(SeenFrom(seen_of(parts)))
+    }
 }
 
 /// An LNURL-auth this browser session waits on: its `k1`, and the nonce the
@@ -331,10 +347,18 @@ pub async fn end_session() -> Result<(), ApiError> {
         .await
         .map_err(|e| ApiError::from(engine::Error::Internal(format!("session: {e}"))))?;
     if let Some(auth) = auth {
-        engine()?
-            .accounts
-            .end_session(&auth.user_id, &auth.handle)
-            .await?;
+        let accounts = &engine()?.accounts;
+        accounts.end_session(&auth.user_id, &auth.handle).await?;
+        accounts
+            .record(
+                &auth.user_id,
+                engine::accounts::activity::Topic::Session,
+                "logout",
+                engine::accounts::activity::Outcome::Succeed,
+                &seen(),
+                serde_json::json!({}),
+            )
+            .await;
     }
     Ok(())
 }

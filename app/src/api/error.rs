@@ -109,7 +109,7 @@ pub fn http_status(err: &engine::Error) -> axum::http::StatusCode {
     match err {
         Invalid { .. } => StatusCode::BAD_REQUEST,
         UsernameTaken | EmailTaken | Conflict(_) => StatusCode::CONFLICT,
-        InvalidCredentials | Unauthenticated => StatusCode::UNAUTHORIZED,
+        InvalidCredentials | Unauthenticated | CodeRequired => StatusCode::UNAUTHORIZED,
         Forbidden(_) => StatusCode::FORBIDDEN,
         NotFound(_) => StatusCode::NOT_FOUND,
         Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

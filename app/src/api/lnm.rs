@@ -201,11 +201,15 @@ async fn signed_in_user(
 /// `POST /lnm/login/credentials`: signs in with the wallet's username and
 /// password (the same `session` cookie as the wallet).
 #[server(prefix = "/lnm", endpoint = "login/credentials", input = Json)]
-pub async fn login_credentials(login: String, password: String) -> Result<SignedInUser, LnmError> {
+pub async fn login_credentials(
+    login: String,
+    password: String,
+    #[server(default)] otp_code: Option<String>,
+) -> Result<SignedInUser, LnmError> {
     use crate::api::auth;
     let user = auth::engine()?
         .accounts
-        .login(&login, &password, &auth::client_address())
+        .login(&login, &password, otp_code.as_deref(), &auth::seen())
         .await?;
     signed_in_user(&user, None).await
 }
@@ -273,7 +277,7 @@ pub async fn login_joule(
     use crate::api::auth;
     let (user, key) = auth::engine()?
         .desk
-        .joule_login(&message, &signature, &alias, &auth::client_address())
+        .joule_login(&message, &signature, &alias, &auth::seen())
         .await?;
     signed_in_user(&user, Some(key)).await
 }
@@ -312,6 +316,7 @@ pub struct Done {}
 pub async fn update_user(
     #[server(rename = "previousPassword")] previous_password: String,
     #[server(rename = "newPassword")] new_password: String,
+    #[server(default)] otp_code: Option<String>,
 ) -> Result<Done, LnmError> {
     use crate::api::auth;
     use engine::desk::DeskScope;
@@ -322,7 +327,8 @@ pub async fn update_user(
             &caller.user,
             &previous_password,
             &new_password,
-            &auth::client_address(),
+            otp_code.as_deref(),
+            &auth::seen(),
         )
         .await
         .map_err(|err| match err {
@@ -1044,7 +1050,7 @@ pub async fn lnurl_auth(
     match action.as_str() {
         "link" => desk.lnurl_link_answer(&k1, &sig, &key, &hmac, &t).await?,
         _ => {
-            desk.lnurl_auth_answer(&k1, &sig, &key, &hmac, &t, &auth::client_address())
+            desk.lnurl_auth_answer(&k1, &sig, &key, &hmac, &t, &auth::seen())
                 .await?
         }
     };

@@ -153,12 +153,16 @@ pub struct SettingsResponse {
 /// `POST /rest/v1/login {username, password}`: 200 and a fresh `session` cookie, or
 /// 401 (429 with `Retry-After` after repeated failures).
 #[server(prefix = "/rest/v1", endpoint = "login", input = Json)]
-pub async fn login(username: String, password: String) -> Result<LoginResponse, ApiError> {
+pub async fn login(
+    username: String,
+    password: String,
+    #[server(default)] otp_code: Option<String>,
+) -> Result<LoginResponse, ApiError> {
     use crate::api::auth;
     let engine = auth::engine()?;
     let user = engine
         .accounts
-        .login(&username, &password, &auth::client_address())
+        .login(&username, &password, otp_code.as_deref(), &auth::seen())
         .await?;
     let session = auth::start_session(&user).await?;
     Ok(LoginResponse {

@@ -211,7 +211,7 @@ pub async fn update_profile(
             Some(&display_name),
             Some(&email),
             password.as_deref(),
-            &auth::client_address(),
+            &auth::seen(),
         )
         .await?;
     Ok(())
@@ -302,11 +302,7 @@ async fn confirmed_manager(
     let engine = crate::api::auth::engine()?;
     engine
         .accounts
-        .confirm(
-            &caller,
-            password.as_deref(),
-            &crate::api::auth::client_address(),
-        )
+        .confirm(&caller, password.as_deref(), &crate::api::auth::seen())
         .await?;
     Ok((caller, engine))
 }
@@ -392,7 +388,7 @@ pub async fn delete_account(password: String, _csrf: String) -> Result<(), ApiEr
     use crate::api::auth;
     let caller = auth::caller().await?;
     auth::engine()?
-        .close_account(&caller, Some(&password), &auth::client_address())
+        .close_account(&caller, Some(&password), &auth::seen())
         .await?;
     auth::end_session().await?;
     leptos_axum::redirect("/");

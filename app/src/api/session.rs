@@ -48,12 +48,16 @@ pub async fn sign_up(username: String, password: String) -> Result<(), ApiError>
 }
 
 #[server(prefix = "/api/ui", endpoint = "sign_in")]
-pub async fn sign_in(username: String, password: String) -> Result<(), ApiError> {
+pub async fn sign_in(
+    username: String,
+    password: String,
+    #[server(default)] otp_code: Option<String>,
+) -> Result<(), ApiError> {
     use crate::api::auth;
     let engine = auth::engine()?;
     let user = engine
         .accounts
-        .login(&username, &password, &auth::client_address())
+        .login(&username, &password, otp_code.as_deref(), &auth::seen())
         .await?;
     auth::start_session(&user).await?;
     leptos_axum::redirect("/");
@@ -104,9 +108,7 @@ pub async fn nostr_sign_in(event: String) -> Result<(), ApiError> {
     let public = use_context::<auth::PublicUrl>()
         .ok_or_else(|| ApiError::new("public URL missing from context"))?;
     let url = format!("{}/api/ui/nostr_sign_in", public.0);
-    let user = engine
-        .nostr_sign_in(&event, &url, &auth::client_address())
-        .await?;
+    let user = engine.nostr_sign_in(&event, &url, &auth::seen()).await?;
     auth::start_session(&user).await?;
     Ok(())
 }
@@ -135,7 +137,7 @@ pub async fn reset_password(
     use crate::api::auth;
     auth::engine()?
         .accounts
-        .reset_password(&reset_key, &password, &password_repeat)
+        .reset_password(&reset_key, &password, &password_repeat, &auth::seen())
         .await?;
     Ok(())
 }
@@ -147,6 +149,7 @@ pub async fn reset_password(
 pub async fn change_password(
     old_password: String,
     new_password: String,
+    #[server(default)] otp_code: Option<String>,
     csrf: String,
 ) -> Result<(), ApiError> {
     use crate::api::auth;
@@ -158,7 +161,8 @@ pub async fn change_password(
             &caller.user,
             &old_password,
             &new_password,
-            &auth::client_address(),
+            otp_code.as_deref(),
+            &auth::seen(),
         )
         .await?;
     auth::renew_session(&user, csrf).await?;

@@ -155,6 +155,25 @@ where
     last_error(action, move |caused_by| caused_by == field)
 }
 
+/// Whether the server asked `action`'s form for a two-factor code (the account
+/// has it on) or refused the one given: from then on the form shows its
+/// code field.
+pub(crate) fn asks_code<S>(action: ServerAction<S>) -> Signal<bool>
+where
+    S: ServerFn + Clone + Send + Sync + 'static,
+    S::Error: FormError + Send + Sync + 'static,
+    S::Output: Refusal + Send + Sync + 'static,
+{
+    let asked = RwSignal::new(false);
+    let refused = action_error(action, Some("otp_code"));
+    Effect::new(move |_| {
+        if refused.get().is_some() {
+            asked.set(true);
+        }
+    });
+    asked.into()
+}
+
 /// The message of the action's last failure or refusal unless one of the form's
 /// `fields` caused it (those show beside their input): nothing is left unsaid.
 pub(crate) fn form_error<S>(

@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{lazy_route, LazyRoute};
 
-use super::{action_error, form_error};
+use super::{action_error, asks_code, form_error};
 use crate::api::mylightning::UpdateSettings;
 use crate::api::session::{Account, ChangePassword};
 use crate::components::{Field, SignOutButton, SignedIn};
@@ -86,11 +86,14 @@ pub(super) fn PasswordCard(csrf: String) -> impl IntoView {
     let change = ServerAction::<ChangePassword>::new();
     let old_password = RwSignal::new(String::new());
     let new_password = RwSignal::new(String::new());
+    let code = RwSignal::new(String::new());
+    let asks_code = asks_code(change);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         change.dispatch(ChangePassword {
             old_password: old_password.get_untracked(),
             new_password: new_password.get_untracked(),
+            otp_code: Some(code.get_untracked()).filter(|c| !c.is_empty()),
             csrf: csrf.clone(),
         });
     };
@@ -98,6 +101,7 @@ pub(super) fn PasswordCard(csrf: String) -> impl IntoView {
         if change.value().with(|v| matches!(v, Some(Ok(())))) {
             old_password.set(String::new());
             new_password.set(String::new());
+            code.set(String::new());
         }
     });
     view! {
@@ -110,8 +114,13 @@ pub(super) fn PasswordCard(csrf: String) -> impl IntoView {
                 <Field label="New password" name="new_password" kind="password"
                     autocomplete="new-password" value=new_password
                     error=action_error(change, Some("new_password")) />
-                <p class="hint">"8 to 64 characters with a digit, a lower case and an upper case letter."</p>
-                <p class="form-error" role="alert">{move || form_error(change, &["old_password", "new_password"]).get()}</p>
+                <p class="hint">"8 to 64 characters with a digit, a lower case and an upper case letter, not easy to guess."</p>
+                <Show when=move || asks_code.get()>
+                    <Field label="Two-factor code" name="otp_code" id="password-otp-code"
+                        autocomplete="one-time-code" inputmode="numeric" value=code
+                        error=action_error(change, Some("otp_code")) />
+                </Show>
+                <p class="form-error" role="alert">{move || form_error(change, &["old_password", "new_password", "otp_code"]).get()}</p>
                 <button type="submit" disabled=move || change.pending().get()>"Change password"</button>
                 {move || change.value().get().and_then(|r| r.ok()).map(|_| view! {
                     <p class="success" role="status">"Password changed. Your other sessions and tokens are signed out."</p>

@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{lazy_route, LazyRoute};
 
-use super::action_error;
+use super::{action_error, asks_code};
 use crate::api::lnm::{joule_challenge, lnurl_auth_create, login_joule, LnmError};
 use crate::api::session::{nostr_sign_in, provider_error_message, sign_in_providers, SignIn};
 use crate::components::{CopyButton, Field, QrCode};
@@ -15,6 +15,7 @@ lazy_page!(SignInPage, "Sign in · Ampere", SignInForms);
 #[component]
 fn SignInForms() -> impl IntoView {
     let action = ServerAction::<SignIn>::new();
+    let asks_code = asks_code(action);
     view! {
         <div class="sign-in">
             <section class="card narrow">
@@ -24,6 +25,11 @@ fn SignInForms() -> impl IntoView {
                         error=action_error(action, Some("username")) />
                     <Field label="Password" name="password" kind="password"
                         autocomplete="current-password" error=action_error(action, Some("password")) />
+                    <Show when=move || asks_code.get()>
+                        <Field label="Two-factor code" name="otp_code" autocomplete="one-time-code"
+                            inputmode="numeric" error=action_error(action, Some("otp_code"))
+                            hint=Signal::derive(|| "The 6 digits your authenticator app shows for Ampere.".to_string()) />
+                    </Show>
                     <p class="form-error" role="alert">{move || action_error(action, None).get()}</p>
                     <button type="submit" disabled=move || action.pending().get()>"Sign in"</button>
                 </ActionForm>

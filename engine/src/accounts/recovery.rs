@@ -117,7 +117,13 @@ impl Accounts {
     /// link is used up in the same transaction that sets the password, so of
     /// two requests with one link exactly one sets its password. Every session
     /// and token of the account stops working.
-    pub async fn reset_password(&self, key: &str, password: &str, repeat: &str) -> Result<User> {
+    pub async fn reset_password(
+        &self,
+        key: &str,
+        password: &str,
+        repeat: &str,
+        client: &crate::Seen,
+    ) -> Result<User> {
         let key = key.trim();
         if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(invalid_link());
@@ -128,7 +134,7 @@ impl Accounts {
                 "the passwords are not the same",
             ));
         }
-        check_password_rule(password)?;
+        check_password_rule(password, &[])?;
         let hash = key_hash(&key.to_ascii_lowercase());
         // A link that cannot work is refused before any hashing work.
         let now = now_ms();
@@ -190,6 +196,15 @@ impl Accounts {
                 })
             })
             .await?;
+        self.record(
+            &user_id,
+            super::activity::Topic::Password,
+            "reset",
+            super::activity::Outcome::Succeed,
+            client,
+            serde_json::json!({ "way": "e-mail link" }),
+        )
+        .await;
         self.credentials_changed(&user_id).await
     }
 }
@@ -206,7 +221,7 @@ impl Engine {
         display_name: Option<&str>,
         email: Option<&str>,
         password: Option<&str>,
-        client: &str,
+        client: &crate::Seen,
     ) -> Result<User> {
         caller.permits(Access::Write)?;
         let before = caller.user.email.clone();

@@ -10,19 +10,12 @@ use sqlx::Row;
 
 use super::{Accounts, User};
 use crate::events::{EventKind, Topic};
-use crate::{cut, now_ms, Result};
+use crate::{cut, now_ms, Result, Seen};
 
 /// How often a session's row records that it was seen (at most).
 const SEEN_EVERY_MS: i64 = 5 * 60 * 1000;
 /// A session unused this long has expired (the session store's idle lifetime).
 pub const SESSION_IDLE_MS: i64 = 7 * 24 * 3600 * 1000;
-
-/// Where a request comes from, as a session's row remembers it.
-#[derive(Debug, Clone, Copy)]
-pub struct Seen<'a> {
-    pub address: &'a str,
-    pub user_agent: &'a str,
-}
 
 /// One signed-in browser of the account.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +29,7 @@ pub struct SessionRow {
 
 impl Accounts {
     /// Opens the row of a sign-in of `user`: the handle its session carries.
-    pub async fn open_session(&self, user: &User, seen: Seen<'_>) -> Result<String> {
+    pub async fn open_session(&self, user: &User, seen: &Seen) -> Result<String> {
         let handle = crate::random_hex(16);
         let now = now_ms();
         self.db
@@ -50,8 +43,8 @@ impl Accounts {
                 .bind(user.id.0.clone())
                 .bind(user.auth_version)
                 .bind(now)
-                .bind(cut(seen.address, 64).to_string())
-                .bind(cut(seen.user_agent, 256).to_string()),
+                .bind(cut(&seen.address, 64).to_string())
+                .bind(cut(&seen.user_agent, 256).to_string()),
             )
             .await?;
         Ok(handle)
@@ -61,7 +54,7 @@ impl Accounts {
     /// made under the account's current password). Answered from a cache
     /// for a moment (the bus clears it when a session ends); records when and
     /// where the session was seen, at most every few minutes.
-    pub async fn session_stands(&self, handle: &str, user: &User, seen: Seen<'_>) -> Result<bool> {
+    pub async fn session_stands(&self, handle: &str, user: &User, seen: &Seen) -> Result<bool> {
         if handle.is_empty() {
             return Ok(false);
         }
@@ -91,8 +84,8 @@ impl Accounts {
                          WHERE handle = $4",
                     )
                     .bind(now)
-                    .bind(cut(seen.address, 64).to_string())
-                    .bind(cut(seen.user_agent, 256).to_string())
+                    .bind(cut(&seen.address, 64).to_string())
+                    .bind(cut(&seen.user_agent, 256).to_string())
                     .bind(handle.to_string()),
                 )
                 .await?;

@@ -133,7 +133,7 @@ impl Desk {
         key: &str,
         hmac: &str,
         t: &str,
-        client: &str,
+        client: &crate::Seen,
     ) -> Result<User> {
         self.check_auth_answer("a", k1, sig, key, hmac, t)?;
         self.take_challenge(k1, "lnurl").await?;
@@ -350,7 +350,7 @@ impl Desk {
         message: &str,
         signature: &str,
         alias: &str,
-        client: &str,
+        client: &crate::Seen,
     ) -> Result<(User, String)> {
         if !message.starts_with(JOULE_PREFIX) || message.len() > 128 {
             return Err(Error::invalid(

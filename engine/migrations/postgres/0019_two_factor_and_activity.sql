@@ -1,0 +1,25 @@
+-- Two-factor codes (TOTP): the secret an authenticator app holds, whether it
+-- is on (a secret waits off until a first code proves the app has it), and
+-- the last 30-second step a code was accepted for: a code works once.
+CREATE TABLE two_factor (
+    user_id    TEXT    PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    secret     TEXT    NOT NULL,
+    enabled    BIGINT  NOT NULL DEFAULT 0,
+    last_step  BIGINT  NOT NULL DEFAULT 0,
+    created_at BIGINT  NOT NULL
+);
+
+-- What happened to an account and from where: sign-in attempts (every way),
+-- session ends, password, two-factor and API key changes. Never a secret.
+CREATE TABLE activities (
+    id         BIGSERIAL PRIMARY KEY,
+    user_id    TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    topic      TEXT    NOT NULL,
+    action     TEXT    NOT NULL,
+    result     TEXT    NOT NULL,
+    user_ip    TEXT    NOT NULL,
+    user_agent TEXT    NOT NULL,
+    data       TEXT    NOT NULL,
+    created_at BIGINT  NOT NULL
+);
+CREATE INDEX activities_user ON activities (user_id, created_at);
