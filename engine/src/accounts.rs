@@ -23,6 +23,7 @@ pub mod provider_flows;
 mod recovery;
 pub mod sessions;
 pub mod two_factor;
+pub mod user_data;
 pub use recovery::{RESET_LINK_LIFETIME, RESET_PAGE};
 
 /// A user's id: a random UUID, stable for the account's life.
@@ -201,7 +202,7 @@ const MAX_DISPLAY_NAME_CHARS: usize = 64;
 /// An e-mail address as typed: `None` for none (empty), else one that has the
 /// shape of an address (`local@domain.tld`, no spaces or control characters).
 /// Whether it reaches anyone only a message sent to it can tell.
-fn parse_email(raw: &str) -> Result<Option<String>> {
+pub(crate) fn parse_email(raw: &str) -> Result<Option<String>> {
     let email = raw.trim();
     if email.is_empty() {
         return Ok(None);
@@ -427,17 +428,22 @@ impl Accounts {
         self.sign_up(username, password, email, client, None).await
     }
 
-    /// [`Accounts::register`] without an e-mail, running `within` inside the
+    /// [`Accounts::register`], running `within` inside the
     /// sign-up's transaction (given the new account's id): the account exists
     /// only if `within` succeeds too.
     pub async fn register_with(
         &self,
         username: &str,
         password: &str,
+        email: Option<&str>,
         client: &str,
         within: Within,
     ) -> Result<User> {
-        self.sign_up(username, password, None, client, Some(within))
+        let email = match email {
+            Some(raw) => parse_email(raw)?,
+            None => None,
+        };
+        self.sign_up(username, password, email, client, Some(within))
             .await
     }
 

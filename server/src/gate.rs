@@ -423,6 +423,9 @@ pub enum ErrorFormat {
     Lnm,
     /// `{"status": "ERROR", "reason": ...}`: the LNURL routes wallets call.
     Lnurl,
+    /// `{"errors": [code], "message": ...}`: the exchange identity API under
+    /// `/api/v2/auth`.
+    Errors,
 }
 
 impl ErrorFormat {
@@ -436,6 +439,8 @@ impl ErrorFormat {
     pub fn of_api(path: &str) -> Option<Self> {
         Some(if path.starts_with("/api/v1/auth") {
             ErrorFormat::Detail
+        } else if path.starts_with("/api/v2/auth") {
+            ErrorFormat::Errors
         } else if path.starts_with("/lnm/lnurl/") && !path.starts_with("/lnm/lnurl/a/c") {
             ErrorFormat::Lnurl
         } else if path == "/lnm" || path.starts_with("/lnm/") {
@@ -453,6 +458,19 @@ impl ErrorFormat {
             ErrorFormat::Detail => serde_json::json!({ "detail": message }),
             ErrorFormat::Lnm => serde_json::json!({ "message": message }),
             ErrorFormat::Lnurl => serde_json::json!({ "status": "ERROR", "reason": message }),
+            ErrorFormat::Errors => {
+                let code = match status.as_u16() {
+                    400 => "server.bad_request",
+                    401 => "authz.invalid_session",
+                    403 => "authz.access_denied",
+                    404 => "server.not_found",
+                    413 => "server.payload_too_large",
+                    429 => "authz.too_many_requests",
+                    500..=599 => "server.internal_error",
+                    _ => "server.refused",
+                };
+                serde_json::json!({ "errors": [code], "message": message })
+            }
         };
         (status, Json(body)).into_response()
     }

@@ -10,6 +10,7 @@ mod edge;
 pub mod gate;
 mod health;
 mod history_export;
+mod identity_api;
 mod live;
 pub mod oidc;
 mod openapi;
@@ -245,6 +246,7 @@ pub fn app(
         )
         .route("/lnm/realtime", get(realtime::connect))
         .merge(accounts_api::router())
+        .merge(identity_api::router())
         .merge(oidc::router())
         .merge(wallet_api::router())
         .merge(openapi::router())

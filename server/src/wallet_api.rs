@@ -72,7 +72,7 @@ async fn qr_image(
     }
 }
 
-fn qr_png(text: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn qr_png(text: &str) -> Result<Vec<u8>, String> {
     use qrcode::{EcLevel, QrCode};
     let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)
         .map_err(|e| format!("cannot encode as a QR code: {e}"))?;

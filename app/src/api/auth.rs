@@ -220,7 +220,7 @@ pub async fn start_session(user: &User) -> Result<SessionAuth, ApiError> {
 /// a password change: the session id still moves on).
 pub async fn renew_session(user: &User, csrf: String) -> Result<SessionAuth, ApiError> {
     let from = seen_of(&parts()?);
-    switch_session(&engine()?, &session().await?, user, csrf, &from).await
+    Ok(switch_session(&engine()?, &session().await?, user, csrf, &from).await?)
 }
 
 /// Signs `user` in on `session` under a fresh id and the anti-forgery token
@@ -233,7 +233,7 @@ pub async fn switch_session(
     user: &User,
     csrf: String,
     from: &Seen,
-) -> Result<SessionAuth, ApiError> {
+) -> Result<SessionAuth, engine::Error> {
     let signed_in: Option<SessionAuth> = session.get(SESSION_AUTH_KEY).await.ok().flatten();
     let auth = sign_in(engine, session, user, csrf, from).await?;
     if let Some(previous) = signed_in {
@@ -340,27 +340,42 @@ pub async fn await_lnurl_auth(k1: String, nonce: String) -> Result<(), ApiError>
 /// Ends the session: deleted on the server, cookie cleared, and every process
 /// told (its caches forget it, its event streams end) before this answers.
 pub async fn end_session() -> Result<(), ApiError> {
-    let session = session().await?;
+    sign_out(&engine()?, &session().await?, &seen()).await?;
+    Ok(())
+}
+
+/// Signs the browser of `session` out, seen from `from`: its session ends
+/// everywhere and the account's activity log says so. Answers whether it
+/// was signed in.
+pub async fn sign_out(
+    engine: &Engine,
+    session: &Session,
+    from: &Seen,
+) -> Result<bool, engine::Error> {
     let auth: Option<SessionAuth> = session.get(SESSION_AUTH_KEY).await.ok().flatten();
     session
         .flush()
         .await
-        .map_err(|e| ApiError::from(engine::Error::Internal(format!("session: {e}"))))?;
-    if let Some(auth) = auth {
-        let accounts = &engine()?.accounts;
-        accounts.end_session(&auth.user_id, &auth.handle).await?;
-        accounts
-            .record(
-                &auth.user_id,
-                engine::accounts::activity::Topic::Session,
-                "logout",
-                engine::accounts::activity::Outcome::Succeed,
-                &seen(),
-                serde_json::json!({}),
-            )
-            .await;
-    }
-    Ok(())
+        .map_err(|e| engine::Error::Internal(format!("session: {e}")))?;
+    let Some(auth) = auth else {
+        return Ok(false);
+    };
+    engine
+        .accounts
+        .end_session(&auth.user_id, &auth.handle)
+        .await?;
+    engine
+        .accounts
+        .record(
+            &auth.user_id,
+            engine::accounts::activity::Topic::Session,
+            "logout",
+            engine::accounts::activity::Outcome::Succeed,
+            from,
+            serde_json::json!({}),
+        )
+        .await;
+    Ok(true)
 }
 
 /// The address the throttles count attempts against.

@@ -23,3 +23,12 @@ CREATE TABLE activities (
     created_at BIGINT  NOT NULL
 );
 CREATE INDEX activities_user ON activities (user_id, created_at);
+
+-- What the exchange identity API (NebulaECN) keeps of a user beyond the
+-- account: its free-form `data` (a JSON object) and who referred it.
+CREATE TABLE user_data (
+    user_id      TEXT    PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    data         TEXT    NOT NULL,
+    referral_uid TEXT,
+    updated_at   BIGINT  NOT NULL
+);

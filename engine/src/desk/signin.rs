@@ -437,6 +437,7 @@ impl Desk {
             .register_with(
                 login,
                 password,
+                None,
                 client,
                 Box::new(move |conn, user_id| {
                     Box::pin(async move {

@@ -1,0 +1,750 @@
+//! The exchange identity API of `specs/nebulaecn-auth-api.txt` at `/api/v2/auth`:
+//! the public `identity/...` routes (sign up by e-mail, sign in with a password
+//! and two-factor code, sign out, the server's time, version and settings,
+//! password strength) and the signed-in `resource/...` routes (the user, the
+//! password, two-factor codes, the activity log). Parameters come as a form or
+//! as JSON; errors answer in that API's format, `{"errors": ["<code>"]}`, with
+//! a `message` in words beside it.
+
+use axum::extract::{FromRequest, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use base64::Engine as _;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use crate::gate::SignedIn;
+use crate::AppState;
+use app::api::auth::SeenFrom;
+use app::api::http_status;
+use engine::accounts::activity::{Activity, ActivityFilter, Outcome, Topic};
+use engine::{Access, Caller, Engine, User};
+
+pub fn router() -> Router<AppState> {
+    let mut router = Router::new();
+    // The spec serves these under both names.
+    for area in ["identity", "public"] {
+        router = router
+            .route(&format!("/api/v2/auth/{area}/ping"), get(ping))
+            .route(&format!("/api/v2/auth/{area}/time"), get(time))
+            .route(&format!("/api/v2/auth/{area}/version"), get(version))
+            .route(&format!("/api/v2/auth/{area}/configs"), get(configs))
+            .route(
+                &format!("/api/v2/auth/{area}/password/validate"),
+                post(validate_password),
+            );
+    }
+    router
+        .route("/api/v2/auth/identity/users", post(sign_up))
+        .route(
+            "/api/v2/auth/identity/users/register_geetest",
+            get(register_geetest),
+        )
+        .route(
+            "/api/v2/auth/identity/sessions",
+            post(sign_in).delete(sign_out),
+        )
+        .route(
+            "/api/v2/auth/resource/users/me",
+            get(me).put(update_data).delete(close),
+        )
+        .route("/api/v2/auth/resource/users/password", put(change_password))
+        .route(
+            "/api/v2/auth/resource/users/activity/{topic}",
+            get(activity),
+        )
+        .route(
+            "/api/v2/auth/resource/otp/generate_qrcode",
+            post(generate_qrcode),
+        )
+        .route("/api/v2/auth/resource/otp/enable", post(enable_otp))
+        .route("/api/v2/auth/resource/otp/verify", post(verify_otp))
+        .route("/api/v2/auth/resource/otp/disable", post(disable_otp))
+}
+
+// ---- The user as the spec shows it ----
+
+/// `API_V2_Entities_UserWithFullInfo`.
+#[derive(Debug, Serialize)]
+struct UserWithFullInfo {
+    email: Option<String>,
+    uid: String,
+    role: &'static str,
+    level: u8,
+    otp: bool,
+    state: &'static str,
+    referral_uid: Option<String>,
+    data: String,
+    /// The session's anti-forgery token (empty for a token's caller): cookie
+    /// writes send it back as `X-CSRF-Token`.
+    csrf_token: String,
+    username: String,
+    labels: Vec<serde_json::Value>,
+    phones: Vec<serde_json::Value>,
+    profiles: Vec<serde_json::Value>,
+    data_storages: Vec<serde_json::Value>,
+    created_at: String,
+    updated_at: String,
+}
+
+async fn full_info(engine: &Engine, user: &User, csrf: &str) -> Result<UserWithFullInfo, Refusal> {
+    let area = "resource.user";
+    let otp = engine
+        .accounts
+        .two_factor_on(&user.id.0)
+        .await
+        .map_err(at(area))?;
+    let extra = engine
+        .accounts
+        .user_data(&user.id.0)
+        .await
+        .map_err(at(area))?;
+    Ok(UserWithFullInfo {
+        email: user.email.clone(),
+        uid: user.id.0.clone(),
+        role: if user.is_admin { "admin" } else { "member" },
+        level: 1,
+        otp,
+        state: "active",
+        referral_uid: extra.referral_uid,
+        data: extra.data,
+        csrf_token: csrf.to_string(),
+        username: user.username.clone(),
+        labels: Vec::new(),
+        phones: Vec::new(),
+        profiles: Vec::new(),
+        data_storages: Vec::new(),
+        created_at: engine::rfc3339(user.created_at_ms),
+        updated_at: engine::rfc3339(extra.updated_at_ms.unwrap_or(user.created_at_ms)),
+    })
+}
+
+// ---- Public routes ----
+
+async fn ping() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "ping": "pong" }))
+}
+
+async fn time() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "time": engine::now_ms() / 1000 }))
+}
+
+async fn version() -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "git_tag": format!("v{}", env!("CARGO_PKG_VERSION")),
+    }))
+}
+
+async fn configs() -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "session_expire_time": engine::accounts::sessions::SESSION_IDLE_MS / 1000,
+        "captcha_type": "none",
+        "captcha_id": null,
+        "password_min_score": engine::accounts::MIN_PASSWORD_SCORE,
+        "password_regexp": "^(?=.*[a-z])(?=.*[A-Z])(?=.*[0-9]).{8,64}$",
+        "otp_issuer": engine::accounts::two_factor::ISSUER,
+    }))
+}
+
+/// No captcha runs here: the answer says so, and no route asks for one.
+async fn register_geetest() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "captcha_type": "none", "message": "captcha is off on this server" }))
+}
+
+#[derive(Debug, Deserialize)]
+struct PasswordParams {
+    password: String,
+}
+
+/// `POST identity/password/validate`: 201 with how strong the password is
+/// (`entropy` in bits, the `zxcvbn` score and whether sign-up takes it).
+async fn validate_password(
+    Params(p): Params<PasswordParams>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let strength = engine::accounts::password_strength(&p.password, &[]);
+    let accepted = engine::accounts::check_password_rule(&p.password, &[]).is_ok();
+    (
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "entropy": strength.entropy,
+            "score": strength.score,
+            "strong": accepted,
+            "warning": strength.warning,
+            "suggestions": strength.suggestions,
+        })),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct SignUpParams {
+    email: String,
+    password: String,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    refid: Option<String>,
+    #[serde(default)]
+    data: Option<String>,
+    /// No captcha runs here; a client that sends one is not refused.
+    #[serde(default)]
+    #[allow(dead_code)]
+    captcha_response: Option<String>,
+}
+
+/// `POST identity/users`: 201 with the new user, signed in on this browser.
+async fn sign_up(
+    State(engine): State<Engine>,
+    SeenFrom(seen): SeenFrom,
+    session: Session,
+    Params(p): Params<SignUpParams>,
+) -> Result<(StatusCode, Json<UserWithFullInfo>), Refusal> {
+    let area = "identity.user";
+    let user = engine
+        .sign_up_by_email(
+            &p.email,
+            &p.password,
+            p.username.as_deref(),
+            p.refid.as_deref(),
+            p.data.as_deref().unwrap_or_default(),
+            &seen.address,
+        )
+        .await
+        .map_err(at(area))?;
+    let csrf = engine::random_hex(16);
+    app::api::auth::switch_session(&engine, &session, &user, csrf.clone(), &seen)
+        .await
+        .map_err(at(area))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(full_info(&engine, &user, &csrf).await?),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct SignInParams {
+    email: String,
+    password: String,
+    #[serde(default)]
+    otp_code: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    captcha_response: Option<String>,
+}
+
+/// `POST identity/sessions`: 201 with the user, this browser signed in (a
+/// fresh session). An account with two-factor codes on needs `otp_code`: 401
+/// `identity.session.missing_otp` without one.
+async fn sign_in(
+    State(engine): State<Engine>,
+    SeenFrom(seen): SeenFrom,
+    session: Session,
+    Params(p): Params<SignInParams>,
+) -> Result<(StatusCode, Json<UserWithFullInfo>), Refusal> {
+    let area = "identity.session";
+    // An address no account has still costs a password check (of a name no
+    // account can have: it holds `@`), so timing does not tell who exists.
+    let username = engine
+        .accounts
+        .username_for_email(&p.email)
+        .await
+        .map_err(at(area))?
+        .unwrap_or_else(|| p.email.clone());
+    let user = engine
+        .accounts
+        .login(&username, &p.password, p.otp_code.as_deref(), &seen)
+        .await
+        .map_err(at(area))?;
+    let csrf = engine::random_hex(16);
+    app::api::auth::switch_session(&engine, &session, &user, csrf.clone(), &seen)
+        .await
+        .map_err(at(area))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(full_info(&engine, &user, &csrf).await?),
+    ))
+}
+
+/// `DELETE identity/sessions`: 204, this browser signed out (404 when it was
+/// not signed in).
+async fn sign_out(
+    State(engine): State<Engine>,
+    SeenFrom(seen): SeenFrom,
+    session: Session,
+) -> Result<StatusCode, Refusal> {
+    let ended = app::api::auth::sign_out(&engine, &session, &seen)
+        .await
+        .map_err(at("identity.session"))?;
+    if ended {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "identity.session.not_found",
+            "this browser is not signed in",
+        ))
+    }
+}
+
+// ---- The signed-in user ----
+
+/// `GET resource/users/me`.
+async fn me(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+) -> Result<Json<UserWithFullInfo>, Refusal> {
+    Ok(Json(full_info(&engine, &caller.user, caller.csrf()).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct DataParams {
+    data: String,
+}
+
+/// `PUT resource/users/me {data}`: replaces the user's `data` (a JSON object).
+async fn update_data(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    Params(p): Params<DataParams>,
+) -> Result<Json<UserWithFullInfo>, Refusal> {
+    let area = "resource.user";
+    caller
+        .permits(Access::Write)
+        .map_err(|d| at(area)(d.into()))?;
+    engine
+        .accounts
+        .set_user_data(&caller.user, &p.data)
+        .await
+        .map_err(at(area))?;
+    Ok(Json(full_info(&engine, &caller.user, caller.csrf()).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct CloseParams {
+    password: String,
+    #[serde(default)]
+    otp_code: Option<String>,
+}
+
+/// `DELETE resource/users/me?password&otp_code`: 204, the account gone with
+/// everything of it, unless it still holds funds (422 saying what to move
+/// first: deleting never destroys money). The password is asked of every
+/// credential here, and the code of an account that has two-factor on.
+async fn close(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    SeenFrom(seen): SeenFrom,
+    session: Session,
+    Query(p): Query<CloseParams>,
+) -> Result<StatusCode, Refusal> {
+    let area = "resource.user";
+    caller
+        .permits(Access::CloseAccount)
+        .map_err(|d| at(area)(d.into()))?;
+    engine
+        .accounts
+        .recheck(&caller.user, &p.password, &seen)
+        .await
+        .map_err(at(area))?;
+    engine
+        .accounts
+        .second_factor(&caller.user, p.otp_code.as_deref())
+        .await
+        .map_err(at(area))?;
+    engine
+        .close_account(&caller, Some(&p.password), &seen)
+        .await
+        .map_err(at(area))?;
+    let _ = session.flush().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+struct PasswordChangeParams {
+    old_password: String,
+    new_password: String,
+    confirm_password: String,
+    #[serde(default)]
+    otp_code: Option<String>,
+}
+
+/// `PUT resource/users/password`: 201; every session and token of the
+/// account ends, this one included (sign in again with the new password).
+async fn change_password(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    SeenFrom(seen): SeenFrom,
+    session: Session,
+    Params(p): Params<PasswordChangeParams>,
+) -> Result<(StatusCode, Json<serde_json::Value>), Refusal> {
+    let area = "resource.password";
+    caller
+        .permits(Access::ManageAccess)
+        .map_err(|d| at(area)(d.into()))?;
+    if p.new_password != p.confirm_password {
+        return Err(Refusal::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resource.password.doesnt_match",
+            "the new password and its confirmation are not the same",
+        ));
+    }
+    engine
+        .accounts
+        .change_password(
+            &caller.user,
+            &p.old_password,
+            &p.new_password,
+            p.otp_code.as_deref(),
+            &seen,
+        )
+        .await
+        .map_err(at(area))?;
+    let _ = session.flush().await;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "message": "password changed" })),
+    ))
+}
+
+// ---- Two-factor codes ----
+
+/// `POST resource/otp/generate_qrcode`: a new secret, off until enabled with
+/// a code of it: `{"data": {"url": "otpauth://...", "barcode": "<base64 PNG>"}}`
+/// (the secret in base32 beside them). 400 while two-factor is on.
+async fn generate_qrcode(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+) -> Result<Json<serde_json::Value>, Refusal> {
+    let area = "resource.otp";
+    caller
+        .permits(Access::ManageAccess)
+        .map_err(|d| at(area)(d.into()))?;
+    let enrolment = engine
+        .accounts
+        .start_two_factor(&caller.user)
+        .await
+        .map_err(at(area))?;
+    let png = crate::wallet_api::qr_png(&enrolment.url)
+        .map_err(|e| at(area)(engine::Error::Internal(e)))?;
+    let barcode = base64::engine::general_purpose::STANDARD.encode(png);
+    Ok(Json(serde_json::json!({
+        "data": {
+            "url": enrolment.url,
+            "barcode": barcode,
+            "secret": enrolment.secret,
+        }
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct CodeParams {
+    code: String,
+}
+
+/// `POST resource/otp/enable {code}`: 200, two-factor on.
+async fn enable_otp(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    SeenFrom(seen): SeenFrom,
+    Params(p): Params<CodeParams>,
+) -> Result<Json<serde_json::Value>, Refusal> {
+    otp_change(&caller, "resource.otp")?;
+    engine
+        .accounts
+        .enable_two_factor(&caller.user, &p.code, &seen)
+        .await
+        .map_err(at("resource.otp"))?;
+    Ok(Json(serde_json::json!({ "message": "2FA was enabled" })))
+}
+
+/// `POST resource/otp/verify {code}`: 200 when the code is right.
+async fn verify_otp(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    SeenFrom(seen): SeenFrom,
+    Params(p): Params<CodeParams>,
+) -> Result<Json<serde_json::Value>, Refusal> {
+    otp_change(&caller, "resource.otp")?;
+    engine
+        .accounts
+        .verify_two_factor(&caller.user, &p.code, &seen)
+        .await
+        .map_err(at("resource.otp"))?;
+    Ok(Json(serde_json::json!({ "message": "2FA was verified" })))
+}
+
+/// `POST resource/otp/disable {code}`: 200, two-factor off.
+async fn disable_otp(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    SeenFrom(seen): SeenFrom,
+    Params(p): Params<CodeParams>,
+) -> Result<Json<serde_json::Value>, Refusal> {
+    otp_change(&caller, "resource.otp")?;
+    engine
+        .accounts
+        .disable_two_factor(&caller.user, &p.code, &seen)
+        .await
+        .map_err(at("resource.otp"))?;
+    Ok(Json(serde_json::json!({ "message": "2FA was disabled" })))
+}
+
+/// Two-factor settings are how the account is reached: never an ACL token's.
+fn otp_change(caller: &Caller, area: &'static str) -> Result<(), Refusal> {
+    caller
+        .permits(Access::ManageAccess)
+        .map_err(|d| at(area)(d.into()))
+}
+
+// ---- The activity log ----
+
+#[derive(Debug, Deserialize)]
+struct ActivityParams {
+    #[serde(default)]
+    time_from: Option<String>,
+    #[serde(default)]
+    time_to: Option<String>,
+    #[serde(default)]
+    result: Option<String>,
+    #[serde(default)]
+    page: Option<String>,
+    #[serde(default)]
+    limit: Option<String>,
+}
+
+/// `API_V2_Entities_Activity`.
+#[derive(Debug, Serialize)]
+struct ActivityView {
+    id: i64,
+    user_ip: String,
+    /// Not looked up: no address database ships with the server.
+    user_ip_country: Option<String>,
+    user_agent: String,
+    topic: String,
+    action: String,
+    result: String,
+    data: String,
+    created_at: String,
+}
+
+impl From<Activity> for ActivityView {
+    fn from(a: Activity) -> Self {
+        ActivityView {
+            id: a.id,
+            user_ip: a.user_ip,
+            user_ip_country: None,
+            user_agent: a.user_agent,
+            topic: a.topic,
+            action: a.action,
+            result: a.result,
+            data: a.data,
+            created_at: engine::rfc3339(a.created_at_ms),
+        }
+    }
+}
+
+/// `GET resource/users/activity/{topic}` (`all`, `password`, `session`,
+/// `otp`; `api_keys` too): newest first, `limit` (1 to 100, default 100) a
+/// page; the headers `Total`, `Page` and `Per-Page` say where the page is.
+async fn activity(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    Path(topic): Path<String>,
+    Query(p): Query<ActivityParams>,
+) -> Result<(HeaderMap, Json<Vec<ActivityView>>), Refusal> {
+    let area = "resource.user";
+    let topic = match topic.as_str() {
+        "all" => None,
+        "session" => Some(Topic::Session),
+        "password" => Some(Topic::Password),
+        "otp" => Some(Topic::Otp),
+        "api_keys" => Some(Topic::ApiKeys),
+        _ => {
+            return Err(Refusal::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "resource.user.wrong_topic",
+                "topic must be all, session, password, otp or api_keys",
+            ))
+        }
+    };
+    let number =
+        |field: &'static str, text: Option<&str>, range: std::ops::RangeInclusive<i64>| match text
+            .filter(|t| !t.is_empty())
+        {
+            None => Ok(None),
+            Some(t) => match t.parse::<i64>() {
+                Ok(n) if range.contains(&n) => Ok(Some(n)),
+                _ => Err(at(area)(engine::Error::invalid(
+                    field,
+                    format!(
+                        "{field} must be a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                ))),
+            },
+        };
+    const SECS: std::ops::RangeInclusive<i64> = 0..=253_402_300_799;
+    let filter = ActivityFilter {
+        topic,
+        from_ms: number("time_from", p.time_from.as_deref(), SECS)?.map(|s| s * 1000),
+        to_ms: number("time_to", p.time_to.as_deref(), SECS)?.map(|s| s * 1000 + 999),
+        result: match p.result.as_deref().filter(|r| !r.is_empty()) {
+            Some(r) => Some(Outcome::parse(r).map_err(at(area))?),
+            None => None,
+        },
+    };
+    let page = number("page", p.page.as_deref(), 1..=1_000_000)?.unwrap_or(1);
+    let per_page = number("limit", p.limit.as_deref(), 1..=100)?.unwrap_or(100);
+    let (rows, total) = engine
+        .accounts
+        .activities(&caller.user.id.0, &filter, page as u32, per_page as u32)
+        .await
+        .map_err(at(area))?;
+    let mut headers = HeaderMap::new();
+    for (name, value) in [("total", total), ("page", page), ("per-page", per_page)] {
+        headers.insert(name, HeaderValue::from(value));
+    }
+    Ok((
+        headers,
+        Json(rows.into_iter().map(ActivityView::from).collect()),
+    ))
+}
+
+// ---- Parameters and errors ----
+
+/// Parameters of a request as a form (`application/x-www-form-urlencoded`,
+/// as the spec's `formData`) or a JSON object; a browser's `_csrf` is the
+/// gate's, no parameter. Missing or malformed ones answer 400.
+struct Params<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Params<T> {
+    type Rejection = Refusal;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Refusal> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| Refusal::params(e.body_text()))?;
+        let mut object = if content_type.starts_with("application/json") {
+            match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(serde_json::Value::Object(object)) => object,
+                Ok(_) => return Err(Refusal::params("the body is a JSON object".into())),
+                Err(e) => return Err(Refusal::params(e.to_string())),
+            }
+        } else {
+            // A form, or no body at all (every parameter then missing).
+            form_urlencoded::parse(&bytes)
+                .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+                .collect()
+        };
+        object.remove("_csrf");
+        serde_path_to_error::deserialize(serde_json::Value::Object(object))
+            .map(Params)
+            .map_err(|e| Refusal::params(e.to_string()))
+    }
+}
+
+/// A refusal in the spec's format: `{"errors": [code], "message": words}`.
+#[derive(Debug)]
+pub struct Refusal {
+    status: StatusCode,
+    code: String,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &str, message: &str) -> Self {
+        Refusal {
+            status,
+            code: code.to_string(),
+            message: message.to_string(),
+            retry_after: None,
+        }
+    }
+
+    /// Missing or malformed parameters (serde names which).
+    fn params(message: String) -> Self {
+        let code = match message.split('`').nth(1) {
+            Some(field) if message.starts_with("missing field") => format!("missing_{field}"),
+            _ => "invalid_params".to_string(),
+        };
+        Refusal {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message,
+            retry_after: None,
+        }
+    }
+}
+
+/// Turns an engine error into the refusal of a route of `area`
+/// (`identity.session`, `resource.otp`, ...).
+fn at(area: &'static str) -> impl Fn(engine::Error) -> Refusal {
+    move |err| {
+        use engine::Error::*;
+        let reason = match &err {
+            Invalid {
+                field: "otp_code" | "code",
+                ..
+            } => "invalid_otp".to_string(),
+            Invalid { field, .. } => format!("invalid_{field}"),
+            UsernameTaken => "username_taken".into(),
+            EmailTaken => "email_taken".into(),
+            InvalidCredentials => "invalid_params".into(),
+            CodeRequired => "missing_otp".into(),
+            Unauthenticated => "unauthenticated".into(),
+            Forbidden(_) => "forbidden".into(),
+            NotFound(_) => "not_found".into(),
+            Conflict(_) => "conflict".into(),
+            Throttled { .. } | TooMany(_) => "too_many_attempts".into(),
+            Busy { .. } | Unavailable(_) => "unavailable".into(),
+            _ if err.is_internal() => "internal_error".into(),
+            _ => "refused".into(),
+        };
+        let status = match &err {
+            Invalid { .. } | UsernameTaken | EmailTaken => StatusCode::UNPROCESSABLE_ENTITY,
+            // "2FA has (not) been enabled": the spec's 400.
+            Conflict(_) if area == "resource.otp" => StatusCode::BAD_REQUEST,
+            Conflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => http_status(&err),
+        };
+        let message = if err.is_internal() {
+            tracing::error!(error = ?err, "request failed");
+            "internal error".to_string()
+        } else {
+            err.to_string()
+        };
+        Refusal {
+            status,
+            code: format!("{area}.{reason}"),
+            message,
+            retry_after: err.retry_after().map(|w| w.as_secs().max(1)),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(serde_json::json!({ "errors": [self.code], "message": self.message })),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
