@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use serde_json::{json, Value};
 
-use common::{session_cookie, Reply, Server, PASSWORD};
+use common::{session_cookie, zbar, Reply, Server, PASSWORD};
 
 testdb::on_both_databases!(
     open_server;
@@ -741,28 +741,6 @@ fn url_encode(text: &str) -> String {
             }
         })
         .collect()
-}
-
-/// Reads a QR code with zbar (Debian's zbar-tools), a decoder this project did
-/// not write.
-fn zbar(png: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("qr.png");
-    std::fs::write(&file, png).unwrap();
-    let out = std::process::Command::new("zbarimg")
-        .args(["--raw", "-q", "-Sbinary"])
-        .arg(&file)
-        .output()
-        .expect("zbarimg (apt install zbar-tools; scripts/test installs it)");
-    assert!(
-        out.status.success(),
-        "zbarimg failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim_end_matches('\n')
-        .to_string()
 }
 
 async fn invoices_decode_with_an_independent_bolt11_decoder(server: Server) {

@@ -215,3 +215,25 @@ pub fn session_cookie(reply: &Reply) -> Option<String> {
         .find(|v| v.starts_with("session="))
         .map(|v| v.split(';').next().unwrap().to_string())
 }
+
+/// Reads a QR code with zbar (Debian's zbar-tools), a decoder this project did
+/// not write.
+pub fn zbar(png: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("qr.png");
+    std::fs::write(&file, png).unwrap();
+    let out = std::process::Command::new("zbarimg")
+        .args(["--raw", "-q", "-Sbinary"])
+        .arg(&file)
+        .output()
+        .expect("zbarimg (apt install zbar-tools; scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "zbarimg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end_matches('\n')
+        .to_string()
+}

@@ -1,0 +1,933 @@
+//! The exchange identity API (`specs/nebulaecn-auth-api.txt`, `/api/v2/auth`)
+//! on SQLite and PostgreSQL: sign-up by e-mail, sign-in and sign-out;
+//! two-factor codes read by an independent TOTP implementation (PyPI's
+//! `pyotp`) from the `otpauth://` URL in the QR code (read by zbar), asked of
+//! every password sign-in and password change once on, each accepted once
+//! (even by two requests at once), wrong ones throttled; the activity log of
+//! every way in, filtered and paged; and every refusal in the API's own
+//! format, `{"errors": [code], "message"}`, changing nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use serde_json::json;
+
+use common::{session_cookie, zbar, Auth, Reply, Server, PASSWORD};
+
+testdb::on_both_databases!(
+    open_server;
+    two_factor_codes_guard_every_password_sign_in,
+    one_code_signs_in_once_even_in_a_race,
+    wrong_codes_are_throttled,
+    the_activity_log_records_every_way_in,
+    bad_input_is_refused_in_the_apis_format_and_changes_nothing,
+);
+
+async fn open_server(url: &str) -> Server {
+    Server::open(url).await
+}
+
+const AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0";
+
+/// A browser of the identity API: its session cookie and CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+/// A request of the identity API: form parameters (the spec's `formData`),
+/// the browser's cookie and CSRF header when given.
+async fn call(
+    server: &Server,
+    method: Method,
+    path: &str,
+    form: &[(&str, &str)],
+    browser: Option<&Browser>,
+) -> Reply {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(format!("/api/v2/auth/{path}"))
+        .header(header::USER_AGENT, AGENT)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(browser) = browser {
+        request = request
+            .header(header::COOKIE, &browser.cookie)
+            .header("x-csrf-token", &browser.csrf);
+    }
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    server.send(request.body(Body::from(body)).unwrap()).await
+}
+
+/// The browser a sign-in or sign-up reply signed in.
+fn browser_of(reply: &Reply) -> Browser {
+    Browser {
+        cookie: session_cookie(reply).expect("the reply signs the browser in"),
+        csrf: reply.body["csrf_token"].as_str().unwrap().to_string(),
+    }
+}
+
+fn assert_refused(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.text);
+    assert_eq!(reply.body["errors"], json!([code]), "{}", reply.text);
+    assert!(reply.body["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+}
+
+async fn sign_up(server: &Server, email: &str) -> Browser {
+    let reply = call(
+        server,
+        Method::POST,
+        "identity/users",
+        &[("email", email), ("password", PASSWORD)],
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    browser_of(&reply)
+}
+
+async fn sign_in(server: &Server, email: &str, password: &str, code: Option<&str>) -> Reply {
+    let mut form = vec![("email", email), ("password", password)];
+    if let Some(code) = code {
+        form.push(("otp_code", code));
+    }
+    call(server, Method::POST, "identity/sessions", &form, None).await
+}
+
+/// The authenticator app: the `otpauth://` URL it scanned, and the last
+/// 30-second step whose code it gave (each code works once).
+struct Authenticator {
+    url: String,
+    last_step: i64,
+}
+
+impl Authenticator {
+    /// A code the server takes: of a step after the last one given, within
+    /// one step of the server's clock. Computed (by pyotp) away from a step's
+    /// edge, so the server sees the same step.
+    async fn next_code(&mut self) -> String {
+        loop {
+            let now = engine::now_ms();
+            let (step, into) = (now / 30_000, now % 30_000);
+            if into > 27_000 {
+                tokio::time::sleep(Duration::from_millis(30_500 - into as u64)).await;
+                continue;
+            }
+            let wanted = (self.last_step + 1).max(step - 1);
+            if wanted > step + 1 {
+                tokio::time::sleep(Duration::from_millis(30_500 - into as u64)).await;
+                continue;
+            }
+            self.last_step = wanted;
+            return pyotp(&self.url, wanted * 30);
+        }
+    }
+
+    /// A code that is wrong now (of a step far away).
+    fn wrong_code(&self) -> String {
+        pyotp(&self.url, engine::now_ms() / 1000 - 3600)
+    }
+}
+
+/// The code pyotp computes from an `otpauth://` URL for the time `at` (Unix
+/// seconds).
+fn pyotp(url: &str, at: i64) -> String {
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import sys, pyotp; print(pyotp.parse_uri(sys.argv[1]).at(int(sys.argv[2])))",
+            url,
+            &at.to_string(),
+        ])
+        .output()
+        .expect("the test venv (.venv, made by scripts/test) with pyotp");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Turns two-factor codes on for the browser's account, as a person would:
+/// the QR code read by zbar, the code from pyotp.
+async fn enable_two_factor(server: &Server, browser: &Browser) -> Authenticator {
+    let reply = call(
+        server,
+        Method::POST,
+        "resource/otp/generate_qrcode",
+        &[],
+        Some(browser),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let url = reply.body["data"]["url"].as_str().unwrap().to_string();
+    use base64::Engine as _;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(reply.body["data"]["barcode"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(zbar(&png), url, "the QR code holds the otpauth URL");
+    assert!(url.starts_with("otpauth://totp/Ampere:"), "{url}");
+    let mut app = Authenticator { url, last_step: 0 };
+    let code = app.next_code().await;
+    let enabled = call(
+        server,
+        Method::POST,
+        "resource/otp/enable",
+        &[("code", &code)],
+        Some(browser),
+    )
+    .await;
+    assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.text);
+    app
+}
+
+async fn me(server: &Server, browser: &Browser) -> Reply {
+    call(server, Method::GET, "resource/users/me", &[], Some(browser)).await
+}
+
+async fn two_factor_codes_guard_every_password_sign_in(server: Server) {
+    let alice = sign_up(&server, "alice@example.com").await;
+    let profile = me(&server, &alice).await;
+    assert_eq!(profile.status, StatusCode::OK, "{}", profile.text);
+    assert_eq!(profile.body["email"], "alice@example.com");
+    assert_eq!(profile.body["username"], "alice");
+    assert_eq!(profile.body["otp"], false);
+    assert_eq!(profile.body["state"], "active");
+
+    // The QR code's secret is refused without a code of it, or a wrong one.
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/otp/generate_qrcode",
+        &[],
+        Some(&alice),
+    )
+    .await;
+    let url = reply.body["data"]["url"].as_str().unwrap().to_string();
+    let wrong = pyotp(&url, engine::now_ms() / 1000 - 3600);
+    let refused = call(
+        &server,
+        Method::POST,
+        "resource/otp/enable",
+        &[("code", &wrong)],
+        Some(&alice),
+    )
+    .await;
+    assert_refused(
+        &refused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.otp.invalid_otp",
+    );
+    assert_eq!(me(&server, &alice).await.body["otp"], false);
+    // Without the CSRF token, a cookie cannot start or switch anything.
+    let forged = Browser {
+        cookie: alice.cookie.clone(),
+        csrf: "0".repeat(32),
+    };
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/otp/generate_qrcode",
+        &[],
+        Some(&forged),
+    )
+    .await;
+    assert_refused(&reply, StatusCode::FORBIDDEN, "resource.otp.forbidden");
+    assert!(reply.text.contains("CSRF"), "{}", reply.text);
+
+    let mut app = enable_two_factor(&server, &alice).await;
+    assert_eq!(me(&server, &alice).await.body["otp"], true);
+    // On: no second secret, no second enabling.
+    let again = call(
+        &server,
+        Method::POST,
+        "resource/otp/generate_qrcode",
+        &[],
+        Some(&alice),
+    )
+    .await;
+    assert_refused(&again, StatusCode::BAD_REQUEST, "resource.otp.conflict");
+
+    // Signing in: a wrong password says nothing of codes; a right one asks.
+    let reply = sign_in(&server, "alice@example.com", "Wrong-horse-7", None).await;
+    assert_refused(
+        &reply,
+        StatusCode::UNAUTHORIZED,
+        "identity.session.invalid_params",
+    );
+    let reply = sign_in(&server, "alice@example.com", PASSWORD, None).await;
+    assert_refused(
+        &reply,
+        StatusCode::UNAUTHORIZED,
+        "identity.session.missing_otp",
+    );
+    assert!(session_cookie(&reply).is_none());
+    let reply = sign_in(
+        &server,
+        "alice@example.com",
+        PASSWORD,
+        Some(&app.wrong_code()),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "identity.session.invalid_otp",
+    );
+    let code = app.next_code().await;
+    let reply = sign_in(&server, "ALICE@example.com", PASSWORD, Some(&code)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let phone = browser_of(&reply);
+    assert_eq!(me(&server, &phone).await.body["otp"], true);
+    // The same code a second time: refused, even with the right password.
+    let reply = sign_in(&server, "alice@example.com", PASSWORD, Some(&code)).await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "identity.session.invalid_otp",
+    );
+    assert!(reply.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("used already"));
+
+    // Every other password sign-in asks too: LNbits, myLightning, LN-Markets.
+    for (path, body) in [
+        (
+            "/api/v1/auth",
+            json!({"username": "alice", "password": PASSWORD}),
+        ),
+        (
+            "/rest/v1/login",
+            json!({"username": "alice", "password": PASSWORD}),
+        ),
+        (
+            "/lnm/login/credentials",
+            json!({"login": "alice", "password": PASSWORD}),
+        ),
+    ] {
+        let reply = server.post_json(path, &body.to_string(), None).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{path}: {}",
+            reply.text
+        );
+        assert!(reply.text.contains("two-factor"), "{path}: {}", reply.text);
+        assert!(session_cookie(&reply).is_none(), "{path}");
+    }
+    let code = app.next_code().await;
+    let reply = server
+        .post_json(
+            "/api/v1/auth",
+            &json!({"username": "alice", "password": PASSWORD, "otp_code": code}).to_string(),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let token = reply.body["access_token"].as_str().unwrap().to_string();
+
+    // Verifying a code: a fresh one is right; the one just used is not.
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/otp/verify",
+        &[("code", &code)],
+        Some(&alice),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.otp.invalid_otp",
+    );
+
+    // Changing the password asks for a code; it ends every session and token.
+    let new_password = "Fresh-battery-42";
+    let change = |code: Option<String>| {
+        let (server, alice) = (&server, &alice);
+        async move {
+            let mut form = vec![
+                ("old_password", PASSWORD.to_string()),
+                ("new_password", new_password.to_string()),
+                ("confirm_password", new_password.to_string()),
+            ];
+            if let Some(code) = code {
+                form.push(("otp_code", code));
+            }
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            call(
+                server,
+                Method::PUT,
+                "resource/users/password",
+                &form,
+                Some(alice),
+            )
+            .await
+        }
+    };
+    let reply = change(None).await;
+    assert_refused(
+        &reply,
+        StatusCode::UNAUTHORIZED,
+        "resource.password.missing_otp",
+    );
+    let reply = change(Some(app.next_code().await)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    for browser in [&alice, &phone] {
+        assert_refused(
+            &me(&server, browser).await,
+            StatusCode::UNAUTHORIZED,
+            "authz.invalid_session",
+        );
+    }
+    let reply = server
+        .get("/api/v2/auth/resource/users/me", Auth::Bearer(&token))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text);
+
+    // Switching codes off takes a code; then a password alone signs in.
+    let code = app.next_code().await;
+    let reply = sign_in(&server, "alice@example.com", new_password, Some(&code)).await;
+    let alice = browser_of(&reply);
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/otp/disable",
+        &[("code", &app.wrong_code())],
+        Some(&alice),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.otp.invalid_otp",
+    );
+    let code = app.next_code().await;
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/otp/disable",
+        &[("code", &code)],
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(me(&server, &alice).await.body["otp"], false);
+    let reply = sign_in(&server, "alice@example.com", new_password, None).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+
+    // Signing out: 204, the session gone; again: 404.
+    let reply = call(
+        &server,
+        Method::DELETE,
+        "identity/sessions",
+        &[],
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    assert_refused(
+        &me(&server, &alice).await,
+        StatusCode::UNAUTHORIZED,
+        "authz.invalid_session",
+    );
+    let reply = call(
+        &server,
+        Method::DELETE,
+        "identity/sessions",
+        &[],
+        Some(&alice),
+    )
+    .await;
+    assert_refused(&reply, StatusCode::NOT_FOUND, "identity.session.not_found");
+}
+
+async fn one_code_signs_in_once_even_in_a_race(server: Server) {
+    let bob = sign_up(&server, "bob@example.com").await;
+    let mut app = enable_two_factor(&server, &bob).await;
+    let code = app.next_code().await;
+    let server = std::sync::Arc::new(server);
+    let racers: Vec<_> = (0..6)
+        .map(|_| {
+            let (server, code) = (server.clone(), code.clone());
+            tokio::spawn(
+                async move { sign_in(&server, "bob@example.com", PASSWORD, Some(&code)).await },
+            )
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for racer in racers {
+        statuses.push(racer.await.unwrap().status);
+    }
+    let signed_in = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert_eq!(signed_in, 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [
+            StatusCode::CREATED,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+        .contains(s)),
+        "{statuses:?}"
+    );
+}
+
+async fn wrong_codes_are_throttled(server: Server) {
+    let carol = sign_up(&server, "carol@example.com").await;
+    let mut app = enable_two_factor(&server, &carol).await;
+    // The tests' servers allow 3 failures a minute per account.
+    for _ in 0..3 {
+        let reply = call(
+            &server,
+            Method::POST,
+            "resource/otp/verify",
+            &[("code", &app.wrong_code())],
+            Some(&carol),
+        )
+        .await;
+        assert_refused(
+            &reply,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resource.otp.invalid_otp",
+        );
+    }
+    let right = app.next_code().await;
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/otp/verify",
+        &[("code", &right)],
+        Some(&carol),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::TOO_MANY_REQUESTS,
+        "resource.otp.too_many_attempts",
+    );
+    assert!(reply.headers.contains_key(header::RETRY_AFTER));
+    // Signing in is throttled alike: the code guessing goes on nowhere.
+    let reply = sign_in(&server, "carol@example.com", PASSWORD, Some(&right)).await;
+    assert_refused(
+        &reply,
+        StatusCode::TOO_MANY_REQUESTS,
+        "identity.session.too_many_attempts",
+    );
+    assert!(session_cookie(&reply).is_none());
+}
+
+async fn the_activity_log_records_every_way_in(server: Server) {
+    let dave = sign_up(&server, "dave@example.com").await;
+    let reply = sign_in(&server, "dave@example.com", "Wrong-horse-7", None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let mut app = enable_two_factor(&server, &dave).await;
+    let reply = sign_in(&server, "dave@example.com", PASSWORD, None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let code = app.next_code().await;
+    let reply = sign_in(&server, "dave@example.com", PASSWORD, Some(&code)).await;
+    let laptop = browser_of(&reply);
+    let reply = call(
+        &server,
+        Method::DELETE,
+        "identity/sessions",
+        &[],
+        Some(&laptop),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    // Another account's attempts are its own.
+    sign_up(&server, "erin@example.com").await;
+    let reply = sign_in(&server, "erin@example.com", "Wrong-horse-7", None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+
+    let log = |query: &str| {
+        let (server, dave) = (&server, &dave);
+        let path = format!("resource/users/activity/{query}");
+        async move { call(server, Method::GET, &path, &[], Some(dave)).await }
+    };
+    let all = log("all").await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text);
+    let rows = all.body.as_array().unwrap();
+    let seen: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["topic"].as_str().unwrap(),
+                r["action"].as_str().unwrap(),
+                r["result"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // Newest first.
+    assert_eq!(
+        seen,
+        [
+            ("session", "logout", "succeed"),
+            ("session", "login", "succeed"),
+            ("session", "login", "denied"),
+            ("otp", "enable", "succeed"),
+            ("session", "login", "failed"),
+        ],
+        "{}",
+        all.text
+    );
+    for row in rows {
+        assert_eq!(row["user_agent"], AGENT);
+        assert_eq!(row["user_ip"], "local");
+        assert!(row["created_at"].as_str().unwrap().ends_with('Z'));
+        assert!(row["id"].as_i64().is_some());
+    }
+    assert!(!all.text.contains(PASSWORD) && !all.text.contains("Wrong-horse-7"));
+    assert!(!all.text.contains(&code));
+    assert_eq!(all.headers["total"], "5");
+
+    let sessions = log("session?result=failed").await;
+    assert_eq!(
+        sessions.body.as_array().unwrap().len(),
+        1,
+        "{}",
+        sessions.text
+    );
+    let otp = log("otp").await;
+    assert_eq!(otp.body.as_array().unwrap().len(), 1, "{}", otp.text);
+    let page = log("all?limit=2&page=2").await;
+    let page_rows = page.body.as_array().unwrap();
+    assert_eq!(page_rows.len(), 2);
+    assert_eq!(page_rows[0]["id"], rows[2]["id"]);
+    assert_eq!(
+        (
+            &page.headers["total"],
+            &page.headers["page"],
+            &page.headers["per-page"]
+        ),
+        (
+            &"5".parse().unwrap(),
+            &"2".parse().unwrap(),
+            &"2".parse().unwrap()
+        )
+    );
+    let later = engine::now_ms() / 1000 + 60;
+    let none = log(&format!("all?time_from={later}")).await;
+    assert_eq!(none.body, json!([]), "{}", none.text);
+    let before = log(&format!("all?time_to={later}")).await;
+    assert_eq!(before.body.as_array().unwrap().len(), 5);
+
+    for bad in [
+        "everything",
+        "all?result=won",
+        "all?limit=101",
+        "all?limit=0",
+        "all?page=x",
+        "all?time_from=-1",
+    ] {
+        let reply = log(bad).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            reply.text
+        );
+        assert!(
+            reply.body["errors"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("resource.user."),
+            "{bad}"
+        );
+    }
+    let stranger = server
+        .get("/api/v2/auth/resource/users/activity/all", Auth::None)
+        .await;
+    assert_refused(&stranger, StatusCode::UNAUTHORIZED, "authz.invalid_session");
+}
+
+async fn bad_input_is_refused_in_the_apis_format_and_changes_nothing(server: Server) {
+    // The public routes.
+    let ping = server.get("/api/v2/auth/identity/ping", Auth::None).await;
+    assert_eq!(ping.body, json!({"ping": "pong"}));
+    let time = server.get("/api/v2/auth/public/time", Auth::None).await;
+    let now = engine::now_ms() / 1000;
+    assert!(
+        (time.body["time"].as_i64().unwrap() - now).abs() <= 2,
+        "{}",
+        time.text
+    );
+    let version = server
+        .get("/api/v2/auth/identity/version", Auth::None)
+        .await;
+    assert_eq!(version.body["version"], env!("CARGO_PKG_VERSION"));
+    let configs = server
+        .get("/api/v2/auth/identity/configs", Auth::None)
+        .await;
+    assert_eq!(configs.body["captcha_type"], "none");
+    let geetest = server
+        .get("/api/v2/auth/identity/users/register_geetest", Auth::None)
+        .await;
+    assert_eq!(geetest.body["captcha_type"], "none");
+    let weak = call(
+        &server,
+        Method::POST,
+        "identity/password/validate",
+        &[("password", "Password123")],
+        None,
+    )
+    .await;
+    let strong = call(
+        &server,
+        Method::POST,
+        "public/password/validate",
+        &[("password", "Violet-otter-canoe-91")],
+        None,
+    )
+    .await;
+    assert_eq!(weak.status, StatusCode::CREATED);
+    assert_eq!(
+        (weak.body["strong"].clone(), strong.body["strong"].clone()),
+        (json!(false), json!(true))
+    );
+    assert!(weak.body["entropy"].as_u64().unwrap() < strong.body["entropy"].as_u64().unwrap());
+    assert!(weak.body["warning"].is_string(), "{}", weak.text);
+
+    let users = server.user_count().await;
+    // Parameters: missing, a JSON body that is no object, a weak password,
+    // a malformed address, data that is no object, an unknown referrer.
+    let reply = call(
+        &server,
+        Method::POST,
+        "identity/users",
+        &[("password", PASSWORD)],
+        None,
+    )
+    .await;
+    assert_refused(&reply, StatusCode::BAD_REQUEST, "missing_email");
+    let reply = server
+        .post_json("/api/v2/auth/identity/users", "[1, 2]", None)
+        .await;
+    assert_refused(&reply, StatusCode::BAD_REQUEST, "invalid_params");
+    for (form, code) in [
+        (
+            vec![("email", "frank@example.com"), ("password", "Password123")],
+            "identity.user.invalid_password",
+        ),
+        (
+            vec![("email", "frank@@example"), ("password", PASSWORD)],
+            "identity.user.invalid_email",
+        ),
+        (
+            vec![
+                ("email", "frank@example.com"),
+                ("password", PASSWORD),
+                ("data", "[1]"),
+            ],
+            "identity.user.invalid_data",
+        ),
+        (
+            vec![
+                ("email", "frank@example.com"),
+                ("password", PASSWORD),
+                ("refid", "nobody"),
+            ],
+            "identity.user.invalid_refid",
+        ),
+    ] {
+        let reply = call(&server, Method::POST, "identity/users", &form, None).await;
+        assert_refused(&reply, StatusCode::UNPROCESSABLE_ENTITY, code);
+        assert!(session_cookie(&reply).is_none());
+    }
+    assert_eq!(server.user_count().await, users, "nothing was made");
+
+    // JSON works as well as a form; data and referrer are kept.
+    let grace = sign_up(&server, "grace@example.com").await;
+    let grace_uid = me(&server, &grace).await.body["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reply = server
+        .post_json(
+            "/api/v2/auth/identity/users",
+            &json!({"email": "heidi@example.com", "password": PASSWORD, "username": "heidi_h",
+                    "refid": grace_uid, "data": "{\"language\":\"de\"}"})
+            .to_string(),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(reply.body["username"], "heidi_h");
+    assert_eq!(reply.body["referral_uid"], grace_uid.as_str());
+    assert_eq!(reply.body["data"], "{\"language\":\"de\"}");
+    let heidi = browser_of(&reply);
+    // The same address again, in another case: taken.
+    let reply = call(
+        &server,
+        Method::POST,
+        "identity/users",
+        &[("email", "HEIDI@example.com"), ("password", PASSWORD)],
+        None,
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "identity.user.email_taken",
+    );
+
+    // The user's data: replaced by a JSON object only.
+    let reply = call(
+        &server,
+        Method::PUT,
+        "resource/users/me",
+        &[("data", "{\"country\":\"CH\"}")],
+        Some(&heidi),
+    )
+    .await;
+    assert_eq!(reply.body["data"], "{\"country\":\"CH\"}", "{}", reply.text);
+    let reply = call(
+        &server,
+        Method::PUT,
+        "resource/users/me",
+        &[("data", "not json")],
+        Some(&heidi),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.user.invalid_data",
+    );
+    assert_eq!(
+        me(&server, &heidi).await.body["data"],
+        "{\"country\":\"CH\"}"
+    );
+
+    // A password change whose confirmation differs changes nothing.
+    let reply = call(
+        &server,
+        Method::PUT,
+        "resource/users/password",
+        &[
+            ("old_password", PASSWORD),
+            ("new_password", "Fresh-battery-42"),
+            ("confirm_password", "Fresh-battery-43"),
+        ],
+        Some(&heidi),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.password.doesnt_match",
+    );
+    assert_eq!(me(&server, &heidi).await.status, StatusCode::OK);
+    // A weak new password: refused, the session stands.
+    let reply = call(
+        &server,
+        Method::PUT,
+        "resource/users/password",
+        &[
+            ("old_password", PASSWORD),
+            ("new_password", "Password123"),
+            ("confirm_password", "Password123"),
+        ],
+        Some(&heidi),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.password.invalid_new_password",
+    );
+    assert_eq!(me(&server, &heidi).await.status, StatusCode::OK);
+
+    // An ACL token may call what its patterns allow, never two-factor settings.
+    let acl = server
+        .call(
+            Method::POST,
+            "/api/v1/auth/acls",
+            Auth::Cookie(&heidi.cookie),
+            Some(&json!({"name": "two-factor and closing", "_csrf": heidi.csrf, "allowed_endpoints": [
+                "POST /api/v2/auth/resource/otp/*",
+                "DELETE /api/v2/auth/resource/users/me",
+            ]}).to_string()),
+        )
+        .await;
+    assert_eq!(acl.status, StatusCode::CREATED, "{}", acl.text);
+    let acl_id = acl.body["id"].as_str().unwrap();
+    let token = server
+        .call(
+            Method::POST,
+            &format!("/api/v1/auth/acls/{acl_id}/tokens?_csrf={}", heidi.csrf),
+            Auth::Cookie(&heidi.cookie),
+            None,
+        )
+        .await;
+    let token = token.body["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", token.text))
+        .to_string();
+    let reply = server
+        .call(
+            Method::POST,
+            "/api/v2/auth/resource/otp/generate_qrcode",
+            Auth::Bearer(&token),
+            None,
+        )
+        .await;
+    assert_refused(&reply, StatusCode::FORBIDDEN, "resource.otp.forbidden");
+    // Closing the account takes its password, from any credential.
+    let reply = server
+        .call(
+            Method::DELETE,
+            "/api/v2/auth/resource/users/me?password=Wrong-horse-7",
+            Auth::Bearer(&token),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+    let close = |password: &str| {
+        let path = format!("/api/v2/auth/resource/users/me?password={password}");
+        let heidi = &heidi;
+        let server = &server;
+        async move {
+            let request = Request::builder()
+                .method(Method::DELETE)
+                .uri(path)
+                .header(header::COOKIE, &heidi.cookie)
+                .header("x-csrf-token", &heidi.csrf)
+                .body(Body::empty())
+                .unwrap();
+            server.send(request).await
+        }
+    };
+    let reply = close("Wrong-horse-7").await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.user.invalid_password",
+    );
+    let reply = close(PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    let reply = sign_in(&server, "heidi@example.com", PASSWORD, None).await;
+    assert_refused(
+        &reply,
+        StatusCode::UNAUTHORIZED,
+        "identity.session.invalid_params",
+    );
+
+    // Without a credential: 401 in the API's format.
+    let reply = server
+        .get("/api/v2/auth/resource/users/me", Auth::None)
+        .await;
+    assert_refused(&reply, StatusCode::UNAUTHORIZED, "authz.invalid_session");
+}
