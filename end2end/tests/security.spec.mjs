@@ -1,11 +1,21 @@
 // The security page: the profile, ACL tokens made in the browser and used by a
 // script (only for what their list allows, dead once revoked), deleting an
-// account, and signing in with a Nostr extension (NIP-07, played by
-// nostr-tools, an independent implementation).
+// account, signing in with a Nostr extension (NIP-07, played by nostr-tools,
+// an independent implementation), two-factor codes set up by scanning the QR
+// code (zbar) into an authenticator (pyotp), and a signed API key used by a
+// script (Node's HMAC).
 import { test, expect } from '@playwright/test';
 import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure';
+import { execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { PASSWORD, open, photograph, signUp, uniqueName } from './support.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
 test('an ACL token made on the security page calls only what its list allows', async ({ page, request }) => {
   const name = uniqueName('acl');
@@ -93,4 +103,98 @@ test('a Nostr extension signs a person in, and the page lists the key', async ({
   await page.getByRole('button', { name: 'Unlink Nostr key' }).click();
   await expect(page.getByRole('alert').filter({ hasText: 'only way to sign in' })).toBeVisible();
   await expect(page.getByTestId('linked-key')).toHaveCount(1);
+});
+
+/** The 6-digit code pyotp (an independent TOTP implementation) computes from
+ * an `otpauth://` URL, `steps` 30-second steps from now; waits first when a
+ * step is about to end, so the server sees the step the code is of. */
+async function totp(url, steps = 0) {
+  const into = Date.now() % 30000;
+  if (into > 26000) await new Promise((done) => setTimeout(done, 30500 - into));
+  const at = Math.floor(Date.now() / 1000) + steps * 30;
+  return execFileSync(join(root, '.venv/bin/python'), [
+    '-c', 'import sys, pyotp; print(pyotp.parse_uri(sys.argv[1]).at(int(sys.argv[2])))', url, String(at),
+  ]).toString().trim();
+}
+
+/** The text of a QR code on the page, read by zbar from a screenshot of it. */
+async function scan(locator) {
+  const dir = mkdtempSync(join(tmpdir(), 'qr-'));
+  const file = join(dir, 'qr.png');
+  await locator.screenshot({ path: file });
+  return execFileSync('zbarimg', ['--raw', '-q', file]).toString().trim();
+}
+
+test('two-factor codes turned on from the security page guard the next sign-in', async ({ page }) => {
+  const name = uniqueName('otp');
+  await signUp(page, name);
+  await open(page, '/security');
+  const card = page.getByRole('region', { name: 'Two-factor authentication' });
+  await expect(card).toContainText('Off');
+  await card.getByRole('button', { name: 'Set up two-factor authentication' }).click();
+
+  // The person's phone scans the code; the secret typed by hand is the same.
+  const url = await scan(card.getByRole('img', { name: 'QR code for your authenticator app' }));
+  expect(url).toMatch(new RegExp(`^otpauth://totp/Ampere:${name}\\?`));
+  const secret = (await card.getByTestId('otp-secret').textContent()).trim();
+  expect(new URL(url).searchParams.get('secret')).toBe(secret);
+
+  await card.getByLabel('Code from your app').fill('000000');
+  await card.getByRole('button', { name: 'Turn on' }).click();
+  await expect(card.locator('#otp-enable-code-error')).toHaveText('the code is not correct');
+  await card.getByLabel('Code from your app').fill(await totp(url));
+  await card.getByRole('button', { name: 'Turn on' }).click();
+  await expect(card).toContainText('On: signing in with your password also asks for a code.');
+  await photograph(page, 'two-factor');
+
+  // Signing in again: the password alone is not enough.
+  await page.getByRole('button', { name: 'Sign out' }).first().click();
+  await expect(page).toHaveURL(/\/signin$/);
+  await open(page, '/signin');
+  await page.getByLabel('Username').fill(name);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.locator('#field-otp_code-error')).toContainText('two-factor authentication on');
+  await page.getByLabel('Two-factor code').fill(await totp(url, 1));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('username')).toHaveText(name);
+
+  // The activity log shows both sign-ins, the one refused and the one let in.
+  await open(page, '/security');
+  const log = page.getByTestId('activity');
+  await expect(log.filter({ hasText: 'Signed in with a password' }).filter({ hasText: 'refused' })).toHaveCount(1);
+  await expect(log.filter({ hasText: 'Two-factor authentication turned on' })).toHaveCount(1);
+});
+
+test('an API key made on the security page signs a script\'s requests until deleted', async ({ page, request }) => {
+  const name = uniqueName('bot');
+  await signUp(page, name);
+  await open(page, '/security');
+  const card = page.getByRole('region', { name: 'API keys' });
+  await card.getByLabel('Pays from the wallet').check();
+  await card.getByRole('button', { name: 'Make an API key' }).click();
+  const kid = (await card.getByTestId('new-api-key-kid').textContent()).trim();
+  const secret = (await card.getByTestId('new-api-key-secret').textContent()).trim();
+  await expect(card.getByTestId('api-key')).toHaveCount(1);
+  await expect(card.getByTestId('api-key')).toContainText('reads, pays from the wallet');
+
+  // The script signs as an exchange client would (Node's own HMAC).
+  const signedHeaders = () => {
+    const nonce = String(Date.now());
+    const signature = createHmac('sha256', secret).update(nonce + kid).digest('hex');
+    return { 'X-Auth-Apikey': kid, 'X-Auth-Nonce': nonce, 'X-Auth-Signature': signature };
+  };
+  const me = await request.get('/api/v2/auth/resource/users/me', { headers: signedHeaders() });
+  expect(me.status()).toBe(200);
+  expect((await me.json()).username).toBe(name);
+  const invoice = await request.post('/rest/v1/createinvoice', { headers: signedHeaders(), data: { amount: 2100, memo: 'bot' } });
+  expect(invoice.status()).toBe(200);
+  expect((await invoice.json()).payment_request).toMatch(/^lnbcrt21u/);
+  const trade = await request.post('/lnm/user/deposit', { headers: signedHeaders(), data: { amount: 1000 } });
+  expect(trade.status()).toBe(403);
+
+  await card.getByRole('button', { name: `Delete key ${kid}` }).click();
+  await expect(card.getByTestId('api-key')).toHaveCount(0);
+  const gone = await request.get('/api/v2/auth/resource/users/me', { headers: signedHeaders() });
+  expect(gone.status()).toBe(401);
 });

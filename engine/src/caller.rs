@@ -6,6 +6,7 @@
 //! never an edit to each route.
 
 use crate::acls::Grant;
+use crate::api_keys::{KeyGrant, KeyScope};
 use crate::desk::{DeskScope, Scopes};
 use crate::events::{EventKind, Topic};
 use crate::{Error, User};
@@ -64,6 +65,10 @@ pub enum Credential {
     /// requests its ACL's patterns match (checked by [`Caller::admits`]), and
     /// never managing ACLs or tokens.
     AclToken { grant: std::sync::Arc<Grant> },
+    /// A signed API key (`X-Auth-Apikey`): the account's rights on every API
+    /// within its scopes (checked by [`Caller::admits`]), never managing keys,
+    /// tokens or how the account is reached.
+    ApiKey { grant: KeyGrant },
 }
 
 /// What a route does with the account.
@@ -109,6 +114,12 @@ pub enum Denied {
     AclTokenClosing,
     #[error("this token's ACL does not allow {0}")]
     OutsideAcl(String),
+    #[error("an API key cannot manage keys, tokens or how the account is reached")]
+    ApiKeyManaging,
+    #[error("an API key calls the APIs only (/rest, /api, /lnm)")]
+    ApiKeyElsewhere,
+    #[error("this API key's scopes do not include {0}")]
+    KeyScope(&'static str),
 }
 
 impl Caller {
@@ -128,6 +139,11 @@ impl Caller {
                 Err(Denied::AclTokenManaging)
             }
             (Credential::AclToken { .. }, Access::CloseAccount) => Err(Denied::AclTokenClosing),
+            (
+                Credential::ApiKey { .. },
+                Access::ManageTokens | Access::ManageAccess | Access::CloseAccount,
+            ) => Err(Denied::ApiKeyManaging),
+            (Credential::ApiKey { .. }, _) => Ok(()),
             (Credential::Session { .. }, Access::ManageTokens) => Ok(()),
             (Credential::AccountToken { .. }, Access::ManageTokens) => Err(Denied::SessionOnly),
             (_, Access::Read | Access::Desk(_)) => Ok(()),
@@ -152,6 +168,22 @@ impl Caller {
             Credential::AclToken { grant } if !grant.allows(method, path) => Err(
                 Denied::OutsideAcl(format!("{method} {}", crate::cut(path, 200))),
             ),
+            Credential::ApiKey { grant } => {
+                if !crate::acls::is_api(path) {
+                    return Err(Denied::ApiKeyElsewhere);
+                }
+                let needed = if matches!(method, "GET" | "HEAD") {
+                    KeyScope::Read
+                } else if path == "/lnm" || path.starts_with("/lnm/") {
+                    KeyScope::Trade
+                } else {
+                    KeyScope::Wallet
+                };
+                match grant.scopes.contains(&needed) {
+                    true => Ok(()),
+                    false => Err(Denied::KeyScope(needed.as_str())),
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -168,14 +200,17 @@ impl Caller {
             Credential::Session { csrf, .. } => csrf,
             Credential::AccountToken { .. }
             | Credential::DeskToken { .. }
-            | Credential::AclToken { .. } => "",
+            | Credential::AclToken { .. }
+            | Credential::ApiKey { .. } => "",
         }
     }
 
     /// When the credential stops working by itself (unix ms), if it does.
     pub fn expires_at_ms(&self) -> Option<i64> {
         match &self.credential {
-            Credential::Session { .. } | Credential::AclToken { .. } => None,
+            Credential::Session { .. }
+            | Credential::AclToken { .. }
+            | Credential::ApiKey { .. } => None,
             Credential::AccountToken { expires_at_ms }
             | Credential::DeskToken { expires_at_ms, .. } => Some(*expires_at_ms),
         }
@@ -199,6 +234,7 @@ impl Caller {
             EventKind::TokenRevoked { jti: revoked } => match &self.credential {
                 Credential::DeskToken { jti, .. } => jti == revoked,
                 Credential::AclToken { grant } => grant.token_id == *revoked,
+                Credential::ApiKey { grant } => grant.kid == *revoked,
                 _ => false,
             },
             // A stream of an ACL token ends when its ACL changes: the client

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod acls;
+pub mod api_keys;
 pub mod caller;
 pub mod closing;
 pub mod cursor;
@@ -91,6 +92,8 @@ pub struct Services {
     pub tokens: Tokens,
     /// Access control lists and their tokens.
     pub acls: acls::Acls,
+    /// Signed API keys.
+    pub api_keys: api_keys::ApiKeys,
     /// First outcomes of retried payments (`Idempotency-Key`).
     pub idempotency: idempotency::Idempotency,
     pub simnet: simnet::Simnet,
@@ -109,6 +112,7 @@ impl Engine {
         let bus = events::Bus::start(&db).await?;
         let tokens = Tokens::load(&db).await?;
         let acls = acls::Acls::load(&db, &bus).await?;
+        let api_keys = api_keys::ApiKeys::new(db.clone(), bus.clone());
         let throttle = Throttle::new(db.clone(), &settings);
         let accounts = Accounts::new(
             db.clone(),
@@ -137,6 +141,7 @@ impl Engine {
             throttle,
             tokens,
             acls,
+            api_keys,
             simnet,
             wallet,
             mail,

@@ -133,7 +133,7 @@ async fn bad_sign_ups_are_refused_and_write_nothing(url: String) {
     let engine = engine(url).await;
     let long_name = "a".repeat(33);
     let long_password = format!("Aa1{}", "x".repeat(62));
-    let cases: [(&str, &str, Option<&str>, &str); 10] = [
+    let cases: [(&str, &str, Option<&str>, &str); 12] = [
         ("al", PASSWORD, None, "username"),
         (&long_name, PASSWORD, None, "username"),
         ("al ice", PASSWORD, None, "username"),
@@ -142,6 +142,9 @@ async fn bad_sign_ups_are_refused_and_write_nothing(url: String) {
         ("bob", "alllowercase1", None, "password"),
         ("bob", "ALLUPPERCASE1", None, "password"),
         ("bob", "NoDigitsHere", None, "password"),
+        // Shaped right, easy to guess (zxcvbn scores it below 3).
+        ("bob", "Password123", None, "password"),
+        ("bob", "Bob-12345", None, "password"),
         ("bob", &long_password, None, "password"),
         ("bob", PASSWORD, Some("not-an-email"), "email"),
     ];
@@ -160,10 +163,12 @@ async fn bad_sign_ups_are_refused_and_write_nothing(url: String) {
     assert_eq!(user_count(&engine).await, 0);
     // The longest acceptable values pass.
     let name = "b".repeat(32);
-    let password = format!("Aa1{}", "x".repeat(61));
+    // (64 characters, and not easy to guess: a repeated letter would be.)
+    let password = "Aa1-violet-otter-canoe-lantern-quartz-meadow-falcon-prism-embers";
+    assert_eq!(password.len(), 64);
     engine
         .accounts
-        .register(&name, &password, None, "1.1.1.2")
+        .register(&name, password, None, "1.1.1.2")
         .await
         .unwrap();
     assert_eq!(user_count(&engine).await, 1);

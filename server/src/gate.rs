@@ -194,6 +194,9 @@ pub async fn admit(State(gate): State<Gate>, request: Request, next: Next) -> Re
 /// `auth_version`. A bearer token wins over the cookie; an invalid one is
 /// `Rejected`, not a visitor. A session whose account moved on is deleted.
 async fn resolve(engine: &Engine, parts: &Parts) -> Result<Identity, engine::Error> {
+    if let Some(kid) = parts.headers.get("x-auth-apikey") {
+        return signed_by_key(engine, &parts.headers, kid).await;
+    }
     if let Some(token) = bearer_token(&parts.headers) {
         let Some((subject, version, credential)) = bearer_credential(engine, token).await? else {
             return Ok(Identity::Rejected);
@@ -238,6 +241,44 @@ async fn resolve(engine: &Engine, parts: &Parts) -> Result<Identity, engine::Err
         }
         Err(err) => Err(err),
     }
+}
+
+/// The caller of a request signed with an API key (`X-Auth-Apikey`,
+/// `X-Auth-Nonce`, `X-Auth-Signature`), or `Rejected` whatever is wrong: a
+/// malformed header, a stale or reused nonce, another signature, a disabled
+/// or deleted key.
+async fn signed_by_key(
+    engine: &Engine,
+    headers: &HeaderMap,
+    kid: &axum::http::HeaderValue,
+) -> Result<Identity, engine::Error> {
+    let text = |value: Option<&axum::http::HeaderValue>| {
+        value
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (kid, nonce, signature) = (
+        text(Some(kid)),
+        text(headers.get("x-auth-nonce")),
+        text(headers.get("x-auth-signature")),
+    );
+    let (user_id, grant) = match engine
+        .api_keys
+        .verify(&kid, &nonce, &signature, engine::now_ms())
+        .await
+    {
+        Ok(verified) => verified,
+        Err(engine::Error::Unauthenticated) => return Ok(Identity::Rejected),
+        Err(err) => return Err(err),
+    };
+    Ok(match engine.accounts.get(&user_id).await? {
+        Some(user) => Identity::Caller(Caller {
+            user,
+            credential: Credential::ApiKey { grant },
+        }),
+        None => Identity::Rejected,
+    })
 }
 
 /// The account, `auth_version` and credential a bearer token names, if this

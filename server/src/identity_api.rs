@@ -2,7 +2,7 @@
 //! the public `identity/...` routes (sign up by e-mail, sign in with a password
 //! and two-factor code, sign out, the server's time, version and settings,
 //! password strength) and the signed-in `resource/...` routes (the user, the
-//! password, two-factor codes, the activity log). Parameters come as a form or
+//! password, two-factor codes, signed API keys, the activity log). Parameters come as a form or
 //! as JSON; errors answer in that API's format, `{"errors": ["<code>"]}`, with
 //! a `message` in words beside it.
 
@@ -63,6 +63,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/v2/auth/resource/otp/enable", post(enable_otp))
         .route("/api/v2/auth/resource/otp/verify", post(verify_otp))
         .route("/api/v2/auth/resource/otp/disable", post(disable_otp))
+        .route(
+            "/api/v2/auth/resource/api_keys",
+            get(list_api_keys).post(create_api_key),
+        )
+        .route(
+            "/api/v2/auth/resource/api_keys/{kid}",
+            axum::routing::patch(update_api_key).delete(delete_api_key),
+        )
 }
 
 // ---- The user as the spec shows it ----
@@ -499,6 +507,175 @@ fn otp_change(caller: &Caller, area: &'static str) -> Result<(), Refusal> {
         .map_err(|d| at(area)(d.into()))
 }
 
+// ---- Signed API keys ----
+
+/// `API_V2_Entities_APIKey`; `secret` only in the answer that makes the key.
+#[derive(Debug, Serialize)]
+struct ApiKeyView {
+    kid: String,
+    algorithm: String,
+    scope: Vec<&'static str>,
+    state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl ApiKeyView {
+    fn new(key: engine::api_keys::ApiKey, secret: Option<String>) -> Self {
+        ApiKeyView {
+            kid: key.kid,
+            algorithm: key.algorithm,
+            scope: key.scopes.iter().map(|s| s.as_str()).collect(),
+            state: key.state,
+            secret,
+            created_at: engine::rfc3339(key.created_at_ms),
+            updated_at: engine::rfc3339(key.updated_at_ms),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct KeyListParams {
+    #[serde(default)]
+    page: Option<String>,
+    #[serde(default)]
+    limit: Option<String>,
+}
+
+/// `GET resource/api_keys?page&limit`: the account's keys, oldest first,
+/// with `Total`, `Page` and `Per-Page`.
+async fn list_api_keys(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    Query(p): Query<KeyListParams>,
+) -> Result<(HeaderMap, Json<Vec<ApiKeyView>>), Refusal> {
+    let area = "resource.api_key";
+    key_manager(&caller)?;
+    let page = page_number(area, "page", p.page.as_deref(), 1..=1_000_000)?.unwrap_or(1);
+    let per_page = page_number(area, "limit", p.limit.as_deref(), 1..=100)?.unwrap_or(100);
+    let (keys, total) = engine
+        .api_keys
+        .list(&caller.user, page as u32, per_page as u32)
+        .await
+        .map_err(at(area))?;
+    Ok((
+        paged(total, page, per_page),
+        Json(keys.into_iter().map(|k| ApiKeyView::new(k, None)).collect()),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct KeyCreateParams {
+    algorithm: String,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    totp_code: Option<String>,
+}
+
+/// `POST resource/api_keys {algorithm: HS256, scope, totp_code}`: 201 with the
+/// key and its secret, shown this once. The code is asked of an account that
+/// has two-factor on.
+async fn create_api_key(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    SeenFrom(seen): SeenFrom,
+    Params(p): Params<KeyCreateParams>,
+) -> Result<(StatusCode, Json<ApiKeyView>), Refusal> {
+    let area = "resource.api_key";
+    key_manager(&caller)?;
+    let scopes =
+        engine::api_keys::parse_scopes(p.scope.as_deref().unwrap_or_default()).map_err(at(area))?;
+    let (key, secret) = engine
+        .create_api_key(
+            &caller.user,
+            &p.algorithm,
+            scopes,
+            p.totp_code.as_deref(),
+            &seen,
+        )
+        .await
+        .map_err(at(area))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ApiKeyView::new(key, Some(secret))),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct KeyUpdateParams {
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    totp_code: Option<String>,
+}
+
+/// `PATCH resource/api_keys/{kid} {scope?, state?, totp_code}`: a key
+/// disabled (`state: disabled`) is refused at once.
+async fn update_api_key(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    SeenFrom(seen): SeenFrom,
+    Path(kid): Path<String>,
+    Params(p): Params<KeyUpdateParams>,
+) -> Result<Json<ApiKeyView>, Refusal> {
+    let area = "resource.api_key";
+    key_manager(&caller)?;
+    let scopes = p
+        .scope
+        .as_deref()
+        .map(engine::api_keys::parse_scopes)
+        .transpose()
+        .map_err(at(area))?;
+    let key = engine
+        .update_api_key(
+            &caller.user,
+            &kid,
+            scopes,
+            p.state.as_deref(),
+            p.totp_code.as_deref(),
+            &seen,
+        )
+        .await
+        .map_err(at(area))?;
+    Ok(Json(ApiKeyView::new(key, None)))
+}
+
+#[derive(Debug, Deserialize)]
+struct KeyDeleteParams {
+    #[serde(default)]
+    totp_code: Option<String>,
+}
+
+/// `DELETE resource/api_keys/{kid}?totp_code`: 204, the key gone.
+async fn delete_api_key(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    SeenFrom(seen): SeenFrom,
+    Path(kid): Path<String>,
+    Query(p): Query<KeyDeleteParams>,
+) -> Result<StatusCode, Refusal> {
+    let area = "resource.api_key";
+    key_manager(&caller)?;
+    engine
+        .delete_api_key(&caller.user, &kid, p.totp_code.as_deref(), &seen)
+        .await
+        .map_err(at(area))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Keys are how the account is reached: a session (with its CSRF token) or
+/// an account token manages them, never an ACL token or a key.
+fn key_manager(caller: &Caller) -> Result<(), Refusal> {
+    caller
+        .permits(Access::ManageAccess)
+        .map_err(|d| at("resource.api_key")(d.into()))
+}
+
 // ---- The activity log ----
 
 #[derive(Debug, Deserialize)]
@@ -570,23 +747,7 @@ async fn activity(
             ))
         }
     };
-    let number =
-        |field: &'static str, text: Option<&str>, range: std::ops::RangeInclusive<i64>| match text
-            .filter(|t| !t.is_empty())
-        {
-            None => Ok(None),
-            Some(t) => match t.parse::<i64>() {
-                Ok(n) if range.contains(&n) => Ok(Some(n)),
-                _ => Err(at(area)(engine::Error::invalid(
-                    field,
-                    format!(
-                        "{field} must be a whole number from {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
-                ))),
-            },
-        };
+    let number = |field, text, range| page_number(area, field, text, range);
     const SECS: std::ops::RangeInclusive<i64> = 0..=253_402_300_799;
     let filter = ActivityFilter {
         topic,
@@ -604,14 +765,42 @@ async fn activity(
         .activities(&caller.user.id.0, &filter, page as u32, per_page as u32)
         .await
         .map_err(at(area))?;
+    Ok((
+        paged(total, page, per_page),
+        Json(rows.into_iter().map(ActivityView::from).collect()),
+    ))
+}
+
+/// A whole number parameter within `range`, if given.
+fn page_number(
+    area: &'static str,
+    field: &'static str,
+    text: Option<&str>,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<Option<i64>, Refusal> {
+    match text.filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) => match t.parse::<i64>() {
+            Ok(n) if range.contains(&n) => Ok(Some(n)),
+            _ => Err(at(area)(engine::Error::invalid(
+                field,
+                format!(
+                    "{field} must be a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            ))),
+        },
+    }
+}
+
+/// The headers saying where a page is: `Total`, `Page`, `Per-Page`.
+fn paged(total: i64, page: i64, per_page: i64) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for (name, value) in [("total", total), ("page", page), ("per-page", per_page)] {
         headers.insert(name, HeaderValue::from(value));
     }
-    Ok((
-        headers,
-        Json(rows.into_iter().map(ActivityView::from).collect()),
-    ))
+    headers
 }
 
 // ---- Parameters and errors ----

@@ -4,8 +4,10 @@
 //! `pyotp`) from the `otpauth://` URL in the QR code (read by zbar), asked of
 //! every password sign-in and password change once on, each accepted once
 //! (even by two requests at once), wrong ones throttled; the activity log of
-//! every way in, filtered and paged; and every refusal in the API's own
-//! format, `{"errors": [code], "message"}`, changing nothing.
+//! every way in, filtered and paged; signed API keys (signatures computed
+//! apart, by Python's `hmac`) calling only within their scopes, each nonce
+//! once; and every refusal in the API's own format, `{"errors": [code],
+//! "message"}`, changing nothing.
 
 mod common;
 
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use common::{session_cookie, zbar, Auth, Reply, Server, PASSWORD};
 
@@ -24,6 +26,7 @@ testdb::on_both_databases!(
     wrong_codes_are_throttled,
     the_activity_log_records_every_way_in,
     bad_input_is_refused_in_the_apis_format_and_changes_nothing,
+    signed_api_keys_call_within_their_scopes,
 );
 
 async fn open_server(url: &str) -> Server {
@@ -930,4 +933,439 @@ async fn bad_input_is_refused_in_the_apis_format_and_changes_nothing(server: Ser
         .get("/api/v2/auth/resource/users/me", Auth::None)
         .await;
     assert_refused(&reply, StatusCode::UNAUTHORIZED, "authz.invalid_session");
+}
+
+/// A request signed with an API key as a client library would sign it: the
+/// signature computed apart (Python's `hmac`), the nonce `age_ms` old.
+struct Key {
+    kid: String,
+    secret: String,
+}
+
+fn python_hmac(secret: &str, message: &str) -> String {
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import sys, hmac, hashlib; print(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha256).hexdigest())",
+            secret,
+            message,
+        ])
+        .output()
+        .expect("the test venv's python");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+async fn signed(
+    server: &Server,
+    key: &Key,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    nonce: i64,
+    signature: Option<String>,
+) -> Reply {
+    let nonce = nonce.to_string();
+    let signature =
+        signature.unwrap_or_else(|| python_hmac(&key.secret, &format!("{nonce}{}", key.kid)));
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-auth-apikey", &key.kid)
+        .header("x-auth-nonce", &nonce)
+        .header("x-auth-signature", signature);
+    let body = match body {
+        Some(body) => {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+            Body::from(body.to_string())
+        }
+        None => Body::empty(),
+    };
+    server.send(request.body(body).unwrap()).await
+}
+
+async fn make_key(server: &Server, browser: &Browser, scope: &str, code: Option<&str>) -> Reply {
+    let mut form = vec![("algorithm", "HS256"), ("scope", scope)];
+    if let Some(code) = code {
+        form.push(("totp_code", code));
+    }
+    call(
+        server,
+        Method::POST,
+        "resource/api_keys",
+        &form,
+        Some(browser),
+    )
+    .await
+}
+
+fn key_of(reply: &Reply) -> Key {
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    Key {
+        kid: reply.body["kid"].as_str().unwrap().to_string(),
+        secret: reply.body["secret"].as_str().unwrap().to_string(),
+    }
+}
+
+async fn signed_api_keys_call_within_their_scopes(server: Server) {
+    let ivan = sign_up(&server, "ivan@example.com").await;
+    let now = engine::now_ms;
+
+    // Bad keys are refused and none is made.
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/api_keys",
+        &[("algorithm", "RS256")],
+        Some(&ivan),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.api_key.invalid_algorithm",
+    );
+    let reply = make_key(&server, &ivan, "[\"admin\"]", None).await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.api_key.invalid_scope",
+    );
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/api_keys",
+        &[("scope", "read")],
+        Some(&ivan),
+    )
+    .await;
+    assert_refused(&reply, StatusCode::BAD_REQUEST, "missing_algorithm");
+
+    let reader = make_key(&server, &ivan, "read", None).await;
+    assert_eq!(reader.body["scope"], json!(["read"]));
+    assert_eq!(reader.body["algorithm"], "HS256");
+    assert_eq!(reader.body["state"], "active");
+    let reader = key_of(&reader);
+    let payer = key_of(&make_key(&server, &ivan, "wallet", None).await);
+    let trader = key_of(&make_key(&server, &ivan, "[\"trade\"]", None).await);
+
+    // A read key reads every API, and writes nowhere.
+    let me = signed(
+        &server,
+        &reader,
+        Method::GET,
+        "/api/v2/auth/resource/users/me",
+        None,
+        now(),
+        None,
+    )
+    .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text);
+    assert_eq!(me.body["email"], "ivan@example.com");
+    let wallet = signed(
+        &server,
+        &reader,
+        Method::GET,
+        "/rest/v1/getalldata",
+        None,
+        now(),
+        None,
+    )
+    .await;
+    assert_eq!(wallet.status, StatusCode::OK, "{}", wallet.text);
+    let invoice = json!({"amount": 1000, "memo": "key"});
+    let refused = signed(
+        &server,
+        &reader,
+        Method::POST,
+        "/rest/v1/createinvoice",
+        Some(invoice.clone()),
+        now(),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    assert!(refused.text.contains("wallet"), "{}", refused.text);
+    // The wallet scope writes the wallet, not the exchange; trade the reverse.
+    let paid = signed(
+        &server,
+        &payer,
+        Method::POST,
+        "/rest/v1/createinvoice",
+        Some(invoice.clone()),
+        now(),
+        None,
+    )
+    .await;
+    assert_eq!(paid.status, StatusCode::OK, "{}", paid.text);
+    assert!(paid.body["payment_request"]
+        .as_str()
+        .unwrap()
+        .starts_with("lnbcrt"));
+    let deposit = json!({"amount": 1000});
+    let refused = signed(
+        &server,
+        &payer,
+        Method::POST,
+        "/lnm/user/deposit",
+        Some(deposit.clone()),
+        now(),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    let deposited = signed(
+        &server,
+        &trader,
+        Method::POST,
+        "/lnm/user/deposit",
+        Some(deposit),
+        now(),
+        None,
+    )
+    .await;
+    assert_eq!(deposited.status, StatusCode::OK, "{}", deposited.text);
+    let refused = signed(
+        &server,
+        &trader,
+        Method::POST,
+        "/rest/v1/createinvoice",
+        Some(invoice),
+        now(),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    // No key manages keys, two-factor codes or the account, whatever its scopes.
+    for (method, path) in [
+        (Method::GET, "/api/v2/auth/resource/api_keys"),
+        (Method::POST, "/api/v2/auth/resource/api_keys"),
+        (Method::POST, "/api/v2/auth/resource/otp/generate_qrcode"),
+        (Method::GET, "/api/v1/auth/acls"),
+        (
+            Method::DELETE,
+            "/api/v2/auth/resource/users/me?password=Correct-horse-7",
+        ),
+    ] {
+        let reply = signed(&server, &payer, method.clone(), path, None, now(), None).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{method} {path}: {}",
+            reply.text
+        );
+    }
+    assert_eq!(me_by_key(&server, &reader).await, StatusCode::OK);
+
+    // A signed request works once, near the server's clock, with its own
+    // signature, for a key that is there and active.
+    let nonce = now();
+    let once = signed(
+        &server,
+        &reader,
+        Method::GET,
+        "/api/v2/auth/resource/users/me",
+        None,
+        nonce,
+        None,
+    )
+    .await;
+    assert_eq!(once.status, StatusCode::OK);
+    let replayed = signed(
+        &server,
+        &reader,
+        Method::GET,
+        "/api/v2/auth/resource/users/me",
+        None,
+        nonce,
+        None,
+    )
+    .await;
+    assert_refused(&replayed, StatusCode::UNAUTHORIZED, "authz.invalid_session");
+    for stale in [now() - 31_000, now() + 31_000] {
+        let reply = signed(
+            &server,
+            &reader,
+            Method::GET,
+            "/api/v2/auth/resource/users/me",
+            None,
+            stale,
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text);
+    }
+    let nonce = now();
+    let other_data = python_hmac(&reader.secret, &format!("{}{nonce}", reader.kid));
+    let reply = signed(
+        &server,
+        &reader,
+        Method::GET,
+        "/api/v2/auth/resource/users/me",
+        None,
+        nonce,
+        Some(other_data),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text);
+    let other_secret = python_hmac(&payer.secret, &format!("{nonce}{}", reader.kid));
+    let reply = signed(
+        &server,
+        &reader,
+        Method::GET,
+        "/api/v2/auth/resource/users/me",
+        None,
+        nonce,
+        Some(other_secret),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text);
+    // The rejected signature did not use the nonce up.
+    let reply = signed(
+        &server,
+        &reader,
+        Method::GET,
+        "/api/v2/auth/resource/users/me",
+        None,
+        nonce,
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+
+    // The list: every key, never a secret; a page at a time.
+    let list = call(
+        &server,
+        Method::GET,
+        "resource/api_keys?limit=2",
+        &[],
+        Some(&ivan),
+    )
+    .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    assert_eq!(list.body.as_array().unwrap().len(), 2);
+    assert_eq!(list.headers["total"], "3");
+    assert!(!list.text.contains(&reader.secret) && !list.text.contains("secret"));
+
+    // Disabled: refused at once; active again: works; deleted: gone.
+    let path = format!("resource/api_keys/{}", reader.kid);
+    let reply = call(
+        &server,
+        Method::PATCH,
+        &path,
+        &[("state", "disabled")],
+        Some(&ivan),
+    )
+    .await;
+    assert_eq!(reply.body["state"], "disabled", "{}", reply.text);
+    assert_eq!(me_by_key(&server, &reader).await, StatusCode::UNAUTHORIZED);
+    let reply = call(
+        &server,
+        Method::PATCH,
+        &path,
+        &[("state", "asleep")],
+        Some(&ivan),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.api_key.invalid_state",
+    );
+    let reply = call(
+        &server,
+        Method::PATCH,
+        &path,
+        &[("state", "active"), ("scope", "read,wallet")],
+        Some(&ivan),
+    )
+    .await;
+    assert_eq!(
+        reply.body["scope"],
+        json!(["read", "wallet"]),
+        "{}",
+        reply.text
+    );
+    assert_eq!(me_by_key(&server, &reader).await, StatusCode::OK);
+    let reply = call(&server, Method::DELETE, &path, &[], Some(&ivan)).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    assert_eq!(me_by_key(&server, &reader).await, StatusCode::UNAUTHORIZED);
+    let reply = call(&server, Method::DELETE, &path, &[], Some(&ivan)).await;
+    assert_refused(&reply, StatusCode::NOT_FOUND, "resource.api_key.not_found");
+
+    // Another account's key is not found, whatever is asked of it.
+    let judy = sign_up(&server, "judy@example.com").await;
+    let path = format!("resource/api_keys/{}", payer.kid);
+    let reply = call(
+        &server,
+        Method::PATCH,
+        &path,
+        &[("state", "disabled")],
+        Some(&judy),
+    )
+    .await;
+    assert_refused(&reply, StatusCode::NOT_FOUND, "resource.api_key.not_found");
+    let reply = call(&server, Method::DELETE, &path, &[], Some(&judy)).await;
+    assert_refused(&reply, StatusCode::NOT_FOUND, "resource.api_key.not_found");
+    assert_eq!(me_by_key(&server, &payer).await, StatusCode::OK);
+
+    // With two-factor on, managing keys takes a code.
+    let mut app = enable_two_factor(&server, &ivan).await;
+    let reply = make_key(&server, &ivan, "read", None).await;
+    assert_refused(
+        &reply,
+        StatusCode::UNAUTHORIZED,
+        "resource.api_key.missing_otp",
+    );
+    let reply = make_key(&server, &ivan, "read", Some(&app.wrong_code())).await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.api_key.invalid_otp",
+    );
+    let code = app.next_code().await;
+    key_of(&make_key(&server, &ivan, "read", Some(&code)).await);
+    let path = format!("resource/api_keys/{}?totp_code=", payer.kid);
+    let reply = call(&server, Method::DELETE, &path, &[], Some(&ivan)).await;
+    assert_refused(
+        &reply,
+        StatusCode::UNAUTHORIZED,
+        "resource.api_key.missing_otp",
+    );
+    assert_eq!(me_by_key(&server, &payer).await, StatusCode::OK);
+
+    // The activity log names every change, refused ones too.
+    let log = call(
+        &server,
+        Method::GET,
+        "resource/users/activity/api_keys",
+        &[],
+        Some(&ivan),
+    )
+    .await;
+    let actions: Vec<(&str, &str)> = log
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["action"].as_str().unwrap(), r["result"].as_str().unwrap()))
+        .collect();
+    assert_eq!(actions.first(), Some(&("delete", "denied")), "{}", log.text);
+    assert!(actions.contains(&("create", "succeed")) && actions.contains(&("update", "succeed")));
+    assert!(actions.contains(&("create", "failed")), "{}", log.text);
+    assert!(!log.text.contains(&payer.secret));
+}
+
+async fn me_by_key(server: &Server, key: &Key) -> StatusCode {
+    signed(
+        server,
+        key,
+        Method::GET,
+        "/api/v2/auth/resource/users/me",
+        None,
+        engine::now_ms(),
+        None,
+    )
+    .await
+    .status
 }

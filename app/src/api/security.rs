@@ -1,5 +1,6 @@
-//! The calls behind the security page: the profile, the ACLs and their tokens,
-//! the keys that sign in, and deleting the account. Each is the engine's own
+//! The calls behind the security page: the profile, two-factor codes, the
+//! activity log, the ACLs and their tokens, the keys that sign in, and
+//! deleting the account. Each is the engine's own
 //! operation, as the account API (`/api/v1/auth`) runs it; writes carry the
 //! session's CSRF token (`_csrf`), and neither an ACL token nor a scoped desk
 //! token may call them.
@@ -15,6 +16,79 @@ pub struct ProfileView {
     pub display_name: Option<String>,
     pub email: Option<String>,
     pub has_password: bool,
+    /// Whether signing in with the password also asks for a two-factor code.
+    pub two_factor: bool,
+}
+
+/// A two-factor secret waiting to be switched on: what the authenticator app
+/// scans (`url`) or has typed in (`secret`, base32).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TwoFactorSetup {
+    pub url: String,
+    pub secret: String,
+}
+
+/// A signed API key as the page lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyRow {
+    pub kid: String,
+    /// `read`, `wallet`, `trade`.
+    pub scopes: Vec<String>,
+    /// `active` or `disabled`.
+    pub state: String,
+    pub created_at: String,
+}
+
+/// A key just made: its secret is shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewApiKey {
+    pub kid: String,
+    pub secret: String,
+}
+
+/// One entry of the account's activity log, in words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityView {
+    /// "Signed in with a password", "Password changed", ...
+    pub what: String,
+    /// `succeed`, `failed` or `denied`.
+    pub result: String,
+    pub at: String,
+    pub address: String,
+    /// The browser and system its `User-Agent` names.
+    pub device: String,
+}
+
+/// An activity (topic, action and the way named in its data) in words.
+pub fn activity_words(topic: &str, action: &str, data: &str) -> String {
+    let way = serde_json::from_str::<serde_json::Value>(data)
+        .ok()
+        .and_then(|d| d.get("way").and_then(|w| w.as_str()).map(str::to_string))
+        .unwrap_or_default();
+    let by = match way.as_str() {
+        "password" => "a password",
+        "nostr" => "a Nostr key",
+        "lnurl" => "a Lightning wallet (LNURL-auth)",
+        "joule" => "a browser wallet (Joule)",
+        "user_id" => "the account's ID",
+        "google" => "Google",
+        "keycloak" => "Keycloak",
+        "github" => "GitHub",
+        _ => "another way",
+    };
+    match (topic, action) {
+        ("session", "login") => format!("Signed in with {by}"),
+        ("session", "logout") => "Signed out".into(),
+        ("password", "update") => "Password changed".into(),
+        ("password", "reset") => "Password reset by an e-mail link".into(),
+        ("otp", "enable") => "Two-factor authentication turned on".into(),
+        ("otp", "disable") => "Two-factor authentication turned off".into(),
+        ("otp", "verify") => "Two-factor code checked".into(),
+        ("api_keys", "create") => "API key made".into(),
+        ("api_keys", "update") => "API key changed".into(),
+        ("api_keys", "delete") => "API key deleted".into(),
+        (topic, action) => format!("{topic}: {action}"),
+    }
 }
 
 /// How the account is reached: its ACLs and the keys that sign in.
@@ -154,6 +228,9 @@ async fn manager(write: bool) -> Result<engine::Caller, ApiError> {
         (false, engine::Credential::AclToken { .. }) => {
             Err(engine::Error::from(engine::caller::Denied::AclTokenManaging).into())
         }
+        (false, engine::Credential::ApiKey { .. }) => {
+            Err(engine::Error::from(engine::caller::Denied::ApiKeyManaging).into())
+        }
         (false, _) => Ok(caller),
         (true, _) => {
             caller
@@ -172,7 +249,138 @@ pub async fn security_profile() -> Result<ProfileView, ApiError> {
         display_name: caller.user.display_name.clone(),
         email: caller.user.email.clone(),
         has_password: engine.accounts.has_password(&caller.user).await?,
+        two_factor: engine.accounts.two_factor_on(&caller.user.id.0).await?,
     })
+}
+
+/// A new two-factor secret, off until [`enable_two_factor`] gets a code of it.
+#[server(prefix = "/api/ui", endpoint = "start_two_factor")]
+pub async fn start_two_factor(_csrf: String) -> Result<TwoFactorSetup, ApiError> {
+    let caller = manager(true).await?;
+    let enrolment = crate::api::auth::engine()?
+        .accounts
+        .start_two_factor(&caller.user)
+        .await?;
+    Ok(TwoFactorSetup {
+        url: enrolment.url,
+        secret: enrolment.secret,
+    })
+}
+
+/// Turns two-factor codes on with a first code of the waiting secret.
+#[server(prefix = "/api/ui", endpoint = "enable_two_factor")]
+pub async fn enable_two_factor(otp_code: String, _csrf: String) -> Result<(), ApiError> {
+    let caller = manager(true).await?;
+    crate::api::auth::engine()?
+        .accounts
+        .enable_two_factor(&caller.user, &otp_code, &crate::api::auth::seen())
+        .await?;
+    Ok(())
+}
+
+/// Turns two-factor codes off, with a current code.
+#[server(prefix = "/api/ui", endpoint = "disable_two_factor")]
+pub async fn disable_two_factor(otp_code: String, _csrf: String) -> Result<(), ApiError> {
+    let caller = manager(true).await?;
+    crate::api::auth::engine()?
+        .accounts
+        .disable_two_factor(&caller.user, &otp_code, &crate::api::auth::seen())
+        .await?;
+    Ok(())
+}
+
+/// The account's signed API keys, oldest first.
+#[server(prefix = "/api/ui", endpoint = "security_api_keys")]
+pub async fn security_api_keys() -> Result<Vec<ApiKeyRow>, ApiError> {
+    let caller = manager(false).await?;
+    let (keys, _) = crate::api::auth::engine()?
+        .api_keys
+        .list(&caller.user, 1, engine::api_keys::MAX_KEYS as u32)
+        .await?;
+    Ok(keys
+        .into_iter()
+        .map(|k| ApiKeyRow {
+            kid: k.kid,
+            scopes: k.scopes.iter().map(|s| s.as_str().to_string()).collect(),
+            state: k.state,
+            created_at: engine::rfc3339(k.created_at_ms),
+        })
+        .collect())
+}
+
+/// Makes a signed API key that reads, and writes the wallet or the exchange
+/// as asked; the code of an account with two-factor on.
+#[server(prefix = "/api/ui", endpoint = "create_api_key")]
+pub async fn create_api_key(
+    #[server(default)] wallet: Option<String>,
+    #[server(default)] trade: Option<String>,
+    #[server(default)] otp_code: Option<String>,
+    _csrf: String,
+) -> Result<NewApiKey, ApiError> {
+    use engine::api_keys::KeyScope;
+    let caller = manager(true).await?;
+    let engine = crate::api::auth::engine()?;
+    let mut scopes = vec![KeyScope::Read];
+    if wallet.is_some() {
+        scopes.push(KeyScope::Wallet);
+    }
+    if trade.is_some() {
+        scopes.push(KeyScope::Trade);
+    }
+    let (key, secret) = engine
+        .create_api_key(
+            &caller.user,
+            "HS256",
+            scopes,
+            otp_code.as_deref(),
+            &crate::api::auth::seen(),
+        )
+        .await?;
+    Ok(NewApiKey {
+        kid: key.kid,
+        secret,
+    })
+}
+
+/// Deletes one of the account's API keys (with the code of an account that
+/// has two-factor on).
+#[server(prefix = "/api/ui", endpoint = "delete_api_key")]
+pub async fn delete_api_key(
+    kid: String,
+    #[server(default)] otp_code: Option<String>,
+    _csrf: String,
+) -> Result<(), ApiError> {
+    let caller = manager(true).await?;
+    let engine = crate::api::auth::engine()?;
+    engine
+        .delete_api_key(
+            &caller.user,
+            &kid,
+            otp_code.as_deref(),
+            &crate::api::auth::seen(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The account's latest activity (20 entries), newest first.
+#[server(prefix = "/api/ui", endpoint = "security_activity")]
+pub async fn security_activity() -> Result<Vec<ActivityView>, ApiError> {
+    let caller = manager(false).await?;
+    let (rows, _) = crate::api::auth::engine()?
+        .accounts
+        .activities(&caller.user.id.0, &Default::default(), 1, 20)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|a| ActivityView {
+            what: activity_words(&a.topic, &a.action, &a.data),
+            result: a.result,
+            at: engine::rfc3339(a.created_at_ms),
+            address: a.user_ip,
+            device: device_of(&a.user_agent),
+        })
+        .collect())
 }
 
 #[server(prefix = "/api/ui", endpoint = "security_access")]

@@ -3,11 +3,13 @@ use leptos_meta::Title;
 use leptos_router::{lazy_route, LazyRoute};
 
 use super::settings::PasswordCard;
-use super::{action_error, form_error};
+use super::{action_error, asks_code, form_error};
 use crate::api::security::{
-    link_nostr_key, security_access, security_profile, security_sessions, AccessView, AclView,
-    CreateAcl, DeleteAccount, DeleteAcl, EndOtherSessions, EndSession, IssueAclToken,
-    LnurlLinkCreate, ProfileView, RevokeAclToken, UnlinkKey, UpdateProfile, COMMON_ENDPOINTS,
+    link_nostr_key, security_access, security_activity, security_api_keys, security_profile,
+    security_sessions, AccessView, AclView, CreateAcl, CreateApiKey, DeleteAccount, DeleteAcl,
+    DeleteApiKey, DisableTwoFactor, EnableTwoFactor, EndOtherSessions, EndSession, IssueAclToken,
+    LnurlLinkCreate, ProfileView, RevokeAclToken, StartTwoFactor, UnlinkKey, UpdateProfile,
+    COMMON_ENDPOINTS,
 };
 use crate::api::session::{provider_error_message, Account};
 use crate::api::ApiError;
@@ -55,7 +57,7 @@ fn Security(account: Account) -> impl IntoView {
         revoke,
         csrf: csrf.clone(),
     };
-    let (profile_csrf, delete_csrf) = (csrf.clone(), csrf.clone());
+    let (profile_csrf, delete_csrf, otp_csrf) = (csrf.clone(), csrf.clone(), csrf.clone());
     view! {
         <h1>"Security"</h1>
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -67,8 +69,20 @@ fn Security(account: Account) -> impl IntoView {
             }}
         </Suspense>
         <PasswordCard csrf=csrf.clone() />
+        <Suspense fallback=|| ()>
+            {move || {
+                let csrf = otp_csrf.clone();
+                Suspend::new(async move {
+                    opened.await.ok().filter(|view| view.has_password).map(|view| view! {
+                        <TwoFactorCard on=view.two_factor csrf />
+                    })
+                })
+            }}
+        </Suspense>
         <SessionsCard opened csrf=csrf.clone() />
+        <ActivityCard />
         <AclsCard lists create actions csrf=csrf.clone() />
+        <ApiKeysCard csrf=csrf.clone() />
         <SignInsCard lists unlink link_nostr link_wallet wallet_linked csrf=csrf.clone() />
         <Suspense fallback=|| ()>
             {move || {
@@ -139,6 +153,222 @@ fn ProfileCard(
                     <p class="success" role="status">"Profile saved."</p>
                 })}
             </ActionForm>
+        </section>
+    }
+}
+
+/// Two-factor authentication: set up by scanning a QR code into an
+/// authenticator app and switched on by a first code of it; off again with a
+/// code. Only for an account with a password (a wallet's key is its own
+/// second factor).
+#[component]
+fn TwoFactorCard(on: bool, csrf: String) -> impl IntoView {
+    let start = ServerAction::<StartTwoFactor>::new();
+    let enable = ServerAction::<EnableTwoFactor>::new();
+    let disable = ServerAction::<DisableTwoFactor>::new();
+    let on = RwSignal::new(on);
+    let code = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        if matches!(enable.value().get(), Some(Ok(()))) {
+            on.set(true);
+            code.set(String::new());
+        }
+    });
+    Effect::new(move |_| {
+        if matches!(disable.value().get(), Some(Ok(()))) {
+            on.set(false);
+            code.set(String::new());
+            start.clear();
+        }
+    });
+    let (start_csrf, enable_csrf, disable_csrf) = (csrf.clone(), csrf.clone(), csrf);
+    let turn_on = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        enable.dispatch(EnableTwoFactor {
+            otp_code: code.get_untracked(),
+            _csrf: enable_csrf.clone(),
+        });
+    };
+    let turn_off = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        disable.dispatch(DisableTwoFactor {
+            otp_code: code.get_untracked(),
+            _csrf: disable_csrf.clone(),
+        });
+    };
+    let setting_up = move || {
+        let start_csrf = start_csrf.clone();
+        let turn_on = turn_on.clone();
+        match start.value().get() {
+            Some(Ok(setup)) => view! {
+                <p>"Scan this code with an authenticator app (such as Aegis, FreeOTP or Google Authenticator), or type the key into it. Then enter the 6 digits it shows."</p>
+                <QrCode text=setup.url label="QR code for your authenticator app" />
+                <p>"Key: " <code data-testid="otp-secret">{setup.secret.clone()}</code> " " <CopyButton text=setup.secret label="Copy the key" /></p>
+                <form class="form" on:submit=turn_on>
+                    <Field label="Code from your app" name="otp_code" id="otp-enable-code"
+                        autocomplete="one-time-code" inputmode="numeric" value=code
+                        error=action_error(enable, Some("otp_code")) />
+                    <p class="form-error" role="alert">{move || form_error(enable, &["otp_code"]).get()}</p>
+                    <button type="submit" disabled=move || enable.pending().get()>"Turn on"</button>
+                </form>
+            }
+            .into_any(),
+            other => view! {
+                <p class="form-error" role="alert">{other.and_then(Result::err).map(|e| e.error.message)}</p>
+                <button type="button" disabled=move || start.pending().get()
+                    on:click=move |_| { start.dispatch(StartTwoFactor { _csrf: start_csrf.clone() }); }>
+                    "Set up two-factor authentication"
+                </button>
+            }
+            .into_any(),
+        }
+    };
+    view! {
+        <section class="card" aria-labelledby="otp-title">
+            <h2 id="otp-title">"Two-factor authentication"</h2>
+            <Show when=move || on.get() fallback=move || view! {
+                <p>"Off: your password alone signs you in."</p>
+                {setting_up.clone()}
+            }>
+                <p class="success">"On: signing in with your password also asks for a code."</p>
+                <form class="form" on:submit=turn_off.clone()>
+                    <Field label="Code from your app (to turn it off)" name="otp_code" id="otp-disable-code"
+                        autocomplete="one-time-code" inputmode="numeric" value=code
+                        error=action_error(disable, Some("otp_code")) />
+                    <p class="form-error" role="alert">{move || form_error(disable, &["otp_code"]).get()}</p>
+                    <button type="submit" class="secondary" disabled=move || disable.pending().get()>"Turn off"</button>
+                </form>
+            </Show>
+        </section>
+    }
+}
+
+/// Signed API keys for scripts and bots: each reads every API, and writes the
+/// wallet or the exchange if asked; its secret is shown once. Making or
+/// deleting one asks the two-factor code of an account that has it on.
+#[component]
+fn ApiKeysCard(csrf: String) -> impl IntoView {
+    let create = ServerAction::<CreateApiKey>::new();
+    let delete = ServerAction::<DeleteApiKey>::new();
+    let keys = Resource::new(
+        move || (create.version().get(), delete.version().get()),
+        |_| security_api_keys(),
+    );
+    let wallet = RwSignal::new(false);
+    let trade = RwSignal::new(false);
+    let code = RwSignal::new(String::new());
+    let create_asks = asks_code(create);
+    let delete_asks = asks_code(delete);
+    let given_code = move || Some(code.get_untracked()).filter(|c| !c.is_empty());
+    let (create_csrf, delete_csrf) = (csrf.clone(), csrf);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        create.dispatch(CreateApiKey {
+            wallet: wallet.get_untracked().then(|| "on".to_string()),
+            trade: trade.get_untracked().then(|| "on".to_string()),
+            otp_code: given_code(),
+            _csrf: create_csrf.clone(),
+        });
+    };
+    let scopes = |scopes: &[String]| {
+        scopes
+            .iter()
+            .map(|s| match s.as_str() {
+                "read" => "reads",
+                "wallet" => "pays from the wallet",
+                "trade" => "trades",
+                other => other,
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    view! {
+        <section class="card" aria-labelledby="api-keys-title">
+            <h2 id="api-keys-title">"API keys"</h2>
+            <p class="hint">"For scripts and bots: each request is signed with the key's secret (X-Auth-Apikey, X-Auth-Nonce, X-Auth-Signature = HMAC-SHA256 of nonce and key id)."</p>
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || {
+                    let delete_csrf = delete_csrf.clone();
+                    Suspend::new(async move {
+                        keys.await.map(|list| view! {
+                            <ul class="sessions">
+                                {list.into_iter().map(|key| {
+                                    let (kid, csrf) = (key.kid.clone(), delete_csrf.clone());
+                                    let label = format!("Delete key {}", key.kid);
+                                    view! {
+                                        <li data-testid="api-key">
+                                            <code>{key.kid.clone()}</code>
+                                            {(key.state != "active").then(|| view! { " " <span class="badge short">{key.state.clone()}</span> })}
+                                            <br />
+                                            <span class="hint">{format!("{} · made {}", scopes(&key.scopes), key.created_at.get(..10).unwrap_or_default())}</span>
+                                            " "
+                                            <button type="button" class="secondary small" aria-label=label
+                                                on:click=move |_| { delete.dispatch(DeleteApiKey { kid: kid.clone(), otp_code: given_code(), _csrf: csrf.clone() }); }>
+                                                "Delete"
+                                            </button>
+                                        </li>
+                                    }
+                                }).collect_view()}
+                            </ul>
+                        })
+                    })
+                }}
+            </Transition>
+            <form class="form" on:submit=submit>
+                <label class="check"><input type="checkbox" bind:checked=wallet />" Pays from the wallet (invoices, payments, channels)"</label>
+                <label class="check"><input type="checkbox" bind:checked=trade />" Trades on the exchange (orders, deposits, withdrawals)"</label>
+                <Show when=move || create_asks.get() || delete_asks.get()>
+                    <Field label="Two-factor code" name="otp_code" id="api-key-code"
+                        autocomplete="one-time-code" inputmode="numeric" value=code
+                        error=Signal::derive(move || action_error(create, Some("otp_code")).get().or_else(|| action_error(delete, Some("otp_code")).get())) />
+                </Show>
+                <p class="form-error" role="alert">{move || form_error(create, &["otp_code"]).get().or_else(|| form_error(delete, &["otp_code"]).get())}</p>
+                <button type="submit" disabled=move || create.pending().get()>"Make an API key"</button>
+            </form>
+            {move || create.value().get().and_then(Result::ok).map(|key| view! {
+                <div class="success" role="status">
+                    <p>"Key made. Copy its secret now: it is not shown again."</p>
+                    <p>"Key ID: " <code data-testid="new-api-key-kid">{key.kid.clone()}</code> " " <CopyButton text=key.kid label="Copy the key ID" /></p>
+                    <p>"Secret: " <code data-testid="new-api-key-secret">{key.secret.clone()}</code> " " <CopyButton text=key.secret label="Copy the secret" /></p>
+                </div>
+            })}
+        </section>
+    }
+}
+
+/// What happened to the account lately, and from where: sign-ins of every
+/// way (refused ones too), sign-outs, password and two-factor changes.
+#[component]
+fn ActivityCard() -> impl IntoView {
+    let activity = Resource::new(|| (), |_| security_activity());
+    let when = |at: &str| at.replace('T', " ").get(..16).unwrap_or(at).to_string();
+    view! {
+        <section class="card" aria-labelledby="activity-title">
+            <h2 id="activity-title">"Recent activity"</h2>
+            <p class="hint">"If you see a sign-in you do not know, change your password and turn on two-factor authentication."</p>
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    activity.await.map(|rows| view! {
+                        <ul class="activity">
+                            {rows.into_iter().map(|row| {
+                                let outcome = match row.result.as_str() {
+                                    "failed" => Some("failed"),
+                                    "denied" => Some("refused"),
+                                    _ => None,
+                                };
+                                view! {
+                                    <li data-testid="activity">
+                                        <strong>{row.what}</strong>
+                                        {outcome.map(|o| view! { " " <span class="badge short">{o}</span> })}
+                                        <br />
+                                        <span class="hint">{format!("{} · {} · {}", when(&row.at), row.device, row.address)}</span>
+                                    </li>
+                                }
+                            }).collect_view()}
+                        </ul>
+                    })
+                })}
+            </Suspense>
         </section>
     }
 }

@@ -32,3 +32,26 @@ CREATE TABLE user_data (
     referral_uid TEXT,
     updated_at   BIGINT  NOT NULL
 );
+
+-- Signed API keys (OpenDAX/Barong style): the secret signs each request
+-- (HMAC-SHA256 of nonce and kid), so the server keeps it to check; scopes are
+-- read, wallet and trade, comma-separated.
+CREATE TABLE api_keys (
+    kid        TEXT    PRIMARY KEY,
+    user_id    TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    algorithm  TEXT    NOT NULL,
+    scope      TEXT    NOT NULL,
+    state      TEXT    NOT NULL,
+    secret     TEXT    NOT NULL,
+    created_at BIGINT  NOT NULL,
+    updated_at BIGINT  NOT NULL
+);
+CREATE INDEX api_keys_user ON api_keys (user_id);
+
+-- The nonces each key has signed, until they leave the window: each works once.
+CREATE TABLE api_key_nonces (
+    kid        TEXT    NOT NULL REFERENCES api_keys (kid) ON DELETE CASCADE,
+    nonce      BIGINT  NOT NULL,
+    expires_at BIGINT  NOT NULL,
+    PRIMARY KEY (kid, nonce)
+);
