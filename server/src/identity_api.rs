@@ -383,15 +383,12 @@ struct PasswordChangeParams {
 /// account ends, this one included (sign in again with the new password).
 async fn change_password(
     State(engine): State<Engine>,
-    SignedIn(caller): SignedIn,
+    Managing(caller): Managing,
     SeenFrom(seen): SeenFrom,
     session: Session,
     Params(p): Params<PasswordChangeParams>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Refusal> {
     let area = "resource.password";
-    caller
-        .permits(Access::ManageAccess)
-        .map_err(|d| at(area)(d.into()))?;
     if p.new_password != p.confirm_password {
         return Err(Refusal::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -424,12 +421,9 @@ async fn change_password(
 /// (the secret in base32 beside them). 400 while two-factor is on.
 async fn generate_qrcode(
     State(engine): State<Engine>,
-    SignedIn(caller): SignedIn,
+    Managing(caller): Managing,
 ) -> Result<Json<serde_json::Value>, Refusal> {
     let area = "resource.otp";
-    caller
-        .permits(Access::ManageAccess)
-        .map_err(|d| at(area)(d.into()))?;
     let enrolment = engine
         .accounts
         .start_two_factor(&caller.user)
@@ -455,11 +449,10 @@ struct CodeParams {
 /// `POST resource/otp/enable {code}`: 200, two-factor on.
 async fn enable_otp(
     State(engine): State<Engine>,
-    SignedIn(caller): SignedIn,
+    Managing(caller): Managing,
     SeenFrom(seen): SeenFrom,
     Params(p): Params<CodeParams>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
-    otp_change(&caller, "resource.otp")?;
     engine
         .accounts
         .enable_two_factor(&caller.user, &p.code, &seen)
@@ -471,11 +464,10 @@ async fn enable_otp(
 /// `POST resource/otp/verify {code}`: 200 when the code is right.
 async fn verify_otp(
     State(engine): State<Engine>,
-    SignedIn(caller): SignedIn,
+    Managing(caller): Managing,
     SeenFrom(seen): SeenFrom,
     Params(p): Params<CodeParams>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
-    otp_change(&caller, "resource.otp")?;
     engine
         .accounts
         .verify_two_factor(&caller.user, &p.code, &seen)
@@ -487,24 +479,16 @@ async fn verify_otp(
 /// `POST resource/otp/disable {code}`: 200, two-factor off.
 async fn disable_otp(
     State(engine): State<Engine>,
-    SignedIn(caller): SignedIn,
+    Managing(caller): Managing,
     SeenFrom(seen): SeenFrom,
     Params(p): Params<CodeParams>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
-    otp_change(&caller, "resource.otp")?;
     engine
         .accounts
         .disable_two_factor(&caller.user, &p.code, &seen)
         .await
         .map_err(at("resource.otp"))?;
     Ok(Json(serde_json::json!({ "message": "2FA was disabled" })))
-}
-
-/// Two-factor settings are how the account is reached: never an ACL token's.
-fn otp_change(caller: &Caller, area: &'static str) -> Result<(), Refusal> {
-    caller
-        .permits(Access::ManageAccess)
-        .map_err(|d| at(area)(d.into()))
 }
 
 // ---- Signed API keys ----
@@ -548,11 +532,10 @@ struct KeyListParams {
 /// with `Total`, `Page` and `Per-Page`.
 async fn list_api_keys(
     State(engine): State<Engine>,
-    SignedIn(caller): SignedIn,
+    Managing(caller): Managing,
     Query(p): Query<KeyListParams>,
 ) -> Result<(HeaderMap, Json<Vec<ApiKeyView>>), Refusal> {
     let area = "resource.api_key";
-    key_manager(&caller)?;
     let page = page_number(area, "page", p.page.as_deref(), 1..=1_000_000)?.unwrap_or(1);
     let per_page = page_number(area, "limit", p.limit.as_deref(), 1..=100)?.unwrap_or(100);
     let (keys, total) = engine
@@ -580,12 +563,11 @@ struct KeyCreateParams {
 /// has two-factor on.
 async fn create_api_key(
     State(engine): State<Engine>,
-    SignedIn(caller): SignedIn,
+    Managing(caller): Managing,
     SeenFrom(seen): SeenFrom,
     Params(p): Params<KeyCreateParams>,
 ) -> Result<(StatusCode, Json<ApiKeyView>), Refusal> {
     let area = "resource.api_key";
-    key_manager(&caller)?;
     let scopes =
         engine::api_keys::parse_scopes(p.scope.as_deref().unwrap_or_default()).map_err(at(area))?;
     let (key, secret) = engine
@@ -618,13 +600,12 @@ struct KeyUpdateParams {
 /// disabled (`state: disabled`) is refused at once.
 async fn update_api_key(
     State(engine): State<Engine>,
-    SignedIn(caller): SignedIn,
+    Managing(caller): Managing,
     SeenFrom(seen): SeenFrom,
     Path(kid): Path<String>,
     Params(p): Params<KeyUpdateParams>,
 ) -> Result<Json<ApiKeyView>, Refusal> {
     let area = "resource.api_key";
-    key_manager(&caller)?;
     let scopes = p
         .scope
         .as_deref()
@@ -654,26 +635,17 @@ struct KeyDeleteParams {
 /// `DELETE resource/api_keys/{kid}?totp_code`: 204, the key gone.
 async fn delete_api_key(
     State(engine): State<Engine>,
-    SignedIn(caller): SignedIn,
+    Managing(caller): Managing,
     SeenFrom(seen): SeenFrom,
     Path(kid): Path<String>,
     Query(p): Query<KeyDeleteParams>,
 ) -> Result<StatusCode, Refusal> {
     let area = "resource.api_key";
-    key_manager(&caller)?;
     engine
         .delete_api_key(&caller.user, &kid, p.totp_code.as_deref(), &seen)
         .await
         .map_err(at(area))?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Keys are how the account is reached: a session (with its CSRF token) or
-/// an account token manages them, never an ACL token or a key.
-fn key_manager(caller: &Caller) -> Result<(), Refusal> {
-    caller
-        .permits(Access::ManageAccess)
-        .map_err(|d| at("resource.api_key")(d.into()))
 }
 
 // ---- The activity log ----
@@ -804,6 +776,33 @@ fn paged(total: i64, page: i64, per_page: i64) -> HeaderMap {
 }
 
 // ---- Parameters and errors ----
+
+/// A signed-in caller that may manage how the account is reached (two-factor
+/// codes, API keys, the password): a session with its CSRF token, or an
+/// account token; never an ACL token or an API key. Refused (403
+/// `authz.access_denied`) before the body is read, so a credential without
+/// the right learns nothing of what the route takes.
+struct Managing(Caller);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Managing {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        let SignedIn(caller) = SignedIn::from_request_parts(parts, state).await?;
+        match caller.permits(Access::ManageAccess) {
+            Ok(()) => Ok(Managing(caller)),
+            Err(denied) => Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "authz.access_denied",
+                &denied.to_string(),
+            )
+            .into_response()),
+        }
+    }
+}
 
 /// Parameters of a request as a form (`application/x-www-form-urlencoded`,
 /// as the spec's `formData`) or a JSON object; a browser's `_csrf` is the

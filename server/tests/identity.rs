@@ -243,7 +243,7 @@ async fn two_factor_codes_guard_every_password_sign_in(server: Server) {
         Some(&forged),
     )
     .await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "resource.otp.forbidden");
+    assert_refused(&reply, StatusCode::FORBIDDEN, "authz.access_denied");
     assert!(reply.text.contains("CSRF"), "{}", reply.text);
 
     let mut app = enable_two_factor(&server, &alice).await;
@@ -887,7 +887,7 @@ async fn bad_input_is_refused_in_the_apis_format_and_changes_nothing(server: Ser
             None,
         )
         .await;
-    assert_refused(&reply, StatusCode::FORBIDDEN, "resource.otp.forbidden");
+    assert_refused(&reply, StatusCode::FORBIDDEN, "authz.access_denied");
     // Closing the account takes its password, from any credential.
     let reply = server
         .call(
