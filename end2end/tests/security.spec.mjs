@@ -162,7 +162,9 @@ test('two-factor codes turned on from the security page guard the next sign-in',
   // The activity log shows both sign-ins, the one refused and the one let in.
   await open(page, '/security');
   const log = page.getByTestId('activity');
-  await expect(log.filter({ hasText: 'Signed in with a password' }).filter({ hasText: 'refused' })).toHaveCount(1);
+  await expect(log.filter({ hasText: 'Sign-in with a password' }).filter({ hasText: 'refused' })).toHaveCount(1);
+  await expect(log.filter({ hasText: 'Signed in with a password' })).toHaveCount(1);
+  await expect(log.filter({ hasText: 'Turning two-factor authentication on' }).filter({ hasText: 'failed' })).toHaveCount(1);
   await expect(log.filter({ hasText: 'Two-factor authentication turned on' })).toHaveCount(1);
 });
 

@@ -59,8 +59,10 @@ pub struct ActivityView {
     pub device: String,
 }
 
-/// An activity (topic, action and the way named in its data) in words.
-pub fn activity_words(topic: &str, action: &str, data: &str) -> String {
+/// An activity (topic, action and the way named in its data) in words: what
+/// was done, or, for an attempt refused (`result` other than `succeed`), what
+/// was tried.
+pub fn activity_words(topic: &str, action: &str, result: &str, data: &str) -> String {
     let way = serde_json::from_str::<serde_json::Value>(data)
         .ok()
         .and_then(|d| d.get("way").and_then(|w| w.as_str()).map(str::to_string))
@@ -76,18 +78,32 @@ pub fn activity_words(topic: &str, action: &str, data: &str) -> String {
         "github" => "GitHub",
         _ => "another way",
     };
-    match (topic, action) {
-        ("session", "login") => format!("Signed in with {by}"),
-        ("session", "logout") => "Signed out".into(),
-        ("password", "update") => "Password changed".into(),
-        ("password", "reset") => "Password reset by an e-mail link".into(),
-        ("otp", "enable") => "Two-factor authentication turned on".into(),
-        ("otp", "disable") => "Two-factor authentication turned off".into(),
-        ("otp", "verify") => "Two-factor code checked".into(),
-        ("api_keys", "create") => "API key made".into(),
-        ("api_keys", "update") => "API key changed".into(),
-        ("api_keys", "delete") => "API key deleted".into(),
-        (topic, action) => format!("{topic}: {action}"),
+    let (done, tried) = match (topic, action) {
+        ("session", "login") => (format!("Signed in with {by}"), format!("Sign-in with {by}")),
+        ("session", "logout") => ("Signed out".into(), "Sign-out".into()),
+        ("password", "update") => ("Password changed".into(), "Password change".into()),
+        ("password", "reset") => (
+            "Password reset by an e-mail link".into(),
+            "Password reset by an e-mail link".into(),
+        ),
+        ("otp", "enable") => (
+            "Two-factor authentication turned on".into(),
+            "Turning two-factor authentication on".into(),
+        ),
+        ("otp", "disable") => (
+            "Two-factor authentication turned off".into(),
+            "Turning two-factor authentication off".into(),
+        ),
+        ("otp", "verify") => ("Two-factor code checked".into(), "Two-factor code".into()),
+        ("api_keys", "create") => ("API key made".into(), "Making an API key".into()),
+        ("api_keys", "update") => ("API key changed".into(), "Changing an API key".into()),
+        ("api_keys", "delete") => ("API key deleted".into(), "Deleting an API key".into()),
+        (topic, action) => (format!("{topic}: {action}"), format!("{topic}: {action}")),
+    };
+    if result == "succeed" {
+        done
+    } else {
+        tried
     }
 }
 
@@ -374,7 +390,7 @@ pub async fn security_activity() -> Result<Vec<ActivityView>, ApiError> {
     Ok(rows
         .into_iter()
         .map(|a| ActivityView {
-            what: activity_words(&a.topic, &a.action, &a.data),
+            what: activity_words(&a.topic, &a.action, &a.result, &a.data),
             result: a.result,
             at: engine::rfc3339(a.created_at_ms),
             address: a.user_ip,
@@ -605,7 +621,32 @@ pub async fn delete_account(password: String, _csrf: String) -> Result<(), ApiEr
 
 #[cfg(test)]
 mod tests {
-    use super::device_of;
+    use super::{activity_words, device_of};
+
+    #[test]
+    fn an_activity_reads_as_what_was_done_or_tried() {
+        let way = r#"{"way":"nostr"}"#;
+        assert_eq!(
+            activity_words("session", "login", "succeed", way),
+            "Signed in with a Nostr key"
+        );
+        assert_eq!(
+            activity_words("session", "login", "denied", way),
+            "Sign-in with a Nostr key"
+        );
+        assert_eq!(
+            activity_words("otp", "enable", "failed", "{}"),
+            "Turning two-factor authentication on"
+        );
+        assert_eq!(
+            activity_words("api_keys", "delete", "succeed", "{}"),
+            "API key deleted"
+        );
+        assert_eq!(
+            activity_words("session", "login", "succeed", "not json"),
+            "Signed in with another way"
+        );
+    }
 
     #[test]
     fn a_user_agent_reads_as_browser_and_system() {

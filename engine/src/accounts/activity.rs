@@ -106,9 +106,12 @@ impl Accounts {
             .db
             .execute(
                 sqlx::query(
+                    // An account deleted meanwhile (signing out after
+                    // deleting it) has nothing left to record to.
                     "INSERT INTO activities \
                      (user_id, topic, action, result, user_ip, user_agent, data, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     SELECT $1, $2, $3, $4, $5, $6, $7, CAST($8 AS BIGINT) \
+                     WHERE EXISTS (SELECT 1 FROM users WHERE id = $1)",
                 )
                 .bind(user_id.to_string())
                 .bind(topic.as_str())
