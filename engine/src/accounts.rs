@@ -457,10 +457,11 @@ impl Accounts {
     ) -> Result<User> {
         self.policy.new_accounts()?;
         let username = Username::parse(username)?;
-        check_password_rule(
+        self.check_new_password(
             password,
             &[username.as_str(), email.as_deref().unwrap_or_default()],
-        )?;
+        )
+        .await?;
         if self.username_taken(&username.key()).await? {
             return Err(Error::UsernameTaken);
         }
@@ -806,7 +807,7 @@ impl Accounts {
         match found {
             Some((user, _)) if verified => {
                 self.throttle.succeeded(&keys).await;
-                self.second_factor(&user, code).await?;
+                self.sign_in_factor(&user, code).await?;
                 Ok(user)
             }
             _ => Err(Error::InvalidCredentials),
@@ -1002,11 +1003,15 @@ impl Accounts {
                 }
                 other => other,
             })?;
-        check_password_rule(
+        self.check_new_password(
             new_password,
             &[&user.username, user.email.as_deref().unwrap_or_default()],
         )
-        .map_err(|err| Error::invalid("new_password", err.to_string()))?;
+        .await
+        .map_err(|err| match err {
+            Error::Invalid { message, .. } => Error::invalid("new_password", message),
+            other => other,
+        })?;
         self.second_factor(user, code).await?;
         let new_hash = self.hash(new_password).await?;
         self.db
@@ -1026,6 +1031,18 @@ impl Accounts {
     /// changed (every session and token of an older `auth_version` is void).
     async fn credentials_changed(&self, id: &str) -> Result<User> {
         let user = self.get(id).await?.ok_or(Error::Unauthenticated)?;
+        // Signed API keys hold no password: they are switched off, for the
+        // owner to switch on again once sure whose they are.
+        self.db
+            .execute(
+                sqlx::query(
+                    "UPDATE api_keys SET state = 'disabled', updated_at = $1 \
+                     WHERE user_id = $2 AND state = 'active'",
+                )
+                .bind(now_ms())
+                .bind(user.id.0.clone()),
+            )
+            .await?;
         // Sessions of the old password are over: their rows go.
         self.db
             .execute(
@@ -1094,6 +1111,33 @@ impl Accounts {
             ))
         })
         .transpose()
+    }
+
+    /// [`check_password_rule`] on the hashing pool: judging a crafted
+    /// password costs `zxcvbn` a good part of a second, so a flood of them
+    /// waits its turn there (or is answered `Busy`) instead of stalling the
+    /// server's other requests.
+    pub async fn check_new_password(&self, password: &str, known: &[&str]) -> Result<()> {
+        self.judge_password(password, known).await?.1
+    }
+
+    /// How strong `password` is, and whether a new password may be it, worked
+    /// out on the hashing pool (see [`Accounts::check_new_password`]).
+    pub async fn judge_password(
+        &self,
+        password: &str,
+        known: &[&str],
+    ) -> Result<(Strength, Result<()>)> {
+        let password = password.to_owned();
+        let known: Vec<String> = known.iter().map(|k| k.to_string()).collect();
+        self.hashing_work(move || {
+            let known: Vec<&str> = known.iter().map(String::as_str).collect();
+            Ok((
+                password_strength(&password, &known),
+                check_password_rule(&password, &known),
+            ))
+        })
+        .await
     }
 
     async fn hash(&self, password: &str) -> Result<PasswordHash> {

@@ -116,7 +116,7 @@ pub enum Denied {
     OutsideAcl(String),
     #[error("an API key cannot manage keys, tokens or how the account is reached")]
     ApiKeyManaging,
-    #[error("an API key calls the APIs only (/rest, /api, /lnm)")]
+    #[error("an API key calls the APIs only (/rest, /api, /lnm; not the pages' /api/ui)")]
     ApiKeyElsewhere,
     #[error("this API key's scopes do not include {0}")]
     KeyScope(&'static str),
@@ -169,7 +169,9 @@ impl Caller {
                 Denied::OutsideAcl(format!("{method} {}", crate::cut(path, 200))),
             ),
             Credential::ApiKey { grant } => {
-                if !crate::acls::is_api(path) {
+                // The pages' own calls (`/api/ui`) are a browser's: some trade
+                // or manage the account under a path no scope names.
+                if !crate::acls::is_api(path) || path.starts_with("/api/ui/") {
                     return Err(Denied::ApiKeyElsewhere);
                 }
                 let needed = if matches!(method, "GET" | "HEAD") {

@@ -17,10 +17,12 @@ impl Engine {
         &self,
         caller: &Caller,
         password: Option<&str>,
+        code: Option<&str>,
         client: &crate::Seen,
     ) -> Result<()> {
         caller.permits(Access::CloseAccount)?;
         self.accounts.confirm(caller, password, client).await?;
+        self.accounts.second_factor(&caller.user, code).await?;
         let user_id = caller.user.id.0.clone();
         self.db
             .write(move |conn| {

@@ -71,6 +71,9 @@ impl ClientLimits {
 
 /// Password reset requests one client address may make in an hour.
 const RESET_PER_CLIENT: Rule = Rule::new(10, Duration::from_secs(60 * 60));
+/// Passwords one client address may have judged a minute (the identity
+/// API's `password/validate`).
+const STRENGTH_PER_CLIENT: Rule = Rule::new(30, Duration::from_secs(60));
 /// Password reset requests naming one e-mail address in an hour.
 const RESET_PER_ADDRESS: Rule = Rule::new(3, Duration::from_secs(60 * 60));
 
@@ -98,8 +101,15 @@ pub enum Scope {
     /// Password reset requests naming one e-mail address (lower-cased),
     /// whether or not an account has it: nobody floods an inbox.
     ResetAddress,
-    /// Two-factor codes tried for one account (the subject is its id).
+    /// Two-factor codes tried for one account (the subject is its id) by a
+    /// signed-in caller (enabling, verifying, managing keys, paying).
     OtpAccount,
+    /// Two-factor codes tried while signing in to one account, once its
+    /// password proved right: counted apart, so a stolen session failing
+    /// codes cannot keep the owner from signing in.
+    OtpSignIn,
+    /// Password strength judged for one client address.
+    StrengthClient,
 }
 
 /// The subject of the scopes that count everyone together.
@@ -119,6 +129,8 @@ impl Scope {
             Scope::ResetClient => "reset-client",
             Scope::ResetAddress => "reset-address",
             Scope::OtpAccount => "otp-account",
+            Scope::OtpSignIn => "otp-sign-in",
+            Scope::StrengthClient => "strength-client",
         }
     }
 
@@ -128,7 +140,7 @@ impl Scope {
     fn cleared_by_success(self) -> bool {
         matches!(
             self,
-            Scope::LoginUsername | Scope::RecheckAccount | Scope::OtpAccount
+            Scope::LoginUsername | Scope::RecheckAccount | Scope::OtpAccount | Scope::OtpSignIn
         )
     }
 }
@@ -174,9 +186,10 @@ impl Throttle {
     pub fn rule(&self, scope: Scope) -> Rule {
         let login = |limit| Rule::new(limit, self.login.window);
         match scope {
-            Scope::LoginUsername | Scope::RecheckAccount | Scope::OtpAccount => {
+            Scope::LoginUsername | Scope::RecheckAccount | Scope::OtpAccount | Scope::OtpSignIn => {
                 login(self.login.per_username)
             }
+            Scope::StrengthClient => STRENGTH_PER_CLIENT,
             Scope::LoginClient => login(self.login.per_client),
             Scope::SignUpClient => self.sign_up.per_client,
             Scope::SignUpOverall => self.sign_up.overall,

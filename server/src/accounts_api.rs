@@ -203,6 +203,9 @@ struct CloseRequest {
     /// A browser's session gives it again; a token needs none.
     #[serde(default)]
     password: Option<String>,
+    /// The two-factor code, for an account that has it on.
+    #[serde(default)]
+    otp_code: Option<String>,
 }
 
 /// `DELETE /api/v1/auth/me`: deletes the account and all of it, unless it
@@ -222,7 +225,12 @@ async fn delete_account(
         }
     };
     engine
-        .close_account(&caller, req.password.as_deref(), &seen)
+        .close_account(
+            &caller,
+            req.password.as_deref(),
+            req.otp_code.as_deref(),
+            &seen,
+        )
         .await?;
     let _ = session.flush().await;
     Ok(Json(serde_json::json!({ "detail": "Account deleted" })))
@@ -252,7 +260,7 @@ async fn update_password(
     Body(req): Body<UpdatePasswordRequest>,
 ) -> Result<Json<serde_json::Value>, DetailError> {
     caller
-        .permits(engine::Access::Write)
+        .permits(engine::Access::ManageAccess)
         .map_err(engine::Error::from)?;
     engine
         .accounts

@@ -170,21 +170,33 @@ struct PasswordParams {
 
 /// `POST identity/password/validate`: 201 with how strong the password is
 /// (`entropy` in bits, the `zxcvbn` score and whether sign-up takes it).
+/// Throttled per client address: judging costs real work.
 async fn validate_password(
+    State(engine): State<Engine>,
+    SeenFrom(seen): SeenFrom,
     Params(p): Params<PasswordParams>,
-) -> (StatusCode, Json<serde_json::Value>) {
-    let strength = engine::accounts::password_strength(&p.password, &[]);
-    let accepted = engine::accounts::check_password_rule(&p.password, &[]).is_ok();
-    (
+) -> Result<(StatusCode, Json<serde_json::Value>), Refusal> {
+    let area = "identity.password";
+    engine
+        .throttle
+        .begin(&[(engine::throttle::Scope::StrengthClient, &seen.address)])
+        .await
+        .map_err(at(area))?;
+    let (strength, accepted) = engine
+        .accounts
+        .judge_password(&p.password, &[])
+        .await
+        .map_err(at(area))?;
+    Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({
             "entropy": strength.entropy,
             "score": strength.score,
-            "strong": accepted,
+            "strong": accepted.is_ok(),
             "warning": strength.warning,
             "suggestions": strength.suggestions,
         })),
-    )
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -352,18 +364,17 @@ async fn close(
     caller
         .permits(Access::CloseAccount)
         .map_err(|d| at(area)(d.into()))?;
+    // The spec asks every credential for the password (the engine asks a
+    // browser's session only).
+    if !matches!(caller.credential, engine::Credential::Session { .. }) {
+        engine
+            .accounts
+            .recheck(&caller.user, &p.password, &seen)
+            .await
+            .map_err(at(area))?;
+    }
     engine
-        .accounts
-        .recheck(&caller.user, &p.password, &seen)
-        .await
-        .map_err(at(area))?;
-    engine
-        .accounts
-        .second_factor(&caller.user, p.otp_code.as_deref())
-        .await
-        .map_err(at(area))?;
-    engine
-        .close_account(&caller, Some(&p.password), &seen)
+        .close_account(&caller, Some(&p.password), p.otp_code.as_deref(), &seen)
         .await
         .map_err(at(area))?;
     let _ = session.flush().await;

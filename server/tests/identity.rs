@@ -27,6 +27,7 @@ testdb::on_both_databases!(
     the_activity_log_records_every_way_in,
     bad_input_is_refused_in_the_apis_format_and_changes_nothing,
     signed_api_keys_call_within_their_scopes,
+    what_the_review_found_stays_refused,
 );
 
 async fn open_server(url: &str) -> Server {
@@ -521,8 +522,32 @@ async fn wrong_codes_are_throttled(server: Server) {
         "resource.otp.too_many_attempts",
     );
     assert!(reply.headers.contains_key(header::RETRY_AFTER));
-    // Signing in is throttled alike: the code guessing goes on nowhere.
+    // Signing in counts its own wrong codes (so a session's cannot keep the
+    // owner out): the right one still signs in, and guessing there is
+    // throttled alike.
     let reply = sign_in(&server, "carol@example.com", PASSWORD, Some(&right)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    for _ in 0..3 {
+        let reply = sign_in(
+            &server,
+            "carol@example.com",
+            PASSWORD,
+            Some(&app.wrong_code()),
+        )
+        .await;
+        assert_refused(
+            &reply,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "identity.session.invalid_otp",
+        );
+    }
+    let reply = sign_in(
+        &server,
+        "carol@example.com",
+        PASSWORD,
+        Some(&app.next_code().await),
+    )
+    .await;
     assert_refused(
         &reply,
         StatusCode::TOO_MANY_REQUESTS,
@@ -1368,4 +1393,138 @@ async fn me_by_key(server: &Server, key: &Key) -> StatusCode {
     )
     .await
     .status
+}
+
+/// What an outside review found, each shown refused: a key calling the pages'
+/// own functions or changing the password; a key outliving a password
+/// change; a stolen session's wrong codes keeping the owner out; an account
+/// deleted without its code; a flood of password judging.
+async fn what_the_review_found_stays_refused(server: Server) {
+    let kate = sign_up(&server, "kate@example.com").await;
+    let wallet_key = key_of(&make_key(&server, &kate, "wallet", None).await);
+    let now = engine::now_ms;
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/api/ui/desk/close",
+            json!({"pid": "x", "csrf": "x"}),
+        ),
+        (
+            Method::POST,
+            "/api/ui/change_password",
+            json!({"old_password": PASSWORD, "new_password": "Fresh-battery-42", "csrf": "x"}),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/auth/update-password",
+            json!({"old_password": PASSWORD, "new_password": "Fresh-battery-42"}),
+        ),
+    ] {
+        let reply = signed(
+            &server,
+            &wallet_key,
+            method.clone(),
+            path,
+            Some(body),
+            now(),
+            None,
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{method} {path}: {}",
+            reply.text
+        );
+        assert!(session_cookie(&reply).is_none());
+    }
+    assert_eq!(me_by_key(&server, &wallet_key).await, StatusCode::OK);
+
+    // A new password switches the account's keys off (the owner may switch
+    // them on again).
+    let reply = call(
+        &server,
+        Method::PUT,
+        "resource/users/password",
+        &[
+            ("old_password", PASSWORD),
+            ("new_password", "Fresh-battery-42"),
+            ("confirm_password", "Fresh-battery-42"),
+        ],
+        Some(&kate),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(
+        me_by_key(&server, &wallet_key).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let kate = browser_of(&sign_in(&server, "kate@example.com", "Fresh-battery-42", None).await);
+    let list = call(&server, Method::GET, "resource/api_keys", &[], Some(&kate)).await;
+    assert_eq!(list.body[0]["state"], "disabled", "{}", list.text);
+
+    // A session failing codes (a thief's) does not keep the owner from
+    // signing in with the password and a code.
+    let mut app = enable_two_factor(&server, &kate).await;
+    for _ in 0..4 {
+        let reply = make_key(&server, &kate, "read", Some(&app.wrong_code())).await;
+        assert!([
+            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+        .contains(&reply.status));
+    }
+    let reply = make_key(&server, &kate, "read", Some(&app.next_code().await)).await;
+    assert_refused(
+        &reply,
+        StatusCode::TOO_MANY_REQUESTS,
+        "resource.api_key.too_many_attempts",
+    );
+    let code = app.next_code().await;
+    let reply = sign_in(&server, "kate@example.com", "Fresh-battery-42", Some(&code)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let owner = browser_of(&reply);
+
+    // Deleting the account takes the code on every route.
+    let token = server
+        .post_json(
+            "/api/v1/auth",
+            &json!({"username": "kate", "password": "Fresh-battery-42", "otp_code": app.next_code().await}).to_string(),
+            None,
+        )
+        .await;
+    let token = token.body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", token.text))
+        .to_string();
+    let reply = server
+        .call(
+            Method::DELETE,
+            "/api/v1/auth/me",
+            Auth::Bearer(&token),
+            Some(&json!({}).to_string()),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text);
+    assert!(reply.text.contains("two-factor"), "{}", reply.text);
+    assert_eq!(me(&server, &owner).await.status, StatusCode::OK);
+
+    // Judging passwords is throttled per client address (30 a minute).
+    let mut statuses = Vec::new();
+    for _ in 0..31 {
+        let reply = call(
+            &server,
+            Method::POST,
+            "identity/password/validate",
+            &[("password", "Violet-otter-canoe-91")],
+            None,
+        )
+        .await;
+        statuses.push(reply.status);
+    }
+    assert!(
+        statuses[..30].iter().all(|s| *s == StatusCode::CREATED),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[30], StatusCode::TOO_MANY_REQUESTS);
 }

@@ -608,11 +608,20 @@ pub async fn lnurl_link_create(_csrf: String) -> Result<crate::api::lnm::Lnurl, 
 /// Deletes the account (refused while it holds funds), then goes to the
 /// start page.
 #[server(prefix = "/api/ui", endpoint = "delete_account")]
-pub async fn delete_account(password: String, _csrf: String) -> Result<(), ApiError> {
+pub async fn delete_account(
+    password: String,
+    #[server(default)] otp_code: Option<String>,
+    _csrf: String,
+) -> Result<(), ApiError> {
     use crate::api::auth;
     let caller = auth::caller().await?;
     auth::engine()?
-        .close_account(&caller, Some(&password), &auth::seen())
+        .close_account(
+            &caller,
+            Some(&password),
+            otp_code.as_deref().filter(|c| !c.is_empty()),
+            &auth::seen(),
+        )
         .await?;
     auth::end_session().await?;
     leptos_axum::redirect("/");

@@ -153,7 +153,7 @@ pub async fn change_password(
     csrf: String,
 ) -> Result<(), ApiError> {
     use crate::api::auth;
-    let caller = auth::writer().await?;
+    let caller = auth::permitted(engine::Access::ManageAccess).await?;
     let engine = auth::engine()?;
     let user = engine
         .accounts

@@ -757,6 +757,7 @@ fn SignInsCard(
 #[component]
 fn DeleteCard(has_password: bool, csrf: String) -> impl IntoView {
     let action = ServerAction::<DeleteAccount>::new();
+    let asks_code = asks_code(action);
     view! {
         <section class="card" aria-labelledby="delete-title">
             <h2 id="delete-title">"Delete the account"</h2>
@@ -771,7 +772,12 @@ fn DeleteCard(has_password: bool, csrf: String) -> impl IntoView {
                 } else {
                     view! { <input type="hidden" name="password" value="" /> }.into_any()
                 }}
-                <p class="form-error" role="alert">{move || form_error(action, &["password"]).get()}</p>
+                <Show when=move || asks_code.get()>
+                    <Field label="Two-factor code" name="otp_code" id="delete-code"
+                        autocomplete="one-time-code" inputmode="numeric"
+                        error=action_error(action, Some("otp_code")) />
+                </Show>
+                <p class="form-error" role="alert">{move || form_error(action, &["password", "otp_code"]).get()}</p>
                 <button type="submit" class="danger" disabled=move || action.pending().get()>"Delete my account"</button>
             </ActionForm>
         </section>

@@ -8,7 +8,7 @@
 use bitcoin::hashes::{sha256, Hash};
 use sqlx::Row;
 
-use super::{check_password_rule, parse_email, user_from_row, Accounts, User, USER_COLUMNS};
+use super::{parse_email, user_from_row, Accounts, User, USER_COLUMNS};
 use crate::mail::Mail;
 use crate::throttle::Scope;
 use crate::{now_ms, Access, Caller, Engine, Error, Result};
@@ -134,7 +134,7 @@ impl Accounts {
                 "the passwords are not the same",
             ));
         }
-        check_password_rule(password, &[])?;
+        self.check_new_password(password, &[]).await?;
         let hash = key_hash(&key.to_ascii_lowercase());
         // A link that cannot work is refused before any hashing work.
         let now = now_ms();

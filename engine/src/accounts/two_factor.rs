@@ -6,7 +6,8 @@
 //!
 //! A secret starts off (`start_two_factor`) and is switched on by a first code,
 //! which proves the authenticator app holds it. Once it is on, every password
-//! sign-in and password change asks [`Accounts::second_factor`].
+//! sign-in, password change, API key change and account deletion asks
+//! [`Accounts::second_factor`].
 
 use sqlx::Row;
 use totp_rs::{Algorithm, TOTP};
@@ -110,7 +111,10 @@ impl Accounts {
     /// is off: there is nothing to verify).
     pub async fn verify_two_factor(&self, user: &User, code: &str, seen: &Seen) -> Result<()> {
         let result = match self.stored_factor(&user.id.0).await? {
-            Some(stored) if stored.enabled => self.accept_code(user, &stored, code).await,
+            Some(stored) if stored.enabled => {
+                self.accept_code(user, &stored, code, Scope::OtpAccount)
+                    .await
+            }
             _ => Err(Error::Conflict(
                 "two-factor authentication is not on for this account".into(),
             )),
@@ -131,9 +135,19 @@ impl Accounts {
     /// it): nothing when the account has none on, else a correct code, used
     /// once. A missing code is [`Error::CodeRequired`].
     pub async fn second_factor(&self, user: &User, code: Option<&str>) -> Result<()> {
+        self.factor_counted(user, code, Scope::OtpAccount).await
+    }
+
+    /// [`Accounts::second_factor`] of a sign-in whose password proved right,
+    /// its wrong codes counted apart from those of signed-in callers.
+    pub(super) async fn sign_in_factor(&self, user: &User, code: Option<&str>) -> Result<()> {
+        self.factor_counted(user, code, Scope::OtpSignIn).await
+    }
+
+    async fn factor_counted(&self, user: &User, code: Option<&str>, scope: Scope) -> Result<()> {
         match self.stored_factor(&user.id.0).await? {
             Some(stored) if stored.enabled => match code.filter(|c| !c.is_empty()) {
-                Some(code) => self.accept_code(user, &stored, code).await,
+                Some(code) => self.accept_code(user, &stored, code, scope).await,
                 None => Err(Error::CodeRequired),
             },
             _ => Ok(()),
@@ -161,12 +175,19 @@ impl Accounts {
                 ))
             }
         };
-        self.accept_code(user, &stored, code).await?;
+        self.accept_code(user, &stored, code, Scope::OtpAccount)
+            .await?;
         let changed = if on {
             self.db
                 .execute(
-                    sqlx::query("UPDATE two_factor SET enabled = 1 WHERE user_id = $1")
-                        .bind(user.id.0.clone()),
+                    // Only the secret the code was of: a new QR code made
+                    // meanwhile leaves it off.
+                    sqlx::query(
+                        "UPDATE two_factor SET enabled = 1 \
+                         WHERE user_id = $1 AND secret = $2 AND enabled = 0",
+                    )
+                    .bind(user.id.0.clone())
+                    .bind(hex::encode(&stored.secret)),
                 )
                 .await?
         } else {
@@ -189,15 +210,21 @@ impl Accounts {
     /// Accepts `code` if it is of the current step (or one either side) and of
     /// a step after the last accepted one; wrong codes count against the
     /// account, so six digits cannot be tried through.
-    async fn accept_code(&self, user: &User, stored: &Stored, code: &str) -> Result<()> {
-        let keys = [(Scope::OtpAccount, user.id.0.as_str())];
+    async fn accept_code(
+        &self,
+        user: &User,
+        stored: &Stored,
+        code: &str,
+        scope: Scope,
+    ) -> Result<()> {
+        let keys = [(scope, user.id.0.as_str())];
         self.throttle.begin(&keys).await?;
         let wrong = || Error::invalid("otp_code", "the code is not correct");
         if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(wrong());
         }
         let totp = totp(&stored.secret, &user.username)?;
-        let now_step = i64::try_from(now_ms() / 1000).unwrap_or(0) / STEP_SECS as i64;
+        let now_step = now_ms() / 1000 / STEP_SECS as i64;
         let step = (now_step - 1..=now_step + 1).find(|step| {
             let at = u64::try_from(*step).unwrap_or(0) * STEP_SECS;
             same_secret(totp.generate(at).as_bytes(), code.as_bytes())
