@@ -1130,13 +1130,16 @@ impl Accounts {
     ) -> Result<(Strength, Result<()>)> {
         let password = password.to_owned();
         let known: Vec<String> = known.iter().map(|k| k.to_string()).collect();
-        self.hashing_work(move || {
-            let known: Vec<&str> = known.iter().map(String::as_str).collect();
-            Ok((
-                password_strength(&password, &known),
-                check_password_rule(&password, &known),
-            ))
-        })
+        self.pooled_work(
+            move || {
+                let known: Vec<&str> = known.iter().map(String::as_str).collect();
+                Ok((
+                    password_strength(&password, &known),
+                    check_password_rule(&password, &known),
+                ))
+            },
+            false,
+        )
         .await
     }
 
@@ -1180,13 +1183,23 @@ impl Accounts {
         outcome
     }
 
-    /// Runs argon2 on the blocking pool, at most one job per core at a time. A
-    /// request waits at most `hashing_wait` for its turn, then is answered `Busy`:
-    /// a storm of hashing slows others down by that much at most, never without
-    /// bound.
+    /// Runs argon2 on the blocking pool (see [`Accounts::pooled_work`]),
+    /// counted in [`Accounts::hashes_run`].
     async fn hashing_work<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.pooled_work(job, true).await
+    }
+
+    /// Runs CPU-heavy account work (argon2, judging a password) on the
+    /// blocking pool, at most one job per core at a time. A request waits at
+    /// most `hashing_wait` for its turn, then is answered `Busy`: a storm of
+    /// such work slows others down by that much at most, never without bound.
+    async fn pooled_work<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> Result<T> + Send + 'static,
+        is_hash: bool,
     ) -> Result<T> {
         // The permit travels with the job: a caller that goes away does not free
         // it while the hashing still runs.
@@ -1196,7 +1209,9 @@ impl Accounts {
                 retry_after: self.hashing_wait.max(Duration::from_secs(1)),
             })?
             .map_err(|_| Error::Internal("hashing pool closed".into()))?;
-        self.hashes_run.fetch_add(1, Ordering::Relaxed);
+        if is_hash {
+            self.hashes_run.fetch_add(1, Ordering::Relaxed);
+        }
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             job()
