@@ -110,7 +110,6 @@ impl Refusal for Success {}
 impl Refusal for NewToken {}
 impl Refusal for crate::api::security::AclTokenView {}
 impl Refusal for crate::api::security::NewApiKey {}
-impl Refusal for crate::api::security::TwoFactorSetup {}
 impl Refusal for Done {}
 
 impl Refusal for CreateInvoiceResponse {

@@ -119,15 +119,8 @@ impl Accounts {
                 "two-factor authentication is not on for this account".into(),
             )),
         };
-        self.record(
-            &user.id.0,
-            Topic::Otp,
-            "verify",
-            Outcome::of(&result),
-            seen,
-            serde_json::json!({}),
-        )
-        .await;
+        self.record_factor_change(user, "verify", seen, &result)
+            .await;
         result
     }
 
