@@ -24,6 +24,7 @@ mod recovery;
 pub mod sessions;
 pub mod two_factor;
 pub mod user_data;
+mod withdrawals;
 pub use recovery::{RESET_LINK_LIFETIME, RESET_PAGE};
 
 /// A user's id: a random UUID, stable for the account's life.
@@ -250,6 +251,9 @@ pub struct Policy {
     pub admin_users: Vec<String>,
     /// The legacy sign-in with an account id alone (`POST /api/v1/auth/usr`).
     pub user_id_login: bool,
+    /// How much an account with two-factor codes on may withdraw a day
+    /// without a code (see `withdrawals`).
+    pub code_free_withdrawals: crate::Msat,
 }
 
 impl Default for Policy {
@@ -258,6 +262,7 @@ impl Default for Policy {
             allow_new_accounts: true,
             admin_users: Vec::new(),
             user_id_login: false,
+            code_free_withdrawals: crate::Msat::from_sat(100_000),
         }
     }
 }

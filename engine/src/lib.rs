@@ -169,6 +169,32 @@ impl Engine {
         Ok(user)
     }
 
+    /// What paying `invoice_text` (`amount` when it names none) takes out of
+    /// `user`'s hands, as the second factor of withdrawals counts it: nothing
+    /// when it pays the account's own wallet or its own desk deposit (money
+    /// moving between its own balances), else the amount paid.
+    pub async fn leaving(
+        &self,
+        user: &User,
+        invoice_text: &str,
+        amount: Option<Msat>,
+    ) -> Result<Msat> {
+        let Ok(decoded) = simnet::invoice::decode(invoice_text) else {
+            // Nothing is paid: the payment refuses the invoice itself.
+            return Ok(Msat::ZERO);
+        };
+        let own_wallet = decoded.payee == self.wallet.node_id(user).await?;
+        let own_deposit = self
+            .desk
+            .deposit_invoice(&user.id.0, &decoded.payment_hash)
+            .await?
+            .is_some();
+        if own_wallet || own_deposit {
+            return Ok(Msat::ZERO);
+        }
+        Ok(decoded.amount.or(amount).unwrap_or_default())
+    }
+
     /// Funds a new account in demo mode, unless the demo funding limits are used
     /// up: then the account stays unfunded (said in the log) rather than refused,
     /// so a flood of sign-ups cannot drain the hub and a person still gets an

@@ -106,6 +106,13 @@ pub struct Config {
     #[arg(long, env = "AMPERE_USER_ID_LOGIN", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub user_id_login: bool,
 
+    /// Withdrawals of an account with two-factor codes on (wallet payments,
+    /// desk withdrawals and withdraw links) ask for a code once the day's
+    /// code-free total would pass this many sats (0: every withdrawal asks).
+    #[arg(long, env = "AMPERE_CODE_FREE_WITHDRAWAL_SATS", default_value_t = 100_000,
+          value_parser = clap::value_parser!(i64).range(0..=2_100_000_000_000_000))]
+    pub code_free_withdrawal_sats: i64,
+
     /// The SMTP server the server's mail (password reset links) goes through:
     /// `smtp://[user:password@]host[:port]` (`?tls=required` for STARTTLS) or
     /// `smtps://...`. Without it, mail is written to `outbox/` in the data
@@ -389,6 +396,7 @@ impl Config {
                 .filter(|a| !a.is_empty())
                 .collect(),
             user_id_login: self.user_id_login,
+            code_free_withdrawals: engine::Msat::from_sat(self.code_free_withdrawal_sats),
         };
         let mail = engine::mail::MailConfig {
             smtp_url: self.smtp_url.clone(),

@@ -28,6 +28,7 @@ testdb::on_both_databases!(
     bad_input_is_refused_in_the_apis_format_and_changes_nothing,
     signed_api_keys_call_within_their_scopes,
     what_the_review_found_stays_refused,
+    withdrawals_past_the_allowance_ask_for_the_code,
 );
 
 async fn open_server(url: &str) -> Server {
@@ -1527,4 +1528,242 @@ async fn what_the_review_found_stays_refused(server: Server) {
         "{statuses:?}"
     );
     assert_eq!(statuses[30], StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// A wallet call of the browser (JSON, the CSRF header), `Idempotency-Key`
+/// when given.
+async fn wallet_call(
+    server: &Server,
+    browser: &Browser,
+    path: &str,
+    body: Value,
+    key: Option<&str>,
+) -> Reply {
+    let mut request = Request::post(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::COOKIE, &browser.cookie)
+        .header("x-csrf-token", &browser.csrf);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    server
+        .send(request.body(Body::from(body.to_string())).unwrap())
+        .await
+}
+
+/// Funds the account's wallet and opens its channel to the hub (and the hub's
+/// back), as the demo mode does for a new account.
+async fn with_funds(server: &Server, browser: &Browser) {
+    let uid = me(server, browser).await.body["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let simnet = &server.services.engine.simnet;
+    simnet.demo_setup(&uid).await.unwrap();
+    simnet.mine(6).await.unwrap();
+}
+
+/// Lightning funds of the browser's wallet, sats.
+async fn lightning_sats(server: &Server, browser: &Browser) -> i64 {
+    let data = server
+        .get("/rest/v1/getalldata", Auth::Cookie(&browser.cookie))
+        .await;
+    data.body["balances"]["lntfunds"].as_i64().unwrap()
+}
+
+/// An account with two-factor codes on withdraws up to the day's allowance
+/// (100,000 sats by default) without a code, however it is split and even in
+/// a race; past it each withdrawal asks for a code, every way money leaves
+/// (wallet payments, QuickPay, the desk's withdrawals and withdraw links); a
+/// failed withdrawal gives its share back; money moving between the
+/// account's own balances asks nothing.
+async fn withdrawals_past_the_allowance_ask_for_the_code(server: Server) {
+    let nina = sign_up(&server, "nina@example.com").await;
+    let otto = sign_up(&server, "otto@example.com").await;
+    with_funds(&server, &nina).await;
+    with_funds(&server, &otto).await;
+    let invoice = |sats: i64| {
+        let (server, otto) = (&server, &otto);
+        async move {
+            let reply = wallet_call(
+                server,
+                otto,
+                "/rest/v1/createinvoice",
+                json!({"amount": sats, "memo": "rent"}),
+                None,
+            )
+            .await;
+            reply.body["payment_request"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{}", reply.text))
+                .to_string()
+        }
+    };
+    let pay = |invoice: String, code: Option<String>, key: Option<&'static str>| {
+        let (server, nina) = (&server, &nina);
+        async move {
+            let mut body = json!({"invoiceid": invoice});
+            if let Some(code) = code {
+                body["otp_code"] = json!(code);
+            }
+            wallet_call(server, nina, "/rest/v1/sendinvoice", body, key).await
+        }
+    };
+    let paid = |reply: &Reply| reply.status == StatusCode::OK && reply.body["payment"].is_object();
+    let asked = |reply: &Reply| {
+        reply.status == StatusCode::UNAUTHORIZED && reply.body["error"]["field"] == "otp_code"
+    };
+
+    // Without two-factor codes on, nothing is asked.
+    let reply = pay(invoice(150_000).await, None, None).await;
+    assert!(paid(&reply), "{}", reply.text);
+
+    let mut app = enable_two_factor(&server, &nina).await;
+    // One withdrawal past the allowance asks for the code (and pays nothing),
+    // a wrong code is refused, a right one pays. An Idempotency-Key refused
+    // for want of a code serves the retry that brings it.
+    let big = invoice(150_000).await;
+    let before = lightning_sats(&server, &nina).await;
+    let reply = pay(big.clone(), None, Some("big-1")).await;
+    assert!(asked(&reply), "{}", reply.text);
+    let reply = pay(big.clone(), Some(app.wrong_code()), Some("big-1")).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    assert_eq!(reply.body["error"]["field"], "otp_code", "{}", reply.text);
+    assert_eq!(lightning_sats(&server, &nina).await, before);
+    let reply = pay(big.clone(), Some(app.next_code().await), Some("big-1")).await;
+    assert!(paid(&reply), "{}", reply.text);
+    let again = pay(big.clone(), None, Some("big-1")).await;
+    assert_eq!(again.body, reply.body, "the key's first outcome, paid once");
+    let after = lightning_sats(&server, &nina).await;
+    assert!(
+        before - after >= 150_000 && before - after < 152_000,
+        "{before} {after}"
+    );
+
+    // Five withdrawals of 30,000 at once: three fit in the allowance.
+    let invoices = futures_util::future::join_all((0..5).map(|_| invoice(30_000))).await;
+    let replies =
+        futures_util::future::join_all(invoices.into_iter().map(|i| pay(i, None, None))).await;
+    assert_eq!(
+        replies.iter().filter(|r| paid(r)).count(),
+        3,
+        "{:?}",
+        replies.iter().map(|r| &r.text).collect::<Vec<_>>()
+    );
+    assert_eq!(replies.iter().filter(|r| asked(r)).count(), 2);
+
+    // A withdrawal that fails (an invoice paid already) gives its share back.
+    let small = invoice(10_000).await;
+    assert!(paid(
+        &pay(small.clone(), Some(app.next_code().await), None).await
+    ));
+    let reply = pay(small, None, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert!(reply.body["error"]["message"].is_string(), "{}", reply.text);
+    let reply = pay(invoice(10_000).await, None, None).await;
+    assert!(
+        paid(&reply),
+        "the failed one's 10,000 came back: {}",
+        reply.text
+    );
+    // The allowance is spent: one sat more asks.
+    let reply = pay(invoice(1).await, None, None).await;
+    assert!(asked(&reply), "{}", reply.text);
+
+    // QuickPay asks the same.
+    let node = server
+        .get("/rest/v1/getalldata", Auth::Cookie(&otto.cookie))
+        .await
+        .body["info"]["nodeId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let saved = wallet_call(
+        &server,
+        &nina,
+        "/rest/v1/addcontact",
+        json!({"alias": "otto", "node_id": node}),
+        None,
+    )
+    .await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.text);
+    let reply = wallet_call(
+        &server,
+        &nina,
+        "/rest/v1/quickpay",
+        json!({"dest": "otto", "amount": 5_000}),
+        None,
+    )
+    .await;
+    assert!(asked(&reply), "{}", reply.text);
+
+    // Money into the account's own trading balance is no withdrawal.
+    let deposit = wallet_call(
+        &server,
+        &nina,
+        "/lnm/user/deposit",
+        json!({"amount": 50_000}),
+        None,
+    )
+    .await;
+    assert_eq!(deposit.status, StatusCode::OK, "{}", deposit.text);
+    let request = deposit.body["paymentRequest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", deposit.text))
+        .to_string();
+    let reply = pay(request, None, None).await;
+    assert!(paid(&reply), "{}", reply.text);
+    // Out of it, to another's invoice or as a withdraw link, asks; back to
+    // the account's own wallet does not.
+    let to_otto = invoice(20_000).await;
+    let reply = wallet_call(
+        &server,
+        &nina,
+        "/lnm/user/withdraw",
+        json!({"amount": 20_000, "invoice": to_otto}),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text);
+    assert_eq!(reply.body["field"], "otp_code", "{}", reply.text);
+    let reply = wallet_call(
+        &server,
+        &nina,
+        "/lnm/user/withdraw/lnurl",
+        json!({"amount": 20_000}),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text);
+    let code = app.next_code().await;
+    let reply = wallet_call(
+        &server,
+        &nina,
+        "/lnm/user/withdraw/lnurl",
+        json!({"amount": 20_000, "otp_code": code}),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert!(reply.body["lnurl"]
+        .as_str()
+        .is_some_and(|l| l.starts_with("LNURL")));
+    let own = wallet_call(
+        &server,
+        &nina,
+        "/rest/v1/createinvoice",
+        json!({"amount": 20_000, "memo": "back"}),
+        None,
+    )
+    .await;
+    let reply = wallet_call(
+        &server,
+        &nina,
+        "/lnm/user/withdraw",
+        json!({"amount": 20_000, "invoice": own.body["payment_request"]}),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["amount"], 20_000, "{}", reply.text);
 }

@@ -552,20 +552,28 @@ pub struct WithdrawalDone {
 
 /// `POST /lnm/user/withdraw`: pays `invoice` from the trading balance.
 /// Additive: `password`, which a browser's session needs when its account
-/// re-checks passwords before money leaves (tokens need none).
+/// re-checks passwords before money leaves (tokens need none), and
+/// `otp_code`, the two-factor code an account that has it on gives past its
+/// code-free allowance.
 #[server(prefix = "/lnm", endpoint = "user/withdraw", input = Json)]
 pub async fn withdraw(
     amount: i64,
     #[server(default)] unit: Option<String>,
     invoice: String,
     #[server(default)] password: Option<String>,
+    #[server(default)] otp_code: Option<String>,
 ) -> Result<WithdrawalDone, LnmError> {
     use engine::desk::DeskScope;
     let access = engine::Access::Desk(DeskScope::Withdraw);
     let caller = crate::api::auth::payer(access, password.as_deref()).await?;
-    let desk = crate::api::auth::engine()?.desk.clone();
-    let amount = desk.amount_in(amount, unit.as_deref())?;
-    let done = desk.withdraw(&caller.user.id.0, amount, &invoice).await?;
+    let engine = crate::api::auth::engine()?;
+    let amount = engine.desk.amount_in(amount, unit.as_deref())?;
+    let leaving = engine.leaving(&caller.user, &invoice, Some(amount)).await?;
+    let withdrawal = engine.desk.withdraw(&caller.user.id.0, amount, &invoice);
+    let done = engine
+        .accounts
+        .withdrawing(&caller.user, leaving, otp_code.as_deref(), withdrawal)
+        .await?;
     Ok(WithdrawalDone {
         amount: done.amount.sat(),
         fee: done.fee.round_up_to_sat().map_or(0, engine::Msat::sat),
@@ -581,20 +589,26 @@ pub struct Lnurl {
 }
 
 /// `POST /lnm/user/withdraw/lnurl`: an LNURL-withdraw for exactly `amount`,
-/// paid at most once. Additive: `password`, as for `POST /lnm/user/withdraw`.
+/// paid at most once. Additive: `password` and `otp_code`, as for `POST
+/// /lnm/user/withdraw` (the code is asked when the link is made).
 #[server(prefix = "/lnm", endpoint = "user/withdraw/lnurl", input = Json)]
 pub async fn withdraw_lnurl(
     amount: i64,
     #[server(default)] unit: Option<String>,
     #[server(default)] password: Option<String>,
+    #[server(default)] otp_code: Option<String>,
 ) -> Result<Lnurl, LnmError> {
     use engine::desk::DeskScope;
     let access = engine::Access::Desk(DeskScope::Withdraw);
     let caller = crate::api::auth::payer(access, password.as_deref()).await?;
-    let desk = crate::api::auth::engine()?.desk.clone();
-    let amount = desk.amount_in(amount, unit.as_deref())?;
-    let lnurl = desk
-        .withdraw_link(&caller.user, amount, (&caller.credential).into())
+    let engine = crate::api::auth::engine()?;
+    let amount = engine.desk.amount_in(amount, unit.as_deref())?;
+    let link = engine
+        .desk
+        .withdraw_link(&caller.user, amount, (&caller.credential).into());
+    let lnurl = engine
+        .accounts
+        .withdrawing(&caller.user, amount, otp_code.as_deref(), link)
         .await?;
     Ok(Lnurl { lnurl })
 }

@@ -307,7 +307,8 @@ pub async fn create_invoice(
 /// `POST /rest/v1/sendinvoice {invoiceid, alias}`: pays a BOLT11 invoice
 /// (`lightning:` prefix and `@host:port` suffix accepted); with `alias`, saves the
 /// payee in the address book. `amount` pays an amountless invoice; `fee_limit`
-/// caps the routing fee (default: 10 sat + 1 %).
+/// caps the routing fee (default: 10 sat + 1 %). `otp_code`: the two-factor
+/// code, which an account that has it on gives past its code-free allowance.
 #[server(prefix = "/rest/v1", endpoint = "sendinvoice", input = Json)]
 pub async fn send_invoice(
     invoiceid: String,
@@ -315,6 +316,7 @@ pub async fn send_invoice(
     amount: Option<Amount>,
     fee_limit: Option<Amount>,
     password: Option<String>,
+    otp_code: Option<String>,
     _csrf: Option<String>,
 ) -> Result<GenericResponse, ApiError> {
     use crate::api::auth;
@@ -337,15 +339,17 @@ pub async fn send_invoice(
         let fee_limit = fee_limit
             .map(|f| unit.parse_amount("fee_limit", &f.0))
             .transpose()?;
+        let leaving = engine.leaving(&caller.user, &invoiceid, amount).await?;
+        let paying = engine.wallet.send(
+            &caller.user,
+            &invoiceid,
+            amount,
+            alias.as_deref(),
+            fee_limit,
+        );
         let payment = engine
-            .wallet
-            .send(
-                &caller.user,
-                &invoiceid,
-                amount,
-                alias.as_deref(),
-                fee_limit,
-            )
+            .accounts
+            .withdrawing(&caller.user, leaving, otp_code.as_deref(), paying)
             .await?;
         Ok(GenericResponse {
             payment: Some(payment_view(&payment, unit)),
@@ -393,7 +397,7 @@ pub async fn decode_invoice(invoiceid: String) -> Result<DecodedInvoice, ApiErro
 }
 
 /// `POST /rest/v1/quickpay {dest, amount, memo}`: pays the address-book entry
-/// `dest` with a fresh invoice from its node.
+/// `dest` with a fresh invoice from its node (`otp_code` as for `sendinvoice`).
 #[server(prefix = "/rest/v1", endpoint = "quickpay", input = Json)]
 pub async fn quick_pay(
     dest: String,
@@ -401,6 +405,7 @@ pub async fn quick_pay(
     memo: Option<String>,
     fee_limit: Option<Amount>,
     password: Option<String>,
+    otp_code: Option<String>,
     _csrf: Option<String>,
 ) -> Result<GenericResponse, ApiError> {
     use crate::api::auth;
@@ -420,15 +425,16 @@ pub async fn quick_pay(
         let fee_limit = fee_limit
             .map(|f| unit.parse_amount("fee_limit", &f.0))
             .transpose()?;
+        let paying = engine.wallet.quickpay(
+            &caller.user,
+            &dest,
+            amount,
+            memo.as_deref().unwrap_or_default(),
+            fee_limit,
+        );
         let payment = engine
-            .wallet
-            .quickpay(
-                &caller.user,
-                &dest,
-                amount,
-                memo.as_deref().unwrap_or_default(),
-                fee_limit,
-            )
+            .accounts
+            .withdrawing(&caller.user, amount, otp_code.as_deref(), paying)
             .await?;
         Ok(GenericResponse {
             payment: Some(payment_view(&payment, unit)),

@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{lazy_route, LazyRoute};
 
-use super::{action_error, form_error};
+use super::{action_error, asks_code, form_error};
 use crate::api::mylightning::{AddContact, ContactView, DataResponse, QuickPay, RemoveContact};
 use crate::api::session::Account;
 use crate::api::Amount;
@@ -99,6 +99,8 @@ fn QuickPayCard(
     let amount = RwSignal::new(String::new());
     let memo = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
+    let code = RwSignal::new(String::new());
+    let asks_code = asks_code(pay);
     Live::get().refresh_after(pay);
     let recheck = account.recheck_password;
     let submit = move |ev: leptos::ev::SubmitEvent| {
@@ -109,6 +111,7 @@ fn QuickPayCard(
             memo: Some(memo.get_untracked()),
             fee_limit: None,
             password: recheck.then(|| password.get_untracked()),
+            otp_code: Some(code.get_untracked().trim().to_string()).filter(|c| !c.is_empty()),
             _csrf: Some(account.csrf.clone()),
         });
     };
@@ -142,7 +145,12 @@ fn QuickPayCard(
                     <Field label="Your password" name="password" id="quickpay-password" kind="password"
                         autocomplete="current-password" value=password error=action_error(pay, Some("password")) />
                 })}
-                <p class="form-error" role="alert">{move || form_error(pay, &["dest", "amount", "memo", "password"]).get()}</p>
+                <Show when=move || asks_code.get()>
+                    <Field label="Two-factor code" name="otp_code" id="quickpay-code" value=code
+                        autocomplete="one-time-code" inputmode="numeric"
+                        error=action_error(pay, Some("otp_code")) />
+                </Show>
+                <p class="form-error" role="alert">{move || form_error(pay, &["dest", "amount", "memo", "password", "otp_code"]).get()}</p>
                 <button type="submit" disabled=move || pay.pending().get()>
                     {move || if pay.pending().get() { "Paying…" } else { "Pay" }}
                 </button>

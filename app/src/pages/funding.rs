@@ -159,6 +159,7 @@ fn Deposit(
                 None,
                 None,
                 password,
+                None,
                 Some(csrf.get_value()),
             )
             .await
@@ -276,6 +277,14 @@ fn DepositInvoiceView(invoice: IssuedDeposit) -> impl IntoView {
     }
 }
 
+/// What a withdrawal shows besides its amount: the password (when the
+/// account re-checks it) and the two-factor code (when the server asks).
+#[derive(Clone)]
+struct Proof {
+    password: Option<String>,
+    otp_code: Option<String>,
+}
+
 #[component]
 fn Withdraw(
     account: Account,
@@ -284,15 +293,20 @@ fn Withdraw(
     let amount = RwSignal::new(String::new());
     let pasted = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
-    // Money leaving the desk asks for the password, as the wallet's payments do.
+    let code = RwSignal::new(String::new());
+    // Money leaving the desk asks for the password, as the wallet's payments
+    // do, and for a two-factor code once the server asks for one.
     let recheck = account.recheck_password;
-    let secret = move || recheck.then(|| password.get_untracked());
+    let proof = move || Proof {
+        password: recheck.then(|| password.get_untracked()),
+        otp_code: Some(code.get_untracked().trim().to_string()).filter(|c| !c.is_empty()),
+    };
     let csrf = StoredValue::new(account.csrf.clone());
     let realtime = Realtime::get();
     let live = Live::get();
     // To this account's own wallet: its invoice, paid by the exchange.
-    let to_wallet = Action::new(move |input: &(i64, Option<String>)| {
-        let (sats, password) = input.clone();
+    let to_wallet = Action::new(move |input: &(i64, Proof)| {
+        let (sats, proof) = input.clone();
         async move {
             let invoice = create_invoice(
                 None,
@@ -308,16 +322,29 @@ fn Withdraw(
                     .map_or_else(|| "the wallet made no invoice".into(), |e| e.message),
                 field: None,
             })?;
-            lnm::withdraw(sats, Some("sat".into()), bolt11, password).await
+            lnm::withdraw(
+                sats,
+                Some("sat".into()),
+                bolt11,
+                proof.password,
+                proof.otp_code,
+            )
+            .await
         }
     });
-    let to_invoice = Action::new(move |input: &(i64, String, Option<String>)| {
-        let (sats, invoice, password) = input.clone();
-        lnm::withdraw(sats, Some("sat".into()), invoice, password)
+    let to_invoice = Action::new(move |input: &(i64, String, Proof)| {
+        let (sats, invoice, proof) = input.clone();
+        lnm::withdraw(
+            sats,
+            Some("sat".into()),
+            invoice,
+            proof.password,
+            proof.otp_code,
+        )
     });
-    let by_lnurl = Action::new(move |input: &(i64, Option<String>)| {
-        let (sats, password) = input.clone();
-        lnm::withdraw_lnurl(sats, Some("sat".into()), password)
+    let by_lnurl = Action::new(move |input: &(i64, Proof)| {
+        let (sats, proof) = input.clone();
+        lnm::withdraw_lnurl(sats, Some("sat".into()), proof.password, proof.otp_code)
     });
     // The withdrawals already paid when the LNURL was asked for (taken in the
     // click, outside any reactive scope): one paid since is the phone's.
@@ -379,7 +406,14 @@ fn Withdraw(
         }
         Err(err) => last_error.set(Some(err)),
     };
-    let error_of = refusals(last_error, &["amount", "invoice", "password"]);
+    let error_of = refusals(last_error, &["amount", "invoice", "password", "otp_code"]);
+    // Once the server asks for a code, the form keeps its field.
+    let asks_code = RwSignal::new(false);
+    Effect::new(move |_| {
+        if last_error.with(|e| e.as_ref().and_then(|e| e.field.as_deref()) == Some("otp_code")) {
+            asks_code.set(true);
+        }
+    });
     let busy =
         move || to_wallet.pending().get() || to_invoice.pending().get() || by_lnurl.pending().get();
     view! {
@@ -388,7 +422,7 @@ fn Withdraw(
             <form class="form" on:submit=move |ev: leptos::ev::SubmitEvent| {
                 ev.prevent_default();
                 with_amount(&|sats| {
-                    to_wallet.dispatch((sats, secret()));
+                    to_wallet.dispatch((sats, proof()));
                 });
             }>
                 <Field label="Amount (sat)" name="amount" id="withdraw-amount" inputmode="numeric"
@@ -398,6 +432,11 @@ fn Withdraw(
                         kind="password" autocomplete="current-password" value=password
                         error=error_of(Some("password")) />
                 })}
+                <Show when=move || asks_code.get()>
+                    <Field label="Two-factor code" name="otp_code" id="withdraw-code" value=code
+                        autocomplete="one-time-code" inputmode="numeric"
+                        error=error_of(Some("otp_code")) />
+                </Show>
                 <p class="form-error" role="alert">{move || error_of(None).get()}</p>
                 <p class="actions">
                     <button type="submit" disabled=busy data-testid="withdraw-to-wallet">
@@ -405,7 +444,7 @@ fn Withdraw(
                     </button>
                     <button type="button" class="secondary" disabled=busy on:click=move |_| with_amount(&|sats| {
                         paid_before.set(withdrawals.with_untracked(paid_ids));
-                        by_lnurl.dispatch((sats, secret()));
+                        by_lnurl.dispatch((sats, proof()));
                     })>
                         "As a QR code for a phone wallet"
                     </button>
@@ -415,7 +454,7 @@ fn Withdraw(
                     <Field label="Invoice" name="invoice" id="withdraw-invoice" value=pasted
                         required=false error=error_of(Some("invoice")) />
                     <button type="button" class="secondary" disabled=busy on:click=move |_| with_amount(&|sats| {
-                        to_invoice.dispatch((sats, pasted.get_untracked().trim().to_string(), secret()));
+                        to_invoice.dispatch((sats, pasted.get_untracked().trim().to_string(), proof()));
                     })>
                         "Pay this invoice"
                     </button>

@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{lazy_route, LazyRoute};
 
-use super::{action_error, form_error};
+use super::{action_error, asks_code, form_error};
 use crate::api::mylightning::{DecodeInvoice, DecodedInvoice, SendInvoice};
 use crate::api::session::Account;
 use crate::api::Amount;
@@ -61,6 +61,8 @@ fn Confirm(decoded: DecodedInvoice, invoice: String, account: Account) -> impl I
     let amount = RwSignal::new(String::new());
     let alias = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
+    let code = RwSignal::new(String::new());
+    let asks_code = asks_code(pay);
     let paid = move || {
         pay.value()
             .with(|v| matches!(v, Some(Ok(r)) if r.payment.is_some()))
@@ -86,6 +88,7 @@ fn Confirm(decoded: DecodedInvoice, invoice: String, account: Account) -> impl I
             amount: amountless.then_some(Amount(amount)),
             fee_limit: None,
             password: recheck.then(|| password.get_untracked()),
+            otp_code: Some(code.get_untracked().trim().to_string()).filter(|c| !c.is_empty()),
             _csrf: Some(csrf.clone()),
         });
     };
@@ -134,7 +137,12 @@ fn Confirm(decoded: DecodedInvoice, invoice: String, account: Account) -> impl I
                         autocomplete="current-password" value=password
                         error=action_error(pay, Some("password")) />
                 })}
-                <p class="form-error" role="alert">{move || form_error(pay, if amountless { &["amount", "alias", "password"] } else { &["alias", "password"] }).get()}</p>
+                <Show when=move || asks_code.get()>
+                    <Field label="Two-factor code" name="otp_code" id="send-code" value=code
+                        autocomplete="one-time-code" inputmode="numeric"
+                        error=action_error(pay, Some("otp_code")) />
+                </Show>
+                <p class="form-error" role="alert">{move || form_error(pay, if amountless { &["amount", "alias", "password", "otp_code"] } else { &["alias", "password", "otp_code"] }).get()}</p>
                 <button type="submit" disabled=move || pay.pending().get() || paid()>
                     {move || if pay.pending().get() { "Paying…" } else if paid() { "Paid" } else { "Pay" }}
                 </button>
