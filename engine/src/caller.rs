@@ -9,6 +9,7 @@ use crate::acls::Grant;
 use crate::api_keys::{KeyGrant, KeyScope};
 use crate::desk::{DeskScope, Scopes};
 use crate::events::{EventKind, Topic};
+use crate::oauth::TokenGrant;
 use crate::{Error, User};
 
 #[derive(Debug, Clone)]
@@ -69,6 +70,10 @@ pub enum Credential {
     /// within its scopes (checked by [`Caller::admits`]), never managing keys,
     /// tokens or how the account is reached.
     ApiKey { grant: KeyGrant },
+    /// An access token Ampere issued as an OAuth 2.0 provider to an
+    /// application the user authorised: `/userinfo` and, within its API
+    /// scopes, every API as an API key of those scopes would.
+    OAuthToken { grant: std::sync::Arc<TokenGrant> },
 }
 
 /// What a route does with the account.
@@ -120,6 +125,12 @@ pub enum Denied {
     ApiKeyElsewhere,
     #[error("this API key's scopes do not include {0}")]
     KeyScope(&'static str),
+    #[error("an application's token cannot manage keys, tokens or how the account is reached")]
+    OAuthTokenManaging,
+    #[error("an application's token calls /userinfo and the APIs only")]
+    OAuthTokenElsewhere,
+    #[error("this application's token does not carry the scope {0}")]
+    OAuthScope(&'static str),
 }
 
 impl Caller {
@@ -144,6 +155,11 @@ impl Caller {
                 Access::ManageTokens | Access::ManageAccess | Access::CloseAccount,
             ) => Err(Denied::ApiKeyManaging),
             (Credential::ApiKey { .. }, _) => Ok(()),
+            (
+                Credential::OAuthToken { .. },
+                Access::ManageTokens | Access::ManageAccess | Access::CloseAccount,
+            ) => Err(Denied::OAuthTokenManaging),
+            (Credential::OAuthToken { .. }, _) => Ok(()),
             (Credential::Session { .. }, Access::ManageTokens) => Ok(()),
             (Credential::AccountToken { .. }, Access::ManageTokens) => Err(Denied::SessionOnly),
             (_, Access::Read | Access::Desk(_)) => Ok(()),
@@ -168,24 +184,18 @@ impl Caller {
             Credential::AclToken { grant } if !grant.allows(method, path) => Err(
                 Denied::OutsideAcl(format!("{method} {}", crate::cut(path, 200))),
             ),
-            Credential::ApiKey { grant } => {
-                // The pages' own calls (`/api/ui`) are a browser's: some trade
-                // or manage the account under a path no scope names.
-                if !crate::acls::is_api(path) || path.starts_with("/api/ui/") {
-                    return Err(Denied::ApiKeyElsewhere);
-                }
-                let needed = if matches!(method, "GET" | "HEAD") {
-                    KeyScope::Read
-                } else if path == "/lnm" || path.starts_with("/lnm/") {
-                    KeyScope::Trade
-                } else {
-                    KeyScope::Wallet
-                };
-                match grant.scopes.contains(&needed) {
-                    true => Ok(()),
-                    false => Err(Denied::KeyScope(needed.as_str())),
-                }
-            }
+            Credential::ApiKey { grant } => match api_scope_needed(method, path) {
+                None => Err(Denied::ApiKeyElsewhere),
+                Some(needed) if grant.scopes.contains(&needed) => Ok(()),
+                Some(needed) => Err(Denied::KeyScope(needed.as_str())),
+            },
+            // `/userinfo` checks its own scopes (profile, email).
+            Credential::OAuthToken { .. } if path == "/userinfo" => Ok(()),
+            Credential::OAuthToken { grant } => match api_scope_needed(method, path) {
+                None => Err(Denied::OAuthTokenElsewhere),
+                Some(needed) if grant.key_scopes().contains(&needed) => Ok(()),
+                Some(needed) => Err(Denied::OAuthScope(needed.as_str())),
+            },
             _ => Ok(()),
         }
     }
@@ -203,7 +213,8 @@ impl Caller {
             Credential::AccountToken { .. }
             | Credential::DeskToken { .. }
             | Credential::AclToken { .. }
-            | Credential::ApiKey { .. } => "",
+            | Credential::ApiKey { .. }
+            | Credential::OAuthToken { .. } => "",
         }
     }
 
@@ -212,7 +223,8 @@ impl Caller {
         match &self.credential {
             Credential::Session { .. }
             | Credential::AclToken { .. }
-            | Credential::ApiKey { .. } => None,
+            | Credential::ApiKey { .. }
+            | Credential::OAuthToken { .. } => None,
             Credential::AccountToken { expires_at_ms }
             | Credential::DeskToken { expires_at_ms, .. } => Some(*expires_at_ms),
         }
@@ -237,6 +249,7 @@ impl Caller {
                 Credential::DeskToken { jti, .. } => jti == revoked,
                 Credential::AclToken { grant } => grant.token_id == *revoked,
                 Credential::ApiKey { grant } => grant.kid == *revoked,
+                Credential::OAuthToken { grant } => grant.grant_id == *revoked,
                 _ => false,
             },
             // A stream of an ACL token ends when its ACL changes: the client
@@ -247,6 +260,23 @@ impl Caller {
             _ => false,
         }
     }
+}
+
+/// The scope an API key (or an application's token) needs for a `method`
+/// request to `path`: `None` outside the APIs, and for the pages' own calls
+/// (`/api/ui`), which are a browser's (some trade or manage the account under
+/// a path no scope names).
+fn api_scope_needed(method: &str, path: &str) -> Option<KeyScope> {
+    if !crate::acls::is_api(path) || path.starts_with("/api/ui/") {
+        return None;
+    }
+    Some(if matches!(method, "GET" | "HEAD") {
+        KeyScope::Read
+    } else if path == "/lnm" || path.starts_with("/lnm/") {
+        KeyScope::Trade
+    } else {
+        KeyScope::Wallet
+    })
 }
 
 impl From<Denied> for Error {

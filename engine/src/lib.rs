@@ -16,6 +16,7 @@ pub mod lnurl;
 pub mod mail;
 pub mod money;
 pub mod nostr;
+pub mod oauth;
 pub mod signed_message;
 pub mod simnet;
 pub mod storage;
@@ -102,6 +103,8 @@ pub struct Services {
     pub desk: desk::Desk,
     /// The mail the server sends.
     pub mail: mail::Mail,
+    /// Ampere as an OAuth 2.0 provider: clients, codes, tokens.
+    pub oauth: oauth::OAuth,
 }
 
 impl Engine {
@@ -113,6 +116,7 @@ impl Engine {
         let tokens = Tokens::load(&db).await?;
         let acls = acls::Acls::load(&db, &bus).await?;
         let api_keys = api_keys::ApiKeys::new(db.clone(), bus.clone());
+        let oauth = oauth::OAuth::new(db.clone(), bus.clone());
         let throttle = Throttle::new(db.clone(), &settings);
         let accounts = Accounts::new(
             db.clone(),
@@ -145,6 +149,7 @@ impl Engine {
             simnet,
             wallet,
             mail,
+            oauth,
         })))
     }
 

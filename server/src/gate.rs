@@ -282,8 +282,9 @@ async fn signed_by_key(
 }
 
 /// The account, `auth_version` and credential a bearer token names, if this
-/// server issued it and it still works: an account token, an ACL token or a
-/// scoped desk token (each kind has its own key, so at most one verifies).
+/// server issued it and it still works: an account token, an ACL token, an
+/// application's OAuth token (`oat_…`, looked up in the database) or a scoped
+/// desk token (each JWT kind has its own key, so at most one verifies).
 async fn bearer_credential(
     engine: &Engine,
     token: &str,
@@ -303,6 +304,16 @@ async fn bearer_credential(
         }
         Err(engine::Error::Unauthenticated) => {}
         Err(err) => return Err(err),
+    }
+    if token.starts_with(engine::oauth::TOKEN_PREFIX) {
+        return match engine.oauth.verify(token).await {
+            Ok((user_id, version, grant)) => {
+                let grant = std::sync::Arc::new(grant);
+                Ok(Some((user_id, version, Credential::OAuthToken { grant })))
+            }
+            Err(engine::Error::Unauthenticated) => Ok(None),
+            Err(err) => Err(err),
+        };
     }
     match engine.desk.tokens.verify(token).await {
         Ok(claims) => {
@@ -421,8 +432,14 @@ fn is_websocket_handshake(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
+/// The bearer token of `Authorization`, or else of `Authentication` (the
+/// header `specs/lime-oauth2.md` names in its prose).
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .or_else(|| headers.get("authentication"))?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

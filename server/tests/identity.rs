@@ -1531,7 +1531,8 @@ async fn what_the_review_found_stays_refused(server: Server) {
 }
 
 /// A wallet call of the browser (JSON, the CSRF header), `Idempotency-Key`
-/// when given.
+/// when given. Money leaving a browser also takes the password (the account
+/// re-checks it, as new accounts do).
 async fn wallet_call(
     server: &Server,
     browser: &Browser,
@@ -1602,7 +1603,7 @@ async fn withdrawals_past_the_allowance_ask_for_the_code(server: Server) {
     let pay = |invoice: String, code: Option<String>, key: Option<&'static str>| {
         let (server, nina) = (&server, &nina);
         async move {
-            let mut body = json!({"invoiceid": invoice});
+            let mut body = json!({"invoiceid": invoice, "password": PASSWORD});
             if let Some(code) = code {
                 body["otp_code"] = json!(code);
             }
@@ -1691,7 +1692,7 @@ async fn withdrawals_past_the_allowance_ask_for_the_code(server: Server) {
         &server,
         &nina,
         "/rest/v1/quickpay",
-        json!({"dest": "otto", "amount": 5_000}),
+        json!({"dest": "otto", "amount": 5_000, "password": PASSWORD}),
         None,
     )
     .await;
@@ -1720,7 +1721,7 @@ async fn withdrawals_past_the_allowance_ask_for_the_code(server: Server) {
         &server,
         &nina,
         "/lnm/user/withdraw",
-        json!({"amount": 20_000, "invoice": to_otto}),
+        json!({"amount": 20_000, "invoice": to_otto, "password": PASSWORD}),
         None,
     )
     .await;
@@ -1730,7 +1731,7 @@ async fn withdrawals_past_the_allowance_ask_for_the_code(server: Server) {
         &server,
         &nina,
         "/lnm/user/withdraw/lnurl",
-        json!({"amount": 20_000}),
+        json!({"amount": 20_000, "password": PASSWORD}),
         None,
     )
     .await;
@@ -1740,7 +1741,7 @@ async fn withdrawals_past_the_allowance_ask_for_the_code(server: Server) {
         &server,
         &nina,
         "/lnm/user/withdraw/lnurl",
-        json!({"amount": 20_000, "otp_code": code}),
+        json!({"amount": 20_000, "otp_code": code, "password": PASSWORD}),
         None,
     )
     .await;
@@ -1760,7 +1761,7 @@ async fn withdrawals_past_the_allowance_ask_for_the_code(server: Server) {
         &server,
         &nina,
         "/lnm/user/withdraw",
-        json!({"amount": 20_000, "invoice": own.body["payment_request"]}),
+        json!({"amount": 20_000, "invoice": own.body["payment_request"], "password": PASSWORD}),
         None,
     )
     .await;
