@@ -16,15 +16,15 @@ use leptos_router::{Lazy, SsrMode, StaticSegment};
 
 use components::{Live, Realtime};
 use pages::{
-    ChannelsPage, ContactsPage, FundingPage, HistoryPage, HomePage, NotFound, PositionsPage,
-    ReceivePage, ResetPasswordPage, SecurityPage, SendPage, SettingsPage, SignInPage, SignUpPage,
-    TokensPage, TradePage,
+    AuthorizePage, ChannelsPage, ContactsPage, FundingPage, HistoryPage, HomePage, NotFound,
+    PositionsPage, ReceivePage, ResetPasswordPage, SecurityPage, SendPage, SettingsPage,
+    SignInPage, SignUpPage, TokensPage, TradePage,
 };
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
-    content_security_policy();
+    content_security_policy(&[]);
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -52,9 +52,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// Inline scripts run only with this response's nonce (the hydration script),
 /// other scripts only from this site (the bundle and the pages' chunks; nothing
 /// here serves user text as a script, and `nosniff` is on), so text a user typed
-/// can never run as a script; no other site may frame the wallet.
+/// can never run as a script; no other site may frame the wallet. Forms post
+/// to this site, and to `form_targets` (origins): the consent page's answer
+/// is redirected to the application that asked.
 #[cfg(feature = "ssr")]
-fn content_security_policy() {
+pub(crate) fn content_security_policy(form_targets: &[String]) {
     use axum::http::{header, HeaderValue};
     let (Some(nonce), Some(response)) = (
         leptos::nonce::use_nonce(),
@@ -66,7 +68,11 @@ fn content_security_policy() {
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
          style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; \
          media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; \
-         base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+         base-uri 'none'; frame-ancestors 'none'; form-action 'self'{}",
+        form_targets
+            .iter()
+            .map(|origin| format!(" {origin}"))
+            .collect::<String>()
     );
     if let Ok(value) = HeaderValue::from_str(&policy) {
         response.insert_header(header::CONTENT_SECURITY_POLICY, value);
@@ -102,6 +108,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("settings") view={Lazy::<SettingsPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("security") view={Lazy::<SecurityPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("signin") view={Lazy::<SignInPage>::new()} ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("connect"), StaticSegment("authorize")) view={Lazy::<AuthorizePage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("signup") view={Lazy::<SignUpPage>::new()} ssr=SsrMode::Async />
                     <Route path=StaticSegment("reset-password") view={Lazy::<ResetPasswordPage>::new()} ssr=SsrMode::Async />
                 </Routes>

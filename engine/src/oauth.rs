@@ -216,6 +216,69 @@ pub struct Issued {
     pub expires_in_s: i64,
 }
 
+/// An authorization request as `/connect/authorize` receives it (a query on
+/// `GET`, the consent form's fields on `POST`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuthorizationRequest {
+    pub response_type: Option<String>,
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub scope: Option<String>,
+    pub state: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+}
+
+/// A request worth asking the user about.
+#[derive(Debug, Clone)]
+pub struct Consent {
+    pub client: Client,
+    pub redirect_uri: String,
+    pub scopes: Vec<OAuthScope>,
+    state: Option<String>,
+    challenge: Option<Challenge>,
+}
+
+impl Consent {
+    /// The origin the browser goes back to (`scheme://host[:port]`): the
+    /// consent page's forms may post there (its `form-action`).
+    pub fn redirect_origin(&self) -> String {
+        url::Url::parse(&self.redirect_uri)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default()
+    }
+}
+
+/// What to do with an authorization request.
+#[derive(Debug, Clone)]
+pub enum Checked {
+    /// Ask the user on the consent page.
+    Consent(Consent),
+    /// The client or its redirect URI is wrong: told to the user, never
+    /// redirected to (RFC 6749 §4.1.2.1).
+    Unsafe(String),
+    /// Sent back to the client's redirect URI with an `error`.
+    Refused(String),
+}
+
+/// `redirect_uri` with `pairs` added to its query (and the request's
+/// `state`, as it came).
+fn back_to(redirect_uri: &str, pairs: &[(&str, &str)], state: Option<&str>) -> String {
+    let Ok(mut url) = url::Url::parse(redirect_uri) else {
+        return redirect_uri.to_string();
+    };
+    {
+        let mut query = url.query_pairs_mut();
+        for (name, value) in pairs {
+            query.append_pair(name, value);
+        }
+        if let Some(state) = state {
+            query.append_pair("state", state);
+        }
+    }
+    url.to_string()
+}
+
 /// A PKCE challenge (RFC 7636) an authorization request carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
@@ -441,9 +504,109 @@ impl OAuth {
         Ok(read_client(&row)?)
     }
 
+    /// Reads an authorization request: the client and its exact redirect
+    /// URI first (else nothing may be redirected to), then the rest.
+    pub async fn check(&self, request: &AuthorizationRequest) -> Result<Checked> {
+        let client = match request.client_id.as_deref().filter(|c| !c.is_empty()) {
+            Some(id) if id.len() <= 64 => self.client(id).await?,
+            _ => None,
+        };
+        let Some(client) = client else {
+            return Ok(Checked::Unsafe(
+                "This application is not registered here (client_id).".into(),
+            ));
+        };
+        let Some(redirect_uri) = request
+            .redirect_uri
+            .as_deref()
+            .filter(|u| client.redirects_to(u))
+        else {
+            return Ok(Checked::Unsafe(format!(
+                "{} asked to send you back to an address it did not register (redirect_uri).",
+                client.name
+            )));
+        };
+        let state = request.state.as_deref().filter(|s| !s.is_empty());
+        let refused = |code: &str, description: &str| {
+            Checked::Refused(back_to(
+                redirect_uri,
+                &[("error", code), ("error_description", description)],
+                state,
+            ))
+        };
+        if request.response_type.as_deref() != Some("code") {
+            return Ok(refused(
+                "unsupported_response_type",
+                "response_type must be code",
+            ));
+        }
+        let scopes = match client.scopes_for(request.scope.as_deref()) {
+            Ok(scopes) => scopes,
+            Err(refusal) => return Ok(refused(refusal.code(), &refusal.to_string())),
+        };
+        let challenge = match Challenge::parse(
+            request.code_challenge.as_deref(),
+            request.code_challenge_method.as_deref(),
+        ) {
+            Ok(challenge) => challenge,
+            Err(refusal) => return Ok(refused(refusal.code(), &refusal.to_string())),
+        };
+        Ok(Checked::Consent(Consent {
+            redirect_uri: redirect_uri.to_string(),
+            client,
+            scopes,
+            state: state.map(str::to_string),
+            challenge,
+        }))
+    }
+
+    /// The user's answer on the consent page: where to send the browser (the
+    /// client's redirect URI with a code, or with `access_denied`), or, for a
+    /// request that may not be redirected, why (`Err`).
+    pub async fn decide(
+        &self,
+        user: &User,
+        request: &AuthorizationRequest,
+        approve: bool,
+    ) -> Result<std::result::Result<String, String>> {
+        let consent = match self.check(request).await? {
+            Checked::Consent(consent) => consent,
+            Checked::Unsafe(why) => return Ok(Err(why)),
+            Checked::Refused(url) => return Ok(Ok(url)),
+        };
+        let state = consent.state.as_deref();
+        if !approve {
+            return Ok(Ok(back_to(
+                &consent.redirect_uri,
+                &[
+                    ("error", "access_denied"),
+                    (
+                        "error_description",
+                        "the user did not authorise the application",
+                    ),
+                ],
+                state,
+            )));
+        }
+        let code = self
+            .issue_code(
+                user,
+                &consent.client,
+                &consent.redirect_uri,
+                &consent.scopes,
+                consent.challenge.as_ref(),
+            )
+            .await?;
+        Ok(Ok(back_to(
+            &consent.redirect_uri,
+            &[("code", &code)],
+            state,
+        )))
+    }
+
     /// A code for `client` to exchange for a token of `user`, after the user
     /// approved the request on the consent page.
-    pub async fn issue_code(
+    async fn issue_code(
         &self,
         user: &User,
         client: &Client,

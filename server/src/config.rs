@@ -10,6 +10,41 @@ use clap::{ArgAction, Parser, ValueEnum};
 use engine::desk::contract::Price;
 use engine::desk::market::{MarketConfig, Source, Walk};
 
+/// What the operator does with the binary besides serving, against the
+/// database the server uses (`--data-dir` or `--database-url`).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// The applications that may use Ampere as an OAuth 2.0 provider.
+    #[command(subcommand, name = "oauth-client")]
+    OAuthClient(OAuthClientCommand),
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum OAuthClientCommand {
+    /// Registers an application: prints `client_id=...` and
+    /// `client_secret=...` (the secret is shown only now).
+    Add {
+        /// The name the consent page shows.
+        #[arg(long)]
+        name: String,
+        /// Where the browser goes back with a code (exact match); https, or
+        /// http to localhost. Repeat for several.
+        #[arg(long = "redirect-url", required = true)]
+        redirect_urls: Vec<String>,
+        /// What it may ask for: profile, email, read, wallet, trade (repeat;
+        /// default profile, email and read).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// Lists the registered applications.
+    List,
+    /// Removes an application: its codes and tokens stop working.
+    Remove {
+        /// Its client_id.
+        id: String,
+    },
+}
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "ampere",
@@ -17,17 +52,21 @@ use engine::desk::market::{MarketConfig, Source, Walk};
     about = "Ampere: a self-hostable Lightning web wallet and BTC/USD futures desk"
 )]
 pub struct Config {
+    /// Without a command, the server runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address and port to listen on.
     #[arg(long, env = "AMPERE_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
 
     /// Directory for the SQLite database and other state; created when absent.
-    #[arg(long, env = "AMPERE_DATA_DIR", default_value = "./data")]
+    #[arg(long, env = "AMPERE_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
 
     /// Database URL: `sqlite://...` or `postgres://...`. Default: SQLite in the
     /// data directory.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
 
     /// The URL people and wallets reach this server at, used in links, LNURLs and

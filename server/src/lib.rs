@@ -12,8 +12,10 @@ mod health;
 mod history_export;
 mod identity_api;
 mod live;
+mod oauth_api;
 pub mod oidc;
 mod openapi;
+pub mod operator;
 mod outbound;
 mod photo;
 pub mod price_feed;
@@ -247,6 +249,7 @@ pub fn app(
         .route("/lnm/realtime", get(realtime::connect))
         .merge(accounts_api::router())
         .merge(identity_api::router())
+        .merge(oauth_api::router())
         .merge(oidc::router())
         .merge(wallet_api::router())
         .merge(openapi::router())

@@ -13,6 +13,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = server::Config::parse();
+    // An operator's command prints its answer alone on stdout.
+    if let Some(command) = &config.command {
+        return match server::operator::run(&config, command).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("ampere: {err}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     server::init_logging(&config);
     match server::run(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

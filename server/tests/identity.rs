@@ -1651,7 +1651,15 @@ async fn withdrawals_past_the_allowance_ask_for_the_code(server: Server) {
         "{:?}",
         replies.iter().map(|r| &r.text).collect::<Vec<_>>()
     );
-    assert_eq!(replies.iter().filter(|r| asked(r)).count(), 2);
+    assert_eq!(
+        replies.iter().filter(|r| asked(r)).count(),
+        2,
+        "{:?}",
+        replies
+            .iter()
+            .map(|r| (r.status, &r.text))
+            .collect::<Vec<_>>()
+    );
 
     // A withdrawal that fails (an invoice paid already) gives its share back.
     let small = invoice(10_000).await;

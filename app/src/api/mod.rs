@@ -13,6 +13,7 @@ pub mod idempotent;
 #[allow(clippy::too_many_arguments)]
 pub mod lnm;
 pub mod mylightning;
+pub mod oauth;
 pub mod security;
 pub mod session;
 pub mod simnet;

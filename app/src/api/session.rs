@@ -47,11 +47,15 @@ pub async fn sign_up(username: String, password: String) -> Result<(), ApiError>
     Ok(())
 }
 
+/// Signs in with the password (and code); then goes home, or back to `next`
+/// when that is an application's authorization request (nowhere else: a
+/// link cannot make the sign-in send its visitor off-site).
 #[server(prefix = "/api/ui", endpoint = "sign_in")]
 pub async fn sign_in(
     username: String,
     password: String,
     #[server(default)] otp_code: Option<String>,
+    #[server(default)] next: Option<String>,
 ) -> Result<(), ApiError> {
     use crate::api::auth;
     let engine = auth::engine()?;
@@ -60,7 +64,8 @@ pub async fn sign_in(
         .login(&username, &password, otp_code.as_deref(), &auth::seen())
         .await?;
     auth::start_session(&user).await?;
-    leptos_axum::redirect("/");
+    let next = next.filter(|n| n.starts_with("/connect/authorize?"));
+    leptos_axum::redirect(next.as_deref().unwrap_or("/"));
     Ok(())
 }
 

@@ -37,6 +37,7 @@ macro_rules! lazy_wallet_page {
     };
 }
 
+mod authorize;
 mod channels;
 mod contacts;
 mod funding;
@@ -54,6 +55,7 @@ mod sign_up;
 mod tokens;
 mod trade;
 
+pub use authorize::AuthorizePage;
 pub use channels::ChannelsPage;
 pub use contacts::ContactsPage;
 pub use funding::FundingPage;

@@ -16,11 +16,14 @@ lazy_page!(SignInPage, "Sign in · Ampere", SignInForms);
 fn SignInForms() -> impl IntoView {
     let action = ServerAction::<SignIn>::new();
     let asks_code = asks_code(action);
+    // Sent here by an application's authorization request: back there after.
+    let next = leptos_router::hooks::use_query_map().with_untracked(|q| q.get("next"));
     view! {
         <div class="sign-in">
             <section class="card narrow">
                 <h1>"Sign in"</h1>
                 <ActionForm action=action attr:class="form">
+                    {next.map(|next| view! { <input type="hidden" name="next" value=next /> })}
                     <Field label="Username" name="username" autocomplete="username"
                         error=action_error(action, Some("username")) />
                     <Field label="Password" name="password" kind="password"
