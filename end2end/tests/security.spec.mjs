@@ -2,18 +2,20 @@
 // script (only for what their list allows, dead once revoked), deleting an
 // account, signing in with a Nostr extension (NIP-07, played by nostr-tools,
 // an independent implementation), two-factor codes set up by scanning the QR
-// code (zbar) into an authenticator (pyotp), and a signed API key used by a
-// script (Node's HMAC).
+// code (zbar) into an authenticator (pyotp), a signed API key used by a
+// script (Node's HMAC), and an application authorised on the consent page
+// (Ampere as an OAuth provider) until revoked.
 import { test, expect } from '@playwright/test';
 import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { PASSWORD, open, photograph, signUp, uniqueName } from './support.mjs';
+import { PASSWORD, apiAccount, open, photograph, signUp, uniqueName } from './support.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -199,4 +201,63 @@ test('an API key made on the security page signs a script\'s requests until dele
   await expect(card.getByTestId('api-key')).toHaveCount(0);
   const gone = await request.get('/api/v2/auth/resource/users/me', { headers: signedHeaders() });
   expect(gone.status()).toBe(401);
+});
+
+test('an application is authorised on the consent page after signing in, and revoked from the security page', async ({ page, request }) => {
+  // The application's callback: a loopback server that keeps what it is sent.
+  const callbacks = [];
+  const app = createServer((req, res) => {
+    callbacks.push(new URL(req.url, 'http://127.0.0.1'));
+    res.end('back at the application');
+  });
+  await new Promise((resolve) => app.listen(0, '127.0.0.1', resolve));
+  const redirect = `http://127.0.0.1:${app.address().port}/cb`;
+  try {
+    // The operator registers it with the binary, against the server's database.
+    const printed = execFileSync(process.env.AMPERE_BIN, [
+      'oauth-client', 'add', '--name', 'Lime Trader', '--redirect-url', redirect,
+    ], { encoding: 'utf8' });
+    const clientId = printed.match(/^client_id=(.+)$/m)[1];
+    const secret = printed.match(/^client_secret=(.+)$/m)[1];
+
+    const { name } = await apiAccount(request, 'lime');
+    const state = uniqueName('state');
+    const authorize = `/connect/authorize?response_type=code&client_id=${clientId}`
+      + `&redirect_uri=${encodeURIComponent(redirect)}&scope=profile%20read&state=${state}`;
+    // Signed out: the sign-in comes first, then the request again.
+    await page.goto(authorize);
+    await expect(page).toHaveURL(/\/signin\?next=/);
+    await expect(page.locator('body[data-hydrated]')).toBeAttached({ timeout: 15000 });
+    await page.getByLabel('Username').fill(name);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(page.getByTestId('consent-client')).toHaveText('Lime Trader');
+    await expect(page.getByTestId('consent-scopes')).toContainText('read your balances');
+    await expect(page.getByTestId('consent-scopes')).not.toContainText('e-mail');
+    await photograph(page, 'consent');
+    await page.getByTestId('consent-approve').click();
+    await expect(page).toHaveURL(new RegExp(`^${redirect}\\?code=`));
+    const back = callbacks.at(-1);
+    expect(back.searchParams.get('state')).toBe(state);
+
+    // The application exchanges the code (its client by HTTP Basic).
+    const basic = Buffer.from(`${clientId}:${secret}`).toString('base64');
+    const form = { grant_type: 'authorization_code', code: back.searchParams.get('code'), redirect_uri: redirect };
+    const exchanged = await request.post('/connect/token', { headers: { Authorization: `Basic ${basic}` }, form });
+    expect(exchanged.status()).toBe(200);
+    const token = (await exchanged.json()).access_token;
+    const headers = { Authorization: `Bearer ${token}` };
+    const me = await request.get('/userinfo', { headers });
+    expect((await me.json()).login).toBe(name);
+
+    // The person sees it on the security page, and revokes it.
+    await open(page, '/security');
+    const card = page.getByRole('region', { name: 'Authorised applications' });
+    await expect(card.getByTestId('application')).toContainText('Lime Trader');
+    await card.getByRole('button', { name: 'Revoke Lime Trader' }).click();
+    await expect(card).toContainText('No application acts for you.');
+    expect((await request.get('/userinfo', { headers })).status()).toBe(401);
+  } finally {
+    app.close();
+  }
 });

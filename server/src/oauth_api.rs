@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
@@ -321,7 +321,8 @@ async fn decide(
         .decide(&caller.user, &form.request, approve)
         .await
     {
-        Ok(Ok(url)) => Redirect::to(&url).into_response(),
+        // 302 Found, as the spec shows it.
+        Ok(Ok(url)) => (StatusCode::FOUND, [(header::LOCATION, url)]).into_response(),
         Ok(Err(why)) => (StatusCode::BAD_REQUEST, why).into_response(),
         Err(err) => {
             tracing::error!(error = %err, "authorization decision");

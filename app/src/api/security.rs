@@ -39,6 +39,17 @@ pub struct ApiKeyRow {
     pub created_at: String,
 }
 
+/// An application the person authorised (Ampere as an OAuth provider).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApplicationRow {
+    pub id: String,
+    pub client_name: String,
+    /// What it may do, in words.
+    pub scopes: Vec<String>,
+    pub authorised_at: String,
+    pub last_used_at: String,
+}
+
 /// A key just made: its secret is shown this once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewApiKey {
@@ -247,6 +258,9 @@ async fn manager(write: bool) -> Result<engine::Caller, ApiError> {
         (false, engine::Credential::ApiKey { .. }) => {
             Err(engine::Error::from(engine::caller::Denied::ApiKeyManaging).into())
         }
+        (false, engine::Credential::OAuthToken { .. }) => {
+            Err(engine::Error::from(engine::caller::Denied::OAuthTokenManaging).into())
+        }
         (false, _) => Ok(caller),
         (true, _) => {
             caller
@@ -375,6 +389,41 @@ pub async fn delete_api_key(
             otp_code.as_deref(),
             &crate::api::auth::seen(),
         )
+        .await?;
+    Ok(())
+}
+
+/// The applications the person authorised, most recently used first.
+#[server(prefix = "/api/ui", endpoint = "security_applications")]
+pub async fn security_applications() -> Result<Vec<ApplicationRow>, ApiError> {
+    let caller = manager(false).await?;
+    let authorised = crate::api::auth::engine()?
+        .oauth
+        .authorised(&caller.user)
+        .await?;
+    Ok(authorised
+        .into_iter()
+        .map(|a| ApplicationRow {
+            id: a.id,
+            client_name: a.client_name,
+            scopes: a
+                .scopes
+                .iter()
+                .map(|s| format!("{}: {}", s.as_str(), s.meaning()))
+                .collect(),
+            authorised_at: engine::rfc3339(a.created_at_ms),
+            last_used_at: engine::rfc3339(a.last_used_ms),
+        })
+        .collect())
+}
+
+/// Revokes an application: its tokens stop at once.
+#[server(prefix = "/api/ui", endpoint = "revoke_application")]
+pub async fn revoke_application(id: String, _csrf: String) -> Result<(), ApiError> {
+    let caller = manager(true).await?;
+    crate::api::auth::engine()?
+        .oauth
+        .revoke(&caller.user, &id)
         .await?;
     Ok(())
 }

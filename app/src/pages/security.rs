@@ -5,11 +5,11 @@ use leptos_router::{lazy_route, LazyRoute};
 use super::settings::PasswordCard;
 use super::{action_error, asks_code, form_error};
 use crate::api::security::{
-    link_nostr_key, security_access, security_activity, security_api_keys, security_profile,
-    security_sessions, AccessView, AclView, CreateAcl, CreateApiKey, DeleteAccount, DeleteAcl,
-    DeleteApiKey, DisableTwoFactor, EnableTwoFactor, EndOtherSessions, EndSession, IssueAclToken,
-    LnurlLinkCreate, ProfileView, RevokeAclToken, StartTwoFactor, UnlinkKey, UpdateProfile,
-    COMMON_ENDPOINTS,
+    link_nostr_key, security_access, security_activity, security_api_keys, security_applications,
+    security_profile, security_sessions, AccessView, AclView, CreateAcl, CreateApiKey,
+    DeleteAccount, DeleteAcl, DeleteApiKey, DisableTwoFactor, EnableTwoFactor, EndOtherSessions,
+    EndSession, IssueAclToken, LnurlLinkCreate, ProfileView, RevokeAclToken, RevokeApplication,
+    StartTwoFactor, UnlinkKey, UpdateProfile, COMMON_ENDPOINTS,
 };
 use crate::api::session::{provider_error_message, Account};
 use crate::api::ApiError;
@@ -83,6 +83,7 @@ fn Security(account: Account) -> impl IntoView {
         <ActivityCard />
         <AclsCard lists create actions csrf=csrf.clone() />
         <ApiKeysCard csrf=csrf.clone() />
+        <ApplicationsCard csrf=csrf.clone() />
         <SignInsCard lists unlink link_nostr link_wallet wallet_linked csrf=csrf.clone() />
         <Suspense fallback=|| ()>
             {move || {
@@ -338,6 +339,57 @@ fn ApiKeysCard(csrf: String) -> impl IntoView {
 
 /// What happened to the account lately, and from where: sign-ins of every
 /// way (refused ones too), sign-outs, password and two-factor changes.
+/// The applications the person let act for them (Ampere as an OAuth
+/// provider), each revoked with one click.
+#[component]
+fn ApplicationsCard(csrf: String) -> impl IntoView {
+    let revoke = ServerAction::<RevokeApplication>::new();
+    let apps = Resource::new(move || revoke.version().get(), |_| security_applications());
+    view! {
+        <section class="card" aria-labelledby="applications-title">
+            <h2 id="applications-title">"Authorised applications"</h2>
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || {
+                    let csrf = csrf.clone();
+                    Suspend::new(async move {
+                        apps.await.map(|list| {
+                            if list.is_empty() {
+                                return view! { <p class="hint">"No application acts for you."</p> }.into_any();
+                            }
+                            view! {
+                                <ul class="sessions">
+                                    {list.into_iter().map(|app| {
+                                        let (id, csrf) = (app.id.clone(), csrf.clone());
+                                        let label = format!("Revoke {}", app.client_name);
+                                        view! {
+                                            <li data-testid="application">
+                                                <strong>{app.client_name.clone()}</strong>
+                                                <br />
+                                                <span class="hint">{format!(
+                                                    "may {} · authorised {} · last used {}",
+                                                    app.scopes.join("; "),
+                                                    app.authorised_at.get(..10).unwrap_or_default(),
+                                                    app.last_used_at.get(..10).unwrap_or_default(),
+                                                )}</span>
+                                                " "
+                                                <button type="button" class="secondary small" aria-label=label
+                                                    on:click=move |_| { revoke.dispatch(RevokeApplication { id: id.clone(), _csrf: csrf.clone() }); }>
+                                                    "Revoke"
+                                                </button>
+                                            </li>
+                                        }
+                                    }).collect_view()}
+                                </ul>
+                            }.into_any()
+                        })
+                    })
+                }}
+            </Transition>
+            <p class="form-error" role="alert">{move || form_error(revoke, &[]).get()}</p>
+        </section>
+    }
+}
+
 #[component]
 fn ActivityCard() -> impl IntoView {
     let activity = Resource::new(|| (), |_| security_activity());

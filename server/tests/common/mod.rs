@@ -237,3 +237,24 @@ pub fn zbar(png: &[u8]) -> String {
         .trim_end_matches('\n')
         .to_string()
 }
+
+/// The code pyotp computes from an `otpauth://` URL for the time `at` (Unix
+/// seconds).
+pub fn pyotp(url: &str, at: i64) -> String {
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import sys, pyotp; print(pyotp.parse_uri(sys.argv[1]).at(int(sys.argv[2])))",
+            url,
+            &at.to_string(),
+        ])
+        .output()
+        .expect("the test venv (.venv, made by scripts/test) with pyotp");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
