@@ -374,6 +374,87 @@ fn read_client(row: &sqlx::any::AnyRow) -> Result<Client> {
     })
 }
 
+/// What a code's exchange came to, inside its transaction.
+enum Redeemed {
+    Issued {
+        user_id: String,
+        scopes: Vec<OAuthScope>,
+    },
+    Refused(&'static str),
+    /// Used before: the tokens it issued were deleted (their grants told).
+    Replayed {
+        user_id: String,
+        grants: Vec<String>,
+    },
+}
+
+/// A token about to be stored (its hash only).
+struct NewToken {
+    token_hash: String,
+    user_id: String,
+    client_id: String,
+    scopes: Vec<OAuthScope>,
+    /// The code it is issued for, if any (a replay of it revokes the token).
+    code_hash: Option<String>,
+    auth_version: i64,
+}
+
+/// Stores a token under the application's authorisation of the user (made
+/// at its first token; its scopes are all it was ever granted), dropping
+/// that authorisation's expired tokens.
+async fn insert_token(conn: &mut sqlx::AnyConnection, token: NewToken) -> Result<()> {
+    let now = now_ms();
+    let scope = scope_text(&token.scopes);
+    sqlx::query(
+        "INSERT INTO oauth_grants (id, client_id, user_id, scopes, created_at, last_used_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (client_id, user_id) DO NOTHING",
+    )
+    .bind(random_hex(16))
+    .bind(&token.client_id)
+    .bind(&token.user_id)
+    .bind(&scope)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let row =
+        sqlx::query("SELECT id, scopes FROM oauth_grants WHERE client_id = $1 AND user_id = $2")
+            .bind(&token.client_id)
+            .bind(&token.user_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let (grant_id, held): (String, String) = (row.try_get("id")?, row.try_get("scopes")?);
+    let mut all = parse_scopes(&held).unwrap_or_default();
+    all.extend(token.scopes.iter().copied());
+    all.sort();
+    all.dedup();
+    sqlx::query("UPDATE oauth_grants SET scopes = $2, last_used_at = $3 WHERE id = $1")
+        .bind(&grant_id)
+        .bind(scope_text(&all))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM oauth_tokens WHERE grant_id = $1 AND expires_at < $2")
+        .bind(&grant_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO oauth_tokens (token_hash, grant_id, user_id, scopes, code_hash, \
+         auth_version, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&token.token_hash)
+    .bind(&grant_id)
+    .bind(&token.user_id)
+    .bind(&scope)
+    .bind(token.code_hash)
+    .bind(token.auth_version)
+    .bind(now)
+    .bind(now + TOKEN_LIFETIME_MS)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 #[derive(Clone)]
 pub struct OAuth {
     db: Database,
@@ -659,8 +740,10 @@ impl OAuth {
 
     /// Exchanges a code (grant `authorization_code`): it must be this
     /// client's, for this redirect URI, unused, within five minutes, and
-    /// match its PKCE challenge. A code used before revokes the tokens it
-    /// issued. Answers the account's id and the token.
+    /// match its PKCE challenge. Any attempt spends the code, and the token
+    /// is issued in the same transaction; a code presented again revokes the
+    /// tokens it issued (even a twin exchange's, which has committed by then).
+    /// Answers the account's id and the token.
     pub async fn redeem_code(
         &self,
         client: &Client,
@@ -668,83 +751,112 @@ impl OAuth {
         redirect_uri: &str,
         verifier: Option<&str>,
     ) -> std::result::Result<(String, Issued), Refusal> {
-        let code_hash = hashed(code);
-        let row = sqlx::query(
-            "SELECT c.client_id, c.user_id, c.redirect_uri, c.scopes, c.challenge, \
-             c.challenge_method, c.expires_at, c.used_at, u.auth_version \
-             FROM oauth_codes c JOIN users u ON u.id = c.user_id WHERE c.code_hash = $1",
-        )
-        .bind(&code_hash)
-        .fetch_optional(self.db.pool())
-        .await
-        .map_err(Error::from)?;
-        let unknown = || Refusal::InvalidGrant("the code is not valid".into());
-        let Some(row) = row else {
-            return Err(unknown());
-        };
-        let get = |e: sqlx::Error| Refusal::Engine(e.into());
-        let user_id: String = row.try_get("user_id").map_err(get)?;
-        if row
-            .try_get::<Option<i64>, _>("used_at")
-            .map_err(get)?
-            .is_some()
-        {
-            self.revoke_code_tokens(&code_hash, &user_id).await?;
-            return Err(Refusal::InvalidGrant(
-                "the code was used already: the tokens it issued are revoked".into(),
-            ));
-        }
-        // The code is spent by any attempt from here on: one conditional
-        // write, so of two racing exchanges exactly one goes on.
-        let spent = self
+        let token = format!("{TOKEN_PREFIX}{}", random_hex(32));
+        let (code_hash, token_hash) = (hashed(code), hashed(&token));
+        let (client_id, redirect_uri, verifier) = (
+            client.id.clone(),
+            redirect_uri.to_string(),
+            verifier.map(str::to_string),
+        );
+        let redeemed = self
             .db
-            .execute(
-                sqlx::query(
-                    "UPDATE oauth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL",
-                )
-                .bind(code_hash.clone())
-                .bind(now_ms()),
-            )
+            .write(move |conn| {
+                Box::pin(async move {
+                    let row = sqlx::query(
+                        "SELECT c.client_id, c.user_id, c.redirect_uri, c.scopes, c.challenge, \
+                         c.challenge_method, c.expires_at, u.auth_version \
+                         FROM oauth_codes c JOIN users u ON u.id = c.user_id WHERE c.code_hash = $1",
+                    )
+                    .bind(&code_hash)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    let Some(row) = row else {
+                        return Ok(Redeemed::Refused("the code is not valid"));
+                    };
+                    let user_id: String = row.try_get("user_id")?;
+                    let now = now_ms();
+                    let spent = sqlx::query(
+                        "UPDATE oauth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL",
+                    )
+                    .bind(&code_hash)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    if spent != 1 {
+                        let grants = sqlx::query(
+                            "SELECT DISTINCT grant_id FROM oauth_tokens WHERE code_hash = $1",
+                        )
+                        .bind(&code_hash)
+                        .fetch_all(&mut *conn)
+                        .await?
+                        .iter()
+                        .map(|r| r.try_get("grant_id"))
+                        .collect::<std::result::Result<Vec<String>, _>>()?;
+                        sqlx::query("DELETE FROM oauth_tokens WHERE code_hash = $1")
+                            .bind(&code_hash)
+                            .execute(&mut *conn)
+                            .await?;
+                        return Ok(Redeemed::Replayed { user_id, grants });
+                    }
+                    if row.try_get::<String, _>("client_id")? != client_id {
+                        return Ok(Redeemed::Refused("the code is not valid"));
+                    }
+                    if row.try_get::<i64, _>("expires_at")? <= now {
+                        return Ok(Redeemed::Refused("the code has expired (5 minutes)"));
+                    }
+                    if row.try_get::<String, _>("redirect_uri")? != redirect_uri {
+                        return Ok(Redeemed::Refused(
+                            "redirect_uri is not the one the code was issued for",
+                        ));
+                    }
+                    if let Some(challenge) = row.try_get::<Option<String>, _>("challenge")? {
+                        let challenge = Challenge {
+                            challenge,
+                            method: row
+                                .try_get::<Option<String>, _>("challenge_method")?
+                                .unwrap_or_default(),
+                        };
+                        if !verifier.as_deref().is_some_and(|v| challenge.admits(v)) {
+                            return Ok(Redeemed::Refused(
+                                "code_verifier does not match the code_challenge",
+                            ));
+                        }
+                    }
+                    let scopes =
+                        parse_scopes(&row.try_get::<String, _>("scopes")?).unwrap_or_default();
+                    let issue = NewToken {
+                        token_hash,
+                        user_id: user_id.clone(),
+                        client_id,
+                        scopes: scopes.clone(),
+                        code_hash: Some(code_hash),
+                        auth_version: row.try_get("auth_version")?,
+                    };
+                    insert_token(conn, issue).await?;
+                    Ok(Redeemed::Issued { user_id, scopes })
+                })
+            })
             .await?;
-        if spent != 1 {
-            self.revoke_code_tokens(&code_hash, &user_id).await?;
-            return Err(Refusal::InvalidGrant("the code was used already".into()));
-        }
-        if row.try_get::<String, _>("client_id").map_err(get)? != client.id {
-            return Err(unknown());
-        }
-        if row.try_get::<i64, _>("expires_at").map_err(get)? <= now_ms() {
-            return Err(Refusal::InvalidGrant(
-                "the code has expired (5 minutes)".into(),
-            ));
-        }
-        if row.try_get::<String, _>("redirect_uri").map_err(get)? != redirect_uri {
-            return Err(Refusal::InvalidGrant(
-                "redirect_uri is not the one the code was issued for".into(),
-            ));
-        }
-        let challenge: Option<String> = row.try_get("challenge").map_err(get)?;
-        if let Some(challenge) = challenge {
-            let challenge = Challenge {
-                challenge,
-                method: row
-                    .try_get::<Option<String>, _>("challenge_method")
-                    .map_err(get)?
-                    .unwrap_or_default(),
-            };
-            if !verifier.is_some_and(|v| challenge.admits(v)) {
-                return Err(Refusal::InvalidGrant(
-                    "code_verifier does not match the code_challenge".into(),
-                ));
+        match redeemed {
+            Redeemed::Issued { user_id, scopes } => Ok((
+                user_id,
+                Issued {
+                    access_token: token,
+                    scopes,
+                    expires_in_s: TOKEN_LIFETIME_MS / 1000,
+                },
+            )),
+            Redeemed::Refused(why) => Err(Refusal::InvalidGrant(why.into())),
+            Redeemed::Replayed { user_id, grants } => {
+                for grant_id in grants {
+                    self.tell_revoked(&user_id, &grant_id);
+                }
+                Err(Refusal::InvalidGrant(
+                    "the code was used already: the tokens it issued are revoked".into(),
+                ))
             }
         }
-        let scopes =
-            parse_scopes(&row.try_get::<String, _>("scopes").map_err(get)?).unwrap_or_default();
-        let auth_version: i64 = row.try_get("auth_version").map_err(get)?;
-        let issued = self
-            .issue_token(&user_id, auth_version, client, &scopes, Some(code_hash))
-            .await?;
-        Ok((user_id, issued))
     }
 
     /// A token for `user` (grant `password`, the password already checked).
@@ -754,105 +866,23 @@ impl OAuth {
         client: &Client,
         scopes: &[OAuthScope],
     ) -> Result<Issued> {
-        self.issue_token(&user.id.0, user.auth_version, client, scopes, None)
-            .await
-    }
-
-    async fn issue_token(
-        &self,
-        user_id: &str,
-        auth_version: i64,
-        client: &Client,
-        scopes: &[OAuthScope],
-        code_hash: Option<String>,
-    ) -> Result<Issued> {
         let token = format!("{TOKEN_PREFIX}{}", random_hex(32));
-        let now = now_ms();
-        let (user_id, client_id, token_hash, scope) = (
-            user_id.to_string(),
-            client.id.clone(),
-            hashed(&token),
-            scope_text(scopes),
-        );
-        let grant_id = random_hex(16);
+        let issue = NewToken {
+            token_hash: hashed(&token),
+            user_id: user.id.0.clone(),
+            client_id: client.id.clone(),
+            scopes: scopes.to_vec(),
+            code_hash: None,
+            auth_version: user.auth_version,
+        };
         self.db
-            .write(move |conn| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO oauth_grants (id, client_id, user_id, scopes, created_at, last_used_at) \
-                         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (client_id, user_id) DO NOTHING",
-                    )
-                    .bind(&grant_id)
-                    .bind(&client_id)
-                    .bind(&user_id)
-                    .bind(&scope)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
-                    let row = sqlx::query(
-                        "SELECT id, scopes FROM oauth_grants WHERE client_id = $1 AND user_id = $2",
-                    )
-                    .bind(&client_id)
-                    .bind(&user_id)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                    let (grant_id, held): (String, String) = (row.try_get("id")?, row.try_get("scopes")?);
-                    // The application's scopes: all it was ever granted.
-                    let mut all = parse_scopes(&held).unwrap_or_default();
-                    all.extend(parse_scopes(&scope).unwrap_or_default());
-                    all.sort();
-                    all.dedup();
-                    sqlx::query("UPDATE oauth_grants SET scopes = $2, last_used_at = $3 WHERE id = $1")
-                        .bind(&grant_id)
-                        .bind(scope_text(&all))
-                        .bind(now)
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("DELETE FROM oauth_tokens WHERE grant_id = $1 AND expires_at < $2")
-                        .bind(&grant_id)
-                        .bind(now)
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query(
-                        "INSERT INTO oauth_tokens (token_hash, grant_id, user_id, scopes, code_hash, \
-                         auth_version, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    )
-                    .bind(&token_hash)
-                    .bind(&grant_id)
-                    .bind(&user_id)
-                    .bind(&scope)
-                    .bind(code_hash)
-                    .bind(auth_version)
-                    .bind(now)
-                    .bind(now + TOKEN_LIFETIME_MS)
-                    .execute(&mut *conn)
-                    .await?;
-                    Ok(())
-                })
-            })
+            .write(move |conn| Box::pin(async move { insert_token(conn, issue).await }))
             .await?;
         Ok(Issued {
             access_token: token,
             scopes: scopes.to_vec(),
             expires_in_s: TOKEN_LIFETIME_MS / 1000,
         })
-    }
-
-    async fn revoke_code_tokens(&self, code_hash: &str, user_id: &str) -> Result<()> {
-        let grants = sqlx::query("SELECT DISTINCT grant_id FROM oauth_tokens WHERE code_hash = $1")
-            .bind(code_hash)
-            .fetch_all(self.db.pool())
-            .await?;
-        self.db
-            .execute(
-                sqlx::query("DELETE FROM oauth_tokens WHERE code_hash = $1")
-                    .bind(code_hash.to_string()),
-            )
-            .await?;
-        for row in grants {
-            self.tell_revoked(user_id, &row.try_get::<String, _>("grant_id")?);
-        }
-        Ok(())
     }
 
     /// The account, `auth_version` and grant of a token that still works;

@@ -838,35 +838,24 @@ async fn tokens_end_with_time_revocation_and_the_password(provider: Provider) {
     let id = apps[0]["id"].as_str().unwrap().to_string();
     // Another account cannot revoke it, nor can a token.
     let dan = browser(&provider, "dan").await;
-    let revoke = |who: &Browser, id: &str| {
-        let body = json!({"id": id, "_csrf": who.csrf}).to_string();
-        let cookie = who.cookie.clone();
-        let server = &provider.server;
-        async move {
-            server
-                .call(
-                    Method::POST,
-                    "/api/ui/revoke_application",
-                    Auth::Cookie(&cookie),
-                    Some(&body),
-                )
-                .await
-        }
-    };
-    let reply = revoke(&dan, &id).await;
-    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.text);
-    let reply = provider
-        .server
-        .call(
-            Method::POST,
-            "/api/ui/revoke_application",
-            Auth::Bearer(&token),
-            Some(&json!({"id": id, "_csrf": ""}).to_string()),
+    let revoke = |credential: (header::HeaderName, String), csrf: &str| {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([("id", id.as_str()), ("_csrf", csrf)])
+            .finish();
+        provider.server.send(
+            Request::post("/api/ui/revoke_application")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(credential.0, credential.1)
+                .body(Body::from(body))
+                .unwrap(),
         )
-        .await;
+    };
+    let reply = revoke((header::COOKIE, dan.cookie.clone()), &dan.csrf).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.text);
+    let reply = revoke((header::AUTHORIZATION, format!("Bearer {token}")), "").await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
     assert_eq!(userinfo(&provider, &token).await["status"], 200);
-    let reply = revoke(&cleo, &id).await;
+    let reply = revoke((header::COOKIE, cleo.cookie.clone()), &cleo.csrf).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(userinfo(&provider, &token).await["status"], 401);
 
