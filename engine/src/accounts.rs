@@ -19,6 +19,8 @@ use crate::throttle::{Key, Scope, Throttle, EVERYONE};
 use crate::{now_ms, Database, Error, Result, Seen};
 
 pub mod activity;
+pub mod email_confirmation;
+pub mod labels;
 pub mod profiles;
 pub mod provider_flows;
 mod recovery;

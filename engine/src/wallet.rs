@@ -375,7 +375,7 @@ impl HistoryQuery {
 }
 
 /// The first millisecond of a `YYYY-MM-DD` day in UTC (proleptic Gregorian).
-fn day_start_ms(text: &str) -> Option<i64> {
+pub(crate) fn day_start_ms(text: &str) -> Option<i64> {
     let mut parts = text.splitn(3, '-');
     let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
     if y.len() != 4 || m.len() != 2 || d.len() != 2 {

@@ -48,6 +48,35 @@ pub fn router() -> Router<AppState> {
             post(sign_in).delete(sign_out),
         )
         .route(
+            "/api/v2/auth/identity/users/email/generate_code",
+            post(email_generate_code),
+        )
+        .route(
+            "/api/v2/auth/identity/users/email/confirm_code",
+            post(email_confirm_code),
+        )
+        .route(
+            "/api/v2/auth/identity/users/password/generate_code",
+            post(password_generate_code),
+        )
+        .route(
+            "/api/v2/auth/identity/users/password/confirm_code",
+            post(password_confirm_code),
+        )
+        .route(
+            "/api/v2/auth/resource/profiles",
+            post(create_profile).put(update_profile),
+        )
+        .route("/api/v2/auth/resource/profiles/me", get(my_profile))
+        .route(
+            "/api/v2/auth/resource/labels",
+            get(list_labels).post(add_label),
+        )
+        .route(
+            "/api/v2/auth/resource/labels/{key}",
+            get(get_label).patch(update_label).delete(delete_label),
+        )
+        .route(
             "/api/v2/auth/resource/users/me",
             get(me).put(update_data).delete(close),
         )
@@ -90,9 +119,9 @@ struct UserWithFullInfo {
     /// writes send it back as `X-CSRF-Token`.
     csrf_token: String,
     username: String,
-    labels: Vec<serde_json::Value>,
+    labels: Vec<LabelView>,
     phones: Vec<serde_json::Value>,
-    profiles: Vec<serde_json::Value>,
+    profiles: Vec<ProfileView>,
     data_storages: Vec<serde_json::Value>,
     created_at: String,
     updated_at: String,
@@ -100,34 +129,99 @@ struct UserWithFullInfo {
 
 async fn full_info(engine: &Engine, user: &User, csrf: &str) -> Result<UserWithFullInfo, Refusal> {
     let area = "resource.user";
-    let otp = engine
-        .accounts
-        .two_factor_on(&user.id.0)
-        .await
-        .map_err(at(area))?;
-    let extra = engine
-        .accounts
-        .user_data(&user.id.0)
-        .await
-        .map_err(at(area))?;
+    let accounts = &engine.accounts;
+    let (otp, extra, confirmed, labels, profile) = tokio::try_join!(
+        accounts.two_factor_on(&user.id.0),
+        accounts.user_data(&user.id.0),
+        accounts.email_confirmed(user),
+        accounts.labels(user),
+        accounts.profile(&user.id.0),
+    )
+    .map_err(at(area))?;
     Ok(UserWithFullInfo {
         email: user.email.clone(),
         uid: user.id.0.clone(),
         role: if user.is_admin { "admin" } else { "member" },
-        level: 1,
+        // Level 1 once the e-mail address is confirmed.
+        level: u8::from(confirmed),
         otp,
         state: "active",
         referral_uid: extra.referral_uid,
         data: extra.data,
         csrf_token: csrf.to_string(),
         username: user.username.clone(),
-        labels: Vec::new(),
+        labels: labels.into_iter().map(LabelView::from).collect(),
         phones: Vec::new(),
-        profiles: Vec::new(),
+        profiles: profile.into_iter().map(ProfileView::from).collect(),
         data_storages: Vec::new(),
         created_at: engine::rfc3339(user.created_at_ms),
         updated_at: engine::rfc3339(extra.updated_at_ms.unwrap_or(user.created_at_ms)),
     })
+}
+
+/// `API_V2_Entities_Label`.
+#[derive(Debug, Serialize)]
+struct LabelView {
+    key: String,
+    value: String,
+    scope: &'static str,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<engine::accounts::labels::Label> for LabelView {
+    fn from(l: engine::accounts::labels::Label) -> Self {
+        LabelView {
+            key: l.key,
+            value: l.value,
+            scope: l.scope,
+            created_at: engine::rfc3339(l.created_at_ms),
+            updated_at: engine::rfc3339(l.updated_at_ms),
+        }
+    }
+}
+
+/// `API_V2_Entities_Profile`: the last name and birth date "submasked", as
+/// the spec says (the initial; the year).
+#[derive(Debug, Serialize)]
+struct ProfileView {
+    first_name: String,
+    last_name: String,
+    dob: Option<String>,
+    address: String,
+    postcode: String,
+    city: String,
+    country: String,
+    state: String,
+    metadata: serde_json::Value,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<engine::accounts::profiles::Profile> for ProfileView {
+    fn from(p: engine::accounts::profiles::Profile) -> Self {
+        let last_name = p
+            .last_name
+            .chars()
+            .enumerate()
+            .map(|(i, c)| if i == 0 { c } else { '*' })
+            .collect();
+        ProfileView {
+            first_name: p.first_name,
+            last_name,
+            dob: p
+                .dob
+                .map(|d| format!("{}-**-**", d.get(..4).unwrap_or_default())),
+            address: p.address,
+            postcode: p.postcode,
+            city: p.city,
+            country: p.country,
+            state: p.state,
+            metadata: serde_json::from_str(&p.metadata).unwrap_or_default(),
+            created_at: engine::rfc3339(p.created_at_ms),
+            updated_at: engine::rfc3339(p.updated_at_ms),
+        }
+    }
 }
 
 // ---- Public routes ----
@@ -234,6 +328,7 @@ async fn sign_up(
         )
         .await
         .map_err(at(area))?;
+    engine.accounts.confirm_after_sign_up(&user, &engine.mail);
     let csrf = engine::random_hex(16);
     app::api::auth::switch_session(&engine, &session, &user, csrf.clone(), &seen)
         .await
@@ -784,6 +879,324 @@ fn paged(total: i64, page: i64, per_page: i64) -> HeaderMap {
         headers.insert(name, HeaderValue::from(value));
     }
     headers
+}
+
+// ---- E-mail codes ----
+
+#[derive(Debug, Deserialize)]
+struct EmailParams {
+    email: String,
+    /// No captcha runs here; a client that sends one is not refused.
+    #[serde(default)]
+    #[allow(dead_code)]
+    captcha_response: Option<String>,
+}
+
+/// `POST identity/users/email/generate_code`: 201, a confirmation code sent
+/// if an account has the address unconfirmed (the same answer either way).
+async fn email_generate_code(
+    State(engine): State<Engine>,
+    SeenFrom(seen): SeenFrom,
+    Params(p): Params<EmailParams>,
+) -> Result<(StatusCode, Json<serde_json::Value>), Refusal> {
+    engine
+        .accounts
+        .request_email_confirmation(&p.email, &seen.address, &engine.mail)
+        .await
+        .map_err(at("identity.user"))?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({}))))
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenParams {
+    token: String,
+}
+
+/// `POST identity/users/email/confirm_code {token}`: 201 with the user, its
+/// address confirmed (level 1).
+async fn email_confirm_code(
+    State(engine): State<Engine>,
+    Params(p): Params<TokenParams>,
+) -> Result<(StatusCode, Json<UserWithFullInfo>), Refusal> {
+    let user = engine
+        .accounts
+        .confirm_email(&p.token)
+        .await
+        .map_err(at("identity.user"))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(full_info(&engine, &user, "").await?),
+    ))
+}
+
+/// `POST identity/users/password/generate_code {email}`: 201, a reset code
+/// (and link) sent if an account has the address. The same answer either
+/// way: unlike the spec's 404, nobody learns which addresses have accounts.
+async fn password_generate_code(
+    State(engine): State<Engine>,
+    SeenFrom(seen): SeenFrom,
+    Params(p): Params<EmailParams>,
+) -> Result<(StatusCode, Json<serde_json::Value>), Refusal> {
+    engine
+        .accounts
+        .request_password_reset(&p.email, &seen.address, &engine.mail)
+        .await
+        .map_err(at("identity.user"))?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({}))))
+}
+
+#[derive(Debug, Deserialize)]
+struct ResetParams {
+    reset_password_token: String,
+    password: String,
+    confirm_password: String,
+}
+
+/// `POST identity/users/password/confirm_code`: 201, the new password set
+/// and every session and token of the account ended; a code used, expired
+/// or outdated is 404 (`identity.user.reset_password_token_not_found`).
+async fn password_confirm_code(
+    State(engine): State<Engine>,
+    SeenFrom(seen): SeenFrom,
+    Params(p): Params<ResetParams>,
+) -> Result<(StatusCode, Json<serde_json::Value>), Refusal> {
+    engine
+        .accounts
+        .reset_password(
+            &p.reset_password_token,
+            &p.password,
+            &p.confirm_password,
+            &seen,
+        )
+        .await
+        .map_err(|err| match err {
+            engine::Error::Invalid {
+                field: "reset_key",
+                message,
+            } => Refusal::new(
+                StatusCode::NOT_FOUND,
+                "identity.user.reset_password_token_not_found",
+                &message,
+            ),
+            engine::Error::Invalid {
+                field: "password_repeat",
+                message,
+            } => Refusal::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "identity.user.invalid_confirm_password",
+                &message,
+            ),
+            other => at("identity.user")(other),
+        })?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({}))))
+}
+
+// ---- Profiles and labels ----
+
+#[derive(Debug, Deserialize)]
+struct ProfileParams {
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+    #[serde(default)]
+    dob: Option<String>,
+    #[serde(default)]
+    address: Option<String>,
+    #[serde(default)]
+    postcode: Option<String>,
+    #[serde(default)]
+    city: Option<String>,
+    #[serde(default)]
+    country: Option<String>,
+    #[serde(default)]
+    metadata: Option<String>,
+    /// `true` (or "true") submits the profile.
+    #[serde(default)]
+    confirm: Option<serde_json::Value>,
+}
+
+impl ProfileParams {
+    fn fields(self) -> Result<engine::accounts::profiles::ProfileFields, Refusal> {
+        let confirm = match &self.confirm {
+            None => false,
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(serde_json::Value::String(s)) if s == "true" || s == "false" => s == "true",
+            Some(_) => {
+                return Err(Refusal::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "resource.profile.invalid_confirm",
+                    "confirm is true or false",
+                ))
+            }
+        };
+        Ok(engine::accounts::profiles::ProfileFields {
+            first_name: self.first_name,
+            last_name: self.last_name,
+            dob: self.dob,
+            address: self.address,
+            postcode: self.postcode,
+            city: self.city,
+            country: self.country,
+            metadata: self.metadata,
+            confirm,
+        })
+    }
+}
+
+/// `POST resource/profiles`: 201 with the new profile (409 when there is one).
+async fn create_profile(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    Params(p): Params<ProfileParams>,
+) -> Result<(StatusCode, Json<ProfileView>), Refusal> {
+    let area = "resource.profile";
+    caller
+        .permits(Access::Write)
+        .map_err(|d| at(area)(d.into()))?;
+    let profile = engine
+        .accounts
+        .create_profile(&caller.user, &p.fields()?)
+        .await
+        .map_err(|err| match err {
+            engine::Error::Conflict(message) => {
+                Refusal::new(StatusCode::CONFLICT, "resource.profile.exist", &message)
+            }
+            other => at(area)(other),
+        })?;
+    Ok((StatusCode::CREATED, Json(profile.into())))
+}
+
+/// `PUT resource/profiles`: the profile changed (drafted again unless
+/// `confirm`); 404 without one.
+async fn update_profile(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    Params(p): Params<ProfileParams>,
+) -> Result<Json<ProfileView>, Refusal> {
+    let area = "resource.profile";
+    caller
+        .permits(Access::Write)
+        .map_err(|d| at(area)(d.into()))?;
+    let profile = engine
+        .accounts
+        .update_profile_fields(&caller.user, &p.fields()?)
+        .await
+        .map_err(at(area))?;
+    Ok(Json(profile.into()))
+}
+
+/// `GET resource/profiles/me`: 404 when the account has none.
+async fn my_profile(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+) -> Result<Json<ProfileView>, Refusal> {
+    let area = "resource.profile";
+    match engine
+        .accounts
+        .profile(&caller.user.id.0)
+        .await
+        .map_err(at(area))?
+    {
+        Some(profile) => Ok(Json(profile.into())),
+        None => Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "resource.profile.not_exist",
+            "the account has no profile yet",
+        )),
+    }
+}
+
+/// `GET resource/labels`: the server's labels and the person's.
+async fn list_labels(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+) -> Result<Json<Vec<LabelView>>, Refusal> {
+    let labels = engine
+        .accounts
+        .labels(&caller.user)
+        .await
+        .map_err(at("resource.labels"))?;
+    Ok(Json(labels.into_iter().map(LabelView::from).collect()))
+}
+
+#[derive(Debug, Deserialize)]
+struct LabelParams {
+    key: String,
+    value: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ValueParams {
+    value: String,
+}
+
+/// `POST resource/labels {key, value}`: 201 with the new public label.
+async fn add_label(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    Params(p): Params<LabelParams>,
+) -> Result<(StatusCode, Json<LabelView>), Refusal> {
+    let area = "resource.labels";
+    caller
+        .permits(Access::Write)
+        .map_err(|d| at(area)(d.into()))?;
+    let label = engine
+        .accounts
+        .add_label(&caller.user, &p.key, &p.value)
+        .await
+        .map_err(at(area))?;
+    Ok((StatusCode::CREATED, Json(label.into())))
+}
+
+async fn get_label(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    Path(key): Path<String>,
+) -> Result<Json<LabelView>, Refusal> {
+    let label = engine
+        .accounts
+        .label(&caller.user, &key)
+        .await
+        .map_err(at("resource.labels"))?;
+    Ok(Json(label.into()))
+}
+
+/// `PATCH resource/labels/{key} {value}`: a public label's new value.
+async fn update_label(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    Path(key): Path<String>,
+    Params(p): Params<ValueParams>,
+) -> Result<Json<LabelView>, Refusal> {
+    let area = "resource.labels";
+    caller
+        .permits(Access::Write)
+        .map_err(|d| at(area)(d.into()))?;
+    let label = engine
+        .accounts
+        .update_label(&caller.user, &key, &p.value)
+        .await
+        .map_err(at(area))?;
+    Ok(Json(label.into()))
+}
+
+/// `DELETE resource/labels/{key}`: 204.
+async fn delete_label(
+    State(engine): State<Engine>,
+    SignedIn(caller): SignedIn,
+    Path(key): Path<String>,
+) -> Result<StatusCode, Refusal> {
+    let area = "resource.labels";
+    caller
+        .permits(Access::Write)
+        .map_err(|d| at(area)(d.into()))?;
+    engine
+        .accounts
+        .remove_label(&caller.user, &key)
+        .await
+        .map_err(at(area))?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- Parameters and errors ----

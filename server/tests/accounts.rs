@@ -853,31 +853,6 @@ async fn acls_refuse_strangers_other_credentials_and_bad_patterns(server: Server
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.text);
 }
 
-/// A server whose mail goes to `smtp` (or, without it, to `outbox`), with
-/// links to `https://wallet.example`.
-async fn open_with_mail(
-    url: &str,
-    smtp: Option<&common::mail::SmtpSink>,
-    outbox: Option<&std::path::Path>,
-) -> Server {
-    use engine::throttle::{ClientLimits, Rule};
-    let hour = std::time::Duration::from_secs(3600);
-    let settings = engine::Settings {
-        mail: engine::mail::MailConfig {
-            smtp_url: smtp.map(|s| s.url()),
-            from: "Ampere <wallet@example.com>".into(),
-            outbox: outbox.map(|o| o.to_path_buf()),
-            public_url: "https://wallet.example/".into(),
-        },
-        sign_up: ClientLimits {
-            per_client: Rule::new(1000, hour),
-            overall: Rule::new(1000, hour),
-        },
-        ..Default::default()
-    };
-    Server::open_with_settings(url, settings, server::Site::for_tests(false)).await
-}
-
 async fn ask_reset(server: &Server, email: &str) -> Reply {
     server
         .call(
@@ -943,7 +918,7 @@ async fn alice_with_email(server: &Server) -> String {
 
 async fn a_forgotten_password_is_reset_by_a_link_sent_over_smtp(url: String) {
     let smtp = common::mail::SmtpSink::start().await;
-    let server = open_with_mail(&url, Some(&smtp), None).await;
+    let server = common::mail::server_with_mail(&url, Some(&smtp), None).await;
     let token = alice_with_email(&server).await;
     let cookie = server.session_login("alice", None).await;
     let (_, acl_token) = acl_with_token(&server, &token, &["GET /api/v1/auth"]).await;
@@ -1124,7 +1099,7 @@ async fn a_forgotten_password_is_reset_by_a_link_sent_over_smtp(url: String) {
 
 async fn one_reset_link_sets_one_password_even_in_a_race(url: String) {
     let smtp = common::mail::SmtpSink::start().await;
-    let server = open_with_mail(&url, Some(&smtp), None).await;
+    let server = common::mail::server_with_mail(&url, Some(&smtp), None).await;
     alice_with_email(&server).await;
     assert_eq!(
         ask_reset(&server, "alice@example.com").await.status,
@@ -1163,7 +1138,7 @@ async fn one_reset_link_sets_one_password_even_in_a_race(url: String) {
 async fn without_smtp_mail_goes_to_the_outbox(url: String) {
     let data = tempfile::tempdir().unwrap();
     let outbox = data.path().join("outbox");
-    let server = open_with_mail(&url, None, Some(&outbox)).await;
+    let server = common::mail::server_with_mail(&url, None, Some(&outbox)).await;
     alice_with_email(&server).await;
     assert_eq!(
         ask_reset(&server, "alice@example.com").await.status,
@@ -1754,7 +1729,7 @@ async fn outbox_messages(outbox: &std::path::Path, at_least: usize) -> Vec<commo
 async fn a_new_email_address_takes_what_managing_access_takes(url: String) {
     let data = tempfile::tempdir().unwrap();
     let outbox = data.path().join("outbox");
-    let server = open_with_mail(&url, None, Some(&outbox)).await;
+    let server = common::mail::server_with_mail(&url, None, Some(&outbox)).await;
     let token = alice_with_email(&server).await;
     assert_eq!(
         ask_reset(&server, "alice@example.com").await.status,

@@ -29,7 +29,22 @@ testdb::on_both_databases!(
     signed_api_keys_call_within_their_scopes,
     what_the_review_found_stays_refused,
     withdrawals_past_the_allowance_ask_for_the_code,
+    profiles_and_labels_are_the_persons_own,
 );
+
+/// The stories whose mail goes to a real SMTP server (aiosmtpd).
+mod mailed {
+    use super::*;
+
+    testdb::on_both_databases!(
+        database_url;
+        codes_by_mail_confirm_the_address_and_reset_the_password,
+    );
+}
+
+async fn database_url(url: &str) -> String {
+    url.to_string()
+}
 
 async fn open_server(url: &str) -> Server {
     Server::open(url).await
@@ -1778,4 +1793,410 @@ async fn withdrawals_past_the_allowance_ask_for_the_code(server: Server) {
     .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.body["amount"], 20_000, "{}", reply.text);
+}
+
+/// The code after `marker` in a message's text (`len` hex digits).
+fn code_in(body: &str, marker: &str, len: usize) -> String {
+    let start = body
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in {body}"))
+        + marker.len();
+    let code: String = body[start..]
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    assert_eq!(code.len(), len, "{body}");
+    code
+}
+
+/// An e-mail address is confirmed by the code sent to it at sign-up (level
+/// 1, the `email` label); a forgotten password is reset by the code of the
+/// reset mail. Asking never tells whether an address has an account; a code
+/// works once, even when two requests race with it.
+async fn codes_by_mail_confirm_the_address_and_reset_the_password(url: String) {
+    let smtp = common::mail::SmtpSink::start().await;
+    let server = common::mail::server_with_mail(&url, Some(&smtp), None).await;
+    let rita = sign_up(&server, "rita@example.com").await;
+    let message = smtp.wait_for(1).await;
+    assert_eq!(message.to, "rita@example.com");
+    assert_eq!(message.subject, "Confirm your e-mail address");
+    let code = code_in(&message.body, "within a day):", 32);
+    let profile = me(&server, &rita).await;
+    assert_eq!(profile.body["level"], 0, "{}", profile.text);
+    assert_eq!(profile.body["labels"], json!([]));
+
+    // Asking for a code: the same answer for an address nobody has.
+    let known = call(
+        &server,
+        Method::POST,
+        "identity/users/email/generate_code",
+        &[("email", "rita@example.com")],
+        None,
+    )
+    .await;
+    let unknown = call(
+        &server,
+        Method::POST,
+        "identity/users/email/generate_code",
+        &[("email", "nobody@example.com")],
+        None,
+    )
+    .await;
+    assert_eq!(known.status, StatusCode::CREATED, "{}", known.text);
+    assert_eq!((known.status, &known.body), (unknown.status, &unknown.body));
+    let second = smtp.wait_for(2).await;
+    let newer = code_in(&second.body, "within a day):", 32);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.count(), 2, "nothing sent for the unknown address");
+
+    for (token, code) in [
+        ("0".repeat(32), "identity.user.invalid_token"),
+        ("not a code".to_string(), "identity.user.invalid_token"),
+    ] {
+        let reply = call(
+            &server,
+            Method::POST,
+            "identity/users/email/confirm_code",
+            &[("token", &token)],
+            None,
+        )
+        .await;
+        assert_refused(&reply, StatusCode::UNPROCESSABLE_ENTITY, code);
+    }
+    let reply = call(
+        &server,
+        Method::POST,
+        "identity/users/email/confirm_code",
+        &[],
+        None,
+    )
+    .await;
+    assert_refused(&reply, StatusCode::BAD_REQUEST, "missing_token");
+    let confirmed = call(
+        &server,
+        Method::POST,
+        "identity/users/email/confirm_code",
+        &[("token", &code)],
+        None,
+    )
+    .await;
+    assert_eq!(confirmed.status, StatusCode::CREATED, "{}", confirmed.text);
+    assert_eq!(confirmed.body["level"], 1);
+    assert_eq!(confirmed.body["labels"][0]["key"], "email");
+    assert_eq!(confirmed.body["labels"][0]["value"], "verified");
+    assert_eq!(confirmed.body["labels"][0]["scope"], "private");
+    assert_eq!(confirmed.body["csrf_token"], "", "no session comes with it");
+    let again = call(
+        &server,
+        Method::POST,
+        "identity/users/email/confirm_code",
+        &[("token", &code)],
+        None,
+    )
+    .await;
+    assert_refused(
+        &again,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "identity.user.invalid_token",
+    );
+    // The other code of the same address still confirms (nothing changes).
+    let other = call(
+        &server,
+        Method::POST,
+        "identity/users/email/confirm_code",
+        &[("token", &newer)],
+        None,
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.text);
+    // A confirmed address gets no more codes.
+    call(
+        &server,
+        Method::POST,
+        "identity/users/email/generate_code",
+        &[("email", "rita@example.com")],
+        None,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.count(), 2);
+
+    // A forgotten password: the code of the reset mail sets a new one.
+    let reply = call(
+        &server,
+        Method::POST,
+        "identity/users/password/generate_code",
+        &[("email", "RITA@example.com")],
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let reset = smtp.wait_for(3).await;
+    assert_eq!(reset.subject, "Reset your Ampere password");
+    let key = code_in(&reset.body, "takes this code instead:", 64);
+    let set = |password: &'static str, confirm: &'static str| {
+        let (server, key) = (&server, key.clone());
+        async move {
+            call(
+                server,
+                Method::POST,
+                "identity/users/password/confirm_code",
+                &[
+                    ("reset_password_token", &key),
+                    ("password", password),
+                    ("confirm_password", confirm),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    assert_refused(
+        &set("Fresh-battery-42", "Fresh-battery-43").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "identity.user.invalid_confirm_password",
+    );
+    assert_refused(
+        &set("password1A", "password1A").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "identity.user.invalid_password",
+    );
+    // Two requests with the one code: one password is set.
+    let (a, b) = tokio::join!(
+        set("Fresh-battery-42", "Fresh-battery-42"),
+        set("Violet-otter-canoe-91", "Violet-otter-canoe-91")
+    );
+    let statuses = [a.status, b.status];
+    assert!(
+        statuses.contains(&StatusCode::CREATED) && statuses.contains(&StatusCode::NOT_FOUND),
+        "{} {}",
+        a.text,
+        b.text
+    );
+    let winner = if a.status == StatusCode::CREATED {
+        "Fresh-battery-42"
+    } else {
+        "Violet-otter-canoe-91"
+    };
+    let loser = if winner == "Fresh-battery-42" { &b } else { &a };
+    assert_refused(
+        loser,
+        StatusCode::NOT_FOUND,
+        "identity.user.reset_password_token_not_found",
+    );
+    // Every session ended; the old password and the losing one fail.
+    assert_eq!(me(&server, &rita).await.status, StatusCode::UNAUTHORIZED);
+    for wrong in [
+        PASSWORD,
+        if winner == "Fresh-battery-42" {
+            "Violet-otter-canoe-91"
+        } else {
+            "Fresh-battery-42"
+        },
+    ] {
+        let reply = sign_in(&server, "rita@example.com", wrong, None).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text);
+    }
+    let reply = sign_in(&server, "rita@example.com", winner, None).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+}
+
+/// A person's profile (made once, changed, submitted; the last name and
+/// birth date submasked) and labels (the person's public ones beside the
+/// server's): bad input refused changing nothing, another account's never
+/// reached.
+async fn profiles_and_labels_are_the_persons_own(server: Server) {
+    let sam = sign_up(&server, "sam@example.com").await;
+    let tom = sign_up(&server, "tom@example.com").await;
+    let profile = call(
+        &server,
+        Method::GET,
+        "resource/profiles/me",
+        &[],
+        Some(&sam),
+    )
+    .await;
+    assert_refused(
+        &profile,
+        StatusCode::NOT_FOUND,
+        "resource.profile.not_exist",
+    );
+    for (field, value, code) in [
+        ("dob", "2999-01-01", "resource.profile.invalid_dob"),
+        ("dob", "1990-02-30", "resource.profile.invalid_dob"),
+        ("metadata", "[1]", "resource.profile.invalid_metadata"),
+        (
+            "first_name",
+            &"x".repeat(65),
+            "resource.profile.invalid_first_name",
+        ),
+        ("city", "Tel\u{7}Aviv", "resource.profile.invalid_city"),
+        ("confirm", "maybe", "resource.profile.invalid_confirm"),
+    ] {
+        let reply = call(
+            &server,
+            Method::POST,
+            "resource/profiles",
+            &[("first_name", "Sam"), (field, value)],
+            Some(&sam),
+        )
+        .await;
+        assert_refused(&reply, StatusCode::UNPROCESSABLE_ENTITY, code);
+    }
+    let profile = call(
+        &server,
+        Method::GET,
+        "resource/profiles/me",
+        &[],
+        Some(&sam),
+    )
+    .await;
+    assert_eq!(profile.status, StatusCode::NOT_FOUND, "nothing was made");
+
+    let made = call(
+        &server,
+        Method::POST,
+        "resource/profiles",
+        &[
+            ("first_name", "Sam"),
+            ("last_name", "Levi"),
+            ("dob", "1990-05-17"),
+            ("city", "Haifa"),
+            ("metadata", "{\"tier\":1}"),
+        ],
+        Some(&sam),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    assert_eq!(made.body["last_name"], "L***");
+    assert_eq!(made.body["dob"], "1990-**-**");
+    assert_eq!(made.body["state"], "drafted");
+    assert_eq!(made.body["metadata"]["tier"], 1);
+    let again = call(
+        &server,
+        Method::POST,
+        "resource/profiles",
+        &[("first_name", "Sam")],
+        Some(&sam),
+    )
+    .await;
+    assert_refused(&again, StatusCode::CONFLICT, "resource.profile.exist");
+    let changed = call(
+        &server,
+        Method::PUT,
+        "resource/profiles",
+        &[("city", "Tel Aviv"), ("confirm", "true")],
+        Some(&sam),
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    assert_eq!(changed.body["city"], "Tel Aviv");
+    assert_eq!(changed.body["first_name"], "Sam", "left as it was");
+    assert_eq!(changed.body["state"], "submitted");
+    let user = me(&server, &sam).await;
+    assert_eq!(
+        user.body["profiles"][0]["city"], "Tel Aviv",
+        "{}",
+        user.text
+    );
+    let theirs = call(
+        &server,
+        Method::GET,
+        "resource/profiles/me",
+        &[],
+        Some(&tom),
+    )
+    .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+    let put = call(
+        &server,
+        Method::PUT,
+        "resource/profiles",
+        &[("city", "X")],
+        Some(&tom),
+    )
+    .await;
+    assert_refused(&put, StatusCode::NOT_FOUND, "resource.profile.not_found");
+
+    // Labels: the person's public ones; the server's keys are not theirs.
+    for (key, value, code) in [
+        ("email", "verified", "resource.labels.invalid_key"),
+        ("A!", "gold", "resource.labels.invalid_key"),
+        ("tier", "g", "resource.labels.invalid_value"),
+        ("tier", "gold<script>", "resource.labels.invalid_value"),
+    ] {
+        let reply = call(
+            &server,
+            Method::POST,
+            "resource/labels",
+            &[("key", key), ("value", value)],
+            Some(&sam),
+        )
+        .await;
+        assert_refused(&reply, StatusCode::UNPROCESSABLE_ENTITY, code);
+    }
+    let made = call(
+        &server,
+        Method::POST,
+        "resource/labels",
+        &[("key", "tier"), ("value", "gold")],
+        Some(&sam),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    assert_eq!(made.body["scope"], "public");
+    let twice = call(
+        &server,
+        Method::POST,
+        "resource/labels",
+        &[("key", "tier"), ("value", "gold")],
+        Some(&sam),
+    )
+    .await;
+    assert_refused(&twice, StatusCode::UNPROCESSABLE_ENTITY, "resource.labels.conflict");
+    let changed = call(
+        &server,
+        Method::PATCH,
+        "resource/labels/tier",
+        &[("value", "silver")],
+        Some(&sam),
+    )
+    .await;
+    assert_eq!(changed.body["value"], "silver", "{}", changed.text);
+    for (method, form) in [
+        (Method::GET, vec![]),
+        (Method::PATCH, vec![("value", "bronze")]),
+        (Method::DELETE, vec![]),
+    ] {
+        let reply = call(
+            &server,
+            method.clone(),
+            "resource/labels/tier",
+            &form,
+            Some(&tom),
+        )
+        .await;
+        assert_refused(&reply, StatusCode::NOT_FOUND, "resource.labels.not_found");
+    }
+    let list = call(&server, Method::GET, "resource/labels", &[], Some(&sam)).await;
+    assert_eq!(list.body.as_array().unwrap().len(), 1, "{}", list.text);
+    let gone = call(
+        &server,
+        Method::DELETE,
+        "resource/labels/tier",
+        &[],
+        Some(&sam),
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let reply = call(
+        &server,
+        Method::GET,
+        "resource/labels/tier",
+        &[],
+        Some(&sam),
+    )
+    .await;
+    assert_refused(&reply, StatusCode::NOT_FOUND, "resource.labels.not_found");
 }

@@ -1,7 +1,9 @@
 //! A person's profile (table `profiles`, one per account): names, date of
-//! birth, address and how far it was reviewed. The OAuth provider's
-//! `/userinfo` reads the names; an application's sign-up (`/api/register`)
-//! writes them in the account's own transaction.
+//! birth, address and its state (`drafted`; `submitted` once the person
+//! confirms it; a change drafts it again). The OAuth provider's `/userinfo`
+//! reads the names; an application's sign-up (`/api/register`) writes them in
+//! the account's own transaction; the identity API's `profiles` makes and
+//! changes it. Nobody here reviews profiles: none becomes `verified`.
 
 use sqlx::Row;
 
@@ -27,6 +29,66 @@ pub struct Profile {
     pub metadata: String,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+}
+
+/// What a person gives of a profile (`None`: left as it is).
+#[derive(Debug, Clone, Default)]
+pub struct ProfileFields {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub dob: Option<String>,
+    pub address: Option<String>,
+    pub postcode: Option<String>,
+    pub city: Option<String>,
+    pub country: Option<String>,
+    pub metadata: Option<String>,
+    /// The person confirms it: `submitted`.
+    pub confirm: bool,
+}
+
+/// Free text of at most `max` characters, without control characters.
+fn check_text(field: &'static str, text: &str, max: usize) -> Result<String> {
+    let text = text.trim();
+    if text.chars().count() > max || text.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            field,
+            format!("{field} is at most {max} characters, without control characters"),
+        ));
+    }
+    Ok(text.to_string())
+}
+
+impl ProfileFields {
+    /// `profile` with these fields applied, each checked.
+    fn apply(&self, mut profile: Profile) -> Result<Profile> {
+        if let Some(name) = &self.first_name {
+            profile.first_name = check_name("first_name", name)?;
+        }
+        if let Some(name) = &self.last_name {
+            profile.last_name = check_name("last_name", name)?;
+        }
+        if let Some(dob) = self.dob.as_deref().map(str::trim) {
+            crate::wallet::day_start_ms(dob)
+                .filter(|&ms| ms < now_ms())
+                .ok_or_else(|| Error::invalid("dob", "dob is a past date, YYYY-MM-DD"))?;
+            profile.dob = Some(dob.to_string());
+        }
+        for (field, value, max, slot) in [
+            ("address", &self.address, 255, &mut profile.address),
+            ("postcode", &self.postcode, 20, &mut profile.postcode),
+            ("city", &self.city, 100, &mut profile.city),
+            ("country", &self.country, 100, &mut profile.country),
+        ] {
+            if let Some(value) = value {
+                *slot = check_text(field, value, max)?;
+            }
+        }
+        if let Some(metadata) = &self.metadata {
+            profile.metadata = super::user_data::parse_json_object("metadata", metadata)?;
+        }
+        profile.state = if self.confirm { "submitted" } else { "drafted" }.to_string();
+        Ok(profile)
+    }
 }
 
 /// A name part as a person types it: 1 to 64 characters, no control
@@ -96,6 +158,83 @@ impl Engine {
 }
 
 impl Accounts {
+    /// Makes the account's profile (409 when it has one).
+    pub async fn create_profile(&self, user: &User, fields: &ProfileFields) -> Result<Profile> {
+        let now = now_ms();
+        let profile = fields.apply(Profile {
+            state: "drafted".into(),
+            metadata: "{}".into(),
+            created_at_ms: now,
+            updated_at_ms: now,
+            ..Default::default()
+        })?;
+        let added = self
+            .db
+            .execute(
+                sqlx::query(
+                    "INSERT INTO profiles (user_id, first_name, last_name, dob, address, postcode,                      city, country, state, metadata, created_at, updated_at)                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)                      ON CONFLICT (user_id) DO NOTHING",
+                )
+                .bind(user.id.0.clone())
+                .bind(profile.first_name.clone())
+                .bind(profile.last_name.clone())
+                .bind(profile.dob.clone())
+                .bind(profile.address.clone())
+                .bind(profile.postcode.clone())
+                .bind(profile.city.clone())
+                .bind(profile.country.clone())
+                .bind(profile.state.clone())
+                .bind(profile.metadata.clone())
+                .bind(now),
+            )
+            .await?;
+        if added == 0 {
+            return Err(Error::Conflict("the account has a profile already".into()));
+        }
+        Ok(profile)
+    }
+
+    /// Changes the account's profile (404 without one); only while it
+    /// stands as read, so two changes at once do not lose one another's
+    /// fields silently (the second is told to try again).
+    pub async fn update_profile_fields(
+        &self,
+        user: &User,
+        fields: &ProfileFields,
+    ) -> Result<Profile> {
+        let before = self
+            .profile(&user.id.0)
+            .await?
+            .ok_or_else(|| Error::NotFound("the account has no profile yet".into()))?;
+        let mut profile = fields.apply(before.clone())?;
+        profile.updated_at_ms = now_ms().max(before.updated_at_ms + 1);
+        let changed = self
+            .db
+            .execute(
+                sqlx::query(
+                    "UPDATE profiles SET first_name = $2, last_name = $3, dob = $4, address = $5,                      postcode = $6, city = $7, country = $8, state = $9, metadata = $10,                      updated_at = $11 WHERE user_id = $1 AND updated_at = $12",
+                )
+                .bind(user.id.0.clone())
+                .bind(profile.first_name.clone())
+                .bind(profile.last_name.clone())
+                .bind(profile.dob.clone())
+                .bind(profile.address.clone())
+                .bind(profile.postcode.clone())
+                .bind(profile.city.clone())
+                .bind(profile.country.clone())
+                .bind(profile.state.clone())
+                .bind(profile.metadata.clone())
+                .bind(profile.updated_at_ms)
+                .bind(before.updated_at_ms),
+            )
+            .await?;
+        if changed == 0 {
+            return Err(Error::Conflict(
+                "the profile changed meanwhile; try again".into(),
+            ));
+        }
+        Ok(profile)
+    }
+
     /// The account's profile, if it has one.
     pub async fn profile(&self, user_id: &str) -> Result<Option<Profile>> {
         let row = sqlx::query(

@@ -105,6 +105,7 @@ impl Accounts {
         let text = format!(
             "Someone asked to reset the password of the Ampere account \"{username}\".\n\n\
              To choose a new password, open this link within {minutes} minutes:\n\n{link}\n\n\
+             (An application that asked for you takes this code instead: {key})\n\n\
              It works once. Setting a new password signs the account out everywhere.\n\n\
              If you did not ask, ignore this message: nothing changes.\n",
             username = user.username,

@@ -22,10 +22,21 @@ pub struct UserData {
 
 /// `text` as the JSON object `data` must be (empty: none).
 pub fn parse_data(text: &str) -> Result<String> {
+    parse_json_object("data", text)
+}
+
+/// A JSON object of at most 4 KiB given as `field` (empty: `{}`), written
+/// compactly.
+pub fn parse_json_object(field: &'static str, text: &str) -> Result<String> {
     if text.trim().is_empty() {
         return Ok("{}".into());
     }
-    let invalid = || Error::invalid("data", "data is a JSON object of at most 4096 bytes");
+    let invalid = || {
+        Error::invalid(
+            field,
+            format!("{field} is a JSON object of at most 4096 bytes"),
+        )
+    };
     if text.len() > MAX_DATA_BYTES {
         return Err(invalid());
     }

@@ -122,3 +122,28 @@ impl Drop for SmtpSink {
         let _ = self.child.wait();
     }
 }
+
+/// A server whose mail goes to `smtp` (or, without it, to `outbox`), with
+/// links to `https://wallet.example`.
+pub async fn server_with_mail(
+    url: &str,
+    smtp: Option<&SmtpSink>,
+    outbox: Option<&std::path::Path>,
+) -> super::Server {
+    use engine::throttle::{ClientLimits, Rule};
+    let hour = std::time::Duration::from_secs(3600);
+    let settings = engine::Settings {
+        mail: engine::mail::MailConfig {
+            smtp_url: smtp.map(|s| s.url()),
+            from: "Ampere <wallet@example.com>".into(),
+            outbox: outbox.map(|o| o.to_path_buf()),
+            public_url: "https://wallet.example/".into(),
+        },
+        sign_up: ClientLimits {
+            per_client: Rule::new(1000, hour),
+            overall: Rule::new(1000, hour),
+        },
+        ..Default::default()
+    };
+    super::Server::open_with_settings(url, settings, server::Site::for_tests(false)).await
+}
