@@ -19,8 +19,11 @@ use crate::throttle::{Key, Scope, Throttle, EVERYONE};
 use crate::{now_ms, Database, Error, Result, Seen};
 
 pub mod activity;
+pub mod data_storage;
+pub mod documents;
 pub mod email_confirmation;
 pub mod labels;
+pub mod phones;
 pub mod profiles;
 pub mod provider_flows;
 mod recovery;
@@ -257,6 +260,8 @@ pub struct Policy {
     /// How much an account with two-factor codes on may withdraw a day
     /// without a code (see `withdrawals`).
     pub code_free_withdrawals: crate::Msat,
+    /// Where uploaded documents are kept (`None`: uploads are off).
+    pub documents: Option<std::path::PathBuf>,
 }
 
 impl Default for Policy {
@@ -266,6 +271,7 @@ impl Default for Policy {
             admin_users: Vec::new(),
             user_id_login: false,
             code_free_withdrawals: crate::Msat::from_sat(100_000),
+            documents: None,
         }
     }
 }

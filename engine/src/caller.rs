@@ -200,6 +200,22 @@ impl Caller {
         }
     }
 
+    /// Whether this credential may change the account's password, on any
+    /// route (the desk's `PUT /lnm/user` included): the account's own
+    /// (session, account token) or a desk token (within its `user` scope, as
+    /// the route checks); never an API key, an application's or an ACL's
+    /// token.
+    pub fn may_change_password(&self) -> Result<(), Denied> {
+        match &self.credential {
+            Credential::ApiKey { .. } => Err(Denied::ApiKeyManaging),
+            Credential::OAuthToken { .. } => Err(Denied::OAuthTokenManaging),
+            Credential::AclToken { .. } => Err(Denied::AclTokenManaging),
+            Credential::Session { .. }
+            | Credential::AccountToken { .. }
+            | Credential::DeskToken { .. } => Ok(()),
+        }
+    }
+
     /// A browser paying while its account asks for the password at each payment
     /// must give it again; a token is its own proof.
     pub fn must_recheck_password(&self) -> bool {

@@ -697,12 +697,13 @@ impl OAuth {
     ) -> Result<String> {
         let code = random_hex(32);
         let now = now_ms();
-        let (code_hash, client_id, user_id, redirect, scope) = (
+        let (code_hash, client_id, user_id, redirect, scope, auth_version) = (
             hashed(&code),
             client.id.clone(),
             user.id.0.clone(),
             redirect_uri.to_string(),
             scope_text(scopes),
+            user.auth_version,
         );
         let (challenge, method) = match challenge {
             Some(c) => (Some(c.challenge.clone()), Some(c.method.clone())),
@@ -718,8 +719,8 @@ impl OAuth {
                         .await?;
                     sqlx::query(
                         "INSERT INTO oauth_codes (code_hash, client_id, user_id, redirect_uri, \
-                         scopes, challenge, challenge_method, expires_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                         scopes, challenge, challenge_method, expires_at, auth_version) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     )
                     .bind(code_hash)
                     .bind(client_id)
@@ -729,6 +730,7 @@ impl OAuth {
                     .bind(challenge)
                     .bind(method)
                     .bind(now + CODE_LIFETIME_MS)
+                    .bind(auth_version)
                     .execute(&mut *conn)
                     .await?;
                     Ok(())
@@ -764,13 +766,17 @@ impl OAuth {
                 Box::pin(async move {
                     let row = sqlx::query(
                         "SELECT c.client_id, c.user_id, c.redirect_uri, c.scopes, c.challenge, \
-                         c.challenge_method, c.expires_at, u.auth_version \
-                         FROM oauth_codes c JOIN users u ON u.id = c.user_id WHERE c.code_hash = $1",
+                         c.challenge_method, c.expires_at, c.auth_version AS granted_under, \
+                         u.auth_version FROM oauth_codes c JOIN users u ON u.id = c.user_id \
+                         WHERE c.code_hash = $1",
                     )
                     .bind(&code_hash)
                     .fetch_optional(&mut *conn)
                     .await?;
-                    let Some(row) = row else {
+                    // Another client's code is not this client's to spend.
+                    let Some(row) = row.filter(|r| {
+                        r.try_get::<String, _>("client_id").is_ok_and(|c| c == client_id)
+                    }) else {
                         return Ok(Redeemed::Refused("the code is not valid"));
                     };
                     let user_id: String = row.try_get("user_id")?;
@@ -799,8 +805,13 @@ impl OAuth {
                             .await?;
                         return Ok(Redeemed::Replayed { user_id, grants });
                     }
-                    if row.try_get::<String, _>("client_id")? != client_id {
-                        return Ok(Redeemed::Refused("the code is not valid"));
+                    // A new password since voids what the old one granted.
+                    if row.try_get::<i64, _>("granted_under")?
+                        != row.try_get::<i64, _>("auth_version")?
+                    {
+                        return Ok(Redeemed::Refused(
+                            "the code was granted under a password changed since",
+                        ));
                     }
                     if row.try_get::<i64, _>("expires_at")? <= now {
                         return Ok(Redeemed::Refused("the code has expired (5 minutes)"));
@@ -958,15 +969,32 @@ impl OAuth {
             .collect()
     }
 
-    /// Revokes an application `user` authorised: its tokens stop at once.
+    /// Revokes an application `user` authorised: its tokens stop at once,
+    /// and the codes it holds unspent will buy none.
     pub async fn revoke(&self, user: &User, grant_id: &str) -> Result<()> {
+        let (grant, user_id) = (grant_id.to_string(), user.id.0.clone());
         let removed = self
             .db
-            .execute(
-                sqlx::query("DELETE FROM oauth_grants WHERE id = $1 AND user_id = $2")
-                    .bind(grant_id.to_string())
-                    .bind(user.id.0.clone()),
-            )
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "DELETE FROM oauth_codes WHERE user_id = $2 AND client_id = \
+                         (SELECT client_id FROM oauth_grants WHERE id = $1 AND user_id = $2)",
+                    )
+                    .bind(&grant)
+                    .bind(&user_id)
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(
+                        sqlx::query("DELETE FROM oauth_grants WHERE id = $1 AND user_id = $2")
+                            .bind(&grant)
+                            .bind(&user_id)
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected(),
+                    )
+                })
+            })
             .await?;
         if removed == 0 {
             return Err(Error::NotFound(

@@ -76,6 +76,11 @@ const RESET_PER_CLIENT: Rule = Rule::new(10, Duration::from_secs(60 * 60));
 const STRENGTH_PER_CLIENT: Rule = Rule::new(30, Duration::from_secs(60));
 /// Password reset requests naming one e-mail address in an hour.
 const RESET_PER_ADDRESS: Rule = Rule::new(3, Duration::from_secs(60 * 60));
+/// Phone codes one account may have sent in an hour.
+const PHONE_CODES_PER_ACCOUNT: Rule = Rule::new(10, Duration::from_secs(60 * 60));
+/// Phone codes sent to one number in an hour, whoever asks: nobody floods a
+/// phone.
+const PHONE_CODES_PER_NUMBER: Rule = Rule::new(3, Duration::from_secs(60 * 60));
 
 /// A kind of attempt: each scope counts apart from the others, under its own rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -110,6 +115,13 @@ pub enum Scope {
     OtpSignIn,
     /// Password strength judged for one client address.
     StrengthClient,
+    /// Phone codes sent for one account.
+    PhoneCodeAccount,
+    /// Phone codes sent to one number (E.164 digits).
+    PhoneCodeNumber,
+    /// Phone codes tried for one account (wrong ones count; a success
+    /// clears them).
+    PhoneVerifyAccount,
 }
 
 /// The subject of the scopes that count everyone together.
@@ -131,6 +143,9 @@ impl Scope {
             Scope::OtpAccount => "otp-account",
             Scope::OtpSignIn => "otp-sign-in",
             Scope::StrengthClient => "strength-client",
+            Scope::PhoneCodeAccount => "phone-code-account",
+            Scope::PhoneCodeNumber => "phone-code-number",
+            Scope::PhoneVerifyAccount => "phone-verify-account",
         }
     }
 
@@ -140,7 +155,11 @@ impl Scope {
     fn cleared_by_success(self) -> bool {
         matches!(
             self,
-            Scope::LoginUsername | Scope::RecheckAccount | Scope::OtpAccount | Scope::OtpSignIn
+            Scope::LoginUsername
+                | Scope::RecheckAccount
+                | Scope::OtpAccount
+                | Scope::OtpSignIn
+                | Scope::PhoneVerifyAccount
         )
     }
 }
@@ -186,9 +205,13 @@ impl Throttle {
     pub fn rule(&self, scope: Scope) -> Rule {
         let login = |limit| Rule::new(limit, self.login.window);
         match scope {
-            Scope::LoginUsername | Scope::RecheckAccount | Scope::OtpAccount | Scope::OtpSignIn => {
-                login(self.login.per_username)
-            }
+            Scope::LoginUsername
+            | Scope::RecheckAccount
+            | Scope::OtpAccount
+            | Scope::OtpSignIn
+            | Scope::PhoneVerifyAccount => login(self.login.per_username),
+            Scope::PhoneCodeAccount => PHONE_CODES_PER_ACCOUNT,
+            Scope::PhoneCodeNumber => PHONE_CODES_PER_NUMBER,
             Scope::StrengthClient => STRENGTH_PER_CLIENT,
             Scope::LoginClient => login(self.login.per_client),
             Scope::SignUpClient => self.sign_up.per_client,

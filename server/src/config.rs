@@ -159,6 +159,13 @@ pub struct Config {
     #[arg(long, env = "AMPERE_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
 
+    /// Where phone verification codes go: a URL the server `POST`s
+    /// `{"to": "+<digits>", "text": "..."}` to (a gateway to the operator's
+    /// SMS provider). Without it, they are written to `outbox/sms/` in the
+    /// data directory.
+    #[arg(long, env = "AMPERE_SMS_GATEWAY_URL", hide_env_values = true)]
+    pub sms_gateway_url: Option<String>,
+
     /// The sender of the server's mail, e.g. `Ampere <wallet@example.com>`.
     #[arg(
         long,
@@ -375,6 +382,14 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// Where phone codes go (see `--sms-gateway-url`).
+    pub fn sms(&self) -> Result<crate::sms::Sms, engine::Error> {
+        crate::sms::Sms::new(
+            self.sms_gateway_url.as_deref(),
+            Some(self.data_dir.join("outbox").join("sms")),
+        )
+    }
+
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| {
             format!(
@@ -436,6 +451,7 @@ impl Config {
                 .collect(),
             user_id_login: self.user_id_login,
             code_free_withdrawals: engine::Msat::from_sat(self.code_free_withdrawal_sats),
+            documents: Some(self.data_dir.join("documents")),
         };
         let mail = engine::mail::MailConfig {
             smtp_url: self.smtp_url.clone(),

@@ -23,6 +23,7 @@ mod rate_limit;
 mod realtime;
 mod render;
 mod sessions;
+pub mod sms;
 mod wallet_api;
 
 use std::net::SocketAddr;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub streams: live::Streams,
     /// The identity providers people may sign in with.
     pub providers: Arc<oidc::Providers>,
+    /// Where phone codes go.
+    pub sms: sms::Sms,
 }
 
 pub fn init_logging(config: &Config) {
@@ -104,10 +107,12 @@ pub struct Site {
     pub max_realtime_sockets_per_address: usize,
     /// The identity providers people may sign in with.
     pub providers: Vec<oidc::ProviderSettings>,
+    /// Where phone codes go.
+    pub sms: sms::Sms,
 }
 
 impl Site {
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(config: &Config, sms: sms::Sms) -> Self {
         Site {
             leptos_options: leptos_options(config),
             public_url: config.public_url(),
@@ -120,6 +125,7 @@ impl Site {
             max_realtime_sockets: config.max_realtime_sockets as usize,
             max_realtime_sockets_per_address: config.max_realtime_sockets_per_address as usize,
             providers: config.providers(),
+            sms,
         }
     }
 
@@ -137,6 +143,7 @@ impl Site {
             max_realtime_sockets: 8,
             max_realtime_sockets_per_address: 32,
             providers: Vec::new(),
+            sms: sms::Sms::new(None, None).expect("no SMS transport"),
         }
     }
 }
@@ -179,6 +186,7 @@ impl Services {
                 self.shutdown.subscribe(),
             ),
             providers: Arc::new(providers),
+            sms: site.sms,
         };
         let gate = gate::Gate::new(
             self.engine.clone(),
@@ -290,6 +298,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .check()
             .map_err(|e| engine::Error::invalid("provider", e))?;
     }
+    let sms = config.sms()?;
     std::fs::create_dir_all(&config.data_dir)?;
     let services = Services::open(&config.database_url(), config.engine_settings()).await?;
     let sweeper = services
@@ -305,7 +314,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .simnet
             .spawn_miner(Duration::from_secs(config.block_interval))
     });
-    let router = services.router(Site::from_config(&config));
+    let router = services.router(Site::from_config(&config, sms));
 
     // TCP_NODELAY: a page rendered in order is streamed in several chunks, and
     // Nagle's algorithm would hold each one back until the client's delayed ACK

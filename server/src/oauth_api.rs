@@ -375,13 +375,14 @@ async fn register(
             return bad(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None);
         }
         Err(refusal) => {
-            let mut response = TokenRefusal {
-                refusal,
-                basic: true,
-            }
-            .into_response();
-            *response.status_mut() = StatusCode::UNAUTHORIZED;
-            return response;
+            // The spec's words (`message`) beside RFC 6749's (`error`).
+            let body = json!({"message": refusal.to_string(), "error": refusal.code()});
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Basic realm=\"ampere\"")],
+                Json(body),
+            )
+                .into_response();
         }
     }
     match engine
@@ -408,7 +409,14 @@ async fn register(
             bad(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
         }
         Err(err @ (engine::Error::Throttled { .. } | engine::Error::Forbidden(_))) => {
-            bad(app::api::http_status(&err), &err.to_string(), None)
+            let mut response = bad(app::api::http_status(&err), &err.to_string(), None);
+            if let Some(wait) = err.retry_after() {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(wait.as_secs().max(1)),
+                );
+            }
+            response
         }
         Err(err) => bad(StatusCode::BAD_REQUEST, &err.to_string(), err.field()),
     }

@@ -2154,7 +2154,11 @@ async fn profiles_and_labels_are_the_persons_own(server: Server) {
         Some(&sam),
     )
     .await;
-    assert_refused(&twice, StatusCode::UNPROCESSABLE_ENTITY, "resource.labels.conflict");
+    assert_refused(
+        &twice,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.labels.conflict",
+    );
     let changed = call(
         &server,
         Method::PATCH,

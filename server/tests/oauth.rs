@@ -233,6 +233,9 @@ async fn an_application_signs_a_person_up_and_gets_tokens_by_password(provider: 
         let reply = register(&provider, basic_auth, ada.clone()).await;
         assert_eq!(reply.status, status, "{}", reply.text);
         assert_eq!(reply.body["error"], "invalid_client", "{}", reply.text);
+        assert!(reply.body["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
     }
     for (field, value) in [
         ("first_name", json!("")),

@@ -321,6 +321,7 @@ pub async fn update_user(
     use crate::api::auth;
     use engine::desk::DeskScope;
     let caller = crate::api::auth::permitted(engine::Access::Desk(DeskScope::User)).await?;
+    caller.may_change_password().map_err(engine::Error::from)?;
     let user = auth::engine()?
         .accounts
         .change_password(

@@ -1,8 +1,9 @@
 use leptos::prelude::*;
 use leptos_meta::{Meta, Title};
-use leptos_router::hooks::use_query_map;
+use leptos_router::hooks::use_location;
 use leptos_router::{lazy_route, LazyRoute};
 
+use super::query_pairs;
 use crate::api::oauth::{
     authorization_request, decide_authorization, AuthorizationQuery, ConsentView,
 };
@@ -21,17 +22,25 @@ lazy_page!(
 /// `decide_authorization` and goes where that says.
 #[component]
 fn Authorize() -> impl IntoView {
-    let query = use_query_map();
+    let search = use_location().search;
     let request = move || {
-        query.with(|q| AuthorizationQuery {
-            response_type: q.get("response_type"),
-            client_id: q.get("client_id"),
-            redirect_uri: q.get("redirect_uri"),
-            scope: q.get("scope"),
-            state: q.get("state"),
-            code_challenge: q.get("code_challenge"),
-            code_challenge_method: q.get("code_challenge_method"),
-        })
+        let pairs = search.with(|s| query_pairs(s));
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        AuthorizationQuery {
+            response_type: get("response_type"),
+            client_id: get("client_id"),
+            redirect_uri: get("redirect_uri"),
+            scope: get("scope"),
+            state: get("state"),
+            code_challenge: get("code_challenge"),
+            code_challenge_method: get("code_challenge_method"),
+        }
     };
     let consent = Resource::new(request, authorization_request);
     view! {

@@ -92,6 +92,43 @@ pub(crate) fn url_encode(text: &str) -> String {
         .collect()
 }
 
+/// The parameters of a query string (`?a=1&b=%26`), each decoded once.
+/// The router's own query map decodes its values a second time (`%2541`
+/// reads as `A`), which would change a value an application must get back
+/// exactly (its `state`).
+pub(crate) fn query_pairs(search: &str) -> Vec<(String, String)> {
+    fn decode(text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                },
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    search
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(name), decode(value))
+        })
+        .collect()
+}
+
 /// A reply that may carry a refusal in its body: myLightning answers refusals
 /// (insufficient funds, no route, ...) with 200 and an `error`.
 pub trait Refusal {
@@ -214,4 +251,24 @@ where
             shows(field).then(|| message.to_string())
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_pairs;
+
+    #[test]
+    fn a_query_is_decoded_once() {
+        let pairs = query_pairs("?state=50%2541%25&scope=profile+read&x=%zz&next=%2Fa%3Fb%3D1");
+        assert_eq!(
+            pairs,
+            vec![
+                ("state".to_string(), "50%41%".to_string()),
+                ("scope".to_string(), "profile read".to_string()),
+                ("x".to_string(), "%zz".to_string()),
+                ("next".to_string(), "/a?b=1".to_string()),
+            ]
+        );
+        assert!(query_pairs("").is_empty());
+    }
 }

@@ -17,7 +17,14 @@ fn SignInForms() -> impl IntoView {
     let action = ServerAction::<SignIn>::new();
     let asks_code = asks_code(action);
     // Sent here by an application's authorization request: back there after.
-    let next = leptos_router::hooks::use_query_map().with_untracked(|q| q.get("next"));
+    let next = leptos_router::hooks::use_location()
+        .search
+        .with_untracked(|s| {
+            super::query_pairs(s)
+                .into_iter()
+                .find(|(name, _)| name == "next")
+                .map(|(_, value)| value)
+        });
     view! {
         <div class="sign-in">
             <section class="card narrow">

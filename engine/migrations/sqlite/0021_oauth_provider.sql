@@ -22,7 +22,8 @@ CREATE TABLE oauth_grants (
 );
 CREATE INDEX oauth_grants_user ON oauth_grants (user_id);
 
--- Authorization codes: five minutes, once.
+-- Authorization codes: five minutes, once, under the password they were
+-- granted under (`auth_version`).
 CREATE TABLE oauth_codes (
     code_hash        TEXT    PRIMARY KEY,
     client_id        TEXT    NOT NULL REFERENCES oauth_clients (id) ON DELETE CASCADE,
@@ -31,6 +32,7 @@ CREATE TABLE oauth_codes (
     scopes           TEXT    NOT NULL,
     challenge        TEXT,
     challenge_method TEXT,
+    auth_version     BIGINT  NOT NULL,
     expires_at       BIGINT  NOT NULL,
     used_at          BIGINT
 );

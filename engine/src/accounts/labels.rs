@@ -2,7 +2,7 @@
 //! person's own (`public`: any key of `[a-z0-9_-]`, a value of
 //! `[A-Za-z0-9_-]`, 3 to 255 characters each; at most 50) and the server's
 //! (`private`, read from what they describe: `email` verified, `otp`
-//! enabled). The server's keys cannot be taken by a person's label.
+//! enabled, `phone` verified). The server's keys cannot be taken by a person's label.
 
 use sqlx::Row;
 
@@ -79,6 +79,9 @@ impl Accounts {
         }
         if self.two_factor_on(&user.id.0).await? {
             labels.push(server("otp", "enabled"));
+        }
+        if self.phone_verified(user).await? {
+            labels.push(server("phone", "verified"));
         }
         let rows = sqlx::query(
             "SELECT key, value, created_at, updated_at FROM labels WHERE user_id = $1 ORDER BY key",

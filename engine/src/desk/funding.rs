@@ -155,6 +155,12 @@ pub enum MadeWith<'a> {
     DeskToken(&'a str),
     /// An ACL token (its id).
     AclToken(&'a str),
+    /// A signed API key (its kid): the link dies when it is disabled or
+    /// deleted.
+    ApiKey(&'a str),
+    /// An application's OAuth token (its authorisation's id): the link dies
+    /// when the application is revoked or removed.
+    OAuthGrant(&'a str),
 }
 
 impl<'a> From<&'a crate::Credential> for MadeWith<'a> {
@@ -162,7 +168,11 @@ impl<'a> From<&'a crate::Credential> for MadeWith<'a> {
         match credential {
             crate::Credential::DeskToken { jti, .. } => MadeWith::DeskToken(jti),
             crate::Credential::AclToken { grant } => MadeWith::AclToken(&grant.token_id),
-            _ => MadeWith::Account,
+            crate::Credential::ApiKey { grant } => MadeWith::ApiKey(&grant.kid),
+            crate::Credential::OAuthToken { grant } => MadeWith::OAuthGrant(&grant.grant_id),
+            crate::Credential::Session { .. } | crate::Credential::AccountToken { .. } => {
+                MadeWith::Account
+            }
         }
     }
 }
@@ -527,8 +537,8 @@ impl Desk {
             .execute(
                 sqlx::query(
                     "INSERT INTO desk_lnurl_withdrawals (k1, user_id, auth_version, token_jti, \
-                     acl_token_id, amount_msat, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     acl_token_id, amount_msat, created_at, expires_at, api_key_kid, \
+                     oauth_grant_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(k1.clone())
                 .bind(user_id.to_string())
@@ -543,7 +553,15 @@ impl Desk {
                 })
                 .bind(amount.0)
                 .bind(now_ms())
-                .bind(expires_at),
+                .bind(expires_at)
+                .bind(match made_with {
+                    MadeWith::ApiKey(kid) => Some(kid.to_string()),
+                    _ => None,
+                })
+                .bind(match made_with {
+                    MadeWith::OAuthGrant(id) => Some(id.to_string()),
+                    _ => None,
+                }),
             )
             .await?;
         let expiry = (expires_at / 1000).to_string();
@@ -598,8 +616,8 @@ impl Desk {
             return Err(Error::invalid("k1", "k1 must be 32 bytes of hex"));
         }
         let row = sqlx::query(
-            "SELECT user_id, auth_version, token_jti, acl_token_id, amount_msat, expires_at, \
-             withdrawal_id FROM desk_lnurl_withdrawals WHERE k1 = $1",
+            "SELECT user_id, auth_version, token_jti, acl_token_id, api_key_kid, oauth_grant_id, \
+             amount_msat, expires_at, withdrawal_id FROM desk_lnurl_withdrawals WHERE k1 = $1",
         )
         .bind(k1)
         .fetch_optional(self.db.pool())
@@ -630,14 +648,31 @@ impl Desk {
                 return Err(voided());
             }
         }
-        if let Some(id) = row.try_get::<Option<String>, _>("acl_token_id")? {
-            // Revoking the token, or deleting its ACL, deletes its row.
-            let live = sqlx::query("SELECT 1 AS live FROM acl_tokens WHERE id = $1")
-                .bind(id)
-                .fetch_optional(self.db.pool())
-                .await?;
-            if live.is_none() {
-                return Err(voided());
+        // Revoking an ACL token (or deleting its ACL), deleting an API key,
+        // revoking an application: each deletes the row named; a disabled key
+        // stands no more either.
+        for (column, standing) in [
+            (
+                "acl_token_id",
+                "SELECT 1 AS live FROM acl_tokens WHERE id = $1",
+            ),
+            (
+                "api_key_kid",
+                "SELECT 1 AS live FROM api_keys WHERE kid = $1 AND state = 'active'",
+            ),
+            (
+                "oauth_grant_id",
+                "SELECT 1 AS live FROM oauth_grants WHERE id = $1",
+            ),
+        ] {
+            if let Some(id) = row.try_get::<Option<String>, _>(column)? {
+                let live = sqlx::query(standing)
+                    .bind(id)
+                    .fetch_optional(self.db.pool())
+                    .await?;
+                if live.is_none() {
+                    return Err(voided());
+                }
             }
         }
         let decoded = self.payable(amount, pr)?;

@@ -23,8 +23,10 @@ use app::api::http_status;
 use engine::accounts::activity::{Activity, ActivityFilter, Outcome, Topic};
 use engine::{Access, Caller, Engine, User};
 
+mod verification;
+
 pub fn router() -> Router<AppState> {
-    let mut router = Router::new();
+    let mut router = Router::new().merge(verification::router());
     // The spec serves these under both names.
     for area in ["identity", "public"] {
         router = router
@@ -120,9 +122,9 @@ struct UserWithFullInfo {
     csrf_token: String,
     username: String,
     labels: Vec<LabelView>,
-    phones: Vec<serde_json::Value>,
+    phones: Vec<verification::PhoneView>,
     profiles: Vec<ProfileView>,
-    data_storages: Vec<serde_json::Value>,
+    data_storages: Vec<verification::DataStorageView>,
     created_at: String,
     updated_at: String,
 }
@@ -130,20 +132,24 @@ struct UserWithFullInfo {
 async fn full_info(engine: &Engine, user: &User, csrf: &str) -> Result<UserWithFullInfo, Refusal> {
     let area = "resource.user";
     let accounts = &engine.accounts;
-    let (otp, extra, confirmed, labels, profile) = tokio::try_join!(
+    let (otp, extra, confirmed, labels, profile, phones, storages) = tokio::try_join!(
         accounts.two_factor_on(&user.id.0),
         accounts.user_data(&user.id.0),
         accounts.email_confirmed(user),
         accounts.labels(user),
         accounts.profile(&user.id.0),
+        accounts.phones(user),
+        accounts.data_storages(user),
     )
     .map_err(at(area))?;
+    let phone_verified = phones.iter().any(|p| p.validated_at_ms.is_some());
     Ok(UserWithFullInfo {
         email: user.email.clone(),
         uid: user.id.0.clone(),
         role: if user.is_admin { "admin" } else { "member" },
-        // Level 1 once the e-mail address is confirmed.
-        level: u8::from(confirmed),
+        // Level 1 once the e-mail address is confirmed, 2 with a verified
+        // phone besides.
+        level: u8::from(confirmed) + u8::from(confirmed && phone_verified),
         otp,
         state: "active",
         referral_uid: extra.referral_uid,
@@ -151,9 +157,15 @@ async fn full_info(engine: &Engine, user: &User, csrf: &str) -> Result<UserWithF
         csrf_token: csrf.to_string(),
         username: user.username.clone(),
         labels: labels.into_iter().map(LabelView::from).collect(),
-        phones: Vec::new(),
+        phones: phones
+            .into_iter()
+            .map(verification::PhoneView::from)
+            .collect(),
         profiles: profile.into_iter().map(ProfileView::from).collect(),
-        data_storages: Vec::new(),
+        data_storages: storages
+            .into_iter()
+            .map(verification::DataStorageView::from)
+            .collect(),
         created_at: engine::rfc3339(user.created_at_ms),
         updated_at: engine::rfc3339(extra.updated_at_ms.unwrap_or(user.created_at_ms)),
     })
