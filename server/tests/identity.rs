@@ -39,6 +39,7 @@ mod mailed {
     testdb::on_both_databases!(
         database_url;
         codes_by_mail_confirm_the_address_and_reset_the_password,
+        phones_documents_and_data_storage_are_the_persons_own,
     );
 }
 
@@ -2203,4 +2204,413 @@ async fn profiles_and_labels_are_the_persons_own(server: Server) {
     )
     .await;
     assert_refused(&reply, StatusCode::NOT_FOUND, "resource.labels.not_found");
+}
+
+/// A multipart form (`multipart/form-data`): its content type and bytes.
+fn multipart(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "ampere-test-boundary-7d3f";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").bytes());
+    }
+    for (i, (name, bytes)) in files.iter().enumerate() {
+        body.extend(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"f{i}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn upload(server: &Server, browser: &Browser, path: &str, form: (String, Vec<u8>)) -> Reply {
+    server
+        .send(
+            Request::post(format!("/api/v2/auth/{path}"))
+                .header(header::CONTENT_TYPE, form.0)
+                .header(header::COOKIE, &browser.cookie)
+                .header("x-csrf-token", &browser.csrf)
+                .body(Body::from(form.1))
+                .unwrap(),
+        )
+        .await
+}
+
+/// An SMS gateway on loopback: keeps the JSON messages posted to it.
+async fn sms_gateway() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = kept.clone();
+    let app = axum::Router::new().route(
+        "/sms",
+        axum::routing::post(move |axum::Json(message): axum::Json<Value>| {
+            let store = store.clone();
+            async move {
+                store.lock().unwrap().push(message);
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/sms", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, kept)
+}
+
+/// The code of the `n`th message the gateway got (waits up to 10 s).
+async fn sms_code(
+    kept: &std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    n: usize,
+) -> (String, String) {
+    for _ in 0..100 {
+        if let Some(message) = kept.lock().unwrap().get(n - 1).cloned() {
+            let text = message["text"].as_str().unwrap().to_string();
+            let code: String = text
+                .split_whitespace()
+                .find(|w| {
+                    w.trim_end_matches('.').len() == 6
+                        && w.trim_end_matches('.').bytes().all(|b| b.is_ascii_digit())
+                })
+                .unwrap_or_else(|| panic!("no code in {text}"))
+                .trim_end_matches('.')
+                .to_string();
+            return (message["to"].as_str().unwrap().to_string(), code);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("message {n} never reached the gateway");
+}
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-test-image";
+const PDF: &[u8] = b"%PDF-1.7\n% a proof of address\n%%EOF\n";
+
+/// Phone numbers verified by a code the SMS gateway got (one account's
+/// alone); documents and proofs of address uploaded, checked before anything
+/// is kept and served to their owner only; data storage records.
+async fn phones_documents_and_data_storage_are_the_persons_own(url: String) {
+    let (gateway, kept) = sms_gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = engine::Settings {
+        accounts: engine::accounts::Policy {
+            documents: Some(dir.path().join("documents")),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let site = server::Site {
+        sms: server::sms::Sms::new(Some(&gateway), None).unwrap(),
+        ..server::Site::for_tests(true)
+    };
+    let server = Server::open_with_settings(&url, settings, site).await;
+    let uma = sign_up(&server, "uma@example.com").await;
+    let vic = sign_up(&server, "vic@example.com").await;
+
+    // A phone: added, its code sent by the gateway, verified once.
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/phones",
+        &[("phone_number", "054-1234567")],
+        Some(&uma),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.phone.invalid_phone_number",
+    );
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/phones",
+        &[("phone_number", "+972 54-123 4567")],
+        Some(&uma),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let (to, code) = sms_code(&kept, 1).await;
+    assert_eq!(to, "+972541234567");
+    let phones = call(&server, Method::GET, "resource/phones", &[], Some(&uma)).await;
+    assert_eq!(
+        phones.body,
+        json!([{"country": "IL", "number": "********4567", "validated_at": null}])
+    );
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/phones/verify",
+        &[
+            ("phone_number", "+972541234567"),
+            ("verification_code", wrong),
+        ],
+        Some(&uma),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.phone.invalid_verification_code",
+    );
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/phones/verify",
+        &[
+            ("phone_number", "+972541234567"),
+            ("verification_code", &code),
+        ],
+        Some(&uma),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert!(
+        reply.body["phones"][0]["validated_at"].is_string(),
+        "{}",
+        reply.text
+    );
+    assert!(reply.body["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["key"] == "phone" && l["value"] == "verified"));
+    assert_eq!(
+        reply.body["level"], 0,
+        "a phone counts once the e-mail is confirmed"
+    );
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/phones/verify",
+        &[
+            ("phone_number", "+972541234567"),
+            ("verification_code", &code),
+        ],
+        Some(&uma),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.phone.invalid_phone_number",
+    );
+    // Another account cannot take it, nor ask codes for a number it lacks.
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/phones",
+        &[("phone_number", "+972541234567")],
+        Some(&vic),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.phone.invalid_phone_number",
+    );
+    assert!(reply.text.contains("another account"), "{}", reply.text);
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/phones/send_code",
+        &[("phone_number", "+972541234567")],
+        Some(&vic),
+    )
+    .await;
+    assert_refused(&reply, StatusCode::NOT_FOUND, "resource.phone.not_found");
+    assert_eq!(
+        kept.lock().unwrap().len(),
+        1,
+        "no code went out for the refusals"
+    );
+
+    // Documents: everything checked before anything is kept.
+    let passport = [
+        ("doc_type", "Passport"),
+        ("doc_number", "AB123456"),
+        ("doc_expire", "2031-01-01"),
+    ];
+    let big = [PNG, &vec![0u8; 5 * 1024 * 1024]].concat();
+    for (fields, files, status, code) in [
+        (
+            &passport[..],
+            vec![("upload", b"<html><script>alert(1)</script>".as_slice())],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resource.document.invalid_upload",
+        ),
+        (
+            &passport[..],
+            vec![("upload", big.as_slice())],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resource.document.invalid_upload",
+        ),
+        (
+            &passport[..],
+            vec![("upload", PNG); 6],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resource.document.invalid_upload",
+        ),
+        (
+            &passport[..],
+            vec![],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resource.document.invalid_upload",
+        ),
+        (
+            &passport[..2],
+            vec![("upload", PNG), ("upload", b"GIF89a".as_slice())],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resource.document.invalid_upload",
+        ),
+        (
+            &[("doc_type", "Passport")][..],
+            vec![("upload", PNG)],
+            StatusCode::BAD_REQUEST,
+            "resource.document.missing_doc_number",
+        ),
+        (
+            &[("doc_type", "selfie"), ("doc_number", "AB1")][..],
+            vec![("upload", PNG)],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resource.document.invalid_doc_type",
+        ),
+        (
+            &[
+                ("doc_type", "Passport"),
+                ("doc_number", "AB1"),
+                ("doc_expire", "2001-01-01"),
+            ][..],
+            vec![("upload", PNG)],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resource.document.invalid_doc_expire",
+        ),
+    ] {
+        let reply = upload(
+            &server,
+            &uma,
+            "resource/documents",
+            multipart(fields, &files),
+        )
+        .await;
+        assert_refused(&reply, status, code);
+    }
+    let stored = |dir: &std::path::Path| {
+        std::fs::read_dir(dir.join("documents"))
+            .map(|users| {
+                users
+                    .flatten()
+                    .map(|u| std::fs::read_dir(u.path()).map_or(0, |f| f.count()))
+                    .sum::<usize>()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(stored(dir.path()), 0, "nothing kept of a refused upload");
+    let reply = upload(
+        &server,
+        &uma,
+        "resource/documents",
+        multipart(&passport, &[("upload", PNG), ("upload[]", PNG)]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(reply.body.as_array().unwrap().len(), 2);
+    assert_eq!(reply.body[0]["doc_type"], "passport");
+    assert_eq!(reply.body[0]["doc_number"], "AB******");
+    let file_url = reply.body[0]["upload"].as_str().unwrap().to_string();
+    let file = server.get(&file_url, Auth::Cookie(&uma.cookie)).await;
+    assert_eq!(file.status, StatusCode::OK);
+    assert_eq!(file.bytes, PNG);
+    assert_eq!(file.headers[header::CONTENT_TYPE], "image/png");
+    assert!(file.headers[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    let theirs = server.get(&file_url, Auth::Cookie(&vic.cookie)).await;
+    assert_refused(
+        &theirs,
+        StatusCode::NOT_FOUND,
+        "resource.document.not_found",
+    );
+    let list = call(&server, Method::GET, "resource/documents", &[], Some(&vic)).await;
+    assert_eq!(list.body, json!([]));
+
+    // A proof of address: the address in the document's metadata.
+    let address = [
+        ("country", "IL"),
+        ("address", "1 Herzl St"),
+        ("city", "Haifa"),
+        ("postcode", "3100000"),
+    ];
+    let reply = upload(
+        &server,
+        &uma,
+        "resource/addresses",
+        multipart(&address[..3], &[("upload", PDF)]),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::BAD_REQUEST,
+        "resource.address.missing_postcode",
+    );
+    let reply = upload(
+        &server,
+        &uma,
+        "resource/addresses",
+        multipart(&address, &[("upload", PDF)]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(reply.body[0]["doc_type"], "address");
+    assert_eq!(reply.body[0]["metadata"]["city"], "Haifa");
+    assert_eq!(reply.body[0]["content_type"], "application/pdf");
+    assert_eq!(stored(dir.path()), 3);
+
+    // Data storage: a title once, data a JSON object.
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/data_storage",
+        &[("title", "kyc"), ("data", "[1]")],
+        Some(&uma),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.data_storage.invalid_data",
+    );
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/data_storage",
+        &[("title", "kyc"), ("data", "{\"source\":\"bank\"}")],
+        Some(&uma),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/data_storage",
+        &[("title", "kyc"), ("data", "{}")],
+        Some(&uma),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.data_storage.invalid_title",
+    );
+    let user = me(&server, &uma).await;
+    assert_eq!(
+        user.body["data_storages"][0]["title"], "kyc",
+        "{}",
+        user.text
+    );
+    assert_eq!(me(&server, &vic).await.body["data_storages"], json!([]));
 }

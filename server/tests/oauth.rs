@@ -24,6 +24,7 @@ testdb::on_both_databases!(
     an_application_signs_a_person_up_and_gets_tokens_by_password,
     the_code_flow_asks_the_person_and_each_code_works_once,
     tokens_end_with_time_revocation_and_the_password,
+    what_the_review_found_stays_refused,
 );
 
 /// The server, its base URL (the application talks HTTP to it) and its
@@ -896,4 +897,154 @@ async fn tokens_end_with_time_revocation_and_the_password(provider: Provider) {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(userinfo(&provider, &token).await["status"], 401);
+}
+
+/// The review's findings: a withdraw link made by an application's token dies
+/// with the application; a code is spent only by its own client, and never
+/// under a password changed since or after the application was revoked; the
+/// consent page gives the state back exactly; no application changes the
+/// password on the desk's route.
+async fn what_the_review_found_stays_refused(provider: Provider) {
+    let server = &provider.server;
+    let engine = &server.services.engine;
+    let client = add_client(&provider, "Lime", REDIRECT, &["profile", "read", "trade"]).await;
+
+    // A withdraw link made with an application's token, then the application
+    // revoked: the link pays nothing.
+    let eve = common::desk::trader(server, "eve").await;
+    common::desk::deposit(server, &eve, &eve.node, 200_000).await;
+    let token = access_token(&password_grant(&provider, &client, "eve", PASSWORD, &[]).await);
+    let bearer = format!("Bearer {token}");
+    let link = common::desk::post(
+        server,
+        "/lnm/user/withdraw/lnurl",
+        &bearer,
+        json!({"amount": 50_000}),
+    )
+    .await;
+    assert_eq!(link.status, StatusCode::OK, "{}", link.text);
+    let k1: String = sqlx::query("SELECT k1 FROM desk_lnurl_withdrawals WHERE user_id = $1")
+        .bind(&eve.user_id)
+        .fetch_one(engine.db.pool())
+        .await
+        .unwrap()
+        .get("k1");
+    // No application changes the password, on the desk's route either.
+    let reply = common::desk::lnm(
+        server,
+        Method::PUT,
+        "/lnm/user",
+        Some(&bearer),
+        Some(json!({"previousPassword": PASSWORD, "newPassword": "Fresh-battery-42"})),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+    let user = engine.accounts.get(&eve.user_id).await.unwrap().unwrap();
+    let grant = engine.oauth.authorised(&user).await.unwrap()[0].id.clone();
+    engine.oauth.revoke(&user, &grant).await.unwrap();
+    let zed = common::desk::trader(server, "zed").await;
+    let zed_user = engine.accounts.get(&zed.user_id).await.unwrap().unwrap();
+    let invoice = engine
+        .wallet
+        .create_invoice(&zed_user, Some(engine::Msat::from_sat(50_000)), "claim")
+        .await
+        .unwrap();
+    let before = common::desk::balance(server, &eve.cookie).await;
+    let claimed = engine.desk.withdraw_by_link(&k1, &invoice.bolt11).await;
+    assert!(
+        matches!(&claimed, Err(engine::Error::Invalid { message, .. }) if message.contains("voided")),
+        "{claimed:?}"
+    );
+    assert_eq!(common::desk::balance(server, &eve.cookie).await, before);
+
+    // A code presented by another client is not spent: its own client's
+    // exchange still goes through.
+    let other = add_client(&provider, "Other", REDIRECT, &[]).await;
+    let fay = browser(&provider, "fay").await;
+    let approved = |fay: &Browser| {
+        let (provider, client) = (&provider, &client);
+        let fay = Browser {
+            cookie: fay.cookie.clone(),
+            csrf: fay.csrf.clone(),
+        };
+        async move {
+            let (url, state, verifier) = authorize_url(provider, client, REDIRECT, None).await;
+            let reply = answer(provider, &fay, &url, "approve", true).await;
+            (location(&reply), state, verifier)
+        }
+    };
+    let (callback, state, verifier) = approved(&fay).await;
+    let stolen = exchange(&provider, &other, REDIRECT, &callback, &state, &verifier).await;
+    assert_eq!(stolen["error"], "invalid_grant", "{stolen}");
+    let granted = exchange(&provider, &client, REDIRECT, &callback, &state, &verifier).await;
+    let fay_token = access_token(&granted);
+
+    // A code granted before a new password buys nothing after it.
+    let (callback, state, verifier) = approved(&fay).await;
+    let fay_user = engine
+        .accounts
+        .get(&reply_id(&provider, "fay").await)
+        .await
+        .unwrap()
+        .unwrap();
+    let fay_user = engine
+        .accounts
+        .change_password(
+            &fay_user,
+            PASSWORD,
+            "Fresh-battery-42",
+            None,
+            &engine::Seen::at("test"),
+        )
+        .await
+        .unwrap();
+    let refused = exchange(&provider, &client, REDIRECT, &callback, &state, &verifier).await;
+    assert_eq!(refused["error"], "invalid_grant", "{refused}");
+    assert!(
+        refused["description"]
+            .as_str()
+            .unwrap()
+            .contains("password"),
+        "{refused}"
+    );
+    assert_eq!(userinfo(&provider, &fay_token).await["status"], 401);
+
+    // A code held across the application's revocation buys nothing either.
+    let login = server
+        .post_json(
+            "/rest/v1/login",
+            &json!({"username": "fay", "password": "Fresh-battery-42"}).to_string(),
+            None,
+        )
+        .await;
+    let fay = Browser {
+        cookie: session_cookie(&login).unwrap(),
+        csrf: login.body["_csrf"].as_str().unwrap().to_string(),
+    };
+    let (callback, state, verifier) = approved(&fay).await;
+    let grant = engine.oauth.authorised(&fay_user).await.unwrap()[0]
+        .id
+        .clone();
+    engine.oauth.revoke(&fay_user, &grant).await.unwrap();
+    let refused = exchange(&provider, &client, REDIRECT, &callback, &state, &verifier).await;
+    assert_eq!(refused["error"], "invalid_grant", "{refused}");
+    assert!(engine.oauth.authorised(&fay_user).await.unwrap().is_empty());
+
+    // A state with % and & comes back exactly, on the page and in the answer.
+    let (url, _, _) = authorize_url(&provider, &client, REDIRECT, None).await;
+    let query = query_of(&url);
+    let sent = query.iter().find(|(k, _)| k == "state").unwrap().1.clone();
+    let url = url.replace(&format!("state={sent}"), "state=a%26b%2541%25");
+    let page = server.get(&path_of(&url), Auth::Cookie(&fay.cookie)).await;
+    assert!(
+        page.text.contains(r#"name="state" value="a&amp;b%41%""#),
+        "{}",
+        page.text
+    );
+    let reply = answer(&provider, &fay, &url, "approve", true).await;
+    let back = query_of(&location(&reply));
+    assert!(
+        back.contains(&("state".into(), "a&b%41%".into())),
+        "{back:?}"
+    );
 }
