@@ -27,6 +27,7 @@ pub mod phones;
 pub mod profiles;
 pub mod provider_flows;
 mod recovery;
+pub mod service_accounts;
 pub mod sessions;
 pub mod two_factor;
 pub mod user_data;
@@ -1045,13 +1046,15 @@ impl Accounts {
     /// changed (every session and token of an older `auth_version` is void).
     async fn credentials_changed(&self, id: &str) -> Result<User> {
         let user = self.get(id).await?.ok_or(Error::Unauthenticated)?;
-        // Signed API keys hold no password: they are switched off, for the
-        // owner to switch on again once sure whose they are.
+        // Signed API keys hold no password: they are switched off (the
+        // account's and its service accounts'), for the owner to switch on
+        // again once sure whose they are.
         self.db
             .execute(
                 sqlx::query(
                     "UPDATE api_keys SET state = 'disabled', updated_at = $1 \
-                     WHERE user_id = $2 AND state = 'active'",
+                     WHERE state = 'active' AND (user_id = $2 OR user_id IN \
+                     (SELECT uid FROM service_accounts WHERE owner_id = $2))",
                 )
                 .bind(now_ms())
                 .bind(user.id.0.clone()),

@@ -337,25 +337,25 @@ impl crate::Engine {
     /// on; the activity log records the attempt.
     pub async fn create_api_key(
         &self,
-        owner: &User,
+        keys: KeyHolder<'_>,
         algorithm: &str,
         scopes: Vec<KeyScope>,
         code: Option<&str>,
         seen: &crate::Seen,
     ) -> Result<(ApiKey, String)> {
         let made = async {
-            self.accounts.second_factor(owner, code).await?;
-            self.api_keys.create(owner, algorithm, scopes).await
+            self.key_factor(keys, code).await?;
+            self.api_keys.create(keys.holder, algorithm, scopes).await
         }
         .await;
-        self.record_key_change(owner, "create", seen, &made).await;
+        self.record_key_change(keys, "create", seen, &made).await;
         made
     }
 
     /// [`ApiKeys::update`], as [`crate::Engine::create_api_key`] asks.
     pub async fn update_api_key(
         &self,
-        owner: &User,
+        keys: KeyHolder<'_>,
         kid: &str,
         scopes: Option<Vec<KeyScope>>,
         state: Option<&str>,
@@ -363,51 +363,83 @@ impl crate::Engine {
         seen: &crate::Seen,
     ) -> Result<ApiKey> {
         let changed = async {
-            self.accounts.second_factor(owner, code).await?;
-            self.api_keys.update(owner, kid, scopes, state).await
+            self.key_factor(keys, code).await?;
+            self.api_keys.update(keys.holder, kid, scopes, state).await
         }
         .await;
-        self.record_key_change(owner, "update", seen, &changed)
-            .await;
+        self.record_key_change(keys, "update", seen, &changed).await;
         changed
     }
 
     /// [`ApiKeys::delete`], as [`crate::Engine::create_api_key`] asks.
     pub async fn delete_api_key(
         &self,
-        owner: &User,
+        keys: KeyHolder<'_>,
         kid: &str,
         code: Option<&str>,
         seen: &crate::Seen,
     ) -> Result<()> {
         let deleted = async {
-            self.accounts.second_factor(owner, code).await?;
-            self.api_keys.delete(owner, kid).await
+            self.key_factor(keys, code).await?;
+            self.api_keys.delete(keys.holder, kid).await
         }
         .await;
-        self.record_key_change(owner, "delete", seen, &deleted)
-            .await;
+        self.record_key_change(keys, "delete", seen, &deleted).await;
         deleted
     }
 
+    /// The owner's code: when two-factor is on for its own keys; always
+    /// (and two-factor on) for a service account's.
+    async fn key_factor(&self, keys: KeyHolder<'_>, code: Option<&str>) -> Result<()> {
+        match keys.holder.id == keys.owner.id {
+            true => self.accounts.second_factor(keys.owner, code).await,
+            false => self.accounts.service_factor(keys.owner, code).await,
+        }
+    }
+
+    /// In the owner's activity log (naming the service account, if it was
+    /// one's key).
     async fn record_key_change<T>(
         &self,
-        owner: &User,
+        keys: KeyHolder<'_>,
         action: &str,
         seen: &crate::Seen,
         result: &Result<T>,
     ) {
         use crate::accounts::activity::{Outcome, Topic};
+        let data = match keys.holder.id == keys.owner.id {
+            true => serde_json::json!({}),
+            false => serde_json::json!({ "service_account": keys.holder.id.0 }),
+        };
         self.accounts
             .record(
-                &owner.id.0,
+                &keys.owner.id.0,
                 Topic::ApiKeys,
                 action,
                 Outcome::of(result),
                 seen,
-                serde_json::json!({}),
+                data,
             )
             .await
+    }
+}
+
+/// Whose keys a change is of: the `holder` (the owner itself, or one of its
+/// service accounts) and the `owner`, whose code it takes and whose
+/// activity log records it.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyHolder<'a> {
+    pub owner: &'a User,
+    pub holder: &'a User,
+}
+
+impl<'a> KeyHolder<'a> {
+    /// The owner's own keys.
+    pub fn own(owner: &'a User) -> Self {
+        KeyHolder {
+            owner,
+            holder: owner,
+        }
     }
 }
 

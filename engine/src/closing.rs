@@ -1,4 +1,5 @@
-//! Deleting an account (`DELETE /api/v1/auth/me`): everything of it goes (its
+//! Deleting an account (`DELETE /api/v1/auth/me`, or a service account by
+//! its owner): everything of it goes (its
 //! wallet node and history, contacts, sessions' standing, tokens, ACLs, desk
 //! records), but never money. An account whose wallet, channels or trading
 //! balance still hold funds, or with money on its way, is refused with what to
@@ -44,6 +45,44 @@ impl Engine {
                 Topic::Account(caller.user.id.0.clone()),
                 EventKind::CredentialsChanged {
                     auth_version: caller.user.auth_version + 1,
+                },
+            )
+            .await
+    }
+}
+
+impl Engine {
+    /// Deletes one of `owner`'s service accounts (with the owner's code),
+    /// under the funds rule of any account.
+    pub async fn close_service_account(
+        &self,
+        owner: &crate::User,
+        uid: &str,
+        code: Option<&str>,
+    ) -> Result<()> {
+        let account = self.accounts.service_account(owner, uid).await?;
+        self.accounts.service_factor(owner, code).await?;
+        let user_id = account.id.0.clone();
+        self.db
+            .write(move |conn| {
+                Box::pin(async move {
+                    lock_account(conn, &user_id).await?;
+                    let holds = funds_held(conn, &user_id).await?;
+                    if !holds.is_empty() {
+                        return Err(Error::Conflict(format!(
+                            "this service account still holds funds; first {}",
+                            holds.join("; ")
+                        )));
+                    }
+                    retire(conn, &user_id).await
+                })
+            })
+            .await?;
+        self.bus
+            .publish_confirmed(
+                Topic::Account(account.id.0.clone()),
+                EventKind::CredentialsChanged {
+                    auth_version: account.auth_version + 1,
                 },
             )
             .await
@@ -136,6 +175,18 @@ async fn funds_held(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<Strin
     .await?;
     if withdrawing > 0 {
         holds.push("wait until the withdrawal in flight is paid".to_string());
+    }
+    let service_accounts = scalar(
+        conn,
+        "SELECT COUNT(*) FROM service_accounts WHERE owner_id = $1",
+        user_id,
+    )
+    .await?;
+    if service_accounts > 0 {
+        holds.push(format!(
+            "delete the {service_accounts} service account{} it owns",
+            if service_accounts == 1 { "" } else { "s" }
+        ));
     }
     Ok(holds)
 }

@@ -30,6 +30,7 @@ testdb::on_both_databases!(
     what_the_review_found_stays_refused,
     withdrawals_past_the_allowance_ask_for_the_code,
     profiles_and_labels_are_the_persons_own,
+    service_accounts_are_owned_and_reached_by_their_keys,
 );
 
 /// The stories whose mail goes to a real SMTP server (aiosmtpd).
@@ -2613,4 +2614,258 @@ async fn phones_documents_and_data_storage_are_the_persons_own(url: String) {
         user.text
     );
     assert_eq!(me(&server, &vic).await.body["data_storages"], json!([]));
+}
+
+/// Service accounts: made and managed with the owner's code (two-factor on
+/// first), reached only by their own keys (which act as the service account,
+/// not the owner), another person's never named, deleted under the funds
+/// rule; an owner with any is not deleted.
+async fn service_accounts_are_owned_and_reached_by_their_keys(server: Server) {
+    let kim = sign_up(&server, "kim@example.com").await;
+    let lee = sign_up(&server, "lee@example.com").await;
+    let reply = call(
+        &server,
+        Method::GET,
+        "resource/service_accounts",
+        &[],
+        Some(&kim),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::BAD_REQUEST,
+        "resource.service_accounts.2fa_disabled",
+    );
+    let mut app = enable_two_factor(&server, &kim).await;
+    let mut lee_app = enable_two_factor(&server, &lee).await;
+
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/service_accounts",
+        &[("role", "bot")],
+        Some(&kim),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::UNAUTHORIZED,
+        "resource.service_accounts.missing_otp",
+    );
+    let code = app.next_code().await;
+    let made = call(
+        &server,
+        Method::POST,
+        "resource/service_accounts",
+        &[("role", "bot"), ("totp_code", &code)],
+        Some(&kim),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    assert_eq!(made.body["role"], "bot");
+    let kim_uid = me(&server, &kim).await.body["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(made.body["user"]["uid"], kim_uid.as_str());
+    let sa = made.body["uid"].as_str().unwrap().to_string();
+    assert_ne!(sa, kim_uid);
+    let code = lee_app.next_code().await;
+    let theirs = call(
+        &server,
+        Method::POST,
+        "resource/service_accounts",
+        &[("totp_code", &code)],
+        Some(&lee),
+    )
+    .await;
+    let lee_sa = theirs.body["uid"].as_str().unwrap().to_string();
+    let list = call(
+        &server,
+        Method::GET,
+        "resource/service_accounts",
+        &[],
+        Some(&kim),
+    )
+    .await;
+    assert_eq!(list.body.as_array().unwrap().len(), 1, "{}", list.text);
+
+    // Its keys: the owner's code, its uid; never another person's.
+    let code = app.next_code().await;
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/service_accounts/api_keys",
+        &[
+            ("algorithm", "HS256"),
+            ("scope", "wallet"),
+            ("totp_code", &code),
+        ],
+        Some(&kim),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::BAD_REQUEST,
+        "missing_service_account_uid",
+    );
+    let reply = call(
+        &server,
+        Method::POST,
+        "resource/service_accounts/api_keys",
+        &[
+            ("service_account_uid", &lee_sa),
+            ("algorithm", "HS256"),
+            ("totp_code", &code),
+        ],
+        Some(&kim),
+    )
+    .await;
+    assert_refused(&reply, StatusCode::NOT_FOUND, "resource.api_key.not_found");
+    let made = call(
+        &server,
+        Method::POST,
+        "resource/service_accounts/api_keys",
+        &[
+            ("service_account_uid", &sa),
+            ("algorithm", "HS256"),
+            ("scope", "wallet"),
+            ("totp_code", &code),
+        ],
+        Some(&kim),
+    )
+    .await;
+    let key = key_of(&made);
+    // The key acts as the service account, not as its owner.
+    let reply = signed(
+        &server,
+        &key,
+        Method::GET,
+        "/api/v2/auth/resource/users/me",
+        None,
+        engine::now_ms(),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["uid"], sa.as_str());
+    let own = call(&server, Method::GET, "resource/api_keys", &[], Some(&kim)).await;
+    assert_eq!(own.body, json!([]), "the owner's own keys are apart");
+    let listed = server
+        .get(
+            &format!("/api/v2/auth/resource/service_accounts/api_keys?service_account_uid={sa}"),
+            Auth::Cookie(&kim.cookie),
+        )
+        .await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1, "{}", listed.text);
+    assert_eq!(listed.headers["total"], "1");
+    let code = app.next_code().await;
+    let path = format!("resource/service_accounts/api_keys/{}", key.kid);
+    let reply = call(
+        &server,
+        Method::PUT,
+        &path,
+        &[
+            ("service_account_uid", &sa),
+            ("state", "disabled"),
+            ("totp_code", &code),
+        ],
+        Some(&kim),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(me_by_key(&server, &key).await, StatusCode::UNAUTHORIZED);
+    let log = call(
+        &server,
+        Method::GET,
+        "resource/users/activity/api_keys",
+        &[],
+        Some(&kim),
+    )
+    .await;
+    assert!(
+        log.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["data"].as_str().is_some_and(|d| d.contains(&sa))),
+        "{}",
+        log.text
+    );
+
+    // An owner with a service account is not deleted; a service account
+    // holding funds is not either.
+    let code = app.next_code().await;
+    let reply = server
+        .call(
+            Method::DELETE,
+            &format!("/api/v2/auth/resource/users/me?password={PASSWORD}&otp_code={code}"),
+            Auth::Cookie(&kim.cookie),
+            None,
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.text
+    );
+    assert!(reply.text.contains("service account"), "{}", reply.text);
+    let engine = &server.services.engine;
+    let node = engine.simnet.node_of_user(&sa).await.unwrap();
+    engine
+        .simnet
+        .faucet(&node.address, engine::Msat::from_sat(10_000))
+        .await
+        .unwrap();
+    engine.simnet.mine(1).await.unwrap();
+    let code = app.next_code().await;
+    let reply = call(
+        &server,
+        Method::DELETE,
+        &format!("resource/service_accounts/{sa}?totp_code={code}"),
+        &[],
+        Some(&kim),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resource.service_accounts.conflict",
+    );
+    assert!(reply.text.contains("on-chain"), "{}", reply.text);
+    // Another person's service account is not found; an empty one goes.
+    let code = app.next_code().await;
+    let reply = call(
+        &server,
+        Method::DELETE,
+        &format!("resource/service_accounts/{lee_sa}?totp_code={code}"),
+        &[],
+        Some(&kim),
+    )
+    .await;
+    assert_refused(
+        &reply,
+        StatusCode::NOT_FOUND,
+        "resource.service_accounts.not_found",
+    );
+    let code = lee_app.next_code().await;
+    let reply = call(
+        &server,
+        Method::DELETE,
+        &format!("resource/service_accounts/{lee_sa}?totp_code={code}"),
+        &[],
+        Some(&lee),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    let list = call(
+        &server,
+        Method::GET,
+        "resource/service_accounts",
+        &[],
+        Some(&lee),
+    )
+    .await;
+    assert_eq!(list.body, json!([]));
 }

@@ -359,7 +359,7 @@ pub async fn create_api_key(
     }
     let (key, secret) = engine
         .create_api_key(
-            &caller.user,
+            engine::api_keys::KeyHolder::own(&caller.user),
             "HS256",
             scopes,
             otp_code.as_deref(),
@@ -384,7 +384,7 @@ pub async fn delete_api_key(
     let engine = crate::api::auth::engine()?;
     engine
         .delete_api_key(
-            &caller.user,
+            engine::api_keys::KeyHolder::own(&caller.user),
             &kid,
             otp_code.as_deref(),
             &crate::api::auth::seen(),

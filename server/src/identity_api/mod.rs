@@ -102,6 +102,24 @@ pub fn router() -> Router<AppState> {
             "/api/v2/auth/resource/api_keys/{kid}",
             axum::routing::patch(update_api_key).delete(delete_api_key),
         )
+        // A service account's keys: the same, naming `service_account_uid`
+        // (the spec changes them with PUT).
+        .route(
+            "/api/v2/auth/resource/service_accounts/api_keys",
+            get(list_api_keys).post(create_api_key),
+        )
+        .route(
+            "/api/v2/auth/resource/service_accounts/api_keys/{kid}",
+            put(update_api_key).delete(delete_api_key),
+        )
+        .route(
+            "/api/v2/auth/resource/service_accounts",
+            get(list_service_accounts).post(create_service_account),
+        )
+        .route(
+            "/api/v2/auth/resource/service_accounts/{uid}",
+            axum::routing::delete(delete_service_account),
+        )
 }
 
 // ---- The user as the spec shows it ----
@@ -644,6 +662,36 @@ struct KeyListParams {
     page: Option<String>,
     #[serde(default)]
     limit: Option<String>,
+    #[serde(default)]
+    service_account_uid: Option<String>,
+}
+
+/// Whose keys a request is about: on the service-account routes
+/// (`resource/service_accounts/api_keys`), the owner's service account
+/// `service_account_uid` names (404 for anyone else's); elsewhere the
+/// caller's own.
+async fn key_holder(
+    engine: &Engine,
+    owner: &User,
+    route: &axum::extract::MatchedPath,
+    uid: Option<&str>,
+) -> Result<User, Refusal> {
+    let area = "resource.api_key";
+    if !route.as_str().contains("/service_accounts/") {
+        return Ok(owner.clone());
+    }
+    let uid = uid.filter(|u| !u.is_empty()).ok_or_else(|| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "missing_service_account_uid",
+            "service_account_uid is required",
+        )
+    })?;
+    engine
+        .accounts
+        .service_account(owner, uid)
+        .await
+        .map_err(at(area))
 }
 
 /// `GET resource/api_keys?page&limit`: the account's keys, oldest first,
@@ -651,14 +699,22 @@ struct KeyListParams {
 async fn list_api_keys(
     State(engine): State<Engine>,
     Managing(caller): Managing,
+    route: axum::extract::MatchedPath,
     Query(p): Query<KeyListParams>,
 ) -> Result<(HeaderMap, Json<Vec<ApiKeyView>>), Refusal> {
     let area = "resource.api_key";
+    let holder = key_holder(
+        &engine,
+        &caller.user,
+        &route,
+        p.service_account_uid.as_deref(),
+    )
+    .await?;
     let page = page_number(area, "page", p.page.as_deref(), 1..=1_000_000)?.unwrap_or(1);
     let per_page = page_number(area, "limit", p.limit.as_deref(), 1..=100)?.unwrap_or(100);
     let (keys, total) = engine
         .api_keys
-        .list(&caller.user, page as u32, per_page as u32)
+        .list(&holder, page as u32, per_page as u32)
         .await
         .map_err(at(area))?;
     Ok((
@@ -670,6 +726,8 @@ async fn list_api_keys(
 #[derive(Debug, Deserialize)]
 struct KeyCreateParams {
     algorithm: String,
+    #[serde(default)]
+    service_account_uid: Option<String>,
     #[serde(default)]
     scope: Option<String>,
     #[serde(default)]
@@ -683,14 +741,25 @@ async fn create_api_key(
     State(engine): State<Engine>,
     Managing(caller): Managing,
     SeenFrom(seen): SeenFrom,
+    route: axum::extract::MatchedPath,
     Params(p): Params<KeyCreateParams>,
 ) -> Result<(StatusCode, Json<ApiKeyView>), Refusal> {
     let area = "resource.api_key";
+    let holder = key_holder(
+        &engine,
+        &caller.user,
+        &route,
+        p.service_account_uid.as_deref(),
+    )
+    .await?;
     let scopes =
         engine::api_keys::parse_scopes(p.scope.as_deref().unwrap_or_default()).map_err(at(area))?;
     let (key, secret) = engine
         .create_api_key(
-            &caller.user,
+            engine::api_keys::KeyHolder {
+                owner: &caller.user,
+                holder: &holder,
+            },
             &p.algorithm,
             scopes,
             p.totp_code.as_deref(),
@@ -707,6 +776,8 @@ async fn create_api_key(
 #[derive(Debug, Deserialize)]
 struct KeyUpdateParams {
     #[serde(default)]
+    service_account_uid: Option<String>,
+    #[serde(default)]
     scope: Option<String>,
     #[serde(default)]
     state: Option<String>,
@@ -720,10 +791,18 @@ async fn update_api_key(
     State(engine): State<Engine>,
     Managing(caller): Managing,
     SeenFrom(seen): SeenFrom,
+    route: axum::extract::MatchedPath,
     Path(kid): Path<String>,
     Params(p): Params<KeyUpdateParams>,
 ) -> Result<Json<ApiKeyView>, Refusal> {
     let area = "resource.api_key";
+    let holder = key_holder(
+        &engine,
+        &caller.user,
+        &route,
+        p.service_account_uid.as_deref(),
+    )
+    .await?;
     let scopes = p
         .scope
         .as_deref()
@@ -732,7 +811,10 @@ async fn update_api_key(
         .map_err(at(area))?;
     let key = engine
         .update_api_key(
-            &caller.user,
+            engine::api_keys::KeyHolder {
+                owner: &caller.user,
+                holder: &holder,
+            },
             &kid,
             scopes,
             p.state.as_deref(),
@@ -748,6 +830,8 @@ async fn update_api_key(
 struct KeyDeleteParams {
     #[serde(default)]
     totp_code: Option<String>,
+    #[serde(default)]
+    service_account_uid: Option<String>,
 }
 
 /// `DELETE resource/api_keys/{kid}?totp_code`: 204, the key gone.
@@ -755,14 +839,158 @@ async fn delete_api_key(
     State(engine): State<Engine>,
     Managing(caller): Managing,
     SeenFrom(seen): SeenFrom,
+    route: axum::extract::MatchedPath,
     Path(kid): Path<String>,
     Query(p): Query<KeyDeleteParams>,
 ) -> Result<StatusCode, Refusal> {
     let area = "resource.api_key";
+    let holder = key_holder(
+        &engine,
+        &caller.user,
+        &route,
+        p.service_account_uid.as_deref(),
+    )
+    .await?;
     engine
-        .delete_api_key(&caller.user, &kid, p.totp_code.as_deref(), &seen)
+        .delete_api_key(
+            engine::api_keys::KeyHolder {
+                owner: &caller.user,
+                holder: &holder,
+            },
+            &kid,
+            p.totp_code.as_deref(),
+            &seen,
+        )
         .await
         .map_err(at(area))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- Service accounts ----
+
+/// `API_V2_Entities_ServiceAccounts`: `user` is the owner.
+#[derive(Debug, Serialize)]
+struct ServiceAccountView {
+    email: Option<String>,
+    uid: String,
+    username: String,
+    role: String,
+    level: u8,
+    state: &'static str,
+    user: OwnerView,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Debug, Serialize)]
+struct OwnerView {
+    email: Option<String>,
+    uid: String,
+    username: String,
+}
+
+fn service_account_view(
+    owner: &User,
+    account: engine::accounts::service_accounts::ServiceAccount,
+) -> ServiceAccountView {
+    ServiceAccountView {
+        email: None,
+        uid: account.user.id.0,
+        username: account.user.username,
+        role: account.role,
+        level: 0,
+        state: "active",
+        user: OwnerView {
+            email: owner.email.clone(),
+            uid: owner.id.0.clone(),
+            username: owner.username.clone(),
+        },
+        created_at: engine::rfc3339(account.created_at_ms),
+        updated_at: engine::rfc3339(account.created_at_ms),
+    }
+}
+
+/// Two-factor on, as every service-account route asks (400 without).
+async fn two_factor_required(engine: &Engine, owner: &User) -> Result<(), Refusal> {
+    let on = engine
+        .accounts
+        .two_factor_on(&owner.id.0)
+        .await
+        .map_err(at("resource.service_accounts"))?;
+    match on {
+        true => Ok(()),
+        false => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "resource.service_accounts.2fa_disabled",
+            "service accounts take two-factor authentication: turn it on first",
+        )),
+    }
+}
+
+/// `GET resource/service_accounts`: the caller's service accounts.
+async fn list_service_accounts(
+    State(engine): State<Engine>,
+    Managing(caller): Managing,
+) -> Result<Json<Vec<ServiceAccountView>>, Refusal> {
+    two_factor_required(&engine, &caller.user).await?;
+    let accounts = engine
+        .accounts
+        .service_accounts(&caller.user)
+        .await
+        .map_err(at("resource.service_accounts"))?;
+    Ok(Json(
+        accounts
+            .into_iter()
+            .map(|a| service_account_view(&caller.user, a))
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct ServiceAccountParams {
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    totp_code: Option<String>,
+}
+
+/// `POST resource/service_accounts {role?, totp_code}` (an addition: the
+/// spec's operators make them): 201 with the new service account.
+async fn create_service_account(
+    State(engine): State<Engine>,
+    Managing(caller): Managing,
+    Params(p): Params<ServiceAccountParams>,
+) -> Result<(StatusCode, Json<ServiceAccountView>), Refusal> {
+    let area = "resource.service_accounts";
+    two_factor_required(&engine, &caller.user).await?;
+    let account = engine
+        .accounts
+        .create_service_account(
+            &caller.user,
+            p.role.as_deref().unwrap_or_default(),
+            p.totp_code.as_deref(),
+        )
+        .await
+        .map_err(at(area))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(service_account_view(&caller.user, account)),
+    ))
+}
+
+/// `DELETE resource/service_accounts/{uid}?totp_code` (an addition): 204,
+/// under the funds rule (422 saying what to move first).
+async fn delete_service_account(
+    State(engine): State<Engine>,
+    Managing(caller): Managing,
+    Path(uid): Path<String>,
+    Query(p): Query<KeyDeleteParams>,
+) -> Result<StatusCode, Refusal> {
+    two_factor_required(&engine, &caller.user).await?;
+    engine
+        .close_service_account(&caller.user, &uid, p.totp_code.as_deref())
+        .await
+        .map_err(at("resource.service_accounts"))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

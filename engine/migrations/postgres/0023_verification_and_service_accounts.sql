@@ -46,3 +46,13 @@ CREATE TABLE data_storages (
 -- with that key or that application's authorisation.
 ALTER TABLE desk_lnurl_withdrawals ADD COLUMN api_key_kid TEXT;
 ALTER TABLE desk_lnurl_withdrawals ADD COLUMN oauth_grant_id TEXT;
+
+-- Service accounts: accounts of their own (wallet, trading balance, API
+-- keys) that a person owns and reaches only through their keys.
+CREATE TABLE service_accounts (
+    uid        TEXT    PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    owner_id   TEXT    NOT NULL REFERENCES users (id),
+    role       TEXT    NOT NULL,
+    created_at BIGINT  NOT NULL
+);
+CREATE INDEX service_accounts_owner ON service_accounts (owner_id);
