@@ -2751,12 +2751,14 @@ async fn service_accounts_are_owned_and_reached_by_their_keys(server: Server) {
     assert_eq!(reply.body["uid"], sa.as_str());
     let own = call(&server, Method::GET, "resource/api_keys", &[], Some(&kim)).await;
     assert_eq!(own.body, json!([]), "the owner's own keys are apart");
-    let listed = server
-        .get(
-            &format!("/api/v2/auth/resource/service_accounts/api_keys?service_account_uid={sa}"),
-            Auth::Cookie(&kim.cookie),
-        )
-        .await;
+    let listed = call(
+        &server,
+        Method::GET,
+        &format!("resource/service_accounts/api_keys?service_account_uid={sa}"),
+        &[],
+        Some(&kim),
+    )
+    .await;
     assert_eq!(listed.body.as_array().unwrap().len(), 1, "{}", listed.text);
     assert_eq!(listed.headers["total"], "1");
     let code = app.next_code().await;
@@ -2796,14 +2798,14 @@ async fn service_accounts_are_owned_and_reached_by_their_keys(server: Server) {
     // An owner with a service account is not deleted; a service account
     // holding funds is not either.
     let code = app.next_code().await;
-    let reply = server
-        .call(
-            Method::DELETE,
-            &format!("/api/v2/auth/resource/users/me?password={PASSWORD}&otp_code={code}"),
-            Auth::Cookie(&kim.cookie),
-            None,
-        )
-        .await;
+    let reply = call(
+        &server,
+        Method::DELETE,
+        &format!("resource/users/me?password={PASSWORD}&otp_code={code}"),
+        &[],
+        Some(&kim),
+    )
+    .await;
     assert_eq!(
         reply.status,
         StatusCode::UNPROCESSABLE_ENTITY,
