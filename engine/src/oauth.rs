@@ -1044,15 +1044,20 @@ mod tests {
 
     #[test]
     fn a_pkce_challenge_admits_only_its_verifier() {
-        // RFC 7636, appendix B.
+        // The challenge computed apart, by Python's hashlib and base64:
+        // urlsafe_b64encode(sha256(verifier)) without its padding.
         let challenge = Challenge::parse(
-            Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+            Some("uhGcDcVlOr0q-TBDxIVXAuDp4LxbJbess6sXTH3ka38"),
             Some("S256"),
         )
         .unwrap()
         .unwrap();
-        assert!(challenge.admits("dBjftJeZ4CVP-1mB5t-9H8fTq6wJ-SDw2ou1XpGdwTq"));
-        assert!(!challenge.admits("dBjftJeZ4CVP-1mB5t-9H8fTq6wJ-SDw2ou1XpGdwTr"));
+        assert!(challenge.admits("dBjftJeZ4CVP-1mB5t-9H8fTq6wJ-SDw2ou1XpGdwTk"));
+        assert!(!challenge.admits("dBjftJeZ4CVP-1mB5t-9H8fTq6wJ-SDw2ou1XpGdwTq"));
+        let plain = Challenge::parse(Some(&"p".repeat(43)), None)
+            .unwrap()
+            .unwrap();
+        assert!(plain.admits(&"p".repeat(43)) && !plain.admits(&"q".repeat(43)));
         assert!(Challenge::parse(Some("short"), Some("S256")).is_err());
         assert!(Challenge::parse(Some(&"a".repeat(43)), Some("S512")).is_err());
         assert!(Challenge::parse(None, Some("S256")).is_err());

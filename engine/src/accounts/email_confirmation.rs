@@ -8,9 +8,8 @@
 use bitcoin::hashes::{sha256, Hash};
 use sqlx::Row;
 
-use super::{parse_email, user_from_row, Accounts, User, USER_COLUMNS};
+use super::{user_from_row, Accounts, User, USER_COLUMNS};
 use crate::mail::Mail;
-use crate::throttle::Scope;
 use crate::{now_ms, Error, Result};
 
 /// How long a confirmation code works.
@@ -37,22 +36,16 @@ impl Accounts {
         client: &str,
         mail: &Mail,
     ) -> Result<()> {
-        let email = parse_email(email)?
-            .ok_or_else(|| Error::invalid("email", "email address is required"))?;
-        let address = email.to_lowercase();
-        self.throttle
-            .begin(&[
-                (Scope::ResetClient, client),
-                (Scope::ResetAddress, &address),
-            ])
-            .await?;
-        let (accounts, mail) = (self.clone(), mail.clone());
-        tokio::spawn(async move {
-            if let Err(err) = accounts.send_confirmation(&email, &mail).await {
-                tracing::warn!(error = %err, "an e-mail confirmation code was not sent");
-            }
-        });
-        Ok(())
+        self.mail_later(email, client, mail, |accounts, email, mail| async move {
+            accounts.confirmation_or_log(&email, &mail).await
+        })
+        .await
+    }
+
+    async fn confirmation_or_log(&self, email: &str, mail: &Mail) {
+        if let Err(err) = self.send_confirmation(email, mail).await {
+            tracing::warn!(error = %err, "an e-mail confirmation code was not sent");
+        }
     }
 
     /// Sends `user` a confirmation code for its address (a sign-up by e-mail).
@@ -61,11 +54,7 @@ impl Accounts {
         let Some(email) = user.email.clone() else {
             return;
         };
-        tokio::spawn(async move {
-            if let Err(err) = accounts.send_confirmation(&email, &mail).await {
-                tracing::warn!(error = %err, "an e-mail confirmation code was not sent");
-            }
-        });
+        tokio::spawn(async move { accounts.confirmation_or_log(&email, &mail).await });
     }
 
     async fn send_confirmation(&self, email: &str, mail: &Mail) -> Result<()> {

@@ -40,6 +40,29 @@ impl Accounts {
         client: &str,
         mail: &Mail,
     ) -> Result<()> {
+        self.mail_later(email, client, mail, |accounts, email, mail| async move {
+            if let Err(err) = accounts.send_reset_link(&email, &mail).await {
+                tracing::warn!(error = %err, "a password reset link was not sent");
+            }
+        })
+        .await
+    }
+
+    /// Mail asked for about `email` (a reset link, a confirmation code): the
+    /// request counted per client and per address named (whether or not an
+    /// account has it: nobody floods an inbox), then `send` runs in the
+    /// background, so the answer is the same, and as quick, either way.
+    pub(super) async fn mail_later<F, Fut>(
+        &self,
+        email: &str,
+        client: &str,
+        mail: &Mail,
+        send: F,
+    ) -> Result<()>
+    where
+        F: FnOnce(Accounts, String, Mail) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let email = parse_email(email)?
             .ok_or_else(|| Error::invalid("email", "email address is required"))?;
         let address = email.to_lowercase();
@@ -49,12 +72,7 @@ impl Accounts {
                 (Scope::ResetAddress, &address),
             ])
             .await?;
-        let (accounts, mail) = (self.clone(), mail.clone());
-        tokio::spawn(async move {
-            if let Err(err) = accounts.send_reset_link(&email, &mail).await {
-                tracing::warn!(error = %err, "a password reset link was not sent");
-            }
-        });
+        tokio::spawn(send(self.clone(), email, mail.clone()));
         Ok(())
     }
 
