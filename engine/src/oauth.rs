@@ -193,7 +193,6 @@ pub struct Authorised {
 pub struct TokenGrant {
     /// The authorisation it belongs to (revoking it ends the token).
     pub grant_id: String,
-    pub client_id: String,
     pub scopes: Vec<OAuthScope>,
 }
 
@@ -333,6 +332,21 @@ impl Challenge {
             _ => verifier.to_string(),
         };
         crate::same_secret(expected.as_bytes(), self.challenge.as_bytes())
+    }
+}
+
+/// A new access token.
+fn new_token() -> String {
+    format!("{TOKEN_PREFIX}{}", random_hex(32))
+}
+
+impl Issued {
+    fn new(access_token: String, scopes: Vec<OAuthScope>) -> Self {
+        Issued {
+            access_token,
+            scopes,
+            expires_in_s: TOKEN_LIFETIME_MS / 1000,
+        }
     }
 }
 
@@ -546,7 +560,10 @@ impl OAuth {
 
     /// Removes a client: every code and token it holds stops working.
     pub async fn remove_client(&self, id: &str) -> Result<()> {
-        let grants = self.grant_owners("client_id", id).await?;
+        let grants = sqlx::query("SELECT id, user_id FROM oauth_grants WHERE client_id = $1")
+            .bind(id)
+            .fetch_all(self.db.pool())
+            .await?;
         let removed = self
             .db
             .execute(sqlx::query("DELETE FROM oauth_clients WHERE id = $1").bind(id.to_string()))
@@ -554,7 +571,9 @@ impl OAuth {
         if removed == 0 {
             return Err(Error::NotFound(format!("no OAuth client has the id {id}")));
         }
-        for (grant_id, user_id) in grants {
+        for row in &grants {
+            let (user_id, grant_id): (String, String) =
+                (row.try_get("user_id")?, row.try_get("id")?);
             self.tell_revoked(&user_id, &grant_id);
         }
         Ok(())
@@ -644,12 +663,21 @@ impl OAuth {
     /// The user's answer on the consent page: where to send the browser (the
     /// client's redirect URI with a code, or with `access_denied`), or, for a
     /// request that may not be redirected, why (`Err`).
+    /// Authorising is a person's act in a browser: the session cookie with
+    /// its CSRF token, never a token (403).
     pub async fn decide(
         &self,
-        user: &User,
+        caller: &crate::Caller,
         request: &AuthorizationRequest,
         approve: bool,
     ) -> Result<std::result::Result<String, String>> {
+        if !matches!(caller.credential, crate::Credential::Session { .. }) {
+            return Err(Error::Forbidden(
+                "only a signed-in browser authorises applications".into(),
+            ));
+        }
+        caller.permits(crate::Access::ManageAccess)?;
+        let user = &caller.user;
         let consent = match self.check(request).await? {
             Checked::Consent(consent) => consent,
             Checked::Unsafe(why) => return Ok(Err(why)),
@@ -753,7 +781,7 @@ impl OAuth {
         redirect_uri: &str,
         verifier: Option<&str>,
     ) -> std::result::Result<(String, Issued), Refusal> {
-        let token = format!("{TOKEN_PREFIX}{}", random_hex(32));
+        let token = new_token();
         let (code_hash, token_hash) = (hashed(code), hashed(&token));
         let (client_id, redirect_uri, verifier) = (
             client.id.clone(),
@@ -850,14 +878,7 @@ impl OAuth {
             })
             .await?;
         match redeemed {
-            Redeemed::Issued { user_id, scopes } => Ok((
-                user_id,
-                Issued {
-                    access_token: token,
-                    scopes,
-                    expires_in_s: TOKEN_LIFETIME_MS / 1000,
-                },
-            )),
+            Redeemed::Issued { user_id, scopes } => Ok((user_id, Issued::new(token, scopes))),
             Redeemed::Refused(why) => Err(Refusal::InvalidGrant(why.into())),
             Redeemed::Replayed { user_id, grants } => {
                 for grant_id in grants {
@@ -877,7 +898,7 @@ impl OAuth {
         client: &Client,
         scopes: &[OAuthScope],
     ) -> Result<Issued> {
-        let token = format!("{TOKEN_PREFIX}{}", random_hex(32));
+        let token = new_token();
         let issue = NewToken {
             token_hash: hashed(&token),
             user_id: user.id.0.clone(),
@@ -889,11 +910,7 @@ impl OAuth {
         self.db
             .write(move |conn| Box::pin(async move { insert_token(conn, issue).await }))
             .await?;
-        Ok(Issued {
-            access_token: token,
-            scopes: scopes.to_vec(),
-            expires_in_s: TOKEN_LIFETIME_MS / 1000,
-        })
+        Ok(Issued::new(token, scopes.to_vec()))
     }
 
     /// The account, `auth_version` and grant of a token that still works;
@@ -904,8 +921,8 @@ impl OAuth {
         }
         let token_hash = hashed(token);
         let row = sqlx::query(
-            "SELECT t.user_id, t.auth_version, t.scopes, t.expires_at, g.id AS grant_id, g.client_id \
-             FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id WHERE t.token_hash = $1",
+            "SELECT user_id, auth_version, scopes, expires_at, grant_id FROM oauth_tokens \
+             WHERE token_hash = $1",
         )
         .bind(&token_hash)
         .fetch_optional(self.db.pool())
@@ -918,7 +935,6 @@ impl OAuth {
         }
         let grant = TokenGrant {
             grant_id: row.try_get("grant_id")?,
-            client_id: row.try_get("client_id")?,
             scopes: parse_scopes(&row.try_get::<String, _>("scopes")?).unwrap_or_default(),
         };
         if expires_at - now < TOKEN_LIFETIME_MS - PROLONG_EVERY_MS {
@@ -1003,17 +1019,6 @@ impl OAuth {
         }
         self.tell_revoked(&user.id.0, grant_id);
         Ok(())
-    }
-
-    async fn grant_owners(&self, column: &str, value: &str) -> Result<Vec<(String, String)>> {
-        let sql = format!("SELECT id, user_id FROM oauth_grants WHERE {column} = $1");
-        let rows = sqlx::query(&sql)
-            .bind(value)
-            .fetch_all(self.db.pool())
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("user_id")?)))
-            .collect()
     }
 
     /// Streams opened with the grant's tokens end.

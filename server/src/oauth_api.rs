@@ -29,7 +29,7 @@ use crate::gate::SignedIn;
 use crate::AppState;
 use app::api::auth::SeenFrom;
 use engine::oauth::{AuthorizationRequest, Client, Issued, OAuthScope, Refusal};
-use engine::{Access, Credential, Engine};
+use engine::{Credential, Engine};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -305,25 +305,12 @@ async fn decide(
     SignedIn(caller): SignedIn,
     axum::Form(form): axum::Form<Decision>,
 ) -> Response {
-    if !matches!(caller.credential, Credential::Session { .. }) {
-        return (
-            StatusCode::FORBIDDEN,
-            "only a signed-in browser authorises applications",
-        )
-            .into_response();
-    }
-    if let Err(denied) = caller.permits(Access::ManageAccess) {
-        return (StatusCode::FORBIDDEN, denied.to_string()).into_response();
-    }
     let approve = form.decision == "approve";
-    match engine
-        .oauth
-        .decide(&caller.user, &form.request, approve)
-        .await
-    {
+    match engine.oauth.decide(&caller, &form.request, approve).await {
         // 302 Found, as the spec shows it.
         Ok(Ok(url)) => (StatusCode::FOUND, [(header::LOCATION, url)]).into_response(),
         Ok(Err(why)) => (StatusCode::BAD_REQUEST, why).into_response(),
+        Err(engine::Error::Forbidden(why)) => (StatusCode::FORBIDDEN, why).into_response(),
         Err(err) => {
             tracing::error!(error = %err, "authorization decision");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()

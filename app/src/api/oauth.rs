@@ -129,18 +129,12 @@ pub async fn decide_authorization(
     _csrf: String,
 ) -> Result<String, ApiError> {
     use crate::api::auth;
-    let caller = auth::permitted(engine::Access::ManageAccess).await?;
-    if !matches!(caller.credential, engine::Credential::Session { .. }) {
-        return Err(engine::Error::Forbidden(
-            "only a signed-in browser authorises applications".into(),
-        )
-        .into());
-    }
+    let caller = auth::caller().await?;
     let request = engine::oauth::AuthorizationRequest::from(query);
     let engine = auth::engine()?;
     match engine
         .oauth
-        .decide(&caller.user, &request, decision == "approve")
+        .decide(&caller, &request, decision == "approve")
         .await?
     {
         Ok(url) => Ok(url),
