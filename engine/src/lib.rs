@@ -168,9 +168,7 @@ impl Engine {
             .accounts
             .register(username, password, email, client)
             .await?;
-        if self.simnet.config().demo {
-            self.fund_demo_account(&user, client).await;
-        }
+        self.fund_demo_account(&user, client).await;
         Ok(user)
     }
 
@@ -200,12 +198,16 @@ impl Engine {
         Ok(decoded.amount.or(amount).unwrap_or_default())
     }
 
-    /// Funds a new account in demo mode, unless the demo funding limits are used
-    /// up: then the account stays unfunded (said in the log) rather than refused,
-    /// so a flood of sign-ups cannot drain the hub and a person still gets an
-    /// account.
+    /// Funds a new account in demo mode (every way of signing up ends here;
+    /// outside demo mode it does nothing), unless the demo funding limits are
+    /// used up: then the account stays unfunded (said in the log) rather than
+    /// refused, so a flood of sign-ups cannot drain the hub and a person still
+    /// gets an account.
     async fn fund_demo_account(&self, user: &User, client: &str) {
         use throttle::{Scope, EVERYONE};
+        if !self.simnet.config().demo {
+            return;
+        }
         let keys = [
             (Scope::DemoFundingClient, client),
             (Scope::DemoFundingOverall, EVERYONE),

@@ -569,7 +569,7 @@ pub async fn withdraw(
     let caller = crate::api::auth::payer(access, password.as_deref()).await?;
     let engine = crate::api::auth::engine()?;
     let amount = engine.desk.amount_in(amount, unit.as_deref())?;
-    let leaving = engine.leaving(&caller.user, &invoice, Some(amount)).await?;
+    let leaving = engine.leaving(&caller.user, &invoice, Some(amount));
     let withdrawal = engine.desk.withdraw(&caller.user.id.0, amount, &invoice);
     let done = engine
         .accounts
@@ -609,7 +609,12 @@ pub async fn withdraw_lnurl(
         .withdraw_link(&caller.user, amount, (&caller.credential).into());
     let lnurl = engine
         .accounts
-        .withdrawing(&caller.user, amount, otp_code.as_deref(), link)
+        .withdrawing(
+            &caller.user,
+            std::future::ready(Ok(amount)),
+            otp_code.as_deref(),
+            link,
+        )
         .await?;
     Ok(Lnurl { lnurl })
 }

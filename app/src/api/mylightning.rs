@@ -339,7 +339,7 @@ pub async fn send_invoice(
         let fee_limit = fee_limit
             .map(|f| unit.parse_amount("fee_limit", &f.0))
             .transpose()?;
-        let leaving = engine.leaving(&caller.user, &invoiceid, amount).await?;
+        let leaving = engine.leaving(&caller.user, &invoiceid, amount);
         let paying = engine.wallet.send(
             &caller.user,
             &invoiceid,
@@ -434,7 +434,12 @@ pub async fn quick_pay(
         );
         let payment = engine
             .accounts
-            .withdrawing(&caller.user, amount, otp_code.as_deref(), paying)
+            .withdrawing(
+                &caller.user,
+                std::future::ready(Ok(amount)),
+                otp_code.as_deref(),
+                paying,
+            )
             .await?;
         Ok(GenericResponse {
             payment: Some(payment_view(&payment, unit)),

@@ -150,9 +150,7 @@ impl Engine {
             .accounts
             .register_with(username, password, Some(email), client, within)
             .await?;
-        if self.simnet.config().demo {
-            self.fund_demo_account(&user, client).await;
-        }
+        self.fund_demo_account(&user, client).await;
         Ok(user)
     }
 }

@@ -22,18 +22,20 @@ enum Pass {
 }
 
 impl Accounts {
-    /// Runs `withdrawal` of `amount` once the second factor lets it: nothing
-    /// when the account has it off; within the day's allowance without a
-    /// code; else with a correct code ([`Error::CodeRequired`] without one).
-    /// A withdrawal that fails gives back what it took of the allowance.
+    /// Runs `withdrawal` of what `leaving` says leaves once the second factor
+    /// lets it: nothing when the account has it off (and `leaving` is then
+    /// never worked out: a payment of an account without two-factor pays for
+    /// no lookups); within the day's allowance without a code; else with a
+    /// correct code ([`Error::CodeRequired`] without one). A withdrawal that
+    /// fails gives back what it took of the allowance.
     pub async fn withdrawing<T>(
         &self,
         user: &User,
-        amount: Msat,
+        leaving: impl std::future::Future<Output = Result<Msat>>,
         code: Option<&str>,
         withdrawal: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        let pass = self.pass_withdrawal(user, amount, code).await?;
+        let pass = self.pass_withdrawal(user, leaving, code).await?;
         let outcome = withdrawal.await;
         if let (Err(_), Pass::Allowance(taken)) = (&outcome, pass) {
             self.give_back(user, taken).await;
@@ -41,9 +43,18 @@ impl Accounts {
         outcome
     }
 
-    async fn pass_withdrawal(&self, user: &User, amount: Msat, code: Option<&str>) -> Result<Pass> {
+    async fn pass_withdrawal(
+        &self,
+        user: &User,
+        leaving: impl std::future::Future<Output = Result<Msat>>,
+        code: Option<&str>,
+    ) -> Result<Pass> {
+        if !self.two_factor_on(&user.id.0).await? {
+            return Ok(Pass::Open);
+        }
+        let amount = leaving.await?;
         // Nothing moves without a positive amount: the withdrawal refuses it.
-        if amount.0 <= 0 || !self.two_factor_on(&user.id.0).await? {
+        if amount.0 <= 0 {
             return Ok(Pass::Open);
         }
         if code.is_some_and(|c| !c.is_empty()) {
