@@ -103,6 +103,28 @@ fn check_short(field: &'static str, text: &str, required: bool) -> Result<String
 }
 
 impl DocumentInput {
+    /// A proof of address: a document of type `address`, the address (each
+    /// part as a profile's free text) in its metadata.
+    pub fn proof_of_address(
+        country: &str,
+        address: &str,
+        city: &str,
+        postcode: &str,
+    ) -> Result<DocumentInput> {
+        use super::profiles::check_text;
+        let metadata = serde_json::json!({
+            "country": check_text("country", country, 100)?,
+            "address": check_text("address", address, 255)?,
+            "city": check_text("city", city, 100)?,
+            "postcode": check_text("postcode", postcode, 20)?,
+        });
+        Ok(DocumentInput {
+            doc_type: "address".into(),
+            metadata: Some(metadata.to_string()),
+            ..Default::default()
+        })
+    }
+
     /// The input checked and written as kept.
     fn checked(&self) -> Result<DocumentInput> {
         let doc_type = parse_doc_type(&self.doc_type)?;
@@ -159,8 +181,8 @@ fn read_document(row: &sqlx::any::AnyRow) -> Result<Document> {
     })
 }
 
-const DOCUMENT_COLUMNS: &str = "SELECT id, doc_type, doc_number, doc_expire, doc_category, \
-     identificator, metadata, content_type, size_bytes, created_at FROM documents";
+const DOCUMENT_COLUMNS: &str = "id, doc_type, doc_number, doc_expire, doc_category, \
+     identificator, metadata, content_type, size_bytes, created_at";
 
 impl Accounts {
     fn documents_dir(&self) -> Result<&Path> {
@@ -272,7 +294,7 @@ impl Accounts {
     /// The account's documents, oldest first.
     pub async fn documents(&self, user: &User) -> Result<Vec<Document>> {
         let rows = sqlx::query(&format!(
-            "{DOCUMENT_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE user_id = $1 ORDER BY created_at, id"
         ))
         .bind(&user.id.0)
         .fetch_all(self.db.pool())
@@ -285,8 +307,7 @@ impl Accounts {
     pub async fn document_file(&self, user: &User, id: &str) -> Result<(Document, Vec<u8>)> {
         let missing = || Error::NotFound("the account has no such document".into());
         let row = sqlx::query(&format!(
-            "{}, stored_name FROM documents WHERE id = $1 AND user_id = $2",
-            DOCUMENT_COLUMNS.trim_end_matches(" FROM documents")
+            "SELECT {DOCUMENT_COLUMNS}, stored_name FROM documents WHERE id = $1 AND user_id = $2"
         ))
         .bind(id)
         .bind(&user.id.0)

@@ -63,10 +63,43 @@ fn read_label(row: &sqlx::any::AnyRow) -> Result<Label> {
     })
 }
 
+/// What the server vouches for of an account: its `private` labels and its
+/// level (1 with a confirmed e-mail address, 2 with a verified phone besides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Standing {
+    pub email_confirmed: bool,
+    pub two_factor: bool,
+    pub phone_verified: bool,
+}
+
+impl Standing {
+    pub fn level(&self) -> u8 {
+        u8::from(self.email_confirmed) + u8::from(self.email_confirmed && self.phone_verified)
+    }
+}
+
 impl Accounts {
+    pub async fn standing(&self, user: &User) -> Result<Standing> {
+        let (email_confirmed, two_factor, phone_verified) = tokio::try_join!(
+            self.email_confirmed(user),
+            self.two_factor_on(&user.id.0),
+            self.phone_verified(user),
+        )?;
+        Ok(Standing {
+            email_confirmed,
+            two_factor,
+            phone_verified,
+        })
+    }
+
     /// The server's labels, then the person's, by key.
     pub async fn labels(&self, user: &User) -> Result<Vec<Label>> {
-        let mut labels = Vec::new();
+        let standing = self.standing(user).await?;
+        self.labels_of(user, &standing).await
+    }
+
+    /// [`Accounts::labels`] of an account whose standing is known.
+    pub async fn labels_of(&self, user: &User, standing: &Standing) -> Result<Vec<Label>> {
         let server = |key: &str, value: &str| Label {
             key: key.to_string(),
             value: value.to_string(),
@@ -74,13 +107,14 @@ impl Accounts {
             created_at_ms: user.created_at_ms,
             updated_at_ms: user.created_at_ms,
         };
-        if self.email_confirmed(user).await? {
+        let mut labels = Vec::new();
+        if standing.email_confirmed {
             labels.push(server("email", "verified"));
         }
-        if self.two_factor_on(&user.id.0).await? {
+        if standing.two_factor {
             labels.push(server("otp", "enabled"));
         }
-        if self.phone_verified(user).await? {
+        if standing.phone_verified {
             labels.push(server("phone", "verified"));
         }
         let rows = sqlx::query(

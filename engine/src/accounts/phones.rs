@@ -241,11 +241,13 @@ impl Accounts {
 
     /// Whether the account has a verified number.
     pub async fn phone_verified(&self, user: &User) -> Result<bool> {
-        Ok(self
-            .phones(user)
-            .await?
-            .iter()
-            .any(|p| p.validated_at_ms.is_some()))
+        let row = sqlx::query(
+            "SELECT 1 AS verified FROM phones WHERE user_id = $1 AND validated_at IS NOT NULL LIMIT 1",
+        )
+        .bind(&user.id.0)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.is_some())
     }
 
     async fn phone(&self, user: &User, number: &str) -> Result<Phone> {

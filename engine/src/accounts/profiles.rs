@@ -47,7 +47,7 @@ pub struct ProfileFields {
 }
 
 /// Free text of at most `max` characters, without control characters.
-fn check_text(field: &'static str, text: &str, max: usize) -> Result<String> {
+pub(crate) fn check_text(field: &'static str, text: &str, max: usize) -> Result<String> {
     let text = text.trim();
     if text.chars().count() > max || text.chars().any(char::is_control) {
         return Err(Error::invalid(
@@ -111,6 +111,26 @@ pub fn check_name(field: &'static str, text: &str) -> Result<String> {
     Ok(text.to_string())
 }
 
+/// A profile statement with the account's id as `$1` and the profile's
+/// fields as `$2` to `$10` (first name to metadata, as the table has them).
+fn with_fields(
+    statement: crate::storage::Statement,
+    user: &User,
+    p: &Profile,
+) -> crate::storage::Statement {
+    statement
+        .bind(user.id.0.clone())
+        .bind(p.first_name.clone())
+        .bind(p.last_name.clone())
+        .bind(p.dob.clone())
+        .bind(p.address.clone())
+        .bind(p.postcode.clone())
+        .bind(p.city.clone())
+        .bind(p.country.clone())
+        .bind(p.state.clone())
+        .bind(p.metadata.clone())
+}
+
 impl Engine {
     /// Signs up an account with its e-mail address and names (an
     /// application's `/api/register`): the account and its profile in one
@@ -169,19 +189,16 @@ impl Accounts {
         let added = self
             .db
             .execute(
-                sqlx::query(
-                    "INSERT INTO profiles (user_id, first_name, last_name, dob, address, postcode,                      city, country, state, metadata, created_at, updated_at)                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)                      ON CONFLICT (user_id) DO NOTHING",
+                with_fields(
+                    sqlx::query(
+                        "INSERT INTO profiles (user_id, first_name, last_name, dob, address, \
+                         postcode, city, country, state, metadata, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+                         ON CONFLICT (user_id) DO NOTHING",
+                    ),
+                    user,
+                    &profile,
                 )
-                .bind(user.id.0.clone())
-                .bind(profile.first_name.clone())
-                .bind(profile.last_name.clone())
-                .bind(profile.dob.clone())
-                .bind(profile.address.clone())
-                .bind(profile.postcode.clone())
-                .bind(profile.city.clone())
-                .bind(profile.country.clone())
-                .bind(profile.state.clone())
-                .bind(profile.metadata.clone())
                 .bind(now),
             )
             .await?;
@@ -208,19 +225,15 @@ impl Accounts {
         let changed = self
             .db
             .execute(
-                sqlx::query(
-                    "UPDATE profiles SET first_name = $2, last_name = $3, dob = $4, address = $5,                      postcode = $6, city = $7, country = $8, state = $9, metadata = $10,                      updated_at = $11 WHERE user_id = $1 AND updated_at = $12",
+                with_fields(
+                    sqlx::query(
+                        "UPDATE profiles SET first_name = $2, last_name = $3, dob = $4, \
+                         address = $5, postcode = $6, city = $7, country = $8, state = $9, \
+                         metadata = $10, updated_at = $11 WHERE user_id = $1 AND updated_at = $12",
+                    ),
+                    user,
+                    &profile,
                 )
-                .bind(user.id.0.clone())
-                .bind(profile.first_name.clone())
-                .bind(profile.last_name.clone())
-                .bind(profile.dob.clone())
-                .bind(profile.address.clone())
-                .bind(profile.postcode.clone())
-                .bind(profile.city.clone())
-                .bind(profile.country.clone())
-                .bind(profile.state.clone())
-                .bind(profile.metadata.clone())
                 .bind(profile.updated_at_ms)
                 .bind(before.updated_at_ms),
             )

@@ -150,25 +150,24 @@ struct UserWithFullInfo {
 async fn full_info(engine: &Engine, user: &User, csrf: &str) -> Result<UserWithFullInfo, Refusal> {
     let area = "resource.user";
     let accounts = &engine.accounts;
-    let (otp, extra, confirmed, labels, profile, phones, storages) = tokio::try_join!(
-        accounts.two_factor_on(&user.id.0),
+    let (standing, extra, profile, phones, storages) = tokio::try_join!(
+        accounts.standing(user),
         accounts.user_data(&user.id.0),
-        accounts.email_confirmed(user),
-        accounts.labels(user),
         accounts.profile(&user.id.0),
         accounts.phones(user),
         accounts.data_storages(user),
     )
     .map_err(at(area))?;
-    let phone_verified = phones.iter().any(|p| p.validated_at_ms.is_some());
+    let labels = accounts
+        .labels_of(user, &standing)
+        .await
+        .map_err(at(area))?;
     Ok(UserWithFullInfo {
         email: user.email.clone(),
         uid: user.id.0.clone(),
         role: if user.is_admin { "admin" } else { "member" },
-        // Level 1 once the e-mail address is confirmed, 2 with a verified
-        // phone besides.
-        level: u8::from(confirmed) + u8::from(confirmed && phone_verified),
-        otp,
+        level: standing.level(),
+        otp: standing.two_factor,
         state: "active",
         referral_uid: extra.referral_uid,
         data: extra.data,
@@ -211,6 +210,19 @@ impl From<engine::accounts::labels::Label> for LabelView {
     }
 }
 
+/// `text` "submasked", as the spec shows personal data: its first
+/// `keep_first` and last `keep_last` characters, `*` between.
+fn submask(text: &str, keep_first: usize, keep_last: usize) -> String {
+    let count = text.chars().count();
+    text.chars()
+        .enumerate()
+        .map(|(i, c)| match i < keep_first || i + keep_last >= count {
+            true => c,
+            false => '*',
+        })
+        .collect()
+}
+
 /// `API_V2_Entities_Profile`: the last name and birth date "submasked", as
 /// the spec says (the initial; the year).
 #[derive(Debug, Serialize)]
@@ -230,12 +242,7 @@ struct ProfileView {
 
 impl From<engine::accounts::profiles::Profile> for ProfileView {
     fn from(p: engine::accounts::profiles::Profile) -> Self {
-        let last_name = p
-            .last_name
-            .chars()
-            .enumerate()
-            .map(|(i, c)| if i == 0 { c } else { '*' })
-            .collect();
+        let last_name = submask(&p.last_name, 1, 0);
         ProfileView {
             first_name: p.first_name,
             last_name,

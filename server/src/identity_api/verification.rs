@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{at, full_info, Params, Refusal, UserWithFullInfo};
+use super::{at, full_info, submask, Params, Refusal, UserWithFullInfo};
 use crate::gate::SignedIn;
 use crate::sms::Sms;
 use crate::AppState;
@@ -64,13 +64,7 @@ pub(super) struct PhoneView {
 
 impl From<Phone> for PhoneView {
     fn from(p: Phone) -> Self {
-        let keep = p.number.len().saturating_sub(4);
-        let number = p
-            .number
-            .chars()
-            .enumerate()
-            .map(|(i, c)| if i < keep { '*' } else { c })
-            .collect();
+        let number = submask(&p.number, 0, 4);
         PhoneView {
             country: p.country,
             number,
@@ -190,12 +184,7 @@ struct DocumentView {
 
 impl From<Document> for DocumentView {
     fn from(d: Document) -> Self {
-        let doc_number = d
-            .doc_number
-            .chars()
-            .enumerate()
-            .map(|(i, c)| if i < 2 { c } else { '*' })
-            .collect();
+        let doc_number = submask(&d.doc_number, 2, 0);
         DocumentView {
             upload: format!("/api/v2/auth/resource/documents/{}/upload", d.id),
             id: d.id,
@@ -247,6 +236,25 @@ async fn read_upload(
     Ok((fields, files))
 }
 
+/// A text field an upload must have (400 `<area>.missing_<name>` without).
+fn required(
+    fields: &std::collections::HashMap<String, String>,
+    area: &str,
+    name: &str,
+) -> Result<String, Refusal> {
+    fields
+        .get(name)
+        .filter(|v| !v.trim().is_empty())
+        .cloned()
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                &format!("{area}.missing_{name}"),
+                &format!("{name} is required"),
+            )
+        })
+}
+
 /// `POST resource/documents` (multipart: `doc_type`, `doc_number`,
 /// `upload` files, `doc_expire`, `doc_category`, `identificator`,
 /// `metadata`): 201 with the documents kept.
@@ -258,18 +266,9 @@ async fn upload_documents(
     let area = "resource.document";
     writer(&caller, area)?;
     let (fields, files) = read_upload(form, area).await?;
-    let required = |name: &str| {
-        fields.get(name).cloned().ok_or_else(|| {
-            Refusal::new(
-                StatusCode::BAD_REQUEST,
-                &format!("{area}.missing_{name}"),
-                &format!("{name} is required"),
-            )
-        })
-    };
     let input = DocumentInput {
-        doc_type: required("doc_type")?,
-        doc_number: required("doc_number")?,
+        doc_type: required(&fields, area, "doc_type")?,
+        doc_number: required(&fields, area, "doc_number")?,
         doc_expire: fields.get("doc_expire").cloned(),
         doc_category: fields.get("doc_category").cloned(),
         identificator: fields.get("identificator").cloned(),
@@ -297,30 +296,13 @@ async fn upload_address(
     let area = "resource.address";
     writer(&caller, area)?;
     let (fields, files) = read_upload(form, area).await?;
-    let mut address = serde_json::Map::new();
-    for name in ["country", "address", "city", "postcode"] {
-        let value = fields.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let Some(value) = value else {
-            return Err(Refusal::new(
-                StatusCode::BAD_REQUEST,
-                &format!("{area}.missing_{name}"),
-                &format!("{name} is required"),
-            ));
-        };
-        if value.chars().count() > 255 || value.chars().any(char::is_control) {
-            return Err(Refusal::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &format!("{area}.invalid_{name}"),
-                &format!("{name} is at most 255 characters, without control characters"),
-            ));
-        }
-        address.insert(name.into(), value.into());
-    }
-    let input = DocumentInput {
-        doc_type: "address".into(),
-        metadata: Some(serde_json::Value::Object(address).to_string()),
-        ..Default::default()
-    };
+    let input = DocumentInput::proof_of_address(
+        &required(&fields, area, "country")?,
+        &required(&fields, area, "address")?,
+        &required(&fields, area, "city")?,
+        &required(&fields, area, "postcode")?,
+    )
+    .map_err(at(area))?;
     let kept = engine
         .accounts
         .add_documents(&caller.user, &input, files)
