@@ -272,6 +272,14 @@ pub fn cut(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+/// How a secret handed out once (a code, a token, a link's key, a client's
+/// secret) is kept: the hex SHA-256 of it. These are long random strings (or
+/// short-lived, throttled codes), so a slow hash would add nothing.
+pub(crate) fn secret_hash(secret: &str) -> String {
+    use bitcoin::hashes::{sha256, Hash};
+    sha256::Hash::hash(secret.as_bytes()).to_string()
+}
+
 /// `bytes` random bytes from the operating system, as hex: tokens and secrets.
 pub fn random_hex(bytes: usize) -> String {
     use rand::RngCore;

@@ -350,10 +350,6 @@ impl Issued {
     }
 }
 
-fn hashed(secret: &str) -> String {
-    sha256::Hash::hash(secret.as_bytes()).to_string()
-}
-
 /// A redirect URL a client may register: absolute, without a fragment, and
 /// `https` unless it points at this machine (RFC 8252's native apps).
 fn check_redirect_url(url: &str) -> Result<()> {
@@ -529,7 +525,7 @@ impl OAuth {
                 )
                 .bind(client.id.clone())
                 .bind(client.name.clone())
-                .bind(hashed(&secret))
+                .bind(crate::secret_hash(&secret))
                 .bind(serde_json::to_string(&client.redirect_urls).unwrap_or_default())
                 .bind(scope_text(&client.scopes))
                 .bind(client.created_at_ms),
@@ -598,7 +594,7 @@ impl OAuth {
             return Err(Refusal::InvalidClient);
         };
         let stored: String = row.try_get("secret_hash").map_err(Error::from)?;
-        if !crate::same_secret(hashed(secret).as_bytes(), stored.as_bytes()) {
+        if !crate::same_secret(crate::secret_hash(secret).as_bytes(), stored.as_bytes()) {
             return Err(Refusal::InvalidClient);
         }
         Ok(read_client(&row)?)
@@ -726,7 +722,7 @@ impl OAuth {
         let code = random_hex(32);
         let now = now_ms();
         let (code_hash, client_id, user_id, redirect, scope, auth_version) = (
-            hashed(&code),
+            crate::secret_hash(&code),
             client.id.clone(),
             user.id.0.clone(),
             redirect_uri.to_string(),
@@ -782,7 +778,7 @@ impl OAuth {
         verifier: Option<&str>,
     ) -> std::result::Result<(String, Issued), Refusal> {
         let token = new_token();
-        let (code_hash, token_hash) = (hashed(code), hashed(&token));
+        let (code_hash, token_hash) = (crate::secret_hash(code), crate::secret_hash(&token));
         let (client_id, redirect_uri, verifier) = (
             client.id.clone(),
             redirect_uri.to_string(),
@@ -900,7 +896,7 @@ impl OAuth {
     ) -> Result<Issued> {
         let token = new_token();
         let issue = NewToken {
-            token_hash: hashed(&token),
+            token_hash: crate::secret_hash(&token),
             user_id: user.id.0.clone(),
             client_id: client.id.clone(),
             scopes: scopes.to_vec(),
@@ -919,7 +915,7 @@ impl OAuth {
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 200 {
             return Err(Error::Unauthenticated);
         }
-        let token_hash = hashed(token);
+        let token_hash = crate::secret_hash(token);
         let row = sqlx::query(
             "SELECT user_id, auth_version, scopes, expires_at, grant_id FROM oauth_tokens \
              WHERE token_hash = $1",

@@ -5,7 +5,6 @@
 //! still has the address it was sent to. An address stays confirmed while it
 //! is the account's (changing it needs a new confirmation).
 
-use bitcoin::hashes::{sha256, Hash};
 use sqlx::Row;
 
 use super::{user_from_row, Accounts, User, USER_COLUMNS};
@@ -16,7 +15,7 @@ use crate::{now_ms, Error, Result};
 pub const CONFIRMATION_LIFETIME_MS: i64 = 24 * 3600 * 1000;
 
 fn code_hash(code: &str) -> String {
-    sha256::Hash::hash(code.trim().to_ascii_lowercase().as_bytes()).to_string()
+    crate::secret_hash(&code.trim().to_ascii_lowercase())
 }
 
 fn invalid_code() -> Error {

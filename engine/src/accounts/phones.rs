@@ -5,7 +5,6 @@
 //! and per number (nobody floods a phone). A verified number belongs to one
 //! account only; an account holds at most five.
 
-use bitcoin::hashes::{sha256, Hash};
 use sqlx::Row;
 
 use super::{Accounts, User};
@@ -92,7 +91,7 @@ fn country_of(digits: &str) -> &'static str {
 }
 
 fn hash_code(number: &str, code: &str) -> String {
-    sha256::Hash::hash(format!("{number}:{code}").as_bytes()).to_string()
+    crate::secret_hash(&format!("{number}:{code}"))
 }
 
 /// A new six-digit code.

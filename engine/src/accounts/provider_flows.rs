@@ -5,7 +5,6 @@
 //! it by the SHA-256 of a cookie of its own. Kept apart from the browser's
 //! session, which other requests of the same page may rewrite meanwhile.
 
-use bitcoin::hashes::{sha256, Hash};
 use sqlx::Row;
 
 use super::Accounts;
@@ -24,10 +23,6 @@ pub struct ProviderFlow {
     pub link_to: Option<String>,
 }
 
-fn hashed(secret: &str) -> String {
-    sha256::Hash::hash(secret.as_bytes()).to_string()
-}
-
 impl Accounts {
     /// Remembers a started sign-in under `state`, for the browser holding
     /// `browser` (its cookie's value).
@@ -38,7 +33,11 @@ impl Accounts {
         flow: &ProviderFlow,
     ) -> Result<()> {
         let now = now_ms();
-        let (state, browser, flow) = (hashed(state), hashed(browser), flow.clone());
+        let (state, browser, flow) = (
+            crate::secret_hash(state),
+            crate::secret_hash(browser),
+            flow.clone(),
+        );
         self.db
             .write(move |conn| {
                 Box::pin(async move {
@@ -75,7 +74,7 @@ impl Accounts {
         state: &str,
         browser: &str,
     ) -> Result<Option<ProviderFlow>> {
-        let (state, browser) = (hashed(state), hashed(browser));
+        let (state, browser) = (crate::secret_hash(state), crate::secret_hash(browser));
         let since = now_ms() - FLOW_LIFETIME_MS;
         self.db
             .write(move |conn| {

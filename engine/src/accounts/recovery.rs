@@ -5,7 +5,6 @@
 //! the account's password and e-mail address are the ones it was made under;
 //! setting the new password ends every session and token of the account.
 
-use bitcoin::hashes::{sha256, Hash};
 use sqlx::Row;
 
 use super::{parse_email, user_from_row, Accounts, User, USER_COLUMNS};
@@ -18,10 +17,6 @@ pub const RESET_LINK_LIFETIME: std::time::Duration = std::time::Duration::from_s
 
 /// The page a reset link opens (`?key=...`).
 pub const RESET_PAGE: &str = "/reset-password";
-
-fn key_hash(key: &str) -> String {
-    hex::encode(sha256::Hash::hash(key.as_bytes()).to_byte_array())
-}
 
 fn invalid_link() -> Error {
     Error::invalid(
@@ -92,7 +87,11 @@ impl Accounts {
         let key = crate::random_hex(32);
         let now = now_ms();
         let expires_at = now + RESET_LINK_LIFETIME.as_millis() as i64;
-        let (hash, id, version) = (key_hash(&key), user.id.0.clone(), user.auth_version);
+        let (hash, id, version) = (
+            crate::secret_hash(&key),
+            user.id.0.clone(),
+            user.auth_version,
+        );
         let sent_to = address.clone();
         self.db
             .write(move |conn| {
@@ -154,7 +153,7 @@ impl Accounts {
             ));
         }
         self.check_new_password(password, &[]).await?;
-        let hash = key_hash(&key.to_ascii_lowercase());
+        let hash = crate::secret_hash(&key.to_ascii_lowercase());
         // A link that cannot work is refused before any hashing work.
         let now = now_ms();
         let usable = sqlx::query(
