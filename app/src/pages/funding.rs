@@ -407,13 +407,9 @@ fn Withdraw(
         Err(err) => last_error.set(Some(err)),
     };
     let error_of = refusals(last_error, &["amount", "invoice", "password", "otp_code"]);
-    // Once the server asks for a code, the form keeps its field.
-    let asks_code = RwSignal::new(false);
-    Effect::new(move |_| {
-        if last_error.with(|e| e.as_ref().and_then(|e| e.field.as_deref()) == Some("otp_code")) {
-            asks_code.set(true);
-        }
-    });
+    let asks_code = super::code_asked_once(Signal::derive(move || {
+        last_error.with(|e| e.as_ref().and_then(|e| e.field.as_deref()) == Some("otp_code"))
+    }));
     let busy =
         move || to_wallet.pending().get() || to_invoice.pending().get() || by_lnurl.pending().get();
     view! {

@@ -204,10 +204,16 @@ where
     S::Error: FormError + Send + Sync + 'static,
     S::Output: Refusal + Send + Sync + 'static,
 {
-    let asked = RwSignal::new(false);
     let refused = action_error(action, Some("otp_code"));
+    code_asked_once(Signal::derive(move || refused.with(Option::is_some)))
+}
+
+/// Whether `refused` (the server asked for a two-factor code, or refused the
+/// one given) was ever true: a form keeps its code field from then on.
+pub(crate) fn code_asked_once(refused: Signal<bool>) -> Signal<bool> {
+    let asked = RwSignal::new(false);
     Effect::new(move |_| {
-        if refused.get().is_some() {
+        if refused.get() {
             asked.set(true);
         }
     });
